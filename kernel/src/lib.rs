@@ -1,1 +1,19 @@
-//! placeholder
+//! The EL2 kernel's portable logic: everything that decides without touching hardware, so it
+//! can be tested on the host with `cargo test`.
+//!
+//! # Design principles
+//! - **Mechanism, not policy.** The kernel boots, maps, switches worlds, decodes traps and
+//!   routes them. Which calls a guest may make and what they do belongs to components; the
+//!   one exception, SMCCC/PSCI answering in [`smccc`], is pure logic waiting to move into the
+//!   VM manager.
+//! - **Static configuration, no allocation after boot.** Every table is sized at build time.
+//! - **Simple algorithms.** The kernel stays small enough to read in an afternoon.
+//! - **Hardware only in `arch`.** Register and assembly code lives in the binary's
+//!   `arch/aarch64` module; this library never names a register.
+#![cfg_attr(not(test), no_std)]
+
+pub mod esr;
+pub mod inject;
+pub mod memory_map;
+pub mod smccc;
+pub mod trap_stats;

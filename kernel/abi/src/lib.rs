@@ -1,1 +1,610 @@
-//! placeholder
+//! The contract between the image composer (`tools/xtask`) and the EL2 kernel.
+//!
+//! The composer writes a [`BootTable`] into the kernel image at the symbol `__boot_table`; the
+//! kernel reads it on the boot CPU before anything else runs at EL1. The table says which part of
+//! RAM the hypervisor keeps for itself, where each payload sits in the image file and where the
+//! kernel must copy it, and how the host VM is entered.
+//!
+//! Why copy at boot instead of placing payloads at their final address in the file: the loader
+//! (QEMU's `-kernel`, the Pi's firmware) puts the whole file at one address right behind the
+//! hypervisor, but the host kernel must start at a fixed, 2 MiB-aligned address past the
+//! hypervisor's reserved region. Padding the file up to that address would add tens of MiB of
+//! zeros to every image.
+//!
+//! The layout is fixed little-endian bytes, encoded and decoded by hand (no `repr(C)` casts), so
+//! both sides can test it on the host and a malformed table is refused with a reason.
+#![cfg_attr(not(test), no_std)]
+
+/// First bytes of a boot table.
+pub const BOOT_TABLE_MAGIC: [u8; 8] = *b"HVBOOT\0\0";
+/// Layout version of the boot table; bumped on any incompatible change.
+pub const BOOT_TABLE_VERSION: u32 = 1;
+/// Size in bytes of the space the kernel image reserves for the table.
+pub const BOOT_TABLE_SIZE: usize = 4096;
+/// Most payloads one image carries.
+pub const MAX_PAYLOADS: usize = 8;
+/// Byte offset of the `image_size` field in the arm64 Image header the kernel starts with.
+pub const IMAGE_HEADER_SIZE_OFFSET: usize = 16;
+/// Byte offset of the "ARM\x64" magic in an arm64 Image header.
+pub const IMAGE_HEADER_MAGIC_OFFSET: usize = 0x38;
+/// The arm64 Image header magic.
+pub const IMAGE_HEADER_MAGIC: [u8; 4] = *b"ARM\x64";
+
+const HEADER_LEN: usize = 8 + 4 + 4 + 8 * 6;
+const PAYLOAD_LEN: usize = 4 + 4 + 8 * 3;
+
+/// A half-open physical address range `[start, end)`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PhysRange {
+    /// First byte.
+    pub start: u64,
+    /// First byte past the end.
+    pub end: u64,
+}
+
+impl PhysRange {
+    /// The range `[start, start + size)`; `None` if it wraps.
+    pub const fn from_size(start: u64, size: u64) -> Option<Self> {
+        match start.checked_add(size) {
+            Some(end) => Some(Self { start, end }),
+            None => None,
+        }
+    }
+
+    /// Length in bytes.
+    pub const fn len(&self) -> u64 {
+        self.end - self.start
+    }
+
+    /// True if the range holds no byte.
+    pub const fn is_empty(&self) -> bool {
+        self.end <= self.start
+    }
+
+    /// True if `other` lies wholly inside `self`.
+    pub const fn contains_range(&self, other: &PhysRange) -> bool {
+        other.start >= self.start && other.end <= self.end
+    }
+
+    /// True if the two ranges share at least one byte.
+    pub const fn overlaps(&self, other: &PhysRange) -> bool {
+        self.start < other.end && other.start < self.end
+    }
+}
+
+/// What a payload is, so the kernel knows what to do with it beyond copying.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum PayloadKind {
+    /// The host VM's kernel (an arm64 `Image` or anything that boots like one).
+    HostKernel = 1,
+    /// The flattened device tree the host VM receives in x0.
+    HostDtb = 2,
+    /// The host's initial ramdisk (already named in the host DTB's `/chosen`).
+    HostInitrd = 3,
+}
+
+impl PayloadKind {
+    fn from_u32(raw: u32) -> Option<Self> {
+        match raw {
+            1 => Some(Self::HostKernel),
+            2 => Some(Self::HostDtb),
+            3 => Some(Self::HostInitrd),
+            _ => None,
+        }
+    }
+}
+
+/// One blob carried in the image file and copied to its place at boot.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Payload {
+    /// What the blob is.
+    pub kind: PayloadKind,
+    /// Offset of the blob from the start of the image file.
+    pub file_offset: u64,
+    /// Bytes in the file.
+    pub file_size: u64,
+    /// Physical address the kernel copies the blob to.
+    pub load_address: u64,
+}
+
+impl Payload {
+    /// Where the payload lands in physical memory.
+    pub fn destination(&self) -> PhysRange {
+        PhysRange {
+            start: self.load_address,
+            end: self.load_address + self.file_size,
+        }
+    }
+}
+
+/// Everything the kernel needs to know about the composed image.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BootTable {
+    /// RAM the image was composed for; the kernel checks the machine has it.
+    pub ram: PhysRange,
+    /// RAM the hypervisor keeps: absent from the host's stage 2, reserved in the host DTB.
+    pub hypervisor: PhysRange,
+    /// Address the host VM's first vCPU starts at.
+    pub host_entry: u64,
+    /// The blobs to copy, at most [`MAX_PAYLOADS`].
+    payloads: [Option<Payload>; MAX_PAYLOADS],
+}
+
+/// Why a boot table was refused.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum BootTableError {
+    /// The bytes are shorter than the table they claim to hold.
+    Truncated,
+    /// No boot table magic: the image was not composed, or composed for another layout.
+    BadMagic,
+    /// The table was written by a composer with another layout version.
+    UnsupportedVersion(u32),
+    /// More payloads than [`MAX_PAYLOADS`].
+    TooManyPayloads(u32),
+    /// A payload kind the kernel does not know.
+    UnknownPayloadKind(u32),
+    /// A range whose end lies before its start, or that wraps.
+    BadRange,
+    /// The hypervisor's region is not inside RAM.
+    HypervisorOutsideRam,
+    /// Payload `index` does not fit in the image file.
+    PayloadOutsideImage(usize),
+    /// Payload `index` would land outside RAM or on the hypervisor's region.
+    PayloadDestinationInvalid(usize),
+    /// Payloads `a` and `b` would land on each other.
+    PayloadsOverlap(usize, usize),
+    /// Two payloads of one kind.
+    DuplicatePayload(PayloadKind),
+    /// The host kernel or DTB payload is missing.
+    MissingPayload(PayloadKind),
+    /// The host entry point lies outside the host kernel payload.
+    EntryOutsideKernel,
+    /// Payload `index` starts inside the kernel's own memory (its bss or stacks), which the
+    /// kernel clears before it copies payloads.
+    PayloadOverlapsKernel(usize),
+    /// Payload `index` would move to a lower address, or out of file order; copying it could
+    /// overwrite a payload not yet moved.
+    PayloadMovesBackwards(usize),
+}
+
+impl BootTable {
+    /// A table with no payloads yet.
+    pub fn new(ram: PhysRange, hypervisor: PhysRange, host_entry: u64) -> Self {
+        Self {
+            ram,
+            hypervisor,
+            host_entry,
+            payloads: [None; MAX_PAYLOADS],
+        }
+    }
+
+    /// Adds a payload; fails if the table is full.
+    pub fn push(&mut self, payload: Payload) -> Result<(), BootTableError> {
+        let slot = self
+            .payloads
+            .iter_mut()
+            .find(|slot| slot.is_none())
+            .ok_or(BootTableError::TooManyPayloads(MAX_PAYLOADS as u32 + 1))?;
+        *slot = Some(payload);
+        Ok(())
+    }
+
+    /// The payloads in the order they were added.
+    pub fn payloads(&self) -> impl Iterator<Item = &Payload> {
+        self.payloads.iter().flatten()
+    }
+
+    /// The payload of one kind, if present.
+    pub fn payload(&self, kind: PayloadKind) -> Option<&Payload> {
+        self.payloads().find(|payload| payload.kind == kind)
+    }
+
+    /// Checks the table against an image file of `image_len` bytes: every payload inside the
+    /// file, every destination inside RAM, off the hypervisor's region and off each other.
+    pub fn validate(&self, image_len: u64) -> Result<(), BootTableError> {
+        if self.ram.is_empty() || self.hypervisor.is_empty() {
+            return Err(BootTableError::BadRange);
+        }
+        if !self.ram.contains_range(&self.hypervisor) {
+            return Err(BootTableError::HypervisorOutsideRam);
+        }
+        for (index, payload) in self.payloads().enumerate() {
+            let in_file = payload
+                .file_offset
+                .checked_add(payload.file_size)
+                .is_some_and(|end| end <= image_len);
+            if !in_file {
+                return Err(BootTableError::PayloadOutsideImage(index));
+            }
+            let destination = PhysRange::from_size(payload.load_address, payload.file_size)
+                .ok_or(BootTableError::PayloadDestinationInvalid(index))?;
+            if !self.ram.contains_range(&destination) || destination.overlaps(&self.hypervisor) {
+                return Err(BootTableError::PayloadDestinationInvalid(index));
+            }
+            for (other_index, other) in self.payloads().enumerate().take(index) {
+                if other.kind == payload.kind {
+                    return Err(BootTableError::DuplicatePayload(payload.kind));
+                }
+                if other.destination().overlaps(&destination) {
+                    return Err(BootTableError::PayloadsOverlap(other_index, index));
+                }
+            }
+        }
+        let kernel = self
+            .payload(PayloadKind::HostKernel)
+            .ok_or(BootTableError::MissingPayload(PayloadKind::HostKernel))?;
+        self.payload(PayloadKind::HostDtb)
+            .ok_or(BootTableError::MissingPayload(PayloadKind::HostDtb))?;
+        let entry_ok = self.host_entry >= kernel.load_address
+            && self.host_entry < kernel.load_address + kernel.file_size;
+        if !entry_ok {
+            return Err(BootTableError::EntryOutsideKernel);
+        }
+        Ok(())
+    }
+
+    /// Checks that the kernel can copy the payloads into place from an image loaded at
+    /// `image_address` whose own memory (code, data, bss, stacks) spans `kernel_footprint`
+    /// bytes: no payload starts inside that footprint, and every payload moves up, in file
+    /// order, so copying from the highest destination down never overwrites a payload that
+    /// has not moved yet.
+    pub fn validate_placement(
+        &self,
+        image_address: u64,
+        kernel_footprint: u64,
+    ) -> Result<(), BootTableError> {
+        let mut previous_destination = 0;
+        for (index, payload) in self.payloads().enumerate() {
+            if payload.file_offset < kernel_footprint {
+                return Err(BootTableError::PayloadOverlapsKernel(index));
+            }
+            let source = image_address.saturating_add(payload.file_offset);
+            if payload.load_address < source || payload.load_address < previous_destination {
+                return Err(BootTableError::PayloadMovesBackwards(index));
+            }
+            previous_destination = payload.load_address;
+        }
+        Ok(())
+    }
+
+    /// Encodes the table into the bytes the kernel image reserves for it.
+    pub fn encode(&self) -> [u8; BOOT_TABLE_SIZE] {
+        let mut out = [0u8; BOOT_TABLE_SIZE];
+        let mut writer = Writer {
+            out: &mut out,
+            at: 0,
+        };
+        writer.bytes(&BOOT_TABLE_MAGIC);
+        writer.u32(BOOT_TABLE_VERSION);
+        writer.u32(self.payloads().count() as u32);
+        for value in [
+            self.ram.start,
+            self.ram.end,
+            self.hypervisor.start,
+            self.hypervisor.end,
+            self.host_entry,
+            0,
+        ] {
+            writer.u64(value);
+        }
+        for payload in self.payloads() {
+            writer.u32(payload.kind as u32);
+            writer.u32(0);
+            writer.u64(payload.file_offset);
+            writer.u64(payload.file_size);
+            writer.u64(payload.load_address);
+        }
+        out
+    }
+
+    /// Decodes a table; checks its shape but not its ranges (see [`BootTable::validate`]).
+    pub fn decode(bytes: &[u8]) -> Result<Self, BootTableError> {
+        let mut reader = Reader { bytes, at: 0 };
+        if reader.take(8)? != BOOT_TABLE_MAGIC {
+            return Err(BootTableError::BadMagic);
+        }
+        let version = reader.u32()?;
+        if version != BOOT_TABLE_VERSION {
+            return Err(BootTableError::UnsupportedVersion(version));
+        }
+        let count = reader.u32()?;
+        if count as usize > MAX_PAYLOADS {
+            return Err(BootTableError::TooManyPayloads(count));
+        }
+        let ram = reader.range()?;
+        let hypervisor = reader.range()?;
+        let host_entry = reader.u64()?;
+        let _reserved = reader.u64()?;
+        let mut table = Self::new(ram, hypervisor, host_entry);
+        for slot in table.payloads.iter_mut().take(count as usize) {
+            let raw_kind = reader.u32()?;
+            let kind = PayloadKind::from_u32(raw_kind)
+                .ok_or(BootTableError::UnknownPayloadKind(raw_kind))?;
+            let _flags = reader.u32()?;
+            *slot = Some(Payload {
+                kind,
+                file_offset: reader.u64()?,
+                file_size: reader.u64()?,
+                load_address: reader.u64()?,
+            });
+        }
+        Ok(table)
+    }
+}
+
+struct Writer<'a> {
+    out: &'a mut [u8],
+    at: usize,
+}
+
+impl Writer<'_> {
+    fn bytes(&mut self, bytes: &[u8]) {
+        self.out[self.at..self.at + bytes.len()].copy_from_slice(bytes);
+        self.at += bytes.len();
+    }
+    fn u32(&mut self, value: u32) {
+        self.bytes(&value.to_le_bytes());
+    }
+    fn u64(&mut self, value: u64) {
+        self.bytes(&value.to_le_bytes());
+    }
+}
+
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn take(&mut self, len: usize) -> Result<&'a [u8], BootTableError> {
+        let end = self.at.checked_add(len).ok_or(BootTableError::Truncated)?;
+        let slice = self
+            .bytes
+            .get(self.at..end)
+            .ok_or(BootTableError::Truncated)?;
+        self.at = end;
+        Ok(slice)
+    }
+    fn u32(&mut self) -> Result<u32, BootTableError> {
+        let mut raw = [0u8; 4];
+        raw.copy_from_slice(self.take(4)?);
+        Ok(u32::from_le_bytes(raw))
+    }
+    fn u64(&mut self) -> Result<u64, BootTableError> {
+        let mut raw = [0u8; 8];
+        raw.copy_from_slice(self.take(8)?);
+        Ok(u64::from_le_bytes(raw))
+    }
+    fn range(&mut self) -> Result<PhysRange, BootTableError> {
+        let start = self.u64()?;
+        let end = self.u64()?;
+        if end < start {
+            return Err(BootTableError::BadRange);
+        }
+        Ok(PhysRange { start, end })
+    }
+}
+
+const _: () = assert!(HEADER_LEN + MAX_PAYLOADS * PAYLOAD_LEN <= BOOT_TABLE_SIZE);
+
+/// How a run of the hypervisor ended, as the exit status QEMU reports through semihosting.
+///
+/// The values are what `cargo xtask run` returns to the shell, so scripts can tell a clean
+/// power-off from a reset or a crash.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u32)]
+pub enum ExitStatus {
+    /// The host VM called PSCI SYSTEM_OFF.
+    PoweredOff = 0,
+    /// The host VM called PSCI SYSTEM_RESET (or SYSTEM_RESET2).
+    Reset = 3,
+    /// The hypervisor panicked.
+    HypervisorPanic = 4,
+    /// The hypervisor took an exception at EL2 it cannot recover from.
+    HypervisorFault = 5,
+    /// The image could not be booted (bad boot table, machine too small, ...).
+    BootFailure = 6,
+}
+
+impl ExitStatus {
+    /// The status for a raw exit code, if it is one of ours.
+    pub fn from_code(code: i32) -> Option<Self> {
+        [
+            Self::PoweredOff,
+            Self::Reset,
+            Self::HypervisorPanic,
+            Self::HypervisorFault,
+            Self::BootFailure,
+        ]
+        .into_iter()
+        .find(|status| *status as i32 == code)
+    }
+
+    /// A short human description.
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::PoweredOff => "guest powered off",
+            Self::Reset => "guest requested a reset",
+            Self::HypervisorPanic => "hypervisor panicked",
+            Self::HypervisorFault => "hypervisor took an unrecoverable exception",
+            Self::BootFailure => "hypervisor could not boot the image",
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MIB: u64 = 1 << 20;
+
+    fn sample() -> BootTable {
+        let ram = PhysRange::from_size(0x4000_0000, 1024 * MIB).unwrap();
+        let hyp = PhysRange::from_size(0x4000_0000, 32 * MIB).unwrap();
+        let mut table = BootTable::new(ram, hyp, 0x4200_0000);
+        table
+            .push(Payload {
+                kind: PayloadKind::HostKernel,
+                file_offset: 0x10_0000,
+                file_size: 0x100_0000,
+                load_address: 0x4200_0000,
+            })
+            .unwrap();
+        table
+            .push(Payload {
+                kind: PayloadKind::HostDtb,
+                file_offset: 0x110_0000,
+                file_size: 0x2000,
+                load_address: 0x4400_0000,
+            })
+            .unwrap();
+        table
+    }
+
+    #[test]
+    fn round_trips() {
+        let table = sample();
+        let decoded = BootTable::decode(&table.encode()).unwrap();
+        assert_eq!(decoded, table);
+        decoded.validate(0x120_0000).unwrap();
+    }
+
+    #[test]
+    fn refuses_bad_shapes() {
+        let mut bytes = sample().encode();
+        assert_eq!(
+            BootTable::decode(&bytes[..20]),
+            Err(BootTableError::Truncated)
+        );
+        bytes[8] = 9;
+        assert_eq!(
+            BootTable::decode(&bytes),
+            Err(BootTableError::UnsupportedVersion(9))
+        );
+        assert_eq!(BootTable::decode(&[0u8; 64]), Err(BootTableError::BadMagic));
+        let mut bytes = sample().encode();
+        bytes[12] = 200;
+        assert_eq!(
+            BootTable::decode(&bytes),
+            Err(BootTableError::TooManyPayloads(200))
+        );
+        let mut bytes = sample().encode();
+        bytes[HEADER_LEN] = 77;
+        assert_eq!(
+            BootTable::decode(&bytes),
+            Err(BootTableError::UnknownPayloadKind(77))
+        );
+    }
+
+    #[test]
+    fn refuses_bad_layouts() {
+        assert_eq!(
+            sample().validate(0x100_0000),
+            Err(BootTableError::PayloadOutsideImage(0))
+        );
+
+        let mut onto_hyp = sample();
+        onto_hyp.payloads[1].as_mut().unwrap().load_address = 0x4100_0000;
+        assert_eq!(
+            onto_hyp.validate(u64::MAX),
+            Err(BootTableError::PayloadDestinationInvalid(1))
+        );
+
+        let mut overlapping = sample();
+        overlapping.payloads[1].as_mut().unwrap().load_address = 0x4200_1000;
+        assert_eq!(
+            overlapping.validate(u64::MAX),
+            Err(BootTableError::PayloadsOverlap(0, 1))
+        );
+
+        let mut outside_ram = sample();
+        outside_ram.payloads[1].as_mut().unwrap().load_address = 0x8000_0000;
+        assert_eq!(
+            outside_ram.validate(u64::MAX),
+            Err(BootTableError::PayloadDestinationInvalid(1))
+        );
+
+        let mut bad_entry = sample();
+        bad_entry.host_entry = 0x4000_0000;
+        assert_eq!(
+            bad_entry.validate(u64::MAX),
+            Err(BootTableError::EntryOutsideKernel)
+        );
+
+        let mut no_dtb = sample();
+        no_dtb.payloads[1] = None;
+        assert_eq!(
+            no_dtb.validate(u64::MAX),
+            Err(BootTableError::MissingPayload(PayloadKind::HostDtb))
+        );
+
+        let mut twice = sample();
+        twice.payloads[1].as_mut().unwrap().kind = PayloadKind::HostKernel;
+        twice.payloads[1].as_mut().unwrap().load_address = 0x4400_0000;
+        assert_eq!(
+            twice.validate(u64::MAX),
+            Err(BootTableError::DuplicatePayload(PayloadKind::HostKernel))
+        );
+
+        let mut hyp_outside = sample();
+        hyp_outside.hypervisor = PhysRange::from_size(0x3000_0000, MIB).unwrap();
+        assert_eq!(
+            hyp_outside.validate(u64::MAX),
+            Err(BootTableError::HypervisorOutsideRam)
+        );
+    }
+
+    #[test]
+    fn placement_must_move_payloads_up_and_clear_the_kernel() {
+        let table = sample();
+        table.validate_placement(0x4020_0000, 0x10_0000).unwrap();
+        assert_eq!(
+            table.validate_placement(0x4020_0000, 0x20_0000),
+            Err(BootTableError::PayloadOverlapsKernel(0))
+        );
+        // Loaded high enough that the kernel payload would have to move down.
+        assert_eq!(
+            table.validate_placement(0x4200_0000, 0x10_0000),
+            Err(BootTableError::PayloadMovesBackwards(0))
+        );
+        let mut swapped = sample();
+        swapped.payloads[1].as_mut().unwrap().load_address = 0x4180_0000;
+        assert_eq!(
+            swapped.validate_placement(0x4000_0000, 0x10_0000),
+            Err(BootTableError::PayloadMovesBackwards(1))
+        );
+    }
+
+    #[test]
+    fn decoding_random_bytes_never_panics() {
+        let mut state = 0x1234_5678_9abc_def0u64;
+        for _ in 0..2000 {
+            let mut bytes = sample().encode();
+            for _ in 0..8 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let at = (state as usize) % 160;
+                bytes[at] = (state >> 32) as u8;
+            }
+            if let Ok(table) = BootTable::decode(&bytes) {
+                let _ = table.validate(state);
+            }
+        }
+    }
+
+    #[test]
+    fn exit_status_codes_are_distinct_and_decodable() {
+        for status in [
+            ExitStatus::PoweredOff,
+            ExitStatus::Reset,
+            ExitStatus::HypervisorPanic,
+            ExitStatus::HypervisorFault,
+            ExitStatus::BootFailure,
+        ] {
+            assert_eq!(ExitStatus::from_code(status as i32), Some(status));
+        }
+        assert_eq!(ExitStatus::from_code(1), None);
+    }
+}

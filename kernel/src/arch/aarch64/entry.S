@@ -1,0 +1,170 @@
+// The kernel's first instructions, its EL2 exception vectors and the guest entry/exit path.
+//
+// Image header: Linux Documentation/arch/arm64/booting.rst, so QEMU's -kernel and the Pi
+// firmware load us like a Linux Image. Vector layout: Arm ARM D1.10.2. The trap frame layout
+// must match `GuestFrame` in arch/aarch64/mod.rs.
+
+.equ STACK_SIZE, 0x10000
+.equ MAX_CPUS, 8
+.equ FRAME_SIZE, 272            // 31 GPRs + ELR + SPSR, rounded up to 16
+.equ FRAME_ELR, 248
+.equ FRAME_SPSR, 256
+.equ CURRENT_EL_EL2, (2 << 2)
+
+.section .text.head, "ax"
+.global _start
+_start:
+    b       primary_entry           // code0
+    .word   0                       // code1
+    .quad   0                       // text_offset
+    .quad   0                       // image_size: written by the composer
+    .quad   0x2                     // flags: little-endian, 4 KiB pages
+    .quad   0, 0, 0                 // res2..res4
+    .ascii  "ARM\x64"               // magic
+    .word   0                       // res5
+
+// Boot CPU: x0 = the firmware's DTB.
+primary_entry:
+    mov     x19, x0
+    mrs     x1, CurrentEL
+    cmp     x1, #CURRENT_EL_EL2
+    b.ne    park
+    adrp    x1, __bss_start
+    add     x1, x1, :lo12:__bss_start
+    adrp    x2, __bss_end
+    add     x2, x2, :lo12:__bss_end
+1:  cmp     x1, x2
+    b.hs    2f
+    str     xzr, [x1], #8
+    b       1b
+2:  mov     x0, #0
+    bl      use_cpu_stack
+    mov     x0, x19
+    bl      boot_cpu_main           // never returns
+    b       park
+
+// Secondary CPUs, started by our PSCI CPU_ON: x0 = our CPU index (the context id we passed).
+.global secondary_entry
+secondary_entry:
+    mov     x19, x0
+    mrs     x1, CurrentEL
+    cmp     x1, #CURRENT_EL_EL2
+    b.ne    park
+    cmp     x19, #MAX_CPUS
+    b.hs    park
+    mov     x0, x19
+    bl      use_cpu_stack
+    mov     x0, x19
+    bl      secondary_cpu_main      // never returns
+    b       park
+
+// sp = top of CPU x0's stack; TPIDR_EL2 = x0. Clobbers x1, x2.
+use_cpu_stack:
+    msr     tpidr_el2, x0
+    adrp    x1, cpu_stacks
+    add     x1, x1, :lo12:cpu_stacks
+    add     x2, x0, #1
+    mov     x0, #STACK_SIZE
+    madd    x1, x2, x0, x1
+    mov     sp, x1
+    ret
+
+park:
+    wfe
+    b       park
+
+// enter_guest(frame: *const GuestFrame, stack_top: usize) -> !
+// Loads the guest's registers from the frame and erets; the EL2 stack restarts empty.
+.global enter_guest
+enter_guest:
+    mov     sp, x1
+    ldr     x2, [x0, #FRAME_ELR]
+    ldr     x3, [x0, #FRAME_SPSR]
+    msr     elr_el2, x2
+    msr     spsr_el2, x3
+    ldp     x2, x3, [x0, #16]
+    ldp     x4, x5, [x0, #32]
+    ldp     x6, x7, [x0, #48]
+    ldp     x8, x9, [x0, #64]
+    ldp     x10, x11, [x0, #80]
+    ldp     x12, x13, [x0, #96]
+    ldp     x14, x15, [x0, #112]
+    ldp     x16, x17, [x0, #128]
+    ldp     x18, x19, [x0, #144]
+    ldp     x20, x21, [x0, #160]
+    ldp     x22, x23, [x0, #176]
+    ldp     x24, x25, [x0, #192]
+    ldp     x26, x27, [x0, #208]
+    ldp     x28, x29, [x0, #224]
+    ldr     x30, [x0, #240]
+    ldp     x0, x1, [x0, #0]
+    eret
+
+// Exception vectors. Each slot pushes x0/x1, names its kind and jumps to the common path.
+.macro VECTOR handler, kind
+    .balign 0x80
+    sub     sp, sp, #FRAME_SIZE
+    stp     x0, x1, [sp, #0]
+    mov     x1, #\kind
+    b       \handler
+.endm
+
+.section .text.vectors, "ax"
+.balign 0x800
+.global el2_vectors
+el2_vectors:
+    VECTOR  el2_fault, 0            // current EL, SP_EL0: sync
+    VECTOR  el2_fault, 1            //   irq
+    VECTOR  el2_fault, 2            //   fiq
+    VECTOR  el2_fault, 3            //   serror
+    VECTOR  el2_fault, 0            // current EL, SP_ELx: sync
+    VECTOR  el2_fault, 1
+    VECTOR  el2_fault, 2
+    VECTOR  el2_fault, 3
+    VECTOR  guest_exit, 0           // lower EL, AArch64: sync
+    VECTOR  guest_exit, 1           //   irq
+    VECTOR  guest_exit, 2           //   fiq
+    VECTOR  guest_exit, 3           //   serror
+    VECTOR  guest_exit, 4           // lower EL, AArch32: not supported, reported as such
+    VECTOR  guest_exit, 4
+    VECTOR  guest_exit, 4
+    VECTOR  guest_exit, 4
+
+// Saves the rest of the frame; x1 = kind. Calls handler(frame, kind), restores and erets.
+.macro SAVE_REST_AND_CALL handler
+    stp     x2, x3, [sp, #16]
+    stp     x4, x5, [sp, #32]
+    stp     x6, x7, [sp, #48]
+    stp     x8, x9, [sp, #64]
+    stp     x10, x11, [sp, #80]
+    stp     x12, x13, [sp, #96]
+    stp     x14, x15, [sp, #112]
+    stp     x16, x17, [sp, #128]
+    stp     x18, x19, [sp, #144]
+    stp     x20, x21, [sp, #160]
+    stp     x22, x23, [sp, #176]
+    stp     x24, x25, [sp, #192]
+    stp     x26, x27, [sp, #208]
+    stp     x28, x29, [sp, #224]
+    mrs     x2, elr_el2
+    stp     x30, x2, [sp, #240]
+    mrs     x2, spsr_el2
+    str     x2, [sp, #FRAME_SPSR]
+    mov     x0, sp
+    bl      \handler
+.endm
+
+guest_exit:
+    SAVE_REST_AND_CALL handle_guest_exit
+    mov     x0, sp
+    add     x1, sp, #FRAME_SIZE
+    b       enter_guest
+
+el2_fault:
+    SAVE_REST_AND_CALL handle_el2_fault // never returns
+    b       park
+
+.section .stacks, "aw", %nobits
+.balign 4096
+cpu_stacks:
+    .space  STACK_SIZE * MAX_CPUS

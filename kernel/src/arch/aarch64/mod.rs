@@ -1,0 +1,271 @@
+//! Everything in the kernel that touches AArch64 registers or runs assembly.
+//!
+//! - `entry.S`: the Image header, CPU entry points, EL2 vectors and the guest entry/exit path.
+//! - [`mmu`]: the EL2 stage-1 and the guests' stage-2 tables (built with `aarch64-paging`).
+//! - [`semihosting`]: the host channel QEMU offers (log frames out, exit status).
+//! - this module: per-CPU EL2 configuration, trap information, exception injection, cache
+//!   maintenance and firmware calls.
+//!
+//! References: Arm ARM DDI 0487 (register descriptions in chapter D24), SMCCC DEN 0028.
+
+pub mod mini_uart;
+pub mod mmu;
+pub mod semihosting;
+
+use aarch64_cpu::registers::{
+    CNTFRQ_EL0, CNTHCTL_EL2, CNTPCT_EL0, CNTVOFF_EL2, ELR_EL1, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2,
+    HPFAR_EL2, ID_AA64ISAR1_EL1, ID_AA64MMFR0_EL1, ID_AA64PFR0_EL1, ID_AA64PFR1_EL1, MAIR_EL2,
+    MIDR_EL1, MPIDR_EL1, Readable, SCTLR_EL1, SCTLR_EL2, SPSR_EL1, TCR_EL2, TPIDR_EL2, TTBR0_EL2,
+    VBAR_EL1, VBAR_EL2, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2, Writeable,
+};
+use core::arch::{asm, global_asm};
+use hv_kernel::inject::InjectedException;
+
+global_asm!(include_str!("entry.S"));
+
+/// Bytes of EL2 stack per CPU (must match `STACK_SIZE` in entry.S).
+const STACK_SIZE: usize = 0x1_0000;
+
+/// A guest's general-purpose registers, PC and PSTATE as the vectors save them
+/// (layout shared with entry.S: x0..x30 at 0, ELR at 248, SPSR at 256).
+#[repr(C)]
+#[derive(Clone, Debug, Default)]
+pub struct GuestFrame {
+    /// x0..x30.
+    pub x: [u64; 31],
+    /// Where the guest resumes (ELR_EL2).
+    pub elr: u64,
+    /// The guest's PSTATE (SPSR_EL2).
+    pub spsr: u64,
+    _pad: u64,
+}
+
+const _: () = assert!(core::mem::size_of::<GuestFrame>() == 272);
+
+unsafe extern "C" {
+    /// Loads `frame` into the CPU and erets to the guest, with the EL2 stack reset to
+    /// `stack_top`.
+    fn enter_guest(frame: *const GuestFrame, stack_top: usize) -> !;
+    /// Where secondary CPUs start (x0 = CPU index).
+    fn secondary_entry();
+    static el2_vectors: u8;
+    static cpu_stacks: u8;
+}
+
+/// This CPU's index, as `entry.S` stored it in TPIDR_EL2.
+pub fn cpu_index() -> usize {
+    TPIDR_EL2.get() as usize
+}
+
+/// This CPU's MPIDR_EL1 affinity fields.
+pub fn current_mpidr() -> u64 {
+    MPIDR_EL1.get() & 0xff_00ff_ffff
+}
+
+/// The physical address secondary CPUs enter at.
+pub fn secondary_entry_address() -> u64 {
+    secondary_entry as *const () as u64
+}
+
+fn stack_top(cpu: usize) -> usize {
+    let base = core::ptr::addr_of!(cpu_stacks) as usize;
+    base + (cpu + 1) * STACK_SIZE
+}
+
+/// The features of this CPU that change how EL2 must be set up.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuFeatures {
+    /// ID_AA64MMFR0_EL1.PARange, as a TCR/VTCR PS value (capped at 48 bits).
+    pub pa_size_field: u64,
+    /// SVE implemented.
+    pub sve: bool,
+    /// SME implemented.
+    pub sme: bool,
+    /// Pointer authentication implemented.
+    pub pointer_auth: bool,
+    /// GICv3 system register interface implemented.
+    pub gic_sysregs: bool,
+}
+
+impl CpuFeatures {
+    /// Reads this CPU's ID registers.
+    pub fn read() -> Self {
+        let mmfr0 = ID_AA64MMFR0_EL1.get();
+        let pfr0 = ID_AA64PFR0_EL1.get();
+        let pfr1 = ID_AA64PFR1_EL1.get();
+        let isar1 = ID_AA64ISAR1_EL1.get();
+        let field = |value: u64, shift: u32| (value >> shift) & 0xf;
+        Self {
+            pa_size_field: field(mmfr0, 0).min(0b101),
+            sve: field(pfr0, 32) != 0,
+            sme: field(pfr1, 24) != 0,
+            // APA, API, GPA, GPI.
+            pointer_auth: [4, 8, 24, 28].iter().any(|&shift| field(isar1, shift) != 0),
+            gic_sysregs: field(pfr0, 24) != 0,
+        }
+    }
+}
+
+/// Turns the EL2 MMU and caches on with `root` as TTBR0_EL2 and installs the vectors.
+///
+/// # Safety
+/// `root` must be an EL2 stage-1 table that identity-maps the kernel's code, data, stacks
+/// and everything the kernel touches afterwards.
+pub unsafe fn enable_el2_mmu(root: u64, features: &CpuFeatures) {
+    // MAIR index 0: Device-nGnRE; index 1: Normal write-back, read/write-allocate.
+    MAIR_EL2.set(0xff << 8 | 0x04);
+    let t0sz = 64 - mmu::VA_BITS;
+    // IRGN0/ORGN0 write-back, inner shareable walks, 4 KiB granule; bits 23 and 31 are RES1.
+    TCR_EL2.set(
+        t0sz | (0b01 << 8)
+            | (0b01 << 10)
+            | (0b11 << 12)
+            | (features.pa_size_field << 16)
+            | (1 << 23)
+            | (1 << 31),
+    );
+    TTBR0_EL2.set(root);
+    VBAR_EL2.set(core::ptr::addr_of!(el2_vectors) as u64);
+    // SAFETY: barriers and TLB invalidation have no memory-safety effect; the new table is
+    // complete and maps the code executing here (caller's contract).
+    unsafe { asm!("dsb ish", "tlbi alle2", "dsb ish", "isb", options(nostack)) };
+    // RES1 bits | M | C | SA | I.
+    const SCTLR_EL2_RES1: u64 = 0x30c5_0830;
+    SCTLR_EL2.set(SCTLR_EL2_RES1 | 1 | (1 << 2) | (1 << 3) | (1 << 12));
+    // SAFETY: as above; the ISB makes the MMU change take effect before the next instruction.
+    unsafe { asm!("isb", options(nostack)) };
+}
+
+/// Configures how this CPU runs EL1 guests: HCR_EL2 traps, the stage-2 regime in `vttbr`,
+/// timers, ID registers seen by the guest, and access to SVE/SME/pointer auth/GIC sysregs.
+pub fn configure_guest_controls(vttbr: u64, features: &CpuFeatures) {
+    // HCR_EL2: VM (stage 2 on), SWIO, FB, BSU=inner shareable, TSC (trap SMC: PSCI), RW
+    // (EL1 is AArch64), and API/APK when pointer auth exists so its keys do not trap.
+    let mut hcr: u64 = 1 | (1 << 1) | (1 << 9) | (0b01 << 10) | (1 << 19) | (1 << 31);
+    if features.pointer_auth {
+        hcr |= (1u64 << 40) | (1u64 << 41);
+    }
+    // CPTR_EL2 (nVHE): no FP/SIMD trap; TZ and TSM cleared when SVE/SME exist (else RES1).
+    let mut cptr: u64 = 0x33ff;
+    if features.sve {
+        cptr &= !(1 << 8);
+    }
+    if features.sme {
+        cptr &= !(1 << 12);
+    }
+    // VTCR_EL2: 39-bit IPA from level 1, write-back inner-shareable walks, 4 KiB granule.
+    let vtcr = (64 - mmu::IPA_BITS)
+        | (0b01 << 6)
+        | (0b01 << 8)
+        | (0b01 << 10)
+        | (0b11 << 12)
+        | (features.pa_size_field << 16)
+        | (1 << 31);
+    VTCR_EL2.set(vtcr);
+    VTTBR_EL2.set(vttbr);
+    // SAFETY: writing EL2 trap and feature controls changes only what the guest may do; the
+    // generic encodings name ZCR_EL2, SMCR_EL2, HSTR_EL2, MDCR_EL2 and ICC_SRE_EL2, written
+    // only when the feature that defines them exists.
+    unsafe {
+        asm!("msr hcr_el2, {:x}", "msr cptr_el2, {:x}", "msr hstr_el2, xzr", "isb",
+             in(reg) hcr, in(reg) cptr, options(nostack));
+        if features.sve {
+            asm!("msr S3_4_C1_C2_0, {}", in(reg) 0xfu64, options(nostack));
+        }
+        if features.sme {
+            asm!("msr S3_4_C1_C2_6, {}", in(reg) 0xfu64, options(nostack));
+        }
+        // MDCR_EL2.HPMN = PMCR_EL0.N so the guest sees every event counter; no debug traps.
+        let pmcr: u64;
+        asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nostack));
+        asm!("msr mdcr_el2, {}", in(reg) (pmcr >> 11) & 0x1f, options(nostack));
+        if features.gic_sysregs {
+            // SRE | Enable: EL1 may use the GICv3 system registers.
+            asm!("msr S3_4_C12_C9_5, {}", "isb", in(reg) 0b1001u64, options(nostack));
+        }
+    }
+    // EL1 may read the physical counter and timer; no virtual offset.
+    CNTHCTL_EL2.set(0b11);
+    CNTVOFF_EL2.set(0);
+    VMPIDR_EL2.set(MPIDR_EL1.get());
+    // SAFETY: VPIDR_EL2 only changes what a guest reads as MIDR_EL1.
+    unsafe { asm!("msr vpidr_el2, {}", in(reg) MIDR_EL1.get(), options(nostack)) };
+    // EL1 starts with its MMU off and a known SCTLR (RES1 bits only).
+    SCTLR_EL1.set(0x30d0_0800);
+}
+
+/// Enters a guest at EL1h (DAIF masked, MMU off) at `entry` with x0 = `x0`, on this CPU.
+pub fn enter_guest_el1(entry: u64, x0: u64) -> ! {
+    let mut frame = GuestFrame {
+        elr: entry,
+        spsr: 0x3c5,
+        ..GuestFrame::default()
+    };
+    frame.x[0] = x0;
+    // SAFETY: the frame describes a valid EL1h entry; the stack reset abandons only frames of
+    // this CPU that will never be returned to.
+    unsafe { enter_guest(&frame, stack_top(cpu_index())) }
+}
+
+/// The syndrome, faulting virtual address and faulting IPA (HPFAR_EL2 decoded) of the
+/// exception being handled.
+pub fn trap_registers() -> (u64, u64, u64) {
+    let ipa = (HPFAR_EL2.get() & 0xff_ffff_fff0) << 8;
+    (ESR_EL2.get(), FAR_EL2.get(), ipa)
+}
+
+/// The guest's VBAR_EL1.
+pub fn guest_vbar() -> u64 {
+    VBAR_EL1.get()
+}
+
+/// Writes the EL1 side of an injected exception; the caller sets the frame's PC and PSTATE.
+pub fn write_guest_exception(injected: &InjectedException) {
+    ESR_EL1.set(injected.esr);
+    FAR_EL1.set(injected.far);
+    ELR_EL1.set(injected.elr);
+    SPSR_EL1.set(injected.spsr);
+}
+
+/// Cleans `[start, start + len)` from the data caches to the point of coherency, so that a
+/// guest starting with its MMU off (non-cacheable accesses) sees what the kernel wrote.
+pub fn clean_dcache_to_poc(start: u64, len: u64) {
+    let ctr: u64;
+    // SAFETY: reading CTR_EL0 has no side effect.
+    unsafe { asm!("mrs {}, ctr_el0", out(reg) ctr, options(nomem, nostack)) };
+    let line = 4u64 << ((ctr >> 16) & 0xf);
+    let mut address = start & !(line - 1);
+    while address < start + len {
+        // SAFETY: cleaning a line writes back data; it does not change memory contents.
+        unsafe { asm!("dc cvac, {}", in(reg) address, options(nostack)) };
+        address += line;
+    }
+    // SAFETY: barrier only.
+    unsafe { asm!("dsb sy", options(nostack)) };
+}
+
+/// Waits for an interrupt (PSCI standby for a guest CPU_SUSPEND).
+pub fn wait_for_interrupt() {
+    // SAFETY: WFI only pauses the CPU; interrupts stay masked at EL2 and wake it.
+    unsafe { asm!("dsb sy", "wfi", options(nostack)) };
+}
+
+/// Parks this CPU forever.
+pub fn park() -> ! {
+    loop {
+        // SAFETY: WFE only pauses the CPU.
+        unsafe { asm!("wfe", options(nostack)) };
+    }
+}
+
+/// Calls the firmware's PSCI with x0..x3 through SMC and returns its x0.
+pub fn firmware_psci(regs: [u64; 4]) -> u64 {
+    let mut args = [0u64; 17];
+    args[..3].copy_from_slice(&regs[1..]);
+    smccc::smc64(regs[0] as u32, args)[0]
+}
+
+/// The physical counter (CNTPCT_EL0) and its frequency.
+pub fn counter() -> (u64, u64) {
+    (CNTPCT_EL0.get(), CNTFRQ_EL0.get())
+}

@@ -1,0 +1,216 @@
+//! Bringing the machine up: the boot CPU reads the firmware's DTB and the composer's boot
+//! table, copies the payloads into place, builds the EL2 and host stage-2 maps and enters the
+//! host; secondaries join when the host starts them.
+
+use crate::{arch, cpus};
+use core::sync::atomic::{AtomicU64, Ordering};
+use hv_abi::{
+    BOOT_TABLE_SIZE, BootTable, ExitStatus, IMAGE_HEADER_SIZE_OFFSET, PayloadKind, PhysRange,
+};
+use hv_kernel::memory_map::{self, RegionList};
+
+/// Most RAM banks the kernel reads from the firmware's DTB.
+const MAX_RAM_BANKS: usize = 8;
+
+static EL2_ROOT: AtomicU64 = AtomicU64::new(0);
+static HOST_VTTBR: AtomicU64 = AtomicU64::new(0);
+/// The host VM's VMID (components get their own from 2 on).
+const HOST_VMID: u64 = 1;
+
+unsafe extern "C" {
+    static __boot_table: u8;
+    static __image_start: u8;
+    static __image_end: u8;
+}
+
+/// Stops the boot with a reason.
+fn fail(reason: &str) -> ! {
+    defmt::error!("boot failed: {=str}", reason);
+    crate::end_run(ExitStatus::BootFailure)
+}
+
+struct FirmwareFacts {
+    ram: heapless::Vec<PhysRange, MAX_RAM_BANKS>,
+    cpus: usize,
+}
+
+/// Reads RAM banks and CPUs from the firmware's DTB.
+fn read_firmware_dtb(dtb: usize) -> FirmwareFacts {
+    // SAFETY: the firmware passes a DTB in x0 (arm64 boot protocol); `from_ptr` checks the
+    // header before reading further.
+    let fdt = match unsafe { fdt::Fdt::from_ptr(dtb as *const u8) } {
+        Ok(fdt) => fdt,
+        Err(_) => fail("the firmware's DTB (x0) is missing or malformed"),
+    };
+    let mut ram = heapless::Vec::new();
+    for region in fdt.memory().regions() {
+        let start = region.starting_address as u64;
+        let Some(bank) = region
+            .size
+            .and_then(|size| PhysRange::from_size(start, size as u64))
+        else {
+            continue;
+        };
+        if ram.push(bank).is_err() {
+            defmt::warn!(
+                "more than {=usize} RAM banks; ignoring the rest",
+                MAX_RAM_BANKS
+            );
+            break;
+        }
+    }
+    let mpidrs = fdt.cpus().map(|cpu| cpu.ids().first() as u64);
+    let cpus = cpus::record(arch::current_mpidr(), mpidrs);
+    FirmwareFacts { ram, cpus }
+}
+
+fn boot_table() -> BootTable {
+    // SAFETY: the linker reserves BOOT_TABLE_SIZE bytes at __boot_table in the image.
+    let bytes =
+        unsafe { core::slice::from_raw_parts(core::ptr::addr_of!(__boot_table), BOOT_TABLE_SIZE) };
+    match BootTable::decode(bytes) {
+        Ok(table) => table,
+        Err(error) => {
+            defmt::error!("boot table: {}", defmt::Debug2Format(&error));
+            fail("the image carries no valid boot table; compose it with `cargo xtask build`")
+        }
+    }
+}
+
+/// Copies each payload from the loaded image to its destination. `validate_placement` made
+/// sure every payload moves up and in file order, so `copy` (memmove) in descending
+/// destination order never overwrites a payload before it is moved.
+fn place_payloads(table: &BootTable, image_start: u64) {
+    let mut order: heapless::Vec<_, { hv_abi::MAX_PAYLOADS }> = table.payloads().collect();
+    order.sort_unstable_by_key(|payload| core::cmp::Reverse(payload.load_address));
+    for payload in order {
+        let source = image_start + payload.file_offset;
+        // SAFETY: validate() checked both ranges lie in RAM, the destination off the
+        // hypervisor's region; the EL2 map covers all RAM; `copy` allows overlap.
+        unsafe {
+            core::ptr::copy(
+                source as *const u8,
+                payload.load_address as *mut u8,
+                payload.file_size as usize,
+            );
+        }
+        arch::clean_dcache_to_poc(payload.load_address, payload.file_size);
+        defmt::info!(
+            "payload {=str}: {=u64:#x}..{=u64:#x}",
+            kind_name(payload.kind),
+            payload.load_address,
+            payload.load_address + payload.file_size
+        );
+    }
+}
+
+fn kind_name(kind: PayloadKind) -> &'static str {
+    match kind {
+        PayloadKind::HostKernel => "host kernel",
+        PayloadKind::HostDtb => "host dtb",
+        PayloadKind::HostInitrd => "host initrd",
+    }
+}
+
+/// The boot CPU's path from `entry.S` (MMU off, stack set, bss zeroed).
+pub fn boot_cpu(firmware_dtb: usize) -> ! {
+    let features = arch::CpuFeatures::read();
+    let firmware = read_firmware_dtb(firmware_dtb);
+    // The kernel's own map: all RAM as normal memory, everything else below 4 GiB (or the end
+    // of RAM) as device memory, so the log sink and firmware DTB are reachable.
+    let ram_end = firmware.ram.iter().map(|bank| bank.end).max().unwrap_or(0);
+    let el2_limit = ram_end.max(1 << 32).min(1 << arch::mmu::VA_BITS);
+    let Ok(el2_regions) = memory_map::identity_map(&firmware.ram, &[], el2_limit) else {
+        fail("the firmware's memory map does not fit the kernel's tables")
+    };
+    let el2_root = arch::mmu::build_el2_map(&el2_regions);
+    EL2_ROOT.store(el2_root, Ordering::Relaxed);
+    // SAFETY: the map covers all RAM (this image, its stacks) and the devices.
+    unsafe { arch::enable_el2_mmu(el2_root, &features) };
+
+    let board = hv_board::CURRENT;
+    defmt::info!(
+        "hv-kernel on {=str}: {=usize} CPU(s), boot MPIDR {=u64:#x}",
+        board.name,
+        firmware.cpus,
+        arch::current_mpidr()
+    );
+    for bank in &firmware.ram {
+        defmt::info!("RAM {=u64:#x}..{=u64:#x}", bank.start, bank.end);
+    }
+
+    let table = boot_table();
+    let image_start = core::ptr::addr_of!(__image_start) as u64;
+    let kernel_footprint = core::ptr::addr_of!(__image_end) as u64 - image_start;
+    // SAFETY: the Image header at the start of the image holds the file's size (the composer
+    // writes it; the loader reads it too), at a fixed, aligned offset.
+    let file_len = unsafe {
+        core::ptr::read_volatile((image_start as usize + IMAGE_HEADER_SIZE_OFFSET) as *const u64)
+    };
+    let checked = table
+        .validate(file_len)
+        .and_then(|()| table.validate_placement(image_start, kernel_footprint));
+    if let Err(error) = checked {
+        defmt::error!("boot table: {}", defmt::Debug2Format(&error));
+        fail("the boot table does not describe a bootable layout");
+    }
+    let composed_for_ram = firmware
+        .ram
+        .iter()
+        .any(|bank| bank.contains_range(&table.ram));
+    if !composed_for_ram {
+        defmt::error!(
+            "image composed for RAM {=u64:#x}..{=u64:#x}, which this machine lacks",
+            table.ram.start,
+            table.ram.end
+        );
+        fail("the machine has less RAM than the image was composed for; match --mem");
+    }
+    defmt::info!(
+        "hypervisor region {=u64:#x}..{=u64:#x}",
+        table.hypervisor.start,
+        table.hypervisor.end
+    );
+    place_payloads(&table, image_start);
+
+    // The host sees all RAM but the hypervisor's region, and all device space.
+    let host_limit = 1 << arch::mmu::IPA_BITS;
+    let host_regions: RegionList =
+        match memory_map::identity_map(&firmware.ram, &[table.hypervisor], host_limit) {
+            Ok(regions) => regions,
+            Err(_) => fail("the host's memory map does not fit the kernel's tables"),
+        };
+    let stage2_root = arch::mmu::build_stage2_map(&host_regions);
+    HOST_VTTBR.store(stage2_root | (HOST_VMID << 48), Ordering::Relaxed);
+    defmt::info!(
+        "host stage 2: {=usize} regions, {=usize} table pages in use",
+        host_regions.len(),
+        arch::mmu::pool_pages_used()
+    );
+
+    arch::configure_guest_controls(HOST_VTTBR.load(Ordering::Relaxed), &features);
+    let dtb = table
+        .payload(PayloadKind::HostDtb)
+        .map_or(0, |payload| payload.load_address);
+    defmt::info!(
+        "entering the host at {=u64:#x} (dtb {=u64:#x})",
+        table.host_entry,
+        dtb
+    );
+    arch::enter_guest_el1(table.host_entry, dtb)
+}
+
+/// A secondary CPU's path from `entry.S`, after the host's CPU_ON started it.
+pub fn secondary_cpu(index: usize) -> ! {
+    let features = arch::CpuFeatures::read();
+    // SAFETY: the boot CPU built this map before any secondary could start.
+    unsafe { arch::enable_el2_mmu(EL2_ROOT.load(Ordering::Relaxed), &features) };
+    arch::configure_guest_controls(HOST_VTTBR.load(Ordering::Relaxed), &features);
+    let (entry, context) = cpus::host_entry(index);
+    defmt::info!(
+        "cpu{=usize} up, entering the host at {=u64:#x}",
+        index,
+        entry
+    );
+    arch::enter_guest_el1(entry, context)
+}
