@@ -173,8 +173,10 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
     );
     place_payloads(&table, image_start);
 
-    // The host sees all RAM but the hypervisor's region, and all device space.
-    let host_limit = 1 << arch::mmu::IPA_BITS;
+    // The host sees all RAM but the hypervisor's region, and the device space up to 1 TiB
+    // (QEMU virt's highest window, 64-bit PCIe MMIO, ends there) or the end of RAM. Mapping
+    // the whole IPA space as device memory would cost one table page per 512 GiB.
+    let host_limit = (1u64 << 40).max(ram_end).min(1 << features.ipa_bits);
     let host_regions: RegionList =
         match memory_map::identity_map(&firmware.ram, &[table.hypervisor], host_limit) {
             Ok(regions) => regions,

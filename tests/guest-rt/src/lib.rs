@@ -1,1 +1,135 @@
-//! placeholder
+//! `hv-guest-rt`: the runtime for bare-metal Rust test guests of the hypervisor.
+//!
+//! A guest built on this crate is an ELF linked at `0x4200_0000` whose first bytes are an arm64
+//! Linux Image header, so the ELF converted to a raw binary boots like a Linux `Image`. The
+//! runtime then:
+//!
+//! 1. enters at EL1h with the MMU off, `x0` = DTB address; sets up a 64 KiB stack, zeroes `.bss`
+//!    and installs its vector table in `VBAR_EL1` (the private `arch` module);
+//! 2. parses the DTB ([`Env`]), finds the console PL011 through `/chosen/stdout-path`
+//!    ([`console`], [`println!`]) and the PSCI conduit through `/psci`'s `method` ([`psci`]);
+//! 3. calls the guest's main function, declared with [`guest_main!`] (or [`test_guest!`]).
+//!
+//! # Writing a test guest
+//!
+//! ```ignore
+//! #![cfg_attr(target_os = "none", no_std, no_main)]
+//!
+//! #[cfg(target_os = "none")]
+//! mod guest {
+//!     use hv_guest_rt::{Env, TestResult, ensure_eq};
+//!
+//!     hv_guest_rt::test_guest![answer_is_42];
+//!
+//!     fn answer_is_42(_env: &Env) -> TestResult {
+//!         ensure_eq!(6 * 7, 42);
+//!         Ok(())
+//!     }
+//! }
+//!
+//! #[cfg(not(target_os = "none"))]
+//! fn main() {}
+//! ```
+//!
+//! [`test_guest!`] runs the listed functions as [`TestCase`]s named after them with
+//! [`run_tests`], which prints `test <name> ... ok` / `test <name> ... FAILED: <reason>` and a
+//! closing `<N> passed, <M> failed`, then powers off with PSCI `SYSTEM_OFF` (all passed) or
+//! `SYSTEM_RESET` (some failed). For anything else (e.g. a benchmark), use
+//! `guest_main!(my_main)` with `fn my_main(env: &'static Env) -> !`, and end with
+//! [`psci::system_off`]. A panic or an unexpected exception prints its reason and ends the run
+//! with `SYSTEM_RESET`.
+//!
+//! The guest's build script links with the runtime's script (`guest.ld`, published by this
+//! crate's build script on the linker search path):
+//!
+//! ```ignore
+//! if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+//!     println!("cargo:rustc-link-arg-bins=-Tguest.ld");
+//! }
+//! ```
+//!
+//! Tests can expect synchronous exceptions ([`expect_exception`], [`catch_exception`]), make
+//! SMCCC calls through either conduit ([`smccc`]) and read the virtual counter ([`counter`]).
+//!
+//! # Running a guest directly on QEMU
+//!
+//! Without the hypervisor, `qemu-system-aarch64 -M virt -cpu cortex-a72 -nographic -no-reboot
+//! -kernel <guest ELF>` starts the ELF at EL1 with `x0 = 0`, the DTB at `0x4000_0000` and PSCI
+//! over HVC; the runtime falls back to that DTB address when `x0` is 0 for exactly this case.
+//!
+//! # Host builds
+//!
+//! On the host (`cargo check --workspace`) only the portable parts exist (types, DTB helpers,
+//! message formatting); everything that needs the hardware is `cfg(target_os = "none")`.
+
+#![cfg_attr(target_os = "none", no_std)]
+#![deny(
+    unsafe_op_in_unsafe_fn,
+    clippy::undocumented_unsafe_blocks,
+    missing_docs
+)]
+// The crate docs link to the bare-metal API, which host builds leave out.
+#![cfg_attr(not(target_os = "none"), allow(rustdoc::broken_intra_doc_links))]
+
+#[cfg(all(target_os = "none", not(target_arch = "aarch64")))]
+compile_error!("hv-guest-rt only supports aarch64 bare-metal targets");
+
+#[cfg(target_os = "none")]
+mod arch;
+#[cfg(target_os = "none")]
+mod boot;
+#[cfg(target_os = "none")]
+pub mod console;
+#[cfg(target_os = "none")]
+pub mod counter;
+mod env;
+pub mod exception;
+#[cfg(target_os = "none")]
+mod fatal;
+#[cfg(target_os = "none")]
+mod global;
+mod harness;
+pub mod psci;
+pub mod smccc;
+
+#[cfg(target_os = "none")]
+pub use arch::current_el;
+#[cfg(target_os = "none")]
+pub use boot::{QEMU_DIRECT_DTB_ADDRESS, env};
+pub use env::{BadDtb, Env, MemoryRange};
+pub use exception::TakenException;
+#[cfg(target_os = "none")]
+pub use exception::{catch_exception, expect_exception};
+#[cfg(target_os = "none")]
+pub use fatal::fail_run;
+#[cfg(target_os = "none")]
+pub use harness::run_tests;
+pub use harness::{FAILURE_MESSAGE_CAPACITY, TestCase, TestFailure, TestResult};
+
+/// Declares the guest's main function: `guest_main!(path)` where `path` is a
+/// `fn(&'static Env) -> !`. The runtime calls it once boot has finished.
+#[macro_export]
+macro_rules! guest_main {
+    ($main:path) => {
+        #[unsafe(no_mangle)]
+        fn __guest_rt_main(env: &'static $crate::Env) -> ! {
+            let main: fn(&'static $crate::Env) -> ! = $main;
+            main(env)
+        }
+    };
+}
+
+/// Declares a test guest whose main function runs the listed test functions (each a
+/// `fn(&Env) -> TestResult`) with [`run_tests`], as [`TestCase`]s named after the functions.
+#[macro_export]
+macro_rules! test_guest {
+    ($($case:ident),+ $(,)?) => {
+        $crate::guest_main!(__guest_rt_run_test_cases);
+
+        fn __guest_rt_run_test_cases(_env: &'static $crate::Env) -> ! {
+            $crate::run_tests(&[
+                $($crate::TestCase { name: ::core::stringify!($case), run: $case },)+
+            ])
+        }
+    };
+}

@@ -1,1 +1,209 @@
-fn main() {}
+//! `cargo xtask`: the project's one command line. It builds the EL2 kernel, composes a
+//! bootable image from a manifest, boots it on QEMU, runs every test and prints benchmarks.
+//!
+//! Subcommands: `build`, `run`, `test`, `bench`. `cargo xtask help` lists their options.
+
+mod artifacts;
+mod bench;
+mod compose;
+mod elf;
+mod manifest;
+mod paths;
+mod prereqs;
+mod progress;
+mod qemu;
+mod systest;
+
+use anyhow::{Context, Result, bail};
+use clap::{Args, Parser, Subcommand};
+use qemu::{Console, CpuModel, Machine};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+#[derive(Parser)]
+#[command(name = "cargo xtask", about = "Build, boot and test the hypervisor.")]
+struct Cli {
+    #[command(subcommand)]
+    command: Subcommand_,
+}
+
+#[derive(Subcommand)]
+enum Subcommand_ {
+    /// Build the kernel and compose the image a manifest describes; print its memory map.
+    Build(SystemArgs),
+    /// Build, compose and boot on QEMU with the guest console on this terminal.
+    Run(RunArgs),
+    /// Run the host tests and every QEMU system test.
+    Test(TestArgs),
+    /// Print benchmark figures: trap counts of a Linux boot, null-hypercall instructions.
+    Bench,
+}
+
+/// What system to build: the manifest, overridden piecewise from the command line.
+#[derive(Args, Clone)]
+struct SystemArgs {
+    /// The manifest (default: manifests/qemu-virt.toml).
+    #[arg(long)]
+    manifest: Option<PathBuf>,
+    /// The QEMU CPU and GIC: a72 (GICv2, the Pi 4 stand-in) or max (GICv3).
+    #[arg(long, value_enum, default_value = "a72")]
+    machine: CpuModel,
+    /// Number of CPUs (default: the manifest's).
+    #[arg(long)]
+    smp: Option<u32>,
+    /// RAM, e.g. 1G or 512M (default: the manifest's).
+    #[arg(long)]
+    mem: Option<String>,
+    /// The host kernel: an arm64 Image, an ELF or a raw payload (default: the manifest's).
+    #[arg(long)]
+    kernel: Option<PathBuf>,
+    /// The host initrd (default: the manifest's; "none" for none).
+    #[arg(long)]
+    initrd: Option<String>,
+    /// The host kernel command line (default: the manifest's).
+    #[arg(long)]
+    append: Option<String>,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    system: SystemArgs,
+    /// Stop QEMU after this many seconds (default: no limit).
+    #[arg(long)]
+    timeout: Option<u64>,
+    /// Options passed to QEMU unchanged.
+    #[arg(last = true)]
+    qemu_args: Vec<String>,
+}
+
+#[derive(Args)]
+struct TestArgs {
+    /// Only run the host tests.
+    #[arg(long)]
+    host_only: bool,
+    /// Only run system tests whose name contains this.
+    #[arg(long)]
+    filter: Option<String>,
+}
+
+/// A system fully resolved from manifest and options, ready to compose.
+pub struct System {
+    board: &'static hv_board::Board,
+    machine: Machine,
+    host_kernel: PathBuf,
+    initrd: Option<PathBuf>,
+    cmdline: String,
+    name: String,
+}
+
+fn default_manifest() -> PathBuf {
+    paths::workspace().join("manifests/qemu-virt.toml")
+}
+
+impl SystemArgs {
+    fn resolve(&self) -> Result<System> {
+        let manifest_path = self.manifest.clone().unwrap_or_else(default_manifest);
+        let manifest = manifest::Manifest::load(&manifest_path)?;
+        let board = hv_board::by_name(&manifest.board).expect("validated by load");
+        let memory = manifest::parse_size(self.mem.as_deref().unwrap_or(&manifest.host.memory))
+            .context("--mem")?;
+        let smp = self.smp.unwrap_or(manifest.host.cpus);
+        if smp == 0 || smp > 8 {
+            bail!("--smp must be 1 to 8");
+        }
+        let host_kernel = match &self.kernel {
+            Some(path) => path.clone(),
+            None if manifest.host.kernel == "debian" => prereqs::debian_kernel()?,
+            None => manifest::relative_to(&manifest_path, &manifest.host.kernel),
+        };
+        let initrd_choice = self.initrd.clone().unwrap_or_else(|| {
+            // A user's own kernel gets no initrd unless one is named.
+            if self.kernel.is_some() { "none".into() } else { manifest.host.initrd.clone() }
+        });
+        let initrd = match initrd_choice.as_str() {
+            "none" => None,
+            "busybox" => Some(prereqs::busybox_initramfs()?),
+            path if self.initrd.is_some() => Some(PathBuf::from(path)),
+            path => Some(manifest::relative_to(&manifest_path, path)),
+        };
+        let name = manifest_path.file_stem().and_then(|s| s.to_str()).unwrap_or("system").to_owned();
+        Ok(System {
+            board,
+            machine: Machine { cpu: self.machine, smp, memory },
+            host_kernel,
+            initrd,
+            cmdline: self.append.clone().unwrap_or(manifest.host.cmdline),
+            name,
+        })
+    }
+}
+
+/// Builds the kernel and composes `system`'s image; returns (image, kernel ELF).
+pub fn build_image(system: &System) -> Result<(PathBuf, PathBuf)> {
+    prereqs::ensure_qemu()?;
+    let kernel_elf = artifacts::kernel(system.board)?;
+    let _timer = progress::timed("composing the image");
+    let out = paths::xtask_out().join(&system.name).join(format!("{}-{}.img", system.board.name, system.machine.label()));
+    let composed = compose::compose(&compose::Request {
+        board: system.board,
+        machine: &system.machine,
+        kernel_elf: &kernel_elf,
+        host_kernel: &system.host_kernel,
+        initrd: system.initrd.as_deref(),
+        cmdline: &system.cmdline,
+        out: &out,
+    })?;
+    compose::print_map(&composed, system.board);
+    Ok((composed.image, kernel_elf))
+}
+
+fn run(args: &RunArgs) -> Result<i32> {
+    let system = args.system.resolve()?;
+    if system.board.name != "qemu-virt" {
+        bail!("`run` boots on QEMU; the {} board's image is built with `cargo xtask build`", system.board.name);
+    }
+    let (image, kernel_elf) = build_image(&system)?;
+    progress::step(&format!(
+        "booting on QEMU ({}); quit with Ctrl-A X, or power off from the guest",
+        system.machine.label()
+    ));
+    let outcome = qemu::run(&qemu::Run {
+        machine: &system.machine,
+        image: &image,
+        kernel_elf: &kernel_elf,
+        timeout: Duration::from_secs(args.timeout.unwrap_or(u64::MAX / 4)),
+        console: Console::Interactive,
+        extra_args: &args.qemu_args,
+        log_dir: paths::xtask_out().join("logs").join("run"),
+        show_hv_log: true,
+    })?;
+    Ok(match (outcome.timed_out, outcome.status()) {
+        (false, Some(hv_abi::ExitStatus::PoweredOff)) => 0,
+        (true, _) => 124,
+        (false, Some(status)) => status as i32,
+        (false, None) => outcome.exit_code.filter(|code| *code != 0).unwrap_or(1),
+    })
+}
+
+fn main() {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Subcommand_::Build(args) => args.resolve().and_then(|system| build_image(&system)).map(|_| 0),
+        Subcommand_::Run(args) => run(&args),
+        Subcommand_::Test(args) => systest::run_all(args.host_only, args.filter.as_deref()),
+        Subcommand_::Bench => bench::run().map(|()| 0),
+    };
+    match result {
+        Ok(code) => std::process::exit(code),
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::exit(2);
+        }
+    }
+}
+
+/// The path of a file relative to the workspace, for messages.
+pub fn shown(path: &Path) -> String {
+    path.strip_prefix(paths::workspace()).unwrap_or(path).display().to_string()
+}

@@ -15,10 +15,12 @@ use hv_kernel::memory_map::{MemoryKind, RegionList};
 
 /// Bits of virtual address the EL2 stage 1 translates (root at level 1).
 pub const VA_BITS: u64 = 39;
-/// Bits of IPA a stage 2 translates (root at level 1, no concatenation).
-pub const IPA_BITS: u64 = 39;
-/// Level of the root table for both regimes.
-const ROOT_LEVEL: usize = 1;
+/// Level of the EL2 stage-1 root table (39-bit VA).
+const EL2_ROOT_LEVEL: usize = 1;
+/// Level of the stage-2 root table: level 0 so the IPA space can reach the CPU's physical
+/// address size (up to 48 bits) without concatenated root tables, which aarch64-paging lacks.
+/// A 39-bit IPA space would cut off QEMU virt's high PCIe window at 512 GiB.
+pub const STAGE2_ROOT_LEVEL: usize = 0;
 /// Table pages in the pool. An identity map of a few RAM banks with 1 GiB and 2 MiB blocks
 /// needs a handful; the rest is headroom for boards with more banks.
 const POOL_PAGES: usize = 64;
@@ -74,7 +76,7 @@ pub fn pool_pages_used() -> usize {
 
 /// Builds the EL2 stage-1 identity map of `regions` and returns its root's physical address.
 pub fn build_el2_map(regions: &RegionList) -> u64 {
-    let mut mapping = Mapping::new(PoolTranslation, ROOT_LEVEL, El2);
+    let mut mapping = Mapping::new(PoolTranslation, EL2_ROOT_LEVEL, El2);
     for region in regions {
         let attributes = match region.kind {
             MemoryKind::Normal => {
@@ -107,7 +109,7 @@ pub fn build_el2_map(regions: &RegionList) -> u64 {
 
 /// Builds a stage-2 identity map of `regions` and returns its root's physical address.
 pub fn build_stage2_map(regions: &RegionList) -> u64 {
-    let mut mapping = Mapping::new(PoolTranslation, ROOT_LEVEL, Stage2);
+    let mut mapping = Mapping::new(PoolTranslation, STAGE2_ROOT_LEVEL, Stage2);
     for region in regions {
         let common = Stage2Attributes::VALID | Stage2Attributes::ACCESS_FLAG;
         let attributes = match region.kind {

@@ -77,6 +77,9 @@ fn stack_top(cpu: usize) -> usize {
 pub struct CpuFeatures {
     /// ID_AA64MMFR0_EL1.PARange, as a TCR/VTCR PS value (capped at 48 bits).
     pub pa_size_field: u64,
+    /// Bits of IPA the guests' stage 2 translates: the physical address size, at least 40
+    /// (the smallest a level-0 root allows) and at most 48.
+    pub ipa_bits: u64,
     /// SVE implemented.
     pub sve: bool,
     /// SME implemented.
@@ -95,8 +98,11 @@ impl CpuFeatures {
         let pfr1 = ID_AA64PFR1_EL1.get();
         let isar1 = ID_AA64ISAR1_EL1.get();
         let field = |value: u64, shift: u32| (value >> shift) & 0xf;
+        let pa_size_field = field(mmfr0, 0).min(0b101);
+        let pa_bits = [32, 36, 40, 42, 44, 48][pa_size_field as usize];
         Self {
-            pa_size_field: field(mmfr0, 0).min(0b101),
+            pa_size_field,
+            ipa_bits: pa_bits.max(40),
             sve: field(pfr0, 32) != 0,
             sme: field(pfr1, 24) != 0,
             // APA, API, GPA, GPI.
@@ -153,9 +159,11 @@ pub fn configure_guest_controls(vttbr: u64, features: &CpuFeatures) {
     if features.sme {
         cptr &= !(1 << 12);
     }
-    // VTCR_EL2: 39-bit IPA from level 1, write-back inner-shareable walks, 4 KiB granule.
-    let vtcr = (64 - mmu::IPA_BITS)
-        | (0b01 << 6)
+    // VTCR_EL2: IPA of `ipa_bits` from a level-0 root (SL0 = 2), write-back inner-shareable
+    // walks, 4 KiB granule.
+    const _: () = assert!(mmu::STAGE2_ROOT_LEVEL == 0);
+    let vtcr = (64 - features.ipa_bits)
+        | (0b10 << 6)
         | (0b01 << 8)
         | (0b01 << 10)
         | (0b11 << 12)

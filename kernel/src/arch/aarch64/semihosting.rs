@@ -5,15 +5,12 @@
 //! the operation in w0 and a parameter block address in x1; the result comes back in x0.
 
 use core::arch::asm;
-use core::sync::atomic::{AtomicI64, Ordering};
 
-const SYS_OPEN: u64 = 0x01;
-const SYS_WRITE: u64 = 0x05;
+const SYS_WRITEC: u64 = 0x03;
+const SYS_WRITE0: u64 = 0x04;
 const SYS_EXIT_EXTENDED: u64 = 0x20;
 /// ADP_Stopped_ApplicationExit: the reason code for a normal exit with a status.
 const ADP_STOPPED_APPLICATION_EXIT: u64 = 0x2_0026;
-/// SYS_OPEN mode 4 ("w"): the console's output side when the name is ":tt".
-const OPEN_MODE_WRITE: u64 = 4;
 
 fn call(operation: u64, parameters: u64) -> i64 {
     let result: i64;
@@ -26,33 +23,28 @@ fn call(operation: u64, parameters: u64) -> i64 {
     result
 }
 
-static CONSOLE: AtomicI64 = AtomicI64::new(-1);
+/// Longest piece written by one SYS_WRITE0.
+const CHUNK: usize = 128;
 
-fn console() -> i64 {
-    let handle = CONSOLE.load(Ordering::Relaxed);
-    if handle >= 0 {
-        return handle;
-    }
-    let name = b":tt\0";
-    let block = [
-        name.as_ptr() as u64,
-        OPEN_MODE_WRITE,
-        (name.len() - 1) as u64,
-    ];
-    let handle = call(SYS_OPEN, block.as_ptr() as u64);
-    CONSOLE.store(handle, Ordering::Relaxed);
-    handle
-}
-
-/// Writes `bytes` to the semihosting console (QEMU routes it to the chardev named in
-/// `-semihosting-config chardev=...`).
+/// Writes `bytes` to the semihosting console, which QEMU routes to the chardev named in
+/// `-semihosting-config chardev=...` (only SYS_WRITEC and SYS_WRITE0 go there; a ":tt" handle
+/// would go to QEMU's own stdout and mix with the guest console). SYS_WRITE0 stops at NUL, so
+/// runs of non-zero bytes go as strings and each zero byte (the rzcobs frame delimiter) alone.
 pub fn write(bytes: &[u8]) {
-    let handle = console();
-    if handle < 0 || bytes.is_empty() {
-        return;
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let run = rest.iter().position(|&byte| byte == 0).unwrap_or(rest.len()).min(CHUNK);
+        if run == 0 {
+            let zero = 0u8;
+            call(SYS_WRITEC, &zero as *const u8 as u64);
+            rest = &rest[1..];
+            continue;
+        }
+        let mut chunk = [0u8; CHUNK + 1];
+        chunk[..run].copy_from_slice(&rest[..run]);
+        call(SYS_WRITE0, chunk.as_ptr() as u64);
+        rest = &rest[run..];
     }
-    let block = [handle as u64, bytes.as_ptr() as u64, bytes.len() as u64];
-    call(SYS_WRITE, block.as_ptr() as u64);
 }
 
 /// Ends the run: QEMU exits with `status`.

@@ -1,0 +1,168 @@
+//! Exceptions: expecting a synchronous exception in a test, and failing the run on any other.
+//!
+//! [`catch_exception`] / [`expect_exception`] arm the handler and run a closure. If a
+//! synchronous exception from the current EL (`VBAR_EL1 + 0x200`) arrives while armed, the
+//! handler records `ESR_EL1`, `FAR_EL1` and `ELR_EL1`, disarms, advances `ELR_EL1` by 4 (skipping
+//! the faulting instruction) and returns into the closure. Any exception that is not expected
+//! prints its syndrome and ends the run as a failure.
+//!
+//! The closure should make the faulting access with a single instruction, e.g.
+//! `core::ptr::read_volatile` of an aligned `u64`: after the skip, the access's destination
+//! register holds whatever it held before.
+
+use core::fmt;
+
+#[cfg(target_os = "none")]
+use crate::global::Global;
+
+/// Exception classes (`ESR_ELx.EC`) tests commonly look for.
+pub mod ec {
+    /// Unknown reason (e.g. an UNDEFINED instruction such as `SMC` without EL3).
+    pub const UNKNOWN: u8 = 0x00;
+    /// `HVC` executed in AArch64 state (seen by the EL it traps to).
+    pub const HVC64: u8 = 0x16;
+    /// `SMC` executed in AArch64 state (seen by the EL it traps to).
+    pub const SMC64: u8 = 0x17;
+    /// Instruction abort taken without a change in exception level.
+    pub const INSTRUCTION_ABORT_SAME_EL: u8 = 0x21;
+    /// Data abort taken without a change in exception level.
+    pub const DATA_ABORT_SAME_EL: u8 = 0x25;
+}
+
+/// `DFSC`/`IFSC` value of a synchronous external abort (not on a translation table walk).
+pub const FSC_SYNC_EXTERNAL_ABORT: u8 = 0x10;
+
+/// A synchronous exception taken while armed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TakenException {
+    /// `ESR_EL1`.
+    pub esr: u64,
+    /// `FAR_EL1` (meaningful for aborts only).
+    pub far: u64,
+    /// `ELR_EL1` at exception entry: the address of the instruction that took it.
+    pub elr: u64,
+}
+
+impl TakenException {
+    /// Exception class, `ESR_EL1[31:26]`.
+    pub fn ec(&self) -> u8 {
+        ((self.esr >> 26) & 0x3f) as u8
+    }
+
+    /// Instruction-specific syndrome, `ESR_EL1[24:0]`.
+    pub fn iss(&self) -> u32 {
+        (self.esr & 0x1ff_ffff) as u32
+    }
+
+    /// Data/instruction fault status code, `ISS[5:0]` (for aborts).
+    pub fn fsc(&self) -> u8 {
+        (self.esr & 0x3f) as u8
+    }
+
+    /// `ISS.WnR` (bit 6): a data abort caused by a write.
+    pub fn is_write(&self) -> bool {
+        self.esr & (1 << 6) != 0
+    }
+
+    /// A synchronous external abort on a data access from EL1 (EC 0x25, DFSC 0x10).
+    pub fn is_data_external_abort(&self) -> bool {
+        self.ec() == ec::DATA_ABORT_SAME_EL && self.fsc() == FSC_SYNC_EXTERNAL_ABORT
+    }
+}
+
+impl fmt::Display for TakenException {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "ESR={:#x} (EC {:#x}) FAR={:#x} ELR={:#x}",
+            self.esr,
+            self.ec(),
+            self.far,
+            self.elr
+        )
+    }
+}
+
+/// Vector index of "synchronous, current EL with SP_ELx" (`VBAR_EL1 + 0x200`).
+#[cfg(target_os = "none")]
+const SYNC_CURRENT_EL_SPX: u64 = 4;
+
+/// Names of the 16 vector entries, by index.
+#[cfg(target_os = "none")]
+const VECTOR_NAMES: [&str; 16] = [
+    "synchronous (current EL, SP_EL0)",
+    "IRQ (current EL, SP_EL0)",
+    "FIQ (current EL, SP_EL0)",
+    "SError (current EL, SP_EL0)",
+    "synchronous (current EL, SP_ELx)",
+    "IRQ (current EL, SP_ELx)",
+    "FIQ (current EL, SP_ELx)",
+    "SError (current EL, SP_ELx)",
+    "synchronous (lower EL, AArch64)",
+    "IRQ (lower EL, AArch64)",
+    "FIQ (lower EL, AArch64)",
+    "SError (lower EL, AArch64)",
+    "synchronous (lower EL, AArch32)",
+    "IRQ (lower EL, AArch32)",
+    "FIQ (lower EL, AArch32)",
+    "SError (lower EL, AArch32)",
+];
+
+#[cfg(target_os = "none")]
+static ARMED: Global<bool> = Global::new(false);
+#[cfg(target_os = "none")]
+static TAKEN: Global<Option<TakenException>> = Global::new(None);
+
+/// Runs `f` with the handler armed for one synchronous exception.
+///
+/// Returns `Ok` with `f`'s result if no exception was taken, or `Err` with the exception's
+/// registers if one was (in which case `f` ran to completion past the skipped instruction, and
+/// its result is discarded).
+///
+/// # Panics
+///
+/// If called from inside `f` (no nesting).
+#[cfg(target_os = "none")]
+pub fn catch_exception<R>(f: impl FnOnce() -> R) -> Result<R, TakenException> {
+    use core::sync::atomic::{Ordering, compiler_fence};
+
+    assert!(!ARMED.get(), "catch_exception does not nest");
+    TAKEN.set(None);
+    ARMED.set(true);
+    // The handler runs like a signal handler: keep the compiler from moving `f`'s accesses
+    // across the arming and disarming.
+    compiler_fence(Ordering::SeqCst);
+    let result = f();
+    compiler_fence(Ordering::SeqCst);
+    ARMED.set(false);
+    match TAKEN.get() {
+        None => Ok(result),
+        Some(taken) => Err(taken),
+    }
+}
+
+/// Runs `f` expecting a synchronous exception; returns it, or `None` if `f` completed without
+/// one. See [`catch_exception`].
+#[cfg(target_os = "none")]
+pub fn expect_exception<R>(f: impl FnOnce() -> R) -> Option<TakenException> {
+    catch_exception(f).err()
+}
+
+/// The Rust side of every vector: `kind` is the vector index (0..=15), `elr` the saved
+/// `ELR_EL1` to return to.
+#[cfg(target_os = "none")]
+pub(crate) fn handle(kind: u64, elr: &mut u64, esr: u64, far: u64) {
+    let taken = TakenException {
+        esr,
+        far,
+        elr: *elr,
+    };
+    if kind == SYNC_CURRENT_EL_SPX && ARMED.get() {
+        ARMED.set(false);
+        TAKEN.set(Some(taken));
+        *elr += 4;
+        return;
+    }
+    let name = VECTOR_NAMES.get(kind as usize).copied().unwrap_or("?");
+    crate::fatal::fail_run(format_args!("unexpected exception: {name}: {taken}"));
+}

@@ -1,0 +1,38 @@
+//! Building the bare-metal pieces with cargo: the EL2 kernel and the test guests.
+
+use crate::{paths, progress};
+use anyhow::{Context, Result, bail};
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The target every bare-metal image is built for.
+pub const TARGET: &str = "aarch64-unknown-none-softfloat";
+
+fn cargo_build(package: &str, features: &[&str]) -> Result<PathBuf> {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let mut command = Command::new(cargo);
+    command
+        .current_dir(paths::workspace())
+        .args(["build", "--release", "--target", TARGET, "-p", package]);
+    if !features.is_empty() {
+        command.arg("--no-default-features").arg("--features").arg(features.join(","));
+    }
+    let status = command.status().with_context(|| format!("running cargo build -p {package}"))?;
+    if !status.success() {
+        bail!("building {package} failed");
+    }
+    Ok(paths::target().join(TARGET).join("release").join(package))
+}
+
+/// Builds the EL2 kernel for `board` and returns its ELF.
+pub fn kernel(board: &hv_board::Board) -> Result<PathBuf> {
+    let _timer = progress::timed(&format!("building the EL2 kernel for {}", board.name));
+    let feature = format!("board-{}", board.name);
+    cargo_build("hv-kernel", &[feature.as_str()])
+}
+
+/// Builds a test guest (a package under `tests/guests/`) and returns its ELF.
+pub fn guest(package: &str) -> Result<PathBuf> {
+    let _timer = progress::timed(&format!("building test guest {package}"));
+    cargo_build(package, &[])
+}

@@ -1,0 +1,67 @@
+//! `cargo xtask bench`: figures, never assertions. Trap counts per class during a Linux boot
+//! (1 and 2 CPUs), and the instructions of a null hypercall round trip measured by a test guest
+//! under `-icount shift=0` (one instruction = one nanosecond of virtual time).
+
+use crate::qemu::CpuModel;
+use crate::systest::boot;
+use anyhow::{Context, Result, bail};
+use hv_kernel::trap_stats::TrapClass;
+use std::collections::BTreeMap;
+
+/// Sums the kernel's `trap-count` report lines by class.
+fn trap_counts(hv_log: &[String]) -> BTreeMap<String, u64> {
+    let mut counts = BTreeMap::new();
+    for line in hv_log {
+        let Some(rest) = line.split("trap-count ").nth(1) else { continue };
+        let field = |name: &str| rest.split_whitespace().find_map(|kv| kv.strip_prefix(name));
+        if let (Some(class), Some(count)) = (field("class="), field("count=").and_then(|c| c.parse::<u64>().ok())) {
+            *counts.entry(class.to_owned()).or_insert(0) += count;
+        }
+    }
+    counts
+}
+
+/// Runs every benchmark and prints its figures.
+pub fn run() -> Result<()> {
+    let mut rows = Vec::new();
+    for smp in [1, 2] {
+        let outcome = boot(&format!("bench-linux-smp{smp}"), CpuModel::A72, smp, None, "console=ttyAMA0 hv.init=test", &[], 300)?;
+        if !outcome.console.contains("HV-INIT: done") {
+            bail!("Linux did not finish booting ({}); see target/xtask/logs/bench-linux-smp{smp}", outcome.describe());
+        }
+        rows.push((smp, trap_counts(&outcome.hv_log)));
+    }
+    let guest = crate::artifacts::guest("hv-guest-null-hypercall")?;
+    let icount = ["-icount".to_owned(), "shift=0".to_owned()];
+    let outcome = boot("bench-null-hypercall", CpuModel::A72, 1, Some(guest), "", &icount, 300)?;
+    let figure = outcome
+        .console
+        .lines()
+        .find(|line| line.starts_with("BENCH null-hypercall"))
+        .context("the null-hypercall guest printed no BENCH line")?
+        .to_owned();
+
+    println!();
+    println!("Traps during a Linux boot to userspace and power-off (cortex-a72, GICv2):");
+    print!("  {:<20}", "class");
+    for (smp, _) in &rows {
+        print!("{:>12}", format!("{smp} CPU(s)"));
+    }
+    println!();
+    for class in TrapClass::ALL {
+        print!("  {:<20}", class.name());
+        for (_, counts) in &rows {
+            print!("{:>12}", counts.get(class.name()).copied().unwrap_or(0));
+        }
+        println!();
+    }
+    print!("  {:<20}", "total");
+    for (_, counts) in &rows {
+        print!("{:>12}", counts.values().sum::<u64>());
+    }
+    println!();
+    println!();
+    println!("Null hypercall round trip (guest HVC -> EL2 kernel -> guest), -icount shift=0:");
+    println!("  {figure}");
+    Ok(())
+}

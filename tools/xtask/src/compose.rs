@@ -1,0 +1,165 @@
+//! The image composer: the kernel plus every payload in one file the loader boots.
+//!
+//! Layout of a composed image (all offsets from its first byte, loaded at the board's
+//! `image_load_address`): the kernel's code and data with the boot table filled in, zero
+//! padding up to the end of the kernel's bss and stacks, then the payloads in destination
+//! order. The kernel copies each payload to its destination at boot (see `hv_abi`). The host's
+//! DTB is QEMU's own for the same machine options, with the hypervisor's region reserved and
+//! `/chosen` set.
+
+use crate::elf;
+use crate::qemu::Machine;
+use anyhow::{Context, Result, bail};
+use hv_abi::{BootTable, IMAGE_HEADER_MAGIC, IMAGE_HEADER_MAGIC_OFFSET, IMAGE_HEADER_SIZE_OFFSET, Payload, PayloadKind, PhysRange};
+use hv_board::Board;
+use hv_devicetree::DeviceTree;
+use std::path::{Path, PathBuf};
+
+const MIB: u64 = 1 << 20;
+const PAGE: u64 = 4096;
+
+fn align_up(value: u64, align: u64) -> u64 {
+    value.div_ceil(align) * align
+}
+
+/// What to put into an image.
+pub struct Request<'a> {
+    /// The board.
+    pub board: &'static Board,
+    /// The QEMU machine the image is for (its DTB is the host's starting point).
+    pub machine: &'a Machine,
+    /// The EL2 kernel's ELF.
+    pub kernel_elf: &'a Path,
+    /// The host's kernel: an arm64 Image, an ELF, or a raw payload.
+    pub host_kernel: &'a Path,
+    /// The host's initrd, if any.
+    pub initrd: Option<&'a Path>,
+    /// The host's kernel command line.
+    pub cmdline: &'a str,
+    /// Where to write the image.
+    pub out: &'a Path,
+}
+
+/// A composed image and the facts about it.
+pub struct Composed {
+    /// The image file.
+    pub image: PathBuf,
+    /// The memory map, for printing.
+    pub map: Vec<(u64, u64, String)>,
+}
+
+/// The host kernel as loaded: its bytes, where it goes, how much memory it needs from there.
+struct HostKernel {
+    bytes: Vec<u8>,
+    load_address: u64,
+    footprint: u64,
+    entry: u64,
+}
+
+/// Reads the host's kernel in any of the forms `--kernel` accepts.
+fn load_host_kernel(path: &Path, board: &Board) -> Result<HostKernel> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read the host kernel {}", path.display()))?;
+    if elf::is_elf(&bytes) {
+        let flat = elf::to_flat(&bytes).with_context(|| format!("{}", path.display()))?;
+        if flat.load_address != board.host_kernel_address {
+            bail!(
+                "{} is linked at {:#x}, but {} starts the host kernel at {:#x}",
+                path.display(),
+                flat.load_address,
+                board.name,
+                board.host_kernel_address
+            );
+        }
+        let footprint = align_up(flat.memory_size, PAGE);
+        return Ok(HostKernel { load_address: flat.load_address, entry: flat.entry, footprint, bytes: flat.bytes });
+    }
+    let has_header = bytes.len() >= 64 && bytes[IMAGE_HEADER_MAGIC_OFFSET..IMAGE_HEADER_MAGIC_OFFSET + 4] == IMAGE_HEADER_MAGIC;
+    let (text_offset, image_size) = if has_header {
+        let field = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
+        (field(8), field(IMAGE_HEADER_SIZE_OFFSET))
+    } else {
+        (0, 0)
+    };
+    // booting.rst: an image_size of 0 means an old kernel; allow its file plus slack.
+    let footprint = if image_size == 0 { align_up(bytes.len() as u64, PAGE) + 2 * MIB } else { image_size };
+    if footprint < bytes.len() as u64 {
+        bail!("{}: the Image header's image_size is smaller than the file", path.display());
+    }
+    let load_address = board.host_kernel_address + text_offset;
+    Ok(HostKernel { bytes, load_address, footprint, entry: load_address })
+}
+
+/// Composes an image.
+pub fn compose(request: &Request) -> Result<Composed> {
+    let board = request.board;
+    let kernel_elf = std::fs::read(request.kernel_elf).with_context(|| format!("reading {}", request.kernel_elf.display()))?;
+    let kernel = elf::to_flat(&kernel_elf)?;
+    if kernel.load_address != board.image_load_address {
+        bail!("the kernel is linked at {:#x}, not {:#x}; was it built for {}?", kernel.load_address, board.image_load_address, board.name);
+    }
+    let table_offset = (elf::symbol(&kernel_elf, "__boot_table")? - kernel.load_address) as usize;
+    let kernel_footprint = elf::symbol(&kernel_elf, "__image_end")? - kernel.load_address;
+
+    let ram = PhysRange::from_size(board.ram_base, request.machine.memory).context("RAM size")?;
+    let hypervisor = PhysRange { start: board.ram_base, end: board.hypervisor_region_end() };
+    let host = load_host_kernel(request.host_kernel, board)?;
+    let initrd = match request.initrd {
+        Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read the initrd {}", path.display()))?),
+        None => None,
+    };
+
+    // Destinations: kernel, then initrd, then DTB, each 2 MiB aligned (booting.rst asks that
+    // the DTB not share a 2 MiB block with memory mapped otherwise).
+    let initrd_address = align_up(host.load_address + host.footprint, 2 * MIB);
+    let initrd_len = initrd.as_ref().map_or(0, |bytes| bytes.len() as u64);
+    let dtb_address = align_up(initrd_address + initrd_len, 2 * MIB);
+
+    let mut dtb = DeviceTree::parse(&request.machine.dump_dtb()?).context("QEMU's DTB")?;
+    dtb.reserve_no_map("hypervisor", hypervisor.start, hypervisor.len())?;
+    dtb.set_chosen(Some(request.cmdline), initrd.as_ref().map(|_| (initrd_address, initrd_address + initrd_len)));
+    let dtb_bytes = dtb.to_bytes();
+    if dtb_address + dtb_bytes.len() as u64 > ram.end {
+        bail!("the payloads need {} MiB of RAM but the machine has {} MiB; raise --mem", (dtb_address + dtb_bytes.len() as u64 - ram.start) / MIB + 1, ram.len() / MIB);
+    }
+
+    let mut table = BootTable::new(ram, hypervisor, host.entry);
+    let mut image = kernel.bytes.clone();
+    image.resize(align_up(kernel_footprint, PAGE) as usize, 0);
+    let mut map = vec![
+        (hypervisor.start, hypervisor.end, "hypervisor (reserved in the host DTB)".to_owned()),
+        (kernel.load_address, kernel.load_address + kernel_footprint, "  EL2 kernel: code, data, stacks, tables".to_owned()),
+    ];
+    let mut add = |kind: PayloadKind, bytes: &[u8], load_address: u64, footprint: u64, what: String| -> Result<()> {
+        let file_offset = align_up(image.len() as u64, PAGE);
+        image.resize(file_offset as usize, 0);
+        image.extend_from_slice(bytes);
+        table.push(Payload { kind, file_offset, file_size: bytes.len() as u64, load_address }).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        map.push((load_address, load_address + footprint, what));
+        Ok(())
+    };
+    add(PayloadKind::HostKernel, &host.bytes, host.load_address, host.footprint, format!("host kernel {}", request.host_kernel.display()))?;
+    if let Some(bytes) = &initrd {
+        add(PayloadKind::HostInitrd, bytes, initrd_address, initrd_len, format!("host initrd {}", request.initrd.unwrap().display()))?;
+    }
+    add(PayloadKind::HostDtb, &dtb_bytes, dtb_address, dtb_bytes.len() as u64, "host DTB".to_owned())?;
+    map.push((dtb_address + dtb_bytes.len() as u64, ram.end, "host RAM (free)".to_owned()));
+
+    table.validate(image.len() as u64).map_err(|e| anyhow::anyhow!("boot table: {e:?}"))?;
+    table.validate_placement(board.image_load_address, kernel_footprint).map_err(|e| anyhow::anyhow!("boot table: {e:?}"))?;
+    image[table_offset..table_offset + hv_abi::BOOT_TABLE_SIZE].copy_from_slice(&table.encode());
+    let file_len = image.len() as u64;
+    image[IMAGE_HEADER_SIZE_OFFSET..IMAGE_HEADER_SIZE_OFFSET + 8].copy_from_slice(&file_len.to_le_bytes());
+
+    std::fs::create_dir_all(request.out.parent().unwrap_or(Path::new(".")))?;
+    std::fs::write(request.out, &image).with_context(|| format!("writing {}", request.out.display()))?;
+    Ok(Composed { image: request.out.to_owned(), map })
+}
+
+/// Prints a memory map as `cargo xtask build` shows it.
+pub fn print_map(composed: &Composed, board: &Board) {
+    eprintln!("memory map ({}):", board.name);
+    for (start, end, what) in &composed.map {
+        eprintln!("  {start:#011x}..{end:#011x}  {:>8} KiB  {what}", (end - start) / 1024);
+    }
+    eprintln!("image: {}", composed.image.display());
+}

@@ -1,0 +1,170 @@
+//! Making sure the machine has what a run needs: QEMU, and Debian's arm64 guest kernel and
+//! busybox (fetched with `apt-get download`, unpacked with `dpkg-deb`, cached outside git).
+//!
+//! Whatever can be installed is installed when running as root; otherwise the error names the
+//! exact command to run.
+
+use crate::{paths, progress};
+use anyhow::{Context, Result, bail};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+/// The QEMU binary runs use.
+pub const QEMU: &str = "qemu-system-aarch64";
+/// Debian's meta-package that depends on the current arm64 cloud kernel.
+const KERNEL_META_PACKAGE: &str = "linux-image-cloud-arm64:arm64";
+/// Debian's statically linked busybox for arm64.
+const BUSYBOX_PACKAGE: &str = "busybox-static:arm64";
+
+fn have(program: &str) -> bool {
+    Command::new("sh")
+        .args(["-c", &format!("command -v {program}")])
+        .stdout(Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
+}
+
+fn run(command: &mut Command, what: &str) -> Result<()> {
+    let status = command.status().with_context(|| format!("could not start: {what}"))?;
+    if !status.success() {
+        bail!("`{what}` failed ({status})");
+    }
+    Ok(())
+}
+
+/// Installs QEMU with apt when missing (as root), or says how.
+pub fn ensure_qemu() -> Result<()> {
+    if have(QEMU) {
+        return Ok(());
+    }
+    let install = "apt-get update && apt-get install -y qemu-system-arm";
+    if !is_root() {
+        bail!("{QEMU} is missing; install it with: sudo sh -c '{install}'");
+    }
+    progress::step("installing QEMU (apt-get install qemu-system-arm)");
+    run(Command::new("sh").args(["-c", install]), install)
+}
+
+/// Makes apt see arm64 packages (needed to download the guest's kernel and busybox).
+fn ensure_arm64_packages() -> Result<()> {
+    let foreign = Command::new("dpkg")
+        .arg("--print-foreign-architectures")
+        .output()
+        .context("dpkg is needed to fetch the Debian guest (is this a Debian machine?)")?;
+    if String::from_utf8_lossy(&foreign.stdout).lines().any(|arch| arch.trim() == "arm64") {
+        return Ok(());
+    }
+    let enable = "dpkg --add-architecture arm64 && apt-get update";
+    if !is_root() {
+        bail!("apt cannot see arm64 packages; enable them with: sudo sh -c '{enable}'");
+    }
+    progress::step("enabling arm64 packages in apt (dpkg --add-architecture arm64)");
+    run(Command::new("sh").args(["-c", enable]), enable)
+}
+
+/// Downloads and unpacks a Debian package into the cache, once. Returns the unpacked folder.
+fn fetch_package(package: &str) -> Result<PathBuf> {
+    let name = package.trim_end_matches(":arm64");
+    let unpacked = paths::cache().join("debian").join(name);
+    if unpacked.join(".complete").exists() {
+        return Ok(unpacked);
+    }
+    ensure_arm64_packages()?;
+    let downloads = paths::cache().join("downloads");
+    std::fs::create_dir_all(&downloads)?;
+    progress::step(&format!("fetching {package} (apt-get download)"));
+    let mut download = Command::new("apt-get");
+    download.current_dir(&downloads).args(["download", package]);
+    if run(&mut download, &format!("apt-get download {package}")).is_err() {
+        // A stale package list is the usual cause; refresh once when we may.
+        if is_root() {
+            run(Command::new("apt-get").arg("update"), "apt-get update")?;
+            run(&mut download, &format!("apt-get download {package}"))?;
+        } else {
+            bail!("could not download {package}; try: sudo apt-get update");
+        }
+    }
+    let deb = std::fs::read_dir(&downloads)?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .filter(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(&format!("{name}_")) && n.ends_with(".deb"))
+        })
+        .max()
+        .with_context(|| format!("apt-get download left no .deb for {package}"))?;
+    let _ = std::fs::remove_dir_all(&unpacked);
+    std::fs::create_dir_all(&unpacked)?;
+    run(
+        Command::new("dpkg-deb").arg("-x").arg(&deb).arg(&unpacked),
+        &format!("dpkg-deb -x {}", deb.display()),
+    )?;
+    std::fs::write(unpacked.join(".complete"), b"")?;
+    Ok(unpacked)
+}
+
+/// The concrete kernel package the meta-package points at (e.g.
+/// `linux-image-6.1.0-56-cloud-arm64:arm64`), or a cached one when apt cannot be asked.
+fn resolve_kernel_package() -> Result<String> {
+    let cached = || -> Option<String> {
+        let entries = std::fs::read_dir(paths::cache().join("debian")).ok()?;
+        entries
+            .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
+            .filter(|name| name.starts_with("linux-image-") && name.ends_with("-cloud-arm64"))
+            .max()
+            .map(|name| format!("{name}:arm64"))
+    };
+    if let Some(package) = cached() {
+        return Ok(package);
+    }
+    ensure_arm64_packages()?;
+    let output = Command::new("apt-cache").args(["depends", KERNEL_META_PACKAGE]).output()?;
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .filter_map(|line| line.trim().strip_prefix("Depends:"))
+        .map(str::trim)
+        .find(|dep| dep.starts_with("linux-image-"))
+        .map(str::to_owned)
+        .with_context(|| format!("apt does not know {KERNEL_META_PACKAGE}; run apt-get update"))
+}
+
+fn find_file(dir: &Path, prefix: &str) -> Result<PathBuf> {
+    std::fs::read_dir(dir)
+        .with_context(|| format!("reading {}", dir.display()))?
+        .filter_map(|entry| entry.ok().map(|entry| entry.path()))
+        .find(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)))
+        .with_context(|| format!("no {prefix}* in {}", dir.display()))
+}
+
+/// Debian's arm64 cloud kernel `Image` (its `vmlinuz` is an uncompressed Image).
+pub fn debian_kernel() -> Result<PathBuf> {
+    let package = resolve_kernel_package()?;
+    let unpacked = fetch_package(&package)?;
+    find_file(&unpacked.join("boot"), "vmlinuz-")
+}
+
+/// Debian's static arm64 busybox binary.
+pub fn debian_busybox() -> Result<PathBuf> {
+    Ok(fetch_package(BUSYBOX_PACKAGE)?.join("bin/busybox"))
+}
+
+/// The busybox initramfs (built by `hv-initramfs`), regenerated when missing.
+pub fn busybox_initramfs() -> Result<PathBuf> {
+    let busybox = debian_busybox()?;
+    let out = paths::xtask_out().join("busybox-initramfs.cpio");
+    let elf = std::fs::read(&busybox).with_context(|| format!("reading {}", busybox.display()))?;
+    let archive = hv_initramfs::busybox_initramfs(&elf, &hv_initramfs::InitOptions::default())
+        .context("building the busybox initramfs")?;
+    std::fs::create_dir_all(paths::xtask_out())?;
+    if std::fs::read(&out).ok().as_deref() != Some(archive.as_slice()) {
+        std::fs::write(&out, &archive)?;
+    }
+    Ok(out)
+}

@@ -1,0 +1,166 @@
+//! `cargo xtask test`: the host tests, then every QEMU system test.
+//!
+//! A system test composes a fresh image, boots it on one machine configuration and checks what
+//! the guest printed and how the run ended. Console and hypervisor logs of every test are kept
+//! under `target/xtask/logs/<test>/`; a failure prints where, and the tail of the console.
+
+use crate::qemu::{self, Console, CpuModel, Outcome};
+use crate::{SystemArgs, build_image, paths, progress};
+use anyhow::{Context, Result};
+use hv_abi::ExitStatus;
+use std::path::PathBuf;
+use std::time::Duration;
+
+/// What a system test boots.
+enum Payload {
+    /// Debian's Linux with the busybox initramfs in test mode.
+    Linux,
+    /// A bare-metal test guest (a package under `tests/guests/`).
+    Guest(&'static str),
+}
+
+/// One system test.
+struct SystemTest {
+    name: String,
+    cpu: CpuModel,
+    smp: u32,
+    payload: Payload,
+}
+
+/// Every system test: Linux on both machines with 1 and 2 CPUs, and each test guest on both.
+fn all_tests() -> Vec<SystemTest> {
+    let mut tests = Vec::new();
+    for cpu in [CpuModel::A72, CpuModel::Max] {
+        for smp in [1, 2] {
+            tests.push(SystemTest {
+                name: format!("linux-boot-{cpu:?}-smp{smp}").to_lowercase(),
+                cpu,
+                smp,
+                payload: Payload::Linux,
+            });
+        }
+        tests.push(SystemTest {
+            name: format!("guest-el1-basics-{cpu:?}").to_lowercase(),
+            cpu,
+            smp: 1,
+            payload: Payload::Guest("hv-guest-el1-basics"),
+        });
+    }
+    tests
+}
+
+/// Boots `test` and returns its outcome.
+pub fn boot(name: &str, cpu: CpuModel, smp: u32, kernel: Option<PathBuf>, append: &str, extra: &[String], timeout: u64) -> Result<Outcome> {
+    let args = SystemArgs {
+        manifest: None,
+        machine: cpu,
+        smp: Some(smp),
+        mem: None,
+        initrd: kernel.as_ref().map(|_| "none".to_owned()),
+        kernel,
+        append: Some(append.to_owned()),
+    };
+    let system = args.resolve()?;
+    let (image, kernel_elf) = build_image(&system)?;
+    progress::step(&format!("booting {name}"));
+    qemu::run(&qemu::Run {
+        machine: &system.machine,
+        image: &image,
+        kernel_elf: &kernel_elf,
+        timeout: Duration::from_secs(timeout),
+        console: Console::Captured { echo: false },
+        extra_args: extra,
+        log_dir: paths::xtask_out().join("logs").join(name),
+        show_hv_log: false,
+    })
+}
+
+/// Checks an outcome; returns why it failed.
+fn check(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
+    let console = &outcome.console;
+    let expect = |needle: &str| -> Result<(), String> {
+        if console.contains(needle) { Ok(()) } else { Err(format!("console lacks \"{needle}\"")) }
+    };
+    match test.payload {
+        Payload::Linux => {
+            expect("HV-INIT: userspace up")?;
+            expect(&format!("HV-INIT: cpus online={}", test.smp))?;
+            expect("CPU: All CPU(s) started at EL1")?;
+            expect("HV-INIT: done")?;
+            let routed = outcome.hv_log.iter().any(|line| line.contains("entering the host"));
+            if !routed {
+                return Err("the hypervisor log lacks \"entering the host\"".into());
+            }
+        }
+        Payload::Guest(_) => {
+            let summary = console
+                .lines()
+                .find_map(|line| {
+                    let (passed, failed) = line.trim().split_once(" passed, ")?;
+                    Some((passed.parse::<u32>().ok()?, failed.strip_suffix(" failed")?.parse::<u32>().ok()?))
+                })
+                .ok_or("the guest printed no \"N passed, N failed\" line")?;
+            if summary.1 != 0 || summary.0 == 0 {
+                return Err(format!("guest reported {} passed, {} failed", summary.0, summary.1));
+            }
+        }
+    }
+    if outcome.timed_out || outcome.status() != Some(ExitStatus::PoweredOff) {
+        return Err(format!("run ended with: {}", outcome.describe()));
+    }
+    Ok(())
+}
+
+fn run_one(test: &SystemTest) -> Result<(), String> {
+    let outcome = match test.payload {
+        Payload::Linux => boot(&test.name, test.cpu, test.smp, None, "console=ttyAMA0 hv.init=test", &[], 300),
+        Payload::Guest(package) => crate::artifacts::guest(package)
+            .and_then(|elf| boot(&test.name, test.cpu, test.smp, Some(elf), "", &[], 120)),
+    }
+    .map_err(|error| format!("{error:#}"))?;
+    check(test, &outcome).inspect_err(|_| {
+        let tail: Vec<_> = outcome.console.lines().rev().take(25).collect();
+        eprintln!("---- last console lines of {} ----", test.name);
+        for line in tail.iter().rev() {
+            eprintln!("{line}");
+        }
+        eprintln!("---- logs: {} ----", paths::xtask_out().join("logs").join(&test.name).display());
+    })
+}
+
+/// Runs the host tests and the system tests; returns the process exit code.
+pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
+    progress::step("host tests (cargo test --workspace)");
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let host_ok = std::process::Command::new(cargo)
+        .current_dir(paths::workspace())
+        .args(["test", "--workspace", "--exclude", "hv-guest-rt", "--exclude", "hv-guest-el1-basics", "--exclude", "hv-guest-null-hypercall"])
+        .status()
+        .context("running cargo test")?
+        .success();
+    if host_only {
+        return Ok(if host_ok { 0 } else { 1 });
+    }
+    crate::prereqs::ensure_qemu()?;
+    let tests: Vec<_> = all_tests()
+        .into_iter()
+        .filter(|test| filter.is_none_or(|filter| test.name.contains(filter)))
+        .collect();
+    let mut failures = Vec::new();
+    for test in &tests {
+        let result = run_one(test);
+        match &result {
+            Ok(()) => eprintln!("system test {} ... ok", test.name),
+            Err(reason) => eprintln!("system test {} ... FAILED: {reason}", test.name),
+        }
+        if let Err(reason) = result {
+            failures.push((test.name.clone(), reason));
+        }
+    }
+    if !host_ok {
+        failures.push(("host tests".into(), "cargo test failed".into()));
+    }
+    let passed = tests.len() + usize::from(host_ok) - failures.len() + usize::from(!host_ok);
+    println!("{} passed, {} failed", passed - usize::from(!host_ok), failures.len());
+    Ok(if failures.is_empty() { 0 } else { 1 })
+}
