@@ -119,7 +119,7 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
     // The kernel's own map: all RAM as normal memory, everything else below 4 GiB (or the end
     // of RAM) as device memory, so the log sink and firmware DTB are reachable.
     let ram_end = firmware.ram.iter().map(|bank| bank.end).max().unwrap_or(0);
-    let el2_limit = ram_end.max(1 << 32).min(1 << arch::mmu::VA_BITS);
+    let el2_limit = ram_end.clamp(1 << 32, 1 << arch::mmu::VA_BITS);
     let Ok(el2_regions) = memory_map::identity_map(&firmware.ram, &[], el2_limit) else {
         fail("the firmware's memory map does not fit the kernel's tables")
     };
@@ -176,7 +176,7 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
     // The host sees all RAM but the hypervisor's region, and the device space up to 1 TiB
     // (QEMU virt's highest window, 64-bit PCIe MMIO, ends there) or the end of RAM. Mapping
     // the whole IPA space as device memory would cost one table page per 512 GiB.
-    let host_limit = (1u64 << 40).max(ram_end).min(1 << features.ipa_bits);
+    let host_limit = ram_end.clamp(1 << 40, 1 << features.ipa_bits);
     let host_regions: RegionList =
         match memory_map::identity_map(&firmware.ram, &[table.hypervisor], host_limit) {
             Ok(regions) => regions,

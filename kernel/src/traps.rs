@@ -211,7 +211,10 @@ pub fn report_counters() {
         if total == 0 {
             continue;
         }
-        for class in TrapClass::ALL.into_iter().filter(|&class| COUNTERS.get(cpu, class) != 0) {
+        for class in TrapClass::ALL
+            .into_iter()
+            .filter(|&class| COUNTERS.get(cpu, class) != 0)
+        {
             defmt::info!(
                 "trap-count cpu={=usize} class={=str} count={=u64}",
                 cpu,

@@ -11,13 +11,23 @@ pub const TARGET: &str = "aarch64-unknown-none-softfloat";
 fn cargo_build(package: &str, features: &[&str]) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
-    command
-        .current_dir(paths::workspace())
-        .args(["build", "--release", "--target", TARGET, "-p", package]);
+    command.current_dir(paths::workspace()).args([
+        "build",
+        "--release",
+        "--target",
+        TARGET,
+        "-p",
+        package,
+    ]);
     if !features.is_empty() {
-        command.arg("--no-default-features").arg("--features").arg(features.join(","));
+        command
+            .arg("--no-default-features")
+            .arg("--features")
+            .arg(features.join(","));
     }
-    let status = command.status().with_context(|| format!("running cargo build -p {package}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("running cargo build -p {package}"))?;
     if !status.success() {
         bail!("building {package} failed");
     }

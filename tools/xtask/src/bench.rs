@@ -12,9 +12,14 @@ use std::collections::BTreeMap;
 fn trap_counts(hv_log: &[String]) -> BTreeMap<String, u64> {
     let mut counts = BTreeMap::new();
     for line in hv_log {
-        let Some(rest) = line.split("trap-count ").nth(1) else { continue };
+        let Some(rest) = line.split("trap-count ").nth(1) else {
+            continue;
+        };
         let field = |name: &str| rest.split_whitespace().find_map(|kv| kv.strip_prefix(name));
-        if let (Some(class), Some(count)) = (field("class="), field("count=").and_then(|c| c.parse::<u64>().ok())) {
+        if let (Some(class), Some(count)) = (
+            field("class="),
+            field("count=").and_then(|c| c.parse::<u64>().ok()),
+        ) {
             *counts.entry(class.to_owned()).or_insert(0) += count;
         }
     }
@@ -25,15 +30,34 @@ fn trap_counts(hv_log: &[String]) -> BTreeMap<String, u64> {
 pub fn run() -> Result<()> {
     let mut rows = Vec::new();
     for smp in [1, 2] {
-        let outcome = boot(&format!("bench-linux-smp{smp}"), CpuModel::A72, smp, None, "console=ttyAMA0 hv.init=test", &[], 300)?;
+        let outcome = boot(
+            &format!("bench-linux-smp{smp}"),
+            CpuModel::A72,
+            smp,
+            None,
+            "console=ttyAMA0 hv.init=test",
+            &[],
+            300,
+        )?;
         if !outcome.console.contains("HV-INIT: done") {
-            bail!("Linux did not finish booting ({}); see target/xtask/logs/bench-linux-smp{smp}", outcome.describe());
+            bail!(
+                "Linux did not finish booting ({}); see target/xtask/logs/bench-linux-smp{smp}",
+                outcome.describe()
+            );
         }
         rows.push((smp, trap_counts(&outcome.hv_log)));
     }
     let guest = crate::artifacts::guest("hv-guest-null-hypercall")?;
     let icount = ["-icount".to_owned(), "shift=0".to_owned()];
-    let outcome = boot("bench-null-hypercall", CpuModel::A72, 1, Some(guest), "", &icount, 300)?;
+    let outcome = boot(
+        "bench-null-hypercall",
+        CpuModel::A72,
+        1,
+        Some(guest),
+        "",
+        &icount,
+        300,
+    )?;
     let figure = outcome
         .console
         .lines()

@@ -10,7 +10,10 @@
 use crate::elf;
 use crate::qemu::Machine;
 use anyhow::{Context, Result, bail};
-use hv_abi::{BootTable, IMAGE_HEADER_MAGIC, IMAGE_HEADER_MAGIC_OFFSET, IMAGE_HEADER_SIZE_OFFSET, Payload, PayloadKind, PhysRange};
+use hv_abi::{
+    BootTable, IMAGE_HEADER_MAGIC, IMAGE_HEADER_MAGIC_OFFSET, IMAGE_HEADER_SIZE_OFFSET, Payload,
+    PayloadKind, PhysRange,
+};
 use hv_board::Board;
 use hv_devicetree::DeviceTree;
 use std::path::{Path, PathBuf};
@@ -58,7 +61,8 @@ struct HostKernel {
 
 /// Reads the host's kernel in any of the forms `--kernel` accepts.
 fn load_host_kernel(path: &Path, board: &Board) -> Result<HostKernel> {
-    let bytes = std::fs::read(path).with_context(|| format!("cannot read the host kernel {}", path.display()))?;
+    let bytes = std::fs::read(path)
+        .with_context(|| format!("cannot read the host kernel {}", path.display()))?;
     if elf::is_elf(&bytes) {
         let flat = elf::to_flat(&bytes).with_context(|| format!("{}", path.display()))?;
         if flat.load_address != board.host_kernel_address {
@@ -71,9 +75,15 @@ fn load_host_kernel(path: &Path, board: &Board) -> Result<HostKernel> {
             );
         }
         let footprint = align_up(flat.memory_size, PAGE);
-        return Ok(HostKernel { load_address: flat.load_address, entry: flat.entry, footprint, bytes: flat.bytes });
+        return Ok(HostKernel {
+            load_address: flat.load_address,
+            entry: flat.entry,
+            footprint,
+            bytes: flat.bytes,
+        });
     }
-    let has_header = bytes.len() >= 64 && bytes[IMAGE_HEADER_MAGIC_OFFSET..IMAGE_HEADER_MAGIC_OFFSET + 4] == IMAGE_HEADER_MAGIC;
+    let has_header = bytes.len() >= 64
+        && bytes[IMAGE_HEADER_MAGIC_OFFSET..IMAGE_HEADER_MAGIC_OFFSET + 4] == IMAGE_HEADER_MAGIC;
     let (text_offset, image_size) = if has_header {
         let field = |at: usize| u64::from_le_bytes(bytes[at..at + 8].try_into().unwrap());
         (field(8), field(IMAGE_HEADER_SIZE_OFFSET))
@@ -81,30 +91,54 @@ fn load_host_kernel(path: &Path, board: &Board) -> Result<HostKernel> {
         (0, 0)
     };
     // booting.rst: an image_size of 0 means an old kernel; allow its file plus slack.
-    let footprint = if image_size == 0 { align_up(bytes.len() as u64, PAGE) + 2 * MIB } else { image_size };
+    let footprint = if image_size == 0 {
+        align_up(bytes.len() as u64, PAGE) + 2 * MIB
+    } else {
+        image_size
+    };
     if footprint < bytes.len() as u64 {
-        bail!("{}: the Image header's image_size is smaller than the file", path.display());
+        bail!(
+            "{}: the Image header's image_size is smaller than the file",
+            path.display()
+        );
     }
     let load_address = board.host_kernel_address + text_offset;
-    Ok(HostKernel { bytes, load_address, footprint, entry: load_address })
+    Ok(HostKernel {
+        bytes,
+        load_address,
+        footprint,
+        entry: load_address,
+    })
 }
 
 /// Composes an image.
 pub fn compose(request: &Request) -> Result<Composed> {
     let board = request.board;
-    let kernel_elf = std::fs::read(request.kernel_elf).with_context(|| format!("reading {}", request.kernel_elf.display()))?;
+    let kernel_elf = std::fs::read(request.kernel_elf)
+        .with_context(|| format!("reading {}", request.kernel_elf.display()))?;
     let kernel = elf::to_flat(&kernel_elf)?;
     if kernel.load_address != board.image_load_address {
-        bail!("the kernel is linked at {:#x}, not {:#x}; was it built for {}?", kernel.load_address, board.image_load_address, board.name);
+        bail!(
+            "the kernel is linked at {:#x}, not {:#x}; was it built for {}?",
+            kernel.load_address,
+            board.image_load_address,
+            board.name
+        );
     }
     let table_offset = (elf::symbol(&kernel_elf, "__boot_table")? - kernel.load_address) as usize;
     let kernel_footprint = elf::symbol(&kernel_elf, "__image_end")? - kernel.load_address;
 
     let ram = PhysRange::from_size(board.ram_base, request.machine.memory).context("RAM size")?;
-    let hypervisor = PhysRange { start: board.ram_base, end: board.hypervisor_region_end() };
+    let hypervisor = PhysRange {
+        start: board.ram_base,
+        end: board.hypervisor_region_end(),
+    };
     let host = load_host_kernel(request.host_kernel, board)?;
     let initrd = match request.initrd {
-        Some(path) => Some(std::fs::read(path).with_context(|| format!("cannot read the initrd {}", path.display()))?),
+        Some(path) => Some(
+            std::fs::read(path)
+                .with_context(|| format!("cannot read the initrd {}", path.display()))?,
+        ),
         None => None,
     };
 
@@ -116,50 +150,113 @@ pub fn compose(request: &Request) -> Result<Composed> {
 
     let mut dtb = DeviceTree::parse(&request.machine.dump_dtb()?).context("QEMU's DTB")?;
     dtb.reserve_no_map("hypervisor", hypervisor.start, hypervisor.len())?;
-    dtb.set_chosen(Some(request.cmdline), initrd.as_ref().map(|_| (initrd_address, initrd_address + initrd_len)));
+    dtb.set_chosen(
+        Some(request.cmdline),
+        initrd
+            .as_ref()
+            .map(|_| (initrd_address, initrd_address + initrd_len)),
+    );
     let dtb_bytes = dtb.to_bytes();
     if dtb_address + dtb_bytes.len() as u64 > ram.end {
-        bail!("the payloads need {} MiB of RAM but the machine has {} MiB; raise --mem", (dtb_address + dtb_bytes.len() as u64 - ram.start) / MIB + 1, ram.len() / MIB);
+        bail!(
+            "the payloads need {} MiB of RAM but the machine has {} MiB; raise --mem",
+            (dtb_address + dtb_bytes.len() as u64 - ram.start) / MIB + 1,
+            ram.len() / MIB
+        );
     }
 
     let mut table = BootTable::new(ram, hypervisor, host.entry);
     let mut image = kernel.bytes.clone();
     image.resize(align_up(kernel_footprint, PAGE) as usize, 0);
     let mut map = vec![
-        (hypervisor.start, hypervisor.end, "hypervisor (reserved in the host DTB)".to_owned()),
-        (kernel.load_address, kernel.load_address + kernel_footprint, "  EL2 kernel: code, data, stacks, tables".to_owned()),
+        (
+            hypervisor.start,
+            hypervisor.end,
+            "hypervisor (reserved in the host DTB)".to_owned(),
+        ),
+        (
+            kernel.load_address,
+            kernel.load_address + kernel_footprint,
+            "  EL2 kernel: code, data, stacks, tables".to_owned(),
+        ),
     ];
-    let mut add = |kind: PayloadKind, bytes: &[u8], load_address: u64, footprint: u64, what: String| -> Result<()> {
+    let mut add = |kind: PayloadKind,
+                   bytes: &[u8],
+                   load_address: u64,
+                   footprint: u64,
+                   what: String|
+     -> Result<()> {
         let file_offset = align_up(image.len() as u64, PAGE);
         image.resize(file_offset as usize, 0);
         image.extend_from_slice(bytes);
-        table.push(Payload { kind, file_offset, file_size: bytes.len() as u64, load_address }).map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        table
+            .push(Payload {
+                kind,
+                file_offset,
+                file_size: bytes.len() as u64,
+                load_address,
+            })
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         map.push((load_address, load_address + footprint, what));
         Ok(())
     };
-    add(PayloadKind::HostKernel, &host.bytes, host.load_address, host.footprint, format!("host kernel {}", request.host_kernel.display()))?;
+    add(
+        PayloadKind::HostKernel,
+        &host.bytes,
+        host.load_address,
+        host.footprint,
+        format!("host kernel {}", request.host_kernel.display()),
+    )?;
     if let Some(bytes) = &initrd {
-        add(PayloadKind::HostInitrd, bytes, initrd_address, initrd_len, format!("host initrd {}", request.initrd.unwrap().display()))?;
+        add(
+            PayloadKind::HostInitrd,
+            bytes,
+            initrd_address,
+            initrd_len,
+            format!("host initrd {}", request.initrd.unwrap().display()),
+        )?;
     }
-    add(PayloadKind::HostDtb, &dtb_bytes, dtb_address, dtb_bytes.len() as u64, "host DTB".to_owned())?;
-    map.push((dtb_address + dtb_bytes.len() as u64, ram.end, "host RAM (free)".to_owned()));
+    add(
+        PayloadKind::HostDtb,
+        &dtb_bytes,
+        dtb_address,
+        dtb_bytes.len() as u64,
+        "host DTB".to_owned(),
+    )?;
+    map.push((
+        dtb_address + dtb_bytes.len() as u64,
+        ram.end,
+        "host RAM (free)".to_owned(),
+    ));
 
-    table.validate(image.len() as u64).map_err(|e| anyhow::anyhow!("boot table: {e:?}"))?;
-    table.validate_placement(board.image_load_address, kernel_footprint).map_err(|e| anyhow::anyhow!("boot table: {e:?}"))?;
+    table
+        .validate(image.len() as u64)
+        .map_err(|e| anyhow::anyhow!("boot table: {e:?}"))?;
+    table
+        .validate_placement(board.image_load_address, kernel_footprint)
+        .map_err(|e| anyhow::anyhow!("boot table: {e:?}"))?;
     image[table_offset..table_offset + hv_abi::BOOT_TABLE_SIZE].copy_from_slice(&table.encode());
     let file_len = image.len() as u64;
-    image[IMAGE_HEADER_SIZE_OFFSET..IMAGE_HEADER_SIZE_OFFSET + 8].copy_from_slice(&file_len.to_le_bytes());
+    image[IMAGE_HEADER_SIZE_OFFSET..IMAGE_HEADER_SIZE_OFFSET + 8]
+        .copy_from_slice(&file_len.to_le_bytes());
 
     std::fs::create_dir_all(request.out.parent().unwrap_or(Path::new(".")))?;
-    std::fs::write(request.out, &image).with_context(|| format!("writing {}", request.out.display()))?;
-    Ok(Composed { image: request.out.to_owned(), map })
+    std::fs::write(request.out, &image)
+        .with_context(|| format!("writing {}", request.out.display()))?;
+    Ok(Composed {
+        image: request.out.to_owned(),
+        map,
+    })
 }
 
 /// Prints a memory map as `cargo xtask build` shows it.
 pub fn print_map(composed: &Composed, board: &Board) {
     eprintln!("memory map ({}):", board.name);
     for (start, end, what) in &composed.map {
-        eprintln!("  {start:#011x}..{end:#011x}  {:>8} KiB  {what}", (end - start) / 1024);
+        eprintln!(
+            "  {start:#011x}..{end:#011x}  {:>8} KiB  {what}",
+            (end - start) / 1024
+        );
     }
     eprintln!("image: {}", composed.image.display());
 }

@@ -28,7 +28,10 @@ pub fn to_flat(elf: &[u8]) -> Result<FlatImage> {
     if file.architecture() != object::Architecture::Aarch64 {
         bail!("the ELF is for {:?}, not AArch64", file.architecture());
     }
-    let memory_end = file.segments().map(|segment| segment.address() + segment.size()).max();
+    let memory_end = file
+        .segments()
+        .map(|segment| segment.address() + segment.size())
+        .max();
     let segments: Vec<_> = file
         .segments()
         .filter_map(|segment| {
@@ -36,15 +39,28 @@ pub fn to_flat(elf: &[u8]) -> Result<FlatImage> {
             (!data.is_empty()).then_some((segment.address(), data))
         })
         .collect();
-    let load_address = segments.iter().map(|(address, _)| *address).min().context("the ELF has no loadable data")?;
-    let end = segments.iter().map(|(address, data)| address + data.len() as u64).max().unwrap_or(load_address);
+    let load_address = segments
+        .iter()
+        .map(|(address, _)| *address)
+        .min()
+        .context("the ELF has no loadable data")?;
+    let end = segments
+        .iter()
+        .map(|(address, data)| address + data.len() as u64)
+        .max()
+        .unwrap_or(load_address);
     let mut bytes = vec![0u8; (end - load_address) as usize];
     for (address, data) in segments {
         let at = (address - load_address) as usize;
         bytes[at..at + data.len()].copy_from_slice(data);
     }
     let memory_size = memory_end.unwrap_or(end).max(end) - load_address;
-    Ok(FlatImage { load_address, bytes, entry: file.entry(), memory_size })
+    Ok(FlatImage {
+        load_address,
+        bytes,
+        entry: file.entry(),
+        memory_size,
+    })
 }
 
 /// The address of symbol `name`.

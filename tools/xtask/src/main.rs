@@ -119,7 +119,11 @@ impl SystemArgs {
         };
         let initrd_choice = self.initrd.clone().unwrap_or_else(|| {
             // A user's own kernel gets no initrd unless one is named.
-            if self.kernel.is_some() { "none".into() } else { manifest.host.initrd.clone() }
+            if self.kernel.is_some() {
+                "none".into()
+            } else {
+                manifest.host.initrd.clone()
+            }
         });
         let initrd = match initrd_choice.as_str() {
             "none" => None,
@@ -127,10 +131,18 @@ impl SystemArgs {
             path if self.initrd.is_some() => Some(PathBuf::from(path)),
             path => Some(manifest::relative_to(&manifest_path, path)),
         };
-        let name = manifest_path.file_stem().and_then(|s| s.to_str()).unwrap_or("system").to_owned();
+        let name = manifest_path
+            .file_stem()
+            .and_then(|s| s.to_str())
+            .unwrap_or("system")
+            .to_owned();
         Ok(System {
             board,
-            machine: Machine { cpu: self.machine, smp, memory },
+            machine: Machine {
+                cpu: self.machine,
+                smp,
+                memory,
+            },
             host_kernel,
             initrd,
             cmdline: self.append.clone().unwrap_or(manifest.host.cmdline),
@@ -144,7 +156,11 @@ pub fn build_image(system: &System) -> Result<(PathBuf, PathBuf)> {
     prereqs::ensure_qemu()?;
     let kernel_elf = artifacts::kernel(system.board)?;
     let _timer = progress::timed("composing the image");
-    let out = paths::xtask_out().join(&system.name).join(format!("{}-{}.img", system.board.name, system.machine.label()));
+    let out = paths::xtask_out().join(&system.name).join(format!(
+        "{}-{}.img",
+        system.board.name,
+        system.machine.label()
+    ));
     let composed = compose::compose(&compose::Request {
         board: system.board,
         machine: &system.machine,
@@ -161,7 +177,10 @@ pub fn build_image(system: &System) -> Result<(PathBuf, PathBuf)> {
 fn run(args: &RunArgs) -> Result<i32> {
     let system = args.system.resolve()?;
     if system.board.name != "qemu-virt" {
-        bail!("`run` boots on QEMU; the {} board's image is built with `cargo xtask build`", system.board.name);
+        bail!(
+            "`run` boots on QEMU; the {} board's image is built with `cargo xtask build`",
+            system.board.name
+        );
     }
     let (image, kernel_elf) = build_image(&system)?;
     progress::step(&format!(
@@ -189,7 +208,10 @@ fn run(args: &RunArgs) -> Result<i32> {
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
-        Subcommand_::Build(args) => args.resolve().and_then(|system| build_image(&system)).map(|_| 0),
+        Subcommand_::Build(args) => args
+            .resolve()
+            .and_then(|system| build_image(&system))
+            .map(|_| 0),
         Subcommand_::Run(args) => run(&args),
         Subcommand_::Test(args) => systest::run_all(args.host_only, args.filter.as_deref()),
         Subcommand_::Bench => bench::run().map(|()| 0),
@@ -205,5 +227,71 @@ fn main() {
 
 /// The path of a file relative to the workspace, for messages.
 pub fn shown(path: &Path) -> String {
-    path.strip_prefix(paths::workspace()).unwrap_or(path).display().to_string()
+    path.strip_prefix(paths::workspace())
+        .unwrap_or(path)
+        .display()
+        .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("cargo xtask").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn run_options_and_qemu_passthrough() {
+        let cli = parse(&[
+            "run",
+            "--machine",
+            "max",
+            "--smp",
+            "2",
+            "--mem",
+            "512M",
+            "--kernel",
+            "Image",
+            "--initrd",
+            "none",
+            "--append",
+            "console=ttyAMA0 quiet",
+            "--timeout",
+            "30",
+            "--",
+            "-d",
+            "guest_errors",
+        ])
+        .unwrap();
+        let Subcommand_::Run(run) = cli.command else {
+            panic!("not run")
+        };
+        assert_eq!(run.system.machine, CpuModel::Max);
+        assert_eq!(run.system.smp, Some(2));
+        assert_eq!(run.system.mem.as_deref(), Some("512M"));
+        assert_eq!(run.system.kernel, Some(PathBuf::from("Image")));
+        assert_eq!(run.system.initrd.as_deref(), Some("none"));
+        assert_eq!(run.system.append.as_deref(), Some("console=ttyAMA0 quiet"));
+        assert_eq!(run.timeout, Some(30));
+        assert_eq!(run.qemu_args, ["-d", "guest_errors"]);
+    }
+
+    #[test]
+    fn defaults() {
+        let Subcommand_::Run(run) = parse(&["run"]).unwrap().command else {
+            panic!()
+        };
+        assert_eq!(run.system.machine, CpuModel::A72);
+        assert!(run.system.manifest.is_none() && run.system.smp.is_none());
+        assert!(run.qemu_args.is_empty());
+    }
+
+    #[test]
+    fn bad_options_are_refused() {
+        assert!(parse(&["run", "--machine", "pentium"]).is_err());
+        assert!(parse(&["run", "--smp", "two"]).is_err());
+        assert!(parse(&["launch"]).is_err());
+        assert!(parse(&["test", "--filter"]).is_err());
+    }
 }

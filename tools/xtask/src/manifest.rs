@@ -61,16 +61,25 @@ impl Manifest {
     pub fn load(path: &Path) -> Result<Self> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read manifest {}", path.display()))?;
-        let manifest: Manifest =
-            toml::from_str(&text).map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
+        let manifest: Manifest = toml::from_str(&text)
+            .map_err(|error| anyhow::anyhow!("{}: {error}", path.display()))?;
         if hv_board::by_name(&manifest.board).is_none() {
             let known: Vec<_> = hv_board::ALL.iter().map(|board| board.name).collect();
-            bail!("{}: board \"{}\" does not exist (known: {})", path.display(), manifest.board, known.join(", "));
+            bail!(
+                "{}: board \"{}\" does not exist (known: {})",
+                path.display(),
+                manifest.board,
+                known.join(", ")
+            );
         }
         parse_size(&manifest.host.memory)
             .with_context(|| format!("{}: host.memory", path.display()))?;
         if manifest.host.cpus == 0 || manifest.host.cpus > 8 {
-            bail!("{}: host.cpus must be 1 to 8, not {}", path.display(), manifest.host.cpus);
+            bail!(
+                "{}: host.cpus must be 1 to 8, not {}",
+                path.display(),
+                manifest.host.cpus
+            );
         }
         Ok(manifest)
     }
@@ -93,7 +102,9 @@ pub fn parse_size(text: &str) -> Result<u64> {
     let value: u64 = digits
         .parse()
         .with_context(|| format!("\"{text}\" is not a size (e.g. 1G, 512M)"))?;
-    value.checked_shl(shift).filter(|bytes| *bytes > 0 && bytes >> shift == value)
+    value
+        .checked_shl(shift)
+        .filter(|bytes| *bytes > 0 && bytes >> shift == value)
         .with_context(|| format!("\"{text}\" is not a usable size"))
 }
 

@@ -32,7 +32,9 @@ fn is_root() -> bool {
 }
 
 fn run(command: &mut Command, what: &str) -> Result<()> {
-    let status = command.status().with_context(|| format!("could not start: {what}"))?;
+    let status = command
+        .status()
+        .with_context(|| format!("could not start: {what}"))?;
     if !status.success() {
         bail!("`{what}` failed ({status})");
     }
@@ -58,7 +60,10 @@ fn ensure_arm64_packages() -> Result<()> {
         .arg("--print-foreign-architectures")
         .output()
         .context("dpkg is needed to fetch the Debian guest (is this a Debian machine?)")?;
-    if String::from_utf8_lossy(&foreign.stdout).lines().any(|arch| arch.trim() == "arm64") {
+    if String::from_utf8_lossy(&foreign.stdout)
+        .lines()
+        .any(|arch| arch.trim() == "arm64")
+    {
         return Ok(());
     }
     let enable = "dpkg --add-architecture arm64 && apt-get update";
@@ -125,7 +130,9 @@ fn resolve_kernel_package() -> Result<String> {
         return Ok(package);
     }
     ensure_arm64_packages()?;
-    let output = Command::new("apt-cache").args(["depends", KERNEL_META_PACKAGE]).output()?;
+    let output = Command::new("apt-cache")
+        .args(["depends", KERNEL_META_PACKAGE])
+        .output()?;
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|line| line.trim().strip_prefix("Depends:"))
@@ -139,7 +146,11 @@ fn find_file(dir: &Path, prefix: &str) -> Result<PathBuf> {
     std::fs::read_dir(dir)
         .with_context(|| format!("reading {}", dir.display()))?
         .filter_map(|entry| entry.ok().map(|entry| entry.path()))
-        .find(|path| path.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with(prefix)))
+        .find(|path| {
+            path.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
         .with_context(|| format!("no {prefix}* in {}", dir.display()))
 }
 

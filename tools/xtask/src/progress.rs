@@ -10,7 +10,10 @@ pub fn step(what: &str) {
 /// Announces a step and returns a guard that reports how long it took when dropped.
 pub fn timed(what: &str) -> Timed {
     step(what);
-    Timed { what: what.to_owned(), start: Instant::now() }
+    Timed {
+        what: what.to_owned(),
+        start: Instant::now(),
+    }
 }
 
 /// See [`timed`].
@@ -21,6 +24,10 @@ pub struct Timed {
 
 impl Drop for Timed {
     fn drop(&mut self) {
-        eprintln!("    {} took {:.1}s", self.what, self.start.elapsed().as_secs_f64());
+        eprintln!(
+            "    {} took {:.1}s",
+            self.what,
+            self.start.elapsed().as_secs_f64()
+        );
     }
 }

@@ -36,7 +36,10 @@ impl Machine {
     pub fn args(&self) -> Vec<String> {
         let (machine, cpu) = match self.cpu {
             CpuModel::A72 => ("virt,virtualization=on,gic-version=2", "cortex-a72"),
-            CpuModel::Max => ("virt,virtualization=on,gic-version=3", "max,pauth-impdef=on"),
+            CpuModel::Max => (
+                "virt,virtualization=on,gic-version=3",
+                "max,pauth-impdef=on",
+            ),
         };
         vec![
             "-M".into(),
@@ -67,7 +70,10 @@ impl Machine {
             .output()
             .with_context(|| format!("running {QEMU} to dump the machine's DTB"))?;
         if !output.status.success() {
-            bail!("{QEMU} could not dump the DTB: {}", String::from_utf8_lossy(&output.stderr));
+            bail!(
+                "{QEMU} could not dump the DTB: {}",
+                String::from_utf8_lossy(&output.stderr)
+            );
         }
         std::fs::read(&path).with_context(|| format!("reading {}", path.display()))
     }
@@ -145,31 +151,41 @@ struct LogDecoder {
 impl LogDecoder {
     fn new(kernel_elf: &Path) -> Result<Self> {
         let elf = std::fs::read(kernel_elf)?;
-        let table = defmt_decoder::Table::parse(&elf)?.context("the kernel ELF has no defmt table")?;
+        let table =
+            defmt_decoder::Table::parse(&elf)?.context("the kernel ELF has no defmt table")?;
         Ok(Self { table })
     }
 
     /// Follows `path` until `done` is set, handing each decoded line to `sink`.
     fn follow(&self, path: &Path, done: &Mutex<bool>, mut sink: impl FnMut(String)) {
         let mut decoder = self.table.new_stream_decoder();
-        let mut offset = 0usize;
+        let Ok(mut file) = std::fs::File::open(path) else {
+            sink(format!("(cannot open the log {})", path.display()));
+            return;
+        };
+        let mut fresh = Vec::new();
         loop {
             let finished = *done.lock().unwrap();
-            if let Ok(bytes) = std::fs::read(path) {
-                if bytes.len() > offset {
-                    decoder.received(&bytes[offset..]);
-                    offset = bytes.len();
-                    loop {
-                        match decoder.decode() {
-                            Ok(frame) => {
-                                let timestamp = frame.display_timestamp().map(|t| t.to_string()).unwrap_or_default();
-                                let level = frame.level().map(|l| l.as_str().to_uppercase()).unwrap_or_default();
-                                sink(format!("{timestamp} {level:5} {}", frame.display_message()));
-                            }
-                            Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
-                            Err(defmt_decoder::DecodeError::Malformed) => {
-                                sink("(malformed log frame skipped)".to_owned());
-                            }
+            fresh.clear();
+            // The file position advances past what was read; QEMU appends behind it.
+            if file.read_to_end(&mut fresh).is_ok() && !fresh.is_empty() {
+                decoder.received(&fresh);
+                loop {
+                    match decoder.decode() {
+                        Ok(frame) => {
+                            let timestamp = frame
+                                .display_timestamp()
+                                .map(|t| t.to_string())
+                                .unwrap_or_default();
+                            let level = frame
+                                .level()
+                                .map(|l| l.as_str().to_uppercase())
+                                .unwrap_or_default();
+                            sink(format!("{timestamp} {level:5} {}", frame.display_message()));
+                        }
+                        Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
+                        Err(defmt_decoder::DecodeError::Malformed) => {
+                            sink("(malformed log frame skipped)".to_owned());
                         }
                     }
                 }
@@ -193,7 +209,10 @@ pub fn run(run: &Run) -> Result<Outcome> {
         .args(run.machine.args())
         .arg("-kernel")
         .arg(run.image)
-        .args(["-semihosting-config", "enable=on,target=native,chardev=hvlog"])
+        .args([
+            "-semihosting-config",
+            "enable=on,target=native,chardev=hvlog",
+        ])
         .arg("-chardev")
         .arg(format!("file,id=hvlog,path={}", hv_log_raw.display()))
         .arg("-no-reboot");
@@ -212,7 +231,9 @@ pub fn run(run: &Run) -> Result<Outcome> {
     let hv_lines = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(Mutex::new(false));
     let start = Instant::now();
-    let mut child = command.spawn().with_context(|| format!("starting {QEMU}"))?;
+    let mut child = command
+        .spawn()
+        .with_context(|| format!("starting {QEMU}"))?;
 
     let console_text = Arc::new(Mutex::new(String::new()));
     let console_thread = child.stdout.take().map(|mut stdout| {
@@ -273,7 +294,16 @@ pub fn run(run: &Run) -> Result<Outcome> {
     let hv_log = hv_lines.lock().unwrap().clone();
     std::fs::write(run.log_dir.join("console.log"), &console)?;
     std::fs::write(run.log_dir.join("hv.log"), hv_log.join("\n") + "\n")?;
-    let outcome = Outcome { exit_code: exit.0, timed_out: exit.1, console, hv_log };
-    progress::step(&format!("run ended after {:.1}s: {}", start.elapsed().as_secs_f64(), outcome.describe()));
+    let outcome = Outcome {
+        exit_code: exit.0,
+        timed_out: exit.1,
+        console,
+        hv_log,
+    };
+    progress::step(&format!(
+        "run ended after {:.1}s: {}",
+        start.elapsed().as_secs_f64(),
+        outcome.describe()
+    ));
     Ok(outcome)
 }

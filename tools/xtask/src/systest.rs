@@ -50,7 +50,15 @@ fn all_tests() -> Vec<SystemTest> {
 }
 
 /// Boots `test` and returns its outcome.
-pub fn boot(name: &str, cpu: CpuModel, smp: u32, kernel: Option<PathBuf>, append: &str, extra: &[String], timeout: u64) -> Result<Outcome> {
+pub fn boot(
+    name: &str,
+    cpu: CpuModel,
+    smp: u32,
+    kernel: Option<PathBuf>,
+    append: &str,
+    extra: &[String],
+    timeout: u64,
+) -> Result<Outcome> {
     let args = SystemArgs {
         manifest: None,
         machine: cpu,
@@ -79,7 +87,11 @@ pub fn boot(name: &str, cpu: CpuModel, smp: u32, kernel: Option<PathBuf>, append
 fn check(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
     let console = &outcome.console;
     let expect = |needle: &str| -> Result<(), String> {
-        if console.contains(needle) { Ok(()) } else { Err(format!("console lacks \"{needle}\"")) }
+        if console.contains(needle) {
+            Ok(())
+        } else {
+            Err(format!("console lacks \"{needle}\""))
+        }
     };
     match test.payload {
         Payload::Linux => {
@@ -87,7 +99,10 @@ fn check(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
             expect(&format!("HV-INIT: cpus online={}", test.smp))?;
             expect("CPU: All CPU(s) started at EL1")?;
             expect("HV-INIT: done")?;
-            let routed = outcome.hv_log.iter().any(|line| line.contains("entering the host"));
+            let routed = outcome
+                .hv_log
+                .iter()
+                .any(|line| line.contains("entering the host"));
             if !routed {
                 return Err("the hypervisor log lacks \"entering the host\"".into());
             }
@@ -97,11 +112,17 @@ fn check(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
                 .lines()
                 .find_map(|line| {
                     let (passed, failed) = line.trim().split_once(" passed, ")?;
-                    Some((passed.parse::<u32>().ok()?, failed.strip_suffix(" failed")?.parse::<u32>().ok()?))
+                    Some((
+                        passed.parse::<u32>().ok()?,
+                        failed.strip_suffix(" failed")?.parse::<u32>().ok()?,
+                    ))
                 })
                 .ok_or("the guest printed no \"N passed, N failed\" line")?;
             if summary.1 != 0 || summary.0 == 0 {
-                return Err(format!("guest reported {} passed, {} failed", summary.0, summary.1));
+                return Err(format!(
+                    "guest reported {} passed, {} failed",
+                    summary.0, summary.1
+                ));
             }
         }
     }
@@ -113,7 +134,15 @@ fn check(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
 
 fn run_one(test: &SystemTest) -> Result<(), String> {
     let outcome = match test.payload {
-        Payload::Linux => boot(&test.name, test.cpu, test.smp, None, "console=ttyAMA0 hv.init=test", &[], 300),
+        Payload::Linux => boot(
+            &test.name,
+            test.cpu,
+            test.smp,
+            None,
+            "console=ttyAMA0 hv.init=test",
+            &[],
+            300,
+        ),
         Payload::Guest(package) => crate::artifacts::guest(package)
             .and_then(|elf| boot(&test.name, test.cpu, test.smp, Some(elf), "", &[], 120)),
     }
@@ -124,7 +153,10 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
         for line in tail.iter().rev() {
             eprintln!("{line}");
         }
-        eprintln!("---- logs: {} ----", paths::xtask_out().join("logs").join(&test.name).display());
+        eprintln!(
+            "---- logs: {} ----",
+            paths::xtask_out().join("logs").join(&test.name).display()
+        );
     })
 }
 
@@ -134,7 +166,16 @@ pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let host_ok = std::process::Command::new(cargo)
         .current_dir(paths::workspace())
-        .args(["test", "--workspace", "--exclude", "hv-guest-rt", "--exclude", "hv-guest-el1-basics", "--exclude", "hv-guest-null-hypercall"])
+        .args([
+            "test",
+            "--workspace",
+            "--exclude",
+            "hv-guest-rt",
+            "--exclude",
+            "hv-guest-el1-basics",
+            "--exclude",
+            "hv-guest-null-hypercall",
+        ])
         .status()
         .context("running cargo test")?
         .success();
@@ -161,6 +202,69 @@ pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
         failures.push(("host tests".into(), "cargo test failed".into()));
     }
     let passed = tests.len() + usize::from(host_ok) - failures.len() + usize::from(!host_ok);
-    println!("{} passed, {} failed", passed - usize::from(!host_ok), failures.len());
+    println!(
+        "{} passed, {} failed",
+        passed - usize::from(!host_ok),
+        failures.len()
+    );
     Ok(if failures.is_empty() { 0 } else { 1 })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn outcome(console: &str, exit_code: Option<i32>, timed_out: bool) -> Outcome {
+        Outcome {
+            exit_code,
+            timed_out,
+            console: console.to_owned(),
+            hv_log: vec!["0.1 INFO  entering the host at 0x42000000 (dtb 0x43e00000)".into()],
+        }
+    }
+
+    fn linux(smp: u32) -> SystemTest {
+        SystemTest {
+            name: "t".into(),
+            cpu: CpuModel::A72,
+            smp,
+            payload: Payload::Linux,
+        }
+    }
+
+    const LINUX_OK: &str = "CPU: All CPU(s) started at EL1\nHV-INIT: userspace up\n\
+                            HV-INIT: cpus online=2\nHV-INIT: done\n";
+
+    #[test]
+    fn a_linux_boot_passes_only_with_every_marker_and_a_clean_power_off() {
+        assert_eq!(check(&linux(2), &outcome(LINUX_OK, Some(0), false)), Ok(()));
+        let wrong_cpus = check(&linux(1), &outcome(LINUX_OK, Some(0), false)).unwrap_err();
+        assert!(wrong_cpus.contains("cpus online=1"), "{wrong_cpus}");
+        let no_el1 = LINUX_OK.replace("EL1", "EL2");
+        assert!(check(&linux(2), &outcome(&no_el1, Some(0), false)).is_err());
+        let timed_out = check(&linux(2), &outcome(LINUX_OK, None, true)).unwrap_err();
+        assert!(timed_out.contains("timed out"), "{timed_out}");
+        let reset = check(&linux(2), &outcome(LINUX_OK, Some(3), false)).unwrap_err();
+        assert!(reset.contains("reset"), "{reset}");
+    }
+
+    #[test]
+    fn a_guest_passes_only_when_it_reports_no_failure() {
+        let guest = SystemTest {
+            name: "g".into(),
+            cpu: CpuModel::Max,
+            smp: 1,
+            payload: Payload::Guest("x"),
+        };
+        assert_eq!(
+            check(
+                &guest,
+                &outcome("test a ... ok\n1 passed, 0 failed\n", Some(0), false)
+            ),
+            Ok(())
+        );
+        assert!(check(&guest, &outcome("2 passed, 1 failed\n", Some(3), false)).is_err());
+        assert!(check(&guest, &outcome("0 passed, 0 failed\n", Some(0), false)).is_err());
+        assert!(check(&guest, &outcome("guest-rt: FATAL: boom\n", Some(3), false)).is_err());
+    }
 }

@@ -33,7 +33,11 @@ const CHUNK: usize = 128;
 pub fn write(bytes: &[u8]) {
     let mut rest = bytes;
     while !rest.is_empty() {
-        let run = rest.iter().position(|&byte| byte == 0).unwrap_or(rest.len()).min(CHUNK);
+        let run = rest
+            .iter()
+            .position(|&byte| byte == 0)
+            .unwrap_or(rest.len())
+            .min(CHUNK);
         if run == 0 {
             let zero = 0u8;
             call(SYS_WRITEC, &zero as *const u8 as u64);
