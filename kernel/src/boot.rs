@@ -2,7 +2,7 @@
 //! table, copies the payloads into place, builds the EL2 and host stage-2 maps and enters the
 //! host; secondaries join when the host starts them.
 
-use crate::{arch, cpus};
+use crate::{arch, components, cpus};
 use core::sync::atomic::{AtomicU64, Ordering};
 use hv_abi::{
     BOOT_TABLE_SIZE, BootTable, ExitStatus, IMAGE_HEADER_SIZE_OFFSET, PayloadKind, PhysRange,
@@ -109,6 +109,7 @@ fn kind_name(kind: PayloadKind) -> &'static str {
         PayloadKind::HostKernel => "host kernel",
         PayloadKind::HostDtb => "host dtb",
         PayloadKind::HostInitrd => "host initrd",
+        PayloadKind::ComponentImage => "component image",
     }
 }
 
@@ -190,7 +191,13 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
         arch::mmu::pool_pages_used()
     );
 
-    arch::configure_guest_controls(HOST_VTTBR.load(Ordering::Relaxed), &features);
+    if let Err(error) = table.validate_components(image_start + kernel_footprint) {
+        defmt::error!("boot table: {}", defmt::Debug2Format(&error));
+        fail("the boot table's components are misplaced or conflict");
+    }
+    components::set_up(&table);
+    let vttbr = HOST_VTTBR.load(Ordering::Relaxed);
+    components::set_host_world(arch::configure_guest_controls(vttbr, &features), vttbr);
     let dtb = table
         .payload(PayloadKind::HostDtb)
         .map_or(0, |payload| payload.load_address);
@@ -207,7 +214,8 @@ pub fn secondary_cpu(index: usize) -> ! {
     let features = arch::CpuFeatures::read();
     // SAFETY: the boot CPU built this map before any secondary could start.
     unsafe { arch::enable_el2_mmu(EL2_ROOT.load(Ordering::Relaxed), &features) };
-    arch::configure_guest_controls(HOST_VTTBR.load(Ordering::Relaxed), &features);
+    let vttbr = HOST_VTTBR.load(Ordering::Relaxed);
+    components::set_host_world(arch::configure_guest_controls(vttbr, &features), vttbr);
     let (entry, context) = cpus::host_entry(index);
     defmt::info!(
         "cpu{=usize} up, entering the host at {=u64:#x}",

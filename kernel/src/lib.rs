@@ -3,9 +3,8 @@
 //!
 //! # Design principles
 //! - **Mechanism, not policy.** The kernel boots, maps, switches worlds, decodes traps and
-//!   routes them. Which calls a guest may make and what they do belongs to components; the
-//!   one exception, SMCCC/PSCI answering in [`smccc`], is pure logic waiting to move into the
-//!   VM manager.
+//!   routes them. Which calls a guest may make and what they do belongs to components (the VM
+//!   manager answers SMCCC and PSCI); the kernel only carries out their answers.
 //! - **Static configuration, no allocation after boot.** Every table is sized at build time.
 //! - **Simple algorithms.** The kernel stays small enough to read in an afternoon.
 //! - **Hardware only in `arch`.** Register and assembly code lives in the binary's
@@ -15,5 +14,4 @@
 pub mod esr;
 pub mod inject;
 pub mod memory_map;
-pub mod smccc;
 pub mod trap_stats;

@@ -15,6 +15,8 @@ mod arch {
 #[cfg(target_os = "none")]
 mod boot;
 #[cfg(target_os = "none")]
+mod components;
+#[cfg(target_os = "none")]
 mod cpus;
 #[cfg(target_os = "none")]
 mod log;

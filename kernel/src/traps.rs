@@ -1,17 +1,28 @@
 //! What the kernel does when a guest traps to EL2: decode, count, act, resume.
 //!
-//! Calls (HVC, trapped SMC) go through [`hv_kernel::smccc`]; stage-2 faults on memory the
-//! guest's stage 2 does not map are answered by injecting a synchronous external abort, so the
-//! guest's own exception handling runs and the hypervisor never stops for what a guest touched.
-//! Anything else a guest cannot do becomes an UNDEFINED instruction exception in the guest.
+//! SMCCC calls (HVC, trapped SMC) from a VM become calls to the component the route table
+//! names (the VM manager); its [`TrapResolution`] says how the vCPU resumes. Stage-2 faults on
+//! memory the guest's stage 2 does not map are answered by injecting a synchronous external
+//! abort, so the guest's own exception handling runs and the hypervisor never stops for what a
+//! guest touched. Anything else a guest cannot do becomes an UNDEFINED instruction exception.
+//! Traps from components are their system calls or faults (see [`components`]).
 
 use crate::arch::{self, GuestFrame};
-use crate::cpus;
+use crate::{components, cpus};
 use hv_abi::ExitStatus;
+use hv_ipc::abi;
+use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface, TrapResolution};
 use hv_kernel::esr::{Syndrome, Trap};
 use hv_kernel::inject::{self, AbortKind, InjectedException};
-use hv_kernel::smccc::{self, CallAction};
 use hv_kernel::trap_stats::{TrapClass, TrapCounters};
+use smccc::psci;
+
+/// SMCCC NOT_SUPPORTED (-1).
+const NOT_SUPPORTED: u64 = -1i64 as u64;
+/// PSCI INVALID_PARAMETERS (-2).
+const INVALID_PARAMETERS: u64 = -2i64 as u64;
+/// The host VM's id in guest-trap messages.
+const HOST_VM: u16 = 0;
 
 /// Trap counts of the whole run, reported when it ends.
 pub static COUNTERS: TrapCounters = TrapCounters::new();
@@ -20,18 +31,12 @@ pub static COUNTERS: TrapCounters = TrapCounters::new();
 const KIND_SYNC: u64 = 0;
 const KIND_AARCH32: u64 = 4;
 
-/// Called by entry.S for every exception from a guest; returns to resume it from `frame`.
+/// Called by entry.S for every exception from a guest or a component; returns to resume
+/// whichever world is then on top of this CPU (`frame` holds its registers).
 #[unsafe(no_mangle)]
 extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
     let cpu = arch::cpu_index();
-    if kind == KIND_AARCH32 {
-        defmt::error!(
-            "cpu{=usize}: AArch32 guest state, which is not supported",
-            cpu
-        );
-        crate::end_run(ExitStatus::HypervisorFault);
-    }
-    if kind != KIND_SYNC {
+    if kind != KIND_SYNC && kind != KIND_AARCH32 {
         // With IMO/FMO/AMO clear, interrupts go to EL1; one here is spurious. Count it.
         COUNTERS.record(cpu, TrapClass::Interrupt);
         return;
@@ -39,12 +44,55 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
     let (esr, far, ipa) = arch::trap_registers();
     let trap = Syndrome(esr).decode();
     COUNTERS.record(cpu, class_of(&trap));
+    if let Some(component) = components::current() {
+        component_trap(frame, component, trap, esr, ipa | (far & 0xfff));
+    } else if kind == KIND_AARCH32 {
+        defmt::error!("cpu{=usize}: AArch32 guest state, which is not supported", cpu);
+        crate::end_run(ExitStatus::HypervisorFault);
+    } else {
+        vcpu_trap(frame, cpu, trap, esr, far, ipa);
+    }
+    // A component may just have answered this CPU's vCPU (which is back on top now).
+    if let Some(reply) = components::take_vcpu_reply() {
+        apply_resolution(frame, cpu, &reply);
+    }
+}
+
+/// A trap from a component: its system calls, or a fault that stops it.
+fn component_trap(frame: &mut GuestFrame, component: usize, trap: Trap, esr: u64, ipa: u64) {
     match trap {
-        Trap::Hvc { .. } => host_call(frame, cpu),
+        Trap::Hvc { .. } => components::syscall(frame),
+        Trap::DataAbort(_) | Trap::InstructionAbort(_) => {
+            defmt::error!(
+                "component {=usize} touched IPA {=u64:#x} outside its memory (pc {=u64:#x})",
+                component,
+                ipa,
+                frame.elr
+            );
+            components::fault(frame, component, esr);
+        }
+        _ => {
+            defmt::error!(
+                "component {=usize}: forbidden instruction (ESR {=u64:#x}) at pc {=u64:#x}",
+                component,
+                esr,
+                frame.elr
+            );
+            components::fault(frame, component, esr);
+        }
+    }
+}
+
+/// A trap from the host VM's vCPU.
+fn vcpu_trap(frame: &mut GuestFrame, cpu: usize, trap: Trap, esr: u64, far: u64, ipa: u64) {
+    match trap {
+        // HVC returns after the call; the retry point is the HVC itself.
+        Trap::Hvc { .. } => route_smccc(frame, cpu, Conduit::Hvc, frame.elr - 4),
         Trap::Smc { .. } => {
             // A trapped SMC returns to the SMC itself; the call is done once answered.
+            let retry_pc = frame.elr;
             frame.elr += 4;
-            host_call(frame, cpu);
+            route_smccc(frame, cpu, Conduit::Smc, retry_pc);
         }
         Trap::DataAbort(abort) => {
             defmt::warn!(
@@ -55,16 +103,14 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
                 far,
                 frame.elr
             );
-            inject_into(
-                frame,
-                inject::external_abort(
-                    AbortKind::Data { write: abort.write },
-                    far,
-                    frame.elr,
-                    frame.spsr,
-                    arch::guest_vbar(),
-                ),
+            let injected = inject::external_abort(
+                AbortKind::Data { write: abort.write },
+                far,
+                frame.elr,
+                frame.spsr,
+                arch::guest_vbar(),
             );
+            inject_into(frame, injected);
         }
         Trap::InstructionAbort(_) => {
             defmt::warn!(
@@ -72,16 +118,14 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
                 cpu,
                 ipa | (far & 0xfff)
             );
-            inject_into(
-                frame,
-                inject::external_abort(
-                    AbortKind::Instruction,
-                    far,
-                    frame.elr,
-                    frame.spsr,
-                    arch::guest_vbar(),
-                ),
+            let injected = inject::external_abort(
+                AbortKind::Instruction,
+                far,
+                frame.elr,
+                frame.spsr,
+                arch::guest_vbar(),
             );
+            inject_into(frame, injected);
         }
         Trap::SysReg(_) | Trap::Wfx { .. } | Trap::Other { .. } => {
             defmt::warn!(
@@ -90,12 +134,92 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
                 esr,
                 frame.elr
             );
-            inject_into(
-                frame,
-                inject::undefined_instruction(frame.elr, frame.spsr, arch::guest_vbar()),
-            );
+            inject_undefined(frame);
         }
     }
+}
+
+/// Sends an SMCCC call to the component the route table names; without one, every function is
+/// NOT_SUPPORTED.
+fn route_smccc(frame: &mut GuestFrame, cpu: usize, conduit: Conduit, retry_pc: u64) {
+    let Some(server) = components::smccc_route() else {
+        frame.x[0] = NOT_SUPPORTED;
+        return;
+    };
+    let mut regs = [0u64; 8];
+    regs.copy_from_slice(&frame.x[..8]);
+    let trap = GuestTrap::Smccc { vm: HOST_VM, vcpu: cpu as u16, conduit, regs };
+    let mut request = [0u8; abi::MESSAGE_MAX];
+    let Ok(len) = hv_ipc::encode_request::<GuestTrapInterface>(&trap, &mut request) else {
+        frame.x[0] = NOT_SUPPORTED;
+        return;
+    };
+    if components::call_from_vcpu(frame, server, abi::interface::GUEST_TRAP, &request[..len], retry_pc)
+        .is_err()
+    {
+        // The server is stopped and not yet restarted: the vCPU makes the call again later.
+        frame.elr = retry_pc;
+    }
+}
+
+/// Carries out a component's answer to this CPU's vCPU trap (`frame` is the vCPU's).
+fn apply_resolution(frame: &mut GuestFrame, cpu: usize, reply: &[u8]) {
+    let resolution = match hv_ipc::decode_reply::<GuestTrapInterface>(reply) {
+        Ok(Ok(resolution)) => resolution,
+        Ok(Err(remote)) => {
+            defmt::warn!("trap server refused the call: {}", defmt::Debug2Format(&remote));
+            frame.x[0] = NOT_SUPPORTED;
+            return;
+        }
+        Err(_) => {
+            defmt::warn!("trap server sent an undecodable reply; answering NOT_SUPPORTED");
+            frame.x[0] = NOT_SUPPORTED;
+            return;
+        }
+    };
+    match resolution {
+        TrapResolution::Return { regs } => set_return(frame, regs),
+        TrapResolution::StartCpu { target_mpidr, entry, context } => {
+            let result = start_cpu(target_mpidr, entry, context);
+            defmt::info!(
+                "cpu{=usize}: starting cpu mpidr {=u64:#x} at {=u64:#x} -> {=i64}",
+                cpu,
+                target_mpidr,
+                entry,
+                result as i64
+            );
+            set_return(frame, [result, 0, 0, 0]);
+        }
+        TrapResolution::StopCpu => {
+            defmt::info!("cpu{=usize}: powering down", cpu);
+            let result = arch::firmware_psci([psci::PSCI_CPU_OFF as u64, 0, 0, 0]);
+            // Only returns if the firmware refused.
+            set_return(frame, [result, 0, 0, 0]);
+        }
+        TrapResolution::AffinityInfo { target_mpidr, lowest_level } => {
+            let call = psci::PSCI_AFFINITY_INFO_64 as u64;
+            let result = arch::firmware_psci([call, target_mpidr, lowest_level, 0]);
+            set_return(frame, [result, 0, 0, 0]);
+        }
+        TrapResolution::WaitForInterrupt => {
+            arch::wait_for_interrupt();
+            set_return(frame, [0, 0, 0, 0]);
+        }
+        TrapResolution::SystemOff => {
+            defmt::info!("cpu{=usize}: VM powered off", cpu);
+            crate::end_run(ExitStatus::PoweredOff);
+        }
+        TrapResolution::SystemReset => {
+            defmt::info!("cpu{=usize}: VM requested a reset", cpu);
+            crate::end_run(ExitStatus::Reset);
+        }
+        TrapResolution::InjectUndefined => inject_undefined(frame),
+        TrapResolution::Retry => frame.elr = frame.elr.wrapping_sub(4),
+    }
+}
+
+fn inject_undefined(frame: &mut GuestFrame) {
+    inject_into(frame, inject::undefined_instruction(frame.elr, frame.spsr, arch::guest_vbar()));
 }
 
 fn class_of(trap: &Trap) -> TrapClass {
@@ -131,64 +255,16 @@ fn set_return(frame: &mut GuestFrame, values: [u64; 4]) {
     frame.x[..4].copy_from_slice(&values);
 }
 
-/// Answers an SMCCC call from the host VM.
-fn host_call(frame: &mut GuestFrame, cpu: usize) {
-    let regs = [frame.x[0], frame.x[1], frame.x[2], frame.x[3]];
-    match smccc::decide(regs) {
-        CallAction::Return(values) => set_return(frame, values),
-        CallAction::CpuOn {
-            target_mpidr,
-            entry,
-            context,
-        } => {
-            let result = start_cpu(target_mpidr, entry, context);
-            defmt::info!(
-                "cpu{=usize}: PSCI CPU_ON mpidr {=u64:#x} entry {=u64:#x} -> {=i64}",
-                cpu,
-                target_mpidr,
-                entry,
-                result as i64
-            );
-            set_return(frame, [result, 0, 0, 0]);
-        }
-        CallAction::CpuOff => {
-            defmt::info!("cpu{=usize}: PSCI CPU_OFF", cpu);
-            let result = arch::firmware_psci([regs[0], 0, 0, 0]);
-            // Only returns if the firmware refused.
-            set_return(frame, [result, 0, 0, 0]);
-        }
-        CallAction::AffinityInfo {
-            target_mpidr,
-            lowest_level,
-        } => {
-            let result = arch::firmware_psci([regs[0], target_mpidr, lowest_level, 0]);
-            set_return(frame, [result, 0, 0, 0]);
-        }
-        CallAction::Suspend => {
-            arch::wait_for_interrupt();
-            set_return(frame, [0, 0, 0, 0]);
-        }
-        CallAction::SystemOff => {
-            defmt::info!("cpu{=usize}: PSCI SYSTEM_OFF", cpu);
-            crate::end_run(ExitStatus::PoweredOff);
-        }
-        CallAction::SystemReset => {
-            defmt::info!("cpu{=usize}: PSCI SYSTEM_RESET", cpu);
-            crate::end_run(ExitStatus::Reset);
-        }
-    }
-}
-
 /// Starts the CPU `target_mpidr` at the kernel's secondary entry, which then enters the host
 /// at `entry` with x0 = `context`. Returns the PSCI status for the caller.
 fn start_cpu(target_mpidr: u64, entry: u64, context: u64) -> u64 {
     let Some(index) = cpus::index_of(target_mpidr) else {
-        return smccc::INVALID_PARAMETERS;
+        return INVALID_PARAMETERS;
     };
     match hv_board::CURRENT.secondary_start {
         hv_board::SecondaryStart::PsciSmc => {
             cpus::set_host_entry(index, entry, context);
-            let cpu_on = smccc::psci::PSCI_CPU_ON_64 as u64;
+            let cpu_on = psci::PSCI_CPU_ON_64 as u64;
             arch::firmware_psci([
                 cpu_on,
                 target_mpidr,
@@ -197,7 +273,7 @@ fn start_cpu(target_mpidr: u64, entry: u64, context: u64) -> u64 {
             ])
         }
         // The spin-table path arrives with the Raspberry Pi 4 board support.
-        hv_board::SecondaryStart::SpinTable => smccc::NOT_SUPPORTED,
+        hv_board::SecondaryStart::SpinTable => NOT_SUPPORTED,
     }
 }
 

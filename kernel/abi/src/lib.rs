@@ -18,11 +18,19 @@
 /// First bytes of a boot table.
 pub const BOOT_TABLE_MAGIC: [u8; 8] = *b"HVBOOT\0\0";
 /// Layout version of the boot table; bumped on any incompatible change.
-pub const BOOT_TABLE_VERSION: u32 = 1;
+pub const BOOT_TABLE_VERSION: u32 = 2;
 /// Size in bytes of the space the kernel image reserves for the table.
 pub const BOOT_TABLE_SIZE: usize = 4096;
 /// Most payloads one image carries.
-pub const MAX_PAYLOADS: usize = 8;
+pub const MAX_PAYLOADS: usize = 16;
+/// Most components one image carries.
+pub const MAX_COMPONENTS: usize = 8;
+/// Length of a component's name in the table (NUL-padded UTF-8).
+pub const COMPONENT_NAME_LEN: usize = 16;
+/// Bytes of a message buffer (`__ipc_rx`, `__ipc_tx`); equals `hv_ipc::abi::MESSAGE_MAX`.
+pub const MESSAGE_BUFFER_LEN: u64 = 256;
+/// Route bit: SMCCC calls (HVC, trapped SMC) from VMs go to the component with this bit.
+pub const ROUTE_SMCCC: u32 = 1 << 0;
 /// Byte offset of the `image_size` field in the arm64 Image header the kernel starts with.
 pub const IMAGE_HEADER_SIZE_OFFSET: usize = 16;
 /// Byte offset of the "ARM\x64" magic in an arm64 Image header.
@@ -30,8 +38,9 @@ pub const IMAGE_HEADER_MAGIC_OFFSET: usize = 0x38;
 /// The arm64 Image header magic.
 pub const IMAGE_HEADER_MAGIC: [u8; 4] = *b"ARM\x64";
 
-const HEADER_LEN: usize = 8 + 4 + 4 + 8 * 6;
+const HEADER_LEN: usize = 8 + 4 + 4 + 8 * 6 + 8;
 const PAYLOAD_LEN: usize = 4 + 4 + 8 * 3;
+const COMPONENT_LEN: usize = COMPONENT_NAME_LEN + 8 * 4 + 8 * 3 + 2 + 2 + 4 * 3;
 
 /// A half-open physical address range `[start, end)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -82,6 +91,9 @@ pub enum PayloadKind {
     HostDtb = 2,
     /// The host's initial ramdisk (already named in the host DTB's `/chosen`).
     HostInitrd = 3,
+    /// A component's pristine image, kept in the hypervisor's region so the component can be
+    /// (re)started from it.
+    ComponentImage = 4,
 }
 
 impl PayloadKind {
@@ -90,6 +102,7 @@ impl PayloadKind {
             1 => Some(Self::HostKernel),
             2 => Some(Self::HostDtb),
             3 => Some(Self::HostInitrd),
+            4 => Some(Self::ComponentImage),
             _ => None,
         }
     }
@@ -118,6 +131,52 @@ impl Payload {
     }
 }
 
+/// One component: where it lives, how it starts, and what the manifest grants it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ComponentDescriptor {
+    /// Its name (NUL-padded UTF-8), for logs.
+    pub name: [u8; COMPONENT_NAME_LEN],
+    /// Its memory: the only RAM its stage 2 maps. The image is linked at `region.start`.
+    pub region: PhysRange,
+    /// Where the kernel keeps its pristine image (inside the hypervisor's region, outside
+    /// every component's).
+    pub image_store: PhysRange,
+    /// Entry point.
+    pub entry: u64,
+    /// Its receive buffer (`__ipc_rx`).
+    pub ipc_rx: u64,
+    /// Its send buffer (`__ipc_tx`).
+    pub ipc_tx: u64,
+    /// The interface it serves (0: none).
+    pub serves: u16,
+    /// Interfaces it may call: bit `n` for interface id `n`.
+    pub may_call: u32,
+    /// Kernel operations it may use: bit `n` for operation `n`.
+    pub kernel_ops: u32,
+    /// Guest traps routed to it (`ROUTE_*` bits).
+    pub routes: u32,
+}
+
+impl ComponentDescriptor {
+    /// The name as text.
+    pub fn name(&self) -> &str {
+        let len = self
+            .name
+            .iter()
+            .position(|&b| b == 0)
+            .unwrap_or(COMPONENT_NAME_LEN);
+        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+    }
+
+    /// A name field from text (truncated to fit).
+    pub fn name_field(name: &str) -> [u8; COMPONENT_NAME_LEN] {
+        let mut field = [0u8; COMPONENT_NAME_LEN];
+        let len = name.len().min(COMPONENT_NAME_LEN);
+        field[..len].copy_from_slice(&name.as_bytes()[..len]);
+        field
+    }
+}
+
 /// Everything the kernel needs to know about the composed image.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct BootTable {
@@ -129,6 +188,8 @@ pub struct BootTable {
     pub host_entry: u64,
     /// The blobs to copy, at most [`MAX_PAYLOADS`].
     payloads: [Option<Payload>; MAX_PAYLOADS],
+    /// The components, at most [`MAX_COMPONENTS`]; the index is the component's id.
+    components: [Option<ComponentDescriptor>; MAX_COMPONENTS],
 }
 
 /// Why a boot table was refused.
@@ -166,6 +227,16 @@ pub enum BootTableError {
     /// Payload `index` would move to a lower address, or out of file order; copying it could
     /// overwrite a payload not yet moved.
     PayloadMovesBackwards(usize),
+    /// More components than [`MAX_COMPONENTS`].
+    TooManyComponents(u32),
+    /// Component `index`'s region, entry or buffers are misplaced (outside the hypervisor's
+    /// region, on the kernel, on another component, or its entry/buffers outside its region).
+    ComponentMisplaced(usize),
+    /// Component `index`'s image store is not a component-image payload's destination, or is
+    /// larger than its region.
+    ComponentImageMissing(usize),
+    /// Two components serve one interface, or take one route.
+    ComponentConflict(usize, usize),
 }
 
 impl BootTable {
@@ -176,7 +247,69 @@ impl BootTable {
             hypervisor,
             host_entry,
             payloads: [None; MAX_PAYLOADS],
+            components: [None; MAX_COMPONENTS],
         }
+    }
+
+    /// Adds a component; fails if the table is full.
+    pub fn push_component(&mut self, component: ComponentDescriptor) -> Result<(), BootTableError> {
+        let slot = self
+            .components
+            .iter_mut()
+            .find(|slot| slot.is_none())
+            .ok_or(BootTableError::TooManyComponents(MAX_COMPONENTS as u32 + 1))?;
+        *slot = Some(component);
+        Ok(())
+    }
+
+    /// The components; a component's id is its position here.
+    pub fn components(&self) -> impl Iterator<Item = &ComponentDescriptor> {
+        self.components.iter().flatten()
+    }
+
+    /// Checks the components against the layout: each region inside the hypervisor's region
+    /// and past the kernel's own memory (`kernel_end`), off every other region and image store;
+    /// entry and message buffers inside its region; its image store a component-image
+    /// payload's destination no larger than the region; one server per interface and one
+    /// component per route.
+    pub fn validate_components(&self, kernel_end: u64) -> Result<(), BootTableError> {
+        let components = || self.components().enumerate();
+        for (index, component) in components() {
+            let region = component.region;
+            let inside = |address: u64, len: u64| {
+                address >= region.start && address.saturating_add(len) <= region.end
+            };
+            let placed = !region.is_empty()
+                && self.hypervisor.contains_range(&region)
+                && region.start >= kernel_end
+                && !region.overlaps(&component.image_store)
+                && inside(component.entry, 4)
+                && inside(component.ipc_rx, MESSAGE_BUFFER_LEN)
+                && inside(component.ipc_tx, MESSAGE_BUFFER_LEN);
+            if !placed {
+                return Err(BootTableError::ComponentMisplaced(index));
+            }
+            let stored = self.payloads().any(|payload| {
+                payload.kind == PayloadKind::ComponentImage
+                    && payload.destination() == component.image_store
+            });
+            if !stored || component.image_store.len() > region.len() {
+                return Err(BootTableError::ComponentImageMissing(index));
+            }
+            for (other_index, other) in components().take(index) {
+                let collides = region.overlaps(&other.region)
+                    || region.overlaps(&other.image_store)
+                    || component.image_store.overlaps(&other.region);
+                if collides {
+                    return Err(BootTableError::ComponentMisplaced(index));
+                }
+                let same_interface = component.serves != 0 && component.serves == other.serves;
+                if same_interface || component.routes & other.routes != 0 {
+                    return Err(BootTableError::ComponentConflict(other_index, index));
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Adds a payload; fails if the table is full.
@@ -219,11 +352,16 @@ impl BootTable {
             }
             let destination = PhysRange::from_size(payload.load_address, payload.file_size)
                 .ok_or(BootTableError::PayloadDestinationInvalid(index))?;
-            if !self.ram.contains_range(&destination) || destination.overlaps(&self.hypervisor) {
+            let placed = if payload.kind == PayloadKind::ComponentImage {
+                self.hypervisor.contains_range(&destination)
+            } else {
+                self.ram.contains_range(&destination) && !destination.overlaps(&self.hypervisor)
+            };
+            if !placed {
                 return Err(BootTableError::PayloadDestinationInvalid(index));
             }
             for (other_index, other) in self.payloads().enumerate().take(index) {
-                if other.kind == payload.kind {
+                if other.kind == payload.kind && payload.kind != PayloadKind::ComponentImage {
                     return Err(BootTableError::DuplicatePayload(payload.kind));
                 }
                 if other.destination().overlaps(&destination) {
@@ -278,6 +416,7 @@ impl BootTable {
         writer.bytes(&BOOT_TABLE_MAGIC);
         writer.u32(BOOT_TABLE_VERSION);
         writer.u32(self.payloads().count() as u32);
+        writer.u64(self.components().count() as u64);
         for value in [
             self.ram.start,
             self.ram.end,
@@ -294,6 +433,26 @@ impl BootTable {
             writer.u64(payload.file_offset);
             writer.u64(payload.file_size);
             writer.u64(payload.load_address);
+        }
+        writer.at = HEADER_LEN + MAX_PAYLOADS * PAYLOAD_LEN;
+        for component in self.components() {
+            writer.bytes(&component.name);
+            for value in [
+                component.region.start,
+                component.region.end,
+                component.image_store.start,
+                component.image_store.end,
+                component.entry,
+                component.ipc_rx,
+                component.ipc_tx,
+            ] {
+                writer.u64(value);
+            }
+            writer.bytes(&component.serves.to_le_bytes());
+            writer.bytes(&[0, 0]);
+            writer.u32(component.may_call);
+            writer.u32(component.kernel_ops);
+            writer.u32(component.routes);
         }
         out
     }
@@ -312,6 +471,10 @@ impl BootTable {
         if count as usize > MAX_PAYLOADS {
             return Err(BootTableError::TooManyPayloads(count));
         }
+        let component_count = reader.u64()?;
+        if component_count > MAX_COMPONENTS as u64 {
+            return Err(BootTableError::TooManyComponents(component_count as u32));
+        }
         let ram = reader.range()?;
         let hypervisor = reader.range()?;
         let host_entry = reader.u64()?;
@@ -327,6 +490,30 @@ impl BootTable {
                 file_offset: reader.u64()?,
                 file_size: reader.u64()?,
                 load_address: reader.u64()?,
+            });
+        }
+        reader.at = HEADER_LEN + MAX_PAYLOADS * PAYLOAD_LEN;
+        for slot in table.components.iter_mut().take(component_count as usize) {
+            let mut name = [0u8; COMPONENT_NAME_LEN];
+            name.copy_from_slice(reader.take(COMPONENT_NAME_LEN)?);
+            let region = reader.range()?;
+            let image_store = reader.range()?;
+            let entry = reader.u64()?;
+            let ipc_rx = reader.u64()?;
+            let ipc_tx = reader.u64()?;
+            let serves = u16::from_le_bytes([reader.take(1)?[0], reader.take(1)?[0]]);
+            reader.take(2)?;
+            *slot = Some(ComponentDescriptor {
+                name,
+                region,
+                image_store,
+                entry,
+                ipc_rx,
+                ipc_tx,
+                serves,
+                may_call: reader.u32()?,
+                kernel_ops: reader.u32()?,
+                routes: reader.u32()?,
             });
         }
         Ok(table)
@@ -386,7 +573,9 @@ impl<'a> Reader<'a> {
     }
 }
 
-const _: () = assert!(HEADER_LEN + MAX_PAYLOADS * PAYLOAD_LEN <= BOOT_TABLE_SIZE);
+const _: () = assert!(
+    HEADER_LEN + MAX_PAYLOADS * PAYLOAD_LEN + MAX_COMPONENTS * COMPONENT_LEN <= BOOT_TABLE_SIZE
+);
 
 /// How a run of the hypervisor ended, as the exit status QEMU reports through semihosting.
 ///
@@ -555,6 +744,105 @@ mod tests {
         );
     }
 
+    fn with_components() -> BootTable {
+        let mut table = sample();
+        for (index, name) in ["supervisor", "vm-manager"].iter().enumerate() {
+            let base = 0x4080_0000 + index as u64 * 0x10_0000;
+            let store =
+                PhysRange::from_size(0x4180_0000 + index as u64 * 0x4_0000, 0x8000).unwrap();
+            table
+                .push(Payload {
+                    kind: PayloadKind::ComponentImage,
+                    file_offset: 0x100,
+                    file_size: store.len(),
+                    load_address: store.start,
+                })
+                .unwrap();
+            table
+                .push_component(ComponentDescriptor {
+                    name: ComponentDescriptor::name_field(name),
+                    region: PhysRange::from_size(base, 0x10_0000).unwrap(),
+                    image_store: store,
+                    entry: base,
+                    ipc_rx: base + 0x8000,
+                    ipc_tx: base + 0x8100,
+                    serves: index as u16 + 1,
+                    may_call: 0b10,
+                    kernel_ops: 0b1110,
+                    routes: if index == 1 { ROUTE_SMCCC } else { 0 },
+                })
+                .unwrap();
+        }
+        table
+    }
+
+    #[test]
+    fn components_round_trip_and_validate() {
+        let table = with_components();
+        let decoded = BootTable::decode(&table.encode()).unwrap();
+        assert_eq!(decoded, table);
+        decoded.validate(0x120_0000).unwrap();
+        decoded.validate_components(0x4040_0000).unwrap();
+        let names: heapless_names::Names = decoded.components().map(|c| c.name()).collect();
+        assert_eq!(names.as_slice(), ["supervisor", "vm-manager"]);
+    }
+
+    #[test]
+    fn misplaced_or_conflicting_components_are_refused() {
+        let table = with_components();
+        assert_eq!(
+            table.validate_components(0x4090_0000),
+            Err(BootTableError::ComponentMisplaced(0))
+        );
+
+        let mut overlapping = with_components();
+        overlapping.components[1].as_mut().unwrap().region.start = 0x4088_0000;
+        assert_eq!(
+            overlapping.validate_components(0x4040_0000),
+            Err(BootTableError::ComponentMisplaced(1))
+        );
+
+        let mut outside = with_components();
+        outside.components[0].as_mut().unwrap().ipc_tx = 0x4090_0000 - 8;
+        assert_eq!(
+            outside.validate_components(0x4040_0000),
+            Err(BootTableError::ComponentMisplaced(0))
+        );
+
+        let mut no_image = with_components();
+        no_image.components[0].as_mut().unwrap().image_store.start += 0x1000;
+        assert_eq!(
+            no_image.validate_components(0x4040_0000),
+            Err(BootTableError::ComponentImageMissing(0))
+        );
+
+        let mut two_servers = with_components();
+        two_servers.components[1].as_mut().unwrap().serves = 1;
+        assert_eq!(
+            two_servers.validate_components(0x4040_0000),
+            Err(BootTableError::ComponentConflict(0, 1))
+        );
+
+        let mut two_routes = with_components();
+        two_routes.components[0].as_mut().unwrap().routes = ROUTE_SMCCC;
+        assert_eq!(
+            two_routes.validate_components(0x4040_0000),
+            Err(BootTableError::ComponentConflict(0, 1))
+        );
+
+        let mut outside_hyp = with_components();
+        outside_hyp.components[1].as_mut().unwrap().region =
+            PhysRange::from_size(0x5000_0000, 0x10_0000).unwrap();
+        assert_eq!(
+            outside_hyp.validate_components(0x4040_0000),
+            Err(BootTableError::ComponentMisplaced(1))
+        );
+    }
+
+    mod heapless_names {
+        pub type Names<'a> = std::vec::Vec<&'a str>;
+    }
+
     #[test]
     fn placement_must_move_payloads_up_and_clear_the_kernel() {
         let table = sample();
@@ -585,7 +873,7 @@ mod tests {
                 state ^= state << 13;
                 state ^= state >> 7;
                 state ^= state << 17;
-                let at = (state as usize) % 160;
+                let at = (state as usize) % 1100;
                 bytes[at] = (state >> 32) as u8;
             }
             if let Ok(table) = BootTable::decode(&bytes) {

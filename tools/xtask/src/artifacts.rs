@@ -9,8 +9,13 @@ use std::process::Command;
 pub const TARGET: &str = "aarch64-unknown-none-softfloat";
 
 fn cargo_build(package: &str, features: &[&str]) -> Result<PathBuf> {
+    cargo_build_with(package, features, &[])
+}
+
+fn cargo_build_with(package: &str, features: &[&str], env: &[(String, String)]) -> Result<PathBuf> {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
+    command.envs(env.iter().map(|(k, v)| (k, v)));
     command.current_dir(paths::workspace()).args([
         "build",
         "--release",
@@ -45,4 +50,33 @@ pub fn kernel(board: &hv_board::Board) -> Result<PathBuf> {
 pub fn guest(package: &str) -> Result<PathBuf> {
     let _timer = progress::timed(&format!("building test guest {package}"));
     cargo_build(package, &[])
+}
+
+/// Builds a component linked at `region` (with the manifest's build settings) and keeps a copy
+/// of its ELF in `out_dir` for log decoding.
+pub fn component(
+    spec: &crate::manifest::ComponentSpec,
+    region: hv_abi::PhysRange,
+    out_dir: &std::path::Path,
+) -> Result<PathBuf> {
+    let _timer = progress::timed(&format!(
+        "building component {} at {:#x}",
+        spec.name, region.start
+    ));
+    let mut env = vec![
+        (
+            "HV_COMPONENT_BASE".to_owned(),
+            format!("{:#x}", region.start),
+        ),
+        (
+            "HV_COMPONENT_SIZE".to_owned(),
+            format!("{:#x}", region.len()),
+        ),
+    ];
+    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    let elf = cargo_build_with(&spec.crate_name, &[], &env)?;
+    std::fs::create_dir_all(out_dir)?;
+    let kept = out_dir.join(format!("{}.elf", spec.name));
+    std::fs::copy(&elf, &kept).with_context(|| format!("copying {}", elf.display()))?;
+    Ok(kept)
 }

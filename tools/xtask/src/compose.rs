@@ -11,8 +11,8 @@ use crate::elf;
 use crate::qemu::Machine;
 use anyhow::{Context, Result, bail};
 use hv_abi::{
-    BootTable, IMAGE_HEADER_MAGIC, IMAGE_HEADER_MAGIC_OFFSET, IMAGE_HEADER_SIZE_OFFSET, Payload,
-    PayloadKind, PhysRange,
+    BootTable, ComponentDescriptor, IMAGE_HEADER_MAGIC, IMAGE_HEADER_MAGIC_OFFSET,
+    IMAGE_HEADER_SIZE_OFFSET, Payload, PayloadKind, PhysRange,
 };
 use hv_board::Board;
 use hv_devicetree::DeviceTree;
@@ -41,6 +41,44 @@ pub struct Request<'a> {
     pub cmdline: &'a str,
     /// Where to write the image.
     pub out: &'a Path,
+    /// The components, built and linked at their regions.
+    pub components: &'a [BuiltComponent],
+}
+
+/// A component built for its place in the layout.
+pub struct BuiltComponent {
+    /// Its name.
+    pub name: String,
+    /// What the manifest grants it.
+    pub grants: crate::manifest::Grants,
+    /// Its region (it is linked at the start).
+    pub region: PhysRange,
+    /// Its ELF.
+    pub elf: PathBuf,
+}
+
+/// Where components go: one region each, in manifest order, from the first 2 MiB boundary
+/// past the kernel's own memory, each aligned to 1 MiB. Fails if they do not fit the
+/// hypervisor's region (their image stores follow them, so room is left for those too).
+pub fn layout_components(board: &Board, kernel_end: u64, sizes: &[u64]) -> Result<Vec<PhysRange>> {
+    let mut next = align_up(kernel_end, 2 * MIB);
+    let mut regions = Vec::new();
+    for &size in sizes {
+        let region =
+            PhysRange::from_size(next, align_up(size, PAGE)).context("component region")?;
+        next = align_up(region.end, MIB);
+        regions.push(region);
+    }
+    let stores_need: u64 = sizes.iter().map(|&size| align_up(size, PAGE)).sum();
+    if next + stores_need > board.hypervisor_region_end() {
+        bail!(
+            "the components need {} MiB past the kernel, but the hypervisor's region on {} ends at {:#x}; shrink their memory",
+            (next + stores_need - kernel_end) / MIB + 1,
+            board.name,
+            board.hypervisor_region_end()
+        );
+    }
+    Ok(regions)
 }
 
 /// A composed image and the facts about it.
@@ -166,6 +204,54 @@ pub fn compose(request: &Request) -> Result<Composed> {
     }
 
     let mut table = BootTable::new(ram, hypervisor, host.entry);
+    let mut images = Vec::new();
+    let mut store_next = request
+        .components
+        .last()
+        .map_or(0, |c| align_up(c.region.end, PAGE));
+    for component in request.components {
+        let elf_bytes = std::fs::read(&component.elf)
+            .with_context(|| format!("reading {}", component.elf.display()))?;
+        let flat =
+            elf::to_flat(&elf_bytes).with_context(|| format!("component {}", component.name))?;
+        if flat.load_address != component.region.start {
+            bail!(
+                "component {} is linked at {:#x}, not at its region {:#x}",
+                component.name,
+                flat.load_address,
+                component.region.start
+            );
+        }
+        let end = elf::symbol(&elf_bytes, "__image_end")?;
+        if end > component.region.end {
+            bail!(
+                "component {} needs {} KiB but has {} KiB; raise its memory in the manifest",
+                component.name,
+                (end - component.region.start) / 1024,
+                component.region.len() / 1024
+            );
+        }
+        let store = PhysRange::from_size(store_next, flat.bytes.len() as u64).context("store")?;
+        store_next = align_up(store.end, PAGE);
+        table
+            .push_component(ComponentDescriptor {
+                name: ComponentDescriptor::name_field(&component.name),
+                region: component.region,
+                image_store: store,
+                entry: flat.entry,
+                ipc_rx: elf::symbol(&elf_bytes, "__ipc_rx")?,
+                ipc_tx: elf::symbol(&elf_bytes, "__ipc_tx")?,
+                serves: component.grants.serves,
+                may_call: component.grants.may_call,
+                kernel_ops: component.grants.kernel_ops,
+                routes: component.grants.routes,
+            })
+            .map_err(|e| anyhow::anyhow!("{e:?}"))?;
+        images.push((flat.bytes, store, component));
+    }
+    if store_next > hypervisor.end {
+        bail!("the components' images do not fit the hypervisor's region");
+    }
     let mut image = kernel.bytes.clone();
     image.resize(align_up(kernel_footprint, PAGE) as usize, 0);
     let mut map = vec![
@@ -259,4 +345,31 @@ pub fn print_map(composed: &Composed, board: &Board) {
         );
     }
     eprintln!("image: {}", composed.image.display());
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn components_are_laid_out_past_the_kernel_and_must_fit() {
+        let board = &hv_board::QEMU_VIRT;
+        let regions = layout_components(board, 0x402d_1000, &[MIB, 3 * MIB / 2]).unwrap();
+        assert_eq!(
+            regions[0],
+            PhysRange {
+                start: 0x4040_0000,
+                end: 0x4050_0000
+            }
+        );
+        assert_eq!(
+            regions[1],
+            PhysRange {
+                start: 0x4050_0000,
+                end: 0x4068_0000
+            }
+        );
+        let error = layout_components(board, 0x402d_1000, &[16 * MIB, 16 * MIB]).unwrap_err();
+        assert!(error.to_string().contains("shrink their memory"), "{error}");
+    }
 }

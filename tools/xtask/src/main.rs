@@ -95,6 +95,17 @@ pub struct System {
     initrd: Option<PathBuf>,
     cmdline: String,
     name: String,
+    components: Vec<manifest::ComponentSpec>,
+}
+
+/// A composed image and what decoding its logs needs.
+pub struct BuiltImage {
+    /// The image file.
+    pub image: PathBuf,
+    /// The EL2 kernel's ELF.
+    pub kernel_elf: PathBuf,
+    /// Each component's name and ELF, by component id.
+    pub components: Vec<(String, PathBuf)>,
 }
 
 fn default_manifest() -> PathBuf {
@@ -147,14 +158,35 @@ impl SystemArgs {
             initrd,
             cmdline: self.append.clone().unwrap_or(manifest.host.cmdline),
             name,
+            components: manifest.components,
         })
     }
 }
 
-/// Builds the kernel and composes `system`'s image; returns (image, kernel ELF).
-pub fn build_image(system: &System) -> Result<(PathBuf, PathBuf)> {
+/// Builds the kernel and the components and composes `system`'s image.
+pub fn build_image(system: &System) -> Result<BuiltImage> {
     prereqs::ensure_qemu()?;
     let kernel_elf = artifacts::kernel(system.board)?;
+    let kernel_bytes = std::fs::read(&kernel_elf)?;
+    let kernel_end = elf::symbol(&kernel_bytes, "__image_end")?;
+    let sizes = system
+        .components
+        .iter()
+        .map(|spec| manifest::parse_size(&spec.memory))
+        .collect::<Result<Vec<_>>>()?;
+    let regions = compose::layout_components(system.board, kernel_end, &sizes)?;
+    let grants = manifest::check_components(&system.components)?;
+    let component_dir = paths::xtask_out().join(&system.name).join("components");
+    let mut built = Vec::new();
+    for ((spec, region), grants) in system.components.iter().zip(regions).zip(grants) {
+        let elf = artifacts::component(spec, region, &component_dir)?;
+        built.push(compose::BuiltComponent {
+            name: spec.name.clone(),
+            grants,
+            region,
+            elf,
+        });
+    }
     let _timer = progress::timed("composing the image");
     let out = paths::xtask_out().join(&system.name).join(format!(
         "{}-{}.img",
@@ -169,9 +201,14 @@ pub fn build_image(system: &System) -> Result<(PathBuf, PathBuf)> {
         initrd: system.initrd.as_deref(),
         cmdline: &system.cmdline,
         out: &out,
+        components: &built,
     })?;
     compose::print_map(&composed, system.board);
-    Ok((composed.image, kernel_elf))
+    Ok(BuiltImage {
+        image: composed.image,
+        kernel_elf,
+        components: built.into_iter().map(|c| (c.name, c.elf)).collect(),
+    })
 }
 
 fn run(args: &RunArgs) -> Result<i32> {
@@ -182,15 +219,16 @@ fn run(args: &RunArgs) -> Result<i32> {
             system.board.name
         );
     }
-    let (image, kernel_elf) = build_image(&system)?;
+    let built = build_image(&system)?;
     progress::step(&format!(
         "booting on QEMU ({}); quit with Ctrl-A X, or power off from the guest",
         system.machine.label()
     ));
     let outcome = qemu::run(&qemu::Run {
         machine: &system.machine,
-        image: &image,
-        kernel_elf: &kernel_elf,
+        image: &built.image,
+        kernel_elf: &built.kernel_elf,
+        components: &built.components,
         timeout: Duration::from_secs(args.timeout.unwrap_or(u64::MAX / 4)),
         console: Console::Interactive,
         extra_args: &args.qemu_args,

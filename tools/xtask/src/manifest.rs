@@ -16,6 +16,188 @@ pub struct Manifest {
     pub board: String,
     /// The host VM.
     pub host: HostVm,
+    /// The component tasks, in order: a component's id is its position here.
+    #[serde(default, rename = "component")]
+    pub components: Vec<ComponentSpec>,
+}
+
+/// One component task: an EL1 sandbox with its own image, memory and stage 2.
+#[derive(Debug, Deserialize, Clone)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ComponentSpec {
+    /// Its name, for logs (at most 16 bytes).
+    pub name: String,
+    /// The cargo package that builds it (under `components/`).
+    #[serde(rename = "crate")]
+    pub crate_name: String,
+    /// Its memory: code, data, stack and message buffers, e.g. "1M".
+    #[serde(default = "default_component_memory")]
+    pub memory: String,
+    /// The interface it serves ("guest-trap", "supervisor"), if any.
+    #[serde(default)]
+    pub serves: Option<String>,
+    /// The interfaces it may call.
+    #[serde(default)]
+    pub calls: Vec<String>,
+    /// The kernel operations it may use ("restart", "component-state", "read-counter").
+    #[serde(default)]
+    pub kernel_ops: Vec<String>,
+    /// The guest traps routed to it ("smccc").
+    #[serde(default)]
+    pub routes: Vec<String>,
+    /// Build-time settings passed to its build as environment variables (test hooks).
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
+}
+
+fn default_component_memory() -> String {
+    "1M".into()
+}
+
+/// Interface names a manifest may use, with their ids (`hv_ipc::abi::interface`).
+pub const INTERFACES: &[(&str, u16)] = &[
+    ("guest-trap", hv_ipc::abi::interface::GUEST_TRAP),
+    ("supervisor", hv_ipc::abi::interface::SUPERVISOR),
+];
+/// Kernel operation names, with their numbers (`hv_ipc::abi::kernel_op`).
+pub const KERNEL_OPS: &[(&str, u64)] = &[
+    ("restart", hv_ipc::abi::kernel_op::RESTART),
+    ("component-state", hv_ipc::abi::kernel_op::COMPONENT_STATE),
+    ("read-counter", hv_ipc::abi::kernel_op::READ_COUNTER),
+];
+/// Route names, with their bits (`hv_abi::ROUTE_*`).
+pub const ROUTES: &[(&str, u32)] = &[("smccc", hv_abi::ROUTE_SMCCC)];
+
+fn lookup<T: Copy>(table: &[(&str, T)], name: &str, what: &str, component: &str) -> Result<T> {
+    table
+        .iter()
+        .find(|(known, _)| *known == name)
+        .map(|(_, value)| *value)
+        .with_context(|| {
+            let known: Vec<_> = table.iter().map(|(known, _)| *known).collect();
+            format!(
+                "component \"{component}\": unknown {what} \"{name}\" (known: {})",
+                known.join(", ")
+            )
+        })
+}
+
+/// A component's grants as numbers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grants {
+    /// Interface served (0 for none).
+    pub serves: u16,
+    /// Bit per callable interface id.
+    pub may_call: u32,
+    /// Bit per kernel operation.
+    pub kernel_ops: u32,
+    /// Route bits.
+    pub routes: u32,
+}
+
+impl ComponentSpec {
+    /// Resolves names to numbers, refusing unknown ones.
+    pub fn grants(&self) -> Result<Grants> {
+        let name = &self.name;
+        let serves = match &self.serves {
+            Some(interface) => lookup(INTERFACES, interface, "interface", name)?,
+            None => 0,
+        };
+        let mut grants = Grants {
+            serves,
+            may_call: 0,
+            kernel_ops: 0,
+            routes: 0,
+        };
+        for interface in &self.calls {
+            grants.may_call |= 1 << lookup(INTERFACES, interface, "interface", name)?;
+        }
+        for op in &self.kernel_ops {
+            grants.kernel_ops |= 1 << lookup(KERNEL_OPS, op, "kernel operation", name)?;
+        }
+        for route in &self.routes {
+            grants.routes |= lookup(ROUTES, route, "route", name)?;
+        }
+        Ok(grants)
+    }
+}
+
+/// Checks the components together: unique names, one server per interface, one component per
+/// route, every called interface served, and no call cycles (a cycle could deadlock two CPUs
+/// calling each other's servers).
+pub fn check_components(components: &[ComponentSpec]) -> Result<Vec<Grants>> {
+    let grants = components
+        .iter()
+        .map(ComponentSpec::grants)
+        .collect::<Result<Vec<_>>>()?;
+    for (index, component) in components.iter().enumerate() {
+        if component.name.is_empty() || component.name.len() > hv_abi::COMPONENT_NAME_LEN {
+            bail!("component \"{}\": a name has 1 to 16 bytes", component.name);
+        }
+        parse_size(&component.memory)
+            .with_context(|| format!("component \"{}\": memory", component.name))?;
+        for (other_index, other) in components.iter().enumerate().take(index) {
+            if other.name == component.name {
+                bail!("component \"{}\" is named twice", component.name);
+            }
+            if grants[index].serves != 0 && grants[index].serves == grants[other_index].serves {
+                bail!(
+                    "components \"{}\" and \"{}\" both serve {:?}",
+                    other.name,
+                    component.name,
+                    component.serves.as_deref().unwrap_or("")
+                );
+            }
+            if grants[index].routes & grants[other_index].routes != 0 {
+                bail!(
+                    "components \"{}\" and \"{}\" take the same route",
+                    other.name,
+                    component.name
+                );
+            }
+        }
+        for interface in &component.calls {
+            let id = lookup(INTERFACES, interface, "interface", &component.name)?;
+            if !grants.iter().any(|g| g.serves == id) {
+                bail!(
+                    "component \"{}\" calls \"{interface}\", which no component serves",
+                    component.name
+                );
+            }
+        }
+    }
+    // Call graph: edge a -> b when a calls what b serves. Depth-first search for a cycle.
+    let callees = |a: usize| {
+        (0..components.len())
+            .filter(|&b| grants[b].serves != 0 && grants[a].may_call & (1 << grants[b].serves) != 0)
+            .collect::<Vec<_>>()
+    };
+    fn visit(node: usize, marks: &mut [u8], edges: &dyn Fn(usize) -> Vec<usize>) -> Option<usize> {
+        match marks[node] {
+            1 => return Some(node),
+            2 => return None,
+            _ => {}
+        }
+        marks[node] = 1;
+        for next in edges(node) {
+            if let Some(found) = visit(next, marks, edges) {
+                return Some(found);
+            }
+        }
+        marks[node] = 2;
+        None
+    }
+    let edges = |node: usize| callees(node);
+    let mut marks = vec![0u8; components.len()];
+    for start in 0..components.len() {
+        if let Some(node) = visit(start, &mut marks, &edges) {
+            bail!(
+                "the components' calls form a cycle through \"{}\"; calls must only go one way",
+                components[node].name
+            );
+        }
+    }
+    Ok(grants)
 }
 
 /// The host VM: the first VM, which owns the machine's devices.
@@ -133,10 +315,85 @@ mod tests {
         assert!(error.contains("unknown field `kernal`"), "{error}");
     }
 
+    fn component(name: &str, serves: Option<&str>, calls: &[&str]) -> ComponentSpec {
+        ComponentSpec {
+            name: name.into(),
+            crate_name: format!("hv-{name}"),
+            memory: "1M".into(),
+            serves: serves.map(Into::into),
+            calls: calls.iter().map(|c| (*c).into()).collect(),
+            kernel_ops: vec![],
+            routes: vec![],
+            env: Default::default(),
+        }
+    }
+
+    #[test]
+    fn component_checks() {
+        let good = [
+            component("supervisor", Some("supervisor"), &[]),
+            component("vm-manager", Some("guest-trap"), &["supervisor"]),
+        ];
+        let grants = check_components(&good).unwrap();
+        assert_eq!(grants[1].may_call, 1 << hv_ipc::abi::interface::SUPERVISOR);
+
+        let cycle = [
+            component("supervisor", Some("supervisor"), &["guest-trap"]),
+            component("vm-manager", Some("guest-trap"), &["supervisor"]),
+        ];
+        assert!(
+            check_components(&cycle)
+                .unwrap_err()
+                .to_string()
+                .contains("cycle")
+        );
+
+        let unserved = [component("vm-manager", Some("guest-trap"), &["supervisor"])];
+        assert!(
+            check_components(&unserved)
+                .unwrap_err()
+                .to_string()
+                .contains("no component serves")
+        );
+
+        let twice = [
+            component("a", Some("supervisor"), &[]),
+            component("b", Some("supervisor"), &[]),
+        ];
+        assert!(
+            check_components(&twice)
+                .unwrap_err()
+                .to_string()
+                .contains("both serve")
+        );
+
+        let unknown = [component("a", Some("printer"), &[])];
+        assert!(
+            check_components(&unknown)
+                .unwrap_err()
+                .to_string()
+                .contains("unknown interface")
+        );
+
+        let same_name = [component("a", None, &[]), component("a", None, &[])];
+        assert!(
+            check_components(&same_name)
+                .unwrap_err()
+                .to_string()
+                .contains("named twice")
+        );
+    }
+
     #[test]
     fn the_default_manifest_loads() {
         let path = crate::paths::workspace().join("manifests/qemu-virt.toml");
         let manifest = Manifest::load(&path).unwrap();
         assert_eq!(manifest.board, "qemu-virt");
+        assert!(
+            manifest
+                .components
+                .iter()
+                .any(|c| c.routes.contains(&"smccc".to_owned()))
+        );
     }
 }

@@ -99,6 +99,9 @@ pub struct Run<'a> {
     pub image: &'a Path,
     /// The EL2 kernel's ELF, for decoding its log.
     pub kernel_elf: &'a Path,
+    /// Each component's name and ELF (by id), for decoding the logs they send through the
+    /// kernel.
+    pub components: &'a [(String, PathBuf)],
     /// Wall-clock limit.
     pub timeout: Duration,
     /// Console handling.
@@ -143,17 +146,61 @@ impl Outcome {
     }
 }
 
-/// Decodes the kernel's defmt frames from a file QEMU appends to.
+/// Decodes the kernel's defmt frames from a file QEMU appends to, and the components' frames
+/// the kernel forwards inside its own (`component-log <id> [bytes]`).
 struct LogDecoder {
     table: defmt_decoder::Table,
+    components: Vec<(String, Option<defmt_decoder::Table>)>,
 }
 
 impl LogDecoder {
-    fn new(kernel_elf: &Path) -> Result<Self> {
+    fn new(kernel_elf: &Path, components: &[(String, PathBuf)]) -> Result<Self> {
         let elf = std::fs::read(kernel_elf)?;
         let table =
             defmt_decoder::Table::parse(&elf)?.context("the kernel ELF has no defmt table")?;
-        Ok(Self { table })
+        let components = components
+            .iter()
+            .map(|(name, path)| {
+                let table = std::fs::read(path)
+                    .ok()
+                    .and_then(|elf| defmt_decoder::Table::parse(&elf).ok().flatten());
+                (name.clone(), table)
+            })
+            .collect();
+        Ok(Self { table, components })
+    }
+
+    /// Turns a kernel line carrying a component's frame into that component's decoded line.
+    fn component_line(&self, message: &str) -> Option<String> {
+        let rest = message.strip_prefix("component-log ")?;
+        let (index, bytes) = rest.split_once(' ')?;
+        let index: usize = index.parse().ok()?;
+        let bytes: Vec<u8> = bytes
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .split(',')
+            .filter_map(|byte| byte.trim().parse().ok())
+            .collect();
+        let (name, table) = self.components.get(index)?;
+        let Some(table) = table else {
+            return Some(format!(
+                "[{name}] (no defmt table to decode {} bytes)",
+                bytes.len()
+            ));
+        };
+        let mut decoder = table.new_stream_decoder();
+        decoder.received(&bytes);
+        let line = match decoder.decode() {
+            Ok(frame) => {
+                let level = frame
+                    .level()
+                    .map(|l| l.as_str().to_uppercase())
+                    .unwrap_or_default();
+                format!("{level:5} [{name}] {}", frame.display_message())
+            }
+            Err(_) => format!("[{name}] (undecodable log frame)"),
+        };
+        Some(line)
     }
 
     /// Follows `path` until `done` is set, handing each decoded line to `sink`.
@@ -181,7 +228,11 @@ impl LogDecoder {
                                 .level()
                                 .map(|l| l.as_str().to_uppercase())
                                 .unwrap_or_default();
-                            sink(format!("{timestamp} {level:5} {}", frame.display_message()));
+                            let message = frame.display_message().to_string();
+                            match self.component_line(&message) {
+                                Some(line) => sink(format!("{timestamp} {line}")),
+                                None => sink(format!("{timestamp} {level:5} {message}")),
+                            }
                         }
                         Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
                         Err(defmt_decoder::DecodeError::Malformed) => {
@@ -227,7 +278,7 @@ pub fn run(run: &Run) -> Result<Outcome> {
     }
     command.args(run.extra_args);
 
-    let decoder = LogDecoder::new(run.kernel_elf)?;
+    let decoder = LogDecoder::new(run.kernel_elf, run.components)?;
     let hv_lines = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(Mutex::new(false));
     let start = Instant::now();

@@ -69,12 +69,13 @@ pub fn boot(
         append: Some(append.to_owned()),
     };
     let system = args.resolve()?;
-    let (image, kernel_elf) = build_image(&system)?;
+    let built = build_image(&system)?;
     progress::step(&format!("booting {name}"));
     qemu::run(&qemu::Run {
         machine: &system.machine,
-        image: &image,
-        kernel_elf: &kernel_elf,
+        image: &built.image,
+        kernel_elf: &built.kernel_elf,
+        components: &built.components,
         timeout: Duration::from_secs(timeout),
         console: Console::Captured { echo: false },
         extra_args: extra,

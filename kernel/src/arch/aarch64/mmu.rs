@@ -139,6 +139,13 @@ pub fn build_stage2_map(regions: &RegionList) -> u64 {
     root
 }
 
+/// Builds a component's stage 2: its region as normal memory, nothing else.
+pub fn build_component_map(region: hv_abi::PhysRange) -> u64 {
+    let mut regions = RegionList::new();
+    let _ = regions.push(hv_kernel::memory_map::Region { range: region, kind: MemoryKind::Normal });
+    build_stage2_map(&regions)
+}
+
 fn map<R, A>(mapping: &mut Mapping<PoolTranslation, R>, start: u64, end: u64, attributes: A)
 where
     R: aarch64_paging::paging::TranslationRegime<Attributes = A, Asid = (), VaRange = ()>,

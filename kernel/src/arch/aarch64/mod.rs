@@ -8,6 +8,7 @@
 //!
 //! References: Arm ARM DDI 0487 (register descriptions in chapter D24), SMCCC DEN 0028.
 
+pub mod el1;
 pub mod mini_uart;
 pub mod mmu;
 pub mod semihosting;
@@ -41,6 +42,11 @@ pub struct GuestFrame {
 }
 
 const _: () = assert!(core::mem::size_of::<GuestFrame>() == 272);
+
+impl GuestFrame {
+    /// Every register zero.
+    pub const ZERO: Self = Self { x: [0; 31], elr: 0, spsr: 0, _pad: 0 };
+}
 
 unsafe extern "C" {
     /// Loads `frame` into the CPU and erets to the guest, with the EL2 stack reset to
@@ -142,9 +148,18 @@ pub unsafe fn enable_el2_mmu(root: u64, features: &CpuFeatures) {
     unsafe { asm!("isb", options(nostack)) };
 }
 
+/// The HCR_EL2 and CPTR_EL2 values the host VM runs with; components derive theirs.
+#[derive(Clone, Copy, Debug)]
+pub struct HostControls {
+    /// HCR_EL2 for the host.
+    pub hcr: u64,
+    /// CPTR_EL2 for the host.
+    pub cptr: u64,
+}
+
 /// Configures how this CPU runs EL1 guests: HCR_EL2 traps, the stage-2 regime in `vttbr`,
 /// timers, ID registers seen by the guest, and access to SVE/SME/pointer auth/GIC sysregs.
-pub fn configure_guest_controls(vttbr: u64, features: &CpuFeatures) {
+pub fn configure_guest_controls(vttbr: u64, features: &CpuFeatures) -> HostControls {
     // HCR_EL2: VM (stage 2 on), SWIO, FB, BSU=inner shareable, TSC (trap SMC: PSCI), RW
     // (EL1 is AArch64), and API/APK when pointer auth exists so its keys do not trap.
     let mut hcr: u64 = 1 | (1 << 1) | (1 << 9) | (0b01 << 10) | (1 << 19) | (1 << 31);
@@ -200,6 +215,15 @@ pub fn configure_guest_controls(vttbr: u64, features: &CpuFeatures) {
     unsafe { asm!("msr vpidr_el2, {}", in(reg) MIDR_EL1.get(), options(nostack)) };
     // EL1 starts with its MMU off and a known SCTLR (RES1 bits only).
     SCTLR_EL1.set(0x30d0_0800);
+    HostControls { hcr, cptr }
+}
+
+/// Makes instructions the kernel just wrote to `[start, start + len)` visible to instruction
+/// fetches (a component image copied into place).
+pub fn sync_instructions(start: u64, len: u64) {
+    clean_dcache_to_poc(start, len);
+    // SAFETY: invalidating instruction caches only discards cached copies.
+    unsafe { asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
 }
 
 /// Enters a guest at EL1h (DAIF masked, MMU off) at `entry` with x0 = `x0`, on this CPU.

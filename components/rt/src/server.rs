@@ -1,0 +1,67 @@
+//! The server loop: RECV, dispatch, REPLY, forever.
+//!
+//! A component that serves implements [`Server`] and hands it to [`serve_forever`]. Calls go to
+//! [`Server::handle_call`] with the request (in `__ipc_rx`) and the reply buffer (`__ipc_tx`);
+//! notifications go to [`Server::handle_notification`]. One type with two methods (rather than
+//! two closures) lets both share the component's state mutably.
+//!
+//! While a call is being served the handler holds the buffers, so it cannot make calls of its
+//! own through the [`Ipc`] token; kernel operations and notifications
+//! ([`crate::syscall`]) use no buffer and are fine anywhere.
+
+use hv_ipc::abi::MESSAGE_MAX;
+
+use crate::ipc::{Ipc, Received};
+
+/// A component's request and notification handlers.
+pub trait Server {
+    /// Serves one call: `request` is the message, `reply` the buffer for the answer. Returns the
+    /// reply's length (values beyond [`MESSAGE_MAX`] are clamped).
+    ///
+    /// Every call gets a reply, even an empty one (length 0), so that the caller never waits
+    /// forever; an interface the component does not serve should be answered the way
+    /// `hv_ipc::serve` answers an undecodable request.
+    fn handle_call(
+        &mut self,
+        sender: u64,
+        interface: u16,
+        request: &[u8],
+        reply: &mut [u8; MESSAGE_MAX],
+    ) -> usize;
+
+    /// Handles notification `bits`. Ignores them by default.
+    fn handle_notification(&mut self, bits: u64) {
+        let _ = bits;
+    }
+}
+
+/// Serves calls and notifications with `server` forever.
+///
+/// A REPLY the kernel refuses (say, the caller was stopped meanwhile) is logged and the loop
+/// goes on: the server itself is fine.
+pub fn serve_forever(ipc: &mut Ipc, server: &mut impl Server) -> ! {
+    loop {
+        match ipc.recv() {
+            Received::Call {
+                sender,
+                interface,
+                len,
+            } => {
+                let (rx, tx) = ipc.rx_tx();
+                let reply_len = server
+                    .handle_call(sender, interface, &rx[..len], tx)
+                    .min(MESSAGE_MAX);
+                if let Err(_error) = ipc.reply(reply_len) {
+                    #[cfg(target_os = "none")]
+                    defmt::warn!(
+                        "REPLY to {=u64} on interface {=u16} refused: {=i64}",
+                        sender,
+                        interface,
+                        _error as i64
+                    );
+                }
+            }
+            Received::Notification { bits } => server.handle_notification(bits),
+        }
+    }
+}

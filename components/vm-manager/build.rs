@@ -1,0 +1,70 @@
+//! Build script: links the VM manager with the shared component linker script (see
+//! `components/rt/build_support.rs`: `HV_COMPONENT_BASE` / `HV_COMPONENT_SIZE`), and turns the
+//! test-only crash hook settings into compile-time values for `src/crash_hook.rs`:
+//!
+//! - `HV_VM_MANAGER_CRASH_ON_CALL=<N>` (decimal, N >= 1) enables the hook: the N-th guest_trap
+//!   request served by an instance that was never restarted crashes it;
+//! - `HV_VM_MANAGER_CRASH_KIND=<undefined|abort-kernel|panic>` (default `undefined`);
+//! - `HV_VM_MANAGER_CRASH_ADDRESS=<hex>` for `abort-kernel` (default 0x40200000, the kernel
+//!   image).
+//!
+//! With the hook enabled the crate is compiled with `--cfg vm_manager_crash_hook` and the
+//! normalised values in `HV_VM_MANAGER_CRASH_{ON_CALL,KIND,ADDRESS}_VALUE` (decimal, kind as
+//! 0 = undefined, 1 = abort-kernel, 2 = panic). Unset: no hook, the normal build.
+
+include!("../rt/build_support.rs");
+
+const CRASH_ON_CALL: &str = "HV_VM_MANAGER_CRASH_ON_CALL";
+const CRASH_KIND: &str = "HV_VM_MANAGER_CRASH_KIND";
+const CRASH_ADDRESS: &str = "HV_VM_MANAGER_CRASH_ADDRESS";
+const DEFAULT_CRASH_ADDRESS: u64 = 0x4020_0000;
+
+fn main() {
+    write_link_script();
+    crash_hook();
+}
+
+fn crash_hook() {
+    println!("cargo::rustc-check-cfg=cfg(vm_manager_crash_hook)");
+    for name in [CRASH_ON_CALL, CRASH_KIND, CRASH_ADDRESS] {
+        println!("cargo:rerun-if-env-changed={name}");
+    }
+    let setting = |name| std::env::var(name).ok().filter(|value| !value.trim().is_empty());
+    let Some(on_call) = setting(CRASH_ON_CALL) else {
+        for name in [CRASH_KIND, CRASH_ADDRESS] {
+            if setting(name).is_some() {
+                println!("cargo:warning={name} is ignored without {CRASH_ON_CALL}");
+            }
+        }
+        return;
+    };
+    let on_call: u64 = on_call
+        .trim()
+        .parse()
+        .ok()
+        .filter(|n| *n >= 1)
+        .unwrap_or_else(|| panic!("{CRASH_ON_CALL}={on_call:?}: expected a decimal number >= 1"));
+    let kind = setting(CRASH_KIND).unwrap_or_else(|| "undefined".into());
+    let kind_code = match kind.trim() {
+        "undefined" => 0,
+        "abort-kernel" => 1,
+        "panic" => 2,
+        other => panic!("{CRASH_KIND}={other:?}: expected undefined, abort-kernel or panic"),
+    };
+    let address = setting(CRASH_ADDRESS)
+        .map(|value| parse_hex_setting(CRASH_ADDRESS, &value))
+        .unwrap_or(DEFAULT_CRASH_ADDRESS);
+    assert!(
+        address % 8 == 0,
+        "{CRASH_ADDRESS}={address:#x}: must be 8-byte aligned (the read must fault on the \
+         address, not on alignment)"
+    );
+    println!("cargo:rustc-cfg=vm_manager_crash_hook");
+    println!("cargo:rustc-env={CRASH_ON_CALL}_VALUE={on_call}");
+    println!("cargo:rustc-env={CRASH_KIND}_VALUE={kind_code}");
+    println!("cargo:rustc-env={CRASH_ADDRESS}_VALUE={address}");
+    println!(
+        "cargo:warning=test crash hook enabled: request {on_call} crashes the first instance ({}, address {address:#x})",
+        kind.trim()
+    );
+}

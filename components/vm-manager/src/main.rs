@@ -1,0 +1,137 @@
+//! The VM manager component: decides what guests' SMCCC calls mean.
+//!
+//! The kernel routes a guest's SMCCC call (HVC, or SMC trapped by HCR_EL2.TSC) to this
+//! component as a `guest_trap` request, on the stopped vCPU's behalf; the component answers with
+//! a `TrapResolution` the kernel carries out. The decisions live in [`policy`] (host-tested);
+//! each PSCI call is logged with its name and result.
+//!
+//! Test builds may carry a crash hook ([`crash_hook`], set up by `build.rs`).
+//!
+//! Everything but the policy and the hook's settings exists only for `target_os = "none"`.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+// On the host only the tests use these.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod crash_hook;
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod policy;
+
+#[cfg(target_os = "none")]
+mod component {
+    //! The component proper: the server loop around the policy.
+
+    use defmt::{debug, info, warn};
+    use hv_component_rt::hv_ipc::abi::MESSAGE_MAX;
+    use hv_component_rt::hv_ipc::interfaces::guest_trap::{GuestTrap, GuestTrapInterface};
+    use hv_component_rt::hv_ipc::{self, Interface, RemoteError};
+    use hv_component_rt::{Ipc, Server, StartInfo, arch, serve_forever};
+
+    use crate::crash_hook::{self, CrashKind};
+    use crate::policy;
+
+    hv_component_rt::component_main!(main);
+
+    fn main(info: StartInfo, mut ipc: Ipc) -> ! {
+        info!(
+            "vm-manager: component {=usize} up (start {=u64})",
+            info.index, info.start_count
+        );
+        if let Some(hook) = crash_hook::HOOK {
+            info!(
+                "vm-manager: crash hook: {=str} on request {=u64} (armed: {=bool})",
+                hook.kind.name(),
+                hook.on_call,
+                info.start_count == 0
+            );
+        }
+        let mut server = VmManager {
+            start_count: info.start_count,
+            served: 0,
+        };
+        serve_forever(&mut ipc, &mut server)
+    }
+
+    struct VmManager {
+        /// The instance's start count (x3 at entry), for the crash hook.
+        start_count: u64,
+        /// guest_trap requests this instance has taken.
+        served: u64,
+    }
+
+    impl VmManager {
+        /// Crashes here if the test hook says so for this request.
+        fn crash_hook(&self) {
+            let Some(hook) = crash_hook::HOOK else {
+                return;
+            };
+            if !hook.fires(self.served, self.start_count) {
+                return;
+            }
+            warn!(
+                "vm-manager: crash hook fires on request {=u64}: {=str}",
+                self.served,
+                hook.kind.name()
+            );
+            match hook.kind {
+                CrashKind::Undefined => arch::udf(),
+                CrashKind::AbortKernel { address } => {
+                    // SAFETY: Deliberately reads outside the component's region: the stage-2
+                    // translation faults and the kernel stops the component, so the read never
+                    // completes and nothing observes a value.
+                    unsafe { core::ptr::read_volatile(address as *const u64) };
+                    panic!("crash hook: read of {address:#x} did not fault");
+                }
+                CrashKind::Panic => panic!("crash hook: request {}", self.served),
+            }
+        }
+    }
+
+    impl Server for VmManager {
+        fn handle_call(
+            &mut self,
+            _sender: u64,
+            interface: u16,
+            request: &[u8],
+            reply: &mut [u8; MESSAGE_MAX],
+        ) -> usize {
+            if interface != GuestTrapInterface::ID {
+                return hv_ipc::encode_reply::<GuestTrapInterface>(
+                    &Err(RemoteError::UnknownOperation),
+                    reply,
+                )
+                .unwrap_or(0);
+            }
+            self.served += 1;
+            self.crash_hook();
+            hv_ipc::serve::<GuestTrapInterface>(request, reply, |trap| match trap {
+                GuestTrap::Smccc {
+                    vm, vcpu, regs, ..
+                } => {
+                    let resolution = policy::decide(&regs);
+                    let function = regs[0] as u32;
+                    let (kind, value) = policy::summarize(&resolution);
+                    if let Some(name) = policy::psci_function_name(function) {
+                        info!(
+                            "vm{=u16} vcpu{=u16}: {=str} ({=u32:#x}) -> {=str} {=u64:#x}",
+                            vm, vcpu, name, function, kind, value
+                        );
+                    } else {
+                        debug!(
+                            "vm{=u16} vcpu{=u16}: {=str} ({=u32:#x}) -> {=str} {=u64:#x}",
+                            vm,
+                            vcpu,
+                            policy::function_name(function),
+                            function,
+                            kind,
+                            value
+                        );
+                    }
+                    resolution
+                }
+            })
+        }
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {}

@@ -1,0 +1,414 @@
+//! What a guest's SMCCC call means: pure decision logic, host-tested.
+//!
+//! Ported from the kernel's former in-EL2 policy (`kernel/src/smccc.rs`): SMCCC 1.1 (Arm DEN
+//! 0028) discovery, PSCI 1.1 (Arm DEN 0022), and the vendor-hypervisor discovery calls the way
+//! KVM (and so pKVM) answers them, so that a Linux guest recognises a KVM-compatible hypervisor
+//! (`drivers/firmware/smccc/kvm_guest.c`):
+//!
+//! - `ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID` (0x8600FF01) returns the KVM UID
+//!   `28b46fb6-2ec5-11e9-a9ca-4b564d003a74` in w0..w3, each register holding four bytes of the
+//!   UUID (in its usual big-endian byte order) read as a little-endian u32;
+//! - `ARM_SMCCC_VENDOR_HYP_KVM_FEATURES_FUNC_ID` (0x86000000) returns in r0..r3 the bitmap of
+//!   KVM vendor functions 0..127 that are implemented. Upstream KVM sets bits 0 (FEATURES) and
+//!   1 (PTP); pKVM for protected guests FEATURES, HYP_MEMINFO and MEM_SHARE. We serve exactly the
+//!   FEATURES call itself, so only bit 0.
+//!
+//! Only the low 32 bits of x0 name the function (SMCCC 1.1 section 2.5), and SMC32/HVC32 calls
+//! (bit 30 clear) take 32-bit arguments: the upper halves of x1.. are not the caller's.
+//! Anything not listed is answered NOT_SUPPORTED (-1).
+
+use hv_ipc::interfaces::guest_trap::TrapResolution;
+pub use smccc::{arch, psci};
+
+/// SMCCC return value for an unknown function (SMCCC 1.1 section 5.2).
+pub const NOT_SUPPORTED: u64 = -1i64 as u64;
+/// PSCI INVALID_PARAMETERS.
+pub const INVALID_PARAMETERS: u64 = -2i64 as u64;
+/// The SMCCC version we implement: 1.1.
+pub const SMCCC_VERSION_1_1: u64 = 0x1_0001;
+/// The PSCI version we present: 1.1.
+pub const PSCI_VERSION_1_1: u64 = 0x1_0001;
+/// MIGRATE_INFO_TYPE: no Trusted OS needs migration.
+pub const MIGRATE_INFO_TYPE_NOT_PRESENT: u64 = 2;
+
+/// `ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID`: the vendor hypervisor service's UID (SMC32 fast).
+pub const VENDOR_HYP_CALL_UID: u32 = 0x8600_FF01;
+/// `ARM_SMCCC_VENDOR_HYP_KVM_FEATURES_FUNC_ID`: KVM vendor function 0, the feature bitmap.
+pub const VENDOR_HYP_KVM_FEATURES: u32 = 0x8600_0000;
+/// KVM's vendor-hypervisor UID.
+pub const KVM_UID: &str = "28b46fb6-2ec5-11e9-a9ca-4b564d003a74";
+/// [`KVM_UID`] as the UID call returns it in w0..w3 (`ARM_SMCCC_VENDOR_HYP_UID_KVM_REG_0..3`).
+pub const KVM_UID_REGS: [u64; 4] = [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d];
+/// KVM vendor function number of the FEATURES call (`ARM_SMCCC_KVM_FUNC_FEATURES`).
+pub const KVM_FUNC_FEATURES: u32 = 0;
+/// The KVM vendor functions we implement, as the FEATURES call reports them (r0 = functions
+/// 0..31, r1 = 32..63, r2 = 64..95, r3 = 96..127).
+pub const KVM_FEATURES_BITMAP: [u64; 4] = [1 << KVM_FUNC_FEATURES, 0, 0, 0];
+
+/// PSCI functions we answer, for PSCI_FEATURES.
+const SUPPORTED_PSCI: &[u32] = &[
+    psci::PSCI_VERSION,
+    psci::PSCI_CPU_SUSPEND_32,
+    psci::PSCI_CPU_SUSPEND_64,
+    psci::PSCI_CPU_OFF,
+    psci::PSCI_CPU_ON_32,
+    psci::PSCI_CPU_ON_64,
+    psci::PSCI_AFFINITY_INFO_32,
+    psci::PSCI_AFFINITY_INFO_64,
+    psci::PSCI_MIGRATE_INFO_TYPE,
+    psci::PSCI_SYSTEM_OFF,
+    psci::PSCI_SYSTEM_RESET,
+    psci::PSCI_SYSTEM_RESET2_32,
+    psci::PSCI_SYSTEM_RESET2_64,
+    psci::PSCI_FEATURES,
+];
+
+fn ret(x0: u64) -> TrapResolution {
+    TrapResolution::Return { regs: [x0, 0, 0, 0] }
+}
+
+/// Decides what a guest's SMCCC call does. `regs` are the caller's x0..x7 (function ID in x0).
+pub fn decide(regs: &[u64; 8]) -> TrapResolution {
+    let function = regs[0] as u32;
+    let is_32bit_call = function & (1 << 30) == 0;
+    // SMC32/HVC32 calls take 32-bit arguments: the upper halves are not the caller's.
+    let arg = |n: usize| {
+        if is_32bit_call {
+            regs[n] & 0xffff_ffff
+        } else {
+            regs[n]
+        }
+    };
+    match function {
+        arch::SMCCC_VERSION => ret(SMCCC_VERSION_1_1),
+        arch::SMCCC_ARCH_FEATURES => {
+            let asked = arg(1) as u32;
+            let known = asked == arch::SMCCC_VERSION || asked == arch::SMCCC_ARCH_FEATURES;
+            ret(if known { 0 } else { NOT_SUPPORTED })
+        }
+        VENDOR_HYP_CALL_UID => TrapResolution::Return { regs: KVM_UID_REGS },
+        VENDOR_HYP_KVM_FEATURES => TrapResolution::Return {
+            regs: KVM_FEATURES_BITMAP,
+        },
+        psci::PSCI_VERSION => ret(PSCI_VERSION_1_1),
+        psci::PSCI_FEATURES => {
+            let asked = arg(1) as u32;
+            let known = SUPPORTED_PSCI.contains(&asked) || asked == arch::SMCCC_VERSION;
+            ret(if known { 0 } else { NOT_SUPPORTED })
+        }
+        psci::PSCI_CPU_ON_32 | psci::PSCI_CPU_ON_64 => TrapResolution::StartCpu {
+            target_mpidr: arg(1),
+            entry: arg(2),
+            context: arg(3),
+        },
+        psci::PSCI_CPU_OFF => TrapResolution::StopCpu,
+        psci::PSCI_CPU_SUSPEND_32 | psci::PSCI_CPU_SUSPEND_64 => TrapResolution::WaitForInterrupt,
+        psci::PSCI_AFFINITY_INFO_32 | psci::PSCI_AFFINITY_INFO_64 => {
+            if arg(2) > 3 {
+                ret(INVALID_PARAMETERS)
+            } else {
+                TrapResolution::AffinityInfo {
+                    target_mpidr: arg(1),
+                    lowest_level: arg(2),
+                }
+            }
+        }
+        psci::PSCI_MIGRATE_INFO_TYPE => ret(MIGRATE_INFO_TYPE_NOT_PRESENT),
+        psci::PSCI_SYSTEM_OFF => TrapResolution::SystemOff,
+        psci::PSCI_SYSTEM_RESET | psci::PSCI_SYSTEM_RESET2_32 | psci::PSCI_SYSTEM_RESET2_64 => {
+            TrapResolution::SystemReset
+        }
+        _ => ret(NOT_SUPPORTED),
+    }
+}
+
+/// The name of a PSCI function (owner "standard secure service", functions 0x00..0x1F), for
+/// logs; `None` for anything else.
+pub fn psci_function_name(function: u32) -> Option<&'static str> {
+    Some(match function {
+        psci::PSCI_VERSION => "PSCI_VERSION",
+        psci::PSCI_CPU_SUSPEND_32 => "CPU_SUSPEND32",
+        psci::PSCI_CPU_SUSPEND_64 => "CPU_SUSPEND64",
+        psci::PSCI_CPU_OFF => "CPU_OFF",
+        psci::PSCI_CPU_ON_32 => "CPU_ON32",
+        psci::PSCI_CPU_ON_64 => "CPU_ON64",
+        psci::PSCI_AFFINITY_INFO_32 => "AFFINITY_INFO32",
+        psci::PSCI_AFFINITY_INFO_64 => "AFFINITY_INFO64",
+        psci::PSCI_MIGRATE_32 => "MIGRATE32",
+        psci::PSCI_MIGRATE_64 => "MIGRATE64",
+        psci::PSCI_MIGRATE_INFO_TYPE => "MIGRATE_INFO_TYPE",
+        psci::PSCI_MIGRATE_INFO_UP_CPU_32 => "MIGRATE_INFO_UP_CPU32",
+        psci::PSCI_MIGRATE_INFO_UP_CPU_64 => "MIGRATE_INFO_UP_CPU64",
+        psci::PSCI_SYSTEM_OFF => "SYSTEM_OFF",
+        psci::PSCI_SYSTEM_RESET => "SYSTEM_RESET",
+        psci::PSCI_SYSTEM_RESET2_32 => "SYSTEM_RESET2_32",
+        psci::PSCI_SYSTEM_RESET2_64 => "SYSTEM_RESET2_64",
+        psci::PSCI_FEATURES => "PSCI_FEATURES",
+        _ if function & 0xBFFF_FFE0 == 0x8400_0000 => "PSCI_UNKNOWN",
+        _ => return None,
+    })
+}
+
+/// The name of any function this policy knows, for logs (`"UNKNOWN"` otherwise).
+pub fn function_name(function: u32) -> &'static str {
+    match function {
+        arch::SMCCC_VERSION => "SMCCC_VERSION",
+        arch::SMCCC_ARCH_FEATURES => "SMCCC_ARCH_FEATURES",
+        VENDOR_HYP_CALL_UID => "VENDOR_HYP_CALL_UID",
+        VENDOR_HYP_KVM_FEATURES => "KVM_FEATURES",
+        _ => psci_function_name(function).unwrap_or("UNKNOWN"),
+    }
+}
+
+/// A resolution in two words, for logs: its kind and its most telling value (x0 for a
+/// return, the target MPIDR for CPU operations, else 0).
+pub fn summarize(resolution: &TrapResolution) -> (&'static str, u64) {
+    match *resolution {
+        TrapResolution::Return { regs } => ("return", regs[0]),
+        TrapResolution::StartCpu { target_mpidr, .. } => ("start-cpu", target_mpidr),
+        TrapResolution::StopCpu => ("stop-cpu", 0),
+        TrapResolution::AffinityInfo { target_mpidr, .. } => ("affinity-info", target_mpidr),
+        TrapResolution::WaitForInterrupt => ("wait-for-interrupt", 0),
+        TrapResolution::SystemOff => ("system-off", 0),
+        TrapResolution::SystemReset => ("system-reset", 0),
+        TrapResolution::InjectUndefined => ("inject-undefined", 0),
+        TrapResolution::Retry => ("retry", 0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn call(function: u32, args: [u64; 3]) -> TrapResolution {
+        decide(&[function as u64, args[0], args[1], args[2], 0, 0, 0, 0])
+    }
+
+    #[test]
+    fn unknown_functions_are_not_supported() {
+        for function in [
+            // Arm architecture calls beyond the two we serve (SOC_ID, the workarounds).
+            arch::SMCCC_ARCH_SOC_ID,
+            arch::SMCCC_ARCH_WORKAROUND_1,
+            0x8000_FFF0,
+            // CPU, SiP and OEM service ranges.
+            0x8100_0000,
+            0xC200_0001,
+            0xC300_0F00,
+            // PSCI functions we do not implement, and past the end of PSCI.
+            psci::PSCI_MIGRATE_32,
+            psci::PSCI_CPU_FREEZE,
+            psci::PSCI_SYSTEM_SUSPEND_64,
+            psci::PSCI_MEM_PROTECT,
+            0x8400_00FF,
+            // Vendor hypervisor: other KVM functions, the 64-bit FEATURES id, call count and
+            // revision.
+            0x8600_0001,
+            0xC600_0000,
+            0xC600_0002,
+            0xC600_00FF,
+            0x8600_00FF,
+            0x8600_FF00,
+            0x8600_FF03,
+            // TRNG_VERSION (pKVM forwards TRNG to EL3; we do not serve it), the standard
+            // hypervisor service, a Trusted OS call, a yielding call.
+            0x8400_0050,
+            0x8500_0050,
+            0xB200_0000,
+            0x0400_0000,
+            7,
+        ] {
+            assert_eq!(call(function, [0; 3]), ret(NOT_SUPPORTED), "{function:#x}");
+        }
+    }
+
+    #[test]
+    fn only_low_32_bits_name_the_function() {
+        assert_eq!(
+            decide(&[0xdead_0000_8400_0000, 0, 0, 0, 0, 0, 0, 0]),
+            ret(PSCI_VERSION_1_1)
+        );
+        assert_eq!(
+            decide(&[0xffff_ffff_8600_ff01, 0, 0, 0, 0, 0, 0, 0]),
+            TrapResolution::Return { regs: KVM_UID_REGS }
+        );
+    }
+
+    #[test]
+    fn smccc_and_psci_discovery() {
+        assert_eq!(call(arch::SMCCC_VERSION, [0; 3]), ret(SMCCC_VERSION_1_1));
+        assert_eq!(
+            call(arch::SMCCC_ARCH_FEATURES, [arch::SMCCC_VERSION as u64, 0, 0]),
+            ret(0)
+        );
+        assert_eq!(
+            call(
+                arch::SMCCC_ARCH_FEATURES,
+                [arch::SMCCC_ARCH_WORKAROUND_1 as u64, 0, 0]
+            ),
+            ret(NOT_SUPPORTED)
+        );
+        assert_eq!(
+            call(arch::SMCCC_ARCH_FEATURES, [VENDOR_HYP_CALL_UID as u64, 0, 0]),
+            ret(NOT_SUPPORTED)
+        );
+        assert_eq!(call(psci::PSCI_VERSION, [0; 3]), ret(PSCI_VERSION_1_1));
+        for function in SUPPORTED_PSCI {
+            assert_eq!(
+                call(psci::PSCI_FEATURES, [*function as u64, 0, 0]),
+                ret(0),
+                "{function:#x}"
+            );
+        }
+        assert_eq!(
+            call(psci::PSCI_FEATURES, [arch::SMCCC_VERSION as u64, 0, 0]),
+            ret(0)
+        );
+        assert_eq!(
+            call(psci::PSCI_FEATURES, [psci::PSCI_MIGRATE_32 as u64, 0, 0]),
+            ret(NOT_SUPPORTED)
+        );
+        // PSCI_FEATURES is SMC32: the asked function is the low half of x1 only.
+        assert_eq!(
+            call(
+                psci::PSCI_FEATURES,
+                [0x1234_5678_0000_0000 | psci::PSCI_CPU_ON_64 as u64, 0, 0]
+            ),
+            ret(0)
+        );
+        assert_eq!(call(psci::PSCI_MIGRATE_INFO_TYPE, [0; 3]), ret(2));
+    }
+
+    /// The UID registers follow from the UUID text the way Linux encodes it: UUID bytes in
+    /// their big-endian order, each group of four read as a little-endian u32.
+    #[test]
+    fn kvm_uid_encoding() {
+        let hex: Vec<u8> = KVM_UID.bytes().filter(|b| *b != b'-').collect();
+        assert_eq!(hex.len(), 32);
+        let bytes: Vec<u8> = hex
+            .chunks(2)
+            .map(|pair| u8::from_str_radix(core::str::from_utf8(pair).unwrap(), 16).unwrap())
+            .collect();
+        let regs: Vec<u64> = bytes
+            .chunks(4)
+            .map(|word| u32::from_le_bytes(word.try_into().unwrap()) as u64)
+            .collect();
+        assert_eq!(regs, KVM_UID_REGS);
+        assert_eq!(
+            call(VENDOR_HYP_CALL_UID, [0; 3]),
+            TrapResolution::Return {
+                regs: [0xb66fb428, 0xe911c52e, 0x564bcaa9, 0x743a004d]
+            }
+        );
+    }
+
+    #[test]
+    fn kvm_features_reports_only_itself() {
+        assert_eq!(
+            call(VENDOR_HYP_KVM_FEATURES, [0; 3]),
+            TrapResolution::Return { regs: [1, 0, 0, 0] }
+        );
+        // Every function the bitmap claims is answered with something other than
+        // NOT_SUPPORTED, and every other function number is not.
+        for n in 0..128u32 {
+            let claimed = KVM_FEATURES_BITMAP[(n / 32) as usize] & (1 << (n % 32)) != 0;
+            let served = call(0x8600_0000 + n, [0; 3]) != ret(NOT_SUPPORTED);
+            assert_eq!(claimed, served, "KVM function {n}");
+        }
+    }
+
+    #[test]
+    fn cpu_on_truncates_32bit_arguments() {
+        assert_eq!(
+            call(
+                psci::PSCI_CPU_ON_32,
+                [0xffff_0000_0000_0001, 0x1_4000_0000, 0xaaaa_bbbb_0000_0005]
+            ),
+            TrapResolution::StartCpu {
+                target_mpidr: 1,
+                entry: 0x4000_0000,
+                context: 5
+            }
+        );
+        assert_eq!(
+            call(psci::PSCI_CPU_ON_64, [1, 0x1_4000_0000, 0xaaaa_bbbb_0000_0005]),
+            TrapResolution::StartCpu {
+                target_mpidr: 1,
+                entry: 0x1_4000_0000,
+                context: 0xaaaa_bbbb_0000_0005
+            }
+        );
+    }
+
+    #[test]
+    fn affinity_info_levels_and_truncation() {
+        assert_eq!(
+            call(psci::PSCI_AFFINITY_INFO_64, [1, 4, 0]),
+            ret(INVALID_PARAMETERS)
+        );
+        assert_eq!(
+            call(psci::PSCI_AFFINITY_INFO_64, [0x100, 3, 0]),
+            TrapResolution::AffinityInfo {
+                target_mpidr: 0x100,
+                lowest_level: 3
+            }
+        );
+        // 32-bit: a level of 0x1_0000_0000 is level 0 once truncated; a 64-bit call keeps it.
+        assert_eq!(
+            call(psci::PSCI_AFFINITY_INFO_32, [0xffff_ffff_0000_0002, 0x1_0000_0000, 0]),
+            TrapResolution::AffinityInfo {
+                target_mpidr: 2,
+                lowest_level: 0
+            }
+        );
+        assert_eq!(
+            call(psci::PSCI_AFFINITY_INFO_64, [2, 0x1_0000_0000, 0]),
+            ret(INVALID_PARAMETERS)
+        );
+    }
+
+    #[test]
+    fn power_state_calls() {
+        assert_eq!(call(psci::PSCI_SYSTEM_OFF, [0; 3]), TrapResolution::SystemOff);
+        assert_eq!(
+            call(psci::PSCI_SYSTEM_RESET, [0; 3]),
+            TrapResolution::SystemReset
+        );
+        assert_eq!(
+            call(psci::PSCI_SYSTEM_RESET2_32, [0; 3]),
+            TrapResolution::SystemReset
+        );
+        assert_eq!(
+            call(psci::PSCI_SYSTEM_RESET2_64, [0; 3]),
+            TrapResolution::SystemReset
+        );
+        assert_eq!(call(psci::PSCI_CPU_OFF, [0; 3]), TrapResolution::StopCpu);
+        assert_eq!(
+            call(psci::PSCI_CPU_SUSPEND_32, [0; 3]),
+            TrapResolution::WaitForInterrupt
+        );
+        assert_eq!(
+            call(psci::PSCI_CPU_SUSPEND_64, [0x1_0000, 0x4000_0000, 0]),
+            TrapResolution::WaitForInterrupt
+        );
+    }
+
+    #[test]
+    fn names() {
+        assert_eq!(psci_function_name(psci::PSCI_CPU_ON_64), Some("CPU_ON64"));
+        assert_eq!(psci_function_name(0x8400_001F), Some("PSCI_UNKNOWN"));
+        assert_eq!(psci_function_name(0xC400_0015), Some("PSCI_UNKNOWN"));
+        assert_eq!(psci_function_name(0x8400_0020), None);
+        assert_eq!(psci_function_name(VENDOR_HYP_CALL_UID), None);
+        assert_eq!(function_name(VENDOR_HYP_CALL_UID), "VENDOR_HYP_CALL_UID");
+        assert_eq!(function_name(0x8600_0001), "UNKNOWN");
+        assert_eq!(
+            summarize(&call(psci::PSCI_VERSION, [0; 3])),
+            ("return", PSCI_VERSION_1_1)
+        );
+        assert_eq!(
+            summarize(&call(psci::PSCI_CPU_ON_64, [3, 0, 0])),
+            ("start-cpu", 3)
+        );
+    }
+}

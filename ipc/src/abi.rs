@@ -1,0 +1,161 @@
+//! The system-call ABI between components (EL1 sandboxes) and the EL2 kernel.
+//!
+//! A component enters the kernel with `HVC #0`: x0 = the call number ([`syscall`]), x1..x5 =
+//! arguments. The kernel returns in x0 a status (0 or a negative [`SyscallError`] code) and
+//! results in x1..x3. Messages travel through two buffers every component has at fixed symbols
+//! of its image, `__ipc_rx` and `__ipc_tx`, each [`MESSAGE_MAX`] bytes: the kernel copies from
+//! the sender's TX buffer into the receiver's RX buffer, never mapping one into the other.
+//!
+//! See `docs/ipc.md` for the model (synchronous call/reply with thread migration, notifications,
+//! the route table) and the reasons behind it.
+
+/// Largest message (request or reply) in bytes; every interface's encoded size must fit.
+pub const MESSAGE_MAX: usize = 256;
+
+/// Call numbers, in x0 of `HVC #0` from a component.
+pub mod syscall {
+    /// Wait for the next call or notification. Returns x0 = [`super::RECV_CALL`] or
+    /// [`super::RECV_NOTIFICATION`]; for a call, x1 = sender id, x2 = interface id, x3 = length
+    /// of the request now in `__ipc_rx`; for a notification, x2 = the pending bits (cleared).
+    pub const RECV: u64 = 0;
+    /// Reply to the call being served: x1 = length of the reply in `__ipc_tx`; then wait as
+    /// [`RECV`] does. Returns what RECV returns, when the next call or notification arrives
+    /// (the kernel never resumes a server between its reply and its next receive, so a CPU
+    /// goes straight back to the caller).
+    pub const REPLY: u64 = 1;
+    /// Call another component: x1 = interface id, x2 = length of the request in `__ipc_tx`.
+    /// Blocks until the reply; returns x0 = 0 and x1 = reply length (reply in `__ipc_rx`), or
+    /// an error.
+    pub const CALL: u64 = 2;
+    /// Set notification bits: x1 = target component index, x2 = bits.
+    pub const NOTIFY: u64 = 3;
+    /// Write log bytes (encoded defmt frames): x1 = address, x2 = length, inside the
+    /// component's own region.
+    pub const LOG: u64 = 4;
+    /// The component panicked: x1 = address, x2 = length of a UTF-8 message inside its region.
+    /// Never returns.
+    pub const PANIC: u64 = 5;
+    /// The component's own EL1 vectors took an exception: x1 = ESR_EL1, x2 = FAR_EL1,
+    /// x3 = ELR_EL1. Never returns.
+    pub const FAULT: u64 = 6;
+    /// A kernel operation the manifest grants: x1 = operation ([`super::kernel_op`]),
+    /// x2.. its arguments.
+    pub const KERNEL_OP: u64 = 7;
+}
+
+/// RECV result kind: a call to serve.
+pub const RECV_CALL: u64 = 0;
+/// RECV result kind: notification bits.
+pub const RECV_NOTIFICATION: u64 = 1;
+
+/// The sender id of calls the kernel makes on a vCPU's behalf (a routed guest trap).
+pub const SENDER_KERNEL: u64 = 0xffff;
+
+/// Kernel operations, granted per component by the manifest.
+pub mod kernel_op {
+    /// Restart component x2 now (or, with x3 = a CNTPCT deadline, not before it).
+    pub const RESTART: u64 = 1;
+    /// Read component x2's state: returns x1 = state code ([`super::ComponentState`]),
+    /// x2 = faults so far, x3 = last fault's ESR (0 for a panic).
+    pub const COMPONENT_STATE: u64 = 2;
+    /// Read the physical counter: returns x1 = CNTPCT_EL0, x2 = CNTFRQ_EL0.
+    pub const READ_COUNTER: u64 = 3;
+}
+
+/// Notification bit the kernel sets on the supervisor when a component faults.
+pub const NOTIFY_COMPONENT_FAULTED: u64 = 1 << 0;
+
+/// Errors the kernel returns (as negative values in x0).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(i64)]
+pub enum SyscallError {
+    /// The manifest does not allow this caller this call, interface or operation.
+    NotAllowed = -1,
+    /// No such interface, component or operation.
+    NoSuchTarget = -2,
+    /// A length beyond [`MESSAGE_MAX`].
+    MessageTooLong = -3,
+    /// The callee faulted while serving the call and was stopped; the call was not completed.
+    CalleeFaulted = -4,
+    /// REPLY with no call being served.
+    NotServing = -5,
+    /// An argument is out of range.
+    BadArgument = -6,
+    /// The callee is stopped and not yet restarted (supervisor back-off).
+    CalleeStopped = -7,
+    /// An unknown call number.
+    UnknownSyscall = -8,
+}
+
+impl SyscallError {
+    /// Every error, in code order (-1 first).
+    pub const ALL: [SyscallError; 8] = {
+        use SyscallError::*;
+        [
+            NotAllowed,
+            NoSuchTarget,
+            MessageTooLong,
+            CalleeFaulted,
+            NotServing,
+            BadArgument,
+            CalleeStopped,
+            UnknownSyscall,
+        ]
+    };
+
+    /// The error for a raw x0 value, if it is one.
+    pub fn from_code(code: i64) -> Option<Self> {
+        Self::ALL.into_iter().find(|error| error.code() == code)
+    }
+
+    /// The raw value the kernel puts in x0 for this error.
+    pub const fn code(self) -> i64 {
+        self as i64
+    }
+}
+
+impl core::fmt::Display for SyscallError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        f.write_str(match self {
+            SyscallError::NotAllowed => "not allowed by the manifest",
+            SyscallError::NoSuchTarget => "no such interface, component or operation",
+            SyscallError::MessageTooLong => "message longer than MESSAGE_MAX",
+            SyscallError::CalleeFaulted => "callee faulted while serving the call",
+            SyscallError::NotServing => "no call being served",
+            SyscallError::BadArgument => "argument out of range",
+            SyscallError::CalleeStopped => "callee stopped",
+            SyscallError::UnknownSyscall => "unknown system call",
+        })
+    }
+}
+
+impl core::error::Error for SyscallError {}
+
+/// A component's state as [`kernel_op::COMPONENT_STATE`] reports it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum ComponentState {
+    /// Waiting in RECV.
+    Idle = 0,
+    /// Serving a call or making one.
+    Running = 1,
+    /// Stopped after a fault; not restarted yet.
+    Faulted = 2,
+}
+
+impl ComponentState {
+    /// The state for a raw x1 value of [`kernel_op::COMPONENT_STATE`], if it is one.
+    pub fn from_code(code: u64) -> Option<Self> {
+        [Self::Idle, Self::Running, Self::Faulted]
+            .into_iter()
+            .find(|state| *state as u64 == code)
+    }
+}
+
+/// Interface ids: one per interface defined in this crate.
+pub mod interface {
+    /// Guest traps routed to a component (sender is always the kernel).
+    pub const GUEST_TRAP: u16 = 1;
+    /// The supervisor's interface.
+    pub const SUPERVISOR: u16 = 2;
+}

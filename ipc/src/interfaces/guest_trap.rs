@@ -1,0 +1,92 @@
+//! Guest traps the kernel routes to a component, and how the component resolves them.
+//!
+//! The kernel keeps the mechanism (saving registers, starting CPUs through the firmware,
+//! injecting exceptions) and asks a component for the decision: which trap means what for this
+//! VM. The component answers with a [`TrapResolution`], a small set of actions the kernel knows
+//! how to carry out, so the component never touches the vCPU's state itself. Calls on this
+//! interface always come from the kernel ([`SENDER_KERNEL`](crate::abi::SENDER_KERNEL)), on the
+//! trapping vCPU's behalf, which stays stopped until the reply.
+//!
+//! Today only SMCCC calls (PSCI and friends) are routed; the route table in the manifest decides
+//! which component gets them.
+
+use crate::abi;
+
+crate::interface! {
+    /// Guest traps routed to a component.
+    pub interface GuestTrapInterface {
+        id = abi::interface::GUEST_TRAP;
+        name = "guest_trap";
+
+        /// A trap taken from a guest, with what the component needs to decide on it.
+        request GuestTrap {
+            /// An SMCCC call (Arm DEN 0028): a guest's HVC, or an SMC trapped by HCR_EL2.TSC.
+            Smccc {
+                /// The VM the call came from.
+                vm: u16,
+                /// The calling vCPU, within that VM.
+                vcpu: u16,
+                /// The instruction that made the call.
+                conduit: Conduit,
+                /// The caller's x0..x7: the function id in x0 and its arguments.
+                regs: [u64; 8],
+            },
+        }
+
+        /// What the kernel does with the trapped vCPU.
+        reply TrapResolution {
+            /// Set the caller's x0..x3 to `regs` and continue after the calling instruction.
+            Return {
+                /// The results, x0 first.
+                regs: [u64; 4],
+            },
+            /// Start the physical CPU `target_mpidr` (PSCI CPU_ON through the firmware) and enter
+            /// the calling VM there at `entry` with x0 = `context`. The caller gets the
+            /// firmware's PSCI status in x0.
+            StartCpu {
+                /// MPIDR of the CPU to start.
+                target_mpidr: u64,
+                /// The new vCPU's entry point (an IPA).
+                entry: u64,
+                /// The new vCPU's x0.
+                context: u64,
+            },
+            /// Power the calling CPU down (PSCI CPU_OFF through the firmware). The vCPU does not
+            /// continue; it can be started again with [`TrapResolution::StartCpu`].
+            StopCpu,
+            /// Ask the firmware about a CPU's state (PSCI AFFINITY_INFO) and return its answer
+            /// in the caller's x0.
+            AffinityInfo {
+                /// MPIDR of the CPU asked about.
+                target_mpidr: u64,
+                /// Lowest affinity level that counts (0..=3).
+                lowest_level: u64,
+            },
+            /// Wait on this CPU until an interrupt is pending, then continue after the call with
+            /// x0 = 0 (PSCI SUCCESS). How CPU_SUSPEND is served: standby is a state PSCI allows
+            /// for any requested power state.
+            WaitForInterrupt,
+            /// The VM powered itself off (PSCI SYSTEM_OFF).
+            SystemOff,
+            /// The VM asked to be reset (PSCI SYSTEM_RESET, SYSTEM_RESET2).
+            SystemReset,
+            /// Raise an UNDEFINED instruction exception in the guest at the calling instruction,
+            /// as hardware without the call would.
+            InjectUndefined,
+            /// Resume the vCPU at the trapping instruction, so it executes again (and traps
+            /// again). For a component that cannot decide yet, e.g. while the VM's
+            /// configuration is changing under it.
+            Retry,
+        }
+
+        /// The instruction that made an SMCCC call. It matters for where the guest resumes: a
+        /// trapped HVC returns past the instruction, a trapped SMC at it, so the kernel steps
+        /// over it for [`TrapResolution::Return`]; and a guest may treat the two differently.
+        enum Conduit {
+            /// `HVC #0`.
+            Hvc,
+            /// `SMC #0`, trapped by HCR_EL2.TSC.
+            Smc,
+        }
+    }
+}

@@ -1,0 +1,86 @@
+//! Encoding and decoding an interface's messages, and answering a request: the wire format,
+//! independent of how the bytes move.
+//!
+//! A request is `postcard(I::Request)`; a reply is `postcard(Result<I::Reply, RemoteError>)`.
+//! Decoding is strict: the bytes must be exactly one message, no more, no less.
+
+use serde::{Serialize, de::DeserializeOwned};
+
+use crate::{Error, Interface, RemoteError, WireReply};
+
+/// Encodes a request into `out`; returns its length.
+pub fn encode_request<I: Interface>(request: &I::Request, out: &mut [u8]) -> Result<usize, Error> {
+    let () = I::FITS_MESSAGE;
+    encode(request, out)
+}
+
+/// Decodes a request received on interface `I`.
+pub fn decode_request<I: Interface>(bytes: &[u8]) -> Result<I::Request, Error> {
+    let () = I::FITS_MESSAGE;
+    decode(bytes)
+}
+
+/// Encodes a reply (or the error standing in for it) into `out`; returns its length.
+pub fn encode_reply<I: Interface>(
+    reply: &WireReply<I::Reply>,
+    out: &mut [u8],
+) -> Result<usize, Error> {
+    let () = I::FITS_MESSAGE;
+    encode(reply, out)
+}
+
+/// Decodes a reply on interface `I`: the outer `Result` says whether the bytes made sense, the
+/// inner one whether the server served the request.
+pub fn decode_reply<I: Interface>(bytes: &[u8]) -> Result<WireReply<I::Reply>, Error> {
+    let () = I::FITS_MESSAGE;
+    decode(bytes)
+}
+
+/// Serves one request: decodes it, runs `handler`, and encodes the reply into `out`; returns the
+/// reply's length, for `REPLY`.
+///
+/// Undecodable input is answered with [`RemoteError::MalformedRequest`] without calling
+/// `handler`, so the client learns what went wrong and the server goes on. See [`try_serve`] for
+/// a handler that can refuse a request.
+///
+/// `out` should hold [`I::MAX_REPLY`](Interface::MAX_REPLY) bytes (a message buffer always
+/// does). If it cannot hold the reply, the answer is [`RemoteError::Internal`]; if it cannot
+/// hold even that, the length is 0, which the client reads as a truncated reply.
+pub fn serve<I: Interface>(
+    request: &[u8],
+    out: &mut [u8],
+    handler: impl FnOnce(I::Request) -> I::Reply,
+) -> usize {
+    try_serve::<I>(request, out, |request| Ok(handler(request)))
+}
+
+/// [`serve`] with a handler that may answer with a [`RemoteError`] instead of a reply, e.g.
+/// [`RemoteError::Busy`] or [`RemoteError::UnknownOperation`].
+pub fn try_serve<I: Interface>(
+    request: &[u8],
+    out: &mut [u8],
+    handler: impl FnOnce(I::Request) -> WireReply<I::Reply>,
+) -> usize {
+    let reply = match decode_request::<I>(request) {
+        Ok(request) => handler(request),
+        Err(_) => Err(RemoteError::MalformedRequest),
+    };
+    encode_reply::<I>(&reply, out)
+        .or_else(|_| encode_reply::<I>(&Err(RemoteError::Internal), out))
+        .unwrap_or(0)
+}
+
+fn encode<T: Serialize>(value: &T, out: &mut [u8]) -> Result<usize, Error> {
+    postcard::to_slice(value, out)
+        .map(|encoded| encoded.len())
+        .map_err(Error::from_postcard)
+}
+
+fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    let (value, rest) = postcard::take_from_bytes(bytes).map_err(Error::from_postcard)?;
+    if rest.is_empty() {
+        Ok(value)
+    } else {
+        Err(Error::TrailingBytes)
+    }
+}

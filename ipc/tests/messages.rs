@@ -1,0 +1,439 @@
+//! The wire format of every interface: round trips of every message variant, sizes, schema
+//! hashes, and how `serve` answers input it cannot decode.
+
+use hv_ipc::abi::{self, MESSAGE_MAX};
+use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface, TrapResolution};
+use hv_ipc::interfaces::supervisor::{SupervisorInterface, SupervisorReply, SupervisorRequest};
+use hv_ipc::{
+    Error, Interface, RemoteError, WireReply, decode_reply, decode_request, encode_reply,
+    encode_request, schema_hash, serve, try_serve,
+};
+
+/// One value of every variant, with extreme field values where a field has any, so the
+/// largest encodings are exercised. `variant` (an exhaustive match) makes a new variant a
+/// compile error here until it gets a sample.
+trait Samples: Sized {
+    const VARIANTS: usize;
+    fn samples() -> Vec<Self>;
+    fn variant(&self) -> usize;
+}
+
+impl Samples for GuestTrap {
+    const VARIANTS: usize = 1;
+    fn samples() -> Vec<Self> {
+        vec![
+            GuestTrap::Smccc {
+                vm: 0,
+                vcpu: 0,
+                conduit: Conduit::Hvc,
+                regs: [0x8400_0000, 0, 0, 0, 0, 0, 0, 0],
+            },
+            GuestTrap::Smccc {
+                vm: u16::MAX,
+                vcpu: u16::MAX,
+                conduit: Conduit::Smc,
+                regs: [u64::MAX; 8],
+            },
+        ]
+    }
+    fn variant(&self) -> usize {
+        match self {
+            GuestTrap::Smccc { .. } => 0,
+        }
+    }
+}
+
+impl Samples for TrapResolution {
+    const VARIANTS: usize = 9;
+    fn samples() -> Vec<Self> {
+        vec![
+            TrapResolution::Return {
+                regs: [0x1_0001, 0, 0, 0],
+            },
+            TrapResolution::Return {
+                regs: [u64::MAX; 4],
+            },
+            TrapResolution::StartCpu {
+                target_mpidr: 1,
+                entry: 0x4008_0000,
+                context: 0x4100_0000,
+            },
+            TrapResolution::StartCpu {
+                target_mpidr: u64::MAX,
+                entry: u64::MAX,
+                context: u64::MAX,
+            },
+            TrapResolution::StopCpu,
+            TrapResolution::AffinityInfo {
+                target_mpidr: 0x8000_0001,
+                lowest_level: 0,
+            },
+            TrapResolution::WaitForInterrupt,
+            TrapResolution::SystemOff,
+            TrapResolution::SystemReset,
+            TrapResolution::InjectUndefined,
+            TrapResolution::Retry,
+        ]
+    }
+    fn variant(&self) -> usize {
+        match self {
+            TrapResolution::Return { .. } => 0,
+            TrapResolution::StartCpu { .. } => 1,
+            TrapResolution::StopCpu => 2,
+            TrapResolution::AffinityInfo { .. } => 3,
+            TrapResolution::WaitForInterrupt => 4,
+            TrapResolution::SystemOff => 5,
+            TrapResolution::SystemReset => 6,
+            TrapResolution::InjectUndefined => 7,
+            TrapResolution::Retry => 8,
+        }
+    }
+}
+
+impl Samples for SupervisorRequest {
+    const VARIANTS: usize = 2;
+    fn samples() -> Vec<Self> {
+        vec![
+            SupervisorRequest::Ping { nonce: 0 },
+            SupervisorRequest::Ping { nonce: u32::MAX },
+            SupervisorRequest::Status,
+        ]
+    }
+    fn variant(&self) -> usize {
+        match self {
+            SupervisorRequest::Ping { .. } => 0,
+            SupervisorRequest::Status => 1,
+        }
+    }
+}
+
+impl Samples for SupervisorReply {
+    const VARIANTS: usize = 2;
+    fn samples() -> Vec<Self> {
+        vec![
+            SupervisorReply::Pong { nonce: 0x5eed },
+            SupervisorReply::Status {
+                restarts: 0,
+                components_faulted: 0,
+            },
+            SupervisorReply::Status {
+                restarts: u32::MAX,
+                components_faulted: u32::MAX,
+            },
+        ]
+    }
+    fn variant(&self) -> usize {
+        match self {
+            SupervisorReply::Pong { .. } => 0,
+            SupervisorReply::Status { .. } => 1,
+        }
+    }
+}
+
+fn remote_errors() -> [RemoteError; 4] {
+    // Exhaustive on purpose, like `Samples::variant`.
+    let all = [
+        RemoteError::MalformedRequest,
+        RemoteError::UnknownOperation,
+        RemoteError::Busy,
+        RemoteError::Internal,
+    ];
+    for error in all {
+        match error {
+            RemoteError::MalformedRequest
+            | RemoteError::UnknownOperation
+            | RemoteError::Busy
+            | RemoteError::Internal => {}
+        }
+    }
+    all
+}
+
+fn assert_covers_every_variant<T: Samples>(samples: &[T]) {
+    let mut seen = vec![false; T::VARIANTS];
+    for sample in samples {
+        seen[sample.variant()] = true;
+    }
+    assert!(seen.iter().all(|&seen| seen), "a variant has no sample");
+}
+
+/// Every request and reply (and every error in place of a reply) of `I` survives encoding and
+/// decoding, within the bounds `I` claims.
+fn round_trip_all<I>()
+where
+    I: Interface,
+    I::Request: Samples + core::fmt::Debug + PartialEq,
+    I::Reply: Samples + core::fmt::Debug + PartialEq,
+{
+    let requests = I::Request::samples();
+    assert_covers_every_variant(&requests);
+    for request in requests {
+        let mut buffer = [0; MESSAGE_MAX];
+        let len = encode_request::<I>(&request, &mut buffer).unwrap();
+        assert!(len <= I::MAX_REQUEST, "{request:?} takes {len} bytes");
+        assert_eq!(decode_request::<I>(&buffer[..len]), Ok(request));
+    }
+
+    let replies = I::Reply::samples();
+    assert_covers_every_variant(&replies);
+    let wire_replies = replies
+        .into_iter()
+        .map(Ok)
+        .chain(remote_errors().into_iter().map(Err));
+    for reply in wire_replies {
+        let mut buffer = [0; MESSAGE_MAX];
+        let len = encode_reply::<I>(&reply, &mut buffer).unwrap();
+        assert!(len <= I::MAX_REPLY, "{reply:?} takes {len} bytes");
+        assert_eq!(decode_reply::<I>(&buffer[..len]), Ok(reply));
+    }
+}
+
+#[test]
+fn guest_trap_messages_round_trip() {
+    round_trip_all::<GuestTrapInterface>();
+}
+
+#[test]
+fn supervisor_messages_round_trip() {
+    round_trip_all::<SupervisorInterface>();
+}
+
+#[test]
+fn ids_are_the_abi_ones() {
+    assert_eq!(GuestTrapInterface::ID, abi::interface::GUEST_TRAP);
+    assert_eq!(SupervisorInterface::ID, abi::interface::SUPERVISOR);
+    assert_eq!(GuestTrapInterface::NAME, "guest_trap");
+    assert_eq!(SupervisorInterface::NAME, "supervisor");
+}
+
+#[test]
+fn sizes_fit_a_message_buffer() {
+    for (max_request, max_reply) in [
+        (
+            GuestTrapInterface::MAX_REQUEST,
+            GuestTrapInterface::MAX_REPLY,
+        ),
+        (
+            SupervisorInterface::MAX_REQUEST,
+            SupervisorInterface::MAX_REPLY,
+        ),
+    ] {
+        assert!(max_request <= MESSAGE_MAX);
+        assert!(max_reply <= MESSAGE_MAX);
+        // The reply bound covers the error a server may send instead: Err's tag and the error.
+        assert!(max_reply >= 2);
+    }
+}
+
+#[test]
+fn encoding_into_a_short_buffer_is_an_error() {
+    let request = GuestTrap::Smccc {
+        vm: 1,
+        vcpu: 2,
+        conduit: Conduit::Hvc,
+        regs: [u64::MAX; 8],
+    };
+    let mut buffer = [0; 8];
+    assert_eq!(
+        encode_request::<GuestTrapInterface>(&request, &mut buffer),
+        Err(Error::BufferTooSmall)
+    );
+    assert_eq!(
+        encode_reply::<GuestTrapInterface>(&Ok(TrapResolution::Retry), &mut []),
+        Err(Error::BufferTooSmall)
+    );
+}
+
+#[test]
+fn decoding_is_strict() {
+    let mut buffer = [0; MESSAGE_MAX];
+    let len =
+        encode_request::<SupervisorInterface>(&SupervisorRequest::Ping { nonce: 300 }, &mut buffer)
+            .unwrap();
+
+    assert_eq!(
+        decode_request::<SupervisorInterface>(&[]),
+        Err(Error::Truncated)
+    );
+    assert_eq!(
+        decode_request::<SupervisorInterface>(&buffer[..len - 1]),
+        Err(Error::Truncated)
+    );
+    assert_eq!(
+        decode_request::<SupervisorInterface>(&buffer[..len + 1]),
+        Err(Error::TrailingBytes)
+    );
+    // Variant 2 does not exist.
+    assert_eq!(
+        decode_request::<SupervisorInterface>(&[2]),
+        Err(Error::Malformed)
+    );
+    // A varint that never ends.
+    assert_eq!(
+        decode_request::<SupervisorInterface>(&[0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff]),
+        Err(Error::Malformed)
+    );
+    // A reply is neither Ok (0) nor Err (1).
+    assert_eq!(
+        decode_reply::<SupervisorInterface>(&[2, 0]),
+        Err(Error::Malformed)
+    );
+}
+
+fn ping_handler(request: SupervisorRequest) -> SupervisorReply {
+    match request {
+        SupervisorRequest::Ping { nonce } => SupervisorReply::Pong { nonce },
+        SupervisorRequest::Status => SupervisorReply::Status {
+            restarts: 1,
+            components_faulted: 2,
+        },
+    }
+}
+
+#[test]
+fn serve_answers_a_request() {
+    let mut request = [0; MESSAGE_MAX];
+    let len =
+        encode_request::<SupervisorInterface>(&SupervisorRequest::Status, &mut request).unwrap();
+    let mut reply = [0; MESSAGE_MAX];
+    let reply_len = serve::<SupervisorInterface>(&request[..len], &mut reply, ping_handler);
+    assert_eq!(
+        decode_reply::<SupervisorInterface>(&reply[..reply_len]),
+        Ok(Ok(SupervisorReply::Status {
+            restarts: 1,
+            components_faulted: 2
+        }))
+    );
+}
+
+#[test]
+fn serve_answers_malformed_bytes_with_malformed_request() {
+    let inputs: [&[u8]; 5] = [&[], &[0xff], &[0, 0x80], &[1, 0], &[0xff; MESSAGE_MAX + 1]];
+    for input in inputs {
+        let mut reply = [0; MESSAGE_MAX];
+        let reply_len = serve::<SupervisorInterface>(input, &mut reply, |_| {
+            panic!("the handler must not see undecodable input {input:?}")
+        });
+        assert_eq!(
+            decode_reply::<SupervisorInterface>(&reply[..reply_len]),
+            Ok(Err(RemoteError::MalformedRequest)),
+            "input {input:?}"
+        );
+
+        let reply_len = serve::<GuestTrapInterface>(input, &mut reply, |_| {
+            panic!("the handler must not see undecodable input {input:?}")
+        });
+        assert_eq!(
+            decode_reply::<GuestTrapInterface>(&reply[..reply_len]),
+            Ok(Err(RemoteError::MalformedRequest)),
+            "input {input:?}"
+        );
+    }
+}
+
+#[test]
+fn try_serve_passes_the_handlers_error_on() {
+    let mut request = [0; MESSAGE_MAX];
+    let len =
+        encode_request::<SupervisorInterface>(&SupervisorRequest::Status, &mut request).unwrap();
+    let mut reply = [0; MESSAGE_MAX];
+    let reply_len =
+        try_serve::<SupervisorInterface>(&request[..len], &mut reply, |_| Err(RemoteError::Busy));
+    assert_eq!(
+        decode_reply::<SupervisorInterface>(&reply[..reply_len]),
+        Ok(Err(RemoteError::Busy))
+    );
+}
+
+#[test]
+fn serve_into_a_short_buffer_degrades_without_panicking() {
+    let mut request = [0; MESSAGE_MAX];
+    let len =
+        encode_request::<SupervisorInterface>(&SupervisorRequest::Status, &mut request).unwrap();
+
+    // Room for an error but not for the reply: the client learns the server failed.
+    let mut reply = [0; 2];
+    let reply_len =
+        serve::<SupervisorInterface>(&request[..len], &mut reply, |_| SupervisorReply::Status {
+            restarts: u32::MAX,
+            components_faulted: u32::MAX,
+        });
+    assert_eq!(
+        decode_reply::<SupervisorInterface>(&reply[..reply_len]),
+        Ok(Err(RemoteError::Internal))
+    );
+
+    // No room at all: an empty reply, which the client reads as truncated.
+    let reply_len = serve::<SupervisorInterface>(&request[..len], &mut [], ping_handler);
+    assert_eq!(reply_len, 0);
+    assert_eq!(
+        decode_reply::<SupervisorInterface>(&[]),
+        Err(Error::Truncated)
+    );
+}
+
+#[test]
+fn schema_hashes_differ_between_interfaces() {
+    assert_ne!(
+        GuestTrapInterface::SCHEMA_HASH,
+        SupervisorInterface::SCHEMA_HASH
+    );
+    assert_ne!(GuestTrapInterface::SCHEMA, SupervisorInterface::SCHEMA);
+}
+
+#[test]
+fn schema_hashes_are_stable() {
+    fn hash_of<I: Interface>() -> u64 {
+        I::SCHEMA_HASH
+    }
+    // The same on every read, and exactly the hash of the schema text.
+    assert_eq!(
+        hash_of::<GuestTrapInterface>(),
+        hash_of::<GuestTrapInterface>()
+    );
+    assert_eq!(
+        GuestTrapInterface::SCHEMA_HASH,
+        schema_hash(GuestTrapInterface::SCHEMA)
+    );
+    assert_eq!(
+        SupervisorInterface::SCHEMA_HASH,
+        schema_hash(SupervisorInterface::SCHEMA)
+    );
+}
+
+#[test]
+fn schemas_describe_structure_not_documentation() {
+    let schema = GuestTrapInterface::SCHEMA;
+    for part in [
+        "guest_trap",
+        "GuestTrap",
+        "TrapResolution",
+        "Conduit",
+        "regs",
+        "[u64; 8]",
+        "RemoteError",
+    ] {
+        assert!(schema.contains(part), "{part} missing from {schema}");
+    }
+    assert!(!schema.contains("caller's"), "documentation in {schema}");
+    assert!(!schema.contains("doc"), "documentation in {schema}");
+}
+
+/// A reply encodes as postcard's `Result`: 0 then the reply, or 1 then the error. Pinned because
+/// the component runtime and the kernel both depend on it.
+#[test]
+fn wire_reply_layout() {
+    let mut buffer = [0; MESSAGE_MAX];
+    let ok: WireReply<SupervisorReply> = Ok(SupervisorReply::Pong { nonce: 5 });
+    let len = encode_reply::<SupervisorInterface>(&ok, &mut buffer).unwrap();
+    assert_eq!(&buffer[..len], &[0, 0, 5]);
+    let err: WireReply<SupervisorReply> = Err(RemoteError::Busy);
+    let len = encode_reply::<SupervisorInterface>(&err, &mut buffer).unwrap();
+    assert_eq!(&buffer[..len], &[1, 2]);
+}
+
+#[test]
+fn errors_display() {
+    assert_eq!(Error::Malformed.to_string(), "malformed message");
+    assert_eq!(RemoteError::Busy.to_string(), "server busy");
+}

@@ -1,0 +1,111 @@
+//! Saving and loading a world's EL1 system registers, and the EL2 controls that differ
+//! between the host VM and a component.
+//!
+//! When a CPU switches from a vCPU to a component (or back), everything the EL1 code can write
+//! must be put back as it was, or one world could change the other's translation, vectors or
+//! stack. The set below is every EL1 register a component could write and the host relies on
+//! (Arm ARM D24.2, "AArch64 System register descriptions"), minus the timers and the GIC CPU
+//! interface (see docs/ipc.md, "What isolation covers").
+
+use core::arch::asm;
+
+macro_rules! el1_registers {
+    ($($field:ident: $reg:literal),* $(,)?) => {
+        /// One world's EL1 register state.
+        #[derive(Clone, Copy, Debug, Default)]
+        #[allow(missing_docs)]
+        pub struct El1Context {
+            $(pub $field: u64,)*
+        }
+
+        impl El1Context {
+            /// Every register zero.
+            pub const ZERO: Self = Self { $($field: 0,)* };
+
+            /// Reads this CPU's EL1 registers.
+            pub fn save() -> Self {
+                let mut context = Self::default();
+                $(
+                    // SAFETY: reading an EL1 register at EL2 has no side effect.
+                    unsafe { asm!(concat!("mrs {}, ", $reg), out(reg) context.$field, options(nomem, nostack)) };
+                )*
+                context
+            }
+
+            /// Writes these values into this CPU's EL1 registers.
+            pub fn load(&self) {
+                $(
+                    // SAFETY: the EL1 registers only affect code running at EL1, which is the
+                    // world these values belong to; EL2 does not depend on them.
+                    unsafe { asm!(concat!("msr ", $reg, ", {}"), in(reg) self.$field, options(nomem, nostack)) };
+                )*
+                // SAFETY: synchronises the writes before the world runs.
+                unsafe { asm!("isb", options(nomem, nostack)) };
+            }
+        }
+    };
+}
+
+el1_registers! {
+    sctlr: "sctlr_el1",
+    ttbr0: "ttbr0_el1",
+    ttbr1: "ttbr1_el1",
+    tcr: "tcr_el1",
+    mair: "mair_el1",
+    amair: "amair_el1",
+    vbar: "vbar_el1",
+    contextidr: "contextidr_el1",
+    tpidr_el1: "tpidr_el1",
+    tpidr_el0: "tpidr_el0",
+    tpidrro_el0: "tpidrro_el0",
+    sp_el0: "sp_el0",
+    sp_el1: "sp_el1",
+    elr: "elr_el1",
+    spsr: "spsr_el1",
+    esr: "esr_el1",
+    far: "far_el1",
+    afsr0: "afsr0_el1",
+    afsr1: "afsr1_el1",
+    par: "par_el1",
+    cpacr: "cpacr_el1",
+    csselr: "csselr_el1",
+    cntkctl: "cntkctl_el1",
+}
+
+impl El1Context {
+    /// The state a component starts in: EL1 MMU off with the instruction cache on, no FP.
+    pub fn component_reset() -> Self {
+        Self { sctlr: 0x30d0_0800 | (1 << 12), ..Self::default() }
+    }
+}
+
+/// Which world's EL2 controls to apply.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum World {
+    /// The host VM.
+    Host,
+    /// A component sandbox: WFI/WFE and FP/SIMD trap (a component has no use for either;
+    /// one that tries is treated as faulty), like SMC.
+    Component,
+}
+
+/// Sets VTTBR_EL2, HCR_EL2 and CPTR_EL2 for `world` with its stage 2 `vttbr`.
+pub fn enter_world(world: World, vttbr: u64, host_hcr: u64, host_cptr: u64) {
+    let (hcr, cptr) = match world {
+        World::Host => (host_hcr, host_cptr),
+        // TWI (13) | TWE (14); CPTR_EL2.TFP (10).
+        World::Component => (host_hcr | (1 << 13) | (1 << 14), host_cptr | (1 << 10)),
+    };
+    // SAFETY: these controls only change how EL1 runs; each world's stage 2 is complete, and
+    // VMIDs keep their TLB entries apart so no invalidation is needed on the switch.
+    unsafe {
+        asm!(
+            "msr vttbr_el2, {vttbr}",
+            "msr hcr_el2, {hcr}",
+            "msr cptr_el2, {cptr}",
+            "isb",
+            vttbr = in(reg) vttbr, hcr = in(reg) hcr, cptr = in(reg) cptr,
+            options(nomem, nostack),
+        )
+    };
+}
