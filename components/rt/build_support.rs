@@ -54,7 +54,7 @@ fn write_link_script() {
     let base = region_setting("HV_COMPONENT_BASE", DEFAULT_COMPONENT_BASE);
     let size = region_setting("HV_COMPONENT_SIZE", DEFAULT_COMPONENT_SIZE);
     assert!(
-        base % 4096 == 0 && size % 4096 == 0 && size != 0,
+        base.is_multiple_of(4096) && size.is_multiple_of(4096) && size != 0,
         "HV_COMPONENT_BASE ({base:#x}) and HV_COMPONENT_SIZE ({size:#x}) must be non-zero multiples of 4 KiB"
     );
     assert!(

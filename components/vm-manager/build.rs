@@ -29,7 +29,11 @@ fn crash_hook() {
     for name in [CRASH_ON_CALL, CRASH_KIND, CRASH_ADDRESS] {
         println!("cargo:rerun-if-env-changed={name}");
     }
-    let setting = |name| std::env::var(name).ok().filter(|value| !value.trim().is_empty());
+    let setting = |name| {
+        std::env::var(name)
+            .ok()
+            .filter(|value| !value.trim().is_empty())
+    };
     let Some(on_call) = setting(CRASH_ON_CALL) else {
         for name in [CRASH_KIND, CRASH_ADDRESS] {
             if setting(name).is_some() {
@@ -55,7 +59,7 @@ fn crash_hook() {
         .map(|value| parse_hex_setting(CRASH_ADDRESS, &value))
         .unwrap_or(DEFAULT_CRASH_ADDRESS);
     assert!(
-        address % 8 == 0,
+        address.is_multiple_of(8),
         "{CRASH_ADDRESS}={address:#x}: must be 8-byte aligned (the read must fault on the \
          address, not on alignment)"
     );
@@ -63,8 +67,11 @@ fn crash_hook() {
     println!("cargo:rustc-env={CRASH_ON_CALL}_VALUE={on_call}");
     println!("cargo:rustc-env={CRASH_KIND}_VALUE={kind_code}");
     println!("cargo:rustc-env={CRASH_ADDRESS}_VALUE={address}");
+    let how = match kind_code {
+        1 => format!("abort-kernel: read of {address:#x}"),
+        _ => kind.trim().to_string(),
+    };
     println!(
-        "cargo:warning=test crash hook enabled: request {on_call} crashes the first instance ({}, address {address:#x})",
-        kind.trim()
+        "cargo:warning=test crash hook enabled: request {on_call} crashes the first instance ({how})"
     );
 }

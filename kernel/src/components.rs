@@ -104,6 +104,7 @@ pub struct Component {
     starts: AtomicU64,
     restart_at: AtomicU64,
     notifications: AtomicU64,
+    calls: AtomicU64,
 }
 
 // SAFETY: `saved` is only accessed by the CPU that holds `lock` (module contract); the rest
@@ -187,6 +188,7 @@ pub fn set_up(table: &BootTable) {
                 starts: AtomicU64::new(0),
                 restart_at: AtomicU64::new(0),
                 notifications: AtomicU64::new(0),
+                calls: AtomicU64::new(0),
             };
             load_image(index, &component);
             defmt::info!(
@@ -357,6 +359,9 @@ fn switch_to(frame: &mut GuestFrame, index: usize, caller: Caller, delivery: Del
         None
     };
     component.state.store(ComponentState::Running as u64, Ordering::Relaxed);
+    if matches!(delivery, Delivery::Call { .. }) {
+        component.calls.fetch_add(1, Ordering::Relaxed);
+    }
     let pushed = cpu.stack.push(Level::Component { index, caller, pending });
     debug_assert!(pushed.is_ok(), "the call graph is acyclic, so the depth is bounded");
     load_top(cpu, frame);
@@ -613,9 +618,9 @@ fn restart_locked(index: usize, component: &Component) {
     component.restart_at.store(0, Ordering::Relaxed);
     component.state.store(ComponentState::Idle as u64, Ordering::Relaxed);
     defmt::info!(
-        "component {=str} restarted (start {=u64})",
+        "component {=str} restarted (restart {=u64})",
         component.descriptor.name(),
-        component.starts.load(Ordering::Relaxed)
+        component.starts.load(Ordering::Relaxed) - 1
     );
 }
 
@@ -666,4 +671,19 @@ pub fn fault(frame: &mut GuestFrame, index: usize, esr: u64) {
         }
     }
     load_top(cpu, frame);
+}
+
+/// Reports per component how many calls it served, faults it took and times it started (the
+/// system tests and the benchmark read these lines).
+pub fn report() {
+    let Some(registry) = REGISTRY.get() else { return };
+    for component in &registry.components {
+        defmt::info!(
+            "component-stats name={=str} calls={=u64} faults={=u64} starts={=u64}",
+            component.descriptor.name(),
+            component.calls.load(Ordering::Relaxed),
+            component.faults.load(Ordering::Relaxed),
+            component.starts.load(Ordering::Relaxed)
+        );
+    }
 }

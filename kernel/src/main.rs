@@ -26,7 +26,7 @@ mod traps;
 #[cfg(target_os = "none")]
 mod runtime {
     //! Entry points called from `entry.S`, the end of a run and the panic path.
-    use crate::{arch, boot, log, traps};
+    use crate::{arch, boot, components, log, traps};
     use hv_abi::ExitStatus;
 
     #[unsafe(no_mangle)]
@@ -59,6 +59,7 @@ mod runtime {
     pub fn end_run(status: ExitStatus) -> ! {
         if !log::is_busy() {
             traps::report_counters();
+            components::report();
             defmt::info!("run ends: {=str}", status.describe());
         }
         match hv_board::CURRENT.log_sink {

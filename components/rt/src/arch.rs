@@ -4,7 +4,8 @@
 //!   off, with `x0` = component index, `x1` = region base, `x2` = region size, `x3` = start
 //!   count. It keeps `x0`-`x3` in callee-saved registers, sets `SP` to `__stack_top`, zeroes
 //!   `__bss_start..__bss_end` (16-byte aligned, so with `stp xzr, xzr`), points `VBAR_EL1` at
-//!   the runtime's vector table and calls [`crate::start`]'s Rust entry with the four values.
+//!   the runtime's vector table and calls the Rust entry (`__component_rt_start` in `lib.rs`)
+//!   with the four values.
 //! - The EL1 vector table: all 16 entries do the same thing, without touching memory or the
 //!   stack (which may be what broke): report `ESR_EL1`, `FAR_EL1` and `ELR_EL1` with the FAULT
 //!   system call, which never returns.
@@ -140,7 +141,9 @@ mod host {
     ///
     /// None needed; it only panics. Kept `unsafe` to match the target signature.
     pub unsafe fn hvc(number: u64, _args: [u64; 5]) -> [u64; 4] {
-        panic!("hv-component-rt: system call {number} made on the host (components run only on aarch64)")
+        panic!(
+            "hv-component-rt: system call {number} made on the host (components run only on aarch64)"
+        )
     }
 
     /// Host stand-in for `udf #0`.

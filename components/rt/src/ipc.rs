@@ -118,26 +118,23 @@ impl Ipc {
     pub fn recv(&mut self) -> Received {
         // SAFETY: RECV writes __ipc_rx; `&mut self` guarantees no reference to it is alive.
         let [x0, x1, x2, x3] = unsafe { arch::hvc(syscall::RECV, [0; 5]) };
-        match status(x0) {
-            Ok(abi::RECV_CALL) => Received::Call {
-                sender: x1,
-                interface: x2 as u16,
-                len: (x3 as usize).min(MESSAGE_MAX),
-            },
-            Ok(abi::RECV_NOTIFICATION) => Received::Notification { bits: x2 },
-            Ok(kind) => panic!("RECV returned unknown kind {kind}"),
+        match received(x0, x1, x2, x3) {
+            Ok(received) => received,
             Err(error) => panic!("RECV failed: {error:?}"),
         }
     }
 
-    /// Answers the call being served with the first `len` bytes of [`tx`](Self::tx) (REPLY).
-    pub fn reply(&mut self, len: usize) -> Result<(), SyscallError> {
+    /// Answers the call being served with the first `len` bytes of [`tx`](Self::tx) and waits
+    /// for the next call or notification (REPLY: the kernel resumes a server only with its
+    /// next delivery).
+    pub fn reply(&mut self, len: usize) -> Result<Received, SyscallError> {
         if len > MESSAGE_MAX {
             return Err(SyscallError::MessageTooLong);
         }
-        // SAFETY: REPLY reads __ipc_tx; `&mut self` guarantees no reference to it is alive.
-        let [x0, ..] = unsafe { arch::hvc(syscall::REPLY, [len as u64, 0, 0, 0, 0]) };
-        status(x0).map(drop)
+        // SAFETY: REPLY reads __ipc_tx and, when the next call arrives, the kernel writes
+        // __ipc_rx; `&mut self` guarantees no reference to either is alive.
+        let [x0, x1, x2, x3] = unsafe { arch::hvc(syscall::REPLY, [len as u64, 0, 0, 0, 0]) };
+        received(x0, x1, x2, x3)
     }
 
     /// Calls `interface` with the first `len` bytes of [`tx`](Self::tx) as the request and
@@ -174,5 +171,18 @@ impl Transport for Ipc {
         }
         reply[..reply_len].copy_from_slice(&self.rx()[..reply_len]);
         Ok(reply_len)
+    }
+}
+
+/// Decodes what RECV (or REPLY) returned.
+fn received(x0: u64, x1: u64, x2: u64, x3: u64) -> Result<Received, SyscallError> {
+    match status(x0)? {
+        abi::RECV_CALL => Ok(Received::Call {
+            sender: x1,
+            interface: x2 as u16,
+            len: (x3 as usize).min(MESSAGE_MAX),
+        }),
+        abi::RECV_NOTIFICATION => Ok(Received::Notification { bits: x2 }),
+        kind => panic!("RECV returned unknown kind {kind}"),
     }
 }

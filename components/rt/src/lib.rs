@@ -15,12 +15,12 @@
 //! | x0       | the component's index (the supervisor is 0)                     |
 //! | x1       | its region's base address                                        |
 //! | x2       | its region's size in bytes                                       |
-//! | x3       | start count: how many times it was started before (0 at first boot, 1 after the first restart, ...) |
+//! | x3       | start count: starts before this one (0 at first boot, 1 after a restart) |
 //!
 //! The runtime ([`arch`]) sets SP to `__stack_top`, zeroes `.bss` (which holds the IPC
 //! buffers), installs its vector table in `VBAR_EL1` and calls the component's main function
 //! with a [`StartInfo`] and the [`Ipc`] token. Any exception the component takes at EL1 is
-//! reported with the FAULT system call; a panic with PANIC ([`panic`]). Neither returns.
+//! reported with the FAULT system call; a panic with PANIC ([`mod@panic`]). Neither returns.
 //!
 //! # Writing a component
 //!

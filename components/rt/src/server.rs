@@ -40,8 +40,9 @@ pub trait Server {
 /// A REPLY the kernel refuses (say, the caller was stopped meanwhile) is logged and the loop
 /// goes on: the server itself is fine.
 pub fn serve_forever(ipc: &mut Ipc, server: &mut impl Server) -> ! {
+    let mut next = ipc.recv();
     loop {
-        match ipc.recv() {
+        next = match next {
             Received::Call {
                 sender,
                 interface,
@@ -51,17 +52,24 @@ pub fn serve_forever(ipc: &mut Ipc, server: &mut impl Server) -> ! {
                 let reply_len = server
                     .handle_call(sender, interface, &rx[..len], tx)
                     .min(MESSAGE_MAX);
-                if let Err(_error) = ipc.reply(reply_len) {
-                    #[cfg(target_os = "none")]
-                    defmt::warn!(
-                        "REPLY to {=u64} on interface {=u16} refused: {=i64}",
-                        sender,
-                        interface,
-                        _error as i64
-                    );
+                match ipc.reply(reply_len) {
+                    Ok(received) => received,
+                    Err(_error) => {
+                        #[cfg(target_os = "none")]
+                        defmt::warn!(
+                            "REPLY to {=u64} on interface {=u16} refused: {=i64}",
+                            sender,
+                            interface,
+                            _error as i64
+                        );
+                        ipc.recv()
+                    }
                 }
             }
-            Received::Notification { bits } => server.handle_notification(bits),
-        }
+            Received::Notification { bits } => {
+                server.handle_notification(bits);
+                ipc.recv()
+            }
+        };
     }
 }

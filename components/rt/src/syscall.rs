@@ -3,16 +3,16 @@
 //! Register use (`HVC #0`; x0 = call number on entry, status on return: 0 or a non-negative
 //! result kind, or a negative [`SyscallError`] code):
 //!
-//! | call       | arguments                               | results                               |
-//! |------------|-----------------------------------------|---------------------------------------|
-//! | RECV       | –                                       | x0 = kind; call: x1 = sender, x2 = interface, x3 = length; notification: x2 = bits |
-//! | REPLY      | x1 = length in `__ipc_tx`               | –                                     |
-//! | CALL       | x1 = interface, x2 = length in `__ipc_tx` | x1 = reply length in `__ipc_rx`     |
-//! | NOTIFY     | x1 = target component, x2 = bits        | –                                     |
-//! | LOG        | x1 = pointer, x2 = length               | –                                     |
-//! | PANIC      | x1 = pointer, x2 = length (UTF-8)       | never returns                         |
-//! | FAULT      | x1 = ESR_EL1, x2 = FAR_EL1, x3 = ELR_EL1 | never returns                        |
-//! | KERNEL_OP  | x1 = operation, x2..x5 = arguments      | x1..x3 = results                      |
+//! - RECV: returns x0 = kind (`RECV_CALL` / `RECV_NOTIFICATION`); for a call x1 = sender,
+//!   x2 = interface, x3 = request length (in `__ipc_rx`); for a notification x2 = bits.
+//! - REPLY: x1 = reply length (in `__ipc_tx`).
+//! - CALL: x1 = interface, x2 = request length (in `__ipc_tx`); returns x1 = reply length (in
+//!   `__ipc_rx`).
+//! - NOTIFY: x1 = target component index, x2 = bits.
+//! - LOG: x1 = pointer, x2 = length (defmt frames).
+//! - PANIC: x1 = pointer, x2 = length (UTF-8 message); never returns.
+//! - FAULT: x1 = ESR_EL1, x2 = FAR_EL1, x3 = ELR_EL1; never returns.
+//! - KERNEL_OP: x1 = operation, x2..x5 = arguments; returns x1..x3.
 //!
 //! LOG and PANIC pass a pointer into the component's own region and a length (not the TX
 //! buffer), so that logging and panicking never disturb a message being built or served.

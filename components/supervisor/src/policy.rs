@@ -245,11 +245,23 @@ mod tests {
     #[test]
     fn supervisor_counts_and_keeps_components_apart() {
         let mut supervisor = Supervisor::default();
-        assert_eq!(supervisor.component_faulted(1, 1, 0, HZ).unwrap().delay_ms, 0);
+        assert_eq!(
+            supervisor.component_faulted(1, 1, 0, HZ).unwrap().delay_ms,
+            0
+        );
         supervisor.restarted(1);
-        assert_eq!(supervisor.component_faulted(2, 1, MS, HZ).unwrap().delay_ms, 0);
+        assert_eq!(
+            supervisor.component_faulted(2, 1, MS, HZ).unwrap().delay_ms,
+            0
+        );
         supervisor.restarted(2);
-        assert_eq!(supervisor.component_faulted(1, 2, 2 * MS, HZ).unwrap().delay_ms, 10);
+        assert_eq!(
+            supervisor
+                .component_faulted(1, 2, 2 * MS, HZ)
+                .unwrap()
+                .delay_ms,
+            10
+        );
         supervisor.restarted(1);
         // Component 1 seen again (other notifications) while waiting for its deadline.
         assert_eq!(supervisor.component_faulted(1, 2, 3 * MS, HZ), None);

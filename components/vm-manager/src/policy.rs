@@ -35,7 +35,8 @@ pub const MIGRATE_INFO_TYPE_NOT_PRESENT: u64 = 2;
 pub const VENDOR_HYP_CALL_UID: u32 = 0x8600_FF01;
 /// `ARM_SMCCC_VENDOR_HYP_KVM_FEATURES_FUNC_ID`: KVM vendor function 0, the feature bitmap.
 pub const VENDOR_HYP_KVM_FEATURES: u32 = 0x8600_0000;
-/// KVM's vendor-hypervisor UID.
+/// KVM's vendor-hypervisor UID (the tests derive [`KVM_UID_REGS`] from it).
+#[cfg_attr(not(test), allow(dead_code))]
 pub const KVM_UID: &str = "28b46fb6-2ec5-11e9-a9ca-4b564d003a74";
 /// [`KVM_UID`] as the UID call returns it in w0..w3 (`ARM_SMCCC_VENDOR_HYP_UID_KVM_REG_0..3`).
 pub const KVM_UID_REGS: [u64; 4] = [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d];
@@ -64,7 +65,9 @@ const SUPPORTED_PSCI: &[u32] = &[
 ];
 
 fn ret(x0: u64) -> TrapResolution {
-    TrapResolution::Return { regs: [x0, 0, 0, 0] }
+    TrapResolution::Return {
+        regs: [x0, 0, 0, 0],
+    }
 }
 
 /// Decides what a guest's SMCCC call does. `regs` are the caller's x0..x7 (function ID in x0).
@@ -238,7 +241,10 @@ mod tests {
     fn smccc_and_psci_discovery() {
         assert_eq!(call(arch::SMCCC_VERSION, [0; 3]), ret(SMCCC_VERSION_1_1));
         assert_eq!(
-            call(arch::SMCCC_ARCH_FEATURES, [arch::SMCCC_VERSION as u64, 0, 0]),
+            call(
+                arch::SMCCC_ARCH_FEATURES,
+                [arch::SMCCC_VERSION as u64, 0, 0]
+            ),
             ret(0)
         );
         assert_eq!(
@@ -249,7 +255,10 @@ mod tests {
             ret(NOT_SUPPORTED)
         );
         assert_eq!(
-            call(arch::SMCCC_ARCH_FEATURES, [VENDOR_HYP_CALL_UID as u64, 0, 0]),
+            call(
+                arch::SMCCC_ARCH_FEATURES,
+                [VENDOR_HYP_CALL_UID as u64, 0, 0]
+            ),
             ret(NOT_SUPPORTED)
         );
         assert_eq!(call(psci::PSCI_VERSION, [0; 3]), ret(PSCI_VERSION_1_1));
@@ -331,7 +340,10 @@ mod tests {
             }
         );
         assert_eq!(
-            call(psci::PSCI_CPU_ON_64, [1, 0x1_4000_0000, 0xaaaa_bbbb_0000_0005]),
+            call(
+                psci::PSCI_CPU_ON_64,
+                [1, 0x1_4000_0000, 0xaaaa_bbbb_0000_0005]
+            ),
             TrapResolution::StartCpu {
                 target_mpidr: 1,
                 entry: 0x1_4000_0000,
@@ -355,7 +367,10 @@ mod tests {
         );
         // 32-bit: a level of 0x1_0000_0000 is level 0 once truncated; a 64-bit call keeps it.
         assert_eq!(
-            call(psci::PSCI_AFFINITY_INFO_32, [0xffff_ffff_0000_0002, 0x1_0000_0000, 0]),
+            call(
+                psci::PSCI_AFFINITY_INFO_32,
+                [0xffff_ffff_0000_0002, 0x1_0000_0000, 0]
+            ),
             TrapResolution::AffinityInfo {
                 target_mpidr: 2,
                 lowest_level: 0
@@ -369,7 +384,10 @@ mod tests {
 
     #[test]
     fn power_state_calls() {
-        assert_eq!(call(psci::PSCI_SYSTEM_OFF, [0; 3]), TrapResolution::SystemOff);
+        assert_eq!(
+            call(psci::PSCI_SYSTEM_OFF, [0; 3]),
+            TrapResolution::SystemOff
+        );
         assert_eq!(
             call(psci::PSCI_SYSTEM_RESET, [0; 3]),
             TrapResolution::SystemReset

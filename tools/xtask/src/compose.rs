@@ -266,6 +266,11 @@ pub fn compose(request: &Request) -> Result<Composed> {
             "  EL2 kernel: code, data, stacks, tables".to_owned(),
         ),
     ];
+    for component in request.components {
+        let elf_name = component.elf.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        let what = format!("  component {} ({elf_name})", component.name);
+        map.push((component.region.start, component.region.end, what));
+    }
     let mut add = |kind: PayloadKind,
                    bytes: &[u8],
                    load_address: u64,
@@ -286,6 +291,10 @@ pub fn compose(request: &Request) -> Result<Composed> {
         map.push((load_address, load_address + footprint, what));
         Ok(())
     };
+    for (bytes, store, component) in &images {
+        let what = format!("  image store of {}", component.name);
+        add(PayloadKind::ComponentImage, bytes, store.start, store.len(), what)?;
+    }
     add(
         PayloadKind::HostKernel,
         &host.bytes,
@@ -320,6 +329,9 @@ pub fn compose(request: &Request) -> Result<Composed> {
         .map_err(|e| anyhow::anyhow!("boot table: {e:?}"))?;
     table
         .validate_placement(board.image_load_address, kernel_footprint)
+        .map_err(|e| anyhow::anyhow!("boot table: {e:?}"))?;
+    table
+        .validate_components(kernel.load_address + kernel_footprint)
         .map_err(|e| anyhow::anyhow!("boot table: {e:?}"))?;
     image[table_offset..table_offset + hv_abi::BOOT_TABLE_SIZE].copy_from_slice(&table.encode());
     let file_len = image.len() as u64;

@@ -19,12 +19,24 @@ enum Payload {
     Guest(&'static str),
 }
 
+/// A component fault a test provokes through the VM manager's crash hook.
+#[derive(Clone, Copy)]
+enum Crash {
+    /// An undefined instruction on the given call.
+    Undefined(u32),
+    /// A read of the kernel's image on the given call.
+    ReadKernel(u32),
+    /// A read of the supervisor's memory (another component) on the given call.
+    ReadPeer(u32),
+}
+
 /// One system test.
 struct SystemTest {
     name: String,
     cpu: CpuModel,
     smp: u32,
     payload: Payload,
+    crash: Option<Crash>,
 }
 
 /// Every system test: Linux on both machines with 1 and 2 CPUs, and each test guest on both.
@@ -37,6 +49,7 @@ fn all_tests() -> Vec<SystemTest> {
                 cpu,
                 smp,
                 payload: Payload::Linux,
+                crash: None,
             });
         }
         tests.push(SystemTest {
@@ -44,12 +57,61 @@ fn all_tests() -> Vec<SystemTest> {
             cpu,
             smp: 1,
             payload: Payload::Guest("hv-guest-el1-basics"),
+            crash: None,
+        });
+    }
+    // Component faults: the VM manager crashes once while Linux boots on two CPUs (its third
+    // PSCI call), and reads memory outside its sandbox under the test guest.
+    tests.push(SystemTest {
+        name: "linux-vm-manager-restart-a72-smp2".into(),
+        cpu: CpuModel::A72,
+        smp: 2,
+        payload: Payload::Linux,
+        crash: Some(Crash::Undefined(3)),
+    });
+    for (name, crash) in [
+        ("kernel", Crash::ReadKernel(1)),
+        ("peer", Crash::ReadPeer(2)),
+    ] {
+        tests.push(SystemTest {
+            name: format!("component-isolation-{name}-max"),
+            cpu: CpuModel::Max,
+            smp: 1,
+            payload: Payload::Guest("hv-guest-el1-basics"),
+            crash: Some(crash),
         });
     }
     tests
 }
 
-/// Boots `test` and returns its outcome.
+/// The VM manager build settings that provoke `crash`.
+fn crash_env(crash: Crash) -> Vec<(String, String)> {
+    let (call, kind, address) = match crash {
+        Crash::Undefined(call) => (call, "undefined", None),
+        Crash::ReadKernel(call) => (
+            call,
+            "abort-kernel",
+            Some(hv_board::QEMU_VIRT.image_load_address),
+        ),
+        Crash::ReadPeer(call) => (call, "abort-kernel", Some(PEER_ADDRESS)),
+    };
+    let mut env = vec![
+        ("HV_VM_MANAGER_CRASH_ON_CALL".to_owned(), call.to_string()),
+        ("HV_VM_MANAGER_CRASH_KIND".to_owned(), kind.to_owned()),
+    ];
+    if let Some(address) = address {
+        env.push((
+            "HV_VM_MANAGER_CRASH_ADDRESS".to_owned(),
+            format!("{address:#x}"),
+        ));
+    }
+    env
+}
+
+/// An address inside the supervisor's region (component 0, laid out first past the kernel).
+const PEER_ADDRESS: u64 = 0x4040_0100;
+
+/// Boots a fresh image and returns how the run went.
 pub fn boot(
     name: &str,
     cpu: CpuModel,
@@ -58,6 +120,21 @@ pub fn boot(
     append: &str,
     extra: &[String],
     timeout: u64,
+) -> Result<Outcome> {
+    boot_with(name, cpu, smp, kernel, append, extra, timeout, &[])
+}
+
+/// [`boot`], with extra build settings for the VM manager component (its test hooks).
+#[allow(clippy::too_many_arguments)]
+pub fn boot_with(
+    name: &str,
+    cpu: CpuModel,
+    smp: u32,
+    kernel: Option<PathBuf>,
+    append: &str,
+    extra: &[String],
+    timeout: u64,
+    vm_manager_env: &[(String, String)],
 ) -> Result<Outcome> {
     let args = SystemArgs {
         manifest: None,
@@ -68,7 +145,14 @@ pub fn boot(
         kernel,
         append: Some(append.to_owned()),
     };
-    let system = args.resolve()?;
+    let mut system = args.resolve()?;
+    for component in system
+        .components
+        .iter_mut()
+        .filter(|c| c.crate_name == "hv-vm-manager")
+    {
+        component.env.extend(vm_manager_env.iter().cloned());
+    }
     let built = build_image(&system)?;
     progress::step(&format!("booting {name}"));
     qemu::run(&qemu::Run {
@@ -127,6 +211,33 @@ fn check(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
             }
         }
     }
+    let log_has = |needle: &str| outcome.hv_log.iter().any(|line| line.contains(needle));
+    // SMCCC and PSCI are answered by the VM manager component, through the kernel's routing.
+    let routed = outcome
+        .hv_log
+        .iter()
+        .any(|line| line.contains("component-stats name=vm-manager") && !line.contains("calls=0 "));
+    if !routed {
+        return Err("the hypervisor log shows no call routed to vm-manager".into());
+    }
+    if let Some(crash) = test.crash {
+        let evidence = match crash {
+            Crash::Undefined(_) => "component vm-manager took an exception at EL1".to_owned(),
+            Crash::ReadKernel(_) => {
+                format!("touched IPA {:#x}", hv_board::QEMU_VIRT.image_load_address)
+            }
+            Crash::ReadPeer(_) => format!("touched IPA {PEER_ADDRESS:#x}"),
+        };
+        for needle in [
+            evidence.as_str(),
+            "component vm-manager stopped after fault 1",
+            "component vm-manager restarted (restart 1)",
+        ] {
+            if !log_has(needle) {
+                return Err(format!("the hypervisor log lacks \"{needle}\""));
+            }
+        }
+    }
     if outcome.timed_out || outcome.status() != Some(ExitStatus::PoweredOff) {
         return Err(format!("run ended with: {}", outcome.describe()));
     }
@@ -134,18 +245,31 @@ fn check(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
 }
 
 fn run_one(test: &SystemTest) -> Result<(), String> {
+    let env = test.crash.map(crash_env).unwrap_or_default();
+    let linux_cmdline = "console=ttyAMA0 hv.init=test";
     let outcome = match test.payload {
-        Payload::Linux => boot(
+        Payload::Linux => boot_with(
             &test.name,
             test.cpu,
             test.smp,
             None,
-            "console=ttyAMA0 hv.init=test",
+            linux_cmdline,
             &[],
             300,
+            &env,
         ),
-        Payload::Guest(package) => crate::artifacts::guest(package)
-            .and_then(|elf| boot(&test.name, test.cpu, test.smp, Some(elf), "", &[], 120)),
+        Payload::Guest(package) => crate::artifacts::guest(package).and_then(|elf| {
+            boot_with(
+                &test.name,
+                test.cpu,
+                test.smp,
+                Some(elf),
+                "",
+                &[],
+                120,
+                &env,
+            )
+        }),
     }
     .map_err(|error| format!("{error:#}"))?;
     check(test, &outcome).inspect_err(|_| {
@@ -220,7 +344,10 @@ mod tests {
             exit_code,
             timed_out,
             console: console.to_owned(),
-            hv_log: vec!["0.1 INFO  entering the host at 0x42000000 (dtb 0x43e00000)".into()],
+            hv_log: vec![
+                "0.1 INFO  entering the host at 0x42000000 (dtb 0x43e00000)".into(),
+                "0.9 INFO  component-stats name=vm-manager calls=7 faults=0 starts=1".into(),
+            ],
         }
     }
 
@@ -230,6 +357,7 @@ mod tests {
             cpu: CpuModel::A72,
             smp,
             payload: Payload::Linux,
+            crash: None,
         }
     }
 
@@ -256,6 +384,7 @@ mod tests {
             cpu: CpuModel::Max,
             smp: 1,
             payload: Payload::Guest("x"),
+            crash: None,
         };
         assert_eq!(
             check(
@@ -267,5 +396,19 @@ mod tests {
         assert!(check(&guest, &outcome("2 passed, 1 failed\n", Some(3), false)).is_err());
         assert!(check(&guest, &outcome("0 passed, 0 failed\n", Some(0), false)).is_err());
         assert!(check(&guest, &outcome("guest-rt: FATAL: boom\n", Some(3), false)).is_err());
+        let crashed = SystemTest {
+            crash: Some(Crash::Undefined(1)),
+            ..guest
+        };
+        let error = check(&crashed, &outcome("1 passed, 0 failed\n", Some(0), false)).unwrap_err();
+        assert!(error.contains("took an exception"), "{error}");
+    }
+
+    #[test]
+    fn a_run_without_routed_calls_fails() {
+        let mut quiet = outcome(LINUX_OK, Some(0), false);
+        quiet.hv_log[1] =
+            "0.9 INFO  component-stats name=vm-manager calls=0 faults=0 starts=0".into();
+        assert!(check(&linux(2), &quiet).unwrap_err().contains("routed"));
     }
 }
