@@ -28,11 +28,13 @@ pub enum TrapClass {
     Interrupt,
     /// Any other synchronous class.
     Other,
+    /// A system call from a component (its HVC).
+    ComponentSyscall,
 }
 
 impl TrapClass {
     /// Every class, in counter order.
-    pub const ALL: [TrapClass; 8] = [
+    pub const ALL: [TrapClass; 9] = [
         Self::Hvc,
         Self::Smc,
         Self::DataAbort,
@@ -41,6 +43,7 @@ impl TrapClass {
         Self::Wfx,
         Self::Interrupt,
         Self::Other,
+        Self::ComponentSyscall,
     ];
 
     /// A short name for reports (stable: the benchmark parses it).
@@ -54,6 +57,7 @@ impl TrapClass {
             Self::Wfx => "wfx",
             Self::Interrupt => "interrupt",
             Self::Other => "other",
+            Self::ComponentSyscall => "component-syscall",
         }
     }
 }

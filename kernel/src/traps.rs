@@ -43,8 +43,13 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
     }
     let (esr, far, ipa) = arch::trap_registers();
     let trap = Syndrome(esr).decode();
-    COUNTERS.record(cpu, class_of(&trap));
-    if let Some(component) = components::current() {
+    let component = components::current();
+    let class = match (component, &trap) {
+        (Some(_), Trap::Hvc { .. }) => TrapClass::ComponentSyscall,
+        _ => class_of(&trap),
+    };
+    COUNTERS.record(cpu, class);
+    if let Some(component) = component {
         component_trap(frame, component, trap, esr, ipa | (far & 0xfff));
     } else if kind == KIND_AARCH32 {
         defmt::error!("cpu{=usize}: AArch32 guest state, which is not supported", cpu);

@@ -5,9 +5,10 @@
 //! notifications go to [`Server::handle_notification`]. One type with two methods (rather than
 //! two closures) lets both share the component's state mutably.
 //!
-//! While a call is being served the handler holds the buffers, so it cannot make calls of its
-//! own through the [`Ipc`] token; kernel operations and notifications
-//! ([`crate::syscall`]) use no buffer and are fine anywhere.
+//! While a call is being served [`Server::handle_call`] holds the buffers, so it cannot make
+//! calls of its own through the [`Ipc`] token; a server that must call another component while
+//! serving overrides [`Server::serve_call`], which gets the token itself. Kernel operations and
+//! notifications ([`crate::syscall`]) use no buffer and are fine anywhere.
 
 use hv_ipc::abi::MESSAGE_MAX;
 
@@ -28,6 +29,15 @@ pub trait Server {
         request: &[u8],
         reply: &mut [u8; MESSAGE_MAX],
     ) -> usize;
+
+    /// Serves the call whose `len`-byte request is in the RX buffer and leaves the reply in the
+    /// TX buffer, returning its length. By default lends the buffers to
+    /// [`handle_call`](Self::handle_call); override it to make calls while serving (copy the
+    /// request out of RX first: a call's reply overwrites it).
+    fn serve_call(&mut self, ipc: &mut Ipc, sender: u64, interface: u16, len: usize) -> usize {
+        let (rx, tx) = ipc.rx_tx();
+        self.handle_call(sender, interface, &rx[..len.min(MESSAGE_MAX)], tx)
+    }
 
     /// Handles notification `bits`. Ignores them by default.
     fn handle_notification(&mut self, bits: u64) {

@@ -25,8 +25,13 @@ mod component {
 
     use defmt::{debug, info, warn};
     use hv_component_rt::hv_ipc::abi::MESSAGE_MAX;
-    use hv_component_rt::hv_ipc::interfaces::guest_trap::{GuestTrap, GuestTrapInterface};
-    use hv_component_rt::hv_ipc::{self, Interface, RemoteError};
+    use hv_component_rt::hv_ipc::interfaces::guest_trap::{
+        GuestTrap, GuestTrapInterface, TrapResolution,
+    };
+    use hv_component_rt::hv_ipc::interfaces::supervisor::{
+        SupervisorInterface, SupervisorReply, SupervisorRequest,
+    };
+    use hv_component_rt::hv_ipc::{self, Client, Interface, RemoteError};
     use hv_component_rt::{Ipc, Server, StartInfo, arch, serve_forever};
 
     use crate::crash_hook::{self, CrashKind};
@@ -89,7 +94,38 @@ mod component {
         }
     }
 
+    impl VmManager {
+        /// HYP_PING_SUPERVISOR: a call to the supervisor while serving the guest's call.
+        fn ping_supervisor(ipc: &mut Ipc, nonce: u32) -> TrapResolution {
+            let answer = Client::<SupervisorInterface, _>::new(&mut *ipc)
+                .call(&SupervisorRequest::Ping { nonce });
+            let x0 = match answer {
+                Ok(SupervisorReply::Pong { nonce }) => u64::from(nonce),
+                _ => policy::NOT_SUPPORTED,
+            };
+            TrapResolution::Return {
+                regs: [x0, 0, 0, 0],
+            }
+        }
+    }
+
     impl Server for VmManager {
+        fn serve_call(&mut self, ipc: &mut Ipc, sender: u64, interface: u16, len: usize) -> usize {
+            let request =
+                hv_ipc::decode_request::<GuestTrapInterface>(&ipc.rx()[..len.min(MESSAGE_MAX)]);
+            if let (GuestTrapInterface::ID, Ok(GuestTrap::Smccc { regs, .. })) =
+                (interface, &request)
+                && regs[0] as u32 == policy::HYP_PING_SUPERVISOR
+            {
+                self.served += 1;
+                let resolution = Self::ping_supervisor(ipc, regs[1] as u32);
+                return hv_ipc::encode_reply::<GuestTrapInterface>(&Ok(resolution), ipc.tx())
+                    .unwrap_or(0);
+            }
+            let (rx, tx) = ipc.rx_tx();
+            self.handle_call(sender, interface, &rx[..len.min(MESSAGE_MAX)], tx)
+        }
+
         fn handle_call(
             &mut self,
             _sender: u64,

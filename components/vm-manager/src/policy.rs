@@ -42,6 +42,11 @@ pub const KVM_UID: &str = "28b46fb6-2ec5-11e9-a9ca-4b564d003a74";
 pub const KVM_UID_REGS: [u64; 4] = [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d];
 /// KVM vendor function number of the FEATURES call (`ARM_SMCCC_KVM_FUNC_FEATURES`).
 pub const KVM_FUNC_FEATURES: u32 = 0;
+/// Our own vendor-hypervisor call (fast, SMC64, function 128: past KVM's 0..127): the VM
+/// manager calls the supervisor's Ping with x1 as the nonce and returns the answer in x0. A
+/// health check of the component path, and what `cargo xtask bench` times for a
+/// component-to-component call.
+pub const HYP_PING_SUPERVISOR: u32 = 0xC600_0080;
 /// The KVM vendor functions we implement, as the FEATURES call reports them (r0 = functions
 /// 0..31, r1 = 32..63, r2 = 64..95, r3 = 96..127).
 pub const KVM_FEATURES_BITMAP: [u64; 4] = [1 << KVM_FUNC_FEATURES, 0, 0, 0];

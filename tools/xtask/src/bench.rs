@@ -1,6 +1,7 @@
 //! `cargo xtask bench`: figures, never assertions. Trap counts per class during a Linux boot
-//! (1 and 2 CPUs), and the instructions of a null hypercall round trip measured by a test guest
-//! under `-icount shift=0` (one instruction = one nanosecond of virtual time).
+//! (1 and 2 CPUs), and instructions per hypercall round trip measured by a test guest under
+//! `-icount shift=0` (one instruction = one nanosecond of virtual time): a guest call a
+//! component answers, and one for which that component calls another.
 
 use crate::qemu::CpuModel;
 use crate::systest::boot;
@@ -58,12 +59,21 @@ pub fn run() -> Result<()> {
         &icount,
         300,
     )?;
-    let figure = outcome
-        .console
-        .lines()
-        .find(|line| line.starts_with("BENCH null-hypercall"))
-        .context("the null-hypercall guest printed no BENCH line")?
-        .to_owned();
+    let figure = |name: &str| -> Result<(String, u64)> {
+        let line = outcome
+            .console
+            .lines()
+            .find(|line| line.starts_with(&format!("BENCH {name} ")))
+            .with_context(|| format!("the benchmark guest printed no BENCH {name} line"))?;
+        let instructions = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("insns-per-call="))
+            .and_then(|value| value.parse().ok())
+            .with_context(|| format!("no insns-per-call in: {line}"))?;
+        Ok((line.to_owned(), instructions))
+    };
+    let (null_line, null_instructions) = figure("null-hypercall")?;
+    let (ping_line, ping_instructions) = figure("ping-supervisor")?;
 
     println!();
     println!("Traps during a Linux boot to userspace and power-off (cortex-a72, GICv2):");
@@ -85,7 +95,14 @@ pub fn run() -> Result<()> {
     }
     println!();
     println!();
-    println!("Null hypercall round trip (guest HVC -> EL2 kernel -> guest), -icount shift=0:");
-    println!("  {figure}");
+    println!("Hypercall round trips, instructions per call under -icount shift=0:");
+    println!("  guest -> kernel -> vm-manager -> kernel -> guest        {null_instructions:>6}");
+    println!("  ... plus vm-manager -> supervisor call and reply        {ping_instructions:>6}");
+    println!(
+        "  component-to-component call and reply (difference)      {:>6}",
+        ping_instructions.saturating_sub(null_instructions)
+    );
+    println!("  {null_line}");
+    println!("  {ping_line}");
     Ok(())
 }
