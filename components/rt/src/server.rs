@@ -58,9 +58,8 @@ pub fn serve_forever(ipc: &mut Ipc, server: &mut impl Server) -> ! {
                 interface,
                 len,
             } => {
-                let (rx, tx) = ipc.rx_tx();
                 let reply_len = server
-                    .handle_call(sender, interface, &rx[..len], tx)
+                    .serve_call(ipc, sender, interface, len)
                     .min(MESSAGE_MAX);
                 match ipc.reply(reply_len) {
                     Ok(received) => received,

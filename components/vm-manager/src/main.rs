@@ -101,7 +101,10 @@ mod component {
                 .call(&SupervisorRequest::Ping { nonce });
             let x0 = match answer {
                 Ok(SupervisorReply::Pong { nonce }) => u64::from(nonce),
-                _ => policy::NOT_SUPPORTED,
+                other => {
+                    warn!("vm-manager: ping to the supervisor failed: {}", defmt::Debug2Format(&other));
+                    policy::NOT_SUPPORTED
+                }
             };
             TrapResolution::Return {
                 regs: [x0, 0, 0, 0],
