@@ -11,6 +11,11 @@
 //! With the hook enabled the crate is compiled with `--cfg vm_manager_crash_hook` and the
 //! normalised values in `HV_VM_MANAGER_CRASH_{ON_CALL,KIND,ADDRESS}_VALUE` (decimal, kind as
 //! 0 = undefined, 1 = abort-kernel, 2 = panic). Unset: no hook, the normal build.
+//!
+//! It also turns on the test-only grant probe (`src/probe.rs`): `HV_VM_MANAGER_PROBE_GRANTS=1`
+//! compiles the crate with `--cfg vm_manager_probe_grants`, and the component then tries, at
+//! start-up, a CALL and a kernel operation its manifest does not grant and logs the kernel's
+//! answers. Unset, empty or `0`: no probe, the normal build.
 
 include!("../rt/build_support.rs");
 
@@ -18,10 +23,29 @@ const CRASH_ON_CALL: &str = "HV_VM_MANAGER_CRASH_ON_CALL";
 const CRASH_KIND: &str = "HV_VM_MANAGER_CRASH_KIND";
 const CRASH_ADDRESS: &str = "HV_VM_MANAGER_CRASH_ADDRESS";
 const DEFAULT_CRASH_ADDRESS: u64 = 0x4020_0000;
+const PROBE_GRANTS: &str = "HV_VM_MANAGER_PROBE_GRANTS";
 
 fn main() {
     write_link_script();
     crash_hook();
+    grant_probe();
+}
+
+fn grant_probe() {
+    println!("cargo::rustc-check-cfg=cfg(vm_manager_probe_grants)");
+    println!("cargo:rerun-if-env-changed={PROBE_GRANTS}");
+    let value = std::env::var(PROBE_GRANTS).unwrap_or_default();
+    match value.trim() {
+        "" | "0" => {}
+        "1" => {
+            println!("cargo:rustc-cfg=vm_manager_probe_grants");
+            println!(
+                "cargo:warning=test grant probe enabled: the VM manager tries ungranted calls at \
+                 start-up"
+            );
+        }
+        other => panic!("{PROBE_GRANTS}={other:?}: expected 1 (or 0 / unset for no probe)"),
+    }
 }
 
 fn crash_hook() {

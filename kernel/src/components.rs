@@ -64,9 +64,11 @@ pub enum Delivery {
 impl Delivery {
     fn registers(self) -> [u64; 4] {
         match self {
-            Self::Call { sender, interface, len } => {
-                [abi::RECV_CALL, sender, interface as u64, len as u64]
-            }
+            Self::Call {
+                sender,
+                interface,
+                len,
+            } => [abi::RECV_CALL, sender, interface as u64, len as u64],
             Self::Notification(bits) => [abi::RECV_NOTIFICATION, 0, bits, 0],
         }
     }
@@ -222,7 +224,11 @@ fn load_image(index: usize, component: &Component) {
             start as *mut u8,
             image_len as usize,
         );
-        core::ptr::write_bytes((start + image_len) as *mut u8, 0, (end - start - image_len) as usize);
+        core::ptr::write_bytes(
+            (start + image_len) as *mut u8,
+            0,
+            (end - start - image_len) as usize,
+        );
     }
     arch::sync_instructions(start, end - start);
     let starts = component.starts.fetch_add(1, Ordering::Relaxed);
@@ -232,7 +238,11 @@ fn load_image(index: usize, component: &Component) {
     frame.x[..4].copy_from_slice(&[index as u64, start, end - start, starts]);
     // SAFETY: caller's contract: the lock is held or no other CPU runs yet.
     let saved = unsafe { &mut *component.saved.get() };
-    *saved = Saved { frame, el1: El1Context::component_reset(), fresh: true };
+    *saved = Saved {
+        frame,
+        el1: El1Context::component_reset(),
+        fresh: true,
+    };
 }
 
 /// The component serving SMCCC calls from guests, if the manifest routes them.
@@ -244,7 +254,10 @@ pub fn smccc_route() -> Option<usize> {
 }
 
 fn server_of(interface: u16) -> Option<usize> {
-    registry().components.iter().position(|component| component.descriptor.serves == interface)
+    registry()
+        .components
+        .iter()
+        .position(|component| component.descriptor.serves == interface)
 }
 
 fn supervisor() -> Option<usize> {
@@ -262,7 +275,10 @@ pub fn current() -> Option<usize> {
 /// Takes a component's lock (waiting in FIFO order behind other CPUs) and makes sure it can
 /// run: a stopped component whose restart deadline has passed is restarted here.
 fn acquire(index: usize) -> Result<&'static Component, SyscallError> {
-    let component = registry().components.get(index).ok_or(SyscallError::NoSuchTarget)?;
+    let component = registry()
+        .components
+        .get(index)
+        .ok_or(SyscallError::NoSuchTarget)?;
     core::mem::forget(component.lock.lock());
     if component.state.load(Ordering::Relaxed) == ComponentState::Faulted as u64 {
         let deadline = component.restart_at.load(Ordering::Relaxed);
@@ -299,7 +315,11 @@ fn read_tx<'a>(component: &Component, len: usize, out: &'a mut [u8; abi::MESSAGE
     // SAFETY: the TX buffer lies inside the component's region, mapped at EL2; the component is
     // stopped in the kernel while we read it.
     unsafe {
-        core::ptr::copy_nonoverlapping(component.descriptor.ipc_tx as *const u8, out.as_mut_ptr(), len);
+        core::ptr::copy_nonoverlapping(
+            component.descriptor.ipc_tx as *const u8,
+            out.as_mut_ptr(),
+            len,
+        );
     }
     &out[..len]
 }
@@ -358,12 +378,21 @@ fn switch_to(frame: &mut GuestFrame, index: usize, caller: Caller, delivery: Del
         saved.frame.x[..4].copy_from_slice(&delivery.registers());
         None
     };
-    component.state.store(ComponentState::Running as u64, Ordering::Relaxed);
+    component
+        .state
+        .store(ComponentState::Running as u64, Ordering::Relaxed);
     if matches!(delivery, Delivery::Call { .. }) {
         component.calls.fetch_add(1, Ordering::Relaxed);
     }
-    let pushed = cpu.stack.push(Level::Component { index, caller, pending });
-    debug_assert!(pushed.is_ok(), "the call graph is acyclic, so the depth is bounded");
+    let pushed = cpu.stack.push(Level::Component {
+        index,
+        caller,
+        pending,
+    });
+    debug_assert!(
+        pushed.is_ok(),
+        "the call graph is acyclic, so the depth is bounded"
+    );
     load_top(cpu, frame);
 }
 
@@ -378,7 +407,11 @@ pub fn call_from_vcpu(
 ) -> Result<(), SyscallError> {
     let component = acquire(index)?;
     write_rx(component, request);
-    let delivery = Delivery::Call { sender: abi::SENDER_KERNEL, interface, len: request.len() };
+    let delivery = Delivery::Call {
+        sender: abi::SENDER_KERNEL,
+        interface,
+        len: request.len(),
+    };
     switch_to(frame, index, Caller::Vcpu { retry_pc }, delivery, true);
     Ok(())
 }
@@ -386,7 +419,11 @@ pub fn call_from_vcpu(
 /// The reply a component gave to this CPU's vCPU trap, once the vCPU is back on top.
 pub fn take_vcpu_reply() -> Option<heapless::Vec<u8, { abi::MESSAGE_MAX }>> {
     let cpu = this_cpu();
-    if matches!(cpu.stack.last(), Some(Level::Vcpu)) { cpu.vcpu_reply.take() } else { None }
+    if matches!(cpu.stack.last(), Some(Level::Vcpu)) {
+        cpu.vcpu_reply.take()
+    } else {
+        None
+    }
 }
 
 /// Handles an HVC (a system call) from the component on top of this CPU's stack.
@@ -430,7 +467,12 @@ pub fn syscall(frame: &mut GuestFrame) {
 /// CPU to the world below.
 fn receive(frame: &mut GuestFrame, index: usize) {
     let cpu = this_cpu();
-    let Some(Level::Component { caller, pending, .. }) = cpu.stack.last_mut() else { return };
+    let Some(Level::Component {
+        caller, pending, ..
+    }) = cpu.stack.last_mut()
+    else {
+        return;
+    };
     if let Some(delivery) = pending.take() {
         frame.x[..4].copy_from_slice(&delivery.registers());
         return;
@@ -458,7 +500,9 @@ fn go_idle(frame: &mut GuestFrame, index: usize) {
     save_top(cpu, frame);
     cpu.stack.pop();
     let component = &registry().components[index];
-    component.state.store(ComponentState::Idle as u64, Ordering::Relaxed);
+    component
+        .state
+        .store(ComponentState::Idle as u64, Ordering::Relaxed);
     release(component);
     load_top(cpu, frame);
 }
@@ -466,7 +510,9 @@ fn go_idle(frame: &mut GuestFrame, index: usize) {
 /// REPLY: give the caller the reply in TX and resume it; the server waits as in RECV.
 fn reply(frame: &mut GuestFrame, index: usize, len: usize) {
     let cpu = this_cpu();
-    let Some(Level::Component { caller, .. }) = cpu.stack.last().copied() else { return };
+    let Some(Level::Component { caller, .. }) = cpu.stack.last().copied() else {
+        return;
+    };
     let component = &registry().components[index];
     if len > abi::MESSAGE_MAX {
         frame.x[0] = SyscallError::MessageTooLong as i64 as u64;
@@ -521,12 +567,19 @@ fn call(frame: &mut GuestFrame, index: usize, interface: u16, len: usize) {
     let mut buffer = [0u8; abi::MESSAGE_MAX];
     let request = read_tx(caller, len, &mut buffer);
     write_rx(target.1, request);
-    let delivery = Delivery::Call { sender: index as u64, interface, len };
+    let delivery = Delivery::Call {
+        sender: index as u64,
+        interface,
+        len,
+    };
     switch_to(frame, target.0, Caller::Component(index), delivery, true);
 }
 
 fn notify(target: usize, bits: u64) -> Result<(), SyscallError> {
-    let component = registry().components.get(target).ok_or(SyscallError::NoSuchTarget)?;
+    let component = registry()
+        .components
+        .get(target)
+        .ok_or(SyscallError::NoSuchTarget)?;
     component.notifications.fetch_or(bits, Ordering::AcqRel);
     Ok(())
 }
@@ -541,7 +594,9 @@ fn copy_from_region<'a>(
     let region = component.descriptor.region;
     let inside = address >= region.start
         && len <= abi::MESSAGE_MAX as u64
-        && address.checked_add(len).is_some_and(|end| end <= region.end);
+        && address
+            .checked_add(len)
+            .is_some_and(|end| end <= region.end);
     if !inside {
         return Err(SyscallError::BadArgument);
     }
@@ -564,7 +619,11 @@ fn report_panic(component: &Component, address: u64, len: u64) {
         .ok()
         .and_then(|bytes| core::str::from_utf8(bytes).ok())
         .unwrap_or("(unreadable message)");
-    defmt::error!("component {=str} panicked: {=str}", component.descriptor.name(), message);
+    defmt::error!(
+        "component {=str} panicked: {=str}",
+        component.descriptor.name(),
+        message
+    );
 }
 
 fn kernel_operation(
@@ -579,7 +638,10 @@ fn kernel_operation(
     match operation {
         kernel_op::RESTART => restart(a as usize, b).map(|()| [0; 3]),
         kernel_op::COMPONENT_STATE => {
-            let target = registry().components.get(a as usize).ok_or(SyscallError::NoSuchTarget)?;
+            let target = registry()
+                .components
+                .get(a as usize)
+                .ok_or(SyscallError::NoSuchTarget)?;
             Ok([
                 target.state.load(Ordering::Relaxed),
                 target.faults.load(Ordering::Relaxed),
@@ -597,16 +659,24 @@ fn kernel_operation(
 /// RESTART: restart a stopped component now, or arm a deadline (`not_before`, in counter
 /// ticks) after which the next call restarts it.
 fn restart(index: usize, not_before: u64) -> Result<(), SyscallError> {
-    let component = registry().components.get(index).ok_or(SyscallError::NoSuchTarget)?;
+    let component = registry()
+        .components
+        .get(index)
+        .ok_or(SyscallError::NoSuchTarget)?;
     if component.state.load(Ordering::Relaxed) != ComponentState::Faulted as u64 {
         return Err(SyscallError::BadArgument);
     }
     if not_before > arch::counter().0 {
         component.restart_at.store(not_before, Ordering::Relaxed);
-        defmt::info!("component {=str}: restart deferred", component.descriptor.name());
+        defmt::info!(
+            "component {=str}: restart deferred",
+            component.descriptor.name()
+        );
         return Ok(());
     }
-    let Some(guard) = component.lock.try_lock() else { return Err(SyscallError::BadArgument) };
+    let Some(guard) = component.lock.try_lock() else {
+        return Err(SyscallError::BadArgument);
+    };
     core::mem::forget(guard);
     restart_locked(index, component);
     release(component);
@@ -616,7 +686,9 @@ fn restart(index: usize, not_before: u64) -> Result<(), SyscallError> {
 fn restart_locked(index: usize, component: &Component) {
     load_image(index, component);
     component.restart_at.store(0, Ordering::Relaxed);
-    component.state.store(ComponentState::Idle as u64, Ordering::Relaxed);
+    component
+        .state
+        .store(ComponentState::Idle as u64, Ordering::Relaxed);
     defmt::info!(
         "component {=str} restarted (restart {=u64})",
         component.descriptor.name(),
@@ -629,10 +701,14 @@ fn restart_locked(index: usize, component: &Component) {
 pub fn fault(frame: &mut GuestFrame, index: usize, esr: u64) {
     let cpu = this_cpu();
     let component = &registry().components[index];
-    let Some(Level::Component { caller, .. }) = cpu.stack.pop() else { return };
+    let Some(Level::Component { caller, .. }) = cpu.stack.pop() else {
+        return;
+    };
     component.faults.fetch_add(1, Ordering::Relaxed);
     component.last_esr.store(esr, Ordering::Relaxed);
-    component.state.store(ComponentState::Faulted as u64, Ordering::Relaxed);
+    component
+        .state
+        .store(ComponentState::Faulted as u64, Ordering::Relaxed);
     defmt::warn!(
         "component {=str} stopped after fault {=u64} (ESR {=u64:#x}, pc {=u64:#x})",
         component.descriptor.name(),
@@ -660,13 +736,21 @@ pub fn fault(frame: &mut GuestFrame, index: usize, esr: u64) {
 
     if let Some(supervisor) = supervisor_index.filter(|&s| s != index) {
         let target = &registry().components[supervisor];
-        target.notifications.fetch_or(abi::NOTIFY_COMPONENT_FAULTED, Ordering::AcqRel);
+        target
+            .notifications
+            .fetch_or(abi::NOTIFY_COMPONENT_FAULTED, Ordering::AcqRel);
         // Run it now if it is free; if it is busy on another CPU it sees the bit at its next
         // RECV. A supervisor below us on this CPU's stack cannot be re-entered either.
         if let Some(guard) = target.lock.try_lock() {
             core::mem::forget(guard);
             let bits = target.notifications.swap(0, Ordering::AcqRel);
-            switch_to(frame, supervisor, Caller::Kernel, Delivery::Notification(bits), false);
+            switch_to(
+                frame,
+                supervisor,
+                Caller::Kernel,
+                Delivery::Notification(bits),
+                false,
+            );
             return;
         }
     }
@@ -676,7 +760,9 @@ pub fn fault(frame: &mut GuestFrame, index: usize, esr: u64) {
 /// Reports per component how many calls it served, faults it took and times it started (the
 /// system tests and the benchmark read these lines).
 pub fn report() {
-    let Some(registry) = REGISTRY.get() else { return };
+    let Some(registry) = REGISTRY.get() else {
+        return;
+    };
     for component in &registry.components {
         defmt::info!(
             "component-stats name={=str} calls={=u64} faults={=u64} starts={=u64}",

@@ -52,7 +52,10 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
     if let Some(component) = component {
         component_trap(frame, component, trap, esr, ipa | (far & 0xfff));
     } else if kind == KIND_AARCH32 {
-        defmt::error!("cpu{=usize}: AArch32 guest state, which is not supported", cpu);
+        defmt::error!(
+            "cpu{=usize}: AArch32 guest state, which is not supported",
+            cpu
+        );
         crate::end_run(ExitStatus::HypervisorFault);
     } else {
         vcpu_trap(frame, cpu, trap, esr, far, ipa);
@@ -153,14 +156,25 @@ fn route_smccc(frame: &mut GuestFrame, cpu: usize, conduit: Conduit, retry_pc: u
     };
     let mut regs = [0u64; 8];
     regs.copy_from_slice(&frame.x[..8]);
-    let trap = GuestTrap::Smccc { vm: HOST_VM, vcpu: cpu as u16, conduit, regs };
+    let trap = GuestTrap::Smccc {
+        vm: HOST_VM,
+        vcpu: cpu as u16,
+        conduit,
+        regs,
+    };
     let mut request = [0u8; abi::MESSAGE_MAX];
     let Ok(len) = hv_ipc::encode_request::<GuestTrapInterface>(&trap, &mut request) else {
         frame.x[0] = NOT_SUPPORTED;
         return;
     };
-    if components::call_from_vcpu(frame, server, abi::interface::GUEST_TRAP, &request[..len], retry_pc)
-        .is_err()
+    if components::call_from_vcpu(
+        frame,
+        server,
+        abi::interface::GUEST_TRAP,
+        &request[..len],
+        retry_pc,
+    )
+    .is_err()
     {
         // The server is stopped and not yet restarted: the vCPU makes the call again later.
         frame.elr = retry_pc;
@@ -172,7 +186,10 @@ fn apply_resolution(frame: &mut GuestFrame, cpu: usize, reply: &[u8]) {
     let resolution = match hv_ipc::decode_reply::<GuestTrapInterface>(reply) {
         Ok(Ok(resolution)) => resolution,
         Ok(Err(remote)) => {
-            defmt::warn!("trap server refused the call: {}", defmt::Debug2Format(&remote));
+            defmt::warn!(
+                "trap server refused the call: {}",
+                defmt::Debug2Format(&remote)
+            );
             frame.x[0] = NOT_SUPPORTED;
             return;
         }
@@ -184,7 +201,11 @@ fn apply_resolution(frame: &mut GuestFrame, cpu: usize, reply: &[u8]) {
     };
     match resolution {
         TrapResolution::Return { regs } => set_return(frame, regs),
-        TrapResolution::StartCpu { target_mpidr, entry, context } => {
+        TrapResolution::StartCpu {
+            target_mpidr,
+            entry,
+            context,
+        } => {
             let result = start_cpu(target_mpidr, entry, context);
             defmt::info!(
                 "cpu{=usize}: starting cpu mpidr {=u64:#x} at {=u64:#x} -> {=i64}",
@@ -201,7 +222,10 @@ fn apply_resolution(frame: &mut GuestFrame, cpu: usize, reply: &[u8]) {
             // Only returns if the firmware refused.
             set_return(frame, [result, 0, 0, 0]);
         }
-        TrapResolution::AffinityInfo { target_mpidr, lowest_level } => {
+        TrapResolution::AffinityInfo {
+            target_mpidr,
+            lowest_level,
+        } => {
             let call = psci::PSCI_AFFINITY_INFO_64 as u64;
             let result = arch::firmware_psci([call, target_mpidr, lowest_level, 0]);
             set_return(frame, [result, 0, 0, 0]);
@@ -224,7 +248,10 @@ fn apply_resolution(frame: &mut GuestFrame, cpu: usize, reply: &[u8]) {
 }
 
 fn inject_undefined(frame: &mut GuestFrame) {
-    inject_into(frame, inject::undefined_instruction(frame.elr, frame.spsr, arch::guest_vbar()));
+    inject_into(
+        frame,
+        inject::undefined_instruction(frame.elr, frame.spsr, arch::guest_vbar()),
+    );
 }
 
 fn class_of(trap: &Trap) -> TrapClass {

@@ -5,7 +5,8 @@
 //! a `TrapResolution` the kernel carries out. The decisions live in [`policy`] (host-tested);
 //! each PSCI call is logged with its name and result.
 //!
-//! Test builds may carry a crash hook ([`crash_hook`], set up by `build.rs`).
+//! Test builds may carry a crash hook ([`crash_hook`]) and a grant probe ([`probe`]), both set
+//! up by `build.rs`.
 //!
 //! Everything but the policy and the hook's settings exists only for `target_os = "none"`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -18,6 +19,12 @@
 mod crash_hook;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod policy;
+// On the host only the tests use these; without the probe, nothing does.
+#[cfg_attr(
+    any(not(target_os = "none"), not(vm_manager_probe_grants)),
+    allow(dead_code)
+)]
+mod probe;
 
 #[cfg(target_os = "none")]
 mod component {
@@ -52,6 +59,8 @@ mod component {
                 info.start_count == 0
             );
         }
+        #[cfg(vm_manager_probe_grants)]
+        crate::probe::run(&mut ipc);
         let mut server = VmManager {
             start_count: info.start_count,
             served: 0,
@@ -102,7 +111,10 @@ mod component {
             let x0 = match answer {
                 Ok(SupervisorReply::Pong { nonce }) => u64::from(nonce),
                 other => {
-                    warn!("vm-manager: ping to the supervisor failed: {}", defmt::Debug2Format(&other));
+                    warn!(
+                        "vm-manager: ping to the supervisor failed: {}",
+                        defmt::Debug2Format(&other)
+                    );
                     policy::NOT_SUPPORTED
                 }
             };
@@ -150,7 +162,13 @@ mod component {
                     let resolution = policy::decide(&regs);
                     let function = regs[0] as u32;
                     let (kind, value) = policy::summarize(&resolution);
-                    if let Some(name) = policy::psci_function_name(function) {
+                    // Calls that change a CPU's or the VM's state are logged; queries (VERSION,
+                    // FEATURES, AFFINITY_INFO, unknown IDs) only at debug level, so a guest
+                    // polling them does not flood the log.
+                    let changes_state = !matches!(resolution, TrapResolution::Return { .. });
+                    if let (true, Some(name)) =
+                        (changes_state, policy::psci_function_name(function))
+                    {
                         info!(
                             "vm{=u16} vcpu{=u16}: {=str} ({=u32:#x}) -> {=str} {=u64:#x}",
                             vm, vcpu, name, function, kind, value
@@ -160,7 +178,8 @@ mod component {
                             "vm{=u16} vcpu{=u16}: {=str} ({=u32:#x}) -> {=str} {=u64:#x}",
                             vm,
                             vcpu,
-                            policy::function_name(function),
+                            policy::psci_function_name(function)
+                                .unwrap_or(policy::function_name(function)),
                             function,
                             kind,
                             value

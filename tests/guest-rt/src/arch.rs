@@ -3,11 +3,17 @@
 //! - `_start`: the arm64 Linux Image header (booting.rst), then the entry code: remember the DTB
 //!   pointer from `x0`, enable FP/SIMD access, set the stack, zero `.bss`, install the vector
 //!   table in `VBAR_EL1` and call [`crate::boot`]'s Rust entry.
+//! - `__guest_rt_secondary_entry`: where PSCI `CPU_ON` starts a secondary CPU
+//!   ([`crate::smp::start_secondary`]). `x0` (the context id) is the address of the
+//!   [`SecondaryDescriptor`](crate::smp::SecondaryDescriptor) at the top of the CPU's stack: the
+//!   code masks DAIF, enables FP/SIMD access, selects `SP_EL1` and points it at the descriptor
+//!   (the stack grows down from there, so the descriptor is never overwritten), installs the
+//!   same vector table and calls `__guest_rt_secondary_start_rust` with the descriptor.
 //! - The EL1 vector table: each of the 16 entries saves `x0`-`x30`, `ELR_EL1` and `SPSR_EL1` in a
 //!   [`TrapFrame`] on the current stack and calls [`crate::exception::handle`]; on return it
 //!   restores the frame (including a possibly advanced `ELR_EL1`) and `eret`s.
-//! - Small register accessors (`CurrentEL`, `ESR_EL1`, `FAR_EL1`, the generic timer) and a
-//!   minimal HVC used by benchmarks.
+//! - Small register accessors (`CurrentEL`, `MPIDR_EL1`, `ESR_EL1`, `FAR_EL1`, the generic
+//!   timer), a full-system data memory barrier and a minimal HVC used by benchmarks.
 //!
 //! Only built for `target_os = "none"` (the runtime is aarch64-only there).
 
@@ -78,6 +84,30 @@ __guest_rt_primary_entry:
     bl      __guest_rt_start_rust
 2:  wfi
     b       2b
+
+    .section .text.__guest_rt_secondary_entry, "ax"
+    .global __guest_rt_secondary_entry
+__guest_rt_secondary_entry:
+    /*
+     * PSCI CPU_ON entry: EL1, MMU off; x0 = context id = address of the SecondaryDescriptor,
+     * 16-byte aligned, at the top of this CPU's stack. CPACR_EL1 and VBAR_EL1 are per CPU, so
+     * set them up as the boot CPU did.
+     */
+    msr     daifset, #0xf
+    mov     x1, #0x300000
+    msr     cpacr_el1, x1
+    msr     spsel, #1
+    isb
+    mov     sp, x0
+    adrp    x1, __guest_rt_vectors
+    add     x1, x1, :lo12:__guest_rt_vectors
+    msr     vbar_el1, x1
+    isb
+    mov     x29, xzr
+    mov     x30, xzr
+    bl      __guest_rt_secondary_start_rust
+3:  wfi
+    b       3b
 
     .macro __guest_rt_ventry kind
     .balign 0x80
@@ -166,6 +196,33 @@ extern "C" fn __guest_rt_trap(frame: &mut TrapFrame, kind: u64) {
     let esr = read_esr_el1();
     let far = read_far_el1();
     crate::exception::handle(kind, &mut frame.elr, esr, far);
+}
+
+unsafe extern "C" {
+    /// The secondary CPUs' entry code above (only its address is used).
+    fn __guest_rt_secondary_entry();
+}
+
+/// The address PSCI `CPU_ON` must start a secondary CPU at (the MMU is off, so this is also
+/// its physical address).
+pub fn secondary_entry_address() -> u64 {
+    __guest_rt_secondary_entry as *const () as usize as u64
+}
+
+/// `MPIDR_EL1` of the CPU running this.
+pub fn read_mpidr_el1() -> u64 {
+    let v: u64;
+    // SAFETY: Reading MPIDR_EL1 has no side effects.
+    unsafe { asm!("mrs {}, mpidr_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v
+}
+
+/// `DMB SY`: memory accesses before it are observed by every observer (other CPUs included)
+/// before those after it. Also a compiler barrier (the asm may touch memory).
+#[inline(always)]
+pub fn dmb_sy() {
+    // SAFETY: A barrier changes no state the compiler knows about.
+    unsafe { asm!("dmb sy", options(nostack, preserves_flags)) };
 }
 
 /// `ESR_EL1`, the syndrome of the last exception taken to EL1.

@@ -3,7 +3,8 @@
 //! [`arch`](crate::arch)'s entry code calls `__guest_rt_start_rust` with the DTB address from
 //! `x0`. It parses the DTB into the [`Env`], points the console at the PL011 of
 //! `/chosen/stdout-path`, takes the PSCI conduit from `/psci`, and calls the guest's main
-//! function (declared with [`guest_main!`](crate::guest_main)).
+//! function (declared with [`guest_main!`](crate::guest_main)). It first records the CPU it runs
+//! on as the boot CPU ([`crate::smp`]).
 //!
 //! `x0 == 0` falls back to a DTB at [`QEMU_DIRECT_DTB_ADDRESS`]. The hypervisor always passes
 //! the DTB; the fallback exists only to run a guest directly on QEMU (`-M virt -kernel
@@ -20,8 +21,8 @@ pub const QEMU_DIRECT_DTB_ADDRESS: usize = 0x4000_0000;
 /// The environment, written once by `__guest_rt_start_rust` before the guest's code runs.
 struct EnvSlot(UnsafeCell<Option<Env>>);
 
-// SAFETY: Single CPU; the slot is written once during boot, before any reader exists, and only
-// read afterwards.
+// SAFETY: The slot is written once during boot on the boot CPU, before any reader exists and
+// before any other CPU can be started, and only read afterwards.
 unsafe impl Sync for EnvSlot {}
 
 static ENV: EnvSlot = EnvSlot(UnsafeCell::new(None));
@@ -45,6 +46,7 @@ unsafe extern "Rust" {
 /// Rust entry point, called once by the entry assembly with `x0` as passed at boot.
 #[unsafe(no_mangle)]
 extern "C" fn __guest_rt_start_rust(dtb: usize) -> ! {
+    crate::smp::record_boot_cpu();
     let address = if dtb == 0 {
         QEMU_DIRECT_DTB_ADDRESS
     } else {

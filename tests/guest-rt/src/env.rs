@@ -136,6 +136,17 @@ impl Env {
         (base != 0).then_some(base)
     }
 
+    /// The MPIDR affinity values of the machine's CPUs, in DTB order: the first `reg` value of
+    /// every child of `/cpus` whose `device_type` is `"cpu"` (what PSCI `CPU_ON` and
+    /// `AFFINITY_INFO` take; see [`crate::smp`]).
+    pub fn cpu_mpidrs(&self) -> impl Iterator<Item = u64> + '_ {
+        self.find_node("/cpus")
+            .into_iter()
+            .flat_map(|cpus| cpus.children())
+            .filter(|node| node.property("device_type").and_then(|p| p.as_str()) == Some("cpu"))
+            .filter_map(|node| Some(node.reg()?.next()?.starting_address as u64))
+    }
+
     /// Every `reg` range of every child of `/reserved-memory`.
     pub fn reserved_memory(&self) -> impl Iterator<Item = MemoryRange> + '_ {
         self.find_node("/reserved-memory")
@@ -200,6 +211,22 @@ mod tests {
     #[test]
     fn psci_conduit_is_read() {
         assert_eq!(env().psci_conduit(), Some(Conduit::Hvc));
+    }
+
+    #[test]
+    fn cpus_are_listed() {
+        assert_eq!(env().cpu_mpidrs().collect::<Vec<_>>(), [0]);
+    }
+
+    /// QEMU virt's DTB for `-smp 2`, reduced to `/cpus` (with its `cpu-map`) and `/psci`;
+    /// built from `two-cpus.dts` with `dtc -I dts -O dtb`.
+    static TWO_CPUS_DTB: &[u8] = include_bytes!("../testdata/two-cpus.dtb");
+
+    #[test]
+    fn two_cpus_are_listed() {
+        let env = Env::from_slice(TWO_CPUS_DTB).expect("fixture parses");
+        assert_eq!(env.cpu_mpidrs().collect::<Vec<_>>(), [0, 1]);
+        assert_eq!(env.psci_conduit(), Some(Conduit::Smc));
     }
 
     #[test]

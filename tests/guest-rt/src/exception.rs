@@ -6,6 +6,10 @@
 //! the faulting instruction) and returns into the closure. Any exception that is not expected
 //! prints its syndrome and ends the run as a failure.
 //!
+//! Only the boot CPU may expect exceptions: the armed state is global, so
+//! [`catch_exception`] / [`expect_exception`] panic on a secondary CPU (see [`crate::smp`]),
+//! and every exception a secondary CPU takes is unexpected, i.e. fatal.
+//!
 //! The closure should make the faulting access with a single instruction, e.g.
 //! `core::ptr::read_volatile` of an aligned `u64`: after the skip, the access's destination
 //! register holds whatever it held before.
@@ -121,11 +125,16 @@ static TAKEN: Global<Option<TakenException>> = Global::new(None);
 ///
 /// # Panics
 ///
-/// If called from inside `f` (no nesting).
+/// If called from inside `f` (no nesting), or on a CPU other than the boot CPU (the armed
+/// state is global; see [`crate::smp`]).
 #[cfg(target_os = "none")]
 pub fn catch_exception<R>(f: impl FnOnce() -> R) -> Result<R, TakenException> {
     use core::sync::atomic::{Ordering, compiler_fence};
 
+    assert!(
+        crate::smp::is_boot_cpu(),
+        "catch_exception/expect_exception are for the boot CPU only"
+    );
     assert!(!ARMED.get(), "catch_exception does not nest");
     TAKEN.set(None);
     ARMED.set(true);
@@ -148,8 +157,8 @@ pub fn expect_exception<R>(f: impl FnOnce() -> R) -> Option<TakenException> {
     catch_exception(f).err()
 }
 
-/// The Rust side of every vector: `kind` is the vector index (0..=15), `elr` the saved
-/// `ELR_EL1` to return to.
+/// The Rust side of every vector, on any CPU: `kind` is the vector index (0..=15), `elr` the
+/// saved `ELR_EL1` to return to. Only the boot CPU's exceptions can be expected.
 #[cfg(target_os = "none")]
 pub(crate) fn handle(kind: u64, elr: &mut u64, esr: u64, far: u64) {
     let taken = TakenException {
@@ -157,7 +166,7 @@ pub(crate) fn handle(kind: u64, elr: &mut u64, esr: u64, far: u64) {
         far,
         elr: *elr,
     };
-    if kind == SYNC_CURRENT_EL_SPX && ARMED.get() {
+    if kind == SYNC_CURRENT_EL_SPX && crate::smp::is_boot_cpu() && ARMED.get() {
         ARMED.set(false);
         TAKEN.set(Some(taken));
         *elr += 4;

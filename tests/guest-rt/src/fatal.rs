@@ -1,8 +1,12 @@
 //! Failing the whole run: the panic handler and unexpected exceptions end up here.
 //!
-//! The reason is printed on the console and the run ends with PSCI `SYSTEM_RESET` (failure).
-//! A failure while already failing (e.g. the reset call itself faults) parks the CPU instead of
-//! recursing.
+//! The reason is printed on the console (naming the CPU when it is not the boot CPU) and the
+//! run ends with PSCI `SYSTEM_RESET` (failure). A failure while already failing (e.g. the reset
+//! call itself faults, or another CPU is failing too) parks the CPU instead of recursing.
+//!
+//! Any CPU may fail the run. The `FAILING` flag is a plain volatile word (there are no atomics
+//! with the MMU off, see [`crate::smp`]), so two CPUs failing at the same moment may both print
+//! their reason; the first `SYSTEM_RESET` ends the run either way.
 
 use core::fmt;
 
@@ -18,7 +22,12 @@ pub fn fail_run(reason: fmt::Arguments<'_>) -> ! {
     }
     FAILING.set(true);
     crate::println!();
-    crate::println!("guest-rt: FATAL: {reason}");
+    if crate::smp::is_boot_cpu() {
+        crate::println!("guest-rt: FATAL: {reason}");
+    } else {
+        let cpu = crate::smp::current_mpidr();
+        crate::println!("guest-rt: FATAL on cpu {cpu:#x}: {reason}");
+    }
     crate::psci::system_reset()
 }
 

@@ -51,6 +51,15 @@
 //! Tests can expect synchronous exceptions ([`expect_exception`], [`catch_exception`]), make
 //! SMCCC calls through either conduit ([`smccc`]) and read the virtual counter ([`counter`]).
 //!
+//! # More than one CPU
+//!
+//! The runtime boots on one CPU (the boot CPU). [`smp::start_secondary`] starts another with
+//! PSCI `CPU_ON`, running a Rust function on a stack the guest provides
+//! ([`smp::SecondaryStack`]). With the MMU off there are no working atomics: CPUs share data
+//! only through aligned words each written by one CPU ([`smp::SharedWord`]). Only the boot CPU
+//! may expect exceptions; any exception or panic on a secondary CPU fails the run. See
+//! [`smp`].
+//!
 //! # Running a guest directly on QEMU
 //!
 //! Without the hypervisor, `qemu-system-aarch64 -M virt -cpu cortex-a72 -nographic -no-reboot
@@ -91,6 +100,7 @@ mod global;
 mod harness;
 pub mod psci;
 pub mod smccc;
+pub mod smp;
 
 #[cfg(target_os = "none")]
 pub use arch::current_el;

@@ -1,4 +1,5 @@
-//! PSCI through the conduit the DTB's `/psci` node names: version, and ending the run.
+//! PSCI through the conduit the DTB's `/psci` node names: version, CPU power (`CPU_ON`,
+//! `AFFINITY_INFO`; see [`crate::smp`] for starting a CPU running Rust code), and ending the run.
 //!
 //! Ending the run: [`system_off`] (PSCI `SYSTEM_OFF`) means success, [`system_reset`]
 //! (`SYSTEM_RESET`) means failure; the hypervisor turns them into exit status 0 and non-zero.
@@ -7,7 +8,57 @@
 #[cfg(target_os = "none")]
 use crate::{global::Global, smccc::Conduit};
 
-pub use ::smccc::psci::{PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION};
+pub use ::smccc::psci::{
+    PSCI_AFFINITY_INFO_64, PSCI_CPU_ON_64, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION,
+};
+
+/// PSCI return codes (Arm DEN 0022, "Return error codes"), as the signed `x0` of a 64-bit call.
+pub mod error {
+    /// `SUCCESS`.
+    pub const SUCCESS: i64 = 0;
+    /// `NOT_SUPPORTED`.
+    pub const NOT_SUPPORTED: i64 = -1;
+    /// `INVALID_PARAMETERS`.
+    pub const INVALID_PARAMETERS: i64 = -2;
+    /// `DENIED`.
+    pub const DENIED: i64 = -3;
+    /// `ALREADY_ON`: `CPU_ON` of a CPU that is already on.
+    pub const ALREADY_ON: i64 = -4;
+    /// `ON_PENDING`: `CPU_ON` of a CPU that is being turned on.
+    pub const ON_PENDING: i64 = -5;
+    /// `INTERNAL_FAILURE`.
+    pub const INTERNAL_FAILURE: i64 = -6;
+    /// `NOT_PRESENT`.
+    pub const NOT_PRESENT: i64 = -7;
+    /// `DISABLED`.
+    pub const DISABLED: i64 = -8;
+    /// `INVALID_ADDRESS`.
+    pub const INVALID_ADDRESS: i64 = -9;
+}
+
+/// The name of PSCI return code `code` (`"SUCCESS"`, `"ALREADY_ON"`, ...), or `"?"`.
+pub fn error_name(code: i64) -> &'static str {
+    match code {
+        error::SUCCESS => "SUCCESS",
+        error::NOT_SUPPORTED => "NOT_SUPPORTED",
+        error::INVALID_PARAMETERS => "INVALID_PARAMETERS",
+        error::DENIED => "DENIED",
+        error::ALREADY_ON => "ALREADY_ON",
+        error::ON_PENDING => "ON_PENDING",
+        error::INTERNAL_FAILURE => "INTERNAL_FAILURE",
+        error::NOT_PRESENT => "NOT_PRESENT",
+        error::DISABLED => "DISABLED",
+        error::INVALID_ADDRESS => "INVALID_ADDRESS",
+        _ => "?",
+    }
+}
+
+/// `AFFINITY_INFO` result: at least one CPU of the affinity instance is on.
+pub const AFFINITY_ON: i64 = 0;
+/// `AFFINITY_INFO` result: every CPU of the affinity instance is off.
+pub const AFFINITY_OFF: i64 = 1;
+/// `AFFINITY_INFO` result: the affinity instance is being turned on.
+pub const AFFINITY_ON_PENDING: i64 = 2;
 
 /// The PSCI conduit; `HVC` until the DTB has been read (see [`crate::Env::psci_conduit`]).
 #[cfg(target_os = "none")]
@@ -59,6 +110,27 @@ pub fn version_raw() -> u32 {
     conduit().call(PSCI_VERSION, &[])[0] as u32
 }
 
+/// `CPU_ON` (64-bit): starts the CPU `target_mpidr` at `entry` with `x0 = context`; returns
+/// the raw (signed) `x0`: [`error::SUCCESS`] or an error code.
+///
+/// This is the bare call: the new CPU starts with no stack and the runtime's vectors not
+/// installed. To run Rust code on it, use [`crate::smp::start_secondary`].
+#[cfg(target_os = "none")]
+pub fn cpu_on(target_mpidr: u64, entry: u64, context: u64) -> i64 {
+    conduit().call(PSCI_CPU_ON_64, &[target_mpidr, entry, context])[0] as i64
+}
+
+/// `AFFINITY_INFO` (64-bit) of `target_affinity` at `lowest_affinity_level` (0 = the CPU
+/// itself); returns the raw (signed) `x0`: [`AFFINITY_ON`], [`AFFINITY_OFF`],
+/// [`AFFINITY_ON_PENDING`] or an error code.
+#[cfg(target_os = "none")]
+pub fn affinity_info(target_affinity: u64, lowest_affinity_level: u64) -> i64 {
+    conduit().call(
+        PSCI_AFFINITY_INFO_64,
+        &[target_affinity, lowest_affinity_level],
+    )[0] as i64
+}
+
 /// Powers the (virtual) machine off: the run ends successfully. Parks the CPU if the call
 /// returns.
 #[cfg(target_os = "none")]
@@ -81,5 +153,36 @@ pub fn exit(success: bool) -> ! {
         system_off()
     } else {
         system_reset()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_names() {
+        assert_eq!(error_name(0), "SUCCESS");
+        assert_eq!(error_name(-4), "ALREADY_ON");
+        assert_eq!(error_name(-9), "INVALID_ADDRESS");
+        assert_eq!(error_name(-10), "?");
+        assert_eq!(error_name(1), "?");
+    }
+
+    #[test]
+    fn codes_match_the_smccc_crate() {
+        use ::smccc::psci::error as theirs;
+        assert_eq!(error::ALREADY_ON, i64::from(theirs::ALREADY_ON));
+        assert_eq!(error::INVALID_ADDRESS, i64::from(theirs::INVALID_ADDRESS));
+        assert_eq!(error::NOT_SUPPORTED, i64::from(theirs::NOT_SUPPORTED));
+    }
+
+    #[test]
+    fn versions_decode() {
+        assert_eq!(
+            PsciVersion::from_raw(0x1_0001),
+            Some(PsciVersion { major: 1, minor: 1 })
+        );
+        assert_eq!(PsciVersion::from_raw(0xffff_ffff), None);
     }
 }

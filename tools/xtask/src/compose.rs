@@ -267,7 +267,11 @@ pub fn compose(request: &Request) -> Result<Composed> {
         ),
     ];
     for component in request.components {
-        let elf_name = component.elf.file_name().and_then(|n| n.to_str()).unwrap_or("?");
+        let elf_name = component
+            .elf
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("?");
         let what = format!("  component {} ({elf_name})", component.name);
         map.push((component.region.start, component.region.end, what));
     }
@@ -293,7 +297,13 @@ pub fn compose(request: &Request) -> Result<Composed> {
     };
     for (bytes, store, component) in &images {
         let what = format!("  image store of {}", component.name);
-        add(PayloadKind::ComponentImage, bytes, store.start, store.len(), what)?;
+        add(
+            PayloadKind::ComponentImage,
+            bytes,
+            store.start,
+            store.len(),
+            what,
+        )?;
     }
     add(
         PayloadKind::HostKernel,

@@ -37,6 +37,8 @@ struct SystemTest {
     smp: u32,
     payload: Payload,
     crash: Option<Crash>,
+    /// Build the VM manager with its grant probe and check the kernel refused both probes.
+    probe_grants: bool,
 }
 
 /// Every system test: Linux on both machines with 1 and 2 CPUs, and each test guest on both.
@@ -50,6 +52,7 @@ fn all_tests() -> Vec<SystemTest> {
                 smp,
                 payload: Payload::Linux,
                 crash: None,
+                probe_grants: false,
             });
         }
         tests.push(SystemTest {
@@ -58,6 +61,16 @@ fn all_tests() -> Vec<SystemTest> {
             smp: 1,
             payload: Payload::Guest("hv-guest-el1-basics"),
             crash: None,
+            probe_grants: false,
+        });
+        // Two CPUs calling the VM manager (and through it the supervisor) at once.
+        tests.push(SystemTest {
+            name: format!("guest-smp-calls-{cpu:?}").to_lowercase(),
+            cpu,
+            smp: 2,
+            payload: Payload::Guest("hv-guest-smp-calls"),
+            crash: None,
+            probe_grants: false,
         });
     }
     // Component faults: the VM manager crashes once while Linux boots on two CPUs (its third
@@ -68,6 +81,7 @@ fn all_tests() -> Vec<SystemTest> {
         smp: 2,
         payload: Payload::Linux,
         crash: Some(Crash::Undefined(3)),
+        probe_grants: false,
     });
     for (name, crash) in [
         ("kernel", Crash::ReadKernel(1)),
@@ -79,6 +93,7 @@ fn all_tests() -> Vec<SystemTest> {
             smp: 1,
             payload: Payload::Guest("hv-guest-el1-basics"),
             crash: Some(crash),
+            probe_grants: matches!(crash, Crash::ReadKernel(_)),
         });
     }
     tests
@@ -238,6 +253,17 @@ fn check(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
             }
         }
     }
+    if test.probe_grants {
+        // The manifest grants the VM manager neither; the kernel must say NotAllowed (-1).
+        for needle in [
+            "grant probe: CALL guest-trap -> -1",
+            "grant probe: KERNEL_OP restart -> -1",
+        ] {
+            if !log_has(needle) {
+                return Err(format!("the hypervisor log lacks \"{needle}\""));
+            }
+        }
+    }
     if outcome.timed_out || outcome.status() != Some(ExitStatus::PoweredOff) {
         return Err(format!("run ended with: {}", outcome.describe()));
     }
@@ -245,7 +271,10 @@ fn check(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
 }
 
 fn run_one(test: &SystemTest) -> Result<(), String> {
-    let env = test.crash.map(crash_env).unwrap_or_default();
+    let mut env = test.crash.map(crash_env).unwrap_or_default();
+    if test.probe_grants {
+        env.push(("HV_VM_MANAGER_PROBE_GRANTS".to_owned(), "1".to_owned()));
+    }
     let linux_cmdline = "console=ttyAMA0 hv.init=test";
     let outcome = match test.payload {
         Payload::Linux => boot_with(
@@ -358,6 +387,7 @@ mod tests {
             smp,
             payload: Payload::Linux,
             crash: None,
+            probe_grants: false,
         }
     }
 
@@ -385,6 +415,7 @@ mod tests {
             smp: 1,
             payload: Payload::Guest("x"),
             crash: None,
+            probe_grants: false,
         };
         assert_eq!(
             check(

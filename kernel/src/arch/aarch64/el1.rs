@@ -75,7 +75,10 @@ el1_registers! {
 impl El1Context {
     /// The state a component starts in: EL1 MMU off with the instruction cache on, no FP.
     pub fn component_reset() -> Self {
-        Self { sctlr: 0x30d0_0800 | (1 << 12), ..Self::default() }
+        Self {
+            sctlr: 0x30d0_0800 | (1 << 12),
+            ..Self::default()
+        }
     }
 }
 

@@ -142,7 +142,10 @@ pub fn build_stage2_map(regions: &RegionList) -> u64 {
 /// Builds a component's stage 2: its region as normal memory, nothing else.
 pub fn build_component_map(region: hv_abi::PhysRange) -> u64 {
     let mut regions = RegionList::new();
-    let _ = regions.push(hv_kernel::memory_map::Region { range: region, kind: MemoryKind::Normal });
+    let _ = regions.push(hv_kernel::memory_map::Region {
+        range: region,
+        kind: MemoryKind::Normal,
+    });
     build_stage2_map(&regions)
 }
 

@@ -45,7 +45,12 @@ const _: () = assert!(core::mem::size_of::<GuestFrame>() == 272);
 
 impl GuestFrame {
     /// Every register zero.
-    pub const ZERO: Self = Self { x: [0; 31], elr: 0, spsr: 0, _pad: 0 };
+    pub const ZERO: Self = Self {
+        x: [0; 31],
+        elr: 0,
+        spsr: 0,
+        _pad: 0,
+    };
 }
 
 unsafe extern "C" {
