@@ -1,0 +1,271 @@
+//! Host tests of the boot table: encoding, validation, placement, components.
+use super::*;
+
+const MIB: u64 = 1 << 20;
+
+fn sample() -> BootTable {
+    let ram = PhysRange::from_size(0x4000_0000, 1024 * MIB).unwrap();
+    let hyp = PhysRange::from_size(0x4000_0000, 32 * MIB).unwrap();
+    let mut table = BootTable::new(ram, hyp, 0x4200_0000);
+    table
+        .push(Payload {
+            kind: PayloadKind::HostKernel,
+            file_offset: 0x10_0000,
+            file_size: 0x100_0000,
+            load_address: 0x4200_0000,
+        })
+        .unwrap();
+    table
+        .push(Payload {
+            kind: PayloadKind::HostDtb,
+            file_offset: 0x110_0000,
+            file_size: 0x2000,
+            load_address: 0x4400_0000,
+        })
+        .unwrap();
+    table
+}
+
+#[test]
+fn round_trips() {
+    let table = sample();
+    let decoded = BootTable::decode(&table.encode()).unwrap();
+    assert_eq!(decoded, table);
+    decoded.validate(0x120_0000).unwrap();
+}
+
+#[test]
+fn refuses_bad_shapes() {
+    let mut bytes = sample().encode();
+    assert_eq!(
+        BootTable::decode(&bytes[..20]),
+        Err(BootTableError::Truncated)
+    );
+    bytes[8] = 9;
+    assert_eq!(
+        BootTable::decode(&bytes),
+        Err(BootTableError::UnsupportedVersion(9))
+    );
+    assert_eq!(BootTable::decode(&[0u8; 64]), Err(BootTableError::BadMagic));
+    let mut bytes = sample().encode();
+    bytes[12] = 200;
+    assert_eq!(
+        BootTable::decode(&bytes),
+        Err(BootTableError::TooManyPayloads(200))
+    );
+    let mut bytes = sample().encode();
+    bytes[HEADER_LEN] = 77;
+    assert_eq!(
+        BootTable::decode(&bytes),
+        Err(BootTableError::UnknownPayloadKind(77))
+    );
+}
+
+#[test]
+fn refuses_bad_layouts() {
+    assert_eq!(
+        sample().validate(0x100_0000),
+        Err(BootTableError::PayloadOutsideImage(0))
+    );
+
+    let mut onto_hyp = sample();
+    onto_hyp.payloads[1].as_mut().unwrap().load_address = 0x4100_0000;
+    assert_eq!(
+        onto_hyp.validate(u64::MAX),
+        Err(BootTableError::PayloadDestinationInvalid(1))
+    );
+
+    let mut overlapping = sample();
+    overlapping.payloads[1].as_mut().unwrap().load_address = 0x4200_1000;
+    assert_eq!(
+        overlapping.validate(u64::MAX),
+        Err(BootTableError::PayloadsOverlap(0, 1))
+    );
+
+    let mut outside_ram = sample();
+    outside_ram.payloads[1].as_mut().unwrap().load_address = 0x8000_0000;
+    assert_eq!(
+        outside_ram.validate(u64::MAX),
+        Err(BootTableError::PayloadDestinationInvalid(1))
+    );
+
+    let mut bad_entry = sample();
+    bad_entry.host_entry = 0x4000_0000;
+    assert_eq!(
+        bad_entry.validate(u64::MAX),
+        Err(BootTableError::EntryOutsideKernel)
+    );
+
+    let mut no_dtb = sample();
+    no_dtb.payloads[1] = None;
+    assert_eq!(
+        no_dtb.validate(u64::MAX),
+        Err(BootTableError::MissingPayload(PayloadKind::HostDtb))
+    );
+
+    let mut twice = sample();
+    twice.payloads[1].as_mut().unwrap().kind = PayloadKind::HostKernel;
+    twice.payloads[1].as_mut().unwrap().load_address = 0x4400_0000;
+    assert_eq!(
+        twice.validate(u64::MAX),
+        Err(BootTableError::DuplicatePayload(PayloadKind::HostKernel))
+    );
+
+    let mut hyp_outside = sample();
+    hyp_outside.hypervisor = PhysRange::from_size(0x3000_0000, MIB).unwrap();
+    assert_eq!(
+        hyp_outside.validate(u64::MAX),
+        Err(BootTableError::HypervisorOutsideRam)
+    );
+}
+
+fn with_components() -> BootTable {
+    let mut table = sample();
+    for (index, name) in ["supervisor", "vm-manager"].iter().enumerate() {
+        let base = 0x4080_0000 + index as u64 * 0x10_0000;
+        let store = PhysRange::from_size(0x4180_0000 + index as u64 * 0x4_0000, 0x8000).unwrap();
+        table
+            .push(Payload {
+                kind: PayloadKind::ComponentImage,
+                file_offset: 0x100,
+                file_size: store.len(),
+                load_address: store.start,
+            })
+            .unwrap();
+        table
+            .push_component(ComponentDescriptor {
+                name: ComponentDescriptor::name_field(name),
+                region: PhysRange::from_size(base, 0x10_0000).unwrap(),
+                image_store: store,
+                entry: base,
+                ipc_rx: base + 0x8000,
+                ipc_tx: base + 0x8100,
+                serves: index as u16 + 1,
+                may_call: 0b10,
+                kernel_ops: 0b1110,
+                routes: if index == 1 { ROUTE_SMCCC } else { 0 },
+            })
+            .unwrap();
+    }
+    table
+}
+
+#[test]
+fn components_round_trip_and_validate() {
+    let table = with_components();
+    let decoded = BootTable::decode(&table.encode()).unwrap();
+    assert_eq!(decoded, table);
+    decoded.validate(0x120_0000).unwrap();
+    decoded.validate_components(0x4040_0000).unwrap();
+    let names: heapless_names::Names = decoded.components().map(|c| c.name()).collect();
+    assert_eq!(names.as_slice(), ["supervisor", "vm-manager"]);
+}
+
+#[test]
+fn misplaced_or_conflicting_components_are_refused() {
+    let table = with_components();
+    assert_eq!(
+        table.validate_components(0x4090_0000),
+        Err(BootTableError::ComponentMisplaced(0))
+    );
+
+    let mut overlapping = with_components();
+    overlapping.components[1].as_mut().unwrap().region.start = 0x4088_0000;
+    assert_eq!(
+        overlapping.validate_components(0x4040_0000),
+        Err(BootTableError::ComponentMisplaced(1))
+    );
+
+    let mut outside = with_components();
+    outside.components[0].as_mut().unwrap().ipc_tx = 0x4090_0000 - 8;
+    assert_eq!(
+        outside.validate_components(0x4040_0000),
+        Err(BootTableError::ComponentMisplaced(0))
+    );
+
+    let mut no_image = with_components();
+    no_image.components[0].as_mut().unwrap().image_store.start += 0x1000;
+    assert_eq!(
+        no_image.validate_components(0x4040_0000),
+        Err(BootTableError::ComponentImageMissing(0))
+    );
+
+    let mut two_servers = with_components();
+    two_servers.components[1].as_mut().unwrap().serves = 1;
+    assert_eq!(
+        two_servers.validate_components(0x4040_0000),
+        Err(BootTableError::ComponentConflict(0, 1))
+    );
+
+    let mut two_routes = with_components();
+    two_routes.components[0].as_mut().unwrap().routes = ROUTE_SMCCC;
+    assert_eq!(
+        two_routes.validate_components(0x4040_0000),
+        Err(BootTableError::ComponentConflict(0, 1))
+    );
+
+    let mut outside_hyp = with_components();
+    outside_hyp.components[1].as_mut().unwrap().region =
+        PhysRange::from_size(0x5000_0000, 0x10_0000).unwrap();
+    assert_eq!(
+        outside_hyp.validate_components(0x4040_0000),
+        Err(BootTableError::ComponentMisplaced(1))
+    );
+}
+
+mod heapless_names {
+    pub type Names<'a> = std::vec::Vec<&'a str>;
+}
+
+#[test]
+fn placement_must_move_payloads_up_and_clear_the_kernel() {
+    let table = sample();
+    table.validate_placement(0x4020_0000, 0x10_0000).unwrap();
+    assert_eq!(
+        table.validate_placement(0x4020_0000, 0x20_0000),
+        Err(BootTableError::PayloadOverlapsKernel(0))
+    );
+    // Loaded high enough that the kernel payload would have to move down.
+    assert_eq!(
+        table.validate_placement(0x4200_0000, 0x10_0000),
+        Err(BootTableError::PayloadMovesBackwards(0))
+    );
+    let mut swapped = sample();
+    swapped.payloads[1].as_mut().unwrap().load_address = 0x4180_0000;
+    assert_eq!(
+        swapped.validate_placement(0x4000_0000, 0x10_0000),
+        Err(BootTableError::PayloadMovesBackwards(1))
+    );
+}
+
+#[test]
+fn decoding_random_bytes_never_panics() {
+    let mut state = 0x1234_5678_9abc_def0u64;
+    for _ in 0..2000 {
+        let mut bytes = sample().encode();
+        for _ in 0..8 {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            let at = (state as usize) % 1100;
+            bytes[at] = (state >> 32) as u8;
+        }
+        if let Ok(table) = BootTable::decode(&bytes) {
+            let _ = table.validate(state);
+        }
+    }
+}
+
+#[test]
+fn exit_status_codes_are_distinct_and_decodable() {
+    for status in [
+        ExitStatus::PoweredOff,
+        ExitStatus::Reset,
+        ExitStatus::HypervisorPanic,
+        ExitStatus::HypervisorFault,
+        ExitStatus::BootFailure,
+    ] {
+        assert_eq!(ExitStatus::from_code(status as i32), Some(status));
+    }
+    assert_eq!(ExitStatus::from_code(1), None);
+}
