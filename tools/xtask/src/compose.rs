@@ -8,7 +8,6 @@
 //! `/chosen` set.
 
 use crate::elf;
-use crate::qemu::Machine;
 use anyhow::{Context, Result, bail};
 use hv_abi::{
     BootTable, ComponentDescriptor, IMAGE_HEADER_MAGIC, IMAGE_HEADER_MAGIC_OFFSET,
@@ -29,8 +28,11 @@ fn align_up(value: u64, align: u64) -> u64 {
 pub struct Request<'a> {
     /// The board.
     pub board: &'static Board,
-    /// The QEMU machine the image is for (its DTB is the host's starting point).
-    pub machine: &'a Machine,
+    /// The DTB the host's is made from: QEMU's for the machine options, or the board's real
+    /// one.
+    pub base_dtb: &'a [u8],
+    /// RAM of the machine, in bytes from the board's RAM base.
+    pub ram: u64,
     /// The EL2 kernel's ELF.
     pub kernel_elf: &'a Path,
     /// The host's kernel: an arm64 Image, an ELF, or a raw payload.
@@ -166,7 +168,7 @@ pub fn compose(request: &Request) -> Result<Composed> {
     let table_offset = (elf::symbol(&kernel_elf, "__boot_table")? - kernel.load_address) as usize;
     let kernel_footprint = elf::symbol(&kernel_elf, "__image_end")? - kernel.load_address;
 
-    let ram = PhysRange::from_size(board.ram_base, request.machine.memory).context("RAM size")?;
+    let ram = PhysRange::from_size(board.ram_base, request.ram).context("RAM size")?;
     let hypervisor = PhysRange {
         start: board.ram_base,
         end: board.hypervisor_region_end(),
@@ -186,7 +188,8 @@ pub fn compose(request: &Request) -> Result<Composed> {
     let initrd_len = initrd.as_ref().map_or(0, |bytes| bytes.len() as u64);
     let dtb_address = align_up(initrd_address + initrd_len, 2 * MIB);
 
-    let mut dtb = DeviceTree::parse(&request.machine.dump_dtb()?).context("QEMU's DTB")?;
+    let mut dtb = DeviceTree::parse(request.base_dtb).context("the board's DTB")?;
+    adapt_board_dtb(board, &mut dtb, ram)?;
     dtb.reserve_no_map("hypervisor", hypervisor.start, hypervisor.len())?;
     dtb.set_chosen(
         Some(request.cmdline),
@@ -357,6 +360,39 @@ pub fn compose(request: &Request) -> Result<Composed> {
     })
 }
 
+/// Board-specific edits to the host's DTB before the common ones. QEMU's DTB already describes
+/// the machine exactly. The Raspberry Pi's real tree leaves RAM for the firmware to fill in and
+/// starts secondaries with the spin table; the host instead gets RAM as composed and PSCI over
+/// HVC, which the VM manager serves (the firmware disables SMC).
+pub fn adapt_board_dtb(board: &Board, dtb: &mut DeviceTree, ram: PhysRange) -> Result<()> {
+    if board.secondary_start != hv_board::SecondaryStart::SpinTable {
+        return Ok(());
+    }
+    let memory = dtb.encode_reg("/", &[(ram.start, ram.len())])?;
+    dtb.ensure_node("/memory@0").set_property("reg", memory);
+    dtb.ensure_node("/memory@0")
+        .set_string("device_type", "memory");
+    let psci = dtb.ensure_node("/psci");
+    psci.set_property("compatible", b"arm,psci-1.0\0arm,psci-0.2\0".to_vec());
+    psci.set_string("method", "hvc");
+    let cpus: Vec<String> = dtb
+        .node("/cpus")
+        .map(|cpus| {
+            cpus.children
+                .iter()
+                .filter(|c| c.name.starts_with("cpu@"))
+                .map(|c| c.name.clone())
+                .collect()
+        })
+        .unwrap_or_default();
+    for cpu in cpus {
+        let node = dtb.ensure_node(&format!("/cpus/{cpu}"));
+        node.set_string("enable-method", "psci");
+        node.remove_property("cpu-release-addr");
+    }
+    Ok(())
+}
+
 /// Prints a memory map as `cargo xtask build` shows it.
 pub fn print_map(composed: &Composed, board: &Board) {
     eprintln!("memory map ({}):", board.name);
@@ -372,6 +408,19 @@ pub fn print_map(composed: &Composed, board: &Board) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rpi4_config_loads_the_image_where_the_kernel_is_linked() {
+        let config = rpi4_config_txt(&hv_board::RPI4);
+        assert!(config.lines().any(|line| line == "arm_64bit=1"));
+        assert!(config.lines().any(|line| line == "kernel=kernel8.img"));
+        assert!(
+            config
+                .lines()
+                .any(|line| line
+                    == format!("kernel_address={:#x}", hv_board::RPI4.image_load_address))
+        );
+    }
 
     #[test]
     fn components_are_laid_out_past_the_kernel_and_must_fit() {
@@ -394,4 +443,54 @@ mod tests {
         let error = layout_components(board, 0x402d_1000, &[16 * MIB, 16 * MIB]).unwrap_err();
         assert!(error.to_string().contains("shrink their memory"), "{error}");
     }
+}
+
+/// Writes `debug.tar` next to the image: the kernel's and every component's ELF and the
+/// manifest, everything needed to decode the logs of a run of this image later.
+pub fn write_debug_archive(
+    out_dir: &Path,
+    kernel_elf: &Path,
+    components: &[(String, PathBuf)],
+    manifest: &Path,
+) -> Result<PathBuf> {
+    let path = out_dir.join("debug.tar");
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let mut archive = tar::Builder::new(file);
+    archive.append_path_with_name(kernel_elf, "hv-kernel.elf")?;
+    for (name, elf) in components {
+        archive.append_path_with_name(elf, format!("components/{name}.elf"))?;
+    }
+    archive.append_path_with_name(manifest, "manifest.toml")?;
+    archive.finish()?;
+    Ok(path)
+}
+
+/// The `config.txt` the Raspberry Pi firmware reads: 64-bit, our image at the address the
+/// kernel is linked for, the UART on.
+pub fn rpi4_config_txt(board: &Board) -> String {
+    format!(
+        "# Written by `cargo xtask build` for the hv hypervisor (see docs/boards/rpi4.md).\n\
+         # Copy with the Raspberry Pi firmware (start4.elf, fixup4.dat, bcm2711-rpi-4-b.dtb)\n\
+         # onto the SD card's FAT partition.\n\
+         arm_64bit=1\n\
+         kernel=kernel8.img\n\
+         # The kernel is linked here; the firmware's default differs between versions.\n\
+         kernel_address={:#x}\n\
+         # The mini-UART (GPIO 14/15) carries the console; a fixed core clock keeps its baud rate.\n\
+         enable_uart=1\n\
+         core_freq_min=500\n\
+         # Leave the ARM as much RAM as the manifest composes for.\n\
+         gpu_mem=16\n",
+        board.image_load_address
+    )
+}
+
+/// Writes the Raspberry Pi's boot files: `kernel8.img` (the composed image) and `config.txt`.
+pub fn write_sd_card_folder(out_dir: &Path, image: &Path, board: &Board) -> Result<PathBuf> {
+    let folder = out_dir.join("sd-card");
+    std::fs::create_dir_all(&folder)?;
+    std::fs::copy(image, folder.join("kernel8.img")).context("writing kernel8.img")?;
+    std::fs::write(folder.join("config.txt"), rpi4_config_txt(board))?;
+    Ok(folder)
 }

@@ -96,6 +96,7 @@ pub struct System {
     cmdline: String,
     name: String,
     components: Vec<manifest::ComponentSpec>,
+    manifest_path: PathBuf,
 }
 
 /// A composed image and what decoding its logs needs.
@@ -107,6 +108,9 @@ pub struct BuiltImage {
     /// Each component's name and ELF, by component id.
     pub components: Vec<(String, PathBuf)>,
 }
+
+/// The Raspberry Pi 4's device tree in Debian's generic arm64 kernel package.
+const RPI4_DTB: &str = "broadcom/bcm2711-rpi-4-b.dtb";
 
 fn default_manifest() -> PathBuf {
     paths::workspace().join("manifests/qemu-virt.toml")
@@ -126,6 +130,7 @@ impl SystemArgs {
         let host_kernel = match &self.kernel {
             Some(path) => path.clone(),
             None if manifest.host.kernel == "debian" => prereqs::debian_kernel()?,
+            None if manifest.host.kernel == "debian-arm64" => prereqs::debian_generic_kernel()?,
             None => manifest::relative_to(&manifest_path, &manifest.host.kernel),
         };
         let initrd_choice = self.initrd.clone().unwrap_or_else(|| {
@@ -159,6 +164,7 @@ impl SystemArgs {
             cmdline: self.append.clone().unwrap_or(manifest.host.cmdline),
             name,
             components: manifest.components,
+            manifest_path,
         })
     }
 }
@@ -188,14 +194,25 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
         });
     }
     let _timer = progress::timed("composing the image");
-    let out = paths::xtask_out().join(&system.name).join(format!(
-        "{}-{}.img",
-        system.board.name,
-        system.machine.label()
-    ));
+    let image_name = match system.board.secondary_start {
+        // QEMU images depend on the machine options the DTB was dumped with.
+        hv_board::SecondaryStart::PsciSmc => {
+            format!("{}-{}.img", system.board.name, system.machine.label())
+        }
+        hv_board::SecondaryStart::SpinTable => format!("{}.img", system.board.name),
+    };
+    let out = paths::xtask_out().join(&system.name).join(image_name);
+    let base_dtb = match system.board.secondary_start {
+        hv_board::SecondaryStart::PsciSmc => system.machine.dump_dtb()?,
+        hv_board::SecondaryStart::SpinTable => {
+            let path = prereqs::debian_dtb(RPI4_DTB)?;
+            std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
+        }
+    };
     let composed = compose::compose(&compose::Request {
         board: system.board,
-        machine: &system.machine,
+        base_dtb: &base_dtb,
+        ram: system.machine.memory,
         kernel_elf: &kernel_elf,
         host_kernel: &system.host_kernel,
         initrd: system.initrd.as_deref(),
@@ -204,6 +221,24 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
         components: &built,
     })?;
     compose::print_map(&composed, system.board);
+    let out_dir = out.parent().unwrap_or(Path::new(".")).to_owned();
+    let components: Vec<_> = built
+        .iter()
+        .map(|c| (c.name.clone(), c.elf.clone()))
+        .collect();
+    let archive =
+        compose::write_debug_archive(&out_dir, &kernel_elf, &components, &system.manifest_path)?;
+    eprintln!(
+        "debug archive (every ELF, for decoding logs): {}",
+        shown(&archive)
+    );
+    if system.board.secondary_start == hv_board::SecondaryStart::SpinTable {
+        let folder = compose::write_sd_card_folder(&out_dir, &composed.image, system.board)?;
+        eprintln!(
+            "SD card files (copy next to the Raspberry Pi firmware): {}",
+            shown(&folder)
+        );
+    }
     Ok(BuiltImage {
         image: composed.image,
         kernel_elf,

@@ -204,7 +204,8 @@ pub fn check_components(components: &[ComponentSpec]) -> Result<Vec<Grants>> {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 pub struct HostVm {
-    /// `"debian"` for Debian's arm64 cloud kernel, or a path (relative to the manifest) to
+    /// `"debian"` for Debian's arm64 cloud kernel (for QEMU), `"debian-arm64"` for its generic
+    /// arm64 kernel (with real boards' drivers), or a path (relative to the manifest) to
     /// an arm64 `Image`, an ELF, or a raw payload that boots like an Image.
     #[serde(default = "default_kernel")]
     pub kernel: String,

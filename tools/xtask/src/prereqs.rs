@@ -13,6 +13,8 @@ use std::process::{Command, Stdio};
 pub const QEMU: &str = "qemu-system-aarch64";
 /// Debian's meta-package that depends on the current arm64 cloud kernel.
 const KERNEL_META_PACKAGE: &str = "linux-image-cloud-arm64:arm64";
+/// Debian's meta-package for the generic arm64 kernel, which ships the board DTBs.
+const GENERIC_KERNEL_META_PACKAGE: &str = "linux-image-arm64:arm64";
 /// Debian's statically linked busybox for arm64.
 const BUSYBOX_PACKAGE: &str = "busybox-static:arm64";
 
@@ -115,14 +117,19 @@ fn fetch_package(package: &str) -> Result<PathBuf> {
     Ok(unpacked)
 }
 
-/// The concrete kernel package the meta-package points at (e.g.
-/// `linux-image-6.1.0-56-cloud-arm64:arm64`), or a cached one when apt cannot be asked.
-fn resolve_kernel_package() -> Result<String> {
+/// The concrete kernel package a meta-package points at (e.g.
+/// `linux-image-6.1.0-56-cloud-arm64:arm64` for `linux-image-cloud-arm64:arm64`), or a cached
+/// one whose name ends in `suffix` when one was fetched before (so repeated runs need no apt).
+fn resolve_kernel_package(meta_package: &str, suffix: &str) -> Result<String> {
+    let flavour_matches = |name: &str| {
+        // "-arm64" must not match the cloud flavour, whose names also end in "-arm64".
+        name.ends_with(suffix) && (suffix.contains("cloud") || !name.ends_with("-cloud-arm64"))
+    };
     let cached = || -> Option<String> {
         let entries = std::fs::read_dir(paths::cache().join("debian")).ok()?;
         entries
             .filter_map(|entry| entry.ok()?.file_name().into_string().ok())
-            .filter(|name| name.starts_with("linux-image-") && name.ends_with("-cloud-arm64"))
+            .filter(|name| name.starts_with("linux-image-") && flavour_matches(name))
             .max()
             .map(|name| format!("{name}:arm64"))
     };
@@ -131,7 +138,7 @@ fn resolve_kernel_package() -> Result<String> {
     }
     ensure_arm64_packages()?;
     let output = Command::new("apt-cache")
-        .args(["depends", KERNEL_META_PACKAGE])
+        .args(["depends", meta_package])
         .output()?;
     String::from_utf8_lossy(&output.stdout)
         .lines()
@@ -139,7 +146,7 @@ fn resolve_kernel_package() -> Result<String> {
         .map(str::trim)
         .find(|dep| dep.starts_with("linux-image-"))
         .map(str::to_owned)
-        .with_context(|| format!("apt does not know {KERNEL_META_PACKAGE}; run apt-get update"))
+        .with_context(|| format!("apt does not know {meta_package}; run apt-get update"))
 }
 
 fn find_file(dir: &Path, prefix: &str) -> Result<PathBuf> {
@@ -156,9 +163,30 @@ fn find_file(dir: &Path, prefix: &str) -> Result<PathBuf> {
 
 /// Debian's arm64 cloud kernel `Image` (its `vmlinuz` is an uncompressed Image).
 pub fn debian_kernel() -> Result<PathBuf> {
-    let package = resolve_kernel_package()?;
+    let package = resolve_kernel_package(KERNEL_META_PACKAGE, "-cloud-arm64")?;
     let unpacked = fetch_package(&package)?;
     find_file(&unpacked.join("boot"), "vmlinuz-")
+}
+
+/// Debian's generic arm64 kernel `Image` (with the drivers real boards such as the Raspberry
+/// Pi 4 need, which the cloud flavour lacks).
+pub fn debian_generic_kernel() -> Result<PathBuf> {
+    let package = resolve_kernel_package(GENERIC_KERNEL_META_PACKAGE, "-arm64")?;
+    find_file(&fetch_package(&package)?.join("boot"), "vmlinuz-")
+}
+
+/// A device tree Debian's generic arm64 kernel package ships, e.g.
+/// `broadcom/bcm2711-rpi-4-b.dtb` (the real Raspberry Pi 4 tree the rpi4 board starts from).
+pub fn debian_dtb(relative: &str) -> Result<PathBuf> {
+    let package = resolve_kernel_package(GENERIC_KERNEL_META_PACKAGE, "-arm64")?;
+    let unpacked = fetch_package(&package)?;
+    let lib = unpacked.join("usr/lib");
+    let dir = find_file(&lib, "linux-image-")?;
+    let dtb = dir.join(relative);
+    if !dtb.exists() {
+        bail!("{} has no {relative}", package);
+    }
+    Ok(dtb)
 }
 
 /// Debian's static arm64 busybox binary.

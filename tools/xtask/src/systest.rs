@@ -314,6 +314,65 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
     })
 }
 
+/// Builds `manifests/rpi4.toml` and checks the SD-card files: `kernel8.img` is an arm64 Image
+/// (magic, text_offset 0, image_size = its length) whose boot table and kernel are linked for
+/// the address `config.txt` loads it at, and `config.txt` asks for a 64-bit boot.
+fn check_rpi4_image() -> Result<(), String> {
+    let args = SystemArgs {
+        manifest: Some(paths::workspace().join("manifests/rpi4.toml")),
+        machine: CpuModel::A72,
+        smp: None,
+        mem: None,
+        kernel: None,
+        initrd: None,
+        append: None,
+    };
+    let system = args.resolve().map_err(|e| format!("{e:#}"))?;
+    let built = build_image(&system).map_err(|e| format!("{e:#}"))?;
+    let folder = built
+        .image
+        .parent()
+        .unwrap_or(std::path::Path::new("."))
+        .join("sd-card");
+    let image =
+        std::fs::read(folder.join("kernel8.img")).map_err(|e| format!("kernel8.img: {e}"))?;
+    let config = std::fs::read_to_string(folder.join("config.txt"))
+        .map_err(|e| format!("config.txt: {e}"))?;
+    let field = |at: usize| u64::from_le_bytes(image[at..at + 8].try_into().unwrap());
+    if image.len() < 64 || image[0x38..0x3c] != hv_abi::IMAGE_HEADER_MAGIC {
+        return Err("kernel8.img has no arm64 Image header".into());
+    }
+    if field(8) != 0 || field(hv_abi::IMAGE_HEADER_SIZE_OFFSET) != image.len() as u64 {
+        return Err("kernel8.img: text_offset must be 0 and image_size its length".into());
+    }
+    let kernel = std::fs::read(&built.kernel_elf).map_err(|e| e.to_string())?;
+    let linked_at = crate::elf::symbol(&kernel, "__image_start").map_err(|e| format!("{e:#}"))?;
+    let wanted = format!("kernel_address={linked_at:#x}");
+    if linked_at != hv_board::RPI4.image_load_address || !config.lines().any(|l| l == wanted) {
+        return Err(format!(
+            "config.txt must load the image where the kernel is linked ({wanted})"
+        ));
+    }
+    for line in ["arm_64bit=1", "kernel=kernel8.img", "enable_uart=1"] {
+        if !config.lines().any(|l| l == line) {
+            return Err(format!("config.txt lacks {line}"));
+        }
+    }
+    let table_at = (crate::elf::symbol(&kernel, "__boot_table").map_err(|e| format!("{e:#}"))?
+        - linked_at) as usize;
+    let table = hv_abi::BootTable::decode(&image[table_at..table_at + hv_abi::BOOT_TABLE_SIZE])
+        .map_err(|e| format!("boot table: {e:?}"))?;
+    table
+        .validate(image.len() as u64)
+        .map_err(|e| format!("boot table: {e:?}"))?;
+    if table.hypervisor.start != hv_board::RPI4.ram_base
+        || table.host_entry != hv_board::RPI4.host_kernel_address
+    {
+        return Err("the boot table does not match the rpi4 board's layout".into());
+    }
+    Ok(())
+}
+
 /// Runs the host tests and the system tests; returns the process exit code.
 pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
     progress::step("host tests (cargo test --workspace)");
@@ -352,13 +411,25 @@ pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
             failures.push((test.name.clone(), reason));
         }
     }
+    let mut checks = tests.len();
+    if filter.is_none_or(|filter| "rpi4-image".contains(filter)) {
+        checks += 1;
+        match check_rpi4_image() {
+            Ok(()) => eprintln!("system test rpi4-image ... ok"),
+            Err(reason) => {
+                eprintln!("system test rpi4-image ... FAILED: {reason}");
+                failures.push(("rpi4-image".into(), reason));
+            }
+        }
+    }
     if !host_ok {
         failures.push(("host tests".into(), "cargo test failed".into()));
     }
-    let passed = tests.len() + usize::from(host_ok) - failures.len() + usize::from(!host_ok);
+    // The host tests count as one check.
+    let total = checks + 1;
     println!(
         "{} passed, {} failed",
-        passed - usize::from(!host_ok),
+        total - failures.len(),
         failures.len()
     );
     Ok(if failures.is_empty() { 0 } else { 1 })
