@@ -1,23 +1,122 @@
 //! Board descriptions: the facts about a machine that the kernel and the tools must agree on.
 //!
-//! A board is data: where RAM starts, where the loader puts the image, how much RAM the
-//! hypervisor keeps, where the host kernel goes, which console and log sink exist and how
-//! secondary CPUs start. The kernel is built for one board (a cargo feature) and reads
-//! [`CURRENT`]; the tools read any board by name. Generic code never names a board.
+//! A board is data. Each lives in `board/<name>/board.toml`; `build.rs` reads those files and
+//! generates one [`Board`] constant per board ([`QEMU_VIRT`], [`RPI4`]), so the TOML is the
+//! single source of truth and the kernel still gets plain constants (`no_std`, no parsing at
+//! run time). The kernel is built for one board (a cargo feature) and reads [`CURRENT`]; the
+//! tools read any board by name ([`by_name`]). Generic code never names a board.
 //!
-//! Sources: QEMU's `hw/arm/virt.c` memory map and `reference/qemu-el2.md`; for the Pi 4 the
-//! BCM2711 ARM Peripherals manual and the firmware's boot behaviour (`config.txt`
-//! `kernel_address`, spin table at 0xd8).
+//! Every board is checked twice: [`Board::validate`] runs at compile time on each generated
+//! constant (a bad `board.toml` fails the build), and `board/tests/real_dtbs.rs` compares the
+//! constants with real device trees (QEMU's `dumpdtb`, Debian's `bcm2711-rpi-4-b.dtb`).
+//!
+//! # The `board.toml` format
+//!
+//! Addresses are physical (for the Pi, ARM-side addresses, not VideoCore bus addresses);
+//! interrupts are GIC INTIDs (SPI n is INTID 32 + n, PPI n is INTID 16 + n). Unknown keys are
+//! errors.
+//!
+//! ```toml
+//! name = "rpi4"                      # the directory's name, and what manifests say
+//! summary = "one line for the docs"
+//!
+//! [memory]
+//! ram-base = 0x0                     # first byte of RAM
+//! default-ram-size = 0x3b40_0000     # RAM an image is composed for unless the manifest says
+//! max-ram-size = 0x3b40_0000         # the largest RAM range from ram-base an image may assume
+//! ram-size-granule = 0x20_0000       # RAM sizes are multiples of this
+//!
+//! [cpus]
+//! max = 4                            # CPUs the board can have
+//! default = 4                        # CPUs the host VM gets unless the manifest says
+//!
+//! [image]
+//! load-address = 0x20_0000           # where the loader puts the image; the kernel links here
+//! hypervisor-region-size = 0x200_0000  # RAM the hypervisor keeps, from ram-base
+//! host-kernel-address = 0x200_0000   # where the host kernel is copied and entered
+//!
+//! [log]
+//! sink = "uart"                      # "semihosting", or "uart" with:
+//! uart = "uart1"                     #   the UART's name (the kernel drives the mini-UART)
+//!
+//! [console]
+//! uart = "uart1"                     # the UART the host's console uses
+//!
+//! [secondaries]
+//! start = "spin-table"               # "psci-smc", or "spin-table" with:
+//! release-addresses = [0xd8, 0xe0, 0xe8, 0xf0]  # one per CPU, by MPIDR_EL1.Aff0
+//!
+//! [timer]                            # the architected timer's PPIs (INTIDs)
+//! secure-physical = 29
+//! physical = 30
+//! virtual = 27
+//! hypervisor = 26
+//!
+//! [[gic]]                            # one table per GIC the board can have
+//! version = 2                        # 2: gicd, gicc, gich, gicv; 3: gicd, gicr, gicr-stride
+//! gicd = { base = 0xff84_1000, size = 0x1000 }
+//! gicc = { base = 0xff84_2000, size = 0x2000 }
+//! gich = { base = 0xff84_4000, size = 0x2000 }
+//! gicv = { base = 0xff84_6000, size = 0x2000 }
+//! maintenance-interrupt = 25
+//!
+//! [[uart]]                           # UARTs; each is also one of the board's devices
+//! name = "uart1"
+//! kind = "mini-uart"                 # "pl011" or "mini-uart"
+//! base = 0xfe21_5040
+//! size = 0x40
+//! interrupt = 125
+//!
+//! [[device]]                         # the other devices a manifest may give a VM
+//! name = "emmc2"
+//! compatible = "brcm,bcm2711-emmc2"  # the DT compatible the real-data tests look for
+//! base = 0xfe34_0000
+//! size = 0x100
+//! interrupt = 158                    # optional; the first if the device has several
+//! ```
+//!
+//! Sources: QEMU's `hw/arm/virt.c` and `reference/qemu-el2.md`; for the Pi 4 the BCM2711 ARM
+//! Peripherals manual, the Linux `bcm2711.dtsi`, and the firmware's armstub (`armstub8.S`).
 #![cfg_attr(not(test), no_std)]
+
+mod validate;
+
+pub use validate::BoardError;
+
+/// A physical address range: `size` bytes from `base`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Region {
+    /// First byte.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+impl Region {
+    /// One past the last byte.
+    pub const fn end(&self) -> u64 {
+        self.base + self.size
+    }
+
+    /// Whether the two ranges share a byte.
+    pub const fn overlaps(&self, other: &Region) -> bool {
+        self.base < other.end() && other.base < self.end()
+    }
+
+    /// Whether `address` lies inside.
+    pub const fn contains(&self, address: u64) -> bool {
+        self.base <= address && address < self.end()
+    }
+}
 
 /// How the kernel gets its log frames out of the machine.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum LogSink {
     /// Arm semihosting `SYS_WRITE` to the console handle (QEMU, `-semihosting-config`).
     Semihosting,
-    /// The Pi's mini-UART at this physical address.
+    /// The Pi's mini-UART, transmit only (configured by the firmware).
     MiniUart {
-        /// Base of the AUX mini-UART registers.
+        /// The mini-UART's registers: AUX_MU_IO_REG, the UART's base in [`Board::uarts`].
         base: u64,
     },
 }
@@ -27,17 +126,139 @@ pub enum LogSink {
 pub enum SecondaryStart {
     /// Firmware PSCI reached through SMC (QEMU `virtualization=on`, TF-A).
     PsciSmc,
-    /// The Raspberry Pi stock armstub: each secondary spins on its release address.
+    /// The Raspberry Pi stock armstub: each secondary waits in WFE until its release address
+    /// ([`Board::release_addresses`]) holds an entry point.
     SpinTable,
+}
+
+/// Which register interface a UART has.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum UartKind {
+    /// Arm PrimeCell PL011.
+    Pl011,
+    /// The BCM2835/BCM2711 AUX mini-UART (16550-like registers, 32 bits apart).
+    MiniUart,
+}
+
+impl UartKind {
+    /// The DT `compatible` string of this kind of UART.
+    pub const fn compatible(self) -> &'static str {
+        match self {
+            UartKind::Pl011 => "arm,pl011",
+            UartKind::MiniUart => "brcm,bcm2835-aux-uart",
+        }
+    }
+}
+
+/// A device a manifest may give a VM.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Device {
+    /// The name manifests use.
+    pub name: &'static str,
+    /// Its DT `compatible` string.
+    pub compatible: &'static str,
+    /// Its registers.
+    pub region: Region,
+    /// Its interrupt (INTID), the first if it has several.
+    pub interrupt: Option<u32>,
+}
+
+/// A UART.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Uart {
+    /// The name manifests use.
+    pub name: &'static str,
+    /// Its register interface.
+    pub kind: UartKind,
+    /// Its registers.
+    pub region: Region,
+    /// Its interrupt (INTID).
+    pub interrupt: u32,
+}
+
+/// A GIC's architecture version.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicVersion {
+    /// GICv2 (with the virtualization extensions: GICH and GICV).
+    V2,
+    /// GICv3 (CPU interface and virtualization through ICC/ICH system registers).
+    V3,
+}
+
+/// The per-CPU side of a GIC.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GicCpuInterfaces {
+    /// GICv2 memory-mapped interfaces.
+    V2 {
+        /// GICC: the physical CPU interface.
+        gicc: Region,
+        /// GICH: the virtual interface control (list registers), used at EL2.
+        gich: Region,
+        /// GICV: the virtual CPU interface a VM sees in place of GICC.
+        gicv: Region,
+    },
+    /// GICv3 redistributors.
+    V3 {
+        /// GICR: the redistributor region.
+        gicr: Region,
+        /// Bytes per CPU within [`GicCpuInterfaces::V3::gicr`] (RD_base + SGI_base frames).
+        gicr_stride: u64,
+    },
+}
+
+/// One GIC configuration of a board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Gic {
+    /// GICD: the distributor.
+    pub gicd: Region,
+    /// The per-CPU interfaces, which also say the version.
+    pub cpu_interfaces: GicCpuInterfaces,
+    /// The virtual interface maintenance interrupt (INTID of a PPI).
+    pub maintenance_interrupt: u32,
+}
+
+impl Gic {
+    /// The architecture version.
+    pub const fn version(&self) -> GicVersion {
+        match self.cpu_interfaces {
+            GicCpuInterfaces::V2 { .. } => GicVersion::V2,
+            GicCpuInterfaces::V3 { .. } => GicVersion::V3,
+        }
+    }
+}
+
+/// The architected timer's interrupts (INTIDs of PPIs), in the DT binding's order.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct TimerInterrupts {
+    /// The secure EL1 physical timer (CNTPS).
+    pub secure_physical: u32,
+    /// The non-secure EL1 physical timer (CNTP).
+    pub physical: u32,
+    /// The EL1 virtual timer (CNTV).
+    pub virt: u32,
+    /// The EL2 physical timer (CNTHP).
+    pub hypervisor: u32,
 }
 
 /// One board's constants.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Board {
-    /// The name manifests use.
+    /// The name manifests use (the `board/<name>/` directory).
     pub name: &'static str,
+    /// One line about the board.
+    pub summary: &'static str,
     /// First byte of RAM.
     pub ram_base: u64,
+    /// RAM an image is composed for unless the manifest says otherwise.
+    pub default_ram_size: u64,
+    /// The largest RAM range from `ram_base` an image may be composed for.
+    pub max_ram_size: u64,
+    /// RAM sizes are multiples of this (a power of two).
+    pub ram_size_granule: u64,
+    /// Most CPUs the board can have.
+    pub max_cpus: usize,
+    /// CPUs the host VM gets unless the manifest says otherwise.
+    pub default_cpus: usize,
     /// Where the loader places the first byte of the image (the kernel is linked here).
     pub image_load_address: u64,
     /// RAM the hypervisor keeps for itself, from `ram_base`: its image, stacks, tables,
@@ -50,8 +271,51 @@ pub struct Board {
     pub log_sink: LogSink,
     /// How secondary CPUs start.
     pub secondary_start: SecondaryStart,
-    /// The console UART the host uses (informational for the tools).
+    /// With [`SecondaryStart::SpinTable`]: the release address of each CPU, by MPIDR_EL1.Aff0.
+    /// Empty otherwise.
+    pub release_addresses: &'static [u64],
+    /// Base of the UART the host's console uses (one of [`Board::uarts`]).
     pub console_uart: u64,
+    /// The UARTs (also listed in [`Board::devices`]).
+    pub uarts: &'static [Uart],
+    /// Every GIC configuration the board can have (QEMU's virt has two; the Pi one).
+    pub gics: &'static [Gic],
+    /// The architected timer's interrupts.
+    pub timer: TimerInterrupts,
+    /// The devices a manifest may give a VM: the UARTs first, then the others.
+    pub devices: &'static [Device],
+}
+
+/// Why a RAM size does not suit a board.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RamSizeError {
+    /// Not a multiple of the board's granule.
+    NotMultipleOf {
+        /// The board's [`Board::ram_size_granule`].
+        granule: u64,
+    },
+    /// Leaves no RAM for the host past the hypervisor's region.
+    TooSmall {
+        /// The smallest size the board accepts.
+        min: u64,
+    },
+    /// More than the board can have.
+    TooLarge {
+        /// The board's [`Board::max_ram_size`].
+        max: u64,
+    },
+}
+
+impl core::fmt::Display for RamSizeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            RamSizeError::NotMultipleOf { granule } => {
+                write!(f, "must be a multiple of {} KiB", granule / 1024)
+            }
+            RamSizeError::TooSmall { min } => write!(f, "must be at least {} MiB", min >> 20),
+            RamSizeError::TooLarge { max } => write!(f, "must be at most {} MiB", max >> 20),
+        }
+    }
 }
 
 impl Board {
@@ -59,38 +323,83 @@ impl Board {
     pub const fn hypervisor_region_end(&self) -> u64 {
         self.ram_base + self.hypervisor_region_size
     }
+
+    /// The hypervisor's region.
+    pub const fn hypervisor_region(&self) -> Region {
+        Region {
+            base: self.ram_base,
+            size: self.hypervisor_region_size,
+        }
+    }
+
+    /// Whether firmware answers PSCI calls (CPU_OFF, AFFINITY_INFO, ...) through SMC. Where it
+    /// does not (the Pi's armstub sets SCR_EL3.SMD), an SMC from EL2 is UNDEFINED.
+    pub const fn has_firmware_psci(&self) -> bool {
+        matches!(self.secondary_start, SecondaryStart::PsciSmc)
+    }
+
+    /// The spin-table release address of the CPU with this MPIDR (affinity fields), if the
+    /// board starts CPUs that way and knows the CPU.
+    pub fn release_address(&self, mpidr: u64) -> Option<u64> {
+        if self.secondary_start != SecondaryStart::SpinTable || mpidr & 0xff_00ff_ff00 != 0 {
+            return None;
+        }
+        self.release_addresses.get((mpidr & 0xff) as usize).copied()
+    }
+
+    /// The board's GIC of this version.
+    pub fn gic(&self, version: GicVersion) -> Option<&'static Gic> {
+        self.gics.iter().find(|gic| gic.version() == version)
+    }
+
+    /// The UART named `name`.
+    pub fn uart(&self, name: &str) -> Option<&'static Uart> {
+        self.uarts.iter().find(|uart| uart.name == name)
+    }
+
+    /// The UART the host's console uses.
+    pub fn console(&self) -> &'static Uart {
+        self.uarts
+            .iter()
+            .find(|uart| uart.region.base == self.console_uart)
+            .expect("validated: the console is one of the board's UARTs")
+    }
+
+    /// The device named `name` (UARTs included).
+    pub fn device(&self, name: &str) -> Option<&'static Device> {
+        self.devices.iter().find(|device| device.name == name)
+    }
+
+    /// The smallest RAM size the board accepts: the hypervisor's region, and one granule for
+    /// the host past it.
+    pub const fn min_ram_size(&self) -> u64 {
+        self.host_kernel_address - self.ram_base + self.ram_size_granule
+    }
+
+    /// Checks that an image may be composed for `size` bytes of RAM from [`Board::ram_base`].
+    pub const fn check_ram_size(&self, size: u64) -> Result<(), RamSizeError> {
+        if !size.is_multiple_of(self.ram_size_granule) {
+            return Err(RamSizeError::NotMultipleOf {
+                granule: self.ram_size_granule,
+            });
+        }
+        if size < self.min_ram_size() {
+            return Err(RamSizeError::TooSmall {
+                min: self.min_ram_size(),
+            });
+        }
+        if size > self.max_ram_size {
+            return Err(RamSizeError::TooLarge {
+                max: self.max_ram_size,
+            });
+        }
+        Ok(())
+    }
 }
 
-const MIB: u64 = 1 << 20;
-
-/// QEMU's `virt` machine with `virtualization=on` (either GIC version).
-pub const QEMU_VIRT: Board = Board {
-    name: "qemu-virt",
-    ram_base: 0x4000_0000,
-    // QEMU loads an Image whose text_offset is below its boot stub's size 2 MiB further up.
-    image_load_address: 0x4020_0000,
-    hypervisor_region_size: 32 * MIB,
-    host_kernel_address: 0x4000_0000 + 32 * MIB,
-    log_sink: LogSink::Semihosting,
-    secondary_start: SecondaryStart::PsciSmc,
-    console_uart: 0x0900_0000,
-};
-
-/// Raspberry Pi 4 Model B with the stock firmware and armstub.
-pub const RPI4: Board = Board {
-    name: "rpi4",
-    ram_base: 0,
-    // `kernel_address=0x200000` in config.txt; the armstub and spin table live below it.
-    image_load_address: 0x20_0000,
-    hypervisor_region_size: 32 * MIB,
-    host_kernel_address: 32 * MIB,
-    log_sink: LogSink::MiniUart { base: 0xFE21_5000 },
-    secondary_start: SecondaryStart::SpinTable,
-    console_uart: 0xFE21_5040,
-};
-
-/// Every board the tools know.
-pub const ALL: &[Board] = &[QEMU_VIRT, RPI4];
+// The boards, generated from board/<name>/board.toml by build.rs: one constant per board
+// (`QEMU_VIRT`, `RPI4`), each validated at compile time, and `ALL`.
+include!(concat!(env!("OUT_DIR"), "/boards.rs"));
 
 /// The board named `name`.
 pub fn by_name(name: &str) -> Option<&'static Board> {
@@ -105,19 +414,4 @@ pub const CURRENT: &Board = &RPI4;
 pub const CURRENT: &Board = &QEMU_VIRT;
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn layouts_are_consistent() {
-        for board in ALL {
-            assert_eq!(board.host_kernel_address % (2 * MIB), 0, "{}", board.name);
-            assert_eq!(board.image_load_address % (2 * MIB), 0, "{}", board.name);
-            assert!(board.image_load_address >= board.ram_base);
-            assert!(board.image_load_address < board.hypervisor_region_end());
-            assert!(board.host_kernel_address >= board.hypervisor_region_end());
-            assert_eq!(by_name(board.name), Some(board));
-        }
-        assert_eq!(by_name("pdp-11"), None);
-    }
-}
+mod tests;

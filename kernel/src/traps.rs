@@ -7,6 +7,7 @@
 //! guest touched. Anything else a guest cannot do becomes an UNDEFINED instruction exception.
 //! Traps from components are their system calls or faults (see [`components`]).
 
+use crate::arch::spin_table::SpinTableError;
 use crate::arch::{self, GuestFrame};
 use crate::{components, cpus};
 use hv_abi::ExitStatus;
@@ -289,6 +290,10 @@ fn set_return(frame: &mut GuestFrame, values: [u64; 4]) {
 
 /// Starts the CPU `target_mpidr` at the kernel's secondary entry, which then enters the host
 /// at `entry` with x0 = `context`. Returns the PSCI status for the caller.
+///
+/// With PSCI firmware the kernel forwards a CPU_ON for its own entry point. On a spin-table
+/// board (the Pi) the kernel plays the firmware's part: it releases the CPU from the spin table
+/// once and answers ALREADY_ON after that.
 fn start_cpu(target_mpidr: u64, entry: u64, context: u64) -> u64 {
     let Some(index) = cpus::index_of(target_mpidr) else {
         return INVALID_PARAMETERS;
@@ -304,9 +309,29 @@ fn start_cpu(target_mpidr: u64, entry: u64, context: u64) -> u64 {
                 index as u64,
             ])
         }
-        // The spin-table path arrives with the Raspberry Pi 4 board support.
-        hv_board::SecondaryStart::SpinTable => NOT_SUPPORTED,
+        hv_board::SecondaryStart::SpinTable => match arch::spin_table::claim(index, target_mpidr) {
+            Ok(claimed) => {
+                cpus::set_host_entry(index, entry, context);
+                arch::spin_table::release(claimed);
+                psci_status(psci::error::SUCCESS)
+            }
+            Err(SpinTableError::UnknownCpu) => INVALID_PARAMETERS,
+            Err(SpinTableError::AlreadyStarted) => psci_status(psci::error::ALREADY_ON),
+            Err(SpinTableError::IndexIsNotAff0) => {
+                defmt::error!(
+                    "cpu mpidr {=u64:#x} has index {=usize}: the spin-table entry needs index = Aff0",
+                    target_mpidr,
+                    index
+                );
+                psci_status(psci::error::INTERNAL_FAILURE)
+            }
+        },
     }
+}
+
+/// A PSCI status code as the register value the caller receives.
+fn psci_status(code: i32) -> u64 {
+    i64::from(code) as u64
 }
 
 /// Reports the non-zero trap counters (the benchmark parses these lines).

@@ -37,7 +37,7 @@ mod component {
         );
         let mut server = SupervisorServer {
             own_index: info.index,
-            policy: Supervisor::default(),
+            policy: Supervisor::new(crate::policy::RESTART_POLICIES),
         };
         server.check_components();
         serve_forever(&mut ipc, &mut server)

@@ -1,11 +1,14 @@
 //! The restart policy, as pure functions of what the kernel reports (fault counts and counter
 //! values), so it is tested on the host.
 //!
-//! A faulted component is restarted at once the first time. If it faults again within
+//! Each component has a [`RestartPolicy`] from the manifest (`restart = { policy, min-delay,
+//! max-delay }`, passed to this component's build by the composer). With `backoff`, a faulted
+//! component is restarted at once the first time. If it faults again within
 //! [`QUICK_REFAULT_MS`] of running again (of the moment its last restart took effect), it is in
-//! a crash loop: it is restarted after a back-off delay, [`FIRST_BACKOFF_MS`] the first time
-//! and doubled on each further quick fault, up to [`MAX_BACKOFF_MS`]. A component that ran
-//! longer than [`QUICK_REFAULT_MS`] before faulting starts over with an immediate restart.
+//! a crash loop: it is restarted after a back-off delay, the policy's minimum the first time
+//! and doubled on each further quick fault, up to its maximum. A component that ran longer than
+//! [`QUICK_REFAULT_MS`] before faulting starts over with an immediate restart. With `never`,
+//! it stays stopped.
 //!
 //! Measuring from the restart rather than from the previous fault matters once delays pass one
 //! second: a component that crashes as soon as it comes back after a 2 s delay is still
@@ -15,14 +18,42 @@
 //! and the supervisor looks at every component on each fault notification, so it can see the
 //! same fault more than once: a decision is made once per fault count.
 
-/// The back-off delay after the first quick re-fault.
+/// The back-off delay after the first quick re-fault, when the manifest does not say.
 pub const FIRST_BACKOFF_MS: u64 = 10;
-/// The longest back-off delay.
+/// The longest back-off delay, when the manifest does not say.
 pub const MAX_BACKOFF_MS: u64 = 5_000;
+
+/// What the manifest says to do when a component faults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RestartPolicy {
+    /// Restart, with a back-off in a crash loop.
+    Backoff {
+        /// The first back-off delay.
+        min_ms: u64,
+        /// The longest back-off delay.
+        max_ms: u64,
+    },
+    /// Leave it stopped.
+    #[allow(
+        dead_code,
+        reason = "built by the generated table when a manifest says `never`"
+    )]
+    Never,
+}
+
+impl RestartPolicy {
+    /// The manifest's default.
+    pub const DEFAULT: Self = Self::Backoff {
+        min_ms: FIRST_BACKOFF_MS,
+        max_ms: MAX_BACKOFF_MS,
+    };
+}
 /// A fault this soon after the component came back counts as a crash loop.
 pub const QUICK_REFAULT_MS: u64 = 1_000;
 /// Component indices are below this (the supervisor is 0).
 pub const MAX_COMPONENTS: usize = 16;
+
+include!(concat!(env!("OUT_DIR"), "/restart_policies.rs"));
 
 /// Counter ticks in `ms` milliseconds at `hz` (rounded down, saturating).
 pub fn ms_to_ticks(ms: u64, hz: u64) -> u64 {
@@ -54,7 +85,14 @@ impl RestartRecord {
     /// Decides about a component the kernel reports Faulted with `faults` faults so far, at
     /// counter value `now` of a counter running at `hz`. `None` if this fault was decided
     /// already.
-    pub fn on_faulted(&mut self, faults: u64, now: u64, hz: u64) -> Option<Decision> {
+    pub fn on_faulted(
+        &mut self,
+        faults: u64,
+        now: u64,
+        hz: u64,
+        min_ms: u64,
+        max_ms: u64,
+    ) -> Option<Decision> {
         if self.decided_faults == Some(faults) {
             return None;
         }
@@ -63,8 +101,8 @@ impl RestartRecord {
             .is_some_and(|back_at| now.saturating_sub(back_at) < ms_to_ticks(QUICK_REFAULT_MS, hz));
         let delay_ms = match (quick, self.backoff_ms) {
             (false, _) => 0,
-            (true, 0) => FIRST_BACKOFF_MS,
-            (true, last) => last.saturating_mul(2).min(MAX_BACKOFF_MS),
+            (true, 0) => min_ms.max(1),
+            (true, last) => last.saturating_mul(2).min(max_ms),
         };
         let deadline = if delay_ms == 0 {
             0
@@ -84,16 +122,40 @@ impl RestartRecord {
 }
 
 /// The supervisor's bookkeeping: one record per component and the counters `Status` reports.
-#[derive(Clone, Debug, Default)]
+#[derive(Clone, Debug)]
 pub struct Supervisor {
     records: [RestartRecord; MAX_COMPONENTS],
+    policies: [RestartPolicy; MAX_COMPONENTS],
+    /// Faults left alone because the component's policy is `never`.
+    pub left_stopped: u32,
     /// Successful RESTART operations since boot.
     pub restarts: u32,
     /// Faults decided on since boot (each fault of each component once).
     pub faults: u32,
 }
 
+impl Default for Supervisor {
+    fn default() -> Self {
+        Self::new(&[])
+    }
+}
+
 impl Supervisor {
+    /// A supervisor applying `policies[i]` to component `i` (the default for the rest).
+    pub fn new(policies: &[RestartPolicy]) -> Self {
+        let mut all = [RestartPolicy::DEFAULT; MAX_COMPONENTS];
+        for (slot, policy) in all.iter_mut().zip(policies) {
+            *slot = *policy;
+        }
+        Self {
+            records: Default::default(),
+            policies: all,
+            left_stopped: 0,
+            restarts: 0,
+            faults: 0,
+        }
+    }
+
     /// Decides about component `index`, which the kernel reports Faulted with `faults` faults.
     /// `None` for a fault already decided or an index out of range.
     pub fn component_faulted(
@@ -103,7 +165,16 @@ impl Supervisor {
         now: u64,
         hz: u64,
     ) -> Option<Decision> {
-        let decision = self.records.get_mut(index)?.on_faulted(faults, now, hz)?;
+        let record = self.records.get_mut(index)?;
+        let RestartPolicy::Backoff { min_ms, max_ms } = self.policies[index] else {
+            if record.decided_faults != Some(faults) {
+                record.decided_faults = Some(faults);
+                self.faults = self.faults.saturating_add(1);
+                self.left_stopped = self.left_stopped.saturating_add(1);
+            }
+            return None;
+        };
+        let decision = record.on_faulted(faults, now, hz, min_ms, max_ms)?;
         self.faults = self.faults.saturating_add(1);
         Some(decision)
     }
@@ -141,7 +212,7 @@ mod tests {
     fn first_fault_restarts_at_once() {
         let mut record = RestartRecord::default();
         assert_eq!(
-            record.on_faulted(1, 5_000 * MS, HZ),
+            record.on_faulted(1, 5_000 * MS, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS),
             Some(Decision {
                 delay_ms: 0,
                 deadline: 0
@@ -152,15 +223,30 @@ mod tests {
     #[test]
     fn same_fault_is_decided_once() {
         let mut record = RestartRecord::default();
-        assert!(record.on_faulted(1, 0, HZ).is_some());
-        assert_eq!(record.on_faulted(1, 3 * MS, HZ), None);
-        assert!(record.on_faulted(2, 5_000 * MS, HZ).is_some());
+        assert!(
+            record
+                .on_faulted(1, 0, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS)
+                .is_some()
+        );
+        assert_eq!(
+            record.on_faulted(1, 3 * MS, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS),
+            None
+        );
+        assert!(
+            record
+                .on_faulted(2, 5_000 * MS, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS)
+                .is_some()
+        );
     }
 
     #[test]
     fn a_fault_count_of_zero_is_still_decided() {
         let mut record = RestartRecord::default();
-        assert!(record.on_faulted(0, 0, HZ).is_some());
+        assert!(
+            record
+                .on_faulted(0, 0, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS)
+                .is_some()
+        );
     }
 
     #[test]
@@ -169,7 +255,9 @@ mod tests {
         let mut now = 100 * MS;
         let mut delays = Vec::new();
         for faults in 1..=12 {
-            let decision = record.on_faulted(faults, now, HZ).unwrap();
+            let decision = record
+                .on_faulted(faults, now, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS)
+                .unwrap();
             if decision.delay_ms == 0 {
                 assert_eq!(decision.deadline, 0);
             } else {
@@ -191,31 +279,81 @@ mod tests {
         let mut now = 0;
         // Drive the back-off past one second.
         for faults in 1..=10 {
-            let decision = record.on_faulted(faults, now, HZ).unwrap();
+            let decision = record
+                .on_faulted(faults, now, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS)
+                .unwrap();
             now += decision.delay_ms * MS + MS;
         }
         assert_eq!(record.backoff_ms, 2560);
         // 2.561 s after the last fault, but 1 ms after coming back: still a loop.
-        assert_eq!(record.on_faulted(11, now, HZ).unwrap().delay_ms, 5000);
+        assert_eq!(
+            record
+                .on_faulted(11, now, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS)
+                .unwrap()
+                .delay_ms,
+            5000
+        );
     }
 
     #[test]
     fn a_stable_run_resets_the_back_off() {
         let mut record = RestartRecord::default();
-        assert_eq!(record.on_faulted(1, 0, HZ).unwrap().delay_ms, 0);
-        assert_eq!(record.on_faulted(2, 500 * MS, HZ).unwrap().delay_ms, 10);
-        assert_eq!(record.on_faulted(3, 520 * MS, HZ).unwrap().delay_ms, 20);
+        assert_eq!(
+            record
+                .on_faulted(1, 0, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS)
+                .unwrap()
+                .delay_ms,
+            0
+        );
+        assert_eq!(
+            record
+                .on_faulted(2, 500 * MS, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS)
+                .unwrap()
+                .delay_ms,
+            10
+        );
+        assert_eq!(
+            record
+                .on_faulted(3, 520 * MS, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS)
+                .unwrap()
+                .delay_ms,
+            20
+        );
         // Back at 540 ms; runs for more than a second.
-        assert_eq!(record.on_faulted(4, 1_541 * MS, HZ).unwrap().delay_ms, 0);
-        assert_eq!(record.on_faulted(5, 1_600 * MS, HZ).unwrap().delay_ms, 10);
+        assert_eq!(
+            record
+                .on_faulted(4, 1_541 * MS, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS)
+                .unwrap()
+                .delay_ms,
+            0
+        );
+        assert_eq!(
+            record
+                .on_faulted(5, 1_600 * MS, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS)
+                .unwrap()
+                .delay_ms,
+            10
+        );
     }
 
     #[test]
     fn exactly_one_second_is_not_quick() {
         let mut record = RestartRecord::default();
-        record.on_faulted(1, 0, HZ);
-        assert_eq!(record.on_faulted(2, 1_000 * MS, HZ).unwrap().delay_ms, 0);
-        assert_eq!(record.on_faulted(3, 1_999 * MS, HZ).unwrap().delay_ms, 10);
+        record.on_faulted(1, 0, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS);
+        assert_eq!(
+            record
+                .on_faulted(2, 1_000 * MS, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS)
+                .unwrap()
+                .delay_ms,
+            0
+        );
+        assert_eq!(
+            record
+                .on_faulted(3, 1_999 * MS, HZ, FIRST_BACKOFF_MS, MAX_BACKOFF_MS)
+                .unwrap()
+                .delay_ms,
+            10
+        );
     }
 
     #[test]
@@ -223,7 +361,7 @@ mod tests {
         let mut record = RestartRecord::default();
         for faults in 1..5 {
             assert_eq!(
-                record.on_faulted(faults, 0, 0),
+                record.on_faulted(faults, 0, 0, FIRST_BACKOFF_MS, MAX_BACKOFF_MS),
                 Some(Decision {
                     delay_ms: 0,
                     deadline: 0
@@ -267,5 +405,37 @@ mod tests {
         assert_eq!(supervisor.component_faulted(1, 2, 3 * MS, HZ), None);
         assert_eq!(supervisor.component_faulted(MAX_COMPONENTS, 1, 0, HZ), None);
         assert_eq!((supervisor.restarts, supervisor.faults), (3, 3));
+    }
+
+    #[test]
+    fn manifest_policies_apply_per_component() {
+        let policies = [
+            RestartPolicy::Never,
+            RestartPolicy::Backoff {
+                min_ms: 100,
+                max_ms: 300,
+            },
+        ];
+        let mut supervisor = Supervisor::new(&policies);
+        // `never`: the fault is counted, nothing is restarted, and it stays decided.
+        assert_eq!(supervisor.component_faulted(0, 1, 0, HZ), None);
+        assert_eq!(supervisor.component_faulted(0, 1, 10 * MS, HZ), None);
+        assert_eq!((supervisor.faults, supervisor.left_stopped), (1, 1));
+        // Custom back-off: at once, then 100 ms, 200 ms, capped at 300 ms.
+        let mut now = 0;
+        let mut delays = [0; 4];
+        for (fault, delay) in delays.iter_mut().enumerate() {
+            let decision = supervisor
+                .component_faulted(1, fault as u64 + 1, now, HZ)
+                .unwrap();
+            *delay = decision.delay_ms;
+            now += decision.delay_ms * MS + MS;
+        }
+        assert_eq!(delays, [0, 100, 200, 300]);
+        // Components past the manifest's list get the default.
+        assert_eq!(
+            supervisor.component_faulted(5, 1, 0, HZ).unwrap().delay_ms,
+            0
+        );
     }
 }

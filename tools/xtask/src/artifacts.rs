@@ -39,11 +39,12 @@ fn cargo_build_with(package: &str, features: &[&str], env: &[(String, String)]) 
     Ok(paths::target().join(TARGET).join("release").join(package))
 }
 
-/// Builds the EL2 kernel for `board` and returns its ELF.
-pub fn kernel(board: &hv_board::Board) -> Result<PathBuf> {
+/// Builds the EL2 kernel for `board`, logging at `log_level` and above, and returns its ELF.
+pub fn kernel(board: &hv_board::Board, log_level: &str) -> Result<PathBuf> {
     let _timer = progress::timed(&format!("building the EL2 kernel for {}", board.name));
     let feature = format!("board-{}", board.name);
-    cargo_build("hv-kernel", &[feature.as_str()])
+    let env = [("DEFMT_LOG".to_owned(), log_level.to_owned())];
+    cargo_build_with("hv-kernel", &[feature.as_str()], &env)
 }
 
 /// Builds a test guest (a package under `tests/guests/`) and returns its ELF.
@@ -55,9 +56,10 @@ pub fn guest(package: &str) -> Result<PathBuf> {
 /// Builds a component linked at `region` (with the manifest's build settings) and keeps a copy
 /// of its ELF in `out_dir` for log decoding.
 pub fn component(
-    spec: &crate::manifest::ComponentSpec,
+    spec: &hv_manifest::Component,
     region: hv_abi::PhysRange,
     out_dir: &std::path::Path,
+    extra_env: &[(String, String)],
 ) -> Result<PathBuf> {
     let _timer = progress::timed(&format!(
         "building component {} at {:#x}",
@@ -74,6 +76,7 @@ pub fn component(
         ),
     ];
     env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
+    env.extend(extra_env.iter().cloned());
     let elf = cargo_build_with(&spec.crate_name, &[], &env)?;
     std::fs::create_dir_all(out_dir)?;
     let kept = out_dir.join(format!("{}.elf", spec.name));

@@ -52,7 +52,7 @@ pub struct BuiltComponent {
     /// Its name.
     pub name: String,
     /// What the manifest grants it.
-    pub grants: crate::manifest::Grants,
+    pub grants: hv_manifest::Grants,
     /// Its region (it is linked at the start).
     pub region: PhysRange,
     /// Its ELF.

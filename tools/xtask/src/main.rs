@@ -7,7 +7,6 @@ mod artifacts;
 mod bench;
 mod compose;
 mod elf;
-mod manifest;
 mod paths;
 mod prereqs;
 mod progress;
@@ -16,6 +15,7 @@ mod systest;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use hv_manifest::{Initrd, KernelImage};
 use qemu::{Console, CpuModel, Machine};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -95,7 +95,11 @@ pub struct System {
     initrd: Option<PathBuf>,
     cmdline: String,
     name: String,
-    components: Vec<manifest::ComponentSpec>,
+    /// RAM the image is composed for, from the board's RAM base (the firmware must have it).
+    usable_ram: u64,
+    /// The kernel's defmt level.
+    log_level: &'static str,
+    components: Vec<hv_manifest::Component>,
     manifest_path: PathBuf,
 }
 
@@ -119,33 +123,43 @@ fn default_manifest() -> PathBuf {
 impl SystemArgs {
     fn resolve(&self) -> Result<System> {
         let manifest_path = self.manifest.clone().unwrap_or_else(default_manifest);
-        let manifest = manifest::Manifest::load(&manifest_path)?;
-        let board = hv_board::by_name(&manifest.board).expect("validated by load");
-        let memory = manifest::parse_size(self.mem.as_deref().unwrap_or(&manifest.host.memory))
-            .context("--mem")?;
-        let smp = self.smp.unwrap_or(manifest.host.cpus);
+        let manifest =
+            hv_manifest::load(&manifest_path).map_err(|error| anyhow::anyhow!("{error}"))?;
+        if let Some(guest) = manifest.guest_vms().next() {
+            bail!(
+                "{}: VM \"{}\": the manifest is valid, but the hypervisor runs only the host VM so far; \
+                 remove the guest VMs to build it",
+                manifest.file,
+                guest.name
+            );
+        }
+        let board = manifest.board;
+        let memory = match &self.mem {
+            Some(size) => {
+                hv_manifest::parse_size(size).map_err(|e| anyhow::anyhow!("--mem: {e}"))?
+            }
+            None => manifest.machine.ram,
+        };
+        let smp = self.smp.unwrap_or(manifest.machine.cpus);
         if smp == 0 || smp > 8 {
             bail!("--smp must be 1 to 8");
         }
-        let host_kernel = match &self.kernel {
-            Some(path) => path.clone(),
-            None if manifest.host.kernel == "debian" => prereqs::debian_kernel()?,
-            None if manifest.host.kernel == "debian-arm64" => prereqs::debian_generic_kernel()?,
-            None => manifest::relative_to(&manifest_path, &manifest.host.kernel),
+        let host = manifest.host_vm();
+        let host_kernel = match (&self.kernel, &host.kernel) {
+            (Some(path), _) => path.clone(),
+            (None, KernelImage::Debian) => prereqs::debian_kernel()?,
+            (None, KernelImage::DebianArm64) => prereqs::debian_generic_kernel()?,
+            (None, KernelImage::Path(path)) => path.clone(),
         };
-        let initrd_choice = self.initrd.clone().unwrap_or_else(|| {
+        let initrd = match (&self.initrd, &host.initrd) {
+            (Some(choice), _) if choice == "none" => None,
+            (Some(choice), _) if choice == "busybox" => Some(prereqs::busybox_initramfs()?),
+            (Some(path), _) => Some(PathBuf::from(path)),
             // A user's own kernel gets no initrd unless one is named.
-            if self.kernel.is_some() {
-                "none".into()
-            } else {
-                manifest.host.initrd.clone()
-            }
-        });
-        let initrd = match initrd_choice.as_str() {
-            "none" => None,
-            "busybox" => Some(prereqs::busybox_initramfs()?),
-            path if self.initrd.is_some() => Some(PathBuf::from(path)),
-            path => Some(manifest::relative_to(&manifest_path, path)),
+            (None, _) if self.kernel.is_some() => None,
+            (None, Initrd::None) => None,
+            (None, Initrd::Busybox) => Some(prereqs::busybox_initramfs()?),
+            (None, Initrd::Path(path)) => Some(path.clone()),
         };
         let name = manifest_path
             .file_stem()
@@ -159,10 +173,16 @@ impl SystemArgs {
                 smp,
                 memory,
             },
+            usable_ram: if self.mem.is_some() {
+                memory
+            } else {
+                manifest.machine.usable.size
+            },
             host_kernel,
             initrd,
-            cmdline: self.append.clone().unwrap_or(manifest.host.cmdline),
+            cmdline: self.append.clone().unwrap_or_else(|| host.cmdline.clone()),
             name,
+            log_level: manifest.kernel.log_level.as_str(),
             components: manifest.components,
             manifest_path,
         })
@@ -172,20 +192,50 @@ impl SystemArgs {
 /// Builds the kernel and the components and composes `system`'s image.
 pub fn build_image(system: &System) -> Result<BuiltImage> {
     prereqs::ensure_qemu()?;
-    let kernel_elf = artifacts::kernel(system.board)?;
+    let kernel_elf = artifacts::kernel(system.board, system.log_level)?;
     let kernel_bytes = std::fs::read(&kernel_elf)?;
     let kernel_end = elf::symbol(&kernel_bytes, "__image_end")?;
-    let sizes = system
+    let sizes: Vec<u64> = system
         .components
         .iter()
-        .map(|spec| manifest::parse_size(&spec.memory))
-        .collect::<Result<Vec<_>>>()?;
+        .map(|component| component.memory)
+        .collect();
     let regions = compose::layout_components(system.board, kernel_end, &sizes)?;
-    let grants = manifest::check_components(&system.components)?;
+    let grants: Vec<_> = system
+        .components
+        .iter()
+        .map(|component| component.grants)
+        .collect();
     let component_dir = paths::xtask_out().join(&system.name).join("components");
+    // The supervisor learns each component's restart policy from the manifest at build time.
+    let policies = system
+        .components
+        .iter()
+        .map(|component| match component.restart {
+            hv_manifest::Restart::Backoff {
+                min_delay,
+                max_delay,
+            } => {
+                format!(
+                    "backoff:{}:{}",
+                    min_delay.as_millis(),
+                    max_delay.as_millis()
+                )
+            }
+            hv_manifest::Restart::Never => "never".to_owned(),
+        })
+        .collect::<Vec<_>>()
+        .join(",");
     let mut built = Vec::new();
     for ((spec, region), grants) in system.components.iter().zip(regions).zip(grants) {
-        let elf = artifacts::component(spec, region, &component_dir)?;
+        let mut extra_env = Vec::new();
+        if grants.serves == hv_ipc::abi::interface::SUPERVISOR {
+            extra_env.push((
+                "HV_SUPERVISOR_RESTART_POLICIES".to_owned(),
+                policies.clone(),
+            ));
+        }
+        let elf = artifacts::component(spec, region, &component_dir, &extra_env)?;
         built.push(compose::BuiltComponent {
             name: spec.name.clone(),
             grants,
@@ -212,7 +262,7 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
     let composed = compose::compose(&compose::Request {
         board: system.board,
         base_dtb: &base_dtb,
-        ram: system.machine.memory,
+        ram: system.usable_ram,
         kernel_elf: &kernel_elf,
         host_kernel: &system.host_kernel,
         initrd: system.initrd.as_deref(),

@@ -44,6 +44,7 @@ primary_entry:
     b       park
 
 // Secondary CPUs, started by our PSCI CPU_ON: x0 = our CPU index (the context id we passed).
+// They arrive with the MMU and caches off and turn them on before touching memory.
 .global secondary_entry
 secondary_entry:
     mov     x19, x0
@@ -52,11 +53,48 @@ secondary_entry:
     b.ne    park
     cmp     x19, #MAX_CPUS
     b.hs    park
+    bl      el2_mmu_on
     mov     x0, x19
     bl      use_cpu_stack
     mov     x0, x19
     bl      secondary_cpu_main      // never returns
     b       park
+
+// Secondary CPUs released from the firmware's spin table (the Raspberry Pi 4's armstub): they
+// arrive at EL2 with x0 = 0, so the CPU index is MPIDR_EL1.Aff0. The kernel releases only CPUs
+// whose Aff1..Aff3 are 0 and whose index is their Aff0 (arch::spin_table::claim).
+.global spin_table_entry
+spin_table_entry:
+    mrs     x1, mpidr_el1
+    ubfx    x0, x1, #8, #16         // Aff1, Aff2
+    cbnz    x0, park
+    ubfx    x0, x1, #32, #8         // Aff3
+    cbnz    x0, park
+    and     x0, x1, #0xff           // Aff0
+    b       secondary_entry
+
+// Turns the EL2 MMU and caches on with the registers the boot CPU used (el2_mmu_config, see
+// arch::enable_el2_mmu), before this CPU's first store: stores made with the MMU off bypass the
+// caches, and a stale line another CPU had cached would hide them once ours are on. Parks if
+// the boot CPU has not recorded them. Uses no stack; clobbers x0..x5.
+el2_mmu_on:
+    adrp    x0, el2_mmu_config
+    add     x0, x0, :lo12:el2_mmu_config
+    ldp     x1, x2, [x0]            // MAIR_EL2, TCR_EL2
+    ldp     x3, x4, [x0, #16]       // TTBR0_EL2, SCTLR_EL2
+    ldr     x5, [x0, #32]           // VBAR_EL2
+    cbz     x3, park
+    msr     mair_el2, x1
+    msr     tcr_el2, x2
+    msr     ttbr0_el2, x3
+    msr     vbar_el2, x5
+    dsb     ish
+    tlbi    alle2
+    dsb     ish
+    isb
+    msr     sctlr_el2, x4
+    isb
+    ret
 
 // sp = top of CPU x0's stack; TPIDR_EL2 = x0. Clobbers x1, x2.
 use_cpu_stack:

@@ -3,6 +3,8 @@
 //! - `entry.S`: the Image header, CPU entry points, EL2 vectors and the guest entry/exit path.
 //! - [`mmu`]: the EL2 stage-1 and the guests' stage-2 tables (built with `aarch64-paging`).
 //! - [`semihosting`]: the host channel QEMU offers (log frames out, exit status).
+//! - [`mini_uart`]: the Raspberry Pi 4's log sink.
+//! - [`spin_table`]: starting secondaries the Raspberry Pi 4's firmware parks on a spin table.
 //! - this module: per-CPU EL2 configuration, trap information, exception injection, cache
 //!   maintenance and firmware calls.
 //!
@@ -12,6 +14,7 @@ pub mod el1;
 pub mod mini_uart;
 pub mod mmu;
 pub mod semihosting;
+pub mod spin_table;
 
 use aarch64_cpu::registers::{
     CNTFRQ_EL0, CNTHCTL_EL2, CNTPCT_EL0, CNTVOFF_EL2, ELR_EL1, ESR_EL1, ESR_EL2, FAR_EL1, FAR_EL2,
@@ -20,6 +23,7 @@ use aarch64_cpu::registers::{
     VBAR_EL1, VBAR_EL2, VMPIDR_EL2, VTCR_EL2, VTTBR_EL2, Writeable,
 };
 use core::arch::{asm, global_asm};
+use core::sync::atomic::{AtomicU64, Ordering};
 use hv_kernel::inject::InjectedException;
 
 global_asm!(include_str!("entry.S"));
@@ -57,8 +61,10 @@ unsafe extern "C" {
     /// Loads `frame` into the CPU and erets to the guest, with the EL2 stack reset to
     /// `stack_top`.
     fn enter_guest(frame: *const GuestFrame, stack_top: usize) -> !;
-    /// Where secondary CPUs start (x0 = CPU index).
+    /// Where secondary CPUs started through PSCI begin (x0 = CPU index).
     fn secondary_entry();
+    /// Where secondary CPUs released from a spin table begin (index from MPIDR_EL1.Aff0).
+    fn spin_table_entry();
     static el2_vectors: u8;
     static cpu_stacks: u8;
 }
@@ -73,9 +79,15 @@ pub fn current_mpidr() -> u64 {
     MPIDR_EL1.get() & 0xff_00ff_ffff
 }
 
-/// The physical address secondary CPUs enter at.
+/// The physical address secondary CPUs started through PSCI enter at (the kernel is
+/// identity-mapped, so this is also its virtual address).
 pub fn secondary_entry_address() -> u64 {
     secondary_entry as *const () as u64
+}
+
+/// The physical address secondary CPUs released from a spin table enter at.
+pub fn spin_table_entry_address() -> u64 {
+    spin_table_entry as *const () as u64
 }
 
 fn stack_top(cpu: usize) -> usize {
@@ -123,32 +135,55 @@ impl CpuFeatures {
     }
 }
 
-/// Turns the EL2 MMU and caches on with `root` as TTBR0_EL2 and installs the vectors.
+/// The EL2 translation registers the boot CPU turned its MMU on with, in the order entry.S
+/// loads them: MAIR_EL2, TCR_EL2, TTBR0_EL2, SCTLR_EL2, VBAR_EL2. Secondaries load them in
+/// `el2_mmu_on` before their first store to memory: with their MMU off, stores bypass the caches,
+/// and a stale line of their stack that another CPU had cached would hide those stores once
+/// their own caches are on. The boot CPU writes this with its caches still off, so the values
+/// are in memory where a secondary (caches off) reads them.
+#[repr(C, align(64))]
+struct El2MmuConfig([AtomicU64; 5]);
+
+#[unsafe(export_name = "el2_mmu_config")]
+static EL2_MMU_CONFIG: El2MmuConfig = El2MmuConfig([const { AtomicU64::new(0) }; 5]);
+
+/// Turns the EL2 MMU and caches on with `root` as TTBR0_EL2 and installs the vectors. The
+/// first call (the boot CPU's, before any secondary starts) also records the registers for the
+/// secondaries' entry path.
 ///
 /// # Safety
 /// `root` must be an EL2 stage-1 table that identity-maps the kernel's code, data, stacks
 /// and everything the kernel touches afterwards.
 pub unsafe fn enable_el2_mmu(root: u64, features: &CpuFeatures) {
     // MAIR index 0: Device-nGnRE; index 1: Normal write-back, read/write-allocate.
-    MAIR_EL2.set(0xff << 8 | 0x04);
+    let mair = 0xff << 8 | 0x04;
     let t0sz = 64 - mmu::VA_BITS;
     // IRGN0/ORGN0 write-back, inner shareable walks, 4 KiB granule; bits 23 and 31 are RES1.
-    TCR_EL2.set(
-        t0sz | (0b01 << 8)
-            | (0b01 << 10)
-            | (0b11 << 12)
-            | (features.pa_size_field << 16)
-            | (1 << 23)
-            | (1 << 31),
-    );
+    let tcr = t0sz
+        | (0b01 << 8)
+        | (0b01 << 10)
+        | (0b11 << 12)
+        | (features.pa_size_field << 16)
+        | (1 << 23)
+        | (1 << 31);
+    // RES1 bits | M | C | SA | I.
+    const SCTLR_EL2_RES1: u64 = 0x30c5_0830;
+    let sctlr = SCTLR_EL2_RES1 | 1 | (1 << 2) | (1 << 3) | (1 << 12);
+    let vbar = core::ptr::addr_of!(el2_vectors) as u64;
+    let config = &EL2_MMU_CONFIG.0;
+    if config[2].load(Ordering::Relaxed) == 0 {
+        for (slot, value) in config.iter().zip([mair, tcr, root, sctlr, vbar]) {
+            slot.store(value, Ordering::Relaxed);
+        }
+    }
+    MAIR_EL2.set(mair);
+    TCR_EL2.set(tcr);
     TTBR0_EL2.set(root);
-    VBAR_EL2.set(core::ptr::addr_of!(el2_vectors) as u64);
+    VBAR_EL2.set(vbar);
     // SAFETY: barriers and TLB invalidation have no memory-safety effect; the new table is
     // complete and maps the code executing here (caller's contract).
     unsafe { asm!("dsb ish", "tlbi alle2", "dsb ish", "isb", options(nostack)) };
-    // RES1 bits | M | C | SA | I.
-    const SCTLR_EL2_RES1: u64 = 0x30c5_0830;
-    SCTLR_EL2.set(SCTLR_EL2_RES1 | 1 | (1 << 2) | (1 << 3) | (1 << 12));
+    SCTLR_EL2.set(sctlr);
     // SAFETY: as above; the ISB makes the MMU change take effect before the next instruction.
     unsafe { asm!("isb", options(nostack)) };
 }
@@ -295,8 +330,13 @@ pub fn park() -> ! {
     }
 }
 
-/// Calls the firmware's PSCI with x0..x3 through SMC and returns its x0.
+/// Calls the firmware's PSCI with x0..x3 through SMC and returns its x0. On a board without
+/// PSCI firmware (the Pi's armstub disables SMC, which would then be UNDEFINED at EL2) the answer
+/// is NOT_SUPPORTED without a call.
 pub fn firmware_psci(regs: [u64; 4]) -> u64 {
+    if !hv_board::CURRENT.has_firmware_psci() {
+        return smccc::psci::error::NOT_SUPPORTED as i64 as u64;
+    }
     let mut args = [0u64; 17];
     args[..3].copy_from_slice(&regs[1..]);
     smccc::smc64(regs[0] as u32, args)[0]

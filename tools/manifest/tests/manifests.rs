@@ -1,0 +1,344 @@
+//! Manifests that must be accepted, and what they resolve to.
+
+use core::time::Duration;
+use hv_ipc::abi::{interface, kernel_op};
+use hv_manifest::{
+    DeviceMode, Dtb, Grants, Initrd, KernelImage, LogLevel, Manifest, MmioGuard, Region, Restart,
+};
+use std::path::Path;
+
+const MIB: u64 = 1 << 20;
+const GIB: u64 = 1 << 30;
+
+fn parse(text: &str) -> Manifest {
+    hv_manifest::parse(text, "test.toml", Path::new(env!("CARGO_MANIFEST_DIR")))
+        .unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn load(relative: &str) -> Manifest {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(relative);
+    hv_manifest::load(&path).unwrap_or_else(|error| panic!("{error}"))
+}
+
+fn device_names(manifest: &Manifest, vm: usize) -> Vec<(&'static str, DeviceMode)> {
+    manifest.vms[vm]
+        .devices
+        .iter()
+        .map(|grant| (grant.device.name, grant.mode))
+        .collect()
+}
+
+#[test]
+fn the_default_manifest_loads() {
+    let manifest = load("../../manifests/qemu-virt.toml");
+    assert_eq!(manifest.board.name, "qemu-virt");
+    assert_eq!(manifest.machine.ram, GIB);
+    assert_eq!(manifest.machine.cpus, 2);
+    let host = manifest.host_vm();
+    assert_eq!(host.name, "host");
+    assert_eq!(host.kernel, KernelImage::Debian);
+    assert_eq!(host.initrd, Initrd::Busybox);
+    assert_eq!(host.cmdline, "console=ttyAMA0");
+    assert_eq!(host.vcpus, 2);
+    // `[host] memory = "1G"`: RAM from 0x4000_0000 up to 1 GiB, less the hypervisor's 32 MiB.
+    assert_eq!(
+        host.memory,
+        Region {
+            base: 0x4200_0000,
+            size: 992 * MIB
+        }
+    );
+    assert_eq!(manifest.guest_vms().count(), 0);
+    let (supervisor_id, supervisor) = manifest.component("supervisor").unwrap();
+    assert_eq!(supervisor_id, 0);
+    assert_eq!(
+        supervisor.grants,
+        Grants {
+            serves: interface::SUPERVISOR,
+            may_call: 0,
+            kernel_ops: 1 << kernel_op::RESTART
+                | 1 << kernel_op::COMPONENT_STATE
+                | 1 << kernel_op::READ_COUNTER,
+            routes: 0,
+        }
+    );
+    let (_, vm_manager) = manifest.component("vm-manager").unwrap();
+    assert_eq!(
+        vm_manager.grants,
+        Grants {
+            serves: interface::GUEST_TRAP,
+            may_call: 1 << interface::SUPERVISOR,
+            kernel_ops: 1 << kernel_op::READ_COUNTER,
+            routes: hv_abi::ROUTE_SMCCC,
+        }
+    );
+}
+
+#[test]
+fn the_rpi4_manifest_loads() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../manifests/rpi4.toml");
+    if !path.exists() {
+        return;
+    }
+    let manifest = hv_manifest::load(&path).unwrap_or_else(|error| panic!("{error}"));
+    assert_eq!(manifest.board.name, "rpi4");
+    // `[host] memory = "900M"` on a 1 GiB Pi: the image uses 900 MiB from address 0.
+    assert_eq!(manifest.machine.ram, GIB);
+    assert_eq!(manifest.machine.usable.size, 900 * MIB);
+    assert_eq!(manifest.host_vm().memory.base, 32 * MIB);
+    assert_eq!(manifest.host_vm().memory.size, 868 * MIB);
+}
+
+#[test]
+fn a_small_manifest_gets_the_documented_defaults() {
+    let manifest = parse(
+        "board = \"qemu-virt\"\n\
+         [host]\n\
+         [[component]]\n\
+         name = \"supervisor\"\n\
+         crate = \"hv-supervisor\"\n",
+    );
+    assert_eq!(manifest.machine.ram, GIB);
+    assert_eq!(manifest.machine.cpus, 2);
+    assert_eq!(
+        manifest.machine.usable,
+        Region {
+            base: 0x4000_0000,
+            size: GIB
+        }
+    );
+    assert_eq!(manifest.kernel.log_level, LogLevel::Info);
+    assert_eq!(manifest.kernel.log_level.as_str(), "info");
+
+    let host = manifest.host_vm();
+    assert!(host.host);
+    assert_eq!(host.name, "host");
+    assert_eq!(host.kernel, KernelImage::Debian);
+    assert_eq!(host.initrd, Initrd::Busybox);
+    assert_eq!(host.dtb, Dtb::Board);
+    assert_eq!(host.cmdline, "console=ttyAMA0");
+    assert_eq!(host.vcpus, 2);
+    assert_eq!(host.cpus, [0, 1]);
+    assert!(!host.pinned);
+    assert_eq!(host.mmio_guard, MmioGuard::Optional);
+    assert_eq!(
+        host.memory,
+        Region {
+            base: 0x4200_0000,
+            size: GIB - 32 * MIB
+        }
+    );
+    // The host gets every board device, passed through.
+    let all: Vec<_> = manifest
+        .board
+        .devices
+        .iter()
+        .map(|device| (device.name, DeviceMode::Passthrough))
+        .collect();
+    assert_eq!(device_names(&manifest, 0), all);
+
+    let component = &manifest.components[0];
+    assert_eq!(component.memory, MIB);
+    assert_eq!(component.stack, 16 << 10);
+    assert_eq!(component.grants, Grants::default());
+    assert_eq!(
+        component.restart,
+        Restart::Backoff {
+            min_delay: Duration::from_millis(10),
+            max_delay: Duration::from_secs(5)
+        }
+    );
+    assert!(component.env.is_empty());
+}
+
+#[test]
+fn rpi4_defaults() {
+    let manifest = parse("board = \"rpi4\"\n[[vm]]\nname = \"linux\"\n");
+    assert_eq!(manifest.machine.ram, GIB);
+    assert_eq!(manifest.machine.cpus, 4);
+    // The first bank below the GPU's memory.
+    assert_eq!(manifest.machine.usable.size, 0x3b40_0000);
+    let host = manifest.host_vm();
+    assert_eq!(host.name, "linux");
+    assert_eq!(host.vcpus, 4);
+    assert_eq!(host.cmdline, "console=ttyS1,115200");
+    assert_eq!(
+        host.memory,
+        Region {
+            base: 32 * MIB,
+            size: 0x3b40_0000 - 32 * MIB
+        }
+    );
+}
+
+#[test]
+fn a_full_manifest_resolves_every_field() {
+    let manifest = load("tests/full/full.toml");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/full");
+    assert_eq!(manifest.board.name, "qemu-virt");
+    assert_eq!(manifest.machine.ram, 2 * GIB);
+    assert_eq!(manifest.machine.cpus, 4);
+    assert_eq!(manifest.kernel.log_level, LogLevel::Debug);
+    assert_eq!(manifest.vms.len(), 3);
+
+    let host = manifest.host_vm();
+    assert_eq!(host.name, "linux");
+    assert_eq!(host.kernel, KernelImage::Path(dir.join("images/Image")));
+    assert_eq!(host.initrd, Initrd::Path(dir.join("images/initrd.cpio")));
+    assert_eq!(host.dtb, Dtb::Board);
+    assert_eq!(
+        host.memory,
+        Region {
+            base: 0x4200_0000,
+            size: GIB
+        }
+    );
+    assert_eq!(
+        (host.vcpus, host.cpus.as_slice(), host.pinned),
+        (2, &[0, 1][..], true)
+    );
+    assert_eq!(
+        device_names(&manifest, 0),
+        [
+            ("uart0", DeviceMode::Passthrough),
+            ("rtc", DeviceMode::Passthrough)
+        ]
+    );
+    assert_eq!(host.cmdline, "console=ttyAMA0 earlycon");
+    assert_eq!(host.mmio_guard, MmioGuard::Off);
+
+    let guest = &manifest.vms[1];
+    assert!(!guest.host);
+    assert_eq!(guest.kernel, KernelImage::DebianArm64);
+    assert_eq!(guest.initrd, Initrd::None);
+    assert_eq!(guest.dtb, Dtb::Path(dir.join("images/guest.dtb")));
+    // Placed top-down: the last 256 MiB of RAM (0x4000_0000 + 2 GiB = 0xc000_0000).
+    assert_eq!(
+        guest.memory,
+        Region {
+            base: 0xb000_0000,
+            size: 256 * MIB
+        }
+    );
+    assert_eq!((guest.vcpus, guest.cpus.as_slice()), (1, &[3][..]));
+    assert_eq!(
+        device_names(&manifest, 1),
+        [
+            ("uart0", DeviceMode::Emulated),
+            ("gpio", DeviceMode::Passthrough)
+        ]
+    );
+    assert_eq!(guest.cmdline, "console=hvc0");
+    assert_eq!(guest.mmio_guard, MmioGuard::Enforced);
+
+    let fixed = &manifest.vms[2];
+    assert_eq!(
+        fixed.memory,
+        Region {
+            base: 0x9000_0000,
+            size: 64 * MIB
+        }
+    );
+    assert_eq!((fixed.vcpus, fixed.cpus.as_slice()), (1, &[0][..]));
+    assert_eq!(fixed.kernel, KernelImage::Debian);
+    assert_eq!(fixed.initrd, Initrd::Busybox);
+    assert!(fixed.devices.is_empty());
+    assert_eq!(fixed.mmio_guard, MmioGuard::Optional);
+
+    let supervisor = &manifest.components[0];
+    assert_eq!((supervisor.memory, supervisor.stack), (2 * MIB, 32 << 10));
+    assert_eq!(supervisor.restart, Restart::Never);
+    assert_eq!(supervisor.grants.serves, interface::SUPERVISOR);
+
+    let vm_manager = &manifest.components[1];
+    assert_eq!(vm_manager.crate_name, "hv-vm-manager");
+    assert_eq!((vm_manager.memory, vm_manager.stack), (MIB, 8 << 10));
+    assert_eq!(vm_manager.serves.as_deref(), Some("guest-trap"));
+    assert_eq!(vm_manager.calls, ["supervisor"]);
+    assert_eq!(vm_manager.kernel_ops, ["read-counter"]);
+    assert_eq!(vm_manager.routes, ["smccc"]);
+    assert_eq!(vm_manager.grants.routes, hv_abi::ROUTE_SMCCC);
+    assert_eq!(
+        vm_manager.restart,
+        Restart::Backoff {
+            min_delay: Duration::from_millis(20),
+            max_delay: Duration::from_secs(2)
+        }
+    );
+    assert_eq!(vm_manager.env["HV_FAULT_AFTER"], "3");
+    assert_eq!(vm_manager.env["HV_QUIET"], "1");
+    assert_eq!(manifest.grants().len(), 2);
+}
+
+#[test]
+fn several_problems_are_reported_together_in_line_order() {
+    let text = "board = \"qemu-virt\"\n\
+                [host]\n\
+                [[component]]\n\
+                name = \"a\"\n\
+                crate = \"hv-a\"\n\
+                memory = \"1Q\"\n\
+                calls = [\"printer\"]\n\
+                [[component]]\n\
+                name = \"a\"\n\
+                crate = \"hv-a\"\n";
+    let error = hv_manifest::parse(text, "many.toml", Path::new(".")).unwrap_err();
+    let lines: Vec<usize> = error.diagnostics().iter().map(|d| d.line).collect();
+    assert_eq!(lines, [6, 7, 9], "{error}");
+    let text = error.to_string();
+    let rendered: Vec<&str> = text.lines().collect();
+    assert!(
+        rendered[0].starts_with("many.toml:6: component[0].memory: "),
+        "{text}"
+    );
+    assert!(
+        rendered[1].starts_with("many.toml:7: component[0].calls[0]: "),
+        "{text}"
+    );
+    assert!(
+        rendered[2].starts_with("many.toml:9: component[1].name: "),
+        "{text}"
+    );
+}
+
+#[test]
+fn host_short_form_sets_the_machine_and_leaves_room_for_guests() {
+    // `[host] memory` caps the RAM used; a guest is placed inside it, the host gets the rest.
+    let manifest = parse(
+        "board = \"qemu-virt\"\n\
+         [host]\n\
+         memory = \"2G\"\n\
+         cpus = 4\n\
+         [[vm]]\n\
+         name = \"guest\"\n\
+         memory = \"512M\"\n",
+    );
+    assert_eq!(manifest.machine.ram, 2 * GIB);
+    assert_eq!(manifest.machine.cpus, 4);
+    let host = manifest.host_vm();
+    assert_eq!(host.vcpus, 4);
+    assert_eq!(
+        host.memory,
+        Region {
+            base: 0x4200_0000,
+            size: 2 * GIB - 512 * MIB - 32 * MIB
+        }
+    );
+    assert_eq!(
+        manifest.vms[1].memory,
+        Region {
+            base: 0x4000_0000 + 2 * GIB - 512 * MIB,
+            size: 512 * MIB
+        }
+    );
+}
+
+#[test]
+fn an_unreadable_file_says_so() {
+    let error = hv_manifest::load(Path::new("/nonexistent/x.toml")).unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .starts_with("/nonexistent/x.toml: cannot read the manifest")
+    );
+}
