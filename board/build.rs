@@ -33,6 +33,8 @@ struct BoardFile {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Memory {
     ram_base: u64,
+    #[serde(default)]
+    ram_sizes: Vec<u64>,
     default_ram_size: u64,
     max_ram_size: u64,
     ram_size_granule: u64,
@@ -48,9 +50,11 @@ struct Cpus {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Image {
+    loader: String,
     load_address: u64,
     hypervisor_region_size: u64,
     host_kernel_address: u64,
+    host_dtb: String,
 }
 
 #[derive(Deserialize)]
@@ -64,6 +68,7 @@ struct Log {
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Console {
     uart: String,
+    linux_console: String,
 }
 
 #[derive(Deserialize)]
@@ -245,6 +250,24 @@ fn generate(path: &Path, board: &BoardFile) -> String {
         ),
     };
     let console = find_uart(&board.console.uart, "console.uart");
+    let loader = match board.image.loader.as_str() {
+        "qemu" => "Loader::Qemu",
+        "raspberry-pi-firmware" => "Loader::RaspberryPiFirmware",
+        other => fail(
+            path,
+            &format!("image.loader \"{other}\" is not \"qemu\" or \"raspberry-pi-firmware\""),
+        ),
+    };
+    let host_dtb = match board.image.host_dtb.split_once(':') {
+        None if board.image.host_dtb == "qemu-dumpdtb" => "HostDtbSource::QemuDump".to_owned(),
+        Some(("debian", dtb)) if dtb.ends_with(".dtb") => {
+            format!("HostDtbSource::DebianKernelPackage({dtb:?})")
+        }
+        _ => fail(
+            path,
+            "image.host-dtb must be \"qemu-dumpdtb\" or \"debian:<path under usr/lib/linux-image-*/>.dtb\"",
+        ),
+    };
 
     let mut uarts = String::new();
     let mut devices = String::new();
@@ -299,18 +322,22 @@ pub const {constant}: Board = Board {{
     name: {name:?},
     summary: {summary:?},
     ram_base: {ram_base:#x},
+    ram_sizes: &[{ram_sizes}],
     default_ram_size: {default_ram_size:#x},
     max_ram_size: {max_ram_size:#x},
     ram_size_granule: {ram_size_granule:#x},
     max_cpus: {max_cpus},
     default_cpus: {default_cpus},
+    loader: {loader},
     image_load_address: {load_address:#x},
     hypervisor_region_size: {hypervisor_region_size:#x},
     host_kernel_address: {host_kernel_address:#x},
+    host_dtb: {host_dtb},
     log_sink: {log_sink},
     secondary_start: {secondary_start},
     release_addresses: &[{release}],
     console_uart: {console_uart:#x},
+    linux_console: {linux_console:?},
     uarts: &[
 {uarts}    ],
     gics: &[
@@ -333,6 +360,13 @@ const {constant}_BOARD_TOML_IS_VALID: () = if let Err(error) = {constant}.valida
         summary = board.summary,
         name = board.name,
         ram_base = memory.ram_base,
+        ram_sizes = memory
+            .ram_sizes
+            .iter()
+            .map(|size| format!("{size:#x}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        linux_console = board.console.linux_console,
         default_ram_size = memory.default_ram_size,
         max_ram_size = memory.max_ram_size,
         ram_size_granule = memory.ram_size_granule,

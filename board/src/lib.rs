@@ -7,7 +7,7 @@
 //! tools read any board by name ([`by_name`]). Generic code never names a board.
 //!
 //! Every board is checked twice: [`Board::validate`] runs at compile time on each generated
-//! constant (a bad `board.toml` fails the build), and `board/tests/real_dtbs.rs` compares the
+//! constant (a bad `board.toml` fails the build), and `board/tests/real_dtbs/` compares the
 //! constants with real device trees (QEMU's `dumpdtb`, Debian's `bcm2711-rpi-4-b.dtb`).
 //!
 //! # The `board.toml` format
@@ -22,8 +22,10 @@
 //!
 //! [memory]
 //! ram-base = 0x0                     # first byte of RAM
-//! default-ram-size = 0x3b40_0000     # RAM an image is composed for unless the manifest says
-//! max-ram-size = 0x3b40_0000         # the largest RAM range from ram-base an image may assume
+//! ram-sizes = [0x4000_0000, 0x8000_0000]  # optional: the RAM sizes the board comes in;
+//!                                    # absent: any multiple of the granule (QEMU's -m)
+//! default-ram-size = 0x4000_0000     # the machine's RAM unless the manifest says
+//! max-ram-size = 0x3b40_0000         # the largest RAM range from ram-base an image may use
 //! ram-size-granule = 0x20_0000       # RAM sizes are multiples of this
 //!
 //! [cpus]
@@ -31,9 +33,12 @@
 //! default = 4                        # CPUs the host VM gets unless the manifest says
 //!
 //! [image]
+//! loader = "raspberry-pi-firmware"   # who loads the image: "qemu" (-kernel) or the Pi firmware
 //! load-address = 0x20_0000           # where the loader puts the image; the kernel links here
 //! hypervisor-region-size = 0x200_0000  # RAM the hypervisor keeps, from ram-base
 //! host-kernel-address = 0x200_0000   # where the host kernel is copied and entered
+//! host-dtb = "debian:broadcom/bcm2711-rpi-4-b.dtb"  # or "qemu-dumpdtb": what the host's
+//!                                    # DTB is made from (a path in Debian's generic kernel)
 //!
 //! [log]
 //! sink = "uart"                      # "semihosting", or "uart" with:
@@ -41,6 +46,7 @@
 //!
 //! [console]
 //! uart = "uart1"                     # the UART the host's console uses
+//! linux-console = "ttyS1,115200"     # Linux's `console=` for it
 //!
 //! [secondaries]
 //! start = "spin-table"               # "psci-smc", or "spin-table" with:
@@ -107,6 +113,27 @@ impl Region {
     pub const fn contains(&self, address: u64) -> bool {
         self.base <= address && address < self.end()
     }
+}
+
+/// What loads the composed image into memory, which decides the form the composer writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Loader {
+    /// QEMU's `-kernel`: the image is a raw arm64 Image, loaded at RAM + 2 MiB.
+    Qemu,
+    /// The Raspberry Pi firmware (`start4.elf`): the image is `kernel8.img` in an SD-card
+    /// folder, loaded where `config.txt` says (`kernel_address`).
+    RaspberryPiFirmware,
+}
+
+/// What the host VM's device tree is made from (the composer then reserves the hypervisor's
+/// memory, sets `/chosen` and PSCI).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum HostDtbSource {
+    /// The DTB QEMU dumps for the same machine options (`-machine dumpdtb`).
+    QemuDump,
+    /// A DTB from Debian's generic arm64 kernel package, by its path under
+    /// `usr/lib/linux-image-*/` (e.g. `broadcom/bcm2711-rpi-4-b.dtb`).
+    DebianKernelPackage(&'static str),
 }
 
 /// How the kernel gets its log frames out of the machine.
@@ -249,9 +276,14 @@ pub struct Board {
     pub summary: &'static str,
     /// First byte of RAM.
     pub ram_base: u64,
-    /// RAM an image is composed for unless the manifest says otherwise.
+    /// The physical RAM sizes the board comes in (its models), ascending. Empty when the
+    /// machine may have any multiple of `ram_size_granule` from [`Board::min_ram_size`] to
+    /// `max_ram_size` (an emulator's `-m`).
+    pub ram_sizes: &'static [u64],
+    /// The machine's physical RAM when the manifest does not say.
     pub default_ram_size: u64,
-    /// The largest RAM range from `ram_base` an image may be composed for.
+    /// The largest RAM range from `ram_base` an image may use: an image uses
+    /// `min(machine RAM, max_ram_size)` ([`Board::usable_ram_size`]).
     pub max_ram_size: u64,
     /// RAM sizes are multiples of this (a power of two).
     pub ram_size_granule: u64,
@@ -259,6 +291,8 @@ pub struct Board {
     pub max_cpus: usize,
     /// CPUs the host VM gets unless the manifest says otherwise.
     pub default_cpus: usize,
+    /// What loads the image.
+    pub loader: Loader,
     /// Where the loader places the first byte of the image (the kernel is linked here).
     pub image_load_address: u64,
     /// RAM the hypervisor keeps for itself, from `ram_base`: its image, stacks, tables,
@@ -267,6 +301,8 @@ pub struct Board {
     /// Where the host kernel (or test guest) is copied and entered. 2 MiB aligned, as the arm64
     /// boot protocol asks.
     pub host_kernel_address: u64,
+    /// What the host's device tree is made from.
+    pub host_dtb: HostDtbSource,
     /// Where the kernel's log frames go.
     pub log_sink: LogSink,
     /// How secondary CPUs start.
@@ -276,6 +312,8 @@ pub struct Board {
     pub release_addresses: &'static [u64],
     /// Base of the UART the host's console uses (one of [`Board::uarts`]).
     pub console_uart: u64,
+    /// Linux's `console=` argument for that UART (`ttyAMA0`, `ttyS1,115200`).
+    pub linux_console: &'static str,
     /// The UARTs (also listed in [`Board::devices`]).
     pub uarts: &'static [Uart],
     /// Every GIC configuration the board can have (QEMU's virt has two; the Pi one).
@@ -314,6 +352,33 @@ impl core::fmt::Display for RamSizeError {
             }
             RamSizeError::TooSmall { min } => write!(f, "must be at least {} MiB", min >> 20),
             RamSizeError::TooLarge { max } => write!(f, "must be at most {} MiB", max >> 20),
+        }
+    }
+}
+
+/// Why a machine cannot have a RAM size.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MachineRamSizeError {
+    /// The board does not come with this much RAM.
+    NotAModel {
+        /// The board's [`Board::ram_sizes`].
+        sizes: &'static [u64],
+    },
+    /// An image could not use this much RAM (boards without a list of sizes).
+    Ram(RamSizeError),
+}
+
+impl core::fmt::Display for MachineRamSizeError {
+    fn fmt(&self, f: &mut core::fmt::Formatter<'_>) -> core::fmt::Result {
+        match self {
+            MachineRamSizeError::NotAModel { sizes } => {
+                f.write_str("must be one the board comes in:")?;
+                for size in *sizes {
+                    write!(f, " {} MiB", size >> 20)?;
+                }
+                Ok(())
+            }
+            MachineRamSizeError::Ram(error) => error.fmt(f),
         }
     }
 }
@@ -376,7 +441,47 @@ impl Board {
         self.host_kernel_address - self.ram_base + self.ram_size_granule
     }
 
-    /// Checks that an image may be composed for `size` bytes of RAM from [`Board::ram_base`].
+    /// Checks that the machine may have `size` bytes of physical RAM: one of
+    /// [`Board::ram_sizes`], or where the board lists none, a size [`Board::check_ram_size`]
+    /// accepts.
+    pub fn check_machine_ram_size(&self, size: u64) -> Result<(), MachineRamSizeError> {
+        if self.ram_sizes.is_empty() {
+            return self.check_ram_size(size).map_err(MachineRamSizeError::Ram);
+        }
+        if self.ram_sizes.contains(&size) {
+            Ok(())
+        } else {
+            Err(MachineRamSizeError::NotAModel {
+                sizes: self.ram_sizes,
+            })
+        }
+    }
+
+    /// The smallest physical RAM size the board can have that holds `size` bytes: the first
+    /// of [`Board::ram_sizes`] at least that big, or `size` rounded up to the granule (at least
+    /// [`Board::min_ram_size`]) where the board lists none. `None` if the board cannot have
+    /// that much.
+    pub fn round_up_ram_size(&self, size: u64) -> Option<u64> {
+        if self.ram_sizes.is_empty() {
+            let rounded = size
+                .max(self.min_ram_size())
+                .checked_next_multiple_of(self.ram_size_granule)?;
+            return (rounded <= self.max_ram_size).then_some(rounded);
+        }
+        self.ram_sizes.iter().copied().find(|&model| model >= size)
+    }
+
+    /// The RAM an image uses on a machine with `machine_ram` bytes: all of it, up to
+    /// [`Board::max_ram_size`].
+    pub const fn usable_ram_size(&self, machine_ram: u64) -> u64 {
+        if machine_ram < self.max_ram_size {
+            machine_ram
+        } else {
+            self.max_ram_size
+        }
+    }
+
+    /// Checks that an image may use `size` bytes of RAM from [`Board::ram_base`].
     pub const fn check_ram_size(&self, size: u64) -> Result<(), RamSizeError> {
         if !size.is_multiple_of(self.ram_size_granule) {
             return Err(RamSizeError::NotMultipleOf {

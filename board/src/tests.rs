@@ -33,7 +33,10 @@ fn layouts_leave_the_host_its_ram() {
         assert_eq!(board.image_load_address % (2 * MIB), 0, "{}", board.name);
         assert!(board.hypervisor_region().contains(board.image_load_address));
         assert!(board.host_kernel_address >= board.hypervisor_region_end());
-        assert_eq!(board.check_ram_size(board.default_ram_size), Ok(()));
+        assert_eq!(board.check_machine_ram_size(board.default_ram_size), Ok(()));
+        let usable = board.usable_ram_size(board.default_ram_size);
+        assert_eq!(board.check_ram_size(usable), Ok(()));
+        assert!(board.host_kernel_address < board.ram_base + usable);
         assert!(board.default_cpus <= board.max_cpus);
     }
 }
@@ -56,6 +59,17 @@ fn the_pi_starts_secondaries_from_a_spin_table_the_host_cannot_reach() {
     assert_eq!(QEMU_VIRT.release_address(1), None);
     assert!(QEMU_VIRT.has_firmware_psci());
     assert!(QEMU_VIRT.release_addresses.is_empty());
+}
+
+#[test]
+fn loaders_and_host_dtbs_follow_the_board() {
+    assert_eq!(QEMU_VIRT.loader, Loader::Qemu);
+    assert_eq!(QEMU_VIRT.host_dtb, HostDtbSource::QemuDump);
+    assert_eq!(RPI4.loader, Loader::RaspberryPiFirmware);
+    assert_eq!(
+        RPI4.host_dtb,
+        HostDtbSource::DebianKernelPackage("broadcom/bcm2711-rpi-4-b.dtb")
+    );
 }
 
 #[test]
@@ -116,6 +130,41 @@ fn ram_sizes_are_checked_against_the_board() {
     );
 }
 
+#[test]
+fn machines_come_in_the_boards_ram_sizes() {
+    const GIB: u64 = 1 << 30;
+    let pi = &RPI4;
+    assert_eq!(pi.ram_sizes, [GIB, 2 * GIB, 4 * GIB, 8 * GIB]);
+    assert_eq!(pi.default_ram_size, GIB);
+    assert_eq!(pi.check_machine_ram_size(4 * GIB), Ok(()));
+    let error = pi.check_machine_ram_size(3 * GIB).unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "must be one the board comes in: 1024 MiB 2048 MiB 4096 MiB 8192 MiB"
+    );
+    assert_eq!(pi.round_up_ram_size(900 * MIB), Some(GIB));
+    assert_eq!(pi.round_up_ram_size(3 * GIB), Some(4 * GIB));
+    assert_eq!(pi.round_up_ram_size(9 * GIB), None);
+    // Every Pi 4 gives an image its first bank, below the GPU's memory.
+    assert_eq!(pi.usable_ram_size(8 * GIB), 948 * MIB);
+
+    let virt = &QEMU_VIRT;
+    assert!(virt.ram_sizes.is_empty());
+    assert_eq!(virt.check_machine_ram_size(3 * GIB), Ok(()));
+    assert_eq!(virt.round_up_ram_size(900 * MIB + 1), Some(902 * MIB));
+    assert_eq!(virt.round_up_ram_size(MIB), Some(34 * MIB));
+    assert_eq!(virt.round_up_ram_size(256 * GIB), None);
+    assert_eq!(virt.usable_ram_size(2 * GIB), 2 * GIB);
+}
+
+#[test]
+fn linux_consoles_name_the_console_uart() {
+    assert_eq!(QEMU_VIRT.linux_console, "ttyAMA0");
+    assert_eq!(QEMU_VIRT.console().kind, UartKind::Pl011);
+    assert_eq!(RPI4.linux_console, "ttyS1,115200");
+    assert_eq!(RPI4.console().name, "uart1");
+}
+
 /// `board` with `devices` replacing its devices (leaked: boards hold static slices).
 fn with_devices(board: Board, devices: Vec<Device>) -> Board {
     Board {
@@ -172,6 +221,29 @@ fn validate_rejects_broken_layouts() {
                 ..virt
             },
             BoardError::RamGranule,
+        ),
+        (
+            Board {
+                ram_sizes: &[1 << 31, 1 << 30],
+                ..virt
+            },
+            BoardError::RamSizes,
+        ),
+        (
+            Board {
+                ram_sizes: &[1 << 31],
+                ..virt
+            },
+            BoardError::RamSizes,
+        ),
+        (
+            Board {
+                ram_sizes: &[40 * MIB, 1 << 30],
+                default_ram_size: 40 * MIB,
+                host_kernel_address: 40 * MIB + virt.ram_base,
+                ..virt
+            },
+            BoardError::HostKernelPlacement,
         ),
         (
             Board {

@@ -10,8 +10,9 @@ const MIB: u64 = 1 << 20;
 pub enum BoardError {
     /// `memory.ram-size-granule` is not a power of two of at least 4 KiB.
     RamGranule,
-    /// `memory.ram-base`, `default-ram-size` or `max-ram-size` is not a multiple of the granule,
-    /// or the default exceeds the maximum.
+    /// `memory.ram-base`, `default-ram-size`, `max-ram-size` or a `ram-sizes` entry is not a
+    /// multiple of the granule; `ram-sizes` is not ascending or misses the default; or without
+    /// `ram-sizes`, the default exceeds the maximum.
     RamSizes,
     /// `image.load-address`, `image.host-kernel-address` or `image.hypervisor-region-size` is
     /// not 2 MiB aligned.
@@ -54,8 +55,9 @@ impl BoardError {
                 "memory.ram-size-granule must be a power of two of at least 4 KiB"
             }
             BoardError::RamSizes => {
-                "memory.ram-base, default-ram-size and max-ram-size must be multiples of \
-                 ram-size-granule, with default-ram-size <= max-ram-size"
+                "memory.ram-base, default-ram-size, max-ram-size and ram-sizes must be \
+                 multiples of ram-size-granule; ram-sizes ascending and holding \
+                 default-ram-size, or without ram-sizes, default-ram-size <= max-ram-size"
             }
             BoardError::ImageAlignment => {
                 "image.load-address, host-kernel-address and hypervisor-region-size must be \
@@ -67,7 +69,8 @@ impl BoardError {
             }
             BoardError::HostKernelPlacement => {
                 "image.host-kernel-address must lie past the hypervisor's region and inside \
-                 memory.default-ram-size"
+                 the RAM an image uses on the smallest machine (memory.ram-sizes, \
+                 default-ram-size, max-ram-size)"
             }
             BoardError::CpuCount => "cpus.max must be at least 1 and cpus.default in 1..=max",
             BoardError::ReleaseAddressCount => {
@@ -154,10 +157,30 @@ impl Board {
         if !self.ram_base.is_multiple_of(granule)
             || !self.default_ram_size.is_multiple_of(granule)
             || !self.max_ram_size.is_multiple_of(granule)
-            || self.default_ram_size > self.max_ram_size
         {
             return Err(BoardError::RamSizes);
         }
+        let sizes = self.ram_sizes;
+        let smallest_machine = if sizes.is_empty() {
+            if self.default_ram_size > self.max_ram_size {
+                return Err(BoardError::RamSizes);
+            }
+            self.min_ram_size()
+        } else {
+            let mut holds_default = false;
+            let mut i = 0;
+            while i < sizes.len() {
+                if !sizes[i].is_multiple_of(granule) || (i > 0 && sizes[i] <= sizes[i - 1]) {
+                    return Err(BoardError::RamSizes);
+                }
+                holds_default |= sizes[i] == self.default_ram_size;
+                i += 1;
+            }
+            if !holds_default {
+                return Err(BoardError::RamSizes);
+            }
+            sizes[0]
+        };
         if !self.image_load_address.is_multiple_of(2 * MIB)
             || !self.host_kernel_address.is_multiple_of(2 * MIB)
             || !self.hypervisor_region_size.is_multiple_of(2 * MIB)
@@ -168,7 +191,7 @@ impl Board {
             return Err(BoardError::ImageOutsideHypervisorRegion);
         }
         if self.host_kernel_address < self.hypervisor_region_end()
-            || self.host_kernel_address >= self.ram_base + self.default_ram_size
+            || self.host_kernel_address >= self.ram_base + self.usable_ram_size(smallest_machine)
         {
             return Err(BoardError::HostKernelPlacement);
         }

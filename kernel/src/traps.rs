@@ -22,6 +22,9 @@ use smccc::psci;
 const NOT_SUPPORTED: u64 = -1i64 as u64;
 /// PSCI INVALID_PARAMETERS (-2).
 const INVALID_PARAMETERS: u64 = -2i64 as u64;
+/// AFFINITY_INFO answers (PSCI 1.1 section 5.9.2).
+const AFFINITY_ON: u64 = 0;
+const AFFINITY_OFF: u64 = 1;
 /// The host VM's id in guest-trap messages.
 const HOST_VM: u16 = 0;
 
@@ -226,11 +229,7 @@ fn apply_resolution(frame: &mut GuestFrame, cpu: usize, reply: &[u8]) {
         TrapResolution::AffinityInfo {
             target_mpidr,
             lowest_level,
-        } => {
-            let call = psci::PSCI_AFFINITY_INFO_64 as u64;
-            let result = arch::firmware_psci([call, target_mpidr, lowest_level, 0]);
-            set_return(frame, [result, 0, 0, 0]);
-        }
+        } => set_return(frame, [affinity_info(target_mpidr, lowest_level), 0, 0, 0]),
         TrapResolution::WaitForInterrupt => {
             arch::wait_for_interrupt();
             set_return(frame, [0, 0, 0, 0]);
@@ -325,6 +324,23 @@ fn start_cpu(target_mpidr: u64, entry: u64, context: u64) -> u64 {
                 );
                 psci_status(psci::error::INTERNAL_FAILURE)
             }
+        },
+    }
+}
+
+/// PSCI AFFINITY_INFO for `target_mpidr`: the firmware's answer where there is PSCI firmware;
+/// on a spin-table board the kernel knows: a core is ON once released and never goes OFF again
+/// (it cannot return to the table).
+fn affinity_info(target_mpidr: u64, lowest_level: u64) -> u64 {
+    match hv_board::CURRENT.secondary_start {
+        hv_board::SecondaryStart::PsciSmc => {
+            let call = psci::PSCI_AFFINITY_INFO_64 as u64;
+            arch::firmware_psci([call, target_mpidr, lowest_level, 0])
+        }
+        hv_board::SecondaryStart::SpinTable => match cpus::index_of(target_mpidr) {
+            None => INVALID_PARAMETERS,
+            Some(index) if arch::spin_table::is_started(index) => AFFINITY_ON,
+            Some(_) => AFFINITY_OFF,
         },
     }
 }

@@ -24,7 +24,6 @@ pub enum QemuMachine {
 const QEMU: &str = "qemu-system-aarch64";
 /// Debian's meta-package for the generic (not cloud) arm64 kernel, which ships board DTBs.
 const GENERIC_KERNEL_META_PACKAGE: &str = "linux-image-arm64:arm64";
-const PI4_DTB: &str = "broadcom/bcm2711-rpi-4-b.dtb";
 
 fn cache() -> PathBuf {
     if let Some(dir) = std::env::var_os("HV_CACHE_DIR") {
@@ -171,8 +170,9 @@ fn unpacked(package: &str) -> PathBuf {
     unpacked
 }
 
-/// Debian's `bcm2711-rpi-4-b.dtb`, and where it was found (for messages).
-pub fn debian_rpi4_dtb() -> (Vec<u8>, PathBuf) {
+/// A DTB Debian's generic arm64 kernel package ships (`relative` to
+/// `usr/lib/linux-image-*/`, e.g. `broadcom/bcm2711-rpi-4-b.dtb`), and where it was found.
+pub fn debian_dtb(relative: &str) -> (Vec<u8>, PathBuf) {
     let package = kernel_package();
     let root = unpacked(&package).join("usr/lib");
     let dtb = std::fs::read_dir(&root)
@@ -183,9 +183,9 @@ pub fn debian_rpi4_dtb() -> (Vec<u8>, PathBuf) {
                 .and_then(|n| n.to_str())
                 .is_some_and(|n| n.starts_with("linux-image-"))
         })
-        .map(|dir| dir.join(PI4_DTB))
+        .map(|dir| dir.join(relative))
         .find(|path| path.is_file())
-        .unwrap_or_else(|| panic!("{package} ships no usr/lib/linux-image-*/{PI4_DTB}"));
+        .unwrap_or_else(|| panic!("{package} ships no usr/lib/linux-image-*/{relative}"));
     let bytes = std::fs::read(&dtb).unwrap_or_else(|e| panic!("reading {}: {e}", dtb.display()));
     (bytes, dtb)
 }

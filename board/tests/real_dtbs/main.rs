@@ -10,7 +10,7 @@ mod fetch;
 
 use dt::{all_nodes, compatible_nodes, cpu_reg, intids, resolve_alias};
 use fetch::QemuMachine;
-use hv_board::{Board, GicCpuInterfaces, GicVersion, Region, SecondaryStart};
+use hv_board::{Board, GicCpuInterfaces, GicVersion, HostDtbSource, Region, SecondaryStart};
 use hv_devicetree::DeviceTree;
 
 fn parse(label: &str, blob: &[u8]) -> DeviceTree {
@@ -174,6 +174,7 @@ fn check_psci_smc(label: &str, tree: &DeviceTree, board: &Board) {
 
 fn check_qemu_virt(machine: QemuMachine, version: GicVersion) {
     let board = &hv_board::QEMU_VIRT;
+    assert_eq!(board.host_dtb, HostDtbSource::QemuDump);
     let label = format!("qemu-virt ({machine:?})");
     let tree = parse(&label, &fetch::qemu_virt_dtb(machine));
     check_ram(&label, &tree, board);
@@ -203,7 +204,10 @@ fn qemu_virt_matches_qemus_gicv3_max_tree() {
 #[test]
 fn rpi4_matches_debians_bcm2711_rpi_4_b_tree() {
     let board = &hv_board::RPI4;
-    let (blob, path) = fetch::debian_rpi4_dtb();
+    let HostDtbSource::DebianKernelPackage(relative) = board.host_dtb else {
+        panic!("the rpi4 board's host DTB comes from Debian's kernel package");
+    };
+    let (blob, path) = fetch::debian_dtb(relative);
     let label = format!("rpi4 ({})", path.display());
     let tree = parse(&label, &blob);
     assert!(

@@ -133,9 +133,7 @@ fn one_line(message: &str) -> String {
 fn shape_message(message: &str) -> String {
     let message = one_line(message);
     if message.starts_with("unknown field") {
-        format!(
-            "{message}; fix the spelling or remove it (docs/manifest.md lists every field)"
-        )
+        format!("{message}; fix the spelling or remove it (docs/manifest.md lists every field)")
     } else if message.starts_with("missing field") {
         format!("{message}; add it")
     } else if message.starts_with("unknown variant") {

@@ -365,7 +365,7 @@ pub fn compose(request: &Request) -> Result<Composed> {
 /// starts secondaries with the spin table; the host instead gets RAM as composed and PSCI over
 /// HVC, which the VM manager serves (the firmware disables SMC).
 pub fn adapt_board_dtb(board: &Board, dtb: &mut DeviceTree, ram: PhysRange) -> Result<()> {
-    if board.secondary_start != hv_board::SecondaryStart::SpinTable {
+    if board.has_firmware_psci() {
         return Ok(());
     }
     let memory = dtb.encode_reg("/", &[(ram.start, ram.len())])?;
@@ -403,6 +403,55 @@ pub fn print_map(composed: &Composed, board: &Board) {
         );
     }
     eprintln!("image: {}", composed.image.display());
+}
+
+/// Writes `debug.tar` next to the image: the kernel's and every component's ELF and the
+/// manifest, everything needed to decode the logs of a run of this image later.
+pub fn write_debug_archive(
+    out_dir: &Path,
+    kernel_elf: &Path,
+    components: &[(String, PathBuf)],
+    manifest: &Path,
+) -> Result<PathBuf> {
+    let path = out_dir.join("debug.tar");
+    let file =
+        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
+    let mut archive = tar::Builder::new(file);
+    archive.append_path_with_name(kernel_elf, "hv-kernel.elf")?;
+    for (name, elf) in components {
+        archive.append_path_with_name(elf, format!("components/{name}.elf"))?;
+    }
+    archive.append_path_with_name(manifest, "manifest.toml")?;
+    archive.finish()?;
+    Ok(path)
+}
+
+/// The `config.txt` the Raspberry Pi firmware reads: 64-bit, our image at the address the
+/// kernel is linked for, the UART on.
+pub fn rpi4_config_txt(board: &Board) -> String {
+    format!(
+        "# Written by `cargo xtask build` for the hv hypervisor (see docs/boards/rpi4.md).\n\
+         # Copy with the Raspberry Pi firmware (start4.elf, fixup4.dat, bcm2711-rpi-4-b.dtb)\n\
+         # onto the SD card's FAT partition.\n\
+         arm_64bit=1\n\
+         kernel=kernel8.img\n\
+         # The kernel is linked here; the firmware's default differs between versions.\n\
+         kernel_address={:#x}\n\
+         # The mini-UART (GPIO 14/15) carries the console; a fixed core clock keeps its baud rate.\n\
+         # (No gpu_mem below 32: the firmware would then want start4cd.elf.)\n\
+         enable_uart=1\n\
+         core_freq_min=500\n",
+        board.image_load_address
+    )
+}
+
+/// Writes the Raspberry Pi's boot files: `kernel8.img` (the composed image) and `config.txt`.
+pub fn write_sd_card_folder(out_dir: &Path, image: &Path, board: &Board) -> Result<PathBuf> {
+    let folder = out_dir.join("sd-card");
+    std::fs::create_dir_all(&folder)?;
+    std::fs::copy(image, folder.join("kernel8.img")).context("writing kernel8.img")?;
+    std::fs::write(folder.join("config.txt"), rpi4_config_txt(board))?;
+    Ok(folder)
 }
 
 #[cfg(test)]
@@ -443,54 +492,4 @@ mod tests {
         let error = layout_components(board, 0x402d_1000, &[16 * MIB, 16 * MIB]).unwrap_err();
         assert!(error.to_string().contains("shrink their memory"), "{error}");
     }
-}
-
-/// Writes `debug.tar` next to the image: the kernel's and every component's ELF and the
-/// manifest, everything needed to decode the logs of a run of this image later.
-pub fn write_debug_archive(
-    out_dir: &Path,
-    kernel_elf: &Path,
-    components: &[(String, PathBuf)],
-    manifest: &Path,
-) -> Result<PathBuf> {
-    let path = out_dir.join("debug.tar");
-    let file =
-        std::fs::File::create(&path).with_context(|| format!("creating {}", path.display()))?;
-    let mut archive = tar::Builder::new(file);
-    archive.append_path_with_name(kernel_elf, "hv-kernel.elf")?;
-    for (name, elf) in components {
-        archive.append_path_with_name(elf, format!("components/{name}.elf"))?;
-    }
-    archive.append_path_with_name(manifest, "manifest.toml")?;
-    archive.finish()?;
-    Ok(path)
-}
-
-/// The `config.txt` the Raspberry Pi firmware reads: 64-bit, our image at the address the
-/// kernel is linked for, the UART on.
-pub fn rpi4_config_txt(board: &Board) -> String {
-    format!(
-        "# Written by `cargo xtask build` for the hv hypervisor (see docs/boards/rpi4.md).\n\
-         # Copy with the Raspberry Pi firmware (start4.elf, fixup4.dat, bcm2711-rpi-4-b.dtb)\n\
-         # onto the SD card's FAT partition.\n\
-         arm_64bit=1\n\
-         kernel=kernel8.img\n\
-         # The kernel is linked here; the firmware's default differs between versions.\n\
-         kernel_address={:#x}\n\
-         # The mini-UART (GPIO 14/15) carries the console; a fixed core clock keeps its baud rate.\n\
-         enable_uart=1\n\
-         core_freq_min=500\n\
-         # Leave the ARM as much RAM as the manifest composes for.\n\
-         gpu_mem=16\n",
-        board.image_load_address
-    )
-}
-
-/// Writes the Raspberry Pi's boot files: `kernel8.img` (the composed image) and `config.txt`.
-pub fn write_sd_card_folder(out_dir: &Path, image: &Path, board: &Board) -> Result<PathBuf> {
-    let folder = out_dir.join("sd-card");
-    std::fs::create_dir_all(&folder)?;
-    std::fs::copy(image, folder.join("kernel8.img")).context("writing kernel8.img")?;
-    std::fs::write(folder.join("config.txt"), rpi4_config_txt(board))?;
-    Ok(folder)
 }

@@ -113,9 +113,6 @@ pub struct BuiltImage {
     pub components: Vec<(String, PathBuf)>,
 }
 
-/// The Raspberry Pi 4's device tree in Debian's generic arm64 kernel package.
-const RPI4_DTB: &str = "broadcom/bcm2711-rpi-4-b.dtb";
-
 fn default_manifest() -> PathBuf {
     paths::workspace().join("manifests/qemu-virt.toml")
 }
@@ -244,18 +241,16 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
         });
     }
     let _timer = progress::timed("composing the image");
-    let image_name = match system.board.secondary_start {
+    let image_name = match system.board.loader {
         // QEMU images depend on the machine options the DTB was dumped with.
-        hv_board::SecondaryStart::PsciSmc => {
-            format!("{}-{}.img", system.board.name, system.machine.label())
-        }
-        hv_board::SecondaryStart::SpinTable => format!("{}.img", system.board.name),
+        hv_board::Loader::Qemu => format!("{}-{}.img", system.board.name, system.machine.label()),
+        hv_board::Loader::RaspberryPiFirmware => format!("{}.img", system.board.name),
     };
     let out = paths::xtask_out().join(&system.name).join(image_name);
-    let base_dtb = match system.board.secondary_start {
-        hv_board::SecondaryStart::PsciSmc => system.machine.dump_dtb()?,
-        hv_board::SecondaryStart::SpinTable => {
-            let path = prereqs::debian_dtb(RPI4_DTB)?;
+    let base_dtb = match system.board.host_dtb {
+        hv_board::HostDtbSource::QemuDump => system.machine.dump_dtb()?,
+        hv_board::HostDtbSource::DebianKernelPackage(relative) => {
+            let path = prereqs::debian_dtb(relative)?;
             std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
         }
     };
@@ -282,7 +277,7 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
         "debug archive (every ELF, for decoding logs): {}",
         shown(&archive)
     );
-    if system.board.secondary_start == hv_board::SecondaryStart::SpinTable {
+    if system.board.loader == hv_board::Loader::RaspberryPiFirmware {
         let folder = compose::write_sd_card_folder(&out_dir, &composed.image, system.board)?;
         eprintln!(
             "SD card files (copy next to the Raspberry Pi firmware): {}",
@@ -298,7 +293,7 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
 
 fn run(args: &RunArgs) -> Result<i32> {
     let system = args.system.resolve()?;
-    if system.board.name != "qemu-virt" {
+    if system.board.loader != hv_board::Loader::Qemu {
         bail!(
             "`run` boots on QEMU; the {} board's image is built with `cargo xtask build`",
             system.board.name

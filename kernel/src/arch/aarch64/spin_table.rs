@@ -55,6 +55,15 @@ pub fn claim(index: usize, mpidr: u64) -> Result<Claimed, SpinTableError> {
     Ok(Claimed { release_address })
 }
 
+/// True if the CPU at kernel index `index` runs: the boot CPU, or one released from the table
+/// (a core never returns to the table, so this only ever turns true).
+pub fn is_started(index: usize) -> bool {
+    index == 0
+        || RELEASED
+            .get(index)
+            .is_some_and(|released| released.load(Ordering::Acquire))
+}
+
 /// Sends the claimed CPU to `spin_table_entry`.
 pub fn release(cpu: Claimed) {
     let entry = spin_table_entry_address();
