@@ -60,6 +60,9 @@ pub mod kernel_op {
     pub const COMPONENT_STATE: u64 = 2;
     /// Read the physical counter: returns x1 = CNTPCT_EL0, x2 = CNTFRQ_EL0.
     pub const READ_COUNTER: u64 = 3;
+    /// Write bytes to the machine's console UART: x2 = address, x3 = length (at most
+    /// `MESSAGE_MAX`) inside the caller's region. For a component that emulates a VM's console.
+    pub const CONSOLE_WRITE: u64 = 4;
 }
 
 /// Notification bit the kernel sets on the supervisor when a component faults.
@@ -158,4 +161,6 @@ pub mod interface {
     pub const GUEST_TRAP: u16 = 1;
     /// The supervisor's interface.
     pub const SUPERVISOR: u16 = 2;
+    /// The MMIO guard's interface.
+    pub const MMIO_GUARD: u16 = 3;
 }

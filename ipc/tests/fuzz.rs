@@ -39,14 +39,32 @@ fn conduit() -> impl Strategy<Value = Conduit> {
 }
 
 fn guest_trap() -> impl Strategy<Value = GuestTrap> {
-    (any::<u16>(), any::<u16>(), conduit(), any::<[u64; 8]>()).prop_map(
-        |(vm, vcpu, conduit, regs)| GuestTrap::Smccc {
-            vm,
-            vcpu,
-            conduit,
-            regs,
-        },
-    )
+    prop_oneof![
+        (any::<u16>(), any::<u16>(), conduit(), any::<[u64; 8]>()).prop_map(
+            |(vm, vcpu, conduit, regs)| GuestTrap::Smccc {
+                vm,
+                vcpu,
+                conduit,
+                regs,
+            },
+        ),
+        (
+            any::<u16>(),
+            any::<u16>(),
+            any::<u64>(),
+            any::<u8>(),
+            any::<bool>(),
+            any::<u64>()
+        )
+            .prop_map(|(vm, vcpu, ipa, size, write, value)| GuestTrap::Mmio {
+                vm,
+                vcpu,
+                ipa,
+                size,
+                write,
+                value,
+            }),
+    ]
 }
 
 fn trap_resolution() -> impl Strategy<Value = TrapResolution> {
@@ -71,6 +89,9 @@ fn trap_resolution() -> impl Strategy<Value = TrapResolution> {
         Just(TrapResolution::SystemReset),
         Just(TrapResolution::InjectUndefined),
         Just(TrapResolution::Retry),
+        any::<u64>().prop_map(|value| TrapResolution::MmioRead { value }),
+        Just(TrapResolution::MmioWritten),
+        Just(TrapResolution::ExternalAbort),
     ]
 }
 

@@ -19,7 +19,7 @@ trait Samples: Sized {
 }
 
 impl Samples for GuestTrap {
-    const VARIANTS: usize = 1;
+    const VARIANTS: usize = 2;
     fn samples() -> Vec<Self> {
         vec![
             GuestTrap::Smccc {
@@ -34,17 +34,34 @@ impl Samples for GuestTrap {
                 conduit: Conduit::Smc,
                 regs: [u64::MAX; 8],
             },
+            GuestTrap::Mmio {
+                vm: 0,
+                vcpu: 1,
+                ipa: 0x0900_0000,
+                size: 4,
+                write: true,
+                value: 0x41,
+            },
+            GuestTrap::Mmio {
+                vm: u16::MAX,
+                vcpu: u16::MAX,
+                ipa: u64::MAX,
+                size: u8::MAX,
+                write: false,
+                value: u64::MAX,
+            },
         ]
     }
     fn variant(&self) -> usize {
         match self {
             GuestTrap::Smccc { .. } => 0,
+            GuestTrap::Mmio { .. } => 1,
         }
     }
 }
 
 impl Samples for TrapResolution {
-    const VARIANTS: usize = 9;
+    const VARIANTS: usize = 12;
     fn samples() -> Vec<Self> {
         vec![
             TrapResolution::Return {
@@ -73,6 +90,10 @@ impl Samples for TrapResolution {
             TrapResolution::SystemReset,
             TrapResolution::InjectUndefined,
             TrapResolution::Retry,
+            TrapResolution::MmioRead { value: 0 },
+            TrapResolution::MmioRead { value: u64::MAX },
+            TrapResolution::MmioWritten,
+            TrapResolution::ExternalAbort,
         ]
     }
     fn variant(&self) -> usize {
@@ -86,6 +107,9 @@ impl Samples for TrapResolution {
             TrapResolution::SystemReset => 6,
             TrapResolution::InjectUndefined => 7,
             TrapResolution::Retry => 8,
+            TrapResolution::MmioRead { .. } => 9,
+            TrapResolution::MmioWritten => 10,
+            TrapResolution::ExternalAbort => 11,
         }
     }
 }

@@ -13,6 +13,18 @@ use hv_kernel::memory_map::{self, RegionList};
 const MAX_RAM_BANKS: usize = 8;
 
 static EL2_ROOT: AtomicU64 = AtomicU64::new(0);
+/// The host VM's emulated device ranges (left out of its stage 2).
+static HOST_EMULATED: spin::Once<heapless::Vec<PhysRange, { hv_abi::MAX_EMULATED }>> =
+    spin::Once::new();
+
+/// True if `ipa` is in one of the host VM's emulated device ranges.
+pub fn is_emulated(ipa: u64) -> bool {
+    HOST_EMULATED.get().is_some_and(|ranges| {
+        ranges
+            .iter()
+            .any(|range| range.start <= ipa && ipa < range.end)
+    })
+}
 static HOST_VTTBR: AtomicU64 = AtomicU64::new(0);
 /// The host VM's VMID (components get their own from 2 on).
 const HOST_VMID: u64 = 1;
@@ -178,8 +190,19 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
     // (QEMU virt's highest window, 64-bit PCIe MMIO, ends there) or the end of RAM. Mapping
     // the whole IPA space as device memory would cost one table page per 512 GiB.
     let host_limit = ram_end.clamp(1 << 40, 1 << features.ipa_bits);
+    let emulated = HOST_EMULATED.call_once(|| table.emulated().copied().collect());
+    let mut excluded: heapless::Vec<PhysRange, { hv_abi::MAX_EMULATED + 1 }> = heapless::Vec::new();
+    let _ = excluded.push(table.hypervisor);
+    excluded.extend(emulated.iter().copied());
+    for device in emulated {
+        defmt::info!(
+            "host device {=u64:#x}..{=u64:#x} is emulated",
+            device.start,
+            device.end
+        );
+    }
     let host_regions: RegionList =
-        match memory_map::identity_map(&firmware.ram, &[table.hypervisor], host_limit) {
+        match memory_map::identity_map(&firmware.ram, &excluded, host_limit) {
             Ok(regions) => regions,
             Err(_) => fail("the host's memory map does not fit the kernel's tables"),
         };

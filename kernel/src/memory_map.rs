@@ -49,9 +49,9 @@ fn push(list: &mut RegionList, range: PhysRange, kind: MemoryKind) -> Result<(),
         .map_err(|_| MapError::TooManyRegions)
 }
 
-/// Maps `[0, limit)`: each range of `ram` as normal memory minus the ranges in `excluded`
-/// (left unmapped), and every gap between RAM ranges as device memory. RAM beyond `limit` is
-/// cut off.
+/// Maps `[0, limit)`: each range of `ram` as normal memory and every gap between RAM ranges
+/// as device memory, minus the ranges in `excluded` (left unmapped: the hypervisor's own RAM,
+/// devices the VM only sees emulated). RAM beyond `limit` is cut off.
 pub fn identity_map(
     ram: &[PhysRange],
     excluded: &[PhysRange],
@@ -73,34 +73,32 @@ pub fn identity_map(
             start: bank.start.min(limit),
             end: bank.end.min(limit),
         };
-        push(
-            &mut list,
-            PhysRange {
-                start: cursor,
-                end: bank.start,
-            },
-            MemoryKind::Device,
-        )?;
-        push_ram(&mut list, bank, excluded)?;
+        let gap = PhysRange {
+            start: cursor,
+            end: bank.start,
+        };
+        push_with_holes(&mut list, gap, excluded, MemoryKind::Device)?;
+        push_with_holes(&mut list, bank, excluded, MemoryKind::Normal)?;
         cursor = bank.end.max(cursor);
     }
-    push(
-        &mut list,
-        PhysRange {
-            start: cursor,
-            end: limit,
-        },
-        MemoryKind::Device,
-    )?;
+    let tail = PhysRange {
+        start: cursor,
+        end: limit,
+    };
+    push_with_holes(&mut list, tail, excluded, MemoryKind::Device)?;
     Ok(list)
 }
 
-/// Pushes `bank` as normal memory with the `excluded` ranges cut out.
-fn push_ram(
+/// Pushes `bank` as `kind` with the `excluded` ranges cut out.
+fn push_with_holes(
     list: &mut RegionList,
     bank: PhysRange,
     excluded: &[PhysRange],
+    kind: MemoryKind,
 ) -> Result<(), MapError> {
+    if bank.is_empty() {
+        return Ok(());
+    }
     let mut holes: heapless::Vec<PhysRange, MAX_REGIONS> = excluded
         .iter()
         .copied()
@@ -115,7 +113,7 @@ fn push_ram(
                 start: cursor,
                 end: hole.start.max(cursor),
             },
-            MemoryKind::Normal,
+            kind,
         )?;
         cursor = cursor.max(hole.end);
     }
@@ -125,7 +123,7 @@ fn push_ram(
             start: cursor.min(bank.end),
             end: bank.end,
         },
-        MemoryKind::Normal,
+        kind,
     )
 }
 
@@ -191,6 +189,31 @@ mod tests {
         assert!(
             map.windows(2)
                 .all(|pair| pair[0].range.end <= pair[1].range.start)
+        );
+    }
+
+    #[test]
+    fn emulated_devices_are_left_out_of_device_space() {
+        let ram = [range(GIB, 2 * GIB)];
+        let holes = [range(GIB, GIB + 32 * MIB), range(0x0900_0000, 0x0900_1000)];
+        let map = identity_map(&ram, &holes, 4 * GIB).unwrap();
+        assert_eq!(
+            map[0],
+            Region {
+                range: range(0, 0x0900_0000),
+                kind: MemoryKind::Device
+            }
+        );
+        assert_eq!(
+            map[1],
+            Region {
+                range: range(0x0900_1000, GIB),
+                kind: MemoryKind::Device
+            }
+        );
+        assert!(
+            map.iter()
+                .all(|r| !r.range.overlaps(&holes[1]) && !r.range.overlaps(&holes[0]))
         );
     }
 

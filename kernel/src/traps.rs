@@ -13,9 +13,9 @@ use crate::{components, cpus};
 use hv_abi::ExitStatus;
 use hv_ipc::abi;
 use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface, TrapResolution};
-use hv_kernel::esr::{Syndrome, Trap};
+use hv_kernel::esr::{DataAbort, Syndrome, Trap};
 use hv_kernel::inject::{self, AbortKind, InjectedException};
-use hv_kernel::trap_stats::{TrapClass, TrapCounters};
+use hv_kernel::trap_stats::{MAX_CPUS, TrapClass, TrapCounters};
 use smccc::psci;
 
 /// SMCCC NOT_SUPPORTED (-1).
@@ -106,6 +106,9 @@ fn vcpu_trap(frame: &mut GuestFrame, cpu: usize, trap: Trap, esr: u64, far: u64,
             frame.elr += 4;
             route_smccc(frame, cpu, Conduit::Smc, retry_pc);
         }
+        Trap::DataAbort(abort) if crate::boot::is_emulated(ipa | (far & 0xfff)) => {
+            route_mmio(frame, cpu, &abort, ipa | (far & 0xfff), far);
+        }
         Trap::DataAbort(abort) => {
             defmt::warn!(
                 "cpu{=usize}: guest {=str} at unmapped IPA {=u64:#x} (va {=u64:#x}, pc {=u64:#x}): external abort injected",
@@ -154,7 +157,7 @@ fn vcpu_trap(frame: &mut GuestFrame, cpu: usize, trap: Trap, esr: u64, far: u64,
 /// Sends an SMCCC call to the component the route table names; without one, every function is
 /// NOT_SUPPORTED.
 fn route_smccc(frame: &mut GuestFrame, cpu: usize, conduit: Conduit, retry_pc: u64) {
-    let Some(server) = components::smccc_route() else {
+    let Some(server) = components::smccc_route(frame.x[0] as u32) else {
         frame.x[0] = NOT_SUPPORTED;
         return;
     };
@@ -183,6 +186,115 @@ fn route_smccc(frame: &mut GuestFrame, cpu: usize, conduit: Conduit, retry_pc: u
         // The server is stopped and not yet restarted: the vCPU makes the call again later.
         frame.elr = retry_pc;
     }
+}
+
+/// What the kernel keeps about an emulated access while a component decides on it.
+#[derive(Clone, Copy)]
+struct MmioAccess {
+    abort: DataAbort,
+    far: u64,
+}
+
+/// Each CPU's emulated access in flight (a vCPU has at most one).
+static MMIO_IN_FLIGHT: [spin::Mutex<Option<MmioAccess>>; MAX_CPUS] =
+    [const { spin::Mutex::new(None) }; MAX_CPUS];
+
+/// Sends a VM's access to an emulated device to the component the route table names. Accesses
+/// the syndrome does not describe (ISV = 0: the register or size is unknown) are never
+/// emulated by guessing at the instruction: the guest gets an external abort.
+fn route_mmio(frame: &mut GuestFrame, cpu: usize, abort: &DataAbort, ipa: u64, far: u64) {
+    let server = components::mmio_route();
+    let (Some(server), true) = (server, abort.valid_syndrome) else {
+        defmt::warn!(
+            "cpu{=usize}: access to emulated IPA {=u64:#x} without a full syndrome (pc {=u64:#x}): external abort injected",
+            cpu,
+            ipa,
+            frame.elr
+        );
+        inject_abort(frame, abort.write, far);
+        return;
+    };
+    let register = usize::from(abort.register);
+    let width_mask = match abort.access_size {
+        8 => u64::MAX,
+        size => (1u64 << (u32::from(size) * 8)) - 1,
+    };
+    let value = if abort.write && register < 31 {
+        frame.x[register] & width_mask
+    } else {
+        0
+    };
+    let trap = GuestTrap::Mmio {
+        vm: HOST_VM,
+        vcpu: cpu as u16,
+        ipa,
+        size: abort.access_size,
+        write: abort.write,
+        value,
+    };
+    let mut request = [0u8; abi::MESSAGE_MAX];
+    let Ok(len) = hv_ipc::encode_request::<GuestTrapInterface>(&trap, &mut request) else {
+        inject_abort(frame, abort.write, far);
+        return;
+    };
+    *MMIO_IN_FLIGHT[cpu].lock() = Some(MmioAccess { abort: *abort, far });
+    // The faulting instruction is the retry point: it has not executed.
+    let retry_pc = frame.elr;
+    if components::call_from_vcpu(
+        frame,
+        server,
+        abi::interface::GUEST_TRAP,
+        &request[..len],
+        retry_pc,
+    )
+    .is_err()
+    {
+        *MMIO_IN_FLIGHT[cpu].lock() = None;
+        frame.elr = retry_pc;
+    }
+}
+
+/// Completes an emulated access: a read's value goes to its register, extended as the load
+/// says; either way the vCPU steps over the instruction.
+fn finish_mmio(frame: &mut GuestFrame, cpu: usize, read_value: Option<u64>) {
+    let Some(access) = MMIO_IN_FLIGHT[cpu].lock().take() else {
+        defmt::warn!(
+            "cpu{=usize}: an MMIO answer without an access in flight; ignored",
+            cpu
+        );
+        return;
+    };
+    let abort = access.abort;
+    if let (Some(value), false) = (read_value, abort.write) {
+        let bits = u32::from(abort.access_size) * 8;
+        let mut value = if bits == 64 {
+            value
+        } else {
+            value & ((1u64 << bits) - 1)
+        };
+        if abort.sign_extend && bits < 64 {
+            let shift = 64 - bits;
+            value = (((value << shift) as i64) >> shift) as u64;
+        }
+        if !abort.sixty_four_bit {
+            value &= 0xffff_ffff;
+        }
+        if abort.register < 31 {
+            frame.x[usize::from(abort.register)] = value;
+        }
+    }
+    frame.elr += 4;
+}
+
+fn inject_abort(frame: &mut GuestFrame, write: bool, far: u64) {
+    let injected = inject::external_abort(
+        AbortKind::Data { write },
+        far,
+        frame.elr,
+        frame.spsr,
+        arch::guest_vbar(),
+    );
+    inject_into(frame, injected);
 }
 
 /// Carries out a component's answer to this CPU's vCPU trap (`frame` is the vCPU's).
@@ -244,6 +356,22 @@ fn apply_resolution(frame: &mut GuestFrame, cpu: usize, reply: &[u8]) {
         }
         TrapResolution::InjectUndefined => inject_undefined(frame),
         TrapResolution::Retry => frame.elr = frame.elr.wrapping_sub(4),
+        TrapResolution::MmioRead { value } => finish_mmio(frame, cpu, Some(value)),
+        TrapResolution::MmioWritten => finish_mmio(frame, cpu, None),
+        TrapResolution::ExternalAbort => {
+            let access = MMIO_IN_FLIGHT[cpu].lock().take();
+            match access {
+                Some(access) => {
+                    defmt::info!(
+                        "cpu{=usize}: emulated access to IPA refused: external abort injected (va {=u64:#x})",
+                        cpu,
+                        access.far
+                    );
+                    inject_abort(frame, access.abort.write, access.far);
+                }
+                None => inject_undefined(frame),
+            }
+        }
     }
 }
 

@@ -31,6 +31,23 @@ crate::interface! {
                 /// The caller's x0..x7: the function id in x0 and its arguments.
                 regs: [u64; 8],
             },
+            /// A data access to an IPA the VM's stage 2 leaves unmapped because the manifest
+            /// makes the device there emulated. Only accesses the syndrome fully describes
+            /// (ESR ISV = 1) arrive here; the kernel never guesses at the others.
+            Mmio {
+                /// The VM.
+                vm: u16,
+                /// The vCPU.
+                vcpu: u16,
+                /// The intermediate physical address of the first byte.
+                ipa: u64,
+                /// Bytes accessed: 1, 2, 4 or 8.
+                size: u8,
+                /// A write (true) or a read.
+                write: bool,
+                /// For a write, the value written (the source register, truncated to `size`).
+                value: u64,
+            },
         }
 
         /// What the kernel does with the trapped vCPU.
@@ -77,6 +94,18 @@ crate::interface! {
             /// again). For a component that cannot decide yet, e.g. while the VM's
             /// configuration is changing under it.
             Retry,
+            /// An emulated read ([`GuestTrap::Mmio`]) returns `value`: the kernel puts it in the
+            /// access's register (zero- or sign-extended as the load says) and steps over it.
+            MmioRead {
+                /// The value read (the low `size` bytes count).
+                value: u64,
+            },
+            /// An emulated write ([`GuestTrap::Mmio`]) is done: the kernel steps over it.
+            MmioWritten,
+            /// Refuse the access ([`GuestTrap::Mmio`]): the kernel injects a synchronous external
+            /// abort into the guest at the access, with FAR set, as the hardware would for a bus
+            /// error.
+            ExternalAbort,
         }
 
         /// The instruction that made an SMCCC call. It matters for where the guest resumes: a

@@ -29,8 +29,16 @@ pub const MAX_COMPONENTS: usize = 8;
 pub const COMPONENT_NAME_LEN: usize = 16;
 /// Bytes of a message buffer (`__ipc_rx`, `__ipc_tx`); equals `hv_ipc::abi::MESSAGE_MAX`.
 pub const MESSAGE_BUFFER_LEN: u64 = 256;
-/// Route bit: SMCCC calls (HVC, trapped SMC) from VMs go to the component with this bit.
+/// Route bit: SMCCC calls (HVC, trapped SMC) from VMs go to the component with this bit,
+/// unless another component's SMCCC ranges name the function ID.
 pub const ROUTE_SMCCC: u32 = 1 << 0;
+/// Route bit: a VM's accesses to the devices the manifest makes emulated go to the component
+/// with this bit.
+pub const ROUTE_MMIO: u32 = 1 << 1;
+/// Most SMCCC function-ID ranges one component takes.
+pub const MAX_SMCCC_RANGES: usize = 4;
+/// Most emulated device ranges of the host VM.
+pub const MAX_EMULATED: usize = 4;
 /// Byte offset of the `image_size` field in the arm64 Image header the kernel starts with.
 pub const IMAGE_HEADER_SIZE_OFFSET: usize = 16;
 /// Byte offset of the "ARM\x64" magic in an arm64 Image header.
@@ -38,9 +46,10 @@ pub const IMAGE_HEADER_MAGIC_OFFSET: usize = 0x38;
 /// The arm64 Image header magic.
 pub const IMAGE_HEADER_MAGIC: [u8; 4] = *b"ARM\x64";
 
-const HEADER_LEN: usize = 8 + 4 + 4 + 8 * 6 + 8;
+const HEADER_LEN: usize = 8 + 4 + 4 + 8 * 6 + 8 + 16 * MAX_EMULATED;
 const PAYLOAD_LEN: usize = 4 + 4 + 8 * 3;
-const COMPONENT_LEN: usize = COMPONENT_NAME_LEN + 8 * 4 + 8 * 3 + 2 + 2 + 4 * 3;
+const COMPONENT_LEN: usize =
+    COMPONENT_NAME_LEN + 8 * 4 + 8 * 3 + 2 + 2 + 4 * 3 + 8 * MAX_SMCCC_RANGES;
 
 /// A half-open physical address range `[start, end)`.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -155,6 +164,18 @@ pub struct ComponentDescriptor {
     pub kernel_ops: u32,
     /// Guest traps routed to it (`ROUTE_*` bits).
     pub routes: u32,
+    /// SMCCC function IDs routed to it, as inclusive `(first, last)` ranges; `(0, 0)` is an
+    /// unused slot. A function ID in a range goes here rather than to the `ROUTE_SMCCC` holder.
+    pub smccc_ranges: [(u32, u32); MAX_SMCCC_RANGES],
+}
+
+impl ComponentDescriptor {
+    /// True if this component takes SMCCC function `function` by range.
+    pub fn takes_function(&self, function: u32) -> bool {
+        self.smccc_ranges
+            .iter()
+            .any(|&(first, last)| (first, last) != (0, 0) && (first..=last).contains(&function))
+    }
 }
 
 impl ComponentDescriptor {
@@ -190,6 +211,9 @@ pub struct BootTable {
     payloads: [Option<Payload>; MAX_PAYLOADS],
     /// The components, at most [`MAX_COMPONENTS`]; the index is the component's id.
     components: [Option<ComponentDescriptor>; MAX_COMPONENTS],
+    /// Device ranges the host VM's stage 2 leaves unmapped because the manifest makes them
+    /// emulated; empty slots are empty ranges.
+    pub host_emulated: [PhysRange; MAX_EMULATED],
 }
 
 /// Why a boot table was refused.
@@ -248,7 +272,13 @@ impl BootTable {
             host_entry,
             payloads: [None; MAX_PAYLOADS],
             components: [None; MAX_COMPONENTS],
+            host_emulated: [PhysRange { start: 0, end: 0 }; MAX_EMULATED],
         }
+    }
+
+    /// The host VM's emulated device ranges.
+    pub fn emulated(&self) -> impl Iterator<Item = &PhysRange> {
+        self.host_emulated.iter().filter(|range| !range.is_empty())
     }
 
     /// Adds a component; fails if the table is full.
@@ -304,7 +334,15 @@ impl BootTable {
                     return Err(BootTableError::ComponentMisplaced(index));
                 }
                 let same_interface = component.serves != 0 && component.serves == other.serves;
-                if same_interface || component.routes & other.routes != 0 {
+                let ranges_overlap = component.smccc_ranges.iter().any(|&(first, last)| {
+                    (first, last) != (0, 0)
+                        && other.smccc_ranges.iter().any(|&(other_first, other_last)| {
+                            (other_first, other_last) != (0, 0)
+                                && first <= other_last
+                                && other_first <= last
+                        })
+                });
+                if same_interface || ranges_overlap || component.routes & other.routes != 0 {
                     return Err(BootTableError::ComponentConflict(other_index, index));
                 }
             }
@@ -334,10 +372,17 @@ impl BootTable {
     }
 
     /// Checks the table against an image file of `image_len` bytes: every payload inside the
-    /// file, every destination inside RAM, off the hypervisor's region and off each other.
+    /// file, every destination inside RAM, off the hypervisor's region and off each other; the
+    /// emulated device ranges page aligned and outside RAM.
     pub fn validate(&self, image_len: u64) -> Result<(), BootTableError> {
         if self.ram.is_empty() || self.hypervisor.is_empty() {
             return Err(BootTableError::BadRange);
+        }
+        let page_aligned = |value: u64| value % 4096 == 0;
+        for range in self.emulated() {
+            if !page_aligned(range.start) || !page_aligned(range.end) || range.overlaps(&self.ram) {
+                return Err(BootTableError::BadRange);
+            }
         }
         if !self.ram.contains_range(&self.hypervisor) {
             return Err(BootTableError::HypervisorOutsideRam);
@@ -427,6 +472,10 @@ impl BootTable {
         ] {
             writer.u64(value);
         }
+        for range in &self.host_emulated {
+            writer.u64(range.start);
+            writer.u64(range.end);
+        }
         for payload in self.payloads() {
             writer.u32(payload.kind as u32);
             writer.u32(0);
@@ -453,6 +502,10 @@ impl BootTable {
             writer.u32(component.may_call);
             writer.u32(component.kernel_ops);
             writer.u32(component.routes);
+            for (first, last) in component.smccc_ranges {
+                writer.u32(first);
+                writer.u32(last);
+            }
         }
         out
     }
@@ -480,6 +533,9 @@ impl BootTable {
         let host_entry = reader.u64()?;
         let _reserved = reader.u64()?;
         let mut table = Self::new(ram, hypervisor, host_entry);
+        for slot in table.host_emulated.iter_mut() {
+            *slot = reader.range()?;
+        }
         for slot in table.payloads.iter_mut().take(count as usize) {
             let raw_kind = reader.u32()?;
             let kind = PayloadKind::from_u32(raw_kind)
@@ -514,6 +570,16 @@ impl BootTable {
                 may_call: reader.u32()?,
                 kernel_ops: reader.u32()?,
                 routes: reader.u32()?,
+                smccc_ranges: {
+                    let mut ranges = [(0, 0); MAX_SMCCC_RANGES];
+                    for range in ranges.iter_mut() {
+                        *range = (reader.u32()?, reader.u32()?);
+                        if range.0 > range.1 {
+                            return Err(BootTableError::BadRange);
+                        }
+                    }
+                    ranges
+                },
             });
         }
         Ok(table)

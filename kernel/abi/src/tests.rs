@@ -144,6 +144,11 @@ fn with_components() -> BootTable {
                 may_call: 0b10,
                 kernel_ops: 0b1110,
                 routes: if index == 1 { ROUTE_SMCCC } else { 0 },
+                smccc_ranges: if index == 0 {
+                    [(0xC600_0005, 0xC600_0008), (0, 0), (0, 0), (0, 0)]
+                } else {
+                    [(0, 0); MAX_SMCCC_RANGES]
+                },
             })
             .unwrap();
     }
@@ -159,6 +164,36 @@ fn components_round_trip_and_validate() {
     decoded.validate_components(0x4040_0000).unwrap();
     let names: heapless_names::Names = decoded.components().map(|c| c.name()).collect();
     assert_eq!(names.as_slice(), ["supervisor", "vm-manager"]);
+}
+
+#[test]
+fn smccc_ranges_and_emulated_devices_round_trip_and_validate() {
+    let mut table = with_components();
+    table.host_emulated[0] = PhysRange {
+        start: 0x0900_0000,
+        end: 0x0900_1000,
+    };
+    let decoded = BootTable::decode(&table.encode()).unwrap();
+    assert_eq!(decoded, table);
+    decoded.validate(0x120_0000).unwrap();
+    let supervisor = decoded.components().next().unwrap();
+    assert!(supervisor.takes_function(0xC600_0007));
+    assert!(!supervisor.takes_function(0xC600_0009));
+    assert_eq!(decoded.emulated().count(), 1);
+
+    let mut in_ram = table.clone();
+    in_ram.host_emulated[0] = PhysRange {
+        start: 0x4800_0000,
+        end: 0x4800_1000,
+    };
+    assert_eq!(in_ram.validate(0x120_0000), Err(BootTableError::BadRange));
+
+    let mut overlapping = with_components();
+    overlapping.components[1].as_mut().unwrap().smccc_ranges[0] = (0xC600_0008, 0xC600_0010);
+    assert_eq!(
+        overlapping.validate_components(0x4040_0000),
+        Err(BootTableError::ComponentConflict(0, 1))
+    );
 }
 
 #[test]

@@ -248,12 +248,26 @@ fn load_image(index: usize, component: &Component) {
     };
 }
 
-/// The component serving SMCCC calls from guests, if the manifest routes them.
-pub fn smccc_route() -> Option<usize> {
+/// The component SMCCC function `function` from a guest goes to: the one whose ranges name
+/// it, else the one with the general SMCCC route, if the manifest has one.
+pub fn smccc_route(function: u32) -> Option<usize> {
+    let components = &registry().components;
+    components
+        .iter()
+        .position(|component| component.descriptor.takes_function(function))
+        .or_else(|| {
+            components
+                .iter()
+                .position(|component| component.descriptor.routes & hv_abi::ROUTE_SMCCC != 0)
+        })
+}
+
+/// The component that emulates the devices the manifest makes emulated, if any.
+pub fn mmio_route() -> Option<usize> {
     registry()
         .components
         .iter()
-        .position(|component| component.descriptor.routes & hv_abi::ROUTE_SMCCC != 0)
+        .position(|component| component.descriptor.routes & hv_abi::ROUTE_MMIO != 0)
 }
 
 fn server_of(interface: u16) -> Option<usize> {

@@ -222,6 +222,12 @@ fn kernel_operation(
             let (ticks, frequency) = arch::counter();
             Ok([ticks, frequency, 0])
         }
+        kernel_op::CONSOLE_WRITE => {
+            let mut buffer = [0u8; abi::MESSAGE_MAX];
+            let bytes = copy_from_region(component, a, b, &mut buffer)?;
+            arch::console::write(bytes);
+            Ok([0; 3])
+        }
         _ => Err(SyscallError::NoSuchTarget),
     }
 }

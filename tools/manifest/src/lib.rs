@@ -37,6 +37,7 @@ use toml::de::DeTable;
 pub const INTERFACES: &[(&str, u16)] = &[
     ("guest-trap", hv_ipc::abi::interface::GUEST_TRAP),
     ("supervisor", hv_ipc::abi::interface::SUPERVISOR),
+    ("mmio-guard", hv_ipc::abi::interface::MMIO_GUARD),
 ];
 
 /// Kernel operation names, with their numbers (`hv_ipc::abi::kernel_op`).
@@ -44,10 +45,13 @@ pub const KERNEL_OPS: &[(&str, u64)] = &[
     ("restart", hv_ipc::abi::kernel_op::RESTART),
     ("component-state", hv_ipc::abi::kernel_op::COMPONENT_STATE),
     ("read-counter", hv_ipc::abi::kernel_op::READ_COUNTER),
+    ("console-write", hv_ipc::abi::kernel_op::CONSOLE_WRITE),
 ];
 
 /// Guest trap classes a component can take, with their route bits (`hv_abi::ROUTE_*`).
-pub const ROUTES: &[(&str, u32)] = &[("smccc", hv_abi::ROUTE_SMCCC)];
+/// Besides these, `"smccc:<first>"` or `"smccc:<first>-<last>"` (hex function IDs) routes just
+/// those SMCCC functions, ahead of the general `"smccc"` route.
+pub const ROUTES: &[(&str, u32)] = &[("smccc", hv_abi::ROUTE_SMCCC), ("mmio", hv_abi::ROUTE_MMIO)];
 
 /// Reads, checks and resolves the manifest at `path`. Paths in it are relative to its folder;
 /// messages name the file as `path` spells it.

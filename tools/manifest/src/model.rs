@@ -184,6 +184,8 @@ pub struct Grants {
     pub kernel_ops: u32,
     /// Route bits (`hv_abi::ROUTE_*`).
     pub routes: u32,
+    /// SMCCC function-ID ranges routed to it (inclusive; `(0, 0)` unused).
+    pub smccc_ranges: [(u32, u32); hv_abi::MAX_SMCCC_RANGES],
 }
 
 /// A restart policy.

@@ -930,6 +930,7 @@ fn check_components(
     let mut servers: Vec<(u16, usize)> = Vec::new();
     // Route bit -> component index.
     let mut route_owners: Vec<(u32, usize)> = Vec::new();
+    let mut range_owners: Vec<(u32, u32, usize)> = Vec::new();
 
     for (index, spec) in specs.iter().enumerate() {
         let path = FieldPath::root().key("component").index(index);
@@ -1026,8 +1027,44 @@ fn check_components(
                 ),
             }
         }
+        let mut range_slot = 0;
         for (at, route) in spec.routes.iter().enumerate() {
             let field = path.key("routes").index(at);
+            if let Some(ids) = route.strip_prefix("smccc:") {
+                match parse_function_range(ids) {
+                    Err(message) => checker.error(&field, message),
+                    Ok(range) => {
+                        let taken = range_owners
+                            .iter()
+                            .find(|(first, last, _)| range.0 <= *last && *first <= range.1);
+                        if let Some(&(_, _, other)) = taken {
+                            let line =
+                                checker.line_of(&FieldPath::root().key("component").index(other));
+                            checker.error(
+                                &field,
+                                format!(
+                                    "SMCCC functions {:#x}..={:#x} overlap a range routed to \
+                                     component \"{}\" (line {line}); a function goes to one component",
+                                    range.0, range.1, specs[other].name
+                                ),
+                            );
+                        } else if range_slot == hv_abi::MAX_SMCCC_RANGES {
+                            checker.error(
+                                &field,
+                                format!(
+                                    "a component takes at most {} SMCCC ranges; merge some",
+                                    hv_abi::MAX_SMCCC_RANGES
+                                ),
+                            );
+                        } else {
+                            range_owners.push((range.0, range.1, index));
+                            grants.smccc_ranges[range_slot] = range;
+                            range_slot += 1;
+                        }
+                    }
+                }
+                continue;
+            }
             match lookup(ROUTES, route) {
                 Some(_) if spec.routes[..at].contains(route) => {
                     checker.error(&field, format!("\"{route}\" is listed twice"));
@@ -1046,15 +1083,6 @@ fn check_components(
                         );
                     } else {
                         route_owners.push((bit, index));
-                        if spec.serves.as_deref() != Some("guest-trap") {
-                            checker.error(
-                                &field,
-                                format!(
-                                    "a routed \"{route}\" trap arrives as a guest-trap call; \
-                                     add serves = \"guest-trap\" to this component"
-                                ),
-                            );
-                        }
                     }
                     grants.routes |= bit;
                 }
@@ -1253,5 +1281,27 @@ fn check_cycles(
                 }
             }
         }
+    }
+}
+
+/// Parses `0xC6000005` or `0xC6000005-0xC6000008` (hex, inclusive) into a function-ID range.
+fn parse_function_range(text: &str) -> Result<(u32, u32), String> {
+    let parse = |id: &str| {
+        let digits = id
+            .trim()
+            .strip_prefix("0x")
+            .or_else(|| id.trim().strip_prefix("0X"));
+        digits.and_then(|digits| u32::from_str_radix(digits, 16).ok())
+    };
+    let (first, last) = match text.split_once('-') {
+        Some((first, last)) => (parse(first), parse(last)),
+        None => (parse(text), parse(text)),
+    };
+    match (first, last) {
+        (Some(first), Some(last)) if first <= last && first != 0 => Ok((first, last)),
+        _ => Err(format!(
+            "\"smccc:{text}\" is not an SMCCC function range; write hex function IDs, e.g. \
+             \"smccc:0xC6000005-0xC6000008\" or \"smccc:0xC6000002\""
+        )),
     }
 }

@@ -60,7 +60,7 @@ const CASES: &[(&str, usize, &str)] = &[
         "unknown-interface",
         14,
         "component[1].calls[0]: \"supervisr\" is not an interface any component could serve; \
-         known: guest-trap, supervisor; did you mean \"supervisor\"?",
+         known: guest-trap, supervisor, mmio-guard; did you mean \"supervisor\"?",
     ),
     (
         "unserved-call",
@@ -78,9 +78,14 @@ const CASES: &[(&str, usize, &str)] = &[
         "component[1].routes[0]: the \"smccc\" trap is already routed to component \"vm-manager\"",
     ),
     (
-        "route-without-guest-trap",
+        "bad-smccc-range",
         8,
-        "component[0].routes[0]: a routed \"smccc\" trap arrives as a guest-trap call",
+        "component[0].routes[0]: \"smccc:0xC6000008-0xC6000005\" is not an SMCCC function range",
+    ),
+    (
+        "overlapping-smccc-ranges",
+        14,
+        "component[1].routes[0]: SMCCC functions 0xc6000007..=0xc6000009 overlap a range routed to component \"mmio-guard\"",
     ),
     (
         "two-servers",

@@ -60,6 +60,7 @@ fn the_default_manifest_loads() {
                 | 1 << kernel_op::COMPONENT_STATE
                 | 1 << kernel_op::READ_COUNTER,
             routes: 0,
+            smccc_ranges: Default::default(),
         }
     );
     let (_, vm_manager) = manifest.component("vm-manager").unwrap();
@@ -70,6 +71,7 @@ fn the_default_manifest_loads() {
             may_call: 1 << interface::SUPERVISOR,
             kernel_ops: 1 << kernel_op::READ_COUNTER,
             routes: hv_abi::ROUTE_SMCCC,
+            smccc_ranges: Default::default(),
         }
     );
 }

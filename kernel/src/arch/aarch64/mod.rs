@@ -10,6 +10,7 @@
 //!
 //! References: Arm ARM DDI 0487 (register descriptions in chapter D24), SMCCC DEN 0028.
 
+pub mod console;
 pub mod el1;
 pub mod mini_uart;
 pub mod mmu;
