@@ -16,19 +16,64 @@
 //! compiles the crate with `--cfg vm_manager_probe_grants`, and the component then tries, at
 //! start-up, a CALL and a kernel operation its manifest does not grant and logs the kernel's
 //! answers. Unset, empty or `0`: no probe, the normal build.
+//!
+//! And it turns the system's VM and device settings (set by `cargo xtask build` from the
+//! manifest) into const tables, `config.rs` in OUT_DIR, which `src/config.rs` includes; the
+//! formats are described (and parsed) in `build_config.rs`:
+//!
+//! - `HV_VM_MANAGER_VMS=<vmid>:<name>,...` (e.g. `0:host`): names for console prefixes;
+//! - `HV_VM_MANAGER_EMULATED=<vmid>:<device>:<kind>:<base>:<size>,...` (hex base and size,
+//!   kind `pl011`; e.g. `0:uart0:pl011:0x9000000:0x1000`): the devices this component emulates;
+//! - `HV_VM_MANAGER_MMIO_GUARD=1`: the system has an mmio-guard component, to ask before
+//!   emulating an access and to advertise in the KVM feature bitmap.
+//!
+//! Unset or empty: empty tables, no guard.
 
 include!("../rt/build_support.rs");
+include!("build_config.rs");
 
 const CRASH_ON_CALL: &str = "HV_VM_MANAGER_CRASH_ON_CALL";
 const CRASH_KIND: &str = "HV_VM_MANAGER_CRASH_KIND";
 const CRASH_ADDRESS: &str = "HV_VM_MANAGER_CRASH_ADDRESS";
 const DEFAULT_CRASH_ADDRESS: u64 = 0x4020_0000;
 const PROBE_GRANTS: &str = "HV_VM_MANAGER_PROBE_GRANTS";
+const VMS: &str = "HV_VM_MANAGER_VMS";
+const EMULATED: &str = "HV_VM_MANAGER_EMULATED";
+const MMIO_GUARD: &str = "HV_VM_MANAGER_MMIO_GUARD";
 
 fn main() {
+    println!("cargo:rerun-if-changed=build_config.rs");
     write_link_script();
     crash_hook();
     grant_probe();
+    system_config();
+}
+
+/// Writes `config.rs` (the VM names, emulated devices and the guard flag) into OUT_DIR.
+fn system_config() {
+    let setting = |name: &str| {
+        println!("cargo:rerun-if-env-changed={name}");
+        std::env::var(name).unwrap_or_default()
+    };
+    let vms = parse_vms(&setting(VMS)).unwrap_or_else(|e| panic!("{VMS}: {e}"));
+    let emulated = parse_emulated(&setting(EMULATED)).unwrap_or_else(|e| panic!("{EMULATED}: {e}"));
+    let mmio_guard =
+        parse_mmio_guard(&setting(MMIO_GUARD)).unwrap_or_else(|e| panic!("{MMIO_GUARD}: {e}"));
+    for device in &emulated {
+        if !vms.iter().any(|vm| vm.vm == device.vm) {
+            println!(
+                "cargo:warning={EMULATED}: VM {} of device {} has no name in {VMS}; its console \
+                 lines are prefixed [vm{}]",
+                device.vm, device.device, device.vm
+            );
+        }
+    }
+    let out = std::path::PathBuf::from(std::env::var("OUT_DIR").expect("cargo sets OUT_DIR"));
+    std::fs::write(
+        out.join("config.rs"),
+        generate_config(&vms, &emulated, mmio_guard),
+    )
+    .expect("write the configuration tables");
 }
 
 fn grant_probe() {

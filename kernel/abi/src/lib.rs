@@ -378,7 +378,7 @@ impl BootTable {
         if self.ram.is_empty() || self.hypervisor.is_empty() {
             return Err(BootTableError::BadRange);
         }
-        let page_aligned = |value: u64| value % 4096 == 0;
+        let page_aligned = |value: u64| value.is_multiple_of(4096);
         for range in self.emulated() {
             if !page_aligned(range.start) || !page_aligned(range.end) || range.overlaps(&self.ram) {
                 return Err(BootTableError::BadRange);

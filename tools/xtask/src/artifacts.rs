@@ -83,3 +83,10 @@ pub fn component(
     std::fs::copy(&elf, &kept).with_context(|| format!("copying {}", elf.display()))?;
     Ok(kept)
 }
+
+/// Builds test-guest package `package` and returns the ELF of its binary `bin`.
+pub fn guest_bin(package: &str, bin: &str) -> Result<PathBuf> {
+    let _timer = progress::timed(&format!("building test guest {bin}"));
+    let elf = cargo_build(package, &[])?;
+    Ok(elf.with_file_name(bin))
+}

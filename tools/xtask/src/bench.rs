@@ -95,6 +95,32 @@ pub fn run() -> Result<()> {
     }
     println!();
     println!();
+    let mmio_guest = crate::artifacts::guest("hv-guest-mmio-bench")?;
+    let mmio = crate::systest::boot_with(
+        "bench-mmio-guard",
+        CpuModel::A72,
+        1,
+        Some(mmio_guest),
+        "",
+        &icount,
+        300,
+        &[],
+        Some("manifests/tests/mmio-guard.toml"),
+    )?;
+    let mmio_figure = |name: &str| -> Result<u64> {
+        mmio.console
+            .lines()
+            .find_map(|line| line.split(&format!("BENCH {name} ")).nth(1))
+            .and_then(|rest| {
+                rest.split_whitespace()
+                    .find_map(|f| f.strip_prefix("insns-per-call="))
+            })
+            .and_then(|value| value.parse().ok())
+            .with_context(|| format!("the mmio benchmark guest printed no BENCH {name} line"))
+    };
+    let map_instructions = mmio_figure("mmio-guard-map")?;
+    let write_instructions = mmio_figure("guarded-console-write")?;
+
     println!("Hypercall round trips, instructions per call under -icount shift=0:");
     println!("  guest -> kernel -> vm-manager -> kernel -> guest        {null_instructions:>6}");
     println!("  ... plus vm-manager -> supervisor call and reply        {ping_instructions:>6}");
@@ -104,5 +130,9 @@ pub fn run() -> Result<()> {
     );
     println!("  {null_line}");
     println!("  {ping_line}");
+    println!();
+    println!("MMIO guard, instructions under -icount shift=0:");
+    println!("  MMIO_GUARD_MAP (guest -> kernel -> mmio-guard -> guest)  {map_instructions:>6}");
+    println!("  emulated console write through the guard                 {write_instructions:>6}");
     Ok(())
 }

@@ -45,6 +45,8 @@ pub struct Request<'a> {
     pub out: &'a Path,
     /// The components, built and linked at their regions.
     pub components: &'a [BuiltComponent],
+    /// Device ranges the host VM sees emulated (left out of its stage 2).
+    pub host_emulated: &'a [PhysRange],
 }
 
 /// A component built for its place in the layout.
@@ -207,6 +209,16 @@ pub fn compose(request: &Request) -> Result<Composed> {
     }
 
     let mut table = BootTable::new(ram, hypervisor, host.entry);
+    if request.host_emulated.len() > hv_abi::MAX_EMULATED {
+        bail!("at most {} emulated devices per VM", hv_abi::MAX_EMULATED);
+    }
+    for (slot, device) in table.host_emulated.iter_mut().zip(request.host_emulated) {
+        // Stage 2 works in pages: the whole page of a smaller device is left out.
+        *slot = PhysRange {
+            start: device.start & !(PAGE - 1),
+            end: align_up(device.end, PAGE),
+        };
+    }
     let mut images = Vec::new();
     let mut store_next = request
         .components
@@ -248,6 +260,7 @@ pub fn compose(request: &Request) -> Result<Composed> {
                 may_call: component.grants.may_call,
                 kernel_ops: component.grants.kernel_ops,
                 routes: component.grants.routes,
+                smccc_ranges: component.grants.smccc_ranges,
             })
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
         images.push((flat.bytes, store, component));

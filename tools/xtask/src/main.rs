@@ -15,6 +15,7 @@ mod systest;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
+use hv_abi::PhysRange;
 use hv_manifest::{Initrd, KernelImage};
 use qemu::{Console, CpuModel, Machine};
 use std::path::{Path, PathBuf};
@@ -99,6 +100,11 @@ pub struct System {
     usable_ram: u64,
     /// The kernel's defmt level.
     log_level: &'static str,
+    /// Devices the host VM sees emulated: (name, board device).
+    host_emulated: Vec<&'static hv_board::Device>,
+    /// Build settings every component receives: the system's VMs and devices as components
+    /// need to know them (see `system_env`).
+    system_env: Vec<(String, String)>,
     components: Vec<hv_manifest::Component>,
     manifest_path: PathBuf,
 }
@@ -180,10 +186,60 @@ impl SystemArgs {
             cmdline: self.append.clone().unwrap_or_else(|| host.cmdline.clone()),
             name,
             log_level: manifest.kernel.log_level.as_str(),
+            host_emulated: host
+                .devices
+                .iter()
+                .filter(|grant| grant.mode == hv_manifest::format::DeviceMode::Emulated)
+                .map(|grant| grant.device)
+                .collect(),
+            system_env: system_env(&manifest),
             components: manifest.components,
             manifest_path,
         })
     }
+}
+
+/// What components learn about the system at build time (each reads what it needs; see the
+/// components' build scripts): the VMs' names, RAM and MMIO-guard modes, their emulated devices,
+/// and whether an MMIO guard exists.
+fn system_env(manifest: &hv_manifest::Manifest) -> Vec<(String, String)> {
+    // Only the host VM runs today; it is VM 0.
+    let host = manifest.host_vm();
+    let mode = match host.mmio_guard {
+        hv_manifest::format::MmioGuard::Off => "off",
+        hv_manifest::format::MmioGuard::Optional => "optional",
+        hv_manifest::format::MmioGuard::Enforced => "enforced",
+    };
+    let ram = manifest.machine.usable;
+    let emulated: Vec<String> = host
+        .devices
+        .iter()
+        .filter(|grant| grant.mode == hv_manifest::format::DeviceMode::Emulated)
+        .filter(|grant| grant.device.compatible == "arm,pl011")
+        .map(|grant| {
+            let region = grant.device.region;
+            format!(
+                "0:{}:pl011:{:#x}:{:#x}",
+                grant.device.name, region.base, region.size
+            )
+        })
+        .collect();
+    let has_guard = manifest
+        .components
+        .iter()
+        .any(|component| component.grants.serves == hv_ipc::abi::interface::MMIO_GUARD);
+    let mut env = vec![
+        ("HV_VM_MANAGER_VMS".to_owned(), format!("0:{}", host.name)),
+        ("HV_VM_MANAGER_EMULATED".to_owned(), emulated.join(",")),
+        (
+            "HV_MMIO_GUARD_VMS".to_owned(),
+            format!("0:{:#x}:{:#x}:{mode}", ram.base, ram.end()),
+        ),
+    ];
+    if has_guard {
+        env.push(("HV_VM_MANAGER_MMIO_GUARD".to_owned(), "1".to_owned()));
+    }
+    env
 }
 
 /// Builds the kernel and the components and composes `system`'s image.
@@ -225,7 +281,7 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
         .join(",");
     let mut built = Vec::new();
     for ((spec, region), grants) in system.components.iter().zip(regions).zip(grants) {
-        let mut extra_env = Vec::new();
+        let mut extra_env = system.system_env.clone();
         if grants.serves == hv_ipc::abi::interface::SUPERVISOR {
             extra_env.push((
                 "HV_SUPERVISOR_RESTART_POLICIES".to_owned(),
@@ -264,6 +320,14 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
         cmdline: &system.cmdline,
         out: &out,
         components: &built,
+        host_emulated: &system
+            .host_emulated
+            .iter()
+            .map(|device| PhysRange {
+                start: device.region.base,
+                end: device.region.end(),
+            })
+            .collect::<Vec<_>>(),
     })?;
     compose::print_map(&composed, system.board);
     let out_dir = out.parent().unwrap_or(Path::new(".")).to_owned();

@@ -17,6 +17,8 @@ enum Payload {
     Linux,
     /// A bare-metal test guest (a package under `tests/guests/`).
     Guest(&'static str),
+    /// A bare-metal test guest built as binary `.1` of package `.0`.
+    GuestBin(&'static str, &'static str),
 }
 
 /// A component fault a test provokes through the VM manager's crash hook.
@@ -39,6 +41,10 @@ struct SystemTest {
     crash: Option<Crash>,
     /// Build the VM manager with its grant probe and check the kernel refused both probes.
     probe_grants: bool,
+    /// The manifest to compose, relative to the workspace (default: the default manifest).
+    manifest: Option<&'static str>,
+    /// Lines the hypervisor log must contain.
+    expect_log: &'static [&'static str],
 }
 
 /// Every system test: Linux on both machines with 1 and 2 CPUs, and each test guest on both.
@@ -53,6 +59,8 @@ fn all_tests() -> Vec<SystemTest> {
                 payload: Payload::Linux,
                 crash: None,
                 probe_grants: false,
+                manifest: None,
+                expect_log: &[],
             });
         }
         tests.push(SystemTest {
@@ -62,6 +70,8 @@ fn all_tests() -> Vec<SystemTest> {
             payload: Payload::Guest("hv-guest-el1-basics"),
             crash: None,
             probe_grants: false,
+            manifest: None,
+            expect_log: &[],
         });
         // Two CPUs calling the VM manager (and through it the supervisor) at once.
         tests.push(SystemTest {
@@ -71,6 +81,8 @@ fn all_tests() -> Vec<SystemTest> {
             payload: Payload::Guest("hv-guest-smp-calls"),
             crash: None,
             probe_grants: false,
+            manifest: None,
+            expect_log: &[],
         });
     }
     // Component faults: the VM manager crashes once while Linux boots on two CPUs (its third
@@ -82,6 +94,8 @@ fn all_tests() -> Vec<SystemTest> {
         payload: Payload::Linux,
         crash: Some(Crash::Undefined(3)),
         probe_grants: false,
+        manifest: None,
+        expect_log: &[],
     });
     for (name, crash) in [
         ("kernel", Crash::ReadKernel(1)),
@@ -94,6 +108,33 @@ fn all_tests() -> Vec<SystemTest> {
             payload: Payload::Guest("hv-guest-el1-basics"),
             crash: Some(crash),
             probe_grants: matches!(crash, Crash::ReadKernel(_)),
+            manifest: None,
+            expect_log: &[],
+        });
+    }
+    // MMIO guard: the host VM's console is emulated and guarded; the guest exercises every
+    // hypercall, enrolment, MAP/UNMAP, straddling and bad arguments; a second guest runs on a VM
+    // the manifest enrols by force.
+    for cpu in [CpuModel::A72, CpuModel::Max] {
+        tests.push(SystemTest {
+            name: format!("guest-mmio-guard-{cpu:?}").to_lowercase(),
+            cpu,
+            smp: 1,
+            payload: Payload::Guest("hv-guest-mmio-guard"),
+            crash: None,
+            probe_grants: false,
+            manifest: Some("manifests/tests/mmio-guard.toml"),
+            expect_log: &["mmio-guard: refused vm0"],
+        });
+        tests.push(SystemTest {
+            name: format!("guest-mmio-enforced-{cpu:?}").to_lowercase(),
+            cpu,
+            smp: 1,
+            payload: Payload::GuestBin("hv-guest-mmio-guard", "hv-guest-mmio-enforced"),
+            crash: None,
+            probe_grants: false,
+            manifest: Some("manifests/tests/mmio-guard-enforced.toml"),
+            expect_log: &["mmio-guard: refused vm0"],
         });
     }
     tests
@@ -136,7 +177,7 @@ pub fn boot(
     extra: &[String],
     timeout: u64,
 ) -> Result<Outcome> {
-    boot_with(name, cpu, smp, kernel, append, extra, timeout, &[])
+    boot_with(name, cpu, smp, kernel, append, extra, timeout, &[], None)
 }
 
 /// [`boot`], with extra build settings for the VM manager component (its test hooks).
@@ -150,9 +191,10 @@ pub fn boot_with(
     extra: &[String],
     timeout: u64,
     vm_manager_env: &[(String, String)],
+    manifest: Option<&str>,
 ) -> Result<Outcome> {
     let args = SystemArgs {
-        manifest: None,
+        manifest: manifest.map(|path| paths::workspace().join(path)),
         machine: cpu,
         smp: Some(smp),
         mem: None,
@@ -207,11 +249,17 @@ fn check(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
                 return Err("the hypervisor log lacks \"entering the host\"".into());
             }
         }
-        Payload::Guest(_) => {
+        Payload::Guest(_) | Payload::GuestBin(..) => {
             let summary = console
                 .lines()
                 .find_map(|line| {
-                    let (passed, failed) = line.trim().split_once(" passed, ")?;
+                    // An emulated console prefixes each line with the VM's name.
+                    let line = line.trim();
+                    let line = match line.strip_prefix('[') {
+                        Some(rest) => rest.split_once("] ").map_or(line, |(_, text)| text),
+                        None => line,
+                    };
+                    let (passed, failed) = line.split_once(" passed, ")?;
                     Some((
                         passed.parse::<u32>().ok()?,
                         failed.strip_suffix(" failed")?.parse::<u32>().ok()?,
@@ -253,6 +301,11 @@ fn check(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
             }
         }
     }
+    for needle in test.expect_log {
+        if !log_has(needle) {
+            return Err(format!("the hypervisor log lacks \"{needle}\""));
+        }
+    }
     if test.probe_grants {
         // The manifest grants the VM manager neither; the kernel must say NotAllowed (-1).
         for needle in [
@@ -275,31 +328,30 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
     if test.probe_grants {
         env.push(("HV_VM_MANAGER_PROBE_GRANTS".to_owned(), "1".to_owned()));
     }
-    let linux_cmdline = "console=ttyAMA0 hv.init=test";
-    let outcome = match test.payload {
-        Payload::Linux => boot_with(
-            &test.name,
-            test.cpu,
-            test.smp,
-            None,
-            linux_cmdline,
-            &[],
-            300,
-            &env,
+    let (kernel, append, timeout) = match test.payload {
+        Payload::Linux => (None, "console=ttyAMA0 hv.init=test", 300),
+        Payload::Guest(package) => (
+            Some(crate::artifacts::guest(package).map_err(|e| format!("{e:#}"))?),
+            "",
+            120,
         ),
-        Payload::Guest(package) => crate::artifacts::guest(package).and_then(|elf| {
-            boot_with(
-                &test.name,
-                test.cpu,
-                test.smp,
-                Some(elf),
-                "",
-                &[],
-                120,
-                &env,
-            )
-        }),
-    }
+        Payload::GuestBin(package, bin) => {
+            let elf = crate::artifacts::guest_bin(package, bin).map_err(|e| format!("{e:#}"))?;
+            (Some(elf), "", 120)
+        }
+    };
+    let (name, cpu, smp) = (&test.name, test.cpu, test.smp);
+    let outcome = boot_with(
+        name,
+        cpu,
+        smp,
+        kernel,
+        append,
+        &[],
+        timeout,
+        &env,
+        test.manifest,
+    )
     .map_err(|error| format!("{error:#}"))?;
     check(test, &outcome).inspect_err(|_| {
         let tail: Vec<_> = outcome.console.lines().rev().take(25).collect();
@@ -459,6 +511,8 @@ mod tests {
             payload: Payload::Linux,
             crash: None,
             probe_grants: false,
+            manifest: None,
+            expect_log: &[],
         }
     }
 
@@ -487,6 +541,8 @@ mod tests {
             payload: Payload::Guest("x"),
             crash: None,
             probe_grants: false,
+            manifest: None,
+            expect_log: &[],
         };
         assert_eq!(
             check(
