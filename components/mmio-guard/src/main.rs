@@ -1,1 +1,168 @@
+//! The MMIO guard component: lets a VM declare where emulated MMIO may happen, and answers
+//! whether an access may be emulated.
+//!
+//! It serves two interfaces from one loop:
+//!
+//! - `guest_trap`: the kernel routes the MMIO guard's SMCCC calls (HYP_MEMINFO,
+//!   MMIO_GUARD_INFO, ENROLL, MAP, UNMAP; the manifest's route table names the function IDs) to
+//!   this component, on the calling vCPU's behalf; each is answered with
+//!   `TrapResolution::Return`;
+//! - `mmio_guard`: a component about to emulate an access (the VM manager) asks `Check` and
+//!   gets a verdict. Every refusal is logged at warn level and counted per VM.
+//!
+//! The decisions live in [`policy`] (host-tested); the VM table comes from the manifest through
+//! `build.rs` (`HV_MMIO_GUARD_VMS`, parsed by `vm_table.rs`). State changes (enrolment, map,
+//! unmap) are logged at info level, the calls themselves at debug level, so a guest cannot
+//! flood the log with repeated calls.
+//!
+//! Everything but the policy exists only for `target_os = "none"`.
+#![cfg_attr(target_os = "none", no_std, no_main)]
+
+// On the host only the tests use the policy.
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod policy;
+#[cfg(test)]
+mod vm_table;
+
+#[cfg(target_os = "none")]
+mod component {
+    //! The component proper: the server loop around the policy.
+
+    use defmt::{debug, info, warn};
+    use hv_component_rt::hv_ipc::abi::MESSAGE_MAX;
+    use hv_component_rt::hv_ipc::interfaces::guest_trap::{
+        GuestTrap, GuestTrapInterface, TrapResolution,
+    };
+    use hv_component_rt::hv_ipc::interfaces::mmio_guard::{
+        MmioGuardInterface, MmioGuardReply, MmioGuardRequest,
+    };
+    use hv_component_rt::hv_ipc::{self, Interface, RemoteError};
+    use hv_component_rt::{Ipc, Server, StartInfo, serve_forever};
+
+    use crate::policy::{self, Change, Guard};
+
+    hv_component_rt::component_main!(main);
+
+    fn main(info: StartInfo, mut ipc: Ipc) -> ! {
+        info!(
+            "mmio-guard: component {=usize} up (start {=u64})",
+            info.index, info.start_count
+        );
+        if info.start_count > 0 {
+            warn!("mmio-guard: restarted: enrolments and maps made before are lost");
+        }
+        let mut server = MmioGuardServer {
+            guard: Guard::new(policy::VMS),
+        };
+        for config in server.guard.configs() {
+            info!(
+                "mmio-guard: vm{=u16}: {=str}, RAM {=u64:#x}..{=u64:#x}",
+                config.vm,
+                config.mode.name(),
+                config.ram_start,
+                config.ram_end
+            );
+        }
+        serve_forever(&mut ipc, &mut server)
+    }
+
+    struct MmioGuardServer {
+        guard: Guard,
+    }
+
+    impl MmioGuardServer {
+        /// A guest trap: the MMIO guard's SMCCC calls.
+        fn guest_trap(&mut self, trap: GuestTrap) -> TrapResolution {
+            match trap {
+                GuestTrap::Smccc { vm, vcpu, regs, .. } => {
+                    let answer = self.guard.hypercall(vm, &regs);
+                    let function = regs[0] as u32;
+                    debug!(
+                        "mmio-guard: vm{=u16} vcpu{=u16}: {=str} ({=u32:#x}) x1 {=u64:#x} -> {=u64:#x}",
+                        vm,
+                        vcpu,
+                        policy::function_name(function),
+                        function,
+                        regs[1],
+                        answer.regs[0]
+                    );
+                    match answer.change {
+                        Some(Change::Enrolled) => info!("mmio-guard: vm{=u16} enrolled", vm),
+                        Some(Change::Mapped(granule)) => {
+                            info!("mmio-guard: vm{=u16} mapped {=u64:#x}", vm, granule.base())
+                        }
+                        Some(Change::Unmapped(granule)) => {
+                            info!(
+                                "mmio-guard: vm{=u16} unmapped {=u64:#x}",
+                                vm,
+                                granule.base()
+                            )
+                        }
+                        None => {}
+                    }
+                    TrapResolution::Return { regs: answer.regs }
+                }
+                // Emulated accesses are not routed here; if one is by mistake, this component
+                // emulates no device, so the access fails the way a bus error would.
+                GuestTrap::Mmio { vm, vcpu, ipa, .. } => {
+                    warn!(
+                        "mmio-guard: vm{=u16} vcpu{=u16}: MMIO access at {=u64:#x} routed here; refused",
+                        vm, vcpu, ipa
+                    );
+                    TrapResolution::ExternalAbort
+                }
+            }
+        }
+
+        /// A question from another component.
+        fn question(&mut self, request: MmioGuardRequest) -> MmioGuardReply {
+            match request {
+                MmioGuardRequest::Check { vm, ipa, len } => {
+                    let verdict = self.guard.check(vm, ipa, len);
+                    if !verdict.allowed {
+                        warn!(
+                            "mmio-guard: refused vm{=u16} ipa {=u64:#x} len {=u64}",
+                            vm, ipa, len
+                        );
+                    }
+                    MmioGuardReply::Verdict {
+                        allowed: verdict.allowed,
+                        enrolled: verdict.enrolled,
+                    }
+                }
+            }
+        }
+    }
+
+    impl Server for MmioGuardServer {
+        fn handle_call(
+            &mut self,
+            _sender: u64,
+            interface: u16,
+            request: &[u8],
+            reply: &mut [u8; MESSAGE_MAX],
+        ) -> usize {
+            match interface {
+                GuestTrapInterface::ID => {
+                    hv_ipc::serve::<GuestTrapInterface>(request, reply, |trap| {
+                        self.guest_trap(trap)
+                    })
+                }
+                MmioGuardInterface::ID => {
+                    hv_ipc::serve::<MmioGuardInterface>(request, reply, |request| {
+                        self.question(request)
+                    })
+                }
+                // RemoteError is encoded the same on every interface.
+                _ => hv_ipc::encode_reply::<MmioGuardInterface>(
+                    &Err(RemoteError::UnknownOperation),
+                    reply,
+                )
+                .unwrap_or(0),
+            }
+        }
+    }
+}
+
+#[cfg(not(target_os = "none"))]
 fn main() {}

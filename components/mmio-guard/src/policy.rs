@@ -313,9 +313,12 @@ impl VmState {
     /// The granule MAP or UNMAP names with `ipa`, if it may be MMIO: aligned, inside the IPA
     /// space and not overlapping the VM's RAM.
     fn mmio_granule(&self, ipa: u64) -> Option<Granule> {
-        let aligned = ipa.is_multiple_of(GRANULE_SIZE);
+        if !ipa.is_multiple_of(GRANULE_SIZE) || ipa >= IPA_LIMIT {
+            return None;
+        }
+        // Below IPA_LIMIT, so the end cannot overflow.
         let in_ram = ipa < self.config.ram_end && ipa + GRANULE_SIZE > self.config.ram_start;
-        (aligned && ipa < IPA_LIMIT && !in_ram).then(|| Granule::containing(ipa))
+        (!in_ram).then(|| Granule::containing(ipa))
     }
 
     /// Serves a call of a VM whose mode is not [`Mode::Off`].

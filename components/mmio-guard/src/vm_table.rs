@@ -54,7 +54,11 @@ fn default_vm_table() -> Vec<VmEntry> {
 /// Parses the whole setting; the error says which entry is wrong and why.
 fn parse_vm_table(text: &str) -> Result<Vec<VmEntry>, String> {
     let mut entries: Vec<VmEntry> = Vec::new();
-    for item in text.split(',').map(str::trim).filter(|item| !item.is_empty()) {
+    for item in text
+        .split(',')
+        .map(str::trim)
+        .filter(|item| !item.is_empty())
+    {
         let entry = parse_vm_entry(item).map_err(|error| format!("entry {item:?}: {error}"))?;
         if entries.iter().any(|other| other.vm == entry.vm) {
             return Err(format!("entry {item:?}: VM {} is listed twice", entry.vm));
@@ -154,9 +158,10 @@ mod tests {
 
     #[test]
     fn parses_entries_in_order() {
-        let table =
-            parse_vm_table(" 0:0x4000_0000:0x8000_0000:optional , 3:0X80000000:0x88000000:enforced,")
-                .unwrap();
+        let table = parse_vm_table(
+            " 0:0x4000_0000:0x8000_0000:optional , 3:0X80000000:0x88000000:enforced,",
+        )
+        .unwrap();
         assert_eq!(
             table,
             [
@@ -195,7 +200,10 @@ mod tests {
             ("0:4000:0x1000:optional", "0x prefix"),
             ("0:0xg000:0x1000:optional", "not a hexadecimal number"),
             ("0:0x:0x1000:optional", "not a hexadecimal number"),
-            ("0:0x0:0x10000000000000000:optional", "not a hexadecimal number"),
+            (
+                "0:0x0:0x10000000000000000:optional",
+                "not a hexadecimal number",
+            ),
             ("0:0x800:0x1000:optional", "not a multiple"),
             ("0:0x0:0x1800:optional", "not a multiple"),
             ("0:0x2000:0x1000:optional", "above RAM end"),
@@ -224,6 +232,10 @@ mod tests {
     #[test]
     fn the_default_is_vm0_optional_without_ram() {
         let text = render_vm_table(&default_vm_table());
-        assert!(text.contains("VmConfig { vm: 0, ram_start: 0x0, ram_end: 0x0, mode: Mode::Optional },"));
+        assert!(
+            text.contains(
+                "VmConfig { vm: 0, ram_start: 0x0, ram_end: 0x0, mode: Mode::Optional },"
+            )
+        );
     }
 }

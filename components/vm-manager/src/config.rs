@@ -13,6 +13,8 @@ pub struct VmName {
 }
 
 /// The device models the VM manager emulates.
+// Constructed only by the generated table, which is empty in a build without emulated devices.
+#[allow(dead_code)]
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum DeviceKind {
     /// An ARM PrimeCell UART (PL011), transmit side only: see [`crate::pl011`].
@@ -45,7 +47,9 @@ include!(concat!(env!("OUT_DIR"), "/config.rs"));
 
 /// The name of VM `vm` in `vms`, if it has one.
 pub fn vm_name(vms: &[VmName], vm: u16) -> Option<&'static str> {
-    vms.iter().find(|entry| entry.vm == vm).map(|entry| entry.name)
+    vms.iter()
+        .find(|entry| entry.vm == vm)
+        .map(|entry| entry.name)
 }
 
 #[cfg(test)]
@@ -138,7 +142,10 @@ mod tests {
         let vms = parse_vms("0:host").unwrap();
         let devices = parse_emulated("0:uart0:pl011:0x9000000:0x1000").unwrap();
         let source = generate_config(&vms, &devices, true);
-        assert!(source.contains("VmName { vm: 0, name: \"host\" },"), "{source}");
+        assert!(
+            source.contains("VmName { vm: 0, name: \"host\" },"),
+            "{source}"
+        );
         assert!(
             source.contains(
                 "EmulatedDevice { vm: 0, name: \"uart0\", kind: DeviceKind::Pl011, base: \
@@ -148,7 +155,10 @@ mod tests {
         );
         assert!(source.contains("pub const MMIO_GUARD: bool = true;"));
         let empty = generate_config(&[], &[], false);
-        assert!(empty.contains("pub const VMS: &[VmName] = &[\n];"), "{empty}");
+        assert!(
+            empty.contains("pub const VMS: &[VmName] = &[\n];"),
+            "{empty}"
+        );
         assert!(empty.contains("pub const MMIO_GUARD: bool = false;"));
     }
 

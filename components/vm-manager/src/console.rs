@@ -148,7 +148,7 @@ mod tests {
         // Exactly LINE_MAX bytes and a line end: one line, no break.
         let mut text = long.clone();
         text.extend_from_slice(b"\r\n");
-        assert_eq!(feed(&mut buffer, &text), [long.clone()]);
+        assert_eq!(feed(&mut buffer, &text), std::slice::from_ref(&long));
         // One more byte breaks the line before it.
         let mut text = long.clone();
         text.extend_from_slice(b"bc\n");
@@ -181,6 +181,9 @@ mod tests {
         assert!(out.ends_with(b"l\r\n"));
         // Longer names are cut.
         let long = "n".repeat(NAME_MAX + 5);
-        assert_eq!(formatted(1, Some(&long), b"x").len(), 1 + NAME_MAX + 2 + 1 + 2);
+        assert_eq!(
+            formatted(1, Some(&long), b"x").len(),
+            1 + NAME_MAX + 2 + 1 + 2
+        );
     }
 }

@@ -1,22 +1,40 @@
-//! The VM manager component: decides what guests' SMCCC calls mean.
+//! The VM manager component: decides what guests' SMCCC calls mean, and emulates the devices
+//! the manifest makes emulated.
 //!
 //! The kernel routes a guest's SMCCC call (HVC, or SMC trapped by HCR_EL2.TSC) to this
 //! component as a `guest_trap` request, on the stopped vCPU's behalf; the component answers with
 //! a `TrapResolution` the kernel carries out. The decisions live in [`policy`] (host-tested);
 //! each PSCI call is logged with its name and result.
 //!
+//! A VM's accesses to an emulated device (its stage 2 leaves the device unmapped) arrive as
+//! `GuestTrap::Mmio` (route `mmio`). The component finds the device ([`mmio`]), asks the
+//! mmio-guard component whether the VM may make the access (when the system has one: then a
+//! VM that enrolled must have MAPped the granule), and runs the device model ([`pl011`]), whose
+//! console lines go to the machine's console with a `[<vm name>]` prefix ([`console`]) through
+//! the CONSOLE_WRITE kernel operation. Anything else is refused with an external abort, and
+//! logged. The VMs and devices come from the build ([`config`], set up by `build.rs`).
+//!
 //! Test builds may carry a crash hook ([`crash_hook`]) and a grant probe ([`probe`]), both set
 //! up by `build.rs`.
 //!
-//! Everything but the policy and the hook's settings exists only for `target_os = "none"`.
+//! Everything but the pure modules and the hook's settings exists only for
+//! `target_os = "none"`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
 
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod config;
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod console;
 // On the host only the tests use these; without the hook, its constructors are unused.
 #[cfg_attr(
     any(not(target_os = "none"), not(vm_manager_crash_hook)),
     allow(dead_code)
 )]
 mod crash_hook;
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod mmio;
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod pl011;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod policy;
 // On the host only the tests use these; without the probe, nothing does.
@@ -28,12 +46,15 @@ mod probe;
 
 #[cfg(target_os = "none")]
 mod component {
-    //! The component proper: the server loop around the policy.
+    //! The component proper: the server loop around the policy and the device models.
 
     use defmt::{debug, info, warn};
-    use hv_component_rt::hv_ipc::abi::MESSAGE_MAX;
+    use hv_component_rt::hv_ipc::abi::{MESSAGE_MAX, kernel_op};
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
         GuestTrap, GuestTrapInterface, TrapResolution,
+    };
+    use hv_component_rt::hv_ipc::interfaces::mmio_guard::{
+        MmioGuardInterface, MmioGuardReply, MmioGuardRequest,
     };
     use hv_component_rt::hv_ipc::interfaces::supervisor::{
         SupervisorInterface, SupervisorReply, SupervisorRequest,
@@ -41,8 +62,16 @@ mod component {
     use hv_component_rt::hv_ipc::{self, Client, Interface, RemoteError};
     use hv_component_rt::{Ipc, Server, StartInfo, arch, serve_forever};
 
+    use crate::config::{self, DeviceKind};
     use crate::crash_hook::{self, CrashKind};
-    use crate::policy;
+    use crate::mmio::{self, Refusal};
+    use crate::pl011::Pl011;
+    use crate::{console, policy};
+
+    /// What the rest of the system serves, for the discovery calls.
+    const SERVICES: policy::Services = policy::Services {
+        mmio_guard: config::MMIO_GUARD,
+    };
 
     hv_component_rt::component_main!(main);
 
@@ -51,6 +80,21 @@ mod component {
             "vm-manager: component {=usize} up (start {=u64})",
             info.index, info.start_count
         );
+        for device in config::EMULATED {
+            info!(
+                "vm-manager: vm{=u16} {=str}: emulated {=str} at {=u64:#x}..{=u64:#x}",
+                device.vm,
+                device.name,
+                match device.kind {
+                    DeviceKind::Pl011 => "pl011",
+                },
+                device.base,
+                device.end()
+            );
+        }
+        if config::MMIO_GUARD {
+            info!("vm-manager: emulated accesses are checked with the mmio-guard component");
+        }
         if let Some(hook) = crash_hook::HOOK {
             info!(
                 "vm-manager: crash hook: {=str} on request {=u64} (armed: {=bool})",
@@ -64,6 +108,8 @@ mod component {
         let mut server = VmManager {
             start_count: info.start_count,
             served: 0,
+            uarts: [const { Pl011::new() }; config::EMULATED.len()],
+            console_write_failed: false,
         };
         serve_forever(&mut ipc, &mut server)
     }
@@ -73,6 +119,10 @@ mod component {
         start_count: u64,
         /// guest_trap requests this instance has taken.
         served: u64,
+        /// The state of each emulated device of [`config::EMULATED`], by index (all PL011s).
+        uarts: [Pl011; config::EMULATED.len()],
+        /// CONSOLE_WRITE was refused once (logged once; lines then go to the log).
+        console_write_failed: bool,
     }
 
     impl VmManager {
@@ -101,9 +151,7 @@ mod component {
                 CrashKind::Panic => panic!("crash hook: request {}", self.served),
             }
         }
-    }
 
-    impl VmManager {
         /// HYP_PING_SUPERVISOR: a call to the supervisor while serving the guest's call.
         fn ping_supervisor(ipc: &mut Ipc, nonce: u32) -> TrapResolution {
             let answer = Client::<SupervisorInterface, _>::new(&mut *ipc)
@@ -122,20 +170,184 @@ mod component {
                 regs: [x0, 0, 0, 0],
             }
         }
+
+        /// A trapped access to an emulated device: emulated, or refused (and logged).
+        fn mmio(
+            ipc: &mut Ipc,
+            uarts: &mut [Pl011],
+            access: Access,
+            console: &mut Console,
+        ) -> TrapResolution {
+            match Self::emulate(ipc, uarts, access, console) {
+                Ok(resolution) => resolution,
+                Err(refusal) => {
+                    warn!(
+                        "vm{=u16} vcpu{=u16}: MMIO {=str} of {=u8} bytes at {=u64:#x} refused: {=str}",
+                        access.vm,
+                        access.vcpu,
+                        if access.write { "write" } else { "read" },
+                        access.size,
+                        access.ipa,
+                        refusal.name()
+                    );
+                    TrapResolution::ExternalAbort
+                }
+            }
+        }
+
+        fn emulate(
+            ipc: &mut Ipc,
+            uarts: &mut [Pl011],
+            access: Access,
+            console: &mut Console,
+        ) -> Result<TrapResolution, Refusal> {
+            let (index, offset) =
+                mmio::locate(config::EMULATED, access.vm, access.ipa, access.size)?;
+            if config::MMIO_GUARD {
+                Self::ask_guard(ipc, access)?;
+            }
+            let uart = uarts.get_mut(index).ok_or(Refusal::NoDevice)?;
+            if access.write {
+                uart.write(offset, access.size, access.value, |line| {
+                    console.write_line(access.vm, line)
+                })
+                .map_err(Refusal::Device)?;
+                Ok(TrapResolution::MmioWritten)
+            } else {
+                let value = uart.read(offset, access.size).map_err(Refusal::Device)?;
+                Ok(TrapResolution::MmioRead { value })
+            }
+        }
+
+        /// Asks the MMIO guard whether the access may be emulated. Fails closed: no clear yes
+        /// is a no.
+        fn ask_guard(ipc: &mut Ipc, access: Access) -> Result<(), Refusal> {
+            let answer =
+                Client::<MmioGuardInterface, _>::new(&mut *ipc).call(&MmioGuardRequest::Check {
+                    vm: access.vm,
+                    ipa: access.ipa,
+                    len: u64::from(access.size),
+                });
+            match answer {
+                Ok(MmioGuardReply::Verdict { allowed: true, .. }) => Ok(()),
+                Ok(MmioGuardReply::Verdict {
+                    allowed: false,
+                    enrolled,
+                }) => {
+                    debug!(
+                        "vm{=u16}: MMIO guard refuses {=u64:#x} (enrolled: {=bool})",
+                        access.vm, access.ipa, enrolled
+                    );
+                    Err(Refusal::GuardRefused)
+                }
+                Err(error) => {
+                    warn!(
+                        "vm-manager: MMIO guard check failed: {}",
+                        defmt::Debug2Format(&error)
+                    );
+                    Err(Refusal::GuardUnavailable)
+                }
+            }
+        }
+
+        /// Sends the partial console lines of VM `vm`'s devices (the VM is going away).
+        fn flush_consoles(&mut self, vm: u16) {
+            let mut console = Console {
+                failed: &mut self.console_write_failed,
+            };
+            for (device, uart) in config::EMULATED.iter().zip(self.uarts.iter_mut()) {
+                if device.vm == vm {
+                    uart.flush(|line| console.write_line(vm, line));
+                }
+            }
+        }
+    }
+
+    /// A trapped MMIO access, as [`GuestTrap::Mmio`] describes it.
+    #[derive(Clone, Copy)]
+    struct Access {
+        vm: u16,
+        vcpu: u16,
+        ipa: u64,
+        size: u8,
+        write: bool,
+        value: u64,
+    }
+
+    /// The machine's console, for VMs' lines.
+    struct Console<'a> {
+        /// CONSOLE_WRITE has been refused before.
+        failed: &'a mut bool,
+    }
+
+    impl Console<'_> {
+        /// Writes VM `vm`'s `line` to the machine's console as `[<name>] <line>\r\n`; if the
+        /// kernel refuses (the manifest does not grant console-write), to the log instead.
+        fn write_line(&mut self, vm: u16, line: &[u8]) {
+            let mut out = [0u8; console::OUTPUT_MAX];
+            let len = console::format_line(vm, config::vm_name(config::VMS, vm), line, &mut out);
+            let bytes = &out[..len];
+            // The buffer is on this component's stack, inside its region, as the kernel
+            // requires; with the EL1 MMU off every store has reached memory before the HVC.
+            let written = hv_component_rt::kernel_op(
+                kernel_op::CONSOLE_WRITE,
+                [bytes.as_ptr() as u64, len as u64, 0, 0],
+            );
+            if let Err(error) = written {
+                if !*self.failed {
+                    *self.failed = true;
+                    warn!(
+                        "vm-manager: CONSOLE_WRITE refused ({=i64}); VM console lines go to the log",
+                        error.code()
+                    );
+                }
+                info!("vm{=u16} console: {=[u8]:a}", vm, line);
+            }
+        }
     }
 
     impl Server for VmManager {
         fn serve_call(&mut self, ipc: &mut Ipc, sender: u64, interface: u16, len: usize) -> usize {
-            let request =
-                hv_ipc::decode_request::<GuestTrapInterface>(&ipc.rx()[..len.min(MESSAGE_MAX)]);
-            if let (GuestTrapInterface::ID, Ok(GuestTrap::Smccc { regs, .. })) =
-                (interface, &request)
-                && regs[0] as u32 == policy::HYP_PING_SUPERVISOR
-            {
-                self.served += 1;
-                let resolution = Self::ping_supervisor(ipc, regs[1] as u32);
-                return hv_ipc::encode_reply::<GuestTrapInterface>(&Ok(resolution), ipc.tx())
-                    .unwrap_or(0);
+            if interface == GuestTrapInterface::ID {
+                // Decoded (copied out of RX) before any call of ours overwrites RX.
+                let request =
+                    hv_ipc::decode_request::<GuestTrapInterface>(&ipc.rx()[..len.min(MESSAGE_MAX)]);
+                let resolution = match request {
+                    Ok(GuestTrap::Smccc { regs, .. })
+                        if regs[0] as u32 == policy::HYP_PING_SUPERVISOR =>
+                    {
+                        self.served += 1;
+                        Some(Self::ping_supervisor(ipc, regs[1] as u32))
+                    }
+                    Ok(GuestTrap::Mmio {
+                        vm,
+                        vcpu,
+                        ipa,
+                        size,
+                        write,
+                        value,
+                    }) => {
+                        self.served += 1;
+                        self.crash_hook();
+                        let access = Access {
+                            vm,
+                            vcpu,
+                            ipa,
+                            size,
+                            write,
+                            value,
+                        };
+                        let mut console = Console {
+                            failed: &mut self.console_write_failed,
+                        };
+                        Some(Self::mmio(ipc, &mut self.uarts, access, &mut console))
+                    }
+                    _ => None,
+                };
+                if let Some(resolution) = resolution {
+                    return hv_ipc::encode_reply::<GuestTrapInterface>(&Ok(resolution), ipc.tx())
+                        .unwrap_or(0);
+                }
             }
             let (rx, tx) = ipc.rx_tx();
             self.handle_call(sender, interface, &rx[..len.min(MESSAGE_MAX)], tx)
@@ -159,7 +371,7 @@ mod component {
             self.crash_hook();
             hv_ipc::serve::<GuestTrapInterface>(request, reply, |trap| match trap {
                 GuestTrap::Smccc { vm, vcpu, regs, .. } => {
-                    let resolution = policy::decide(&regs);
+                    let resolution = policy::decide(&regs, SERVICES);
                     let function = regs[0] as u32;
                     let (kind, value) = policy::summarize(&resolution);
                     // Calls that change a CPU's or the VM's state are logged; queries (VERSION,
@@ -185,8 +397,18 @@ mod component {
                             value
                         );
                     }
+                    // The VM is going away: its console's last, unfinished line goes out now.
+                    if matches!(
+                        resolution,
+                        TrapResolution::SystemOff | TrapResolution::SystemReset
+                    ) {
+                        self.flush_consoles(vm);
+                    }
                     resolution
                 }
+                // Served in `serve_call` (it calls the MMIO guard); only reached if that is
+                // bypassed, and then refused.
+                GuestTrap::Mmio { .. } => TrapResolution::ExternalAbort,
             })
         }
     }

@@ -77,6 +77,8 @@ pub const FR_TXFF: u32 = 1 << 5;
 pub const FR_TXFE: u32 = 1 << 7;
 /// What `UARTFR` always reads.
 pub const FR_VALUE: u32 = FR_TXFE | FR_RXFE;
+// A polling writer never waits.
+const _: () = assert!(FR_VALUE & (FR_BUSY | FR_TXFF) == 0);
 
 /// `UARTCR` reset value: TXE | RXE, UART disabled.
 pub const CR_RESET: u32 = 0x0300;
@@ -174,8 +176,9 @@ impl Pl011 {
             UARTIMSC => self.imsc,
             UARTDMACR => self.dmacr,
             UARTPERIPHID0..REGISTER_BLOCK => ID_REGISTERS[((offset - UARTPERIPHID0) / 4) as usize],
-            // UARTDR (nothing received), RSR (no errors), RIS/MIS (no interrupts), ICR
-            // (write-only), reserved and test registers.
+            // Nothing received, no errors, no interrupts; ICR is write-only.
+            UARTDR | UARTRSR_ECR | UARTRIS | UARTMIS | UARTICR => 0,
+            // Reserved and test registers.
             _ => 0,
         };
         Ok(truncate(u64::from(value), size))
@@ -203,7 +206,9 @@ impl Pl011 {
             UARTIMSC => self.imsc = value & 0x7FF,
             UARTDMACR => self.dmacr = value & 0x7,
             // ECR and ICR clear errors and interrupts, of which there are none; FR, RIS, MIS
-            // and the IDs are read-only; the rest is reserved.
+            // and the IDs are read-only.
+            UARTRSR_ECR | UARTICR | UARTFR | UARTRIS | UARTMIS => {}
+            // The IDs, reserved and test registers.
             _ => {}
         }
         Ok(())
@@ -347,7 +352,7 @@ mod tests {
             write(&mut uart, offset, 4, 0xFFFF_FFFF);
             assert_eq!(uart.read(offset, 4), Ok(0), "{offset:#x}");
         }
-        assert_eq!(uart.read(UARTCR, 4), Ok(CR_RESET));
+        assert_eq!(uart.read(UARTCR, 4), Ok(u64::from(CR_RESET)));
     }
 
     #[test]

@@ -10,8 +10,12 @@
 //!   UUID (in its usual big-endian byte order) read as a little-endian u32;
 //! - `ARM_SMCCC_VENDOR_HYP_KVM_FEATURES_FUNC_ID` (0x86000000) returns in r0..r3 the bitmap of
 //!   KVM vendor functions 0..127 that are implemented. Upstream KVM sets bits 0 (FEATURES) and
-//!   1 (PTP); pKVM for protected guests FEATURES, HYP_MEMINFO and MEM_SHARE. We serve exactly the
-//!   FEATURES call itself, so only bit 0.
+//!   1 (PTP); pKVM for protected guests FEATURES, HYP_MEMINFO and MEM_SHARE, and MMIO_GUARD_*
+//!   for guests that may use the MMIO guard. The bitmap claims exactly what the system serves
+//!   ([`kvm_features_bitmap`]): the FEATURES call itself (bit 0, answered here), and, when the
+//!   system has an mmio-guard component ([`Services::mmio_guard`]), HYP_MEMINFO (bit 2) and
+//!   MMIO_GUARD_INFO / ENROLL / MAP / UNMAP (bits 5..=8). Those the kernel routes by function ID
+//!   to the mmio-guard component, never here, so this policy answers them NOT_SUPPORTED.
 //!
 //! Only the low 32 bits of x0 name the function (SMCCC 1.1 section 2.5), and SMC32/HVC32 calls
 //! (bit 30 clear) take 32-bit arguments: the upper halves of x1.. are not the caller's.
@@ -42,14 +46,59 @@ pub const KVM_UID: &str = "28b46fb6-2ec5-11e9-a9ca-4b564d003a74";
 pub const KVM_UID_REGS: [u64; 4] = [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d];
 /// KVM vendor function number of the FEATURES call (`ARM_SMCCC_KVM_FUNC_FEATURES`).
 pub const KVM_FUNC_FEATURES: u32 = 0;
+/// KVM vendor function HYP_MEMINFO (`ARM_SMCCC_KVM_FUNC_HYP_MEMINFO`): the stage-2 granule.
+pub const KVM_FUNC_HYP_MEMINFO: u32 = 2;
+/// KVM vendor function MMIO_GUARD_INFO (`ARM_SMCCC_KVM_FUNC_MMIO_GUARD_INFO`).
+pub const KVM_FUNC_MMIO_GUARD_INFO: u32 = 5;
+/// KVM vendor function MMIO_GUARD_ENROLL.
+pub const KVM_FUNC_MMIO_GUARD_ENROLL: u32 = 6;
+/// KVM vendor function MMIO_GUARD_MAP.
+pub const KVM_FUNC_MMIO_GUARD_MAP: u32 = 7;
+/// KVM vendor function MMIO_GUARD_UNMAP.
+pub const KVM_FUNC_MMIO_GUARD_UNMAP: u32 = 8;
+/// The KVM vendor functions the mmio-guard component serves, when there is one.
+pub const MMIO_GUARD_FUNCTIONS: [u32; 5] = [
+    KVM_FUNC_HYP_MEMINFO,
+    KVM_FUNC_MMIO_GUARD_INFO,
+    KVM_FUNC_MMIO_GUARD_ENROLL,
+    KVM_FUNC_MMIO_GUARD_MAP,
+    KVM_FUNC_MMIO_GUARD_UNMAP,
+];
+/// HYP_MEMINFO's function ID (SMC64 fast, vendor hypervisor: `0xC6000000 | 2`).
+pub const HYP_MEMINFO: u32 = 0xC600_0000 | KVM_FUNC_HYP_MEMINFO;
+/// MMIO_GUARD_INFO's function ID.
+pub const MMIO_GUARD_INFO: u32 = 0xC600_0000 | KVM_FUNC_MMIO_GUARD_INFO;
+/// MMIO_GUARD_ENROLL's function ID.
+pub const MMIO_GUARD_ENROLL: u32 = 0xC600_0000 | KVM_FUNC_MMIO_GUARD_ENROLL;
+/// MMIO_GUARD_MAP's function ID.
+pub const MMIO_GUARD_MAP: u32 = 0xC600_0000 | KVM_FUNC_MMIO_GUARD_MAP;
+/// MMIO_GUARD_UNMAP's function ID.
+pub const MMIO_GUARD_UNMAP: u32 = 0xC600_0000 | KVM_FUNC_MMIO_GUARD_UNMAP;
 /// Our own vendor-hypervisor call (fast, SMC64, function 128: past KVM's 0..127): the VM
 /// manager calls the supervisor's Ping with x1 as the nonce and returns the answer in x0. A
 /// health check of the component path, and what `cargo xtask bench` times for a
 /// component-to-component call.
 pub const HYP_PING_SUPERVISOR: u32 = 0xC600_0080;
-/// The KVM vendor functions we implement, as the FEATURES call reports them (r0 = functions
-/// 0..31, r1 = 32..63, r2 = 64..95, r3 = 96..127).
-pub const KVM_FEATURES_BITMAP: [u64; 4] = [1 << KVM_FUNC_FEATURES, 0, 0, 0];
+/// What the system serves besides this component's own calls, as far as discovery goes.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Services {
+    /// There is an mmio-guard component (the kernel routes HYP_MEMINFO and MMIO_GUARD_* to it).
+    pub mmio_guard: bool,
+}
+
+/// The KVM vendor functions the system implements, as the FEATURES call reports them (r0 =
+/// functions 0..31, r1 = 32..63, r2 = 64..95, r3 = 96..127).
+pub const fn kvm_features_bitmap(services: Services) -> [u64; 4] {
+    let mut r0 = 1 << KVM_FUNC_FEATURES;
+    if services.mmio_guard {
+        let mut i = 0;
+        while i < MMIO_GUARD_FUNCTIONS.len() {
+            r0 |= 1 << MMIO_GUARD_FUNCTIONS[i];
+            i += 1;
+        }
+    }
+    [r0, 0, 0, 0]
+}
 
 /// PSCI functions we answer, for PSCI_FEATURES.
 const SUPPORTED_PSCI: &[u32] = &[
@@ -75,8 +124,9 @@ fn ret(x0: u64) -> TrapResolution {
     }
 }
 
-/// Decides what a guest's SMCCC call does. `regs` are the caller's x0..x7 (function ID in x0).
-pub fn decide(regs: &[u64; 8]) -> TrapResolution {
+/// Decides what a guest's SMCCC call does. `regs` are the caller's x0..x7 (function ID in x0);
+/// `services` is what the rest of the system serves, for discovery.
+pub fn decide(regs: &[u64; 8], services: Services) -> TrapResolution {
     let function = regs[0] as u32;
     let is_32bit_call = function & (1 << 30) == 0;
     // SMC32/HVC32 calls take 32-bit arguments: the upper halves are not the caller's.
@@ -96,7 +146,7 @@ pub fn decide(regs: &[u64; 8]) -> TrapResolution {
         }
         VENDOR_HYP_CALL_UID => TrapResolution::Return { regs: KVM_UID_REGS },
         VENDOR_HYP_KVM_FEATURES => TrapResolution::Return {
-            regs: KVM_FEATURES_BITMAP,
+            regs: kvm_features_bitmap(services),
         },
         psci::PSCI_VERSION => ret(PSCI_VERSION_1_1),
         psci::PSCI_FEATURES => {
@@ -164,6 +214,11 @@ pub fn function_name(function: u32) -> &'static str {
         arch::SMCCC_ARCH_FEATURES => "SMCCC_ARCH_FEATURES",
         VENDOR_HYP_CALL_UID => "VENDOR_HYP_CALL_UID",
         VENDOR_HYP_KVM_FEATURES => "KVM_FEATURES",
+        HYP_MEMINFO => "HYP_MEMINFO",
+        MMIO_GUARD_INFO => "MMIO_GUARD_INFO",
+        MMIO_GUARD_ENROLL => "MMIO_GUARD_ENROLL",
+        MMIO_GUARD_MAP => "MMIO_GUARD_MAP",
+        MMIO_GUARD_UNMAP => "MMIO_GUARD_UNMAP",
         _ => psci_function_name(function).unwrap_or("UNKNOWN"),
     }
 }
@@ -181,6 +236,9 @@ pub fn summarize(resolution: &TrapResolution) -> (&'static str, u64) {
         TrapResolution::SystemReset => ("system-reset", 0),
         TrapResolution::InjectUndefined => ("inject-undefined", 0),
         TrapResolution::Retry => ("retry", 0),
+        TrapResolution::MmioRead { value } => ("mmio-read", value),
+        TrapResolution::MmioWritten => ("mmio-written", 0),
+        TrapResolution::ExternalAbort => ("external-abort", 0),
     }
 }
 
@@ -188,8 +246,17 @@ pub fn summarize(resolution: &TrapResolution) -> (&'static str, u64) {
 mod tests {
     use super::*;
 
+    const WITH_GUARD: Services = Services { mmio_guard: true };
+
+    fn call_with(services: Services, function: u32, args: [u64; 3]) -> TrapResolution {
+        decide(
+            &[function as u64, args[0], args[1], args[2], 0, 0, 0, 0],
+            services,
+        )
+    }
+
     fn call(function: u32, args: [u64; 3]) -> TrapResolution {
-        decide(&[function as u64, args[0], args[1], args[2], 0, 0, 0, 0])
+        call_with(Services::default(), function, args)
     }
 
     #[test]
@@ -233,11 +300,17 @@ mod tests {
     #[test]
     fn only_low_32_bits_name_the_function() {
         assert_eq!(
-            decide(&[0xdead_0000_8400_0000, 0, 0, 0, 0, 0, 0, 0]),
+            decide(
+                &[0xdead_0000_8400_0000, 0, 0, 0, 0, 0, 0, 0],
+                Services::default()
+            ),
             ret(PSCI_VERSION_1_1)
         );
         assert_eq!(
-            decide(&[0xffff_ffff_8600_ff01, 0, 0, 0, 0, 0, 0, 0]),
+            decide(
+                &[0xffff_ffff_8600_ff01, 0, 0, 0, 0, 0, 0, 0],
+                Services::default()
+            ),
             TrapResolution::Return { regs: KVM_UID_REGS }
         );
     }
@@ -316,18 +389,89 @@ mod tests {
         );
     }
 
+    /// The function numbers whose bit is set in a FEATURES bitmap.
+    fn claimed(bitmap: [u64; 4]) -> Vec<u32> {
+        (0..128u32)
+            .filter(|n| bitmap[(n / 32) as usize] & (1 << (n % 32)) != 0)
+            .collect()
+    }
+
+    /// Whether this policy answers KVM function `n` (in its SMC32 or SMC64 form) with anything
+    /// but NOT_SUPPORTED.
+    fn served_here(services: Services, n: u32) -> bool {
+        [0x8600_0000 + n, 0xC600_0000 + n]
+            .into_iter()
+            .any(|id| call_with(services, id, [0; 3]) != ret(NOT_SUPPORTED))
+    }
+
     #[test]
-    fn kvm_features_reports_only_itself() {
+    fn kvm_features_without_the_guard_reports_only_itself() {
         assert_eq!(
             call(VENDOR_HYP_KVM_FEATURES, [0; 3]),
             TrapResolution::Return { regs: [1, 0, 0, 0] }
         );
-        // Every function the bitmap claims is answered with something other than
+        // Every function the bitmap claims is answered here with something other than
         // NOT_SUPPORTED, and every other function number is not.
+        let services = Services::default();
+        let claimed = claimed(kvm_features_bitmap(services));
+        assert_eq!(claimed, [KVM_FUNC_FEATURES]);
         for n in 0..128u32 {
-            let claimed = KVM_FEATURES_BITMAP[(n / 32) as usize] & (1 << (n % 32)) != 0;
-            let served = call(0x8600_0000 + n, [0; 3]) != ret(NOT_SUPPORTED);
-            assert_eq!(claimed, served, "KVM function {n}");
+            assert_eq!(
+                claimed.contains(&n),
+                served_here(services, n),
+                "KVM function {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn kvm_features_with_the_guard_adds_its_functions() {
+        let expected = (1 << 0) | (1 << 2) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8);
+        assert_eq!(
+            call_with(WITH_GUARD, VENDOR_HYP_KVM_FEATURES, [0; 3]),
+            TrapResolution::Return {
+                regs: [expected, 0, 0, 0]
+            }
+        );
+        // Claimed: what is answered here, plus what the kernel routes to the guard by ID;
+        // nothing else. The guard's functions are never answered here (they do not arrive
+        // here; if one did, NOT_SUPPORTED is the safe answer).
+        let claimed = claimed(kvm_features_bitmap(WITH_GUARD));
+        for n in 0..128u32 {
+            let guards = MMIO_GUARD_FUNCTIONS.contains(&n);
+            let here = served_here(WITH_GUARD, n);
+            assert!(!(guards && here), "KVM function {n} served twice");
+            assert_eq!(claimed.contains(&n), guards || here, "KVM function {n}");
+        }
+        for id in [
+            HYP_MEMINFO,
+            MMIO_GUARD_INFO,
+            MMIO_GUARD_ENROLL,
+            MMIO_GUARD_MAP,
+            MMIO_GUARD_UNMAP,
+        ] {
+            assert_eq!(id & 0xFF, id - 0xC600_0000);
+            assert_ne!(function_name(id), "UNKNOWN");
+        }
+        assert_eq!(HYP_MEMINFO, 0xC600_0002);
+        assert_eq!(MMIO_GUARD_UNMAP, 0xC600_0008);
+    }
+
+    #[test]
+    fn everything_else_ignores_the_guard() {
+        for function in [
+            arch::SMCCC_VERSION,
+            VENDOR_HYP_CALL_UID,
+            psci::PSCI_VERSION,
+            psci::PSCI_CPU_ON_64,
+            psci::PSCI_SYSTEM_OFF,
+            0x8600_0001,
+        ] {
+            assert_eq!(
+                call(function, [1, 2, 3]),
+                call_with(WITH_GUARD, function, [1, 2, 3]),
+                "{function:#x}"
+            );
         }
     }
 

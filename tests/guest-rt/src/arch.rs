@@ -14,6 +14,9 @@
 //!   restores the frame (including a possibly advanced `ELR_EL1`) and `eret`s.
 //! - Small register accessors (`CurrentEL`, `MPIDR_EL1`, `ESR_EL1`, `FAR_EL1`, the generic
 //!   timer), a full-system data memory barrier and a minimal HVC used by benchmarks.
+//! - [`with_identity_mmu`]: runs a closure with the EL1 MMU on over a tiny static identity map,
+//!   for tests that need Normal memory (misaligned accesses) where the runtime otherwise has
+//!   only Device memory.
 //!
 //! Only built for `target_os = "none"` (the runtime is aarch64-only there).
 
@@ -296,4 +299,179 @@ pub fn halt() -> ! {
         // SAFETY: WFI only pauses the CPU.
         unsafe { asm!("wfi", options(nomem, nostack, preserves_flags)) };
     }
+}
+
+/// Level-1 translation table of [`with_identity_mmu`]: 4 KiB granule and a 39-bit VA space
+/// (`T0SZ` = 25), so the walk starts at level 1, whose 512 entries map 1 GiB each.
+#[repr(C, align(4096))]
+struct Level1Table([u64; 512]);
+
+/// Level-1 block descriptor (bits 1:0 = 0b01).
+const DESC_BLOCK: u64 = 0b01;
+/// `AttrIndx` = 0: `MAIR_EL1.Attr0`, Normal memory, Non-cacheable.
+const DESC_ATTR_NORMAL_NC: u64 = 0 << 2;
+/// `AttrIndx` = 1: `MAIR_EL1.Attr1`, Normal memory, Write-Back.
+const DESC_ATTR_NORMAL_WB: u64 = 1 << 2;
+/// `SH` = Outer Shareable.
+const DESC_SH_OUTER: u64 = 0b10 << 8;
+/// `SH` = Inner Shareable.
+const DESC_SH_INNER: u64 = 0b11 << 8;
+/// Access flag (without it the first access takes an Access flag fault).
+const DESC_AF: u64 = 1 << 10;
+/// Privileged and unprivileged execute-never.
+const DESC_XN: u64 = (1 << 53) | (1 << 54);
+/// One level-1 block.
+const GIB: u64 = 1 << 30;
+/// Where the identity map ends: everything [`with_identity_mmu`]'s closure touches is below.
+pub const IDENTITY_MAP_END: u64 = 2 * GIB;
+
+/// `MAIR_EL1` while the map is on: Attr0 = 0x44 (Normal, Inner/Outer Non-cacheable),
+/// Attr1 = 0xFF (Normal, Inner/Outer Write-Back, read/write-allocate).
+const IDENTITY_MAIR: u64 = 0x44 | (0xFF << 8);
+/// `TCR_EL1` while the map is on: T0SZ = 25, IRGN0 = ORGN0 = 0 (walks Non-cacheable, so the
+/// table needs no cache maintenance), SH0 = 0, TG0 = 0 (4 KiB), EPD1 = 1 (no TTBR1 walks),
+/// IPS = 0 (32-bit output addresses: both blocks are below 4 GiB).
+const IDENTITY_TCR: u64 = 25 | (1 << 23);
+
+/// `SCTLR_EL1.M`: stage-1 MMU enable.
+const SCTLR_M: u64 = 1 << 0;
+/// `SCTLR_EL1.A`: alignment checking.
+const SCTLR_A: u64 = 1 << 1;
+/// `SCTLR_EL1.C`: data cacheability.
+const SCTLR_C: u64 = 1 << 2;
+/// `SCTLR_EL1.WXN`: writable implies execute-never.
+const SCTLR_WXN: u64 = 1 << 19;
+
+/// The map: [0, 1 GiB) Normal Non-cacheable and execute-never (QEMU virt's devices: accesses
+/// there may be misaligned), [1 GiB, 2 GiB) Normal Write-Back (the guest's RAM, its code
+/// included), nothing else.
+static IDENTITY_TABLE: Level1Table = {
+    let mut entries = [0; 512];
+    entries[0] = DESC_BLOCK | DESC_ATTR_NORMAL_NC | DESC_SH_OUTER | DESC_AF | DESC_XN;
+    entries[1] = GIB | DESC_BLOCK | DESC_ATTR_NORMAL_WB | DESC_SH_INNER | DESC_AF;
+    Level1Table(entries)
+};
+
+unsafe extern "C" {
+    /// End of the image (bss and stack included), from `guest.ld`.
+    static __image_end: u8;
+}
+
+/// Runs `f` with the EL1 stage-1 MMU on over a static identity map, then turns it off again
+/// and restores the translation registers; returns `f`'s result.
+///
+/// The runtime runs with the MMU off, where every data access is Device memory: a misaligned
+/// access takes an alignment fault at EL1 before the hypervisor's stage 2 sees it. Inside `f`,
+/// `[0, 1 GiB)` (QEMU virt's devices) is Normal Non-cacheable memory, so a misaligned load or
+/// store there reaches stage 2 as one access; `[1 GiB, 2 GiB)` (the guest's RAM, where the
+/// image, its stack and the vector table are) is Normal Write-Back; anything above
+/// [`IDENTITY_MAP_END`] takes a translation fault. Alignment checking (`SCTLR_EL1.A`) is off.
+///
+/// Caches: the map is used with `SCTLR_EL1.C` clear, so every data access stays
+/// Non-cacheable whatever the memory type says, exactly as with the MMU off. Nothing is ever
+/// allocated in the data cache, so neither turning the MMU on (no stale lines can hit) nor
+/// turning it off (no dirty lines are left behind) needs cleaning or invalidating; the
+/// table is walked Non-cacheable too. Only the TLBs are invalidated, before and after
+/// (completed with `DSB ISH`, since the hypervisor's HCR_EL2.FB may broadcast the
+/// invalidation).
+///
+/// Expected exceptions ([`crate::expect_exception`]) work inside `f`: the vectors and the
+/// runtime's globals are in the mapped RAM.
+///
+/// # Safety
+///
+/// While `f` runs, device registers below 1 GiB are Normal memory: the CPU may read them
+/// speculatively and may merge, split or repeat accesses. `f` must touch only devices for
+/// which that is harmless (e.g. ones the hypervisor emulates or does not map), must not touch
+/// anything at or above [`IDENTITY_MAP_END`] except to provoke an expected fault, and must
+/// not change the translation registers itself.
+///
+/// # Panics
+///
+/// If the MMU is already on (no nesting), if called on a CPU other than the boot CPU, or if
+/// the image does not lie below [`IDENTITY_MAP_END`].
+pub unsafe fn with_identity_mmu<R>(f: impl FnOnce() -> R) -> R {
+    assert!(
+        crate::smp::is_boot_cpu(),
+        "with_identity_mmu is for the boot CPU only"
+    );
+    let image_end = core::ptr::addr_of!(__image_end) as u64;
+    assert!(
+        image_end <= IDENTITY_MAP_END,
+        "with_identity_mmu: the image ends at {image_end:#x}, above the identity map"
+    );
+    let (mair, tcr, ttbr0, sctlr): (u64, u64, u64, u64);
+    // SAFETY: Reading the translation registers has no side effects.
+    unsafe {
+        asm!(
+            "mrs {mair}, mair_el1",
+            "mrs {tcr}, tcr_el1",
+            "mrs {ttbr0}, ttbr0_el1",
+            "mrs {sctlr}, sctlr_el1",
+            mair = out(reg) mair,
+            tcr = out(reg) tcr,
+            ttbr0 = out(reg) ttbr0,
+            sctlr = out(reg) sctlr,
+            options(nomem, nostack, preserves_flags),
+        )
+    };
+    assert!(sctlr & SCTLR_M == 0, "with_identity_mmu: the MMU is already on");
+    let table = core::ptr::addr_of!(IDENTITY_TABLE) as u64;
+    let enabled = (sctlr | SCTLR_M) & !(SCTLR_A | SCTLR_C | SCTLR_WXN);
+    // SAFETY: The map is the identity on everything the runtime and the caller use (the image,
+    // its stack and vectors, below IDENTITY_MAP_END as checked; the caller's contract covers
+    // the rest), so execution continues at the same addresses with the same data once the MMU
+    // is on. The ISBs make each step take effect before the next, the TLB invalidation drops
+    // any entry from an earlier use. Data caching stays off (C = 0), see above. The asm is a
+    // compiler barrier (it may touch memory), so no access of `f` moves before it.
+    unsafe {
+        asm!(
+            "dsb sy",
+            "msr mair_el1, {mair}",
+            "msr tcr_el1, {tcr}",
+            "msr ttbr0_el1, {table}",
+            "isb",
+            "tlbi vmalle1",
+            "dsb ish",
+            "isb",
+            "msr sctlr_el1, {sctlr}",
+            "isb",
+            mair = in(reg) IDENTITY_MAIR,
+            tcr = in(reg) IDENTITY_TCR,
+            table = in(reg) table,
+            sctlr = in(reg) enabled,
+            options(nostack, preserves_flags),
+        )
+    };
+    let result = f();
+    // SAFETY: Turns the MMU off at the same (identity) addresses, then restores the registers
+    // read above; with data caching off throughout there is nothing to clean. The asm is a
+    // compiler barrier, so no access of `f` moves after it.
+    unsafe {
+        asm!(
+            "dsb sy",
+            "msr sctlr_el1, {sctlr}",
+            "isb",
+            "tlbi vmalle1",
+            "dsb ish",
+            "msr ttbr0_el1, {ttbr0}",
+            "msr tcr_el1, {tcr}",
+            "msr mair_el1, {mair}",
+            "isb",
+            sctlr = in(reg) sctlr,
+            ttbr0 = in(reg) ttbr0,
+            tcr = in(reg) tcr,
+            mair = in(reg) mair,
+            options(nostack, preserves_flags),
+        )
+    };
+    result
+}
+
+/// `SCTLR_EL1.M`: whether the EL1 stage-1 MMU is on.
+pub fn mmu_enabled() -> bool {
+    let v: u64;
+    // SAFETY: Reading SCTLR_EL1 has no side effects.
+    unsafe { asm!("mrs {}, sctlr_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
+    v & SCTLR_M != 0
 }

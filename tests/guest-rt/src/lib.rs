@@ -49,7 +49,10 @@
 //! ```
 //!
 //! Tests can expect synchronous exceptions ([`expect_exception`], [`catch_exception`]), make
-//! SMCCC calls through either conduit ([`smccc`]) and read the virtual counter ([`counter`]).
+//! SMCCC calls through either conduit ([`smccc`], with the KVM vendor-hypervisor and MMIO
+//! guard call numbers in [`smccc::kvm`]) and read the virtual counter ([`counter`]). The
+//! runtime runs with the MMU off (all data accesses Device memory); [`with_identity_mmu`] runs
+//! a closure with it on over a static identity map, where misaligned accesses are possible.
 //!
 //! # More than one CPU
 //!
@@ -103,7 +106,7 @@ pub mod smccc;
 pub mod smp;
 
 #[cfg(target_os = "none")]
-pub use arch::current_el;
+pub use arch::{IDENTITY_MAP_END, current_el, mmu_enabled, with_identity_mmu};
 #[cfg(target_os = "none")]
 pub use boot::{QEMU_DIRECT_DTB_ADDRESS, env};
 pub use env::{BadDtb, Env, MemoryRange};
