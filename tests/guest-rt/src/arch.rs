@@ -415,7 +415,10 @@ pub unsafe fn with_identity_mmu<R>(f: impl FnOnce() -> R) -> R {
             options(nomem, nostack, preserves_flags),
         )
     };
-    assert!(sctlr & SCTLR_M == 0, "with_identity_mmu: the MMU is already on");
+    assert!(
+        sctlr & SCTLR_M == 0,
+        "with_identity_mmu: the MMU is already on"
+    );
     let table = core::ptr::addr_of!(IDENTITY_TABLE) as u64;
     let enabled = (sctlr | SCTLR_M) & !(SCTLR_A | SCTLR_C | SCTLR_WXN);
     // SAFETY: The map is the identity on everything the runtime and the caller use (the image,
