@@ -102,6 +102,10 @@ pub enum Mode {
     )]
     Off,
     /// Offered: once the VM enrols, only accesses to mapped granules are allowed.
+    #[allow(
+        dead_code,
+        reason = "built by the generated table when the manifest says `optional`"
+    )]
     Optional,
     /// The VM is enrolled from the start and cannot leave.
     #[allow(
