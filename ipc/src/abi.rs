@@ -63,6 +63,13 @@ pub mod kernel_op {
     /// Write bytes to the machine's console UART: x2 = address, x3 = length (at most
     /// `MESSAGE_MAX`) inside the caller's region. For a component that emulates a VM's console.
     pub const CONSOLE_WRITE: u64 = 4;
+    /// Invalidate the host VM's stage-2 TLB entries: x2 = first IPA, x3 = length in bytes
+    /// (`u64::MAX`: every entry of the host's VMID). For the memory-protection component after
+    /// it changes the host's tables.
+    pub const HOST_TLB_INVALIDATE: u64 = 5;
+    /// Zero `[x2, x2 + x3)` of RAM (page aligned, outside the hypervisor's region) and clean it
+    /// to the point of coherency: pages the host gets back.
+    pub const ZERO_PAGES: u64 = 6;
 }
 
 /// Notification bit the kernel sets on the supervisor when a component faults.

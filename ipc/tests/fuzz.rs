@@ -92,6 +92,8 @@ fn trap_resolution() -> impl Strategy<Value = TrapResolution> {
         any::<u64>().prop_map(|value| TrapResolution::MmioRead { value }),
         Just(TrapResolution::MmioWritten),
         Just(TrapResolution::ExternalAbort),
+        Just(TrapResolution::Resume),
+        Just(TrapResolution::InjectHostAbort),
     ]
 }
 

@@ -19,7 +19,7 @@ trait Samples: Sized {
 }
 
 impl Samples for GuestTrap {
-    const VARIANTS: usize = 2;
+    const VARIANTS: usize = 3;
     fn samples() -> Vec<Self> {
         vec![
             GuestTrap::Smccc {
@@ -50,18 +50,28 @@ impl Samples for GuestTrap {
                 write: false,
                 value: u64::MAX,
             },
+            GuestTrap::Stage2Fault {
+                vm: 0,
+                vcpu: 1,
+                ipa: 0x4300_0000,
+                far: 0xffff_0000_1234_5000,
+                write: true,
+                instruction: false,
+                from_el0: false,
+            },
         ]
     }
     fn variant(&self) -> usize {
         match self {
             GuestTrap::Smccc { .. } => 0,
             GuestTrap::Mmio { .. } => 1,
+            GuestTrap::Stage2Fault { .. } => 2,
         }
     }
 }
 
 impl Samples for TrapResolution {
-    const VARIANTS: usize = 12;
+    const VARIANTS: usize = 14;
     fn samples() -> Vec<Self> {
         vec![
             TrapResolution::Return {
@@ -94,6 +104,8 @@ impl Samples for TrapResolution {
             TrapResolution::MmioRead { value: u64::MAX },
             TrapResolution::MmioWritten,
             TrapResolution::ExternalAbort,
+            TrapResolution::Resume,
+            TrapResolution::InjectHostAbort,
         ]
     }
     fn variant(&self) -> usize {
@@ -110,6 +122,8 @@ impl Samples for TrapResolution {
             TrapResolution::MmioRead { .. } => 9,
             TrapResolution::MmioWritten => 10,
             TrapResolution::ExternalAbort => 11,
+            TrapResolution::Resume => 12,
+            TrapResolution::InjectHostAbort => 13,
         }
     }
 }

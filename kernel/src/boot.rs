@@ -17,6 +17,23 @@ static EL2_ROOT: AtomicU64 = AtomicU64::new(0);
 static HOST_EMULATED: spin::Once<heapless::Vec<PhysRange, { hv_abi::MAX_EMULATED }>> =
     spin::Once::new();
 
+/// The RAM banks and the hypervisor's region, for checking what components ask the kernel
+/// to touch.
+static RAM_LAYOUT: spin::Once<(heapless::Vec<PhysRange, MAX_RAM_BANKS>, PhysRange)> =
+    spin::Once::new();
+
+/// True if `range` lies in one RAM bank and outside the hypervisor's region.
+pub fn is_host_ram(range: &PhysRange) -> bool {
+    RAM_LAYOUT.get().is_some_and(|(banks, hypervisor)| {
+        !range.overlaps(hypervisor) && banks.iter().any(|bank| bank.contains_range(range))
+    })
+}
+
+/// The host VM's VTTBR_EL2 value.
+pub fn host_vttbr() -> u64 {
+    HOST_VTTBR.load(Ordering::Relaxed)
+}
+
 /// True if `ipa` is in one of the host VM's emulated device ranges.
 pub fn is_emulated(ipa: u64) -> bool {
     HOST_EMULATED.get().is_some_and(|ranges| {
@@ -206,7 +223,17 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
             Ok(regions) => regions,
             Err(_) => fail("the host's memory map does not fit the kernel's tables"),
         };
-    let stage2_root = arch::mmu::build_stage2_map(&host_regions);
+    RAM_LAYOUT.call_once(|| (firmware.ram.clone(), table.hypervisor));
+    let stage2_root = if table.host_stage2_root != 0 {
+        // A component builds the host's stage 2 lazily, starting from this empty root.
+        defmt::info!(
+            "host stage 2: built lazily from root {=u64:#x}",
+            table.host_stage2_root
+        );
+        table.host_stage2_root
+    } else {
+        arch::mmu::build_stage2_map(&host_regions)
+    };
     HOST_VTTBR.store(stage2_root | (HOST_VMID << 48), Ordering::Relaxed);
     defmt::info!(
         "host stage 2: {=usize} regions, {=usize} table pages in use",

@@ -116,6 +116,40 @@ pub fn external_abort(
     })
 }
 
+/// ESR ISS bit 7: the fault happened on a stage-1 table walk (S1PTW).
+const ESR_S1PTW: u64 = 1 << 7;
+
+/// The abort pKVM injects into the host for an access to memory it does not own, so that the
+/// host's own exception fixups run: the stage-2 syndrome `esr_el2` repainted as an abort taken
+/// at EL1 (the current-EL class unless the access came from EL0, which keeps the lower-EL class),
+/// its ISS kept with S1PTW set as the marker that the hypervisor sent it, FAR kept, and entry at
+/// the host's VBAR_EL1.
+pub fn host_abort(
+    esr_el2: u64,
+    far: u64,
+    pc: u64,
+    spsr: u64,
+    vbar: u64,
+) -> Result<InjectedException, InjectError> {
+    let offset = sync_vector_offset(spsr)?;
+    let from_el0 = spsr & 0xf == MODE_EL0T;
+    let class = ((esr_el2 >> 26) & 0x3f) as u8;
+    let repainted = match (class, from_el0) {
+        (ec::DABT_LOWER, false) => ec::DABT_CURRENT,
+        (ec::IABT_LOWER, false) => ec::IABT_CURRENT,
+        (class, _) => class,
+    };
+    let esr = ((repainted as u64) << 26) | ESR_IL | (esr_el2 & 0x1ff_ffff) | ESR_S1PTW;
+    Ok(InjectedException {
+        esr,
+        far,
+        elr: pc,
+        spsr,
+        pc: vbar + offset,
+        pstate: MODE_EL1H | DAIF_MASKED,
+    })
+}
+
 /// An UNDEFINED instruction exception (EC 0) for the instruction at `pc`.
 pub fn undefined_instruction(
     pc: u64,
@@ -180,6 +214,38 @@ mod tests {
             Err(InjectError::ImpossibleMode(0b1001))
         );
         assert_eq!(sync_vector_offset(MODE_EL1T), Ok(0));
+    }
+
+    #[test]
+    fn host_abort_is_repainted_with_the_s1ptw_marker() {
+        // A host kernel write (EL1h) that hit a stage-2 translation fault at level 3.
+        let esr_el2 = ((ec::DABT_LOWER as u64) << 26) | ESR_IL | (1 << 24) | (1 << 6) | 0b00_0111;
+        let injected = host_abort(
+            esr_el2,
+            0xffff_8000_0010_0000,
+            0x4210_0000,
+            MODE_EL1H,
+            0x4300_0000,
+        )
+        .unwrap();
+        let syndrome = Syndrome(injected.esr);
+        assert_eq!(syndrome.class(), ec::DABT_CURRENT);
+        let Trap::DataAbort(abort) = syndrome.decode() else {
+            panic!()
+        };
+        assert!(abort.stage1_walk && abort.write);
+        assert_eq!(abort.status, FaultStatus::Translation(3));
+        assert_eq!(
+            (injected.far, injected.elr, injected.pc),
+            (0xffff_8000_0010_0000, 0x4210_0000, 0x4300_0200)
+        );
+
+        // From EL0 the class stays a lower-EL abort and the vector is the lower-EL one.
+        let fetch = ((ec::IABT_LOWER as u64) << 26) | ESR_IL | 0b00_0111;
+        let injected = host_abort(fetch, 0x1000, 0x1000, MODE_EL0T, 0x4300_0000).unwrap();
+        assert_eq!(Syndrome(injected.esr).class(), ec::IABT_LOWER);
+        assert_eq!(injected.pc, 0x4300_0400);
+        assert_ne!(injected.esr & ESR_S1PTW, 0);
     }
 
     #[test]

@@ -109,6 +109,11 @@ fn vcpu_trap(frame: &mut GuestFrame, cpu: usize, trap: Trap, esr: u64, far: u64,
         Trap::DataAbort(abort) if crate::boot::is_emulated(ipa | (far & 0xfff)) => {
             route_mmio(frame, cpu, &abort, ipa | (far & 0xfff), far);
         }
+        Trap::DataAbort(_) | Trap::InstructionAbort(_)
+            if components::host_stage2_route().is_some() =>
+        {
+            route_stage2_fault(frame, cpu, &trap, esr, far, ipa | (far & 0xfff));
+        }
         Trap::DataAbort(abort) => {
             defmt::warn!(
                 "cpu{=usize}: guest {=str} at unmapped IPA {=u64:#x} (va {=u64:#x}, pc {=u64:#x}): external abort injected",
@@ -254,6 +259,60 @@ fn route_mmio(frame: &mut GuestFrame, cpu: usize, abort: &DataAbort, ipa: u64, f
     }
 }
 
+/// Each CPU's host stage-2 fault in flight: its syndrome and FAR, for an injected abort.
+static STAGE2_FAULT_IN_FLIGHT: [spin::Mutex<Option<(u64, u64)>>; MAX_CPUS] =
+    [const { spin::Mutex::new(None) }; MAX_CPUS];
+
+/// Sends a host stage-2 fault to the component that builds the host's stage 2. The faulting
+/// instruction is the retry point: with `Resume` (now mapped) or a stopped server, it runs again.
+fn route_stage2_fault(
+    frame: &mut GuestFrame,
+    cpu: usize,
+    trap: &Trap,
+    esr: u64,
+    far: u64,
+    ipa: u64,
+) {
+    let Some(server) = components::host_stage2_route() else {
+        return;
+    };
+    let (write, instruction) = match trap {
+        Trap::DataAbort(abort) => (abort.write, false),
+        _ => (false, true),
+    };
+    let fault = GuestTrap::Stage2Fault {
+        vm: HOST_VM,
+        vcpu: cpu as u16,
+        ipa,
+        far,
+        write,
+        instruction,
+        from_el0: frame.spsr & 0xf == 0,
+    };
+    let mut request = [0u8; abi::MESSAGE_MAX];
+    let Ok(len) = hv_ipc::encode_request::<GuestTrapInterface>(&fault, &mut request) else {
+        inject_into(
+            frame,
+            inject::host_abort(esr, far, frame.elr, frame.spsr, arch::guest_vbar()),
+        );
+        return;
+    };
+    *STAGE2_FAULT_IN_FLIGHT[cpu].lock() = Some((esr, far));
+    let retry_pc = frame.elr;
+    if components::call_from_vcpu(
+        frame,
+        server,
+        abi::interface::GUEST_TRAP,
+        &request[..len],
+        retry_pc,
+    )
+    .is_err()
+    {
+        *STAGE2_FAULT_IN_FLIGHT[cpu].lock() = None;
+        frame.elr = retry_pc;
+    }
+}
+
 /// Completes an emulated access: a read's value goes to its register, extended as the load
 /// says; either way the vCPU steps over the instruction.
 fn finish_mmio(frame: &mut GuestFrame, cpu: usize, read_value: Option<u64>) {
@@ -358,6 +417,19 @@ fn apply_resolution(frame: &mut GuestFrame, cpu: usize, reply: &[u8]) {
         TrapResolution::Retry => frame.elr = frame.elr.wrapping_sub(4),
         TrapResolution::MmioRead { value } => finish_mmio(frame, cpu, Some(value)),
         TrapResolution::MmioWritten => finish_mmio(frame, cpu, None),
+        TrapResolution::Resume => {
+            // The access re-executes at the same PC; only the bookkeeping goes.
+            *STAGE2_FAULT_IN_FLIGHT[cpu].lock() = None;
+        }
+        TrapResolution::InjectHostAbort => match STAGE2_FAULT_IN_FLIGHT[cpu].lock().take() {
+            Some((esr, far)) => {
+                inject_into(
+                    frame,
+                    inject::host_abort(esr, far, frame.elr, frame.spsr, arch::guest_vbar()),
+                );
+            }
+            None => inject_undefined(frame),
+        },
         TrapResolution::ExternalAbort => {
             let access = MMIO_IN_FLIGHT[cpu].lock().take();
             match access {

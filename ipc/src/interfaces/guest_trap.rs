@@ -48,6 +48,24 @@ crate::interface! {
                 /// For a write, the value written (the source register, truncated to `size`).
                 value: u64,
             },
+            /// A host VM access its stage 2 does not translate (the memory-protection component
+            /// builds that stage 2 lazily). Routed by `"host-stage2"`.
+            Stage2Fault {
+                /// The VM (the host, 0).
+                vm: u16,
+                /// The vCPU.
+                vcpu: u16,
+                /// The intermediate physical address of the faulting byte.
+                ipa: u64,
+                /// The faulting virtual address (FAR), for the record.
+                far: u64,
+                /// A write (data aborts only).
+                write: bool,
+                /// An instruction fetch rather than a data access.
+                instruction: bool,
+                /// The access came from EL0.
+                from_el0: bool,
+            },
         }
 
         /// What the kernel does with the trapped vCPU.
@@ -106,6 +124,14 @@ crate::interface! {
             /// abort into the guest at the access, with FAR set, as the hardware would for a bus
             /// error.
             ExternalAbort,
+            /// The stage 2 now translates the access ([`GuestTrap::Stage2Fault`]): resume the
+            /// vCPU at the faulting instruction, which executes again.
+            Resume,
+            /// The host may not access this memory ([`GuestTrap::Stage2Fault`]): the kernel injects
+            /// the abort pKVM injects, so the host's exception fixups run: the syndrome repainted
+            /// as an abort taken at EL1 (unless it came from EL0), ISS.S1PTW set as the marker,
+            /// FAR kept, entry at VBAR_EL1.
+            InjectHostAbort,
         }
 
         /// The instruction that made an SMCCC call. It matters for where the guest resumes: a

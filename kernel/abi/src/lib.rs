@@ -35,6 +35,9 @@ pub const ROUTE_SMCCC: u32 = 1 << 0;
 /// Route bit: a VM's accesses to the devices the manifest makes emulated go to the component
 /// with this bit.
 pub const ROUTE_MMIO: u32 = 1 << 1;
+/// Route bit: the host VM's stage-2 faults go to the component with this bit, which builds
+/// the host's stage 2 (its root is `BootTable::host_stage2_root`).
+pub const ROUTE_HOST_STAGE2: u32 = 1 << 2;
 /// Most SMCCC function-ID ranges one component takes.
 pub const MAX_SMCCC_RANGES: usize = 4;
 /// Most emulated device ranges of the host VM.
@@ -207,6 +210,9 @@ pub struct BootTable {
     pub hypervisor: PhysRange,
     /// Address the host VM's first vCPU starts at.
     pub host_entry: u64,
+    /// The host's stage-2 root table, inside the memory of the component the host's stage-2
+    /// faults are routed to (0: the kernel builds a static identity map instead).
+    pub host_stage2_root: u64,
     /// The blobs to copy, at most [`MAX_PAYLOADS`].
     payloads: [Option<Payload>; MAX_PAYLOADS],
     /// The components, at most [`MAX_COMPONENTS`]; the index is the component's id.
@@ -261,6 +267,9 @@ pub enum BootTableError {
     ComponentImageMissing(usize),
     /// Two components serve one interface, or take one route.
     ComponentConflict(usize, usize),
+    /// The host's stage-2 root is not a page inside the memory of the component the host's
+    /// stage-2 faults go to.
+    HostStage2RootMisplaced,
 }
 
 impl BootTable {
@@ -270,6 +279,7 @@ impl BootTable {
             ram,
             hypervisor,
             host_entry,
+            host_stage2_root: 0,
             payloads: [None; MAX_PAYLOADS],
             components: [None; MAX_COMPONENTS],
             host_emulated: [PhysRange { start: 0, end: 0 }; MAX_EMULATED],
@@ -304,6 +314,17 @@ impl BootTable {
     /// component per route.
     pub fn validate_components(&self, kernel_end: u64) -> Result<(), BootTableError> {
         let components = || self.components().enumerate();
+        if self.host_stage2_root != 0 {
+            let root = self.host_stage2_root;
+            let in_owner = self.components().any(|component| {
+                component.routes & ROUTE_HOST_STAGE2 != 0
+                    && root >= component.region.start
+                    && root.saturating_add(4096) <= component.region.end
+            });
+            if !root.is_multiple_of(4096) || !in_owner {
+                return Err(BootTableError::HostStage2RootMisplaced);
+            }
+        }
         for (index, component) in components() {
             let region = component.region;
             let inside = |address: u64, len: u64| {
@@ -468,7 +489,7 @@ impl BootTable {
             self.hypervisor.start,
             self.hypervisor.end,
             self.host_entry,
-            0,
+            self.host_stage2_root,
         ] {
             writer.u64(value);
         }
@@ -531,8 +552,9 @@ impl BootTable {
         let ram = reader.range()?;
         let hypervisor = reader.range()?;
         let host_entry = reader.u64()?;
-        let _reserved = reader.u64()?;
+        let host_stage2_root = reader.u64()?;
         let mut table = Self::new(ram, hypervisor, host_entry);
+        table.host_stage2_root = host_stage2_root;
         for slot in table.host_emulated.iter_mut() {
             *slot = reader.range()?;
         }

@@ -197,6 +197,26 @@ fn smccc_ranges_and_emulated_devices_round_trip_and_validate() {
 }
 
 #[test]
+fn host_stage2_root_must_lie_in_the_routed_component() {
+    let mut table = with_components();
+    table.host_stage2_root = 0x4080_1000;
+    // Component 0 holds the page but does not take host stage-2 faults.
+    assert_eq!(
+        table.validate_components(0x4040_0000),
+        Err(BootTableError::HostStage2RootMisplaced)
+    );
+    table.components[0].as_mut().unwrap().routes = ROUTE_HOST_STAGE2;
+    let decoded = BootTable::decode(&table.encode()).unwrap();
+    assert_eq!(decoded.host_stage2_root, 0x4080_1000);
+    decoded.validate_components(0x4040_0000).unwrap();
+    table.host_stage2_root = 0x4080_1008;
+    assert_eq!(
+        table.validate_components(0x4040_0000),
+        Err(BootTableError::HostStage2RootMisplaced)
+    );
+}
+
+#[test]
 fn misplaced_or_conflicting_components_are_refused() {
     let table = with_components();
     assert_eq!(

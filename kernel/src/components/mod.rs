@@ -262,6 +262,14 @@ pub fn smccc_route(function: u32) -> Option<usize> {
         })
 }
 
+/// The component that builds the host's stage 2 and takes its faults, if any.
+pub fn host_stage2_route() -> Option<usize> {
+    registry()
+        .components
+        .iter()
+        .position(|component| component.descriptor.routes & hv_abi::ROUTE_HOST_STAGE2 != 0)
+}
+
 /// The component that emulates the devices the manifest makes emulated, if any.
 pub fn mmio_route() -> Option<usize> {
     registry()

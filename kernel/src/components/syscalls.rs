@@ -222,6 +222,26 @@ fn kernel_operation(
             let (ticks, frequency) = arch::counter();
             Ok([ticks, frequency, 0])
         }
+        kernel_op::HOST_TLB_INVALIDATE => {
+            let range = (b != u64::MAX).then_some((a, b));
+            arch::invalidate_host_stage2(crate::boot::host_vttbr(), range);
+            Ok([0; 3])
+        }
+        kernel_op::ZERO_PAGES => {
+            let range = hv_abi::PhysRange::from_size(a, b).ok_or(SyscallError::BadArgument)?;
+            if !crate::boot::is_host_ram(&range)
+                || !a.is_multiple_of(4096)
+                || !b.is_multiple_of(4096)
+            {
+                return Err(SyscallError::BadArgument);
+            }
+            // SAFETY: the range is page-aligned host RAM outside the hypervisor's region
+            // (checked above), identity-mapped at EL2; the component that asks owns the host's
+            // memory map and gives the pages back to the host only after this returns.
+            unsafe { core::ptr::write_bytes(a as *mut u8, 0, b as usize) };
+            arch::clean_dcache_to_poc(a, b);
+            Ok([0; 3])
+        }
         kernel_op::CONSOLE_WRITE => {
             let mut buffer = [0u8; abi::MESSAGE_MAX];
             let bytes = copy_from_region(component, a, b, &mut buffer)?;

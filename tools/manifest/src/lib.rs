@@ -46,12 +46,21 @@ pub const KERNEL_OPS: &[(&str, u64)] = &[
     ("component-state", hv_ipc::abi::kernel_op::COMPONENT_STATE),
     ("read-counter", hv_ipc::abi::kernel_op::READ_COUNTER),
     ("console-write", hv_ipc::abi::kernel_op::CONSOLE_WRITE),
+    (
+        "host-tlb-invalidate",
+        hv_ipc::abi::kernel_op::HOST_TLB_INVALIDATE,
+    ),
+    ("zero-pages", hv_ipc::abi::kernel_op::ZERO_PAGES),
 ];
 
 /// Guest trap classes a component can take, with their route bits (`hv_abi::ROUTE_*`).
 /// Besides these, `"smccc:<first>"` or `"smccc:<first>-<last>"` (hex function IDs) routes just
 /// those SMCCC functions, ahead of the general `"smccc"` route.
-pub const ROUTES: &[(&str, u32)] = &[("smccc", hv_abi::ROUTE_SMCCC), ("mmio", hv_abi::ROUTE_MMIO)];
+pub const ROUTES: &[(&str, u32)] = &[
+    ("smccc", hv_abi::ROUTE_SMCCC),
+    ("mmio", hv_abi::ROUTE_MMIO),
+    ("host-stage2", hv_abi::ROUTE_HOST_STAGE2),
+];
 
 /// Reads, checks and resolves the manifest at `path`. Paths in it are relative to its folder;
 /// messages name the file as `path` spells it.

@@ -95,6 +95,40 @@ pub fn run() -> Result<()> {
     }
     println!();
     println!();
+    // Host stage-2 faults and table pages while Linux boots on mem-protect's lazy stage 2, with
+    // the largest-block policy and with pages only.
+    let mut stage2_rows = Vec::new();
+    for policy in ["largest-block", "page-only"] {
+        for smp in [1, 2] {
+            let env = [("HV_MEM_PROTECT_POLICY".to_owned(), policy.to_owned())];
+            let outcome = crate::systest::boot_with(
+                &format!("bench-stage2-{policy}-smp{smp}"),
+                CpuModel::A72,
+                smp,
+                None,
+                "console=ttyAMA0 hv.init=test",
+                &[],
+                600,
+                &env,
+                Some("manifests/tests/mem-protect.toml"),
+            )?;
+            if !outcome.console.contains("HV-INIT: done") {
+                bail!(
+                    "Linux did not finish booting on the {policy} stage 2 ({})",
+                    outcome.describe()
+                );
+            }
+            let last = outcome
+                .hv_log
+                .iter()
+                .rev()
+                .find_map(|line| line.split("stage2-stats ").nth(1))
+                .context("mem-protect logged no stage2-stats line")?
+                .to_owned();
+            stage2_rows.push((policy, smp, last));
+        }
+    }
+
     let mmio_guest = crate::artifacts::guest("hv-guest-mmio-bench")?;
     let mmio = crate::systest::boot_with(
         "bench-mmio-guard",
@@ -130,6 +164,11 @@ pub fn run() -> Result<()> {
     );
     println!("  {null_line}");
     println!("  {ping_line}");
+    println!();
+    println!("Host stage-2 faults and table pages during a Linux boot (mem-protect, cortex-a72):");
+    for (policy, smp, stats) in &stage2_rows {
+        println!("  {policy:<14} {smp} CPU(s): {stats}");
+    }
     println!();
     println!("MMIO guard, instructions under -icount shift=0:");
     println!("  MMIO_GUARD_MAP (guest -> kernel -> mmio-guard -> guest)  {map_instructions:>6}");

@@ -112,6 +112,32 @@ fn all_tests() -> Vec<SystemTest> {
             expect_log: &[],
         });
     }
+    // Memory protection: the host's stage 2 is built lazily by mem-protect; Linux boots on it
+    // with 1 and 2 CPUs, and a guest gives pages away and takes them back.
+    for cpu in [CpuModel::A72, CpuModel::Max] {
+        for smp in [1, 2] {
+            tests.push(SystemTest {
+                name: format!("linux-lazy-stage2-{cpu:?}-smp{smp}").to_lowercase(),
+                cpu,
+                smp,
+                payload: Payload::Linux,
+                crash: None,
+                probe_grants: false,
+                manifest: Some("manifests/tests/mem-protect.toml"),
+                expect_log: &["host stage 2: built lazily", "stage2-stats faults="],
+            });
+        }
+        tests.push(SystemTest {
+            name: format!("guest-host-memory-{cpu:?}").to_lowercase(),
+            cpu,
+            smp: 1,
+            payload: Payload::Guest("hv-guest-host-memory"),
+            crash: None,
+            probe_grants: false,
+            manifest: Some("manifests/tests/mem-protect.toml"),
+            expect_log: &["host stage 2: built lazily"],
+        });
+    }
     // MMIO guard: the host VM's console is emulated and guarded; the guest exercises every
     // hypercall, enrolment, MAP/UNMAP, straddling and bad arguments; a second guest runs on a VM
     // the manifest enrols by force.
@@ -203,11 +229,9 @@ pub fn boot_with(
         append: Some(append.to_owned()),
     };
     let mut system = args.resolve()?;
-    for component in system
-        .components
-        .iter_mut()
-        .filter(|c| c.crate_name == "hv-vm-manager")
-    {
+    // Test hooks and settings are build-time environment variables; each component reads the
+    // ones it declares and ignores the rest.
+    for component in system.components.iter_mut() {
         component.env.extend(vm_manager_env.iter().cloned());
     }
     let built = build_image(&system)?;
