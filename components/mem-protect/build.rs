@@ -6,8 +6,8 @@
 //! `_DEVICE_HOLES`; formats in `src/build_config.rs`) are written to
 //! `$OUT_DIR/mem_protect_config.rs`, which `src/main.rs` includes. A malformed setting fails
 //! the build with what is wrong with it. With `HV_MEM_PROTECT_RAM` unset, a small default
-//! (128 MiB at 0x40000000, nothing reserved) is used with a warning: enough for host builds and
-//! clippy, never what a composed system should run with.
+//! (128 MiB at 0x40000000, nothing reserved) is used, with a warning when building for the
+//! target: enough for host builds and clippy, never what a composed system should run with.
 
 include!("../rt/build_support.rs");
 include!("src/build_config.rs");
@@ -28,10 +28,12 @@ fn main() {
     write_link_script();
     println!("cargo:rerun-if-changed=src/build_config.rs");
     let ram = setting("HV_MEM_PROTECT_RAM").unwrap_or_else(|| {
-        println!(
-            "cargo:warning=HV_MEM_PROTECT_RAM is unset; mem-protect is built for RAM {DEFAULT_RAM} \
-             with nothing reserved (a default for host builds only)"
-        );
+        if std::env::var("CARGO_CFG_TARGET_OS").as_deref() == Ok("none") {
+            println!(
+                "cargo:warning=HV_MEM_PROTECT_RAM is unset; mem-protect is built for RAM \
+                 {DEFAULT_RAM} with nothing reserved (a default for host builds only)"
+            );
+        }
         DEFAULT_RAM.to_string()
     });
     let reserved = setting("HV_MEM_PROTECT_RESERVED");

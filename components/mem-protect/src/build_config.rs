@@ -194,3 +194,81 @@ fn render_config(config: &Config) -> String {
         ranges(&config.device_holes),
     )
 }
+
+// The parser's tests (host only; the build script does not compile them).
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn build_config_parses_and_renders() {
+        let config = parse_config(
+            "0x40000000:0x80000000",
+            Some("0x7c000000:0x80000000, 0x40000000:0x40001000"),
+            Some("page-only"),
+            Some("12"),
+            Some("0x9000000:0x9000010"),
+        )
+        .unwrap();
+        assert_eq!(
+            config.reserved,
+            vec![
+                ConfigRange {
+                    start: 0x4000_0000,
+                    end: 0x4000_1000
+                },
+                ConfigRange {
+                    start: 0x7c00_0000,
+                    end: 0x8000_0000
+                }
+            ]
+        );
+        assert!(config.page_only);
+        assert_eq!(config.device_tables, Some(12));
+        assert_eq!(
+            config.device_holes,
+            vec![ConfigRange {
+                start: 0x900_0000,
+                end: 0x900_1000
+            }]
+        );
+        let ram = [crate::stage2::IpaRange::new(0x4000_0000, 0x8000_0000)];
+        assert_eq!(
+            config_memory_tables(config.ram),
+            crate::stage2::memory_pool_tables(&crate::stage2::MemoryMap::new(&ram, 40).unwrap())
+        );
+        let text = render_config(&config);
+        assert!(text.contains("RAM_PAGES: usize = 262144;"), "{text}");
+        assert!(text.contains("MappingPolicy::PageOnly"), "{text}");
+        for bad in [
+            ("0x40000000", None, None, None, None),
+            ("0x40000001:0x80000000", None, None, None, None),
+            (
+                "0x40000000:0x80000000",
+                Some("0x30000000:0x40001000"),
+                None,
+                None,
+                None,
+            ),
+            ("0x40000000:0x80000000", None, Some("huge"), None, None),
+            ("0x40000000:0x80000000", None, None, Some("x"), None),
+            (
+                "0x40000000:0x80000000",
+                None,
+                None,
+                None,
+                Some("0x40000000:0x40001000"),
+            ),
+            ("0x40000000:0x20000000000", None, None, None, None),
+        ] {
+            assert!(
+                parse_config(bad.0, bad.1, bad.2, bad.3, bad.4).is_err(),
+                "{bad:?}"
+            );
+        }
+        let default = parse_config("0x40000000:0x48000000", None, None, None, None).unwrap();
+        assert!(
+            render_config(&default).contains("DEVICE_TABLES: usize = DEFAULT_DEVICE_POOL_TABLES")
+        );
+    }
+}

@@ -123,6 +123,11 @@ pub struct HostStage2<'a> {
 impl<'a> HostStage2<'a> {
     /// An empty stage 2 serving `map`, with its root taken from the memory pool, which must
     /// hold at least [`memory_pool_tables`]`(&map)` tables.
+    ///
+    /// The root is always the memory pool's first table (at the `memory_pa` given to
+    /// [`TablePools::new`]): the pools are new (nothing can be allocated from them before this
+    /// call) and allocate in order, so a component can hand the pool's address to the kernel
+    /// as the host's VTTBR before this runs (an all-zero table is an empty root).
     pub fn new(
         mut pools: TablePools<'a>,
         map: MemoryMap<'a>,
@@ -133,6 +138,9 @@ impl<'a> HostStage2<'a> {
         let too_small = SetupError::MemoryPoolTooSmall { needed, given };
         if given < needed {
             return Err(too_small);
+        }
+        if pools.used(PoolKind::Memory) != 0 {
+            return Err(SetupError::PoolsInUse);
         }
         let root = pools.alloc(PoolKind::Memory).ok_or(too_small)?;
         Ok(Self {

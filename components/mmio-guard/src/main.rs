@@ -111,6 +111,14 @@ mod component {
                     );
                     TrapResolution::ExternalAbort
                 }
+                // Host stage-2 faults belong to the memory-protection component.
+                GuestTrap::Stage2Fault { vm, ipa, .. } => {
+                    warn!(
+                        "mmio-guard: vm{=u16}: stage-2 fault at {=u64:#x} routed here; refused",
+                        vm, ipa
+                    );
+                    TrapResolution::InjectHostAbort
+                }
             }
         }
 

@@ -409,6 +409,9 @@ mod component {
                 // Served in `serve_call` (it calls the MMIO guard); only reached if that is
                 // bypassed, and then refused.
                 GuestTrap::Mmio { .. } => TrapResolution::ExternalAbort,
+                // Host stage-2 faults go to the memory-protection component; one routed here by
+                // a wrong manifest is refused with the abort the host expects.
+                GuestTrap::Stage2Fault { .. } => TrapResolution::InjectHostAbort,
             })
         }
     }

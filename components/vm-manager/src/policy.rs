@@ -239,6 +239,8 @@ pub fn summarize(resolution: &TrapResolution) -> (&'static str, u64) {
         TrapResolution::MmioRead { value } => ("mmio-read", value),
         TrapResolution::MmioWritten => ("mmio-written", 0),
         TrapResolution::ExternalAbort => ("external-abort", 0),
+        TrapResolution::Resume => ("resume", 0),
+        TrapResolution::InjectHostAbort => ("inject-host-abort", 0),
     }
 }
 

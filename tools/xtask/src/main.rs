@@ -235,6 +235,34 @@ fn system_env(manifest: &hv_manifest::Manifest) -> Vec<(String, String)> {
             "HV_MMIO_GUARD_VMS".to_owned(),
             format!("0:{:#x}:{:#x}:{mode}", ram.base, ram.end()),
         ),
+        (
+            "HV_MEM_PROTECT_RAM".to_owned(),
+            format!("{:#x}:{:#x}", ram.base, ram.end()),
+        ),
+        (
+            "HV_MEM_PROTECT_RESERVED".to_owned(),
+            format!(
+                "{:#x}:{:#x}",
+                manifest.machine.hypervisor.base,
+                manifest.machine.hypervisor.end()
+            ),
+        ),
+        // Emulated devices must never be mapped into the host, not even inside a device block.
+        (
+            "HV_MEM_PROTECT_DEVICE_HOLES".to_owned(),
+            host.devices
+                .iter()
+                .filter(|grant| grant.mode == hv_manifest::format::DeviceMode::Emulated)
+                .map(|grant| {
+                    format!(
+                        "{:#x}:{:#x}",
+                        grant.device.region.base,
+                        grant.device.region.end()
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join(","),
+        ),
     ];
     if has_guard {
         env.push(("HV_VM_MANAGER_MMIO_GUARD".to_owned(), "1".to_owned()));

@@ -372,3 +372,19 @@ fn memory_map_regions_and_gaps() {
     assert!(!map.intersects_ram(&range(2 * GIB + 4096, GIB - 4096)));
     assert!(!map.within_ram(&range(2 * GIB - 4096, 8192)));
 }
+
+#[test]
+fn root_is_the_memory_pools_first_table() {
+    let ram = [range(GIB, GIB)];
+    let map = MemoryMap::new(&ram, 40).unwrap();
+    let mut backing = Backing::new(&map, 4);
+    backing.memory[0] = [0x55; TABLE_ENTRIES];
+    let stage2 = backing.stage2(map, MappingPolicy::LargestBlock);
+    assert_eq!(stage2.root_pa(), MEMORY_PA);
+    let (memory, pa) = stage2.pools().raw(PoolKind::Memory);
+    assert_eq!(pa, MEMORY_PA);
+    assert!(
+        memory[0].iter().all(|&desc| desc == 0),
+        "the root is zeroed"
+    );
+}

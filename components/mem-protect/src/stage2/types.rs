@@ -128,6 +128,8 @@ pub enum SetupError {
     PoolBeyondOutputAddress(PoolKind),
     /// The two pools share memory.
     PoolsOverlap,
+    /// The memory pool has tables in use already, so the root would not be its first table.
+    PoolsInUse,
     /// The memory pool is smaller than [`memory_pool_tables`](super::memory_pool_tables).
     MemoryPoolTooSmall {
         /// Tables needed.

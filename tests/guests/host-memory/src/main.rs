@@ -1,1 +1,205 @@
+//! Test guest `host-memory`: runs as the host VM on the stage 2 the memory-protection component
+//! builds lazily (`manifests/tests/mem-protect.toml`), and checks the host calls and the abort
+//! the host gets for memory it does not own.
+//!
+//! Cases:
+//!
+//! - `donated_page_aborts_with_the_s1ptw_marker`: a page of the guest's own, filled with a
+//!   pattern, is donated to guest 1 (HOST_DONATE_GUEST → 0); a read of it takes a synchronous
+//!   data abort at EL1 (EC 0x25) with ISS.S1PTW (bit 7) set and FAR = the address; after
+//!   HOST_RECLAIM (→ 0) the page reads back all zeros.
+//! - `hypervisor_memory_aborts_the_same_way`: the first and last 8 bytes of every
+//!   `/reserved-memory/hypervisor@…` range abort the same way, on read and on write.
+//! - `bad_calls_return_distinct_errors`: DONATE misaligned → -3, DONATE of 0 pages → -3,
+//!   DONATE of a hypervisor page → -5, RECLAIM of a page not donated → -5, SHARE twice → -6 the
+//!   second time, UNSHARE of a page not shared → -7; the page stays readable.
+//! - `share_and_unshare_round_trip`: SHARE → 0, the page is still readable and writable,
+//!   UNSHARE → 0.
+//!
+//! Built for the host the crate is an empty program, so `cargo check --workspace` works.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(target_os = "none")]
+mod guest {
+    //! The test cases (bare metal only).
+
+    use core::ptr;
+
+    use hv_guest_rt::{
+        Env, TakenException, TestResult, catch_exception, ensure, ensure_eq, exception::ec,
+        expect_exception, fail, smccc::hvc,
+    };
+
+    hv_guest_rt::test_guest![
+        donated_page_aborts_with_the_s1ptw_marker,
+        hypervisor_memory_aborts_the_same_way,
+        bad_calls_return_distinct_errors,
+        share_and_unshare_round_trip,
+    ];
+
+    /// The memory-protection component's host calls.
+    const HOST_SHARE_HYP: u32 = 0xC600_0090;
+    const HOST_UNSHARE_HYP: u32 = 0xC600_0091;
+    const HOST_DONATE_GUEST: u32 = 0xC600_0092;
+    const HOST_RECLAIM: u32 = 0xC600_0093;
+
+    const SUCCESS: i64 = 0;
+    const INVALID_PARAMETER: i64 = -3;
+    const NOT_OWNED: i64 = -5;
+    const ALREADY_SHARED: i64 = -6;
+    const NOT_SHARED: i64 = -7;
+
+    /// The guest the test donates to.
+    const GUEST: u64 = 1;
+    const PAGE_SIZE: u64 = 4096;
+    /// `ISS.S1PTW`, the marker of the abort the hypervisor injects.
+    const ISS_S1PTW: u64 = 1 << 7;
+    const PATTERN: u64 = 0x686f_7374_6d65_6d00;
+
+    /// A page of the guest's own memory, alone in its page.
+    #[repr(C, align(4096))]
+    struct Page([u64; 512]);
+
+    static mut DONATED: Page = Page([0; 512]);
+    static mut SHARED: Page = Page([0; 512]);
+    static mut SCRATCH: Page = Page([0; 512]);
+
+    fn call(function: u32, args: &[u64]) -> i64 {
+        hvc(function, args)[0] as i64
+    }
+
+    fn read(address: u64) -> u64 {
+        // SAFETY: `address` is an aligned doubleword of a page this guest owns (or one expected
+        // to fault, in which case the load is skipped).
+        unsafe { ptr::read_volatile(address as *const u64) }
+    }
+
+    fn write(address: u64, value: u64) {
+        // SAFETY: as for `read`: one of the guest's own pages, or a store expected to fault.
+        unsafe { ptr::write_volatile(address as *mut u64, value) }
+    }
+
+    /// Checks that `taken` is the abort the hypervisor injects for an access to memory the
+    /// host does not own.
+    fn check_marked_abort(address: u64, write: bool, taken: Option<TakenException>) -> TestResult {
+        let access = if write { "write" } else { "read" };
+        let Some(taken) = taken else {
+            fail!("{access} of {address:#x} did not fault");
+        };
+        ensure!(
+            taken.ec() == ec::DATA_ABORT_SAME_EL,
+            "{access} of {address:#x}: EC {:#x}, expected {:#x}: {taken}",
+            taken.ec(),
+            ec::DATA_ABORT_SAME_EL
+        );
+        ensure!(
+            taken.esr & ISS_S1PTW != 0,
+            "{access} of {address:#x}: ISS.S1PTW clear: {taken}"
+        );
+        ensure!(
+            taken.far == address,
+            "{access} of {address:#x}: wrong FAR: {taken}"
+        );
+        Ok(())
+    }
+
+    fn donated_page_aborts_with_the_s1ptw_marker(_env: &Env) -> TestResult {
+        let page = (&raw const DONATED) as u64;
+        for index in 0..512 {
+            write(page + index * 8, PATTERN ^ index);
+        }
+        ensure_eq!(read(page + 8), PATTERN ^ 1);
+        ensure_eq!(call(HOST_DONATE_GUEST, &[page, 1, GUEST]), SUCCESS);
+        let taken = expect_exception(|| read(page));
+        check_marked_abort(page, false, taken)?;
+        let last = page + PAGE_SIZE - 8;
+        let taken = expect_exception(|| read(last));
+        check_marked_abort(last, false, taken)?;
+        ensure_eq!(call(HOST_RECLAIM, &[page, 1, GUEST]), SUCCESS);
+        for index in 0..512 {
+            let address = page + index * 8;
+            match catch_exception(|| read(address)) {
+                Ok(0) => {}
+                Ok(value) => fail!("{address:#x} reads {value:#x} after the reclaim, not 0"),
+                Err(taken) => fail!("{address:#x} faults after the reclaim: {taken}"),
+            }
+        }
+        Ok(())
+    }
+
+    fn hypervisor_memory_aborts_the_same_way(env: &Env) -> TestResult {
+        let mut ranges = 0;
+        for range in env.hypervisor_memory() {
+            ranges += 1;
+            ensure!(range.size >= 8, "{range}: smaller than 8 bytes");
+            let first = range.base.next_multiple_of(8);
+            let last = (range.end() - 8) & !7;
+            for address in [first, last] {
+                let taken = expect_exception(|| read(address));
+                check_marked_abort(address, false, taken)?;
+                let taken = expect_exception(|| write(address, 0x6775_6573_7421));
+                check_marked_abort(address, true, taken)?;
+            }
+        }
+        ensure!(
+            ranges > 0,
+            "the DTB has no /reserved-memory/hypervisor@... node"
+        );
+        Ok(())
+    }
+
+    fn bad_calls_return_distinct_errors(env: &Env) -> TestResult {
+        let page = (&raw const SCRATCH) as u64;
+        write(page, PATTERN);
+        let Some(hypervisor) = env.hypervisor_memory().next() else {
+            fail!("the DTB has no /reserved-memory/hypervisor@... node");
+        };
+        let hyp_page = hypervisor.base.next_multiple_of(PAGE_SIZE);
+        ensure!(
+            hyp_page + PAGE_SIZE <= hypervisor.end(),
+            "{hypervisor}: no whole page"
+        );
+        ensure_eq!(
+            call(HOST_DONATE_GUEST, &[page + 8, 1, GUEST]),
+            INVALID_PARAMETER
+        );
+        ensure_eq!(
+            call(HOST_DONATE_GUEST, &[page, 0, GUEST]),
+            INVALID_PARAMETER
+        );
+        ensure_eq!(call(HOST_DONATE_GUEST, &[hyp_page, 1, GUEST]), NOT_OWNED);
+        ensure_eq!(call(HOST_RECLAIM, &[page, 1, GUEST]), NOT_OWNED);
+        ensure_eq!(call(HOST_SHARE_HYP, &[page]), SUCCESS);
+        ensure_eq!(call(HOST_SHARE_HYP, &[page]), ALREADY_SHARED);
+        ensure_eq!(call(HOST_UNSHARE_HYP, &[page]), SUCCESS);
+        ensure_eq!(call(HOST_UNSHARE_HYP, &[page]), NOT_SHARED);
+        match catch_exception(|| read(page)) {
+            Ok(value) => ensure_eq!(value, PATTERN),
+            Err(taken) => fail!("{page:#x} faults after the refused calls: {taken}"),
+        }
+        Ok(())
+    }
+
+    fn share_and_unshare_round_trip(_env: &Env) -> TestResult {
+        let page = (&raw const SHARED) as u64;
+        ensure_eq!(call(HOST_SHARE_HYP, &[page]), SUCCESS);
+        match catch_exception(|| {
+            write(page + 16, PATTERN);
+            read(page + 16)
+        }) {
+            Ok(value) => ensure_eq!(value, PATTERN),
+            Err(taken) => fail!("the shared page {page:#x} faults: {taken}"),
+        }
+        ensure_eq!(call(HOST_UNSHARE_HYP, &[page]), SUCCESS);
+        match catch_exception(|| read(page + 16)) {
+            Ok(value) => ensure_eq!(value, PATTERN),
+            Err(taken) => fail!("the unshared page {page:#x} faults: {taken}"),
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(target_os = "none"))]
 fn main() {}

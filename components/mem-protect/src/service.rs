@@ -1,0 +1,418 @@
+//! The component's decisions, pure and host-tested: the host calls (argument validation, the
+//! ownership error → SMCCC code mapping, the order of ownership and table changes) and the
+//! host stage-2 fault (map, or refuse with an injected abort). The component binary
+//! (`main.rs`) only adds the kernel (IPC, TLB maintenance, zeroing) and logging.
+//!
+//! # Host calls (vendor-hyp range, SMC64 fast calls)
+//!
+//! | function | x1 | x2 | x3 |
+//! |---|---|---|---|
+//! | [`HOST_SHARE_HYP`](function::HOST_SHARE_HYP) `0xC600_0090` | PA of one page | | |
+//! | [`HOST_UNSHARE_HYP`](function::HOST_UNSHARE_HYP) `0xC600_0091` | PA of one page | | |
+//! | [`HOST_DONATE_GUEST`](function::HOST_DONATE_GUEST) `0xC600_0092` | PA | pages ≥ 1 | guest |
+//! | [`HOST_RECLAIM`](function::HOST_RECLAIM) `0xC600_0093` | PA | pages ≥ 1 | guest |
+//!
+//! x0 returns a [`code`]: `SUCCESS` 0; `INVALID_PARAMETER` -3 (misaligned, not RAM, zero
+//! pages, a range that overflows, no such guest); `NOT_OWNED` -5 (a page is not owned by the
+//! party the call needs: the host, or that guest); `ALREADY_SHARED` -6; `NOT_SHARED` -7;
+//! `NOT_SUPPORTED` -1 for any other function routed here. A refused call changes nothing.
+//!
+//! # Order of operations
+//!
+//! - **Donate**: the ownership transition checks every page and commits (it cannot fail once
+//!   checked), *then* each page is annotated in the host's stage 2 (splitting blocks,
+//!   break-before-make, TLB invalidated). From the commit on, the fault path refuses the pages
+//!   whatever the tables say, since it asks the ownership table before it maps anything. The
+//!   annotation needs tables only from the memory pool, which is sized for every RAM page
+//!   mapped page by page and never frees a table, so it cannot run out; should it fail anyway,
+//!   the leaf covering the page is unmapped instead (unmapping needs no table), so the page is
+//!   never left mapped: the host's next access faults and is refused by the ownership check.
+//! - **Reclaim**: the ownership transition commits, then the kernel zeroes the pages and cleans
+//!   them to the point of coherency (ZERO_PAGES), then the annotations are cleared; the host
+//!   maps the pages again lazily on its next access. The component serves one call at a time,
+//!   so no host fault on these pages is handled between the commit and the zeroing. If the
+//!   kernel refuses to zero them, the pages are given back to the guest (the host cannot have
+//!   seen them: they are still annotated and the commit was never visible to a fault) and the
+//!   call fails with `NOT_SUPPORTED`.
+//!
+//! # Faults
+//!
+//! [`MemProtect::stage2_fault`] maps the identity block around the IPA when every page of it is
+//! the host's to access ([`host_may_map`]): RAM the ownership table gives the host, or device
+//! space that is neither RAM nor a device hole (an emulated device). Otherwise the host gets an
+//! abort injected. Running out of tables (after the device pool's recycle) also refuses, never
+//! loops and never panics.
+
+use core::ops::Range;
+
+use crate::ownership::{MAX_GUESTS, OwnershipError, OwnershipTable, PAGE_SIZE, Party, PhysAddr};
+use crate::stage2::{
+    HostStage2, Invalidation, IpaRange, Mapped, MappingPolicy, OwnerId, Stage2Error, Stats,
+};
+
+/// The host calls' function IDs (w0).
+pub mod function {
+    /// Share one page with the hypervisor.
+    pub const HOST_SHARE_HYP: u32 = 0xC600_0090;
+    /// Stop sharing one page with the hypervisor.
+    pub const HOST_UNSHARE_HYP: u32 = 0xC600_0091;
+    /// Donate a range of pages to a guest.
+    pub const HOST_DONATE_GUEST: u32 = 0xC600_0092;
+    /// Take a range of pages back from a guest.
+    pub const HOST_RECLAIM: u32 = 0xC600_0093;
+}
+
+/// Return codes in x0 (as signed values).
+pub mod code {
+    /// The call succeeded.
+    pub const SUCCESS: i64 = 0;
+    /// Not a call this component serves (or the kernel refused a step of it).
+    pub const NOT_SUPPORTED: i64 = -1;
+    /// Bad arguments: misaligned, not RAM, zero pages, overflow, no such guest.
+    pub const INVALID_PARAMETER: i64 = -3;
+    /// A page is not owned by the party the call needs.
+    pub const NOT_OWNED: i64 = -5;
+    /// A page is shared already.
+    pub const ALREADY_SHARED: i64 = -6;
+    /// A page is not shared.
+    pub const NOT_SHARED: i64 = -7;
+}
+
+/// A host call, its arguments validated.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum HostCall {
+    /// Share `page` with the hypervisor.
+    ShareHyp {
+        /// The page.
+        page: PhysAddr,
+    },
+    /// Stop sharing `page`.
+    UnshareHyp {
+        /// The page.
+        page: PhysAddr,
+    },
+    /// Donate `pages` to `guest`.
+    DonateGuest {
+        /// The pages, page aligned and non-empty.
+        pages: Range<PhysAddr>,
+        /// The guest's number.
+        guest: u8,
+    },
+    /// Take `pages` back from `guest`.
+    Reclaim {
+        /// The pages, page aligned and non-empty.
+        pages: Range<PhysAddr>,
+        /// The guest's number.
+        guest: u8,
+    },
+}
+
+/// Decodes and validates a host call from the caller's x0..x7: `Err` holds the code to return
+/// (`NOT_SUPPORTED` for a function that is not one of [`function`]). Whether the pages are RAM
+/// is the ownership table's to say.
+pub fn decode_host_call(regs: &[u64; 8]) -> Result<HostCall, i64> {
+    let function = regs[0] as u32;
+    let aligned = |addr: u64| {
+        if addr.is_multiple_of(PAGE_SIZE) {
+            Ok(PhysAddr(addr))
+        } else {
+            Err(code::INVALID_PARAMETER)
+        }
+    };
+    let range = |start: u64, pages: u64| {
+        let start = aligned(start)?;
+        if pages == 0 {
+            return Err(code::INVALID_PARAMETER);
+        }
+        let end = pages
+            .checked_mul(PAGE_SIZE)
+            .and_then(|len| start.0.checked_add(len))
+            .ok_or(code::INVALID_PARAMETER)?;
+        Ok(start..PhysAddr(end))
+    };
+    let guest = |number: u64| match u8::try_from(number) {
+        Ok(guest) if guest < MAX_GUESTS => Ok(guest),
+        _ => Err(code::INVALID_PARAMETER),
+    };
+    match function {
+        function::HOST_SHARE_HYP => Ok(HostCall::ShareHyp {
+            page: aligned(regs[1])?,
+        }),
+        function::HOST_UNSHARE_HYP => Ok(HostCall::UnshareHyp {
+            page: aligned(regs[1])?,
+        }),
+        function::HOST_DONATE_GUEST => Ok(HostCall::DonateGuest {
+            pages: range(regs[1], regs[2])?,
+            guest: guest(regs[3])?,
+        }),
+        function::HOST_RECLAIM => Ok(HostCall::Reclaim {
+            pages: range(regs[1], regs[2])?,
+            guest: guest(regs[3])?,
+        }),
+        _ => Err(code::NOT_SUPPORTED),
+    }
+}
+
+/// The code a refused ownership transition returns.
+pub const fn error_code(error: OwnershipError) -> i64 {
+    match error {
+        OwnershipError::NotMemory { .. }
+        | OwnershipError::Misaligned { .. }
+        | OwnershipError::EmptyRange { .. }
+        | OwnershipError::OutOfRange
+        | OwnershipError::NoSuchGuest { .. } => code::INVALID_PARAMETER,
+        OwnershipError::NotOwnedByHost { .. } | OwnershipError::NotOwnedByGuest { .. } => {
+            code::NOT_OWNED
+        }
+        OwnershipError::AlreadyShared { .. } => code::ALREADY_SHARED,
+        OwnershipError::NotShared { .. } => code::NOT_SHARED,
+    }
+}
+
+/// Whether the host's stage 2 may map the page-aligned `range` (a page, or a candidate block)
+/// for the host: RAM only if the ownership table gives the host every page of it (`reserved`,
+/// the hypervisor's permanent ranges, answer no at once without a scan); device space only
+/// if it holds no RAM and no device hole (an emulated device, which must keep faulting).
+pub fn host_may_map(
+    ownership: &OwnershipTable<'_>,
+    reserved: &[IpaRange],
+    holes: &[IpaRange],
+    range: IpaRange,
+) -> bool {
+    let ram = ownership.ram();
+    let ram = IpaRange::new(ram.start.0, ram.end.0);
+    if ram.contains_range(&range) {
+        !reserved.iter().any(|r| r.overlaps(&range))
+            && ownership
+                .host_may_access_range(PhysAddr(range.start)..PhysAddr(range.end))
+                .unwrap_or(false)
+    } else {
+        !ram.overlaps(&range) && !holes.iter().any(|hole| hole.overlaps(&range))
+    }
+}
+
+/// What the component needs of the kernel.
+pub trait Kernel {
+    /// Invalidates the host's stage-2 TLB entries (HOST_TLB_INVALIDATE), synchronously.
+    fn invalidate(&mut self, what: Invalidation);
+    /// Zeroes `[start, start + len)` and cleans it to PoC (ZERO_PAGES); `false` if refused.
+    fn zero_pages(&mut self, start: u64, len: u64) -> bool;
+}
+
+/// What a host stage-2 fault came to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum FaultOutcome {
+    /// The IPA is translated now (or was already): resume the access.
+    Mapped(Mapped),
+    /// The host may not access the page: inject the abort. `owner` is the page's owner when it
+    /// is RAM (`None` for device space the host may not map).
+    Refused {
+        /// The faulting page.
+        page: u64,
+        /// Its owner.
+        owner: Option<Party>,
+    },
+    /// The tables could not map it (out of tables, corrupt, outside the IPA space): inject the
+    /// abort too.
+    Failed(Stage2Error),
+}
+
+/// What a host call came to.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CallOutcome {
+    /// The code for x0.
+    pub code: i64,
+    /// The call, when its arguments were valid.
+    pub call: Option<HostCall>,
+    /// Donated pages whose annotation failed (they were unmapped instead) or reclaimed pages
+    /// whose annotation could not be cleared: a table problem worth an error in the log.
+    pub table_failures: u64,
+}
+
+/// The component's state: page ownership and the host's stage 2.
+pub struct MemProtect<'a> {
+    ownership: OwnershipTable<'a>,
+    stage2: HostStage2<'a>,
+    reserved: &'a [IpaRange],
+    holes: &'a [IpaRange],
+}
+
+impl<'a> MemProtect<'a> {
+    /// Serves `stage2` with `ownership` (the hypervisor's `reserved` ranges already reserved in
+    /// it) and never maps the device `holes`.
+    pub fn new(
+        ownership: OwnershipTable<'a>,
+        stage2: HostStage2<'a>,
+        reserved: &'a [IpaRange],
+        holes: &'a [IpaRange],
+    ) -> Self {
+        Self {
+            ownership,
+            stage2,
+            reserved,
+            holes,
+        }
+    }
+
+    /// The ownership table.
+    pub fn ownership(&self) -> &OwnershipTable<'a> {
+        &self.ownership
+    }
+
+    /// The host's stage 2.
+    pub fn stage2(&self) -> &HostStage2<'a> {
+        &self.stage2
+    }
+
+    /// The stage 2's counters.
+    pub fn stats(&self) -> Stats {
+        self.stage2.stats()
+    }
+
+    /// The mapping policy's name, as the benchmark logs it.
+    pub fn policy_name(&self) -> &'static str {
+        policy_name(self.stage2.policy())
+    }
+
+    /// Resolves a host stage-2 fault at `ipa`.
+    pub fn stage2_fault(&mut self, ipa: u64, kernel: &mut impl Kernel) -> FaultOutcome {
+        let page = ipa & !(PAGE_SIZE - 1);
+        let mut result = self.map(ipa, kernel);
+        if let Err(Stage2Error::OwnedBy(_)) = result
+            && self.ownership.host_may_access(PhysAddr(page)) == Ok(true)
+        {
+            // A stale annotation: the ownership table is the authority.
+            let _ = self.stage2.clear_annotation(page);
+            result = self.map(ipa, kernel);
+        }
+        match result {
+            Ok(mapped) => FaultOutcome::Mapped(mapped),
+            Err(Stage2Error::NotHostOwned(_) | Stage2Error::OwnedBy(_)) => FaultOutcome::Refused {
+                page,
+                owner: self.ownership.owner(PhysAddr(page)).ok(),
+            },
+            Err(error) => FaultOutcome::Failed(error),
+        }
+    }
+
+    fn map(&mut self, ipa: u64, kernel: &mut impl Kernel) -> Result<Mapped, Stage2Error> {
+        let (ownership, reserved, holes) = (&self.ownership, self.reserved, self.holes);
+        self.stage2.handle_fault(
+            ipa,
+            |range| host_may_map(ownership, reserved, holes, range),
+            &mut |what| kernel.invalidate(what),
+        )
+    }
+
+    /// Serves a host call from the caller's x0..x7.
+    pub fn host_call(&mut self, regs: &[u64; 8], kernel: &mut impl Kernel) -> CallOutcome {
+        let call = match decode_host_call(regs) {
+            Ok(call) => call,
+            Err(code) => {
+                return CallOutcome {
+                    code,
+                    call: None,
+                    table_failures: 0,
+                };
+            }
+        };
+        let (result, table_failures) = match &call {
+            HostCall::ShareHyp { page } => (
+                self.ownership
+                    .host_share_hyp(*page)
+                    .map_err(Refusal::Ownership),
+                0,
+            ),
+            HostCall::UnshareHyp { page } => (
+                self.ownership
+                    .host_unshare_hyp(*page)
+                    .map_err(Refusal::Ownership),
+                0,
+            ),
+            HostCall::DonateGuest { pages, guest } => self.donate(pages.clone(), *guest, kernel),
+            HostCall::Reclaim { pages, guest } => self.reclaim(pages.clone(), *guest, kernel),
+        };
+        let code = match result {
+            Ok(()) => code::SUCCESS,
+            Err(Refusal::Ownership(error)) => error_code(error),
+            Err(Refusal::ZeroingRefused) => code::NOT_SUPPORTED,
+        };
+        CallOutcome {
+            code,
+            call: Some(call),
+            table_failures,
+        }
+    }
+
+    /// Donate: commit, then annotate each page (see the module docs for the order).
+    fn donate(
+        &mut self,
+        pages: Range<PhysAddr>,
+        guest: u8,
+        kernel: &mut impl Kernel,
+    ) -> (Result<(), Refusal>, u64) {
+        if let Err(error) = self.ownership.host_donate_guest(pages.clone(), guest) {
+            return (Err(Refusal::Ownership(error)), 0);
+        }
+        let mut failures = 0;
+        for page in (pages.start.0..pages.end.0).step_by(PAGE_SIZE as usize) {
+            let owner = self.ownership.annotation(PhysAddr(page)).unwrap_or(0);
+            let mut tlb = |what| kernel.invalidate(what);
+            if self
+                .stage2
+                .set_owner_annotation(page, OwnerId(u32::from(owner)), &mut tlb)
+                .is_err()
+            {
+                failures += 1;
+                // Never leave it mapped: drop the leaf covering it (needs no table).
+                let _ = self
+                    .stage2
+                    .unmap(IpaRange::sized(page, PAGE_SIZE), &mut tlb);
+            }
+        }
+        (Ok(()), failures)
+    }
+
+    /// Reclaim: commit, zero and clean, then clear the annotations.
+    fn reclaim(
+        &mut self,
+        pages: Range<PhysAddr>,
+        guest: u8,
+        kernel: &mut impl Kernel,
+    ) -> (Result<(), Refusal>, u64) {
+        let reclaim = match self.ownership.host_reclaim(pages.clone(), guest) {
+            Ok(reclaim) => reclaim,
+            Err(error) => return (Err(Refusal::Ownership(error)), 0),
+        };
+        let range = reclaim.range();
+        if !kernel.zero_pages(range.start.0, range.end.0 - range.start.0) {
+            // Give them back: nobody saw the commit, and the host must never see the data.
+            let restored = self.ownership.host_donate_guest(range, guest);
+            return (Err(Refusal::ZeroingRefused), u64::from(restored.is_err()));
+        }
+        let mut failures = 0;
+        for page in reclaim.pages() {
+            if self.stage2.clear_annotation(page.0).is_err() {
+                failures += 1;
+            }
+        }
+        (Ok(()), failures)
+    }
+}
+
+/// Why a call changed nothing.
+enum Refusal {
+    Ownership(OwnershipError),
+    ZeroingRefused,
+}
+
+/// `largest-block` or `page-only`.
+pub const fn policy_name(policy: MappingPolicy) -> &'static str {
+    match policy {
+        MappingPolicy::LargestBlock => "largest-block",
+        MappingPolicy::PageOnly => "page-only",
+    }
+}
+
+#[cfg(test)]
+mod tests;
