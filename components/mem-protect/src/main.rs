@@ -78,6 +78,8 @@ mod component {
 
     /// Log the statistics after every this many faults.
     const STATS_EVERY: u64 = 64;
+    /// Up to this many faults, every fault logs the statistics.
+    const STATS_EACH_UNTIL: u64 = 256;
 
     hv_component_rt::component_main!(main);
 
@@ -309,7 +311,10 @@ mod component {
                 }
             };
             let faults = self.state.stats().faults;
-            if resolution == TrapResolution::InjectHostAbort || faults.is_multiple_of(STATS_EVERY) {
+            // Every fault while they are few (a largest-block boot takes a few dozen), then every
+            // STATS_EVERY-th: the last line logged is the run's figure for the benchmark.
+            let report = faults <= STATS_EACH_UNTIL || faults.is_multiple_of(STATS_EVERY);
+            if resolution == TrapResolution::InjectHostAbort || report {
                 self.log_stats();
             }
             resolution
