@@ -5,8 +5,11 @@
 //!
 //! - `runs_at_el1`: `CurrentEL` is 1.
 //! - `hypervisor_memory_unreadable` / `hypervisor_memory_unwritable`: the first and last 8
-//!   bytes of every `/reserved-memory/hypervisor@…` range take a synchronous external abort
-//!   (EC 0x25, DFSC 0x10, FAR = the address, WnR = 0 for the read and 1 for the write).
+//!   bytes of every `/reserved-memory/hypervisor@…` range take a synchronous data abort at EL1
+//!   (EC 0x25, FAR = the address, WnR = 0 for the read and 1 for the write) of one of the two
+//!   kinds the hypervisor injects: a synchronous external abort (DFSC 0x10) where the kernel's
+//!   static stage 2 leaves the memory out, or the abort the memory-protection component has
+//!   injected, pKVM's (the stage-2 syndrome with ISS.S1PTW set as the marker).
 //! - `unknown_smccc_returns_not_supported`: unknown function IDs from several owner ranges
 //!   return `NOT_SUPPORTED` through both `HVC #0` and `SMC #0`.
 //! - `psci_version_is_reported`: `PSCI_VERSION` through the DTB's conduit is at least 1.0.
@@ -83,9 +86,11 @@ mod guest {
             taken.ec(),
             ec::DATA_ABORT_SAME_EL
         );
+        // ISS bit 7: S1PTW, the marker of an abort the hypervisor injected for the host.
+        let s1ptw_marker = taken.iss() & (1 << 7) != 0;
         ensure!(
-            taken.fsc() == FSC_SYNC_EXTERNAL_ABORT,
-            "{access} of {address:#x}: DFSC {:#x}, expected {:#x}: {taken}",
+            taken.fsc() == FSC_SYNC_EXTERNAL_ABORT || s1ptw_marker,
+            "{access} of {address:#x}: DFSC {:#x}, expected {:#x} or the S1PTW marker: {taken}",
             taken.fsc(),
             FSC_SYNC_EXTERNAL_ABORT
         );
