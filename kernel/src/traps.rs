@@ -159,6 +159,34 @@ fn vcpu_trap(frame: &mut GuestFrame, cpu: usize, trap: Trap, esr: u64, far: u64,
     }
 }
 
+/// What became of a guest trap sent to a component.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Sent {
+    /// The component now runs on this CPU; its reply comes back through `apply_resolution`.
+    Delivered,
+    /// The component is stopped and not yet restarted: the vCPU was put back on `retry_pc`, so
+    /// it traps again later (re-delivery).
+    Stopped,
+    /// The trap does not encode (cannot happen for the fixed-size messages; handled anyway).
+    Unencodable,
+}
+
+/// Sends `trap` to component `server` on behalf of the vCPU trapped in `frame`.
+fn send_guest_trap(frame: &mut GuestFrame, server: usize, trap: &GuestTrap, retry_pc: u64) -> Sent {
+    let mut request = [0u8; abi::MESSAGE_MAX];
+    let Ok(len) = hv_ipc::encode_request::<GuestTrapInterface>(trap, &mut request) else {
+        return Sent::Unencodable;
+    };
+    let interface = abi::interface::GUEST_TRAP;
+    match components::call_from_vcpu(frame, server, interface, &request[..len], retry_pc) {
+        Ok(()) => Sent::Delivered,
+        Err(_) => {
+            frame.elr = retry_pc;
+            Sent::Stopped
+        }
+    }
+}
+
 /// Sends an SMCCC call to the component the route table names; without one, every function is
 /// NOT_SUPPORTED.
 fn route_smccc(frame: &mut GuestFrame, cpu: usize, conduit: Conduit, retry_pc: u64) {
@@ -174,22 +202,8 @@ fn route_smccc(frame: &mut GuestFrame, cpu: usize, conduit: Conduit, retry_pc: u
         conduit,
         regs,
     };
-    let mut request = [0u8; abi::MESSAGE_MAX];
-    let Ok(len) = hv_ipc::encode_request::<GuestTrapInterface>(&trap, &mut request) else {
+    if send_guest_trap(frame, server, &trap, retry_pc) == Sent::Unencodable {
         frame.x[0] = NOT_SUPPORTED;
-        return;
-    };
-    if components::call_from_vcpu(
-        frame,
-        server,
-        abi::interface::GUEST_TRAP,
-        &request[..len],
-        retry_pc,
-    )
-    .is_err()
-    {
-        // The server is stopped and not yet restarted: the vCPU makes the call again later.
-        frame.elr = retry_pc;
     }
 }
 
@@ -237,25 +251,16 @@ fn route_mmio(frame: &mut GuestFrame, cpu: usize, abort: &DataAbort, ipa: u64, f
         write: abort.write,
         value,
     };
-    let mut request = [0u8; abi::MESSAGE_MAX];
-    let Ok(len) = hv_ipc::encode_request::<GuestTrapInterface>(&trap, &mut request) else {
-        inject_abort(frame, abort.write, far);
-        return;
-    };
     *MMIO_IN_FLIGHT[cpu].lock() = Some(MmioAccess { abort: *abort, far });
     // The faulting instruction is the retry point: it has not executed.
     let retry_pc = frame.elr;
-    if components::call_from_vcpu(
-        frame,
-        server,
-        abi::interface::GUEST_TRAP,
-        &request[..len],
-        retry_pc,
-    )
-    .is_err()
-    {
-        *MMIO_IN_FLIGHT[cpu].lock() = None;
-        frame.elr = retry_pc;
+    match send_guest_trap(frame, server, &trap, retry_pc) {
+        Sent::Delivered => {}
+        Sent::Stopped => *MMIO_IN_FLIGHT[cpu].lock() = None,
+        Sent::Unencodable => {
+            *MMIO_IN_FLIGHT[cpu].lock() = None;
+            inject_abort(frame, abort.write, far);
+        }
     }
 }
 
@@ -289,27 +294,16 @@ fn route_stage2_fault(
         instruction,
         from_el0: frame.spsr & 0xf == 0,
     };
-    let mut request = [0u8; abi::MESSAGE_MAX];
-    let Ok(len) = hv_ipc::encode_request::<GuestTrapInterface>(&fault, &mut request) else {
-        inject_into(
-            frame,
-            inject::host_abort(esr, far, frame.elr, frame.spsr, arch::guest_vbar()),
-        );
-        return;
-    };
     *STAGE2_FAULT_IN_FLIGHT[cpu].lock() = Some((esr, far));
     let retry_pc = frame.elr;
-    if components::call_from_vcpu(
-        frame,
-        server,
-        abi::interface::GUEST_TRAP,
-        &request[..len],
-        retry_pc,
-    )
-    .is_err()
-    {
-        *STAGE2_FAULT_IN_FLIGHT[cpu].lock() = None;
-        frame.elr = retry_pc;
+    match send_guest_trap(frame, server, &fault, retry_pc) {
+        Sent::Delivered => {}
+        Sent::Stopped => *STAGE2_FAULT_IN_FLIGHT[cpu].lock() = None,
+        Sent::Unencodable => {
+            *STAGE2_FAULT_IN_FLIGHT[cpu].lock() = None;
+            let injected = inject::host_abort(esr, far, frame.elr, frame.spsr, arch::guest_vbar());
+            inject_into(frame, injected);
+        }
     }
 }
 
