@@ -1,0 +1,509 @@
+//! Checking and placing the VMs: host rules, images, memory, CPUs and devices.
+
+use super::*;
+
+/// The VMs in one list, deciding which is the host.
+pub(super) fn vm_drafts(checker: &mut Checker<'_>, spec: &ManifestSpec) -> Vec<VmDraft> {
+    let mut drafts = Vec::new();
+    if let Some(host) = &spec.host {
+        drafts.push(VmDraft {
+            path: FieldPath::root().key("host"),
+            short_form: true,
+            name: "host".into(),
+            host: true,
+            kernel: host.kernel.clone().unwrap_or_else(|| "debian".into()),
+            initrd: host.initrd.clone().unwrap_or_else(|| "busybox".into()),
+            dtb: "board".into(),
+            // `[host] memory` caps the RAM used (see `check_machine`); the VM takes the rest.
+            memory: None,
+            address: None,
+            vcpus: host.cpus,
+            pins: None,
+            devices: None,
+            cmdline: host.cmdline.clone(),
+            mmio_guard: MmioGuard::default(),
+        });
+    }
+    let explicit_hosts: Vec<usize> = spec
+        .vms
+        .iter()
+        .enumerate()
+        .filter(|(_, vm)| vm.host == Some(true))
+        .map(|(index, _)| index)
+        .collect();
+    let host_index = if spec.host.is_some() {
+        for &index in &explicit_hosts {
+            checker.error(
+                &FieldPath::root().key("vm").index(index).key("host"),
+                "[host] already describes the host VM; remove host = true here, or move [host] \
+                 into this entry",
+            );
+        }
+        None
+    } else if let Some(&first) = explicit_hosts.first() {
+        for &index in &explicit_hosts[1..] {
+            checker.error(
+                &FieldPath::root().key("vm").index(index).key("host"),
+                format!(
+                    "vm \"{}\" is already the host VM; only one VM can be, remove host = true \
+                     here",
+                    spec.vms[first].name
+                ),
+            );
+        }
+        Some(first)
+    } else if let Some(first) = spec.vms.first() {
+        if first.host == Some(false) {
+            checker.error(
+                &FieldPath::root().key("vm").index(0).key("host"),
+                "no VM is the host; set host = true on the VM that owns the machine's devices",
+            );
+        }
+        Some(0)
+    } else {
+        None
+    };
+    if spec.host.is_none() && spec.vms.is_empty() {
+        checker.error(
+            &FieldPath::root(),
+            "the manifest has no host VM; add a [host] table (e.g. [host] kernel = \"debian\") \
+             or a [[vm]] entry",
+        );
+    }
+    for (index, vm) in spec.vms.iter().enumerate() {
+        drafts.push(VmDraft {
+            path: FieldPath::root().key("vm").index(index),
+            short_form: false,
+            name: vm.name.clone(),
+            host: host_index == Some(index),
+            kernel: vm.kernel.clone().unwrap_or_else(|| "debian".into()),
+            initrd: vm.initrd.clone().unwrap_or_else(|| "busybox".into()),
+            dtb: vm.dtb.clone().unwrap_or_else(|| "board".into()),
+            memory: vm.memory.clone(),
+            address: vm.address,
+            vcpus: vm.vcpus,
+            pins: vm.cpus.clone(),
+            devices: vm.devices.clone(),
+            cmdline: vm.cmdline.clone(),
+            mmio_guard: vm.protection.mmio_guard,
+        });
+    }
+    drafts
+}
+
+/// Resolves a file a manifest names, which must exist.
+fn file(checker: &mut Checker<'_>, field: &FieldPath, base_dir: &Path, text: &str) -> PathBuf {
+    let path = base_dir.join(text);
+    if !path.is_file() {
+        let why = if path.exists() {
+            "is not a file"
+        } else {
+            "does not exist"
+        };
+        checker.error(
+            field,
+            format!(
+                "\"{text}\" {why} (looked for {}; paths are relative to the manifest's folder)",
+                path.display()
+            ),
+        );
+    }
+    path
+}
+
+pub(super) fn check_vms(
+    checker: &mut Checker<'_>,
+    board: &'static Board,
+    machine: &Machine,
+    drafts: Vec<VmDraft>,
+    base_dir: &Path,
+) -> Option<Vec<Vm>> {
+    let errors_before = checker.diagnostics.len();
+    let extras = board_extras(board);
+    let devices = board.devices;
+    let granule = board.ram_size_granule;
+    let mut vms = Vec::new();
+    let mut sizes = Vec::new();
+    // Devices passed through so far, with the VM path that has each.
+    let mut passed_through: Vec<(&str, FieldPath, String)> = Vec::new();
+
+    for draft in &drafts {
+        let path = &draft.path;
+        let kernel = match draft.kernel.as_str() {
+            "debian" => KernelImage::Debian,
+            "debian-arm64" => KernelImage::DebianArm64,
+            text => KernelImage::Path(file(checker, &path.key("kernel"), base_dir, text)),
+        };
+        let initrd = match draft.initrd.as_str() {
+            "busybox" => Initrd::Busybox,
+            "none" => Initrd::None,
+            text => Initrd::Path(file(checker, &path.key("initrd"), base_dir, text)),
+        };
+        let dtb = match draft.dtb.as_str() {
+            "board" => Dtb::Board,
+            text => Dtb::Path(file(checker, &path.key("dtb"), base_dir, text)),
+        };
+
+        let memory = match &draft.memory {
+            Some(text) => checker.size(&path.key("memory"), text, granule),
+            None if draft.host => None,
+            None => {
+                checker.error(
+                    &path.key("memory"),
+                    "a guest VM needs its memory size, e.g. memory = \"256M\"",
+                );
+                None
+            }
+        };
+        let address = draft.address;
+        if let Some(address) = address
+            && !address.is_multiple_of(granule)
+        {
+            checker.error(
+                &path.key("address"),
+                format!(
+                    "{address:#x} is not {} aligned; use {:#x} or {:#x}",
+                    format_size(granule),
+                    address / granule * granule,
+                    address.div_ceil(granule) * granule
+                ),
+            );
+        }
+        sizes.push(VmSizes { memory, address });
+
+        // CPUs.
+        let cpus_name = if draft.short_form { "cpus" } else { "vcpus" };
+        let vcpus_field = path.key(cpus_name);
+        let default_vcpus = match &draft.pins {
+            Some(pins) => pins.len() as u32,
+            None if draft.host => machine.cpus,
+            None => 1,
+        };
+        let vcpus = draft.vcpus.unwrap_or(default_vcpus);
+        if vcpus == 0 {
+            checker.error(&vcpus_field, "a VM needs at least one vCPU");
+        } else if vcpus > machine.cpus {
+            checker.error(
+                &vcpus_field,
+                format!(
+                    "{vcpus} vCPUs but the machine has {} CPUs; lower it or raise machine.cpus \
+                     (a {} has up to {})",
+                    machine.cpus, board.name, board.max_cpus
+                ),
+            );
+        }
+        let cpus = match &draft.pins {
+            Some(pins) => {
+                let pins_field = path.key("cpus");
+                if pins.is_empty() {
+                    checker.error(&pins_field, "list at least one CPU, or leave cpus out");
+                }
+                for (at, &cpu) in pins.iter().enumerate() {
+                    if cpu >= machine.cpus {
+                        checker.error(
+                            &pins_field.index(at),
+                            format!(
+                                "CPU {cpu} does not exist: the machine has CPUs 0 to {}",
+                                machine.cpus - 1
+                            ),
+                        );
+                    } else if pins[..at].contains(&cpu) {
+                        checker.error(
+                            &pins_field.index(at),
+                            format!("CPU {cpu} is listed twice; pin each vCPU to its own CPU"),
+                        );
+                    }
+                }
+                if vcpus as usize > pins.len() && !pins.is_empty() {
+                    checker.error(
+                        &vcpus_field,
+                        format!(
+                            "{vcpus} vCPUs but cpus pins only {}; list a CPU for every vCPU",
+                            pins.len()
+                        ),
+                    );
+                }
+                pins.iter().copied().take(vcpus as usize).collect()
+            }
+            None => (0..vcpus).collect(),
+        };
+
+        // Devices, given explicitly (the host's default is filled in below).
+        let mut grants = Vec::new();
+        if let Some(list) = &draft.devices {
+            for (at, entry) in list.iter().enumerate() {
+                let field = path.key("devices").index(at).key("name");
+                let Some(device) = devices.iter().find(|d| d.name == entry.name) else {
+                    let known: Vec<&str> = devices.iter().map(|d| d.name).collect();
+                    checker.error(
+                        &field,
+                        format!(
+                            "a {} has no device \"{}\"; known: {}{}",
+                            board.name,
+                            entry.name,
+                            known.join(", "),
+                            suggestion(&entry.name, known.iter().copied())
+                        ),
+                    );
+                    continue;
+                };
+                if list[..at].iter().any(|other| other.name == entry.name) {
+                    checker.error(&field, format!("\"{}\" is listed twice", entry.name));
+                    continue;
+                }
+                if entry.mode == DeviceMode::Passthrough {
+                    if let Some((_, other_path, other_name)) = passed_through
+                        .iter()
+                        .find(|(name, _, _)| *name == device.name)
+                    {
+                        let line = checker.line_of(other_path);
+                        checker.error(
+                            &field,
+                            format!(
+                                "\"{}\" is already passed through to VM \"{other_name}\" (line \
+                                 {line}); a passed-through device belongs to one VM, use mode \
+                                 = \"emulated\" for the other",
+                                device.name
+                            ),
+                        );
+                    } else {
+                        passed_through.push((device.name, field.clone(), draft.name.clone()));
+                    }
+                }
+                grants.push(DeviceGrant {
+                    device,
+                    mode: entry.mode,
+                });
+            }
+        }
+
+        vms.push(Vm {
+            name: draft.name.clone(),
+            host: draft.host,
+            kernel,
+            initrd,
+            dtb,
+            memory: Region { base: 0, size: 0 },
+            vcpus,
+            cpus,
+            pinned: draft.pins.is_some(),
+            devices: grants,
+            cmdline: draft
+                .cmdline
+                .clone()
+                .unwrap_or_else(|| extras.default_cmdline.to_owned()),
+            mmio_guard: draft.mmio_guard,
+        });
+    }
+
+    // The host's default devices: every board device no guest has passed through.
+    for (vm, draft) in vms.iter_mut().zip(&drafts) {
+        if vm.host && draft.devices.is_none() {
+            vm.devices = devices
+                .iter()
+                .filter(|device| {
+                    !passed_through
+                        .iter()
+                        .any(|(name, _, _)| *name == device.name)
+                })
+                .map(|device| DeviceGrant {
+                    device,
+                    mode: DeviceMode::Passthrough,
+                })
+                .collect();
+        }
+    }
+
+    if checker.diagnostics.len() > errors_before {
+        return None;
+    }
+    let regions = place_vms(checker, board, machine, &drafts, &sizes)?;
+    for (vm, region) in vms.iter_mut().zip(regions) {
+        vm.memory = region;
+    }
+    Some(vms)
+}
+
+/// Places every VM's RAM: explicit addresses first, then the host at the board's host kernel
+/// address, then the other guests top-down from the end of RAM, then a host without a size
+/// gets the free range from its address up.
+fn place_vms(
+    checker: &mut Checker<'_>,
+    board: &Board,
+    machine: &Machine,
+    drafts: &[VmDraft],
+    sizes: &[VmSizes],
+) -> Option<Vec<Region>> {
+    let usable = machine.usable;
+    let errors_before = checker.diagnostics.len();
+    let ram_words = |usable: &Region| {
+        if usable.size < machine.ram {
+            format!("the {} of RAM in use", format_size(usable.size))
+        } else {
+            format!("the machine's {} of RAM", format_size(usable.size))
+        }
+    };
+
+    // The sum first: the clearest message when it is simply too much.
+    let mut total = machine.hypervisor.size;
+    for (draft, size) in drafts.iter().zip(sizes) {
+        let Some(memory) = size.memory else { continue };
+        total += memory;
+        if total > usable.size {
+            checker.error(
+                &draft.path.key("memory"),
+                format!(
+                    "the VMs' memory up to here plus the hypervisor's {} is {}, more than {}; \
+                     shrink the VMs or raise machine.ram",
+                    format_size(machine.hypervisor.size),
+                    format_size(total),
+                    ram_words(&usable)
+                ),
+            );
+            return None;
+        }
+    }
+
+    let mut placed: Vec<Option<Region>> = vec![None; drafts.len()];
+    // (region, owner index); the hypervisor has no owner.
+    let mut taken: Vec<(Region, Option<usize>)> = vec![(machine.hypervisor, None)];
+    let claim = |checker: &mut Checker<'_>,
+                 index: usize,
+                 region: Region,
+                 field: FieldPath,
+                 taken: &mut Vec<(Region, Option<usize>)>|
+     -> bool {
+        if !inside(&usable, &region) {
+            checker.error(
+                &field,
+                format!(
+                    "{} ({}) is outside {} ({}); move it or shrink it",
+                    show(&region),
+                    format_size(region.size),
+                    ram_words(&usable),
+                    show(&usable)
+                ),
+            );
+            return false;
+        }
+        if let Some((other, owner)) = taken.iter().find(|(other, _)| other.overlaps(&region)) {
+            let what = match owner {
+                None => format!("the hypervisor's region ({})", show(other)),
+                Some(owner) => format!(
+                    "VM \"{}\" ({}, line {})",
+                    drafts[*owner].name,
+                    show(other),
+                    checker.line_of(&drafts[*owner].path)
+                ),
+            };
+            checker.error(
+                &field,
+                format!("{} overlaps {what}; choose another address", show(&region)),
+            );
+            return false;
+        }
+        taken.push((region, Some(index)));
+        true
+    };
+
+    // Explicit addresses, and the host at its default address when it has a size.
+    for (index, (draft, size)) in drafts.iter().zip(sizes).enumerate() {
+        let (base, field) = match size.address {
+            Some(address) => (address, draft.path.key("address")),
+            None if draft.host => (board.host_kernel_address, draft.path.key("memory")),
+            None => continue,
+        };
+        let Some(memory) = size.memory else { continue };
+        let region = Region { base, size: memory };
+        if claim(checker, index, region, field, &mut taken) {
+            placed[index] = Some(region);
+        }
+    }
+
+    // Guests without an address, top-down.
+    for (index, (draft, size)) in drafts.iter().zip(sizes).enumerate() {
+        if draft.host || size.address.is_some() {
+            continue;
+        }
+        let Some(memory) = size.memory else { continue };
+        match highest_free(&taken, usable, memory, board.ram_size_granule) {
+            Some(region) => {
+                taken.push((region, Some(index)));
+                placed[index] = Some(region);
+            }
+            None => checker.error(
+                &draft.path.key("memory"),
+                format!(
+                    "no free 2 MiB aligned range of {} is left in {}; shrink it or give VMs \
+                     addresses that leave room",
+                    format_size(memory),
+                    ram_words(&usable)
+                ),
+            ),
+        }
+    }
+
+    // A host without a size: from its address to the next VM or the end of RAM.
+    for (index, (draft, size)) in drafts.iter().zip(sizes).enumerate() {
+        if !draft.host || size.memory.is_some() {
+            continue;
+        }
+        let (base, field) = match size.address {
+            Some(address) => (address, draft.path.key("address")),
+            None => (board.host_kernel_address, draft.path.clone()),
+        };
+        let end = taken
+            .iter()
+            .map(|(region, _)| region.base)
+            .filter(|&start| start >= base)
+            .min()
+            .unwrap_or(usable.end())
+            .min(usable.end());
+        let region = Region {
+            base,
+            size: end.saturating_sub(base),
+        };
+        if region.size < board.ram_size_granule {
+            checker.error(
+                &field,
+                format!(
+                    "no RAM is left for the host VM at {base:#x}: the hypervisor and the other \
+                     VMs take {}; shrink them or raise machine.ram",
+                    ram_words(&usable)
+                ),
+            );
+        } else if claim(checker, index, region, field, &mut taken) {
+            placed[index] = Some(region);
+        }
+    }
+
+    if checker.diagnostics.len() > errors_before {
+        return None;
+    }
+    Some(placed.into_iter().map(|r| r.expect("placed")).collect())
+}
+
+/// The highest 2 MiB aligned free range of `size` bytes in `usable`.
+fn highest_free(
+    taken: &[(Region, Option<usize>)],
+    usable: Region,
+    size: u64,
+    align: u64,
+) -> Option<Region> {
+    let mut starts: Vec<u64> = taken.iter().map(|(region, _)| region.base).collect();
+    starts.push(usable.end());
+    starts.sort_unstable();
+    starts.dedup();
+    // Candidate tops: the end of RAM and the start of every taken range, highest first.
+    for &top in starts.iter().rev() {
+        if top > usable.end() || top < size {
+            continue;
+        }
+        let base = (top - size) / align * align;
+        let region = Region { base, size };
+        if inside(&usable, &region) && !taken.iter().any(|(other, _)| other.overlaps(&region)) {
+            return Some(region);
+        }
+    }
+    None
+}
