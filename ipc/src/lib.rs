@@ -77,7 +77,9 @@ mod wire;
 pub use client::{Client, Transport};
 pub use error::{CallError, Error, RemoteError, TransportError};
 pub use schema::{fnv1a_64, schema_hash};
-pub use wire::{decode_reply, decode_request, encode_reply, encode_request, serve, try_serve};
+pub use wire::{
+    decode_reply, decode_request, encode_reply, encode_request, refuse, serve, try_serve,
+};
 
 use postcard::experimental::max_size::MaxSize;
 use serde::{Serialize, de::DeserializeOwned};

@@ -29,6 +29,13 @@ pub fn encode_reply<I: Interface>(
     encode(reply, out)
 }
 
+/// Writes the reply that refuses a call with `error`, for any interface (a [`WireReply`] error
+/// encodes the same whatever the reply type), e.g. a call on an interface the server does not
+/// serve. Returns the reply's length, 0 if even that does not fit `out`.
+pub fn refuse(error: RemoteError, out: &mut [u8]) -> usize {
+    encode(&WireReply::<()>::Err(error), out).unwrap_or(0)
+}
+
 /// Decodes a reply on interface `I`: the outer `Result` says whether the bytes made sense, the
 /// inner one whether the server served the request.
 pub fn decode_reply<I: Interface>(bytes: &[u8]) -> Result<WireReply<I::Reply>, Error> {

@@ -475,3 +475,24 @@ fn errors_display() {
     assert_eq!(Error::Malformed.to_string(), "malformed message");
     assert_eq!(RemoteError::Busy.to_string(), "server busy");
 }
+
+#[test]
+fn refusing_decodes_as_the_error_on_every_interface() {
+    use hv_ipc::{RemoteError, decode_reply, interfaces::MmioGuardInterface, refuse};
+    let mut out = [0u8; 8];
+    let len = refuse(RemoteError::UnknownOperation, &mut out);
+    assert!(len > 0);
+    assert_eq!(
+        decode_reply::<GuestTrapInterface>(&out[..len]).unwrap(),
+        Err(RemoteError::UnknownOperation)
+    );
+    assert_eq!(
+        decode_reply::<SupervisorInterface>(&out[..len]).unwrap(),
+        Err(RemoteError::UnknownOperation)
+    );
+    assert_eq!(
+        decode_reply::<MmioGuardInterface>(&out[..len]).unwrap(),
+        Err(RemoteError::UnknownOperation)
+    );
+    assert_eq!(refuse(RemoteError::Busy, &mut []), 0);
+}

@@ -39,6 +39,16 @@ fn drain(bytes: &[u8]) {
 }
 
 impl LoggerState {
+    /// Runs `f` with the encoder and a sink over the buffer, borrowed apart.
+    fn encode(&mut self, f: impl FnOnce(&mut defmt::Encoder, &mut Sink<'_>)) {
+        let LoggerState {
+            encoder,
+            buffer,
+            len,
+        } = self;
+        f(encoder, &mut Sink { buffer, len });
+    }
+
     fn flush(&mut self) {
         drain(&self.buffer[..self.len]);
         self.len = 0;
@@ -64,13 +74,7 @@ unsafe impl defmt::Logger for Logger {
         }
         // SAFETY: we hold the lock.
         let state = unsafe { &mut *STATE.0.get() };
-        let LoggerState {
-            encoder,
-            buffer,
-            len,
-        } = state;
-        let mut sink = Sink { buffer, len };
-        encoder.start_frame(|bytes| sink.push(bytes));
+        state.encode(|encoder, sink| encoder.start_frame(|bytes| sink.push(bytes)));
     }
 
     unsafe fn flush() {
@@ -81,15 +85,7 @@ unsafe impl defmt::Logger for Logger {
     unsafe fn release() {
         // SAFETY: called after acquire (defmt's contract), so we hold the lock.
         let state = unsafe { &mut *STATE.0.get() };
-        {
-            let LoggerState {
-                encoder,
-                buffer,
-                len,
-            } = state;
-            let mut sink = Sink { buffer, len };
-            encoder.end_frame(|bytes| sink.push(bytes));
-        }
+        state.encode(|encoder, sink| encoder.end_frame(|bytes| sink.push(bytes)));
         state.flush();
         LOCKED.store(false, Ordering::Release);
     }
@@ -97,13 +93,7 @@ unsafe impl defmt::Logger for Logger {
     unsafe fn write(bytes: &[u8]) {
         // SAFETY: called between acquire and release (defmt's contract).
         let state = unsafe { &mut *STATE.0.get() };
-        let LoggerState {
-            encoder,
-            buffer,
-            len,
-        } = state;
-        let mut sink = Sink { buffer, len };
-        encoder.write(bytes, |out| sink.push(out));
+        state.encode(|encoder, sink| encoder.write(bytes, |out| sink.push(out)));
     }
 }
 

@@ -398,11 +398,7 @@ mod component {
                         self.guest_trap(trap)
                     })
                 }
-                _ => hv_ipc::encode_reply::<GuestTrapInterface>(
-                    &Err(RemoteError::UnknownOperation),
-                    reply,
-                )
-                .unwrap_or(0),
+                _ => hv_ipc::refuse(RemoteError::UnknownOperation, reply),
             }
         }
     }

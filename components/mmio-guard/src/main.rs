@@ -161,12 +161,7 @@ mod component {
                         self.question(request)
                     })
                 }
-                // RemoteError is encoded the same on every interface.
-                _ => hv_ipc::encode_reply::<MmioGuardInterface>(
-                    &Err(RemoteError::UnknownOperation),
-                    reply,
-                )
-                .unwrap_or(0),
+                _ => hv_ipc::refuse(RemoteError::UnknownOperation, reply),
             }
         }
     }

@@ -97,11 +97,7 @@ mod component {
             reply: &mut [u8; MESSAGE_MAX],
         ) -> usize {
             if interface != SupervisorInterface::ID {
-                return hv_ipc::encode_reply::<SupervisorInterface>(
-                    &Err(RemoteError::UnknownOperation),
-                    reply,
-                )
-                .unwrap_or(0);
+                return hv_ipc::refuse(RemoteError::UnknownOperation, reply);
             }
             hv_ipc::serve::<SupervisorInterface>(request, reply, |request| match request {
                 SupervisorRequest::Ping { nonce } => SupervisorReply::Pong { nonce },

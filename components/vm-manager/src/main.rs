@@ -361,11 +361,7 @@ mod component {
             reply: &mut [u8; MESSAGE_MAX],
         ) -> usize {
             if interface != GuestTrapInterface::ID {
-                return hv_ipc::encode_reply::<GuestTrapInterface>(
-                    &Err(RemoteError::UnknownOperation),
-                    reply,
-                )
-                .unwrap_or(0);
+                return hv_ipc::refuse(RemoteError::UnknownOperation, reply);
             }
             self.served += 1;
             self.crash_hook();
