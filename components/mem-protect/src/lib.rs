@@ -1,12 +1,10 @@
 //! The memory-protection component's logic: page ownership ([`ownership`]), the host's lazily
 //! built stage-2 tables ([`stage2`]) and the component's decisions on host calls and faults
-//! ([`service`]). Pure and `no_std`, so the host tests every rule; the component binary
+//! ([`service`]), and what it serves as its configuration says ([`layout`]). Pure and `no_std`, so the host tests every rule; the component binary
 //! (`main.rs`) adds the kernel and the server loop around it.
 #![cfg_attr(not(test), no_std)]
 
-#[cfg(test)]
-#[allow(dead_code)]
-mod build_config;
+pub mod layout;
 pub mod ownership;
 pub mod service;
 pub mod stage2;

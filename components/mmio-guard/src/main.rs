@@ -11,7 +11,7 @@
 //!   gets a verdict. Every refusal is logged at warn level and counted per VM.
 //!
 //! The decisions live in [`policy`] (host-tested); the VM table comes from the manifest through
-//! `build.rs` (`HV_MMIO_GUARD_VMS`, parsed by `vm_table.rs`). State changes (enrolment, map,
+//! the component's configuration (`hv_component_rt::config()`, see [`policy::vm_configs`]). State changes (enrolment, map,
 //! unmap) are logged at info level, the calls themselves at debug level, so a guest cannot
 //! flood the log with repeated calls.
 //!
@@ -21,8 +21,6 @@
 // On the host only the tests use the policy.
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod policy;
-#[cfg(test)]
-mod vm_table;
 
 #[cfg(target_os = "none")]
 mod component {
@@ -52,7 +50,7 @@ mod component {
             warn!("mmio-guard: restarted: enrolments and maps made before are lost");
         }
         let mut server = MmioGuardServer {
-            guard: Guard::new(policy::VMS),
+            guard: Guard::new(&policy::vm_configs(&hv_component_rt::config().system)),
         };
         for config in server.guard.configs() {
             info!(

@@ -96,22 +96,10 @@ pub const INVALID_PARAMETER: u64 = -3i64 as u64;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
     /// Not offered: every call is NOT_SUPPORTED and every access allowed.
-    #[allow(
-        dead_code,
-        reason = "built by the generated table when the manifest says `off`"
-    )]
     Off,
     /// Offered: once the VM enrols, only accesses to mapped granules are allowed.
-    #[allow(
-        dead_code,
-        reason = "built by the generated table when the manifest says `optional`"
-    )]
     Optional,
     /// The VM is enrolled from the start and cannot leave.
-    #[allow(
-        dead_code,
-        reason = "built by the generated table when the manifest says `enforced`"
-    )]
     Enforced,
 }
 
@@ -139,37 +127,31 @@ pub struct VmConfig {
     pub mode: Mode,
 }
 
-include!(concat!(env!("OUT_DIR"), "/mmio_guard_vms.rs"));
-
-/// Whether `table` keeps to the limits the guard is built with: VM ids below [`MAX_VMS`], each
-/// listed once, RAM ranges ordered and inside the IPA space. `build.rs` refuses anything else
-/// already; this catches the two disagreeing.
-const fn table_is_valid(table: &[VmConfig]) -> bool {
-    let mut index = 0;
-    while index < table.len() {
-        let config = &table[index];
-        if config.vm as usize >= MAX_VMS
-            || config.ram_start > config.ram_end
-            || config.ram_end > IPA_LIMIT
-        {
-            return false;
-        }
-        let mut earlier = 0;
-        while earlier < index {
-            if table[earlier].vm == config.vm {
-                return false;
+/// The VMs the guard serves, from the component's configuration: each VM's mode and RAM (the
+/// host's is all the RAM the system has, hypervisor included: none of it is MMIO). VMs past
+/// [`MAX_VMS`] are left out (the tool refuses such systems).
+pub fn vm_configs(system: &hv_component_config::System) -> heapless::Vec<VmConfig, MAX_VMS> {
+    use hv_component_config::MmioGuardMode;
+    system
+        .vms
+        .iter()
+        .filter(|vm| usize::from(vm.id) < MAX_VMS)
+        .map(|vm| {
+            let ram = if vm.host { system.ram } else { vm.memory };
+            VmConfig {
+                vm: vm.id,
+                ram_start: ram.base,
+                ram_end: ram.end(),
+                mode: match vm.mmio_guard {
+                    MmioGuardMode::Off => Mode::Off,
+                    MmioGuardMode::Optional => Mode::Optional,
+                    MmioGuardMode::Enforced => Mode::Enforced,
+                },
             }
-            earlier += 1;
-        }
-        index += 1;
-    }
-    true
+        })
+        .take(MAX_VMS)
+        .collect()
 }
-
-const _: () = assert!(
-    table_is_valid(VMS),
-    "the generated VM table breaks the policy's limits: build.rs and policy.rs disagree"
-);
 
 /// A granule of the IPA space, by number (its base IPA shifted right by [`GRANULE_SHIFT`]).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -388,8 +370,8 @@ pub struct Guard {
 }
 
 impl Guard {
-    /// A guard serving the VMs of `table` (normally [`VMS`]). The first entry for a VM id
-    /// counts, and ids from [`MAX_VMS`] up are left out; `build.rs` refuses both cases.
+    /// A guard serving the VMs of `table` (normally [`vm_configs`]). The first entry for a VM
+    /// id counts, and ids from [`MAX_VMS`] up are left out; the tool refuses both cases.
     pub fn new(table: &[VmConfig]) -> Self {
         Self {
             vms: core::array::from_fn(|index| {

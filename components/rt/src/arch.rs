@@ -2,10 +2,15 @@
 //!
 //! - `_start`, the ELF entry point. The kernel enters it at EL1h with DAIF masked and the MMU
 //!   off, with `x0` = component index, `x1` = region base, `x2` = region size, `x3` = start
-//!   count. It keeps `x0`-`x3` in callee-saved registers, sets `SP` to `__stack_top`, zeroes
-//!   `__bss_start..__bss_end` (16-byte aligned, so with `stp xzr, xzr`), points `VBAR_EL1` at
-//!   the runtime's vector table and calls the Rust entry (`__component_rt_start` in `lib.rs`)
-//!   with the four values.
+//!   count. It keeps `x0`-`x3` in callee-saved registers, zeroes `__bss_start..__bss_end`
+//!   (16-byte aligned, so with `stp xzr, xzr`) and points `VBAR_EL1` at the runtime's vector
+//!   table. It then decodes the embedded configuration (`__component_install_config`, made by
+//!   `component_main!`) on the *start-up stack*, the free top of the region above
+//!   `__image_end` (the linker script keeps at least `__startup_stack_min` bytes free there):
+//!   decoding nests one `Result` per level of the configuration and needs several times its
+//!   size in stack, which the component's own stack should not have to budget for once.
+//!   Finally it sets `SP` to `__stack_top` and calls the Rust entry (`__component_rt_start` in
+//!   `lib.rs`) with the four values.
 //! - The EL1 vector table: all 16 entries do the same thing, without touching memory or the
 //!   stack (which may be what broke): report `ESR_EL1`, `FAR_EL1` and `ELR_EL1` with the FAULT
 //!   system call, which never returns.
@@ -36,9 +41,6 @@ _start:
     mov     x20, x1
     mov     x21, x2
     mov     x22, x3
-    adrp    x4, __stack_top
-    add     x4, x4, :lo12:__stack_top
-    mov     sp, x4
     adrp    x4, __bss_start
     add     x4, x4, :lo12:__bss_start
     adrp    x5, __bss_end
@@ -51,6 +53,16 @@ _start:
     add     x4, x4, :lo12:__component_rt_vectors
     msr     vbar_el1, x4
     isb
+    /* Start-up stack: the top of the region (x1 + x2), free memory above __image_end. */
+    add     x4, x20, x21
+    and     x4, x4, #~0xf
+    mov     sp, x4
+    mov     x29, xzr
+    mov     x30, xzr
+    bl      __component_install_config
+    adrp    x4, __stack_top
+    add     x4, x4, :lo12:__stack_top
+    mov     sp, x4
     mov     x0, x19
     mov     x1, x20
     mov     x2, x21

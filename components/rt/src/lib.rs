@@ -32,23 +32,26 @@
 //!
 //! #[cfg(target_os = "none")]
 //! fn main(info: hv_component_rt::StartInfo, mut ipc: hv_component_rt::Ipc) -> ! {
+//!     let settings = hv_component_rt::config().settings;
 //!     hv_component_rt::serve_forever(&mut ipc, &mut MyServer::default())
 //! }
 //! ```
 //!
-//! and in `build.rs`:
+//! and in `build.rs` (with `hv-component-config` as a build dependency, feature `std`):
 //!
 //! ```ignore
-//! include!("../rt/build_support.rs");
-//! fn main() { write_link_script(); }
+//! fn main() { hv_component_config::build::configure(); }
 //! ```
 //!
-//! # Linking
+//! `components/template/` is a complete example; `docs/adding-a-component.md` walks through it.
 //!
-//! `build_support.rs` (shared by every component's build script) generates the linker script
-//! from `link.ld.in`: the image starts at `HV_COMPONENT_BASE` and everything it uses — text,
-//! rodata, data, bss (with `__ipc_rx` / `__ipc_tx`), a 16 KiB stack (`__stack_top`) — ends at
-//! `__image_end`, which the script asserts is within `HV_COMPONENT_BASE + HV_COMPONENT_SIZE`.
+//! # Configuration and linking
+//!
+//! `hv_component_config::build::configure` reads the configuration `cargo xtask` wrote from the
+//! manifest, writes the linker script from `link.ld.in` (the image starts at the component's
+//! region and everything it uses — text, rodata, data, bss (with `__ipc_rx` / `__ipc_tx`), the
+//! manifest's stack (`__stack_top`) — ends at `__image_end`, which the script asserts is
+//! within the region) and embeds the configuration, which [`config()`] returns at run time.
 //!
 //! # System calls
 //!
@@ -59,6 +62,8 @@
 #![warn(missing_docs)]
 
 pub mod arch;
+#[cfg(target_os = "none")]
+mod config;
 mod ipc;
 #[cfg(target_os = "none")]
 mod logger;
@@ -66,6 +71,12 @@ pub mod panic;
 mod server;
 pub mod syscall;
 
+#[cfg(target_os = "none")]
+pub use config::config;
+#[cfg(target_os = "none")]
+#[doc(hidden)]
+pub use config::install as __install_config;
+pub use hv_component_config;
 pub use hv_ipc;
 pub use ipc::{Ipc, Received};
 pub use server::{Server, serve_forever};
@@ -110,13 +121,22 @@ extern "C" fn __component_rt_start(
     __component_main(info, ipc)
 }
 
-/// Declares the component's main function: `fn(StartInfo, Ipc) -> !`.
+/// Declares the component's main function: `fn(StartInfo, Ipc) -> !`, and embeds the
+/// configuration its build script wrote (see [`config()`]).
 ///
 /// Use it once per component binary, for `target_os = "none"` only (on the host a component is
 /// a plain `fn main() {}` around its host-testable modules).
 #[macro_export]
 macro_rules! component_main {
     ($main:path) => {
+        /// Decodes the embedded configuration; `_start` calls it once, on the start-up stack.
+        #[unsafe(export_name = "__component_install_config")]
+        extern "C" fn __hv_component_install_config() {
+            static CONFIGURATION: &[u8] =
+                include_bytes!(concat!(env!("OUT_DIR"), "/component-config.postcard"));
+            $crate::__install_config(CONFIGURATION);
+        }
+
         #[unsafe(export_name = "__component_main")]
         fn __hv_component_main(info: $crate::StartInfo, ipc: $crate::Ipc) -> ! {
             let main: fn($crate::StartInfo, $crate::Ipc) -> ! = $main;

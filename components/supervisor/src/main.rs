@@ -37,7 +37,9 @@ mod component {
         );
         let mut server = SupervisorServer {
             own_index: info.index,
-            policy: Supervisor::new(crate::policy::RESTART_POLICIES),
+            policy: Supervisor::new(&crate::policy::restart_policies(
+                &hv_component_rt::config().system,
+            )),
         };
         server.check_components();
         serve_forever(&mut ipc, &mut server)

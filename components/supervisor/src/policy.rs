@@ -34,10 +34,6 @@ pub enum RestartPolicy {
         max_ms: u64,
     },
     /// Leave it stopped.
-    #[allow(
-        dead_code,
-        reason = "built by the generated table when a manifest says `never`"
-    )]
     Never,
 }
 
@@ -53,7 +49,25 @@ pub const QUICK_REFAULT_MS: u64 = 1_000;
 /// Component indices are below this (the supervisor is 0).
 pub const MAX_COMPONENTS: usize = 16;
 
-include!(concat!(env!("OUT_DIR"), "/restart_policies.rs"));
+impl From<hv_component_config::Restart> for RestartPolicy {
+    fn from(restart: hv_component_config::Restart) -> Self {
+        match restart {
+            hv_component_config::Restart::Backoff { min_ms, max_ms } => {
+                RestartPolicy::Backoff { min_ms, max_ms }
+            }
+            hv_component_config::Restart::Never => RestartPolicy::Never,
+        }
+    }
+}
+
+/// Each component's policy as the configuration gives it, by component id.
+pub fn restart_policies(system: &hv_component_config::System) -> [RestartPolicy; MAX_COMPONENTS] {
+    let mut policies = [RestartPolicy::DEFAULT; MAX_COMPONENTS];
+    for (slot, component) in policies.iter_mut().zip(&system.components) {
+        *slot = component.restart.into();
+    }
+    policies
+}
 
 /// Counter ticks in `ms` milliseconds at `hz` (rounded down, saturating).
 pub fn ms_to_ticks(ms: u64, hz: u64) -> u64 {

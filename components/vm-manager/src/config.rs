@@ -1,174 +1,154 @@
-//! The system's VMs and emulated devices as `build.rs` found them in the build settings
-//! (`HV_VM_MANAGER_VMS`, `HV_VM_MANAGER_EMULATED`, `HV_VM_MANAGER_MMIO_GUARD`; formats in
-//! `build_config.rs`): [`VMS`], [`EMULATED`] and [`MMIO_GUARD`], generated const tables. Unset
-//! settings give empty tables and no guard.
+//! What the VM manager takes from its configuration (`hv_component_rt::config()`): the devices
+//! it emulates, the VMs' names for console prefixes, and whether an MMIO guard runs. Pure
+//! derivations, host-tested; the configuration itself comes from the manifest.
 
-/// A VM's name, for the `[name]` prefix of its console lines.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct VmName {
-    /// The VM's id.
-    pub vm: u16,
-    /// Its name (1..=32 characters of `[A-Za-z0-9._-]`).
-    pub name: &'static str,
-}
+use hv_component_config::{DeviceKind, DeviceMode, System};
 
-/// The device models the VM manager emulates.
-// Constructed only by the generated table, which is empty in a build without emulated devices.
-#[allow(dead_code)]
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum DeviceKind {
-    /// An ARM PrimeCell UART (PL011), transmit side only: see [`crate::pl011`].
-    Pl011,
-}
+/// Most emulated devices across all VMs.
+pub const MAX_EMULATED: usize = 8;
+
+/// The interface name an MMIO guard serves in the manifest.
+const MMIO_GUARD_INTERFACE: &str = "mmio-guard";
 
 /// A device of a VM that its stage 2 leaves unmapped and this component emulates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct EmulatedDevice {
+pub struct EmulatedDevice<'a> {
     /// The VM.
     pub vm: u16,
     /// The device's name in the manifest.
-    pub name: &'static str,
-    /// What it is.
-    pub kind: DeviceKind,
+    pub name: &'a str,
     /// Base IPA (4 KiB aligned).
     pub base: u64,
     /// Size in bytes (a non-zero multiple of 4 KiB).
     pub size: u64,
 }
 
-impl EmulatedDevice {
+impl EmulatedDevice<'_> {
     /// One past the last byte.
     pub const fn end(&self) -> u64 {
         self.base + self.size
     }
 }
 
-include!(concat!(env!("OUT_DIR"), "/config.rs"));
+/// Every emulated device the VM manager has a model for (PL011s), in configuration order.
+/// Emulated devices it has no model for are left out: accesses to them get an external abort.
+pub fn emulated_devices(system: &System) -> heapless::Vec<EmulatedDevice<'_>, MAX_EMULATED> {
+    system
+        .vms
+        .iter()
+        .flat_map(|vm| vm.devices.iter().map(move |device| (vm.id, device)))
+        .filter(|(_, device)| {
+            device.mode == DeviceMode::Emulated && device.kind == DeviceKind::Pl011
+        })
+        .map(|(vm, device)| EmulatedDevice {
+            vm,
+            name: device.name.as_str(),
+            base: device.region.base,
+            size: device.region.size,
+        })
+        .take(MAX_EMULATED)
+        .collect()
+}
 
-/// The name of VM `vm` in `vms`, if it has one.
-pub fn vm_name(vms: &[VmName], vm: u16) -> Option<&'static str> {
-    vms.iter()
-        .find(|entry| entry.vm == vm)
-        .map(|entry| entry.name)
+/// Whether the system has an MMIO guard to ask before emulating an access.
+pub fn has_mmio_guard(system: &System) -> bool {
+    system.serves(MMIO_GUARD_INTERFACE)
+}
+
+/// The name of VM `vm`, if it has one.
+pub fn vm_name(system: &System, vm: u16) -> Option<&str> {
+    system.vm(vm).map(|vm| vm.name.as_str())
 }
 
 #[cfg(test)]
 mod tests {
-    //! The settings parser `build.rs` uses, and the table it generates.
+    use super::*;
+    use hv_component_config::{ComponentSummary, Device, MmioGuardMode, Name, Region, Restart, Vm};
 
-    #![allow(dead_code)]
-
-    include!("../build_config.rs");
-
-    #[test]
-    fn unset_settings_are_empty() {
-        assert_eq!(parse_vms(""), Ok(vec![]));
-        assert_eq!(parse_emulated(" , "), Ok(vec![]));
-        assert_eq!(parse_mmio_guard(""), Ok(false));
-        assert_eq!(parse_mmio_guard("0"), Ok(false));
-        assert_eq!(parse_mmio_guard(" 1 "), Ok(true));
-        assert!(parse_mmio_guard("yes").is_err());
+    fn name(text: &str) -> Name {
+        Name::try_from(text).unwrap()
     }
 
-    #[test]
-    fn parses_vms() {
-        assert_eq!(
-            parse_vms("0:host, 1:guest-a"),
-            Ok(vec![
-                VmSetting {
-                    vm: 0,
-                    name: "host".into()
-                },
-                VmSetting {
-                    vm: 1,
-                    name: "guest-a".into()
-                },
-            ])
-        );
-        for bad in [
-            "host",
-            "x:host",
-            "70000:host",
-            "0:",
-            "0:a b",
-            "0:[x]",
-            "0:host,0:again",
-            &format!("0:{}", "n".repeat(SETTING_NAME_MAX + 1)),
-        ] {
-            assert!(parse_vms(bad).is_err(), "{bad:?}");
+    fn system(with_guard: bool) -> System {
+        let uart = |vm_name: &str, base, mode| Device {
+            name: name(vm_name),
+            kind: DeviceKind::Pl011,
+            region: Region { base, size: 0x1000 },
+            mode,
+        };
+        let vm = |id, vm_name: &str, devices: &[Device]| Vm {
+            id,
+            name: name(vm_name),
+            host: id == 0,
+            memory: Region::default(),
+            cpus: Default::default(),
+            mmio_guard: MmioGuardMode::Optional,
+            devices: devices.iter().cloned().collect(),
+        };
+        let mut components = heapless::Vec::new();
+        if with_guard {
+            components
+                .push(ComponentSummary {
+                    name: name("guard"),
+                    serves: Some(name("mmio-guard")),
+                    restart: Restart::Never,
+                })
+                .unwrap();
+        }
+        System {
+            ram: Region::default(),
+            hypervisor: Region::default(),
+            vms: [
+                vm(
+                    0,
+                    "host",
+                    &[
+                        uart("uart0", 0x900_0000, DeviceMode::Emulated),
+                        uart("uart1", 0x900_1000, DeviceMode::Passthrough),
+                    ],
+                ),
+                vm(
+                    1,
+                    "guest-a",
+                    &[uart("uart0", 0x900_0000, DeviceMode::Emulated)],
+                ),
+            ]
+            .into_iter()
+            .collect(),
+            components,
         }
     }
 
     #[test]
-    fn parses_emulated_devices() {
+    fn emulated_devices_are_the_emulated_pl011s_of_every_vm() {
+        let system = system(false);
+        let devices = emulated_devices(&system);
         assert_eq!(
-            parse_emulated("0:uart0:pl011:0x9000000:0x1000,1:uart1:pl011:9001000:1_000"),
-            Ok(vec![
-                EmulatedSetting {
+            devices.as_slice(),
+            [
+                EmulatedDevice {
                     vm: 0,
-                    device: "uart0".into(),
-                    kind: "Pl011",
+                    name: "uart0",
                     base: 0x900_0000,
                     size: 0x1000
                 },
-                EmulatedSetting {
+                EmulatedDevice {
                     vm: 1,
-                    device: "uart1".into(),
-                    kind: "Pl011",
-                    base: 0x900_1000,
+                    name: "uart0",
+                    base: 0x900_0000,
                     size: 0x1000
                 },
-            ])
+            ]
         );
-        // The same range in two VMs is fine (each has its own IPA space).
-        assert!(parse_emulated("0:u:pl011:0x9000000:0x1000,1:u:pl011:0x9000000:0x1000").is_ok());
-        for bad in [
-            "0:uart0:pl011:0x9000000",
-            "0:uart0:virtio:0x9000000:0x1000",
-            "0:uart0:pl011:0x9000004:0x1000",
-            "0:uart0:pl011:0x9000000:0x800",
-            "0:uart0:pl011:0x9000000:0",
-            "0:uart0:pl011:zz:0x1000",
-            "0:uart0:pl011:0xfffffffffffff000:0x2000",
-            "0:u:pl011:0x9000000:0x2000,0:v:pl011:0x9001000:0x1000",
-            "0:u:pl011:0x9000000:0x1000,0:u:pl011:0x9002000:0x1000",
-        ] {
-            assert!(parse_emulated(bad).is_err(), "{bad:?}");
-        }
+        assert_eq!(devices[0].end(), 0x900_1000);
     }
 
     #[test]
-    fn generated_table() {
-        let vms = parse_vms("0:host").unwrap();
-        let devices = parse_emulated("0:uart0:pl011:0x9000000:0x1000").unwrap();
-        let source = generate_config(&vms, &devices, true);
-        assert!(
-            source.contains("VmName { vm: 0, name: \"host\" },"),
-            "{source}"
-        );
-        assert!(
-            source.contains(
-                "EmulatedDevice { vm: 0, name: \"uart0\", kind: DeviceKind::Pl011, base: \
-                 0x9000000, size: 0x1000 },"
-            ),
-            "{source}"
-        );
-        assert!(source.contains("pub const MMIO_GUARD: bool = true;"));
-        let empty = generate_config(&[], &[], false);
-        assert!(
-            empty.contains("pub const VMS: &[VmName] = &[\n];"),
-            "{empty}"
-        );
-        assert!(empty.contains("pub const MMIO_GUARD: bool = false;"));
-    }
-
-    #[test]
-    fn names() {
-        let vms = [super::VmName {
-            vm: 3,
-            name: "three",
-        }];
-        assert_eq!(super::vm_name(&vms, 3), Some("three"));
-        assert_eq!(super::vm_name(&vms, 0), None);
+    fn names_and_the_guard() {
+        let system = system(true);
+        assert_eq!(vm_name(&system, 1), Some("guest-a"));
+        assert_eq!(vm_name(&system, 7), None);
+        assert!(has_mmio_guard(&system));
+        assert!(!has_mmio_guard(&self::system(false)));
     }
 }

@@ -12,10 +12,10 @@
 //! VM that enrolled must have MAPped the granule), and runs the device model ([`pl011`]), whose
 //! console lines go to the machine's console with a `[<vm name>]` prefix ([`console`]) through
 //! the CONSOLE_WRITE kernel operation. Anything else is refused with an external abort, and
-//! logged. The VMs and devices come from the build ([`config`], set up by `build.rs`).
+//! logged. The VMs and devices come from the component's configuration ([`config`]).
 //!
-//! Test builds may carry a crash hook ([`crash_hook`]) and a grant probe ([`probe`]), both set
-//! up by `build.rs`.
+//! Test systems may arm a crash hook ([`crash_hook`]) and a grant probe ([`probe`]) through the
+//! component's settings.
 //!
 //! Everything but the pure modules and the hook's settings exists only for
 //! `target_os = "none"`.
@@ -25,11 +25,7 @@
 mod config;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod console;
-// On the host only the tests use these; without the hook, its constructors are unused.
-#[cfg_attr(
-    any(not(target_os = "none"), not(vm_manager_crash_hook)),
-    allow(dead_code)
-)]
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod crash_hook;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod mmio;
@@ -37,11 +33,7 @@ mod mmio;
 mod pl011;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod policy;
-// On the host only the tests use these; without the probe, nothing does.
-#[cfg_attr(
-    any(not(target_os = "none"), not(vm_manager_probe_grants)),
-    allow(dead_code)
-)]
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod probe;
 
 #[cfg(target_os = "none")]
@@ -62,16 +54,12 @@ mod component {
     use hv_component_rt::hv_ipc::{self, Client, Interface, RemoteError};
     use hv_component_rt::{Ipc, Server, StartInfo, arch, serve_forever};
 
-    use crate::config::{self, DeviceKind};
-    use crate::crash_hook::{self, CrashKind};
+    use crate::config::{self, EmulatedDevice, MAX_EMULATED};
+    use crate::crash_hook::{self, CrashHook, CrashKind};
     use crate::mmio::{self, Refusal};
     use crate::pl011::Pl011;
     use crate::{console, policy};
-
-    /// What the rest of the system serves, for the discovery calls.
-    const SERVICES: policy::Services = policy::Services {
-        mmio_guard: config::MMIO_GUARD,
-    };
+    use hv_component_rt::hv_component_config::System;
 
     hv_component_rt::component_main!(main);
 
@@ -80,47 +68,62 @@ mod component {
             "vm-manager: component {=usize} up (start {=u64})",
             info.index, info.start_count
         );
-        for device in config::EMULATED {
+        let configuration = hv_component_rt::config();
+        let system = &configuration.system;
+        let settings = configuration.settings.vm_manager();
+        let emulated = config::emulated_devices(system);
+        for device in &emulated {
             info!(
-                "vm-manager: vm{=u16} {=str}: emulated {=str} at {=u64:#x}..{=u64:#x}",
+                "vm-manager: vm{=u16} {=str}: emulated pl011 at {=u64:#x}..{=u64:#x}",
                 device.vm,
                 device.name,
-                match device.kind {
-                    DeviceKind::Pl011 => "pl011",
-                },
                 device.base,
                 device.end()
             );
         }
-        if config::MMIO_GUARD {
+        let mmio_guard = config::has_mmio_guard(system);
+        if mmio_guard {
             info!("vm-manager: emulated accesses are checked with the mmio-guard component");
         }
-        if let Some(hook) = crash_hook::HOOK {
+        if let Some(hook) = settings.crash {
             info!(
-                "vm-manager: crash hook: {=str} on request {=u64} (armed: {=bool})",
-                hook.kind.name(),
+                "vm-manager: crash hook: {=str} on request {=u32} (armed: {=bool})",
+                crash_hook::kind_name(hook.kind),
                 hook.on_call,
                 info.start_count == 0
             );
         }
-        #[cfg(vm_manager_probe_grants)]
-        crate::probe::run(&mut ipc);
+        if settings.probe_grants {
+            crate::probe::run(&mut ipc);
+        }
         let mut server = VmManager {
+            system,
+            emulated,
+            services: policy::Services { mmio_guard },
+            crash: settings.crash,
             start_count: info.start_count,
             served: 0,
-            uarts: [const { Pl011::new() }; config::EMULATED.len()],
+            uarts: [const { Pl011::new() }; MAX_EMULATED],
             console_write_failed: false,
         };
         serve_forever(&mut ipc, &mut server)
     }
 
     struct VmManager {
+        /// The system, from the configuration.
+        system: &'static System,
+        /// The devices this component emulates.
+        emulated: heapless::Vec<EmulatedDevice<'static>, MAX_EMULATED>,
+        /// What the rest of the system serves, for the discovery calls.
+        services: policy::Services,
+        /// The test crash hook, if the settings arm one.
+        crash: Option<CrashHook>,
         /// The instance's start count (x3 at entry), for the crash hook.
         start_count: u64,
         /// guest_trap requests this instance has taken.
         served: u64,
-        /// The state of each emulated device of [`config::EMULATED`], by index (all PL011s).
-        uarts: [Pl011; config::EMULATED.len()],
+        /// The state of each device of `emulated`, by index (all PL011s).
+        uarts: [Pl011; MAX_EMULATED],
         /// CONSOLE_WRITE was refused once (logged once; lines then go to the log).
         console_write_failed: bool,
     }
@@ -128,20 +131,20 @@ mod component {
     impl VmManager {
         /// Crashes here if the test hook says so for this request.
         fn crash_hook(&self) {
-            let Some(hook) = crash_hook::HOOK else {
+            let Some(hook) = self.crash else {
                 return;
             };
-            if !hook.fires(self.served, self.start_count) {
+            if !crash_hook::fires(&hook, self.served, self.start_count) {
                 return;
             }
             warn!(
                 "vm-manager: crash hook fires on request {=u64}: {=str}",
                 self.served,
-                hook.kind.name()
+                crash_hook::kind_name(hook.kind)
             );
             match hook.kind {
                 CrashKind::Undefined => arch::udf(),
-                CrashKind::AbortKernel { address } => {
+                CrashKind::Read { address } => {
                     // SAFETY: Deliberately reads outside the component's region: the stage-2
                     // translation faults and the kernel stops the component, so the read never
                     // completes and nothing observes a value.
@@ -174,11 +177,11 @@ mod component {
         /// A trapped access to an emulated device: emulated, or refused (and logged).
         fn mmio(
             ipc: &mut Ipc,
-            uarts: &mut [Pl011],
+            devices: Devices,
             access: Access,
             console: &mut Console,
         ) -> TrapResolution {
-            match Self::emulate(ipc, uarts, access, console) {
+            match Self::emulate(ipc, devices, access, console) {
                 Ok(resolution) => resolution,
                 Err(refusal) => {
                     warn!(
@@ -197,16 +200,16 @@ mod component {
 
         fn emulate(
             ipc: &mut Ipc,
-            uarts: &mut [Pl011],
+            devices: Devices,
             access: Access,
             console: &mut Console,
         ) -> Result<TrapResolution, Refusal> {
             let (index, offset) =
-                mmio::locate(config::EMULATED, access.vm, access.ipa, access.size)?;
-            if config::MMIO_GUARD {
+                mmio::locate(devices.emulated, access.vm, access.ipa, access.size)?;
+            if devices.mmio_guard {
                 Self::ask_guard(ipc, access)?;
             }
-            let uart = uarts.get_mut(index).ok_or(Refusal::NoDevice)?;
+            let uart = devices.uarts.get_mut(index).ok_or(Refusal::NoDevice)?;
             if access.write {
                 uart.write(offset, access.size, access.value, |line| {
                     console.write_line(access.vm, line)
@@ -253,9 +256,10 @@ mod component {
         /// Sends the partial console lines of VM `vm`'s devices (the VM is going away).
         fn flush_consoles(&mut self, vm: u16) {
             let mut console = Console {
+                system: self.system,
                 failed: &mut self.console_write_failed,
             };
-            for (device, uart) in config::EMULATED.iter().zip(self.uarts.iter_mut()) {
+            for (device, uart) in self.emulated.iter().zip(self.uarts.iter_mut()) {
                 if device.vm == vm {
                     uart.flush(|line| console.write_line(vm, line));
                 }
@@ -274,8 +278,20 @@ mod component {
         value: u64,
     }
 
+    /// The emulated devices and their models, for one access.
+    struct Devices<'a> {
+        /// The devices, by index.
+        emulated: &'a [EmulatedDevice<'static>],
+        /// Their models, by the same index.
+        uarts: &'a mut [Pl011],
+        /// Whether the MMIO guard must be asked first.
+        mmio_guard: bool,
+    }
+
     /// The machine's console, for VMs' lines.
     struct Console<'a> {
+        /// The system, for the VMs' names.
+        system: &'static System,
         /// CONSOLE_WRITE has been refused before.
         failed: &'a mut bool,
     }
@@ -285,7 +301,7 @@ mod component {
         /// kernel refuses (the manifest does not grant console-write), to the log instead.
         fn write_line(&mut self, vm: u16, line: &[u8]) {
             let mut out = [0u8; console::OUTPUT_MAX];
-            let len = console::format_line(vm, config::vm_name(config::VMS, vm), line, &mut out);
+            let len = console::format_line(vm, config::vm_name(self.system, vm), line, &mut out);
             let bytes = &out[..len];
             // The buffer is on this component's stack, inside its region, as the kernel
             // requires; with the EL1 MMU off every store has reached memory before the HVC.
@@ -338,9 +354,15 @@ mod component {
                             value,
                         };
                         let mut console = Console {
+                            system: self.system,
                             failed: &mut self.console_write_failed,
                         };
-                        Some(Self::mmio(ipc, &mut self.uarts, access, &mut console))
+                        let devices = Devices {
+                            emulated: &self.emulated,
+                            uarts: &mut self.uarts,
+                            mmio_guard: self.services.mmio_guard,
+                        };
+                        Some(Self::mmio(ipc, devices, access, &mut console))
                     }
                     _ => None,
                 };
@@ -367,7 +389,7 @@ mod component {
             self.crash_hook();
             hv_ipc::serve::<GuestTrapInterface>(request, reply, |trap| match trap {
                 GuestTrap::Smccc { vm, vcpu, regs, .. } => {
-                    let resolution = policy::decide(&regs, SERVICES);
+                    let resolution = policy::decide(&regs, self.services);
                     let function = regs[0] as u32;
                     let (kind, value) = policy::summarize(&resolution);
                     // Calls that change a CPU's or the VM's state are logged; queries (VERSION,

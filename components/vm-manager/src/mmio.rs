@@ -69,27 +69,23 @@ pub fn locate(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::DeviceKind;
 
-    const DEVICES: [EmulatedDevice; 3] = [
+    const DEVICES: [EmulatedDevice<'static>; 3] = [
         EmulatedDevice {
             vm: 0,
             name: "uart0",
-            kind: DeviceKind::Pl011,
             base: 0x900_0000,
             size: 0x1000,
         },
         EmulatedDevice {
             vm: 1,
             name: "uart0",
-            kind: DeviceKind::Pl011,
             base: 0x900_0000,
             size: 0x1000,
         },
         EmulatedDevice {
             vm: 0,
             name: "uart1",
-            kind: DeviceKind::Pl011,
             base: 0x900_2000,
             size: 0x2000,
         },

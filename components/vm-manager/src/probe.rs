@@ -12,8 +12,8 @@
 //! - the kernel operation RESTART of the supervisor (it is granted `read-counter` only; the
 //!   supervisor is running, so a missing grant check would again answer `BadArgument`).
 //!
-//! [`run`] exists only when the build sets `HV_VM_MANAGER_PROBE_GRANTS=1` (`build.rs` then
-//! passes `--cfg vm_manager_probe_grants`); the normal build does not carry the probe.
+//! [`run`] runs only when the component's settings say `probe-grants = true` (a test system);
+//! a normal system never makes the probes.
 
 use hv_ipc::abi::SyscallError;
 
@@ -30,7 +30,7 @@ pub fn outcome_code<T>(outcome: &Result<T, SyscallError>) -> i64 {
 }
 
 /// Makes both probes and logs the answers (`info!`).
-#[cfg(all(target_os = "none", vm_manager_probe_grants))]
+#[cfg(target_os = "none")]
 pub fn run(ipc: &mut hv_component_rt::Ipc) {
     use hv_ipc::abi::{interface, kernel_op};
 

@@ -6,7 +6,6 @@
 //! reference for users; keep it in step with this file.
 
 use serde::Deserialize;
-use std::collections::BTreeMap;
 
 /// A whole manifest file.
 #[derive(Debug, Clone, Deserialize)]
@@ -251,9 +250,10 @@ pub struct ComponentSpec {
     /// What happens when it faults.
     #[serde(default)]
     pub restart: RestartSpec,
-    /// Build-time settings, passed to its build as environment variables.
+    /// Its own settings, a table checked against its crate's settings type
+    /// (`hv_component_config::Settings`); most components take none.
     #[serde(default)]
-    pub env: BTreeMap<String, String>,
+    pub settings: toml::Table,
 }
 
 /// A component's `restart` table.

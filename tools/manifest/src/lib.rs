@@ -13,6 +13,7 @@
 //! devices) are in [`board_facts`].
 
 pub mod board_facts;
+mod component_config;
 mod error;
 pub mod format;
 mod model;
@@ -20,6 +21,7 @@ mod spans;
 mod units;
 mod validate;
 
+pub use component_config::ConfigError;
 pub use error::{Diagnostic, FieldPath, ManifestError, Segment};
 pub use format::{DeviceMode, LogLevel, MmioGuard};
 pub use hv_board::{Board, Device, Region};

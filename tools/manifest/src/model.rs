@@ -4,7 +4,6 @@
 use crate::format::{DeviceMode, LogLevel, MmioGuard};
 use core::time::Duration;
 use hv_board::{Board, Device, Region};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 /// A checked manifest.
@@ -169,8 +168,8 @@ pub struct Component {
     pub grants: Grants,
     /// What happens when it faults.
     pub restart: Restart,
-    /// Build-time environment variables.
-    pub env: BTreeMap<String, String>,
+    /// Its own settings (`[component.settings]`), typed for its crate.
+    pub settings: hv_component_config::Settings,
 }
 
 /// A component's grants as numbers.

@@ -7,6 +7,16 @@ use std::path::{Path, PathBuf};
 const CASES: &[(&str, usize, &str)] = &[
     ("syntax-error", 4, "TOML syntax error: unclosed table"),
     (
+        "bad-settings",
+        9,
+        "component[0].settings: unknown field `polcy`, expected `policy` or `device-tables`",
+    ),
+    (
+        "settings-not-taken",
+        9,
+        "component[0].settings: hv-supervisor takes no settings (found `verbose`)",
+    ),
+    (
         "unknown-field",
         4,
         "host.kernal: unknown field `kernal`, expected one of `kernel`",

@@ -150,7 +150,7 @@ fn a_small_manifest_gets_the_documented_defaults() {
             max_delay: Duration::from_secs(5)
         }
     );
-    assert!(component.env.is_empty());
+    assert_eq!(component.settings, hv_component_config::Settings::None);
 }
 
 #[test]
@@ -267,8 +267,16 @@ fn a_full_manifest_resolves_every_field() {
             max_delay: Duration::from_secs(2)
         }
     );
-    assert_eq!(vm_manager.env["HV_FAULT_AFTER"], "3");
-    assert_eq!(vm_manager.env["HV_QUIET"], "1");
+    assert_eq!(
+        vm_manager.settings,
+        hv_component_config::Settings::VmManager(hv_component_config::VmManagerSettings {
+            crash: Some(hv_component_config::CrashHook {
+                on_call: 3,
+                kind: hv_component_config::CrashKind::Panic
+            }),
+            probe_grants: true,
+        })
+    );
     assert_eq!(manifest.grants().len(), 2);
 }
 
@@ -343,4 +351,72 @@ fn an_unreadable_file_says_so() {
             .to_string()
             .starts_with("/nonexistent/x.toml: cannot read the manifest")
     );
+}
+
+/// Every component of the shipped and the full manifests gets a configuration that survives the
+/// trip through the file its build reads, and that says what the manifest says.
+#[test]
+fn component_configurations_round_trip_through_their_files() {
+    use hv_component_config::build;
+    for relative in [
+        "../../manifests/qemu-virt.toml",
+        "../../manifests/tests/mmio-guard.toml",
+        "../../manifests/tests/mem-protect.toml",
+        "tests/full/full.toml",
+    ] {
+        let manifest = load(relative);
+        for (id, component) in manifest.components.iter().enumerate() {
+            let placed = Region {
+                base: 0x4040_0000 + id as u64 * 0x10_0000,
+                size: component.memory,
+            };
+            let config = manifest.component_config(id, placed).unwrap();
+            let text = build::to_toml(&config);
+            let read = build::parse(&component.crate_name, &text)
+                .unwrap_or_else(|e| panic!("{relative}: {}: {e}\n{text}", component.name));
+            assert_eq!(read, config, "{relative}: {}", component.name);
+            assert_eq!(read.settings, component.settings);
+            assert_eq!(read.stack, component.stack);
+            assert_eq!(read.region.base, placed.base);
+            // The system is the same for every component and matches the manifest.
+            assert_eq!(read.system.vms.len(), manifest.vms.len());
+            assert_eq!(read.system.components.len(), manifest.components.len());
+            assert_eq!(read.system.ram.base, manifest.machine.usable.base);
+            for (told, vm) in read.system.vms.iter().zip(&manifest.vms) {
+                assert_eq!((told.name.as_str(), told.host), (vm.name.as_str(), vm.host));
+                assert_eq!(told.devices.len(), vm.devices.len());
+            }
+            // A file meant for another crate is refused, naming the field.
+            let error = build::parse("hv-other", &text).unwrap_err();
+            assert!(error.contains("field `crate`"), "{error}");
+        }
+    }
+}
+
+#[test]
+fn a_malformed_configuration_file_names_the_field() {
+    use hv_component_config::build;
+    let manifest = load("../../manifests/qemu-virt.toml");
+    let (id, component) = manifest.component("mem-protect").unwrap();
+    let placed = Region {
+        base: 0x4100_0000,
+        size: component.memory,
+    };
+    let text = build::to_toml(&manifest.component_config(id, placed).unwrap());
+    let misspelt = text.replacen("stack = ", "stak = ", 1);
+    let error = build::parse("hv-mem-protect", &misspelt).unwrap_err();
+    assert!(error.contains("stak"), "{error}");
+    let missing: String = text
+        .lines()
+        .filter(|line| !line.starts_with("stack ="))
+        .map(|line| format!("{line}\n"))
+        .collect();
+    let error = build::parse("hv-mem-protect", &missing).unwrap_err();
+    assert!(error.contains("missing field `stack`"), "{error}");
+    let wrong_type = text.replacen("id = ", "id = \"two\" #", 1);
+    let error = build::parse("hv-mem-protect", &wrong_type).unwrap_err();
+    assert!(error.contains("field `id`"), "{error}");
+    let big_stack = text.replacen("stack = ", "stack = 0x7fffffff #", 1);
+    let error = build::parse("hv-mem-protect", &big_stack).unwrap_err();
+    assert!(error.contains("field `stack`"), "{error}");
 }

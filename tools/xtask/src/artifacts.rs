@@ -13,6 +13,7 @@ fn cargo_build(package: &str, features: &[&str]) -> Result<PathBuf> {
 }
 
 fn cargo_build_with(package: &str, features: &[&str], env: &[(String, String)]) -> Result<PathBuf> {
+    crate::prereqs::ensure_targets()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command.envs(env.iter().map(|(k, v)| (k, v)));
@@ -53,30 +54,22 @@ pub fn guest(package: &str) -> Result<PathBuf> {
     cargo_build(package, &[])
 }
 
-/// Builds a component linked at `region` (with the manifest's build settings) and keeps a copy
-/// of its ELF in `out_dir` for log decoding.
+/// Builds a component with the configuration in `config_file` (which links it at `region`)
+/// and keeps a copy of its ELF in `out_dir` for log decoding.
 pub fn component(
     spec: &hv_manifest::Component,
     region: hv_abi::PhysRange,
     out_dir: &std::path::Path,
-    extra_env: &[(String, String)],
+    config_file: &std::path::Path,
 ) -> Result<PathBuf> {
     let _timer = progress::timed(&format!(
         "building component {} at {:#x}",
         spec.name, region.start
     ));
-    let mut env = vec![
-        (
-            "HV_COMPONENT_BASE".to_owned(),
-            format!("{:#x}", region.start),
-        ),
-        (
-            "HV_COMPONENT_SIZE".to_owned(),
-            format!("{:#x}", region.len()),
-        ),
-    ];
-    env.extend(spec.env.iter().map(|(k, v)| (k.clone(), v.clone())));
-    env.extend(extra_env.iter().cloned());
+    let env = [(
+        hv_component_config::build::CONFIG_VARIABLE.to_owned(),
+        config_file.display().to_string(),
+    )];
     let elf = cargo_build_with(&spec.crate_name, &[], &env)?;
     std::fs::create_dir_all(out_dir)?;
     let kept = out_dir.join(format!("{}.elf", spec.name));

@@ -7,6 +7,7 @@ mod artifacts;
 mod bench;
 mod compose;
 mod elf;
+mod lint;
 mod paths;
 mod prereqs;
 mod progress;
@@ -38,6 +39,8 @@ enum Subcommand_ {
     Test(TestArgs),
     /// Print benchmark figures: trap counts of a Linux boot, null-hypercall instructions.
     Bench,
+    /// Check formatting and run clippy on every crate, for the host and for the target.
+    Lint,
 }
 
 /// What system to build: the manifest, overridden piecewise from the command line.
@@ -102,10 +105,8 @@ pub struct System {
     log_level: &'static str,
     /// Devices the host VM sees emulated: (name, board device).
     host_emulated: Vec<&'static hv_board::Device>,
-    /// Build settings every component receives: the system's VMs and devices as components
-    /// need to know them (see `system_env`).
-    system_env: Vec<(String, String)>,
-    components: Vec<hv_manifest::Component>,
+    /// The checked manifest: the components and what each is told about the system.
+    manifest: hv_manifest::Manifest,
     manifest_path: PathBuf,
 }
 
@@ -119,11 +120,25 @@ pub struct BuiltImage {
     pub components: Vec<(String, PathBuf)>,
 }
 
-fn default_manifest() -> PathBuf {
+pub(crate) fn default_manifest() -> PathBuf {
     paths::workspace().join("manifests/qemu-virt.toml")
 }
 
 impl SystemArgs {
+    /// The system `manifest` describes with no guest images (nothing is fetched): enough to lay
+    /// out and configure its components.
+    fn without_images(manifest: &Path) -> Self {
+        SystemArgs {
+            manifest: Some(manifest.to_owned()),
+            machine: CpuModel::A72,
+            smp: None,
+            mem: None,
+            kernel: Some(PathBuf::from("none")),
+            initrd: Some("none".to_owned()),
+            append: None,
+        }
+    }
+
     fn resolve(&self) -> Result<System> {
         let manifest_path = self.manifest.clone().unwrap_or_else(default_manifest);
         let manifest =
@@ -192,82 +207,23 @@ impl SystemArgs {
                 .filter(|grant| grant.mode == hv_manifest::format::DeviceMode::Emulated)
                 .map(|grant| grant.device)
                 .collect(),
-            system_env: system_env(&manifest),
-            components: manifest.components,
+            manifest,
             manifest_path,
         })
     }
 }
 
-/// What components learn about the system at build time (each reads what it needs; see the
-/// components' build scripts): the VMs' names, RAM and MMIO-guard modes, their emulated devices,
-/// and whether an MMIO guard exists.
-fn system_env(manifest: &hv_manifest::Manifest) -> Vec<(String, String)> {
-    // Only the host VM runs today; it is VM 0.
-    let host = manifest.host_vm();
-    let mode = match host.mmio_guard {
-        hv_manifest::format::MmioGuard::Off => "off",
-        hv_manifest::format::MmioGuard::Optional => "optional",
-        hv_manifest::format::MmioGuard::Enforced => "enforced",
-    };
-    let ram = manifest.machine.usable;
-    let emulated: Vec<String> = host
-        .devices
-        .iter()
-        .filter(|grant| grant.mode == hv_manifest::format::DeviceMode::Emulated)
-        .filter(|grant| grant.device.compatible == "arm,pl011")
-        .map(|grant| {
-            let region = grant.device.region;
-            format!(
-                "0:{}:pl011:{:#x}:{:#x}",
-                grant.device.name, region.base, region.size
-            )
-        })
-        .collect();
-    let has_guard = manifest
+/// Where `system`'s components are placed (the kernel is built to learn where it ends).
+pub fn component_regions(system: &System) -> Result<Vec<PhysRange>> {
+    let kernel_elf = artifacts::kernel(system.board, system.log_level)?;
+    let kernel_end = elf::symbol(&std::fs::read(&kernel_elf)?, "__image_end")?;
+    let sizes: Vec<u64> = system
+        .manifest
         .components
         .iter()
-        .any(|component| component.grants.serves == hv_ipc::abi::interface::MMIO_GUARD);
-    let mut env = vec![
-        ("HV_VM_MANAGER_VMS".to_owned(), format!("0:{}", host.name)),
-        ("HV_VM_MANAGER_EMULATED".to_owned(), emulated.join(",")),
-        (
-            "HV_MMIO_GUARD_VMS".to_owned(),
-            format!("0:{:#x}:{:#x}:{mode}", ram.base, ram.end()),
-        ),
-        (
-            "HV_MEM_PROTECT_RAM".to_owned(),
-            format!("{:#x}:{:#x}", ram.base, ram.end()),
-        ),
-        (
-            "HV_MEM_PROTECT_RESERVED".to_owned(),
-            format!(
-                "{:#x}:{:#x}",
-                manifest.machine.hypervisor.base,
-                manifest.machine.hypervisor.end()
-            ),
-        ),
-        // Emulated devices must never be mapped into the host, not even inside a device block.
-        (
-            "HV_MEM_PROTECT_DEVICE_HOLES".to_owned(),
-            host.devices
-                .iter()
-                .filter(|grant| grant.mode == hv_manifest::format::DeviceMode::Emulated)
-                .map(|grant| {
-                    format!(
-                        "{:#x}:{:#x}",
-                        grant.device.region.base,
-                        grant.device.region.end()
-                    )
-                })
-                .collect::<Vec<_>>()
-                .join(","),
-        ),
-    ];
-    if has_guard {
-        env.push(("HV_VM_MANAGER_MMIO_GUARD".to_owned(), "1".to_owned()));
-    }
-    env
+        .map(|c| c.memory)
+        .collect();
+    compose::layout_components(system.board, kernel_end, &sizes)
 }
 
 /// Builds the kernel and the components and composes `system`'s image.
@@ -276,50 +232,30 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
     let kernel_elf = artifacts::kernel(system.board, system.log_level)?;
     let kernel_bytes = std::fs::read(&kernel_elf)?;
     let kernel_end = elf::symbol(&kernel_bytes, "__image_end")?;
-    let sizes: Vec<u64> = system
-        .components
+    let components = &system.manifest.components;
+    let sizes: Vec<u64> = components
         .iter()
         .map(|component| component.memory)
         .collect();
     let regions = compose::layout_components(system.board, kernel_end, &sizes)?;
-    let grants: Vec<_> = system
-        .components
-        .iter()
-        .map(|component| component.grants)
-        .collect();
     let component_dir = paths::xtask_out().join(&system.name).join("components");
-    // The supervisor learns each component's restart policy from the manifest at build time.
-    let policies = system
-        .components
-        .iter()
-        .map(|component| match component.restart {
-            hv_manifest::Restart::Backoff {
-                min_delay,
-                max_delay,
-            } => {
-                format!(
-                    "backoff:{}:{}",
-                    min_delay.as_millis(),
-                    max_delay.as_millis()
-                )
-            }
-            hv_manifest::Restart::Never => "never".to_owned(),
-        })
-        .collect::<Vec<_>>()
-        .join(",");
     let mut built = Vec::new();
-    for ((spec, region), grants) in system.components.iter().zip(regions).zip(grants) {
-        let mut extra_env = system.system_env.clone();
-        if grants.serves == hv_ipc::abi::interface::SUPERVISOR {
-            extra_env.push((
-                "HV_SUPERVISOR_RESTART_POLICIES".to_owned(),
-                policies.clone(),
-            ));
-        }
-        let elf = artifacts::component(spec, region, &component_dir, &extra_env)?;
+    for (id, (spec, region)) in components.iter().zip(regions).enumerate() {
+        let placed = hv_board::Region {
+            base: region.start,
+            size: region.len(),
+        };
+        let config = system
+            .manifest
+            .component_config(id, placed)
+            .map_err(|error| anyhow::anyhow!("component {}: {error}", spec.name))?;
+        let config_file = component_dir.join(format!("{}.toml", spec.name));
+        hv_component_config::build::write(&config, &config_file)
+            .with_context(|| format!("writing {}", config_file.display()))?;
+        let elf = artifacts::component(spec, region, &component_dir, &config_file)?;
         built.push(compose::BuiltComponent {
             name: spec.name.clone(),
-            grants,
+            grants: spec.grants,
             region,
             elf,
         });
@@ -425,6 +361,7 @@ fn main() {
         Subcommand_::Run(args) => run(&args),
         Subcommand_::Test(args) => systest::run_all(args.host_only, args.filter.as_deref()),
         Subcommand_::Bench => bench::run().map(|()| 0),
+        Subcommand_::Lint => lint::run_all().map(|()| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),

@@ -1,5 +1,6 @@
-//! Making sure the machine has what a run needs: QEMU, and Debian's arm64 guest kernel and
-//! busybox (fetched with `apt-get download`, unpacked with `dpkg-deb`, cached outside git).
+//! Making sure the machine has what a run needs: the aarch64 Rust targets, QEMU, and Debian's
+//! arm64 guest kernel and busybox (fetched with `apt-get download`, unpacked with `dpkg-deb`,
+//! cached outside git).
 //!
 //! Whatever can be installed is installed when running as root; otherwise the error names the
 //! exact command to run.
@@ -43,17 +44,99 @@ fn run(command: &mut Command, what: &str) -> Result<()> {
     Ok(())
 }
 
-/// Installs QEMU with apt when missing (as root), or says how.
-pub fn ensure_qemu() -> Result<()> {
-    if have(QEMU) {
+/// The targets `rust-toolchain.toml` names (its `targets = [...]` line).
+pub fn toolchain_targets(toolchain_toml: &str) -> Result<Vec<String>> {
+    let table: toml::Table = toolchain_toml
+        .parse()
+        .context("rust-toolchain.toml does not parse")?;
+    let targets = table
+        .get("toolchain")
+        .and_then(|toolchain| toolchain.get("targets"))
+        .and_then(|targets| targets.as_array())
+        .context("rust-toolchain.toml names no [toolchain] targets")?;
+    targets
+        .iter()
+        .map(|target| {
+            target
+                .as_str()
+                .map(str::to_owned)
+                .context("rust-toolchain.toml: a target is not a string")
+        })
+        .collect()
+}
+
+/// The targets of `wanted` that `installed` (rustup's `target list --installed`) lacks.
+pub fn missing_targets(wanted: &[String], installed: &str) -> Vec<String> {
+    wanted
+        .iter()
+        .filter(|target| !installed.lines().any(|line| line.trim() == target.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// Adds the aarch64 targets `rust-toolchain.toml` names when rustup lacks them. rustup does not
+/// install them by itself when its automatic installation is off (`RUSTUP_AUTO_INSTALL=0`), so
+/// every build of a bare-metal image checks first. Checked once per run of the tool.
+pub fn ensure_targets() -> Result<()> {
+    static CHECKED: std::sync::OnceLock<()> = std::sync::OnceLock::new();
+    if CHECKED.get().is_some() {
         return Ok(());
     }
-    let install = "apt-get update && apt-get install -y qemu-system-arm";
-    if !is_root() {
-        bail!("{QEMU} is missing; install it with: sudo sh -c '{install}'");
+    let toolchain_file = paths::workspace().join("rust-toolchain.toml");
+    let wanted = toolchain_targets(&std::fs::read_to_string(&toolchain_file)?)?;
+    let installed = Command::new("rustup")
+        .current_dir(paths::workspace())
+        .args(["target", "list", "--installed"])
+        .output()
+        .context("rustup is needed to install the aarch64 targets (https://rustup.rs)")?;
+    if !installed.status.success() {
+        bail!(
+            "`rustup target list --installed` failed: {}",
+            String::from_utf8_lossy(&installed.stderr).trim()
+        );
     }
-    progress::step("installing QEMU (apt-get install qemu-system-arm)");
-    run(Command::new("sh").args(["-c", install]), install)
+    let missing = missing_targets(&wanted, &String::from_utf8_lossy(&installed.stdout));
+    if missing.is_empty() {
+        progress::step(&format!("Rust targets present: {}", wanted.join(", ")));
+    } else {
+        progress::step(&format!(
+            "installing the Rust targets rust-toolchain.toml names (rustup target add {})",
+            missing.join(" ")
+        ));
+        let mut add = Command::new("rustup");
+        add.current_dir(paths::workspace())
+            .args(["target", "add"])
+            .args(&missing);
+        run(
+            &mut add,
+            &format!("rustup target add {}", missing.join(" ")),
+        )?;
+    }
+    let _ = CHECKED.set(());
+    Ok(())
+}
+
+/// Installs QEMU with apt when missing (as root), or says how.
+pub fn ensure_qemu() -> Result<()> {
+    ensure_program(QEMU, "qemu-system-arm")
+}
+
+/// Installs `cpio` when missing: the initramfs tests extract our archives with the real tool.
+pub fn ensure_cpio() -> Result<()> {
+    ensure_program("cpio", "cpio")
+}
+
+/// Installs Debian package `package` with apt when `program` is missing (as root), or says how.
+fn ensure_program(program: &str, package: &str) -> Result<()> {
+    if have(program) {
+        return Ok(());
+    }
+    let install = format!("apt-get update && apt-get install -y {package}");
+    if !is_root() {
+        bail!("{program} is missing; install it with: sudo sh -c '{install}'");
+    }
+    progress::step(&format!("installing {program} (apt-get install {package})"));
+    run(Command::new("sh").args(["-c", &install]), &install)
 }
 
 /// Makes apt see arm64 packages (needed to download the guest's kernel and busybox).
@@ -206,4 +289,32 @@ pub fn busybox_initramfs() -> Result<PathBuf> {
         std::fs::write(&out, &archive)?;
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_targets_come_from_rust_toolchain_toml() {
+        let text = std::fs::read_to_string(paths::workspace().join("rust-toolchain.toml")).unwrap();
+        let targets = toolchain_targets(&text).unwrap();
+        assert!(targets.contains(&"aarch64-unknown-none-softfloat".to_owned()));
+        assert!(toolchain_targets("[toolchain]\nchannel = \"stable\"\n").is_err());
+        assert!(toolchain_targets("[toolchain]\ntargets = [1]\n").is_err());
+    }
+
+    #[test]
+    fn missing_targets_are_those_rustup_does_not_list() {
+        let wanted = vec!["a-none".to_owned(), "b-none".to_owned()];
+        assert_eq!(
+            missing_targets(&wanted, "x86_64-unknown-linux-gnu\n"),
+            wanted
+        );
+        assert_eq!(
+            missing_targets(&wanted, "a-none\nx86_64-unknown-linux-gnu\n"),
+            ["b-none"]
+        );
+        assert!(missing_targets(&wanted, "b-none\na-none\n").is_empty());
+    }
 }

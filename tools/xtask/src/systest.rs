@@ -8,6 +8,8 @@ use crate::qemu::{self, Console, CpuModel, Outcome};
 use crate::{SystemArgs, build_image, paths, progress};
 use anyhow::{Context, Result};
 use hv_abi::ExitStatus;
+use hv_component_config::{CrashHook, CrashKind, Settings, VmManagerSettings};
+use std::mem::discriminant;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -166,32 +168,37 @@ fn all_tests() -> Vec<SystemTest> {
     tests
 }
 
-/// The VM manager build settings that provoke `crash`.
-fn crash_env(crash: Crash) -> Vec<(String, String)> {
-    let (call, kind, address) = match crash {
-        Crash::Undefined(call) => (call, "undefined", None),
-        Crash::ReadKernel(call) => (
-            call,
-            "abort-kernel",
-            Some(hv_board::QEMU_VIRT.image_load_address),
-        ),
-        Crash::ReadPeer(call) => (call, "abort-kernel", Some(PEER_ADDRESS)),
-    };
-    let mut env = vec![
-        ("HV_VM_MANAGER_CRASH_ON_CALL".to_owned(), call.to_string()),
-        ("HV_VM_MANAGER_CRASH_KIND".to_owned(), kind.to_owned()),
-    ];
-    if let Some(address) = address {
-        env.push((
-            "HV_VM_MANAGER_CRASH_ADDRESS".to_owned(),
-            format!("{address:#x}"),
-        ));
-    }
-    env
+/// The VM manager settings that provoke `crash` (and, with `probe_grants`, the grant probe).
+fn vm_manager_settings(crash: Option<Crash>, probe_grants: bool, peer: u64) -> Settings {
+    let crash = crash.map(|crash| {
+        let (on_call, kind) = match crash {
+            Crash::Undefined(call) => (call, CrashKind::Undefined),
+            Crash::ReadKernel(call) => (
+                call,
+                CrashKind::Read {
+                    address: hv_board::QEMU_VIRT.image_load_address,
+                },
+            ),
+            Crash::ReadPeer(call) => (call, CrashKind::Read { address: peer }),
+        };
+        CrashHook { on_call, kind }
+    });
+    Settings::VmManager(VmManagerSettings {
+        crash,
+        probe_grants,
+    })
 }
 
-/// An address inside the supervisor's region (component 0, laid out first past the kernel).
-const PEER_ADDRESS: u64 = 0x4040_0100;
+/// An address inside the supervisor's region as `system` lays it out (well past its start, so
+/// the read cannot land in the kernel's memory even if the layout moves).
+fn peer_address(system: &crate::System) -> Result<u64> {
+    let regions = crate::component_regions(system)?;
+    let (id, _) = system
+        .manifest
+        .component("supervisor")
+        .context("the manifest has no supervisor")?;
+    Ok(regions[id].start + 0x100)
+}
 
 /// Boots a fresh image and returns how the run went.
 pub fn boot(
@@ -206,7 +213,8 @@ pub fn boot(
     boot_with(name, cpu, smp, kernel, append, extra, timeout, &[], None)
 }
 
-/// [`boot`], with extra build settings for the VM manager component (its test hooks).
+/// [`boot`], with some components' settings replaced (e.g. the VM manager's test hooks): each
+/// of `settings` goes to the components whose crate takes that kind of settings.
 #[allow(clippy::too_many_arguments)]
 pub fn boot_with(
     name: &str,
@@ -216,7 +224,7 @@ pub fn boot_with(
     append: &str,
     extra: &[String],
     timeout: u64,
-    vm_manager_env: &[(String, String)],
+    settings: &[Settings],
     manifest: Option<&str>,
 ) -> Result<Outcome> {
     let args = SystemArgs {
@@ -229,10 +237,14 @@ pub fn boot_with(
         append: Some(append.to_owned()),
     };
     let mut system = args.resolve()?;
-    // Test hooks and settings are build-time environment variables; each component reads the
-    // ones it declares and ignores the rest.
-    for component in system.components.iter_mut() {
-        component.env.extend(vm_manager_env.iter().cloned());
+    for component in system.manifest.components.iter_mut() {
+        let takes = Settings::for_crate(&component.crate_name).map(|kind| discriminant(&kind));
+        if let Some(settings) = settings
+            .iter()
+            .find(|settings| Some(discriminant(*settings)) == takes)
+        {
+            component.settings = *settings;
+        }
     }
     let built = build_image(&system)?;
     progress::step(&format!("booting {name}"));
@@ -249,8 +261,8 @@ pub fn boot_with(
     })
 }
 
-/// Checks an outcome; returns why it failed.
-fn check(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
+/// Checks an outcome (`peer`: the address a `Crash::ReadPeer` reads); returns why it failed.
+fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> {
     let console = &outcome.console;
     let expect = |needle: &str| -> Result<(), String> {
         if console.contains(needle) {
@@ -313,7 +325,7 @@ fn check(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
             Crash::ReadKernel(_) => {
                 format!("touched IPA {:#x}", hv_board::QEMU_VIRT.image_load_address)
             }
-            Crash::ReadPeer(_) => format!("touched IPA {PEER_ADDRESS:#x}"),
+            Crash::ReadPeer(_) => format!("touched IPA {peer:#x}"),
         };
         for needle in [
             evidence.as_str(),
@@ -348,9 +360,22 @@ fn check(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
 }
 
 fn run_one(test: &SystemTest) -> Result<(), String> {
-    let mut env = test.crash.map(crash_env).unwrap_or_default();
-    if test.probe_grants {
-        env.push(("HV_VM_MANAGER_PROBE_GRANTS".to_owned(), "1".to_owned()));
+    let mut settings = Vec::new();
+    let mut peer = 0;
+    if test.crash.is_some() || test.probe_grants {
+        let system = SystemArgs {
+            manifest: test.manifest.map(|path| paths::workspace().join(path)),
+            machine: test.cpu,
+            smp: Some(test.smp),
+            mem: None,
+            kernel: None,
+            initrd: Some("none".into()),
+            append: None,
+        }
+        .resolve()
+        .map_err(|e| format!("{e:#}"))?;
+        peer = peer_address(&system).map_err(|e| format!("{e:#}"))?;
+        settings.push(vm_manager_settings(test.crash, test.probe_grants, peer));
     }
     let (kernel, append, timeout) = match test.payload {
         Payload::Linux => (None, "console=ttyAMA0 hv.init=test", 300),
@@ -373,11 +398,11 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
         append,
         &[],
         timeout,
-        &env,
+        &settings,
         test.manifest,
     )
     .map_err(|error| format!("{error:#}"))?;
-    check(test, &outcome).inspect_err(|_| {
+    check(test, &outcome, peer).inspect_err(|_| {
         let tail: Vec<_> = outcome.console.lines().rev().take(25).collect();
         eprintln!("---- last console lines of {} ----", test.name);
         for line in tail.iter().rev() {
@@ -451,6 +476,8 @@ fn check_rpi4_image() -> Result<(), String> {
 
 /// Runs the host tests and the system tests; returns the process exit code.
 pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
+    crate::prereqs::ensure_targets()?;
+    crate::prereqs::ensure_cpio()?;
     progress::step("host tests (cargo test --workspace)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let host_ok = std::process::Command::new(cargo)
@@ -545,14 +572,17 @@ mod tests {
 
     #[test]
     fn a_linux_boot_passes_only_with_every_marker_and_a_clean_power_off() {
-        assert_eq!(check(&linux(2), &outcome(LINUX_OK, Some(0), false)), Ok(()));
-        let wrong_cpus = check(&linux(1), &outcome(LINUX_OK, Some(0), false)).unwrap_err();
+        assert_eq!(
+            check(&linux(2), &outcome(LINUX_OK, Some(0), false), 0),
+            Ok(())
+        );
+        let wrong_cpus = check(&linux(1), &outcome(LINUX_OK, Some(0), false), 0).unwrap_err();
         assert!(wrong_cpus.contains("cpus online=1"), "{wrong_cpus}");
         let no_el1 = LINUX_OK.replace("EL1", "EL2");
-        assert!(check(&linux(2), &outcome(&no_el1, Some(0), false)).is_err());
-        let timed_out = check(&linux(2), &outcome(LINUX_OK, None, true)).unwrap_err();
+        assert!(check(&linux(2), &outcome(&no_el1, Some(0), false), 0).is_err());
+        let timed_out = check(&linux(2), &outcome(LINUX_OK, None, true), 0).unwrap_err();
         assert!(timed_out.contains("timed out"), "{timed_out}");
-        let reset = check(&linux(2), &outcome(LINUX_OK, Some(3), false)).unwrap_err();
+        let reset = check(&linux(2), &outcome(LINUX_OK, Some(3), false), 0).unwrap_err();
         assert!(reset.contains("reset"), "{reset}");
     }
 
@@ -571,18 +601,31 @@ mod tests {
         assert_eq!(
             check(
                 &guest,
-                &outcome("test a ... ok\n1 passed, 0 failed\n", Some(0), false)
+                &outcome("test a ... ok\n1 passed, 0 failed\n", Some(0), false),
+                0
             ),
             Ok(())
         );
-        assert!(check(&guest, &outcome("2 passed, 1 failed\n", Some(3), false)).is_err());
-        assert!(check(&guest, &outcome("0 passed, 0 failed\n", Some(0), false)).is_err());
-        assert!(check(&guest, &outcome("guest-rt: FATAL: boom\n", Some(3), false)).is_err());
+        assert!(check(&guest, &outcome("2 passed, 1 failed\n", Some(3), false), 0).is_err());
+        assert!(check(&guest, &outcome("0 passed, 0 failed\n", Some(0), false), 0).is_err());
+        assert!(
+            check(
+                &guest,
+                &outcome("guest-rt: FATAL: boom\n", Some(3), false),
+                0
+            )
+            .is_err()
+        );
         let crashed = SystemTest {
             crash: Some(Crash::Undefined(1)),
             ..guest
         };
-        let error = check(&crashed, &outcome("1 passed, 0 failed\n", Some(0), false)).unwrap_err();
+        let error = check(
+            &crashed,
+            &outcome("1 passed, 0 failed\n", Some(0), false),
+            0,
+        )
+        .unwrap_err();
         assert!(error.contains("took an exception"), "{error}");
     }
 
@@ -591,6 +634,6 @@ mod tests {
         let mut quiet = outcome(LINUX_OK, Some(0), false);
         quiet.hv_log[1] =
             "0.9 INFO  component-stats name=vm-manager calls=0 faults=0 starts=0".into();
-        assert!(check(&linux(2), &quiet).unwrap_err().contains("routed"));
+        assert!(check(&linux(2), &quiet, 0).unwrap_err().contains("routed"));
     }
 }

@@ -582,29 +582,63 @@ fn granule_set_keeps_order_and_bounds() {
 }
 
 #[test]
-fn the_table_is_checked_the_way_build_rs_checks_it() {
-    assert!(table_is_valid(VMS));
-    assert!(table_is_valid(TABLE));
-    assert!(table_is_valid(&[]));
-    let good = TABLE[0];
-    for bad in [
-        VmConfig {
-            vm: MAX_VMS as u16,
-            ..good
+fn the_configuration_gives_each_vm_its_ram_and_mode() {
+    use hv_component_config::{MmioGuardMode, Name, Region, System, Vm};
+    let vm = |id: u16, host: bool, base: u64, mode| Vm {
+        id,
+        name: Name::try_from("vm").unwrap(),
+        host,
+        memory: Region {
+            base,
+            size: 0x1000_0000,
         },
-        VmConfig {
-            ram_start: RAM_END,
-            ram_end: RAM_START,
-            ..good
+        cpus: Default::default(),
+        mmio_guard: mode,
+        devices: Default::default(),
+    };
+    let mut system = System {
+        ram: Region {
+            base: RAM_START,
+            size: RAM_END - RAM_START,
         },
-        VmConfig {
-            ram_end: IPA_LIMIT + GRANULE_SIZE,
-            ..good
+        hypervisor: Region {
+            base: RAM_START,
+            size: 0x200_0000,
         },
+        vms: Default::default(),
+        components: Default::default(),
+    };
+    for config in [
+        vm(0, true, 0x4200_0000, MmioGuardMode::Optional),
+        vm(1, false, 0x6000_0000, MmioGuardMode::Enforced),
+        vm(2, false, 0x7000_0000, MmioGuardMode::Off),
     ] {
-        assert!(!table_is_valid(&[bad]), "{bad:?}");
+        system.vms.push(config).unwrap();
     }
-    assert!(!table_is_valid(&[good, TABLE[1], good]));
+    let configs = vm_configs(&system);
+    // The host's RAM is all of the system's, the hypervisor's part included.
+    assert_eq!(
+        configs[0],
+        VmConfig {
+            vm: 0,
+            ram_start: RAM_START,
+            ram_end: RAM_END,
+            mode: Mode::Optional
+        }
+    );
+    assert_eq!(
+        configs[1],
+        VmConfig {
+            vm: 1,
+            ram_start: 0x6000_0000,
+            ram_end: 0x7000_0000,
+            mode: Mode::Enforced
+        }
+    );
+    assert_eq!(configs[2].mode, Mode::Off);
+    // A guard built from it enforces VM 1 from the start and offers nothing to VM 2.
+    let guard = Guard::new(&configs);
+    assert_eq!(guard.configs().count(), 3);
 }
 
 #[test]

@@ -188,22 +188,14 @@ pub(super) fn check_components(
         }
 
         let restart = check_restart(checker, &path.key("restart"), spec);
-        for key in spec.env.keys() {
-            let valid = key
-                .chars()
-                .next()
-                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-                && key.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !valid {
-                checker.error(
-                    &path.key("env").key(key),
-                    format!(
-                        "\"{key}\" is not an environment variable name; use letters, digits and \
-                         '_', e.g. HV_TEST_HOOK"
-                    ),
-                );
+        let settings = match hv_component_config::Settings::parse(&spec.crate_name, &spec.settings)
+        {
+            Ok(settings) => settings,
+            Err(message) => {
+                checker.error(&path.key("settings"), message);
+                hv_component_config::Settings::None
             }
-        }
+        };
 
         components.push(Component {
             name: spec.name.clone(),
@@ -216,7 +208,7 @@ pub(super) fn check_components(
             routes: spec.routes.clone(),
             grants,
             restart,
-            env: spec.env.clone(),
+            settings,
         });
     }
 

@@ -1,0 +1,246 @@
+//! A component's configuration: the one typed path from the manifest to a component.
+//!
+//! `cargo xtask build` turns the checked manifest (`hv-manifest`'s model) into one
+//! [`ComponentConfig`] per component and writes it as TOML beside the image
+//! (`target/xtask/<system>/components/<name>.toml`, readable by a person). The component's
+//! build script calls [`build::configure`] (feature `std`), which reads that file, refuses it
+//! with the component's name and the field when it is missing or malformed, links the component
+//! at its region with its stack, and embeds the configuration as postcard bytes. At start the
+//! component's runtime decodes those bytes once (`hv_component_rt::config()`).
+//!
+//! Why build time and not a page the composer fills: mem-protect sizes its static table pools
+//! and ownership records from the RAM it serves, and a refused configuration should stop the
+//! build, not a running system. Why TOML on disk and postcard inside: the file is for people
+//! and gives field-naming errors; the component decodes the compact form without an allocator.
+//!
+//! Every list is bounded (heapless), so a component knows its worst case at compile time.
+#![cfg_attr(not(feature = "std"), no_std)]
+
+#[cfg(feature = "std")]
+pub mod build;
+mod settings;
+
+pub use heapless;
+pub use settings::{
+    CrashHook, CrashKind, MappingPolicy, MemProtectSettings, Settings, VmManagerSettings,
+};
+
+use heapless::{String, Vec};
+use serde::{Deserialize, Serialize};
+
+/// Most VMs a system has (the host included).
+pub const MAX_VMS: usize = 4;
+/// Most components a system has.
+pub const MAX_COMPONENTS: usize = 8;
+/// Most devices one VM is given.
+pub const MAX_DEVICES: usize = 16;
+/// Most vCPUs one VM has.
+pub const MAX_VCPUS: usize = 8;
+/// Longest name (of a VM, a component or a device) in bytes.
+pub const NAME_MAX: usize = 32;
+
+/// Bytes of the start-up stack: the free top of a component's region that its runtime decodes
+/// the configuration on (the linker script keeps this much free above the image). Decoding
+/// nests one `Result` per level and took about five times the configuration's size in stack
+/// when measured (17 KiB for a 3.5 KiB configuration), so a test keeps
+/// `size_of::<ComponentConfig>()` under an eighth of this.
+pub const STARTUP_STACK: u64 = 0x10000;
+
+/// A name from the manifest.
+pub type Name = String<NAME_MAX>;
+
+/// A physical (or, for a VM's own view, intermediate physical) address range.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Region {
+    /// First byte.
+    pub base: u64,
+    /// Length in bytes.
+    pub size: u64,
+}
+
+impl Region {
+    /// One past the last byte.
+    pub const fn end(&self) -> u64 {
+        self.base + self.size
+    }
+
+    /// Whether `address` lies inside.
+    pub const fn contains(&self, address: u64) -> bool {
+        address >= self.base && address - self.base < self.size
+    }
+}
+
+/// Everything one component is told.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ComponentConfig {
+    /// Its name in the manifest.
+    pub name: Name,
+    /// The cargo package that builds it (a file meant for another crate is refused).
+    #[serde(rename = "crate")]
+    pub crate_name: Name,
+    /// Its id: its position among the manifest's components.
+    pub id: u16,
+    /// The memory it is loaded into and runs in (IPA = PA).
+    pub region: Region,
+    /// Its stack in bytes, at the top of its image.
+    pub stack: u64,
+    /// The system around it.
+    pub system: System,
+    /// Its own settings (the manifest's `[component.settings]`).
+    #[serde(default)]
+    pub settings: Settings,
+}
+
+/// The system as components need to know it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct System {
+    /// The RAM the image is composed for (the hypervisor and every VM lie in it).
+    pub ram: Region,
+    /// The hypervisor's own part of `ram` (kernel, components); never any VM's.
+    pub hypervisor: Region,
+    /// Every VM, by id (the host is VM 0).
+    pub vms: Vec<Vm, MAX_VMS>,
+    /// Every component, by id.
+    pub components: Vec<ComponentSummary, MAX_COMPONENTS>,
+}
+
+impl System {
+    /// VM `id`, if there is one.
+    pub fn vm(&self, id: u16) -> Option<&Vm> {
+        self.vms.iter().find(|vm| vm.id == id)
+    }
+
+    /// Whether some component serves the interface named `interface`.
+    pub fn serves(&self, interface: &str) -> bool {
+        self.components
+            .iter()
+            .any(|component| component.serves.as_deref() == Some(interface))
+    }
+}
+
+/// One VM.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Vm {
+    /// Its id (the host is 0).
+    pub id: u16,
+    /// Its name (console prefixes, logs).
+    pub name: Name,
+    /// Whether it is the host VM.
+    pub host: bool,
+    /// Its RAM.
+    pub memory: Region,
+    /// The physical CPU of each vCPU, by vCPU index.
+    pub cpus: Vec<u8, MAX_VCPUS>,
+    /// Its MMIO guard mode.
+    pub mmio_guard: MmioGuardMode,
+    /// The devices it is given.
+    pub devices: Vec<Device, MAX_DEVICES>,
+}
+
+/// Whether a VM is offered the MMIO guard, and whether it must use it.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum MmioGuardMode {
+    /// Not offered: the hypercalls answer NOT_SUPPORTED.
+    Off,
+    /// Offered; a VM that enrols has only what it mapped emulated.
+    Optional,
+    /// Enrolled from its first instruction.
+    Enforced,
+}
+
+/// A device given to a VM.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Device {
+    /// Its name on the board.
+    pub name: Name,
+    /// Its model.
+    pub kind: DeviceKind,
+    /// Where the VM sees it.
+    pub region: Region,
+    /// How the VM reaches it.
+    pub mode: DeviceMode,
+}
+
+/// Device models components tell apart.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceKind {
+    /// An Arm PrimeCell UART (`arm,pl011`).
+    Pl011,
+    /// Anything else (passed through, never emulated).
+    Other,
+}
+
+/// How a VM reaches a device.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum DeviceMode {
+    /// Mapped into its stage 2.
+    Passthrough,
+    /// Left unmapped; vm-manager emulates every access.
+    Emulated,
+}
+
+/// What a component needs to know about another.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct ComponentSummary {
+    /// Its name.
+    pub name: Name,
+    /// The interface it serves, by name.
+    #[serde(default)]
+    pub serves: Option<Name>,
+    /// What happens when it faults.
+    pub restart: Restart,
+}
+
+/// A restart policy.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub enum Restart {
+    /// Restart at once; in a crash loop wait `min-ms`, doubled up to `max-ms`.
+    Backoff {
+        /// The first wait in milliseconds.
+        min_ms: u64,
+        /// The longest wait in milliseconds.
+        max_ms: u64,
+    },
+    /// Leave it stopped.
+    Never,
+}
+
+/// Why embedded configuration bytes could not be decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct DecodeError;
+
+impl ComponentConfig {
+    /// Decodes the postcard bytes [`build::configure`] embedded.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        postcard::from_bytes(bytes).map_err(|_| DecodeError)
+    }
+
+    /// The VM this system runs as the host.
+    pub fn host(&self) -> Option<&Vm> {
+        self.system.vms.iter().find(|vm| vm.host)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoding_fits_the_startup_stack() {
+        let size = core::mem::size_of::<ComponentConfig>() as u64;
+        assert!(
+            size * 8 <= STARTUP_STACK,
+            "ComponentConfig is {size} bytes: raise STARTUP_STACK (and check regions still fit)"
+        );
+    }
+}

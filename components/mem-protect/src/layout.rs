@@ -1,0 +1,210 @@
+//! What mem-protect serves, derived from its configuration: the RAM bank, the hypervisor's
+//! reserved range, the device holes (the host's emulated devices, which a device block must
+//! never cover) and the mapping policy. Pure, host-tested; `main.rs` takes the configuration
+//! from the runtime and `build.rs` sizes the static pools with [`memory_pool_tables_for`].
+
+use crate::stage2::{IpaRange, MappingPolicy};
+use hv_component_config::{ComponentConfig, DeviceMode, MAX_DEVICES};
+
+/// The page size every range is rounded to.
+const PAGE: u64 = 4096;
+/// The host's IPA space (40 bits).
+const IPA_LIMIT: u64 = 1 << 40;
+
+/// What the host's stage 2 is built over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct HostLayout {
+    /// The RAM bank.
+    pub ram: IpaRange,
+    /// The hypervisor's part of it, owned by the hypervisor from boot.
+    pub reserved: [IpaRange; 1],
+    /// Ranges outside RAM never mapped into the host, page aligned and sorted.
+    pub device_holes: heapless::Vec<IpaRange, MAX_DEVICES>,
+    /// How large the lazily made mappings may be.
+    pub policy: MappingPolicy,
+}
+
+/// Why a configuration cannot be served.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LayoutError {
+    /// The system has no host VM.
+    NoHost,
+    /// The RAM is empty, unaligned or beyond the 40-bit IPA space.
+    BadRam,
+    /// The hypervisor's range is not inside the RAM.
+    ReservedOutsideRam,
+    /// An emulated device of the host overlaps the RAM.
+    HoleInRam,
+}
+
+/// The layout `config` describes.
+pub fn host_layout(config: &ComponentConfig) -> Result<HostLayout, LayoutError> {
+    let system = &config.system;
+    let host = config.host().ok_or(LayoutError::NoHost)?;
+    let ram = IpaRange::sized(system.ram.base, system.ram.size);
+    if ram.is_empty() || ram.start % PAGE != 0 || ram.end % PAGE != 0 || ram.end > IPA_LIMIT {
+        return Err(LayoutError::BadRam);
+    }
+    let reserved = IpaRange::sized(system.hypervisor.base, system.hypervisor.size);
+    if reserved.start < ram.start || reserved.end > ram.end {
+        return Err(LayoutError::ReservedOutsideRam);
+    }
+    let mut device_holes: heapless::Vec<IpaRange, MAX_DEVICES> = host
+        .devices
+        .iter()
+        .filter(|device| device.mode == DeviceMode::Emulated)
+        .map(|device| {
+            let start = device.region.base & !(PAGE - 1);
+            let end = device.region.end().next_multiple_of(PAGE);
+            IpaRange::new(start, end)
+        })
+        .collect();
+    if device_holes
+        .iter()
+        .any(|hole| hole.start < ram.end && ram.start < hole.end)
+    {
+        return Err(LayoutError::HoleInRam);
+    }
+    device_holes.sort_unstable_by_key(|hole| hole.start);
+    let policy = match config.settings.mem_protect().policy {
+        hv_component_config::MappingPolicy::LargestBlock => MappingPolicy::LargestBlock,
+        hv_component_config::MappingPolicy::PageOnly => MappingPolicy::PageOnly,
+    };
+    Ok(HostLayout {
+        ram,
+        reserved: [reserved],
+        device_holes,
+        policy,
+    })
+}
+
+/// Tables the memory pool needs for one RAM bank `start..end` (what
+/// [`crate::stage2::memory_pool_tables`] says for a map with this one range): the root and one
+/// table per 512 GiB, 1 GiB and 2 MiB window holding RAM. A `const fn` so the component sizes
+/// its static pool with it.
+pub const fn memory_pool_tables_for(start: u64, end: u64) -> usize {
+    let mut windows = 0;
+    let shifts = [39u32, 30, 21];
+    let mut i = 0;
+    while i < shifts.len() {
+        windows += ((end - 1) >> shifts[i]) - (start >> shifts[i]) + 1;
+        i += 1;
+    }
+    (1 + windows) as usize
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::stage2::{MemoryMap, memory_pool_tables};
+    use hv_component_config::{
+        Device, DeviceKind, MemProtectSettings, MmioGuardMode, Name, Region, Settings, System, Vm,
+    };
+
+    fn config(devices: &[(u64, u64, DeviceMode)], settings: Settings) -> ComponentConfig {
+        let host = Vm {
+            id: 0,
+            name: Name::try_from("host").unwrap(),
+            host: true,
+            memory: Region {
+                base: 0x4200_0000,
+                size: 0x3e00_0000,
+            },
+            cpus: Default::default(),
+            mmio_guard: MmioGuardMode::Off,
+            devices: devices
+                .iter()
+                .map(|&(base, size, mode)| Device {
+                    name: Name::try_from("dev").unwrap(),
+                    kind: DeviceKind::Pl011,
+                    region: Region { base, size },
+                    mode,
+                })
+                .collect(),
+        };
+        ComponentConfig {
+            name: Name::try_from("mem-protect").unwrap(),
+            crate_name: Name::try_from("hv-mem-protect").unwrap(),
+            id: 0,
+            region: Region {
+                base: 0x4100_0000,
+                size: 0x60_0000,
+            },
+            stack: 0x1_0000,
+            system: System {
+                ram: Region {
+                    base: 0x4000_0000,
+                    size: 0x4000_0000,
+                },
+                hypervisor: Region {
+                    base: 0x4000_0000,
+                    size: 0x200_0000,
+                },
+                vms: [host].into_iter().collect(),
+                components: Default::default(),
+            },
+            settings,
+        }
+    }
+
+    #[test]
+    fn the_layout_follows_the_configuration() {
+        let layout = host_layout(&config(
+            &[
+                (0x900_1000, 0x1000, DeviceMode::Emulated),
+                (0x900_0010, 0x10, DeviceMode::Emulated),
+                (0x900_2000, 0x1000, DeviceMode::Passthrough),
+            ],
+            Settings::MemProtect(MemProtectSettings {
+                policy: hv_component_config::MappingPolicy::PageOnly,
+                device_tables: None,
+            }),
+        ))
+        .unwrap();
+        assert_eq!(layout.ram, IpaRange::new(0x4000_0000, 0x8000_0000));
+        assert_eq!(layout.reserved, [IpaRange::new(0x4000_0000, 0x4200_0000)]);
+        // Emulated devices only, rounded out to pages, sorted.
+        assert_eq!(
+            layout.device_holes.as_slice(),
+            [
+                IpaRange::new(0x900_0000, 0x900_1000),
+                IpaRange::new(0x900_1000, 0x900_2000)
+            ]
+        );
+        assert_eq!(layout.policy, MappingPolicy::PageOnly);
+        // No settings: the default policy.
+        let plain = host_layout(&config(&[], Settings::None)).unwrap();
+        assert_eq!(plain.policy, MappingPolicy::LargestBlock);
+    }
+
+    #[test]
+    fn unusable_configurations_are_refused() {
+        let mut inside_ram = config(
+            &[(0x5000_0000, 0x1000, DeviceMode::Emulated)],
+            Settings::None,
+        );
+        assert_eq!(host_layout(&inside_ram), Err(LayoutError::HoleInRam));
+        inside_ram.system.vms.clear();
+        assert_eq!(host_layout(&inside_ram), Err(LayoutError::NoHost));
+        let mut outside = config(&[], Settings::None);
+        outside.system.hypervisor.base = 0x3000_0000;
+        assert_eq!(host_layout(&outside), Err(LayoutError::ReservedOutsideRam));
+        let mut huge = config(&[], Settings::None);
+        huge.system.ram.size = 1 << 41;
+        assert_eq!(host_layout(&huge), Err(LayoutError::BadRam));
+    }
+
+    #[test]
+    fn the_const_pool_size_matches_the_memory_maps() {
+        for (start, end) in [
+            (0x4000_0000u64, 0x8000_0000u64),
+            (0x4000_0000, 0x4000_1000),
+            (0x3fe0_0000, 0x4020_0000),
+            (0x80_0000_0000 - 0x20_0000, 0x80_0000_0000 + 0x20_0000),
+        ] {
+            let ram = [IpaRange::new(start, end)];
+            let map = MemoryMap::new(&ram, 40).unwrap();
+            assert_eq!(memory_pool_tables_for(start, end), memory_pool_tables(&map));
+        }
+    }
+}
