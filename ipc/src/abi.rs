@@ -1,7 +1,7 @@
 //! The system-call ABI between components (EL1 sandboxes) and the EL2 kernel.
 //!
-//! A component enters the kernel with `HVC #0`: x0 = the call number ([`syscall`]), x1..x5 =
-//! arguments. The kernel returns in x0 a status (0 or a negative [`SyscallError`] code) and
+//! A component enters the kernel with `HVC #0`: x0 = the call number ([`syscall`]), x1..x3 =
+//! arguments (the kernel reads no other register). The kernel returns in x0 a status (0 or a negative [`SyscallError`] code) and
 //! results in x1..x3. Messages travel through two buffers every component has at fixed symbols
 //! of its image, `__ipc_rx` and `__ipc_tx`, each [`MESSAGE_MAX`] bytes: the kernel copies from
 //! the sender's TX buffer into the receiver's RX buffer, never mapping one into the other.

@@ -17,8 +17,9 @@
 //! Every interface is defined exactly once, here, with the [`interface!`] macro: a request enum,
 //! a reply enum and the types they use. Both ends link this crate, so a client and a server can
 //! never disagree about a message's shape short of running different builds, and that case is
-//! caught by the interface's [schema hash](Interface::SCHEMA_HASH), which the kernel compares when
-//! a component is hot-swapped.
+//! meant to be caught by the interface's [schema hash](Interface::SCHEMA_HASH). Nothing compares
+//! the hashes yet: the hot-swap work will have a swap refused when the new image's hash for an
+//! interface differs from its clients'.
 //!
 //! Messages are encoded with [postcard](https://docs.rs/postcard): compact (varints), `no_std`,
 //! no allocation, and its `MaxSize` bound lets every interface prove at compile time that its
@@ -104,10 +105,10 @@ pub trait Interface {
     const SCHEMA: &'static str;
     /// [`schema_hash`] of [`SCHEMA`](Self::SCHEMA).
     ///
-    /// When a component is hot-swapped, the kernel compares the hash the new image was built with
-    /// against the one its clients were built with: a different message definition would make
-    /// the two ends decode each other's bytes as something else (postcard has no field names or
-    /// type tags on the wire), so the swap is refused instead.
+    /// Meant for hot-swap (not built yet): a swap is to be refused when the new image's hash
+    /// differs from its clients', since a different message definition would make the two
+    /// ends decode each other's bytes as something else (postcard has no field names or type
+    /// tags on the wire).
     const SCHEMA_HASH: u64;
 
     /// What a client sends.

@@ -1,11 +1,15 @@
 //! What the kernel does when a guest traps to EL2: decode, count, act, resume.
 //!
-//! SMCCC calls (HVC, trapped SMC) from a VM become calls to the component the route table
-//! names (the VM manager); its [`TrapResolution`] says how the vCPU resumes. Stage-2 faults on
-//! memory the guest's stage 2 does not map are answered by injecting a synchronous external
-//! abort, so the guest's own exception handling runs and the hypervisor never stops for what a
-//! guest touched. Anything else a guest cannot do becomes an UNDEFINED instruction exception.
-//! Traps from components are their system calls or faults (see [`components`]).
+//! The kernel decides nothing here: it sends each guest trap to the component the route table
+//! names and carries out the [`TrapResolution`] it answers. SMCCC calls (HVC, trapped SMC) go
+//! to the VM manager (or the component a function-ID range names); data aborts on emulated
+//! device pages go to the `mmio` route's taker; the host's other stage-2 faults go to the
+//! component that builds the host's stage 2 (mem-protect), which maps the page and has the
+//! vCPU resume, or has an abort injected. Only with no such component (a manifest without
+//! mem-protect, whose host stage 2 is a static map) does the kernel itself inject a synchronous
+//! external abort for a stage-2 fault, so the guest's own exception handling runs. Anything
+//! else a guest cannot do becomes an UNDEFINED instruction exception. Traps from components
+//! are their system calls or faults (see [`components`]).
 
 use crate::arch::spin_table::SpinTableError;
 use crate::arch::{self, GuestFrame};

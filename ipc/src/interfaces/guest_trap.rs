@@ -7,8 +7,10 @@
 //! interface always come from the kernel ([`SENDER_KERNEL`](crate::abi::SENDER_KERNEL)), on the
 //! trapping vCPU's behalf, which stays stopped until the reply.
 //!
-//! Today only SMCCC calls (PSCI and friends) are routed; the route table in the manifest decides
-//! which component gets them.
+//! Three kinds of trap are routed: SMCCC calls (PSCI and friends, and function-ID ranges such
+//! as the MMIO guard's), data aborts on emulated device pages ([`GuestTrap::Mmio`]) and the
+//! host's stage-2 faults ([`GuestTrap::Stage2Fault`]); the manifest's route table decides which
+//! component gets each (`docs/ipc.md`).
 
 use crate::abi;
 
