@@ -42,7 +42,7 @@ mod component {
     use hv_mem_protect::ownership::{OwnershipTable, PAGE_SIZE, Party, PhysAddr};
     use hv_mem_protect::service::{self, FaultOutcome, HostCall, Kernel, MemProtect};
     use hv_mem_protect::stage2::{
-        HostStage2, Invalidation, IpaRange, Mapped, MemoryMap, PoolKind, Stage2Error,
+        Access, HostStage2, Invalidation, IpaRange, Mapped, MemoryMap, PoolKind, Stage2Error,
         TABLE_ENTRIES, Table, TablePools,
     };
 
@@ -223,6 +223,7 @@ mod component {
             Stage2Error::OutOfTables(PoolKind::Device) => {
                 "out of device-pool tables after a recycle"
             }
+            Stage2Error::NotPermitted { .. } => "mapped, but not for this access",
             Stage2Error::Corrupt { .. } => "corrupt tables",
         }
     }
@@ -280,7 +281,12 @@ mod component {
                 );
                 return TrapResolution::InjectHostAbort;
             }
-            let outcome = self.state.stage2_fault(ipa, &mut KernelOps);
+            let access = match (instruction, write) {
+                (true, _) => Access::Fetch,
+                (false, true) => Access::Write,
+                (false, false) => Access::Read,
+            };
+            let outcome = self.state.stage2_fault(ipa, access, &mut KernelOps);
             let resolution = match outcome {
                 FaultOutcome::Mapped(mapped) => {
                     if let Mapped::New {

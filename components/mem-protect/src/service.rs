@@ -47,7 +47,7 @@ use core::ops::Range;
 
 use crate::ownership::{MAX_GUESTS, OwnershipError, OwnershipTable, PAGE_SIZE, Party, PhysAddr};
 use crate::stage2::{
-    HostStage2, Invalidation, IpaRange, Mapped, MappingPolicy, OwnerId, Stage2Error, Stats,
+    Access, HostStage2, Invalidation, IpaRange, Mapped, MappingPolicy, OwnerId, Stage2Error, Stats,
 };
 
 /// The host calls' function IDs (w0).
@@ -274,16 +274,21 @@ impl<'a> MemProtect<'a> {
         policy_name(self.stage2.policy())
     }
 
-    /// Resolves a host stage-2 fault at `ipa`.
-    pub fn stage2_fault(&mut self, ipa: u64, kernel: &mut impl Kernel) -> FaultOutcome {
+    /// Resolves a host stage-2 fault of an `access` at `ipa`.
+    pub fn stage2_fault(
+        &mut self,
+        ipa: u64,
+        access: Access,
+        kernel: &mut impl Kernel,
+    ) -> FaultOutcome {
         let page = ipa & !(PAGE_SIZE - 1);
-        let mut result = self.map(ipa, kernel);
+        let mut result = self.map(ipa, access, kernel);
         if let Err(Stage2Error::OwnedBy(_)) = result
             && self.ownership.host_may_access(PhysAddr(page)) == Ok(true)
         {
             // A stale annotation: the ownership table is the authority.
             let _ = self.stage2.clear_annotation(page);
-            result = self.map(ipa, kernel);
+            result = self.map(ipa, access, kernel);
         }
         match result {
             Ok(mapped) => FaultOutcome::Mapped(mapped),
@@ -295,10 +300,16 @@ impl<'a> MemProtect<'a> {
         }
     }
 
-    fn map(&mut self, ipa: u64, kernel: &mut impl Kernel) -> Result<Mapped, Stage2Error> {
+    fn map(
+        &mut self,
+        ipa: u64,
+        access: Access,
+        kernel: &mut impl Kernel,
+    ) -> Result<Mapped, Stage2Error> {
         let (ownership, reserved, holes) = (&self.ownership, self.reserved, self.holes);
         self.stage2.handle_fault(
             ipa,
+            access,
             |range| host_may_map(ownership, reserved, holes, range),
             &mut |what| kernel.invalidate(what),
         )

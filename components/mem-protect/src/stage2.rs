@@ -90,7 +90,8 @@ pub use memory_map::{
 use pools::TableRef;
 pub use pools::{PoolKind, TABLE_ENTRIES, Table, TablePools};
 pub use types::{
-    Entry, Invalidation, Mapped, MappingPolicy, SetupError, Stage2Error, Stats, TlbMaintenance,
+    Access, Entry, Invalidation, Mapped, MappingPolicy, SetupError, Stage2Error, Stats,
+    TlbMaintenance,
 };
 
 /// The translation granule and the smallest mapping.
@@ -189,11 +190,12 @@ impl<'a> HostStage2<'a> {
     pub fn handle_fault(
         &mut self,
         ipa: u64,
+        access: Access,
         mut host_owns: impl FnMut(IpaRange) -> bool,
         tlb: &mut impl TlbMaintenance,
     ) -> Result<Mapped, Stage2Error> {
         self.counters.faults += 1;
-        let result = self.resolve_fault(ipa, &mut host_owns, tlb);
+        let result = self.resolve_fault(ipa, access, &mut host_owns, tlb);
         match result {
             Ok(Mapped::New { level, .. }) => {
                 if let Some(count) = self.counters.blocks_mapped.get_mut(usize::from(level)) {
@@ -212,6 +214,7 @@ impl<'a> HostStage2<'a> {
     fn resolve_fault(
         &mut self,
         ipa: u64,
+        access: Access,
         host_owns: &mut impl FnMut(IpaRange) -> bool,
         tlb: &mut impl TlbMaintenance,
     ) -> Result<Mapped, Stage2Error> {
@@ -220,10 +223,10 @@ impl<'a> HostStage2<'a> {
         }
         let page = align_down(ipa, LAST_LEVEL);
         let region = self.map.region_around(page);
-        match self.map_identity(page, &region, host_owns) {
+        match self.map_identity(page, access, &region, host_owns) {
             Err(Stage2Error::OutOfTables(PoolKind::Device)) => {
                 self.recycle_device_mappings(tlb)?;
-                match self.map_identity(page, &region, host_owns)? {
+                match self.map_identity(page, access, &region, host_owns)? {
                     Mapped::New {
                         range, level, kind, ..
                     } => Ok(Mapped::New {
@@ -239,17 +242,25 @@ impl<'a> HostStage2<'a> {
         }
     }
 
-    /// One attempt at mapping `page`; changes nothing when it fails.
+    /// One attempt at mapping `page` for `access`; changes nothing when it fails.
+    ///
+    /// A fault on a page that is mapped already is a race another CPU won *only* if the leaf
+    /// permits the access; otherwise (a fetch from device memory, say) resuming would fault
+    /// again forever, so it is refused. Likewise a fetch never creates a device mapping.
     fn map_identity(
         &mut self,
         page: u64,
+        access: Access,
         region: &Region,
         host_owns: &mut impl FnMut(IpaRange) -> bool,
     ) -> Result<Mapped, Stage2Error> {
         let slot = self.walk(page)?;
         match descriptor::decode(slot.desc, slot.level) {
             Descriptor::Empty => {}
-            Descriptor::Leaf(_) => return Ok(Mapped::AlreadyMapped),
+            Descriptor::Leaf(desc) if Attributes::of(desc).permits(access) => {
+                return Ok(Mapped::AlreadyMapped);
+            }
+            Descriptor::Leaf(_) => return Err(Stage2Error::NotPermitted { ipa: page, access }),
             Descriptor::Annotated(owner) => return Err(Stage2Error::OwnedBy(owner)),
             Descriptor::Table(_) | Descriptor::Unknown => {
                 return Err(Stage2Error::Corrupt {
@@ -260,6 +271,9 @@ impl<'a> HostStage2<'a> {
         }
         if !host_owns(IpaRange::sized(page, PAGE_SIZE)) {
             return Err(Stage2Error::NotHostOwned(page));
+        }
+        if access == Access::Fetch && region.kind == RegionKind::Device {
+            return Err(Stage2Error::NotPermitted { ipa: page, access });
         }
         let level = self.leaf_level(page, slot.level, &region.range, host_owns);
         let range = IpaRange::sized(align_down(page, level), entry_size(level));

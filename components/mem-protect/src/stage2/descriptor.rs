@@ -90,6 +90,15 @@ impl Attributes {
         xn: true,
     };
 
+    /// Whether a leaf with these attributes lets `access` through.
+    pub const fn permits(&self, access: super::Access) -> bool {
+        match access {
+            super::Access::Read => self.s2ap & 0b01 != 0,
+            super::Access::Write => self.s2ap & 0b10 != 0,
+            super::Access::Fetch => !self.xn && self.s2ap & 0b01 != 0,
+        }
+    }
+
     /// The attributes of leaf descriptor `desc`.
     pub const fn of(desc: u64) -> Self {
         Self {

@@ -102,7 +102,7 @@ fn a_pool_of_that_size_maps_all_ram_page_by_page() {
     for region in ram {
         for page in (region.start..region.end).step_by(PAGE_SIZE as usize) {
             let mapped = stage2
-                .handle_fault(page, everything, &mut no_tlb())
+                .handle_fault(page, Access::Read, everything, &mut no_tlb())
                 .unwrap();
             assert!(matches!(
                 mapped,
@@ -125,7 +125,10 @@ fn faults_map_the_largest_block_that_fits() {
     let map = MemoryMap::new(&ram, 40).unwrap();
     let mut backing = Backing::new(&map, 4);
     let mut stage2 = backing.stage2(map, MappingPolicy::LargestBlock);
-    let mut fault = |ipa| match stage2.handle_fault(ipa, everything, &mut no_tlb()).unwrap() {
+    let mut fault = |ipa| match stage2
+        .handle_fault(ipa, Access::Read, everything, &mut no_tlb())
+        .unwrap()
+    {
         Mapped::New {
             range, level, kind, ..
         } => (range, level, kind),
@@ -176,7 +179,12 @@ fn pages_owned_by_someone_else_break_up_blocks_and_stay_unmapped() {
     let mut backing = Backing::new(&map, 0);
     let mut stage2 = backing.stage2(map, MappingPolicy::LargestBlock);
     let foreign = [GIB + 5 * MIB + 0x3000];
-    let mapped = stage2.handle_fault(GIB + 2 * MIB, all_but(&foreign), &mut no_tlb());
+    let mapped = stage2.handle_fault(
+        GIB + 2 * MIB,
+        Access::Read,
+        all_but(&foreign),
+        &mut no_tlb(),
+    );
     assert_eq!(
         mapped.unwrap(),
         Mapped::New {
@@ -186,9 +194,19 @@ fn pages_owned_by_someone_else_break_up_blocks_and_stay_unmapped() {
             recycled: false
         }
     );
-    let mapped = stage2.handle_fault(GIB + 5 * MIB, all_but(&foreign), &mut no_tlb());
+    let mapped = stage2.handle_fault(
+        GIB + 5 * MIB,
+        Access::Read,
+        all_but(&foreign),
+        &mut no_tlb(),
+    );
     assert!(matches!(mapped.unwrap(), Mapped::New { level: 3, .. }));
-    let refused = stage2.handle_fault(foreign[0] + 12, all_but(&foreign), &mut no_tlb());
+    let refused = stage2.handle_fault(
+        foreign[0] + 12,
+        Access::Read,
+        all_but(&foreign),
+        &mut no_tlb(),
+    );
     assert_eq!(refused, Err(Stage2Error::NotHostOwned(foreign[0])));
     assert_eq!(stage2.lookup(foreign[0]).unwrap(), Entry::Unmapped);
     assert_eq!(RawView::of(&stage2).translate(foreign[0]), None);
@@ -202,13 +220,14 @@ fn a_fault_on_a_mapped_ipa_is_a_no_op() {
     let mut backing = Backing::new(&map, 0);
     let mut stage2 = backing.stage2(map, MappingPolicy::LargestBlock);
     stage2
-        .handle_fault(GIB + 0x5000, everything, &mut no_tlb())
+        .handle_fault(GIB + 0x5000, Access::Read, everything, &mut no_tlb())
         .unwrap();
     let before = stage2.pools().raw(PoolKind::Memory).0.to_vec();
     let stats = stage2.stats();
     let mut asked = 0;
     let again = stage2.handle_fault(
         GIB + 0x3000_0000,
+        Access::Read,
         |_| {
             asked += 1;
             true
@@ -241,7 +260,9 @@ fn page_only_policy_maps_only_pages() {
         600 * GIB,
         (1 << 44) - 4096,
     ] {
-        let mapped = stage2.handle_fault(ipa, everything, &mut no_tlb()).unwrap();
+        let mapped = stage2
+            .handle_fault(ipa, Access::Read, everything, &mut no_tlb())
+            .unwrap();
         assert!(
             matches!(mapped, Mapped::New { level: 3, .. }),
             "{ipa:#x}: {mapped:?}"
@@ -317,11 +338,11 @@ fn bad_input_is_an_error_not_a_panic() {
     let mut backing = Backing::new(&map, 1);
     let mut stage2 = backing.stage2(map, MappingPolicy::LargestBlock);
     assert_eq!(
-        stage2.handle_fault(1 << 40, everything, &mut no_tlb()),
+        stage2.handle_fault(1 << 40, Access::Read, everything, &mut no_tlb()),
         Err(Stage2Error::OutsideIpaSpace(1 << 40))
     );
     assert_eq!(
-        stage2.handle_fault(u64::MAX, everything, &mut no_tlb()),
+        stage2.handle_fault(u64::MAX, Access::Read, everything, &mut no_tlb()),
         Err(Stage2Error::OutsideIpaSpace(u64::MAX))
     );
     assert_eq!(stage2.lookup(u64::MAX), Ok(Entry::Unmapped));
@@ -387,4 +408,70 @@ fn root_is_the_memory_pools_first_table() {
         memory[0].iter().all(|&desc| desc == 0),
         "the root is zeroed"
     );
+}
+
+/// A fault that mapping cannot cure is refused, never answered "already mapped": resuming
+/// would fault again the same way, forever (a fetch past the end of RAM used to spin).
+#[test]
+fn a_fault_the_mapping_does_not_permit_is_refused_not_retried() {
+    let ram = [range(GIB, GIB)];
+    let map = MemoryMap::new(&ram, 40).unwrap();
+    let mut backing = Backing::new(&map, 0);
+    let mut stage2 = backing.stage2(map, MappingPolicy::LargestBlock);
+    let past_ram = 2 * GIB;
+    let mmio_gap = 0x0900_0000;
+
+    // A fetch never creates a device mapping, wherever the device space is.
+    for ipa in [past_ram, past_ram + 0x123, mmio_gap] {
+        assert_eq!(
+            stage2.handle_fault(ipa, Access::Fetch, everything, &mut no_tlb()),
+            Err(Stage2Error::NotPermitted {
+                ipa: ipa & !0xfff,
+                access: Access::Fetch
+            })
+        );
+        assert_eq!(stage2.lookup(ipa).unwrap(), Entry::Unmapped);
+    }
+
+    // Device pages a read mapped stay unexecutable: a later fetch is refused, not resumed.
+    for access in [Access::Read, Access::Write] {
+        stage2
+            .handle_fault(past_ram, access, everything, &mut no_tlb())
+            .unwrap();
+    }
+    assert_eq!(
+        stage2.handle_fault(past_ram + 8, Access::Fetch, everything, &mut no_tlb()),
+        Err(Stage2Error::NotPermitted {
+            ipa: past_ram,
+            access: Access::Fetch
+        })
+    );
+
+    // RAM mapped by a read serves writes and fetches as a race already won.
+    stage2
+        .handle_fault(GIB + 0x5000, Access::Read, everything, &mut no_tlb())
+        .unwrap();
+    for access in [Access::Read, Access::Write, Access::Fetch] {
+        assert_eq!(
+            stage2.handle_fault(GIB + 0x6000, access, everything, &mut no_tlb()),
+            Ok(Mapped::AlreadyMapped)
+        );
+    }
+}
+
+#[test]
+fn leaf_attributes_say_which_accesses_they_permit() {
+    use super::descriptor::Attributes;
+    for access in [Access::Read, Access::Write, Access::Fetch] {
+        assert!(Attributes::MEMORY.permits(access));
+    }
+    assert!(Attributes::DEVICE.permits(Access::Read));
+    assert!(Attributes::DEVICE.permits(Access::Write));
+    assert!(!Attributes::DEVICE.permits(Access::Fetch));
+    let read_only = Attributes {
+        s2ap: 0b01,
+        ..Attributes::MEMORY
+    };
+    assert!(read_only.permits(Access::Read) && read_only.permits(Access::Fetch));
+    assert!(!read_only.permits(Access::Write));
 }

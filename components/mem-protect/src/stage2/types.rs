@@ -37,6 +37,17 @@ impl<F: FnMut(Invalidation)> TlbMaintenance for F {
     }
 }
 
+/// The kind of access that faulted: what a mapping must permit for the access to succeed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Access {
+    /// A data read.
+    Read,
+    /// A data write.
+    Write,
+    /// An instruction fetch.
+    Fetch,
+}
+
 /// What a fault did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mapped {
@@ -52,7 +63,9 @@ pub enum Mapped {
         /// whole VMID was invalidated through the caller's [`TlbMaintenance`]).
         recycled: bool,
     },
-    /// The IPA was already mapped (another CPU won the race); nothing changed.
+    /// The IPA was already mapped for this access (another CPU won the race); nothing changed.
+    /// Only returned when the existing leaf permits the access, so resuming cannot fault again
+    /// the same way.
     AlreadyMapped,
 }
 
@@ -88,6 +101,14 @@ pub enum Stage2Error {
     /// The pool ran out. For the device pool on a fault, this is after one recycle (which did
     /// drop every device mapping).
     OutOfTables(PoolKind),
+    /// The IPA is mapped, but not for this access (a fetch from device memory, a write to a
+    /// read-only page): mapping cannot help, so the access gets an abort, as on the hardware.
+    NotPermitted {
+        /// The faulting IPA.
+        ipa: u64,
+        /// What the access was.
+        access: Access,
+    },
     /// The walk met a descriptor this module never writes, or a table outside the pools.
     Corrupt {
         /// The IPA being walked.

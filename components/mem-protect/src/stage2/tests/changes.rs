@@ -20,7 +20,7 @@ fn device_pool_exhaustion_recycles_every_device_mapping_and_retries() {
     // RAM mapped as blocks and pages, and a device block in a memory-pool table (4 GiB).
     for ipa in [GIB, GIB + 2 * MIB, GIB + 4 * MIB, 4 * GIB] {
         stage2
-            .handle_fault(ipa, all_but(&foreign), &mut no_tlb())
+            .handle_fault(ipa, Access::Read, all_but(&foreign), &mut no_tlb())
             .unwrap();
     }
     let ram_before: Vec<Leaf> = leaves(&stage2)
@@ -33,7 +33,7 @@ fn device_pool_exhaustion_recycles_every_device_mapping_and_retries() {
     );
     // 512 GiB takes the one device-pool table (a level-1 table for its 512 GiB).
     let first = stage2
-        .handle_fault(512 * GIB, everything, &mut no_tlb())
+        .handle_fault(512 * GIB, Access::Read, everything, &mut no_tlb())
         .unwrap();
     assert!(matches!(
         first,
@@ -47,7 +47,9 @@ fn device_pool_exhaustion_recycles_every_device_mapping_and_retries() {
 
     // 1 TiB needs another: every device mapping goes, the whole VMID is invalidated, retry.
     let mut log = Vec::new();
-    let second = stage2.handle_fault(1024 * GIB + 0x1000, everything, &mut |w| log.push(w));
+    let second = stage2.handle_fault(1024 * GIB + 0x1000, Access::Read, everything, &mut |w| {
+        log.push(w)
+    });
     assert_eq!(
         second.unwrap(),
         Mapped::New {
@@ -87,7 +89,7 @@ fn device_pool_exhaustion_recycles_every_device_mapping_and_retries() {
 
     // The old device faults again later and is mapped again, at the new one's expense.
     let again = stage2
-        .handle_fault(512 * GIB, everything, &mut |w| log.push(w))
+        .handle_fault(512 * GIB, Access::Read, everything, &mut |w| log.push(w))
         .unwrap();
     assert!(matches!(
         again,
@@ -116,12 +118,16 @@ fn a_device_mapping_too_big_for_the_pool_fails_after_one_recycle() {
     let (mut backing, ram) = far_device_setup(2);
     let map = MemoryMap::new(&ram, 48).unwrap();
     let mut stage2 = backing.stage2(map, MappingPolicy::LargestBlock);
-    stage2.handle_fault(GIB, everything, &mut no_tlb()).unwrap();
+    stage2
+        .handle_fault(GIB, Access::Read, everything, &mut no_tlb())
+        .unwrap();
     let ram_before = leaves(&stage2);
     // A foreign page next to it forces a level-1, a level-2 and a level-3 table: three.
     let foreign = [512 * GIB + 0x2000];
     let mut log = Vec::new();
-    let result = stage2.handle_fault(512 * GIB, all_but(&foreign), &mut |w| log.push(w));
+    let result = stage2.handle_fault(512 * GIB, Access::Read, all_but(&foreign), &mut |w| {
+        log.push(w)
+    });
     assert_eq!(result, Err(Stage2Error::OutOfTables(PoolKind::Device)));
     assert_eq!(log, [Invalidation::All]);
     assert_eq!(leaves(&stage2), ram_before);
@@ -136,7 +142,7 @@ fn a_device_mapping_too_big_for_the_pool_fails_after_one_recycle() {
         MemoryMap::new(&ram, 48).unwrap(),
         MappingPolicy::LargestBlock,
     );
-    let result = stage2.handle_fault(512 * GIB, everything, &mut |_| {});
+    let result = stage2.handle_fault(512 * GIB, Access::Read, everything, &mut |_| {});
     assert_eq!(result, Err(Stage2Error::OutOfTables(PoolKind::Device)));
 }
 
@@ -148,7 +154,7 @@ fn annotating_a_page_splits_a_2_mib_block_and_keeps_the_other_511_pages() {
     let mut stage2 = backing.stage2(map, MappingPolicy::LargestBlock);
     let block = range(GIB + 2 * MIB, 2 * MIB);
     stage2
-        .handle_fault(block.start, everything, &mut no_tlb())
+        .handle_fault(block.start, Access::Read, everything, &mut no_tlb())
         .unwrap();
     let before = RawView::of(&stage2).translate(block.start).unwrap();
     assert_eq!((before.ipa, before.level), (block.start, 2));
@@ -190,7 +196,7 @@ fn annotating_a_page_splits_a_2_mib_block_and_keeps_the_other_511_pages() {
             attrs: Attributes::MEMORY
         }
     );
-    let refused = stage2.handle_fault(page, everything, &mut no_tlb());
+    let refused = stage2.handle_fault(page, Access::Read, everything, &mut no_tlb());
     assert_eq!(refused, Err(Stage2Error::OwnedBy(OwnerId(0xabcd_1234))));
 
     // Given back: the annotation goes, and the next fault maps the page again.
@@ -200,7 +206,7 @@ fn annotating_a_page_splits_a_2_mib_block_and_keeps_the_other_511_pages() {
     );
     assert_eq!(stage2.clear_annotation(page), Ok(None));
     let mapped = stage2
-        .handle_fault(page, everything, &mut no_tlb())
+        .handle_fault(page, Access::Read, everything, &mut no_tlb())
         .unwrap();
     assert_eq!(
         mapped,
@@ -219,7 +225,9 @@ fn annotating_a_page_splits_a_1_gib_block_down_to_pages() {
     let map = MemoryMap::new(&ram, 40).unwrap();
     let mut backing = Backing::new(&map, 0);
     let mut stage2 = backing.stage2(map, MappingPolicy::LargestBlock);
-    stage2.handle_fault(GIB, everything, &mut no_tlb()).unwrap();
+    stage2
+        .handle_fault(GIB, Access::Read, everything, &mut no_tlb())
+        .unwrap();
     let page = GIB + 7 * MIB;
     let mut log = Vec::new();
     stage2
@@ -243,7 +251,9 @@ fn annotating_pages_that_are_mapped_empty_or_annotated() {
     let map = MemoryMap::new(&ram, 40).unwrap();
     let mut backing = Backing::new(&map, 2);
     let mut stage2 = backing.stage2(map, MappingPolicy::PageOnly);
-    stage2.handle_fault(GIB, everything, &mut no_tlb()).unwrap();
+    stage2
+        .handle_fault(GIB, Access::Read, everything, &mut no_tlb())
+        .unwrap();
     let mut log = Vec::new();
     stage2
         .set_owner_annotation(GIB, OwnerId(1), &mut |w| log.push(w))
@@ -282,7 +292,7 @@ fn unmap_removes_overlapping_leaves_and_keeps_annotations() {
     let foreign = [GIB + 0x3000];
     for ipa in [GIB, GIB + 0x1000, GIB + 2 * MIB, GIB + 4 * MIB] {
         stage2
-            .handle_fault(ipa, all_but(&foreign), &mut no_tlb())
+            .handle_fault(ipa, Access::Read, all_but(&foreign), &mut no_tlb())
             .unwrap();
     }
     stage2

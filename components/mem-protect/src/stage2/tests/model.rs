@@ -310,7 +310,7 @@ fn run(
             Op::Fault(ipa) => {
                 let expected = model.fault(ipa, &foreign);
                 let owns = |range: IpaRange| free_of(&foreign, &range);
-                let got = stage2.handle_fault(ipa, owns, &mut |what| log.push(what));
+                let got = stage2.handle_fault(ipa, Access::Read, owns, &mut |what| log.push(what));
                 prop_assert_eq!(got, expected, "fault at {:#x}", ipa);
                 if got.is_ok() {
                     let leaf = RawView::of(&stage2).translate(ipa);
