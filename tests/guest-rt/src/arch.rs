@@ -198,7 +198,7 @@ __guest_rt_trap_common:
 extern "C" fn __guest_rt_trap(frame: &mut TrapFrame, kind: u64) {
     let esr = read_esr_el1();
     let far = read_far_el1();
-    crate::exception::handle(kind, &mut frame.elr, esr, far);
+    crate::exception::handle(kind, &mut frame.elr, frame.x[30], esr, far);
 }
 
 unsafe extern "C" {
@@ -291,6 +291,19 @@ pub fn hvc_id_only(function: u32) -> u64 {
         )
     };
     ret
+}
+
+/// Branches with link to `address`, for tests that expect the fetch there to abort: with an
+/// exception armed ([`crate::expect_exception`]), an instruction abort at `address` resumes
+/// at the return address, as if the call had returned.
+///
+/// # Safety
+///
+/// Whatever runs at `address` (if the fetch succeeds) runs as a function with the C ABI.
+pub unsafe fn branch_and_link(address: u64) {
+    // SAFETY: the caller vouches for what runs at `address`; every register the C ABI lets a
+    // callee clobber (x30 included) is declared clobbered.
+    unsafe { asm!("blr {0}", in(reg) address, clobber_abi("C")) }
 }
 
 /// Waits for interrupts forever (interrupts are masked, so this just parks the CPU).

@@ -160,7 +160,11 @@ pub fn expect_exception<R>(f: impl FnOnce() -> R) -> Option<TakenException> {
 /// The Rust side of every vector, on any CPU: `kind` is the vector index (0..=15), `elr` the
 /// saved `ELR_EL1` to return to. Only the boot CPU's exceptions can be expected.
 #[cfg(target_os = "none")]
-pub(crate) fn handle(kind: u64, elr: &mut u64, esr: u64, far: u64) {
+///
+/// An expected instruction abort at the address it was fetched from (a branch to memory that
+/// cannot be executed) resumes at `lr`, the return address of the `blr` that got there
+/// ([`crate::branch_and_link`]); any other expected exception skips its instruction.
+pub(crate) fn handle(kind: u64, elr: &mut u64, lr: u64, esr: u64, far: u64) {
     let taken = TakenException {
         esr,
         far,
@@ -169,7 +173,11 @@ pub(crate) fn handle(kind: u64, elr: &mut u64, esr: u64, far: u64) {
     if kind == SYNC_CURRENT_EL_SPX && crate::smp::is_boot_cpu() && ARMED.get() {
         ARMED.set(false);
         TAKEN.set(Some(taken));
-        *elr += 4;
+        if taken.ec() == ec::INSTRUCTION_ABORT_SAME_EL && *elr == far {
+            *elr = lr;
+        } else {
+            *elr += 4;
+        }
         return;
     }
     let name = VECTOR_NAMES.get(kind as usize).copied().unwrap_or("?");

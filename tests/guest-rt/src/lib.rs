@@ -106,7 +106,7 @@ pub mod smccc;
 pub mod smp;
 
 #[cfg(target_os = "none")]
-pub use arch::{IDENTITY_MAP_END, current_el, mmu_enabled, with_identity_mmu};
+pub use arch::{IDENTITY_MAP_END, branch_and_link, current_el, mmu_enabled, with_identity_mmu};
 #[cfg(target_os = "none")]
 pub use boot::{QEMU_DIRECT_DTB_ADDRESS, env};
 pub use env::{BadDtb, Env, MemoryRange};

@@ -15,6 +15,11 @@
 //!   second time, UNSHARE of a page not shared → -7; the page stays readable.
 //! - `share_and_unshare_round_trip`: SHARE → 0, the page is still readable and writable,
 //!   UNSHARE → 0.
+//! - `accesses_no_mapping_can_serve_abort`: an instruction fetch (a `blr`) from the first page
+//!   past the end of RAM, from an address in QEMU virt's MMIO gap, from the console UART's
+//!   page and from the hypervisor's memory takes an instruction abort and the guest goes on;
+//!   reads and writes past the end of RAM and in the gap take a data abort. (A fetch past RAM
+//!   used to hang the vCPU: the device mapping a read made was taken for a race already won.)
 //!
 //! Built for the host the crate is an empty program, so `cargo check --workspace` works.
 
@@ -28,8 +33,8 @@ mod guest {
     use core::ptr;
 
     use hv_guest_rt::{
-        Env, TakenException, TestResult, catch_exception, ensure, ensure_eq, exception::ec,
-        expect_exception, fail, smccc::hvc,
+        Env, TakenException, TestResult, branch_and_link, catch_exception, ensure, ensure_eq,
+        exception::ec, expect_exception, fail, smccc::hvc,
     };
 
     hv_guest_rt::test_guest![
@@ -37,7 +42,12 @@ mod guest {
         hypervisor_memory_aborts_the_same_way,
         bad_calls_return_distinct_errors,
         share_and_unshare_round_trip,
+        accesses_no_mapping_can_serve_abort,
     ];
+
+    /// An address in no device's range on QEMU virt (between the UART at 0x0900_0000 and the
+    /// RTC at 0x0901_0000): the hardware answers any access with an external abort.
+    const MMIO_GAP: u64 = 0x0900_8000;
 
     /// The memory-protection component's host calls.
     const HOST_SHARE_HYP: u32 = 0xC600_0090;
@@ -197,6 +207,77 @@ mod guest {
             Ok(value) => ensure_eq!(value, PATTERN),
             Err(taken) => fail!("the unshared page {page:#x} faults: {taken}"),
         }
+        Ok(())
+    }
+
+    /// Fetches from `address` (a `blr` there) and checks an instruction abort came back.
+    fn check_fetch_aborts(address: u64, what: &str) -> TestResult {
+        // SAFETY: nothing executable is at `address`: the fetch aborts and the handler resumes
+        // after the `blr` (were something there, the test fails on whatever it did).
+        let taken = expect_exception(|| unsafe { branch_and_link(address) });
+        let Some(taken) = taken else {
+            fail!("a fetch from {what} ({address:#x}) did not abort");
+        };
+        ensure!(
+            taken.ec() == ec::INSTRUCTION_ABORT_SAME_EL && taken.far == address,
+            "a fetch from {what} ({address:#x}): not an instruction abort there: {taken}"
+        );
+        Ok(())
+    }
+
+    /// Reads and writes `address` and checks both take a data abort.
+    fn check_data_aborts(address: u64, what: &str) -> TestResult {
+        for write_access in [false, true] {
+            let taken = expect_exception(|| {
+                if write_access {
+                    write(address, PATTERN)
+                } else {
+                    let _ = read(address);
+                }
+            });
+            let access = if write_access { "write" } else { "read" };
+            let Some(taken) = taken else {
+                fail!("a {access} of {what} ({address:#x}) did not abort");
+            };
+            ensure!(
+                taken.ec() == ec::DATA_ABORT_SAME_EL,
+                "a {access} of {what} ({address:#x}): not a data abort: {taken}"
+            );
+        }
+        Ok(())
+    }
+
+    fn accesses_no_mapping_can_serve_abort(env: &Env) -> TestResult {
+        let Some(ram_end) = env
+            .fdt()
+            .memory()
+            .regions()
+            .filter_map(|region| Some(region.starting_address as u64 + region.size? as u64))
+            .max()
+        else {
+            fail!("the DTB has no memory node");
+        };
+        let Some(uart) = env.console_pl011() else {
+            fail!("the DTB names no PL011 console");
+        };
+        let Some(hypervisor) = env.hypervisor_memory().next() else {
+            fail!("the DTB has no /reserved-memory/hypervisor@... node");
+        };
+        // Twice each: the second fetch meets whatever the first one's fault left mapped.
+        for _ in 0..2 {
+            check_fetch_aborts(ram_end, "the first page past RAM")?;
+            check_fetch_aborts(MMIO_GAP, "the MMIO gap")?;
+            check_fetch_aborts(uart as u64, "the UART's page")?;
+            check_fetch_aborts(
+                hypervisor.base.next_multiple_of(8),
+                "the hypervisor's memory",
+            )?;
+        }
+        check_data_aborts(ram_end, "the first page past RAM")?;
+        check_data_aborts(MMIO_GAP, "the MMIO gap")?;
+        // A fetch after a data access mapped the page as device memory still aborts.
+        check_fetch_aborts(ram_end + 0x40, "a device-mapped page past RAM")?;
+        check_fetch_aborts(MMIO_GAP + 0x40, "a device-mapped page of the MMIO gap")?;
         Ok(())
     }
 }
