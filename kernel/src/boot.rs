@@ -144,7 +144,7 @@ fn kind_name(kind: PayloadKind) -> &'static str {
 
 /// The boot CPU's path from `entry.S` (MMU off, stack set, bss zeroed).
 pub fn boot_cpu(firmware_dtb: usize) -> ! {
-    let features = arch::CpuFeatures::read();
+    let features = arch::cpu_features();
     let firmware = read_firmware_dtb(firmware_dtb);
     // The kernel's own map: all RAM as normal memory, everything else below 4 GiB (or the end
     // of RAM) as device memory, so the log sink and firmware DTB are reachable.
@@ -261,7 +261,7 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
 
 /// A secondary CPU's path from `entry.S`, after the host's CPU_ON started it.
 pub fn secondary_cpu(index: usize) -> ! {
-    let features = arch::CpuFeatures::read();
+    let features = arch::cpu_features();
     // SAFETY: the boot CPU built this map before any secondary could start.
     unsafe { arch::enable_el2_mmu(EL2_ROOT.load(Ordering::Relaxed), &features) };
     let vttbr = HOST_VTTBR.load(Ordering::Relaxed);

@@ -6,6 +6,7 @@
 //! offset of its VBAR_EL1 (Arm ARM D1.10.2 "Exception vectors") in EL1h with DAIF masked.
 //! Only the arithmetic lives here; `arch` writes the registers.
 
+use crate::controls;
 use crate::esr::ec;
 
 /// SPSR.M\[3:0\] for EL0t.
@@ -16,8 +17,6 @@ const MODE_EL1T: u64 = 0b0100;
 const MODE_EL1H: u64 = 0b0101;
 /// SPSR.M\[4\]: the interrupted state was AArch32.
 const MODE_AARCH32: u64 = 1 << 4;
-/// SPSR.{D,A,I,F}.
-const DAIF_MASKED: u64 = 0b1111 << 6;
 /// ESR.IL: a 32-bit instruction.
 const ESR_IL: u64 = 1 << 25;
 /// ESR ISS WnR bit for data aborts.
@@ -112,7 +111,7 @@ pub fn external_abort(
         elr: pc,
         spsr,
         pc: vbar + offset,
-        pstate: MODE_EL1H | DAIF_MASKED,
+        pstate: controls::spsr_el1h_masked(),
     })
 }
 
@@ -146,7 +145,7 @@ pub fn host_abort(
         elr: pc,
         spsr,
         pc: vbar + offset,
-        pstate: MODE_EL1H | DAIF_MASKED,
+        pstate: controls::spsr_el1h_masked(),
     })
 }
 
@@ -163,7 +162,7 @@ pub fn undefined_instruction(
         elr: pc,
         spsr,
         pc: vbar + offset,
-        pstate: MODE_EL1H | DAIF_MASKED,
+        pstate: controls::spsr_el1h_masked(),
     })
 }
 
@@ -174,7 +173,8 @@ mod tests {
 
     #[test]
     fn kernel_mode_write_fault_enters_current_el_vector() {
-        let spsr_el1h = 0x3c5 & !DAIF_MASKED | MODE_EL1H;
+        // EL1h with interrupts unmasked.
+        let spsr_el1h = MODE_EL1H;
         let injected = external_abort(
             AbortKind::Data { write: true },
             0x4000_1000,

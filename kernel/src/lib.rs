@@ -8,9 +8,11 @@
 //! - **Static configuration, no allocation after boot.** Every table is sized at build time.
 //! - **Simple algorithms.** The kernel stays small enough to read in an afternoon.
 //! - **Hardware only in `arch`.** Register and assembly code lives in the binary's
-//!   `arch/aarch64` module; this library never names a register.
+//!   `arch/aarch64` module; this library never reads or writes a register (it composes the
+//!   values `arch` writes, in [`controls`]).
 #![cfg_attr(not(test), no_std)]
 
+pub mod controls;
 pub mod esr;
 pub mod inject;
 pub mod memory_map;

@@ -68,7 +68,7 @@ pub fn check(crate_name: &str, config: &ComponentConfig) -> Result<(), String> {
         ));
     }
     let region = config.region;
-    if region.size == 0 || region.base % 4096 != 0 || region.size % 4096 != 0 {
+    if region.size == 0 || !region.base.is_multiple_of(4096) || !region.size.is_multiple_of(4096) {
         return Err(format!(
             "field `region`: {:#x} + {:#x} must be a non-empty, 4 KiB aligned range",
             region.base, region.size
@@ -77,7 +77,7 @@ pub fn check(crate_name: &str, config: &ComponentConfig) -> Result<(), String> {
     if region.base.checked_add(region.size).is_none() {
         return Err("field `region`: the range passes the end of the address space".into());
     }
-    if config.stack == 0 || config.stack % 4096 != 0 || config.stack >= region.size {
+    if config.stack == 0 || !config.stack.is_multiple_of(4096) || config.stack >= region.size {
         return Err(format!(
             "field `stack`: {:#x} must be a non-zero multiple of 4 KiB below the region's size {:#x}",
             config.stack, region.size

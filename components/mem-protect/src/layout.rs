@@ -42,7 +42,11 @@ pub fn host_layout(config: &ComponentConfig) -> Result<HostLayout, LayoutError> 
     let system = &config.system;
     let host = config.host().ok_or(LayoutError::NoHost)?;
     let ram = IpaRange::sized(system.ram.base, system.ram.size);
-    if ram.is_empty() || ram.start % PAGE != 0 || ram.end % PAGE != 0 || ram.end > IPA_LIMIT {
+    if ram.is_empty()
+        || !ram.start.is_multiple_of(PAGE)
+        || !ram.end.is_multiple_of(PAGE)
+        || ram.end > IPA_LIMIT
+    {
         return Err(LayoutError::BadRam);
     }
     let reserved = IpaRange::sized(system.hypervisor.base, system.hypervisor.size);

@@ -23,8 +23,8 @@ pub fn install(bytes: &[u8]) {
     // SAFETY: called once per start by `component_main!`, before `main` and so before any
     // reader; nothing else runs in this component meanwhile.
     unsafe {
-        (*(&raw mut CONFIG)).write(config);
-        *(&raw mut INSTALLED) = true;
+        (&raw mut CONFIG).cast::<ComponentConfig>().write(config);
+        INSTALLED = true;
     }
 }
 
@@ -33,9 +33,9 @@ pub fn config() -> &'static ComponentConfig {
     // SAFETY: only `install` writes these, once, before `main`; afterwards they are only read.
     unsafe {
         assert!(
-            *(&raw const INSTALLED),
+            INSTALLED,
             "the configuration is read before it is installed"
         );
-        (*(&raw const CONFIG)).assume_init_ref()
+        &*(&raw const CONFIG).cast::<ComponentConfig>()
     }
 }

@@ -21,6 +21,7 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hv_abi::{BootTable, ComponentDescriptor, MAX_COMPONENTS, PhysRange};
 use hv_ipc::abi::{self, ComponentState, SyscallError};
+use hv_kernel::controls::{self, TrapControls};
 use hv_kernel::trap_stats::MAX_CPUS;
 use spin::{Once, mutex::TicketMutex};
 
@@ -31,8 +32,6 @@ pub use syscalls::syscall;
 const FIRST_COMPONENT_VMID: u64 = 2;
 /// Most nested worlds on one CPU: the vCPU plus every component once.
 const MAX_DEPTH: usize = MAX_COMPONENTS + 1;
-/// SPSR for entering a component: EL1h, DAIF masked.
-const COMPONENT_SPSR: u64 = 0x3c5;
 
 /// Who is waiting for a component's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -128,7 +127,7 @@ struct PerCpu {
     stack: heapless::Vec<Level, MAX_DEPTH>,
     vcpu_frame: GuestFrame,
     vcpu_el1: El1Context,
-    host: Option<arch::HostControls>,
+    host: Option<TrapControls>,
     host_vttbr: u64,
     /// A component's reply to the vCPU's trap, for the trap handler to carry out once the
     /// component is off the CPU (and unlocked: carrying it out may power the CPU down).
@@ -162,7 +161,7 @@ fn registry() -> &'static Registry {
 }
 
 /// Records how this CPU runs the host (called once per CPU before it enters the host).
-pub fn set_host_world(controls: arch::HostControls, host_vttbr: u64) {
+pub fn set_host_world(controls: TrapControls, host_vttbr: u64) {
     let cpu = this_cpu();
     cpu.host = Some(controls);
     cpu.host_vttbr = host_vttbr;
@@ -237,7 +236,7 @@ fn load_image(index: usize, component: &Component) {
     let starts = component.starts.fetch_add(1, Ordering::Relaxed);
     let mut frame = GuestFrame::ZERO;
     frame.elr = descriptor.entry;
-    frame.spsr = COMPONENT_SPSR;
+    frame.spsr = controls::spsr_el1h_masked();
     frame.x[..4].copy_from_slice(&[index as u64, start, end - start, starts]);
     // SAFETY: caller's contract: the lock is held or no other CPU runs yet.
     let saved = unsafe { &mut *component.saved.get() };
@@ -376,12 +375,12 @@ fn load_top(cpu: &mut PerCpu, frame: &mut GuestFrame) {
             let saved = unsafe { &mut *component.saved.get() };
             *frame = saved.frame.clone();
             saved.el1.load();
-            arch::el1::enter_world(World::Component, component.vttbr, host.hcr, host.cptr);
+            arch::el1::enter_world(World::Component, component.vttbr, host);
         }
         _ => {
             *frame = cpu.vcpu_frame.clone();
             cpu.vcpu_el1.load();
-            arch::el1::enter_world(World::Host, cpu.host_vttbr, host.hcr, host.cptr);
+            arch::el1::enter_world(World::Host, cpu.host_vttbr, host);
         }
     }
 }

@@ -198,9 +198,9 @@ mod tests {
         let find = |name: &str| members.iter().find(|m| m.name == name).unwrap();
         assert!(find("hv-kernel").host);
         assert!(find("hv-mem-protect").component && !find("hv-mem-protect").host);
-        assert!(find("hv-guest-host-memory").component == false);
+        assert!(!find("hv-guest-host-memory").component);
         assert!(!find("hv-guest-host-memory").host);
-        assert!(find("hv-component-rt").component == false);
+        assert!(!find("hv-component-rt").component);
         // Every component binary under components/ is found.
         for name in [
             "hv-supervisor",

@@ -8,6 +8,7 @@
 //! interface (see docs/ipc.md, "What isolation covers").
 
 use core::arch::asm;
+use hv_kernel::controls::{self, TrapControls};
 
 macro_rules! el1_registers {
     ($($field:ident: $reg:literal),* $(,)?) => {
@@ -76,7 +77,7 @@ impl El1Context {
     /// The state a component starts in: EL1 MMU off with the instruction cache on, no FP.
     pub fn component_reset() -> Self {
         Self {
-            sctlr: 0x30d0_0800 | (1 << 12),
+            sctlr: controls::sctlr_el1_component(),
             ..Self::default()
         }
     }
@@ -92,12 +93,12 @@ pub enum World {
     Component,
 }
 
-/// Sets VTTBR_EL2, HCR_EL2 and CPTR_EL2 for `world` with its stage 2 `vttbr`.
-pub fn enter_world(world: World, vttbr: u64, host_hcr: u64, host_cptr: u64) {
-    let (hcr, cptr) = match world {
-        World::Host => (host_hcr, host_cptr),
-        // TWI (13) | TWE (14); CPTR_EL2.TFP (10).
-        World::Component => (host_hcr | (1 << 13) | (1 << 14), host_cptr | (1 << 10)),
+/// Sets VTTBR_EL2, HCR_EL2 and CPTR_EL2 for `world` with its stage 2 `vttbr`; `host` is the
+/// host VM's trap controls.
+pub fn enter_world(world: World, vttbr: u64, host: TrapControls) {
+    let TrapControls { hcr, cptr } = match world {
+        World::Host => host,
+        World::Component => host.component(),
     };
     // SAFETY: these controls only change how EL1 runs; each world's stage 2 is complete, and
     // VMIDs keep their TLB entries apart so no invalidation is needed on the switch.

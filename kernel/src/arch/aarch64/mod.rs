@@ -25,6 +25,7 @@ use aarch64_cpu::registers::{
 };
 use core::arch::{asm, global_asm};
 use core::sync::atomic::{AtomicU64, Ordering};
+use hv_kernel::controls::{self, CpuFeatures, TrapControls};
 use hv_kernel::inject::InjectedException;
 
 global_asm!(include_str!("entry.S"));
@@ -96,43 +97,23 @@ fn stack_top(cpu: usize) -> usize {
     base + (cpu + 1) * STACK_SIZE
 }
 
-/// The features of this CPU that change how EL2 must be set up.
-#[derive(Clone, Copy, Debug)]
-pub struct CpuFeatures {
-    /// ID_AA64MMFR0_EL1.PARange, as a TCR/VTCR PS value (capped at 48 bits).
-    pub pa_size_field: u64,
-    /// Bits of IPA the guests' stage 2 translates: the physical address size, at least 40
-    /// (the smallest a level-0 root allows) and at most 48.
-    pub ipa_bits: u64,
-    /// SVE implemented.
-    pub sve: bool,
-    /// SME implemented.
-    pub sme: bool,
-    /// Pointer authentication implemented.
-    pub pointer_auth: bool,
-    /// GICv3 system register interface implemented.
-    pub gic_sysregs: bool,
-}
-
-impl CpuFeatures {
-    /// Reads this CPU's ID registers.
-    pub fn read() -> Self {
-        let mmfr0 = ID_AA64MMFR0_EL1.get();
-        let pfr0 = ID_AA64PFR0_EL1.get();
-        let pfr1 = ID_AA64PFR1_EL1.get();
-        let isar1 = ID_AA64ISAR1_EL1.get();
-        let field = |value: u64, shift: u32| (value >> shift) & 0xf;
-        let pa_size_field = field(mmfr0, 0).min(0b101);
-        let pa_bits = [32, 36, 40, 42, 44, 48][pa_size_field as usize];
-        Self {
-            pa_size_field,
-            ipa_bits: pa_bits.max(40),
-            sve: field(pfr0, 32) != 0,
-            sme: field(pfr1, 24) != 0,
-            // APA, API, GPA, GPI.
-            pointer_auth: [4, 8, 24, 28].iter().any(|&shift| field(isar1, shift) != 0),
-            gic_sysregs: field(pfr0, 24) != 0,
-        }
+/// Reads this CPU's ID registers for the features that change how EL2 is set up.
+pub fn cpu_features() -> CpuFeatures {
+    let mmfr0 = ID_AA64MMFR0_EL1.get();
+    let pfr0 = ID_AA64PFR0_EL1.get();
+    let pfr1 = ID_AA64PFR1_EL1.get();
+    let isar1 = ID_AA64ISAR1_EL1.get();
+    let field = |value: u64, shift: u32| (value >> shift) & 0xf;
+    let pa_size_field = field(mmfr0, 0).min(0b101);
+    let pa_bits = [32, 36, 40, 42, 44, 48][pa_size_field as usize];
+    CpuFeatures {
+        pa_size_field,
+        ipa_bits: pa_bits.max(40),
+        sve: field(pfr0, 32) != 0,
+        sme: field(pfr1, 24) != 0,
+        // APA, API, GPA, GPI.
+        pointer_auth: [4, 8, 24, 28].iter().any(|&shift| field(isar1, shift) != 0),
+        gic_sysregs: field(pfr0, 24) != 0,
     }
 }
 
@@ -156,20 +137,9 @@ static EL2_MMU_CONFIG: El2MmuConfig = El2MmuConfig([const { AtomicU64::new(0) };
 /// `root` must be an EL2 stage-1 table that identity-maps the kernel's code, data, stacks
 /// and everything the kernel touches afterwards.
 pub unsafe fn enable_el2_mmu(root: u64, features: &CpuFeatures) {
-    // MAIR index 0: Device-nGnRE; index 1: Normal write-back, read/write-allocate.
-    let mair = 0xff << 8 | 0x04;
-    let t0sz = 64 - mmu::VA_BITS;
-    // IRGN0/ORGN0 write-back, inner shareable walks, 4 KiB granule; bits 23 and 31 are RES1.
-    let tcr = t0sz
-        | (0b01 << 8)
-        | (0b01 << 10)
-        | (0b11 << 12)
-        | (features.pa_size_field << 16)
-        | (1 << 23)
-        | (1 << 31);
-    // RES1 bits | M | C | SA | I.
-    const SCTLR_EL2_RES1: u64 = 0x30c5_0830;
-    let sctlr = SCTLR_EL2_RES1 | 1 | (1 << 2) | (1 << 3) | (1 << 12);
+    let mair = controls::mair_el2();
+    let tcr = controls::tcr_el2(mmu::VA_BITS, features);
+    let sctlr = controls::sctlr_el2_mmu_on();
     let vbar = core::ptr::addr_of!(el2_vectors) as u64;
     let config = &EL2_MMU_CONFIG.0;
     if config[2].load(Ordering::Relaxed) == 0 {
@@ -189,50 +159,21 @@ pub unsafe fn enable_el2_mmu(root: u64, features: &CpuFeatures) {
     unsafe { asm!("isb", options(nostack)) };
 }
 
-/// The HCR_EL2 and CPTR_EL2 values the host VM runs with; components derive theirs.
-#[derive(Clone, Copy, Debug)]
-pub struct HostControls {
-    /// HCR_EL2 for the host.
-    pub hcr: u64,
-    /// CPTR_EL2 for the host.
-    pub cptr: u64,
-}
-
 /// Configures how this CPU runs EL1 guests: HCR_EL2 traps, the stage-2 regime in `vttbr`,
 /// timers, ID registers seen by the guest, and access to SVE/SME/pointer auth/GIC sysregs.
-pub fn configure_guest_controls(vttbr: u64, features: &CpuFeatures) -> HostControls {
-    // HCR_EL2: VM (stage 2 on), SWIO, FB, BSU=inner shareable, TSC (trap SMC: PSCI), RW
-    // (EL1 is AArch64), and API/APK when pointer auth exists so its keys do not trap.
-    let mut hcr: u64 = 1 | (1 << 1) | (1 << 9) | (0b01 << 10) | (1 << 19) | (1 << 31);
-    if features.pointer_auth {
-        hcr |= (1u64 << 40) | (1u64 << 41);
-    }
-    // CPTR_EL2 (nVHE): no FP/SIMD trap; TZ and TSM cleared when SVE/SME exist (else RES1).
-    let mut cptr: u64 = 0x33ff;
-    if features.sve {
-        cptr &= !(1 << 8);
-    }
-    if features.sme {
-        cptr &= !(1 << 12);
-    }
-    // VTCR_EL2: IPA of `ipa_bits` from a level-0 root (SL0 = 2), write-back inner-shareable
-    // walks, 4 KiB granule.
+/// Returns the host VM's trap controls (components derive theirs).
+pub fn configure_guest_controls(vttbr: u64, features: &CpuFeatures) -> TrapControls {
+    let host = TrapControls::host(features);
+    // `controls::vtcr` starts the walk at level 0.
     const _: () = assert!(mmu::STAGE2_ROOT_LEVEL == 0);
-    let vtcr = (64 - features.ipa_bits)
-        | (0b10 << 6)
-        | (0b01 << 8)
-        | (0b01 << 10)
-        | (0b11 << 12)
-        | (features.pa_size_field << 16)
-        | (1 << 31);
-    VTCR_EL2.set(vtcr);
+    VTCR_EL2.set(controls::vtcr(features));
     VTTBR_EL2.set(vttbr);
     // SAFETY: writing EL2 trap and feature controls changes only what the guest may do; the
     // generic encodings name ZCR_EL2, SMCR_EL2, HSTR_EL2, MDCR_EL2 and ICC_SRE_EL2, written
     // only when the feature that defines them exists.
     unsafe {
         asm!("msr hcr_el2, {:x}", "msr cptr_el2, {:x}", "msr hstr_el2, xzr", "isb",
-             in(reg) hcr, in(reg) cptr, options(nostack));
+             in(reg) host.hcr, in(reg) host.cptr, options(nostack));
         if features.sve {
             asm!("msr S3_4_C1_C2_0, {}", in(reg) 0xfu64, options(nostack));
         }
@@ -244,19 +185,17 @@ pub fn configure_guest_controls(vttbr: u64, features: &CpuFeatures) -> HostContr
         asm!("mrs {}, pmcr_el0", out(reg) pmcr, options(nostack));
         asm!("msr mdcr_el2, {}", in(reg) (pmcr >> 11) & 0x1f, options(nostack));
         if features.gic_sysregs {
-            // SRE | Enable: EL1 may use the GICv3 system registers.
-            asm!("msr S3_4_C12_C9_5, {}", "isb", in(reg) 0b1001u64, options(nostack));
+            asm!("msr S3_4_C12_C9_5, {}", "isb", in(reg) controls::icc_sre_el2(), options(nostack));
         }
     }
-    // EL1 may read the physical counter and timer; no virtual offset.
-    CNTHCTL_EL2.set(0b11);
+    // No virtual offset: the guest's virtual counter is the physical one.
+    CNTHCTL_EL2.set(controls::cnthctl());
     CNTVOFF_EL2.set(0);
     VMPIDR_EL2.set(MPIDR_EL1.get());
     // SAFETY: VPIDR_EL2 only changes what a guest reads as MIDR_EL1.
     unsafe { asm!("msr vpidr_el2, {}", in(reg) MIDR_EL1.get(), options(nostack)) };
-    // EL1 starts with its MMU off and a known SCTLR (RES1 bits only).
-    SCTLR_EL1.set(0x30d0_0800);
-    HostControls { hcr, cptr }
+    SCTLR_EL1.set(controls::sctlr_el1_reset());
+    host
 }
 
 /// Makes instructions the kernel just wrote to `[start, start + len)` visible to instruction
@@ -271,7 +210,7 @@ pub fn sync_instructions(start: u64, len: u64) {
 pub fn enter_guest_el1(entry: u64, x0: u64) -> ! {
     let mut frame = GuestFrame {
         elr: entry,
-        spsr: 0x3c5,
+        spsr: controls::spsr_el1h_masked(),
         ..GuestFrame::default()
     };
     frame.x[0] = x0;

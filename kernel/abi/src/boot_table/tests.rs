@@ -1,5 +1,7 @@
 //! Host tests of the boot table: encoding, validation, placement, components.
+use super::encoding::HEADER_LEN;
 use super::*;
+use crate::component::{MAX_SMCCC_RANGES, ROUTE_SMCCC};
 
 const MIB: u64 = 1 << 20;
 
@@ -309,18 +311,4 @@ fn decoding_random_bytes_never_panics() {
             let _ = table.validate(state);
         }
     }
-}
-
-#[test]
-fn exit_status_codes_are_distinct_and_decodable() {
-    for status in [
-        ExitStatus::PoweredOff,
-        ExitStatus::Reset,
-        ExitStatus::HypervisorPanic,
-        ExitStatus::HypervisorFault,
-        ExitStatus::BootFailure,
-    ] {
-        assert_eq!(ExitStatus::from_code(status as i32), Some(status));
-    }
-    assert_eq!(ExitStatus::from_code(1), None);
 }
