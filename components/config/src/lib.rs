@@ -22,7 +22,8 @@ mod settings;
 
 pub use heapless;
 pub use settings::{
-    CrashHook, CrashKind, MappingPolicy, MemProtectSettings, Settings, VmManagerSettings,
+    CrashHook, CrashKind, MappingPolicy, MemProtectSettings, Settings, TemplateSettings,
+    VmManagerSettings,
 };
 
 use heapless::{String, Vec};

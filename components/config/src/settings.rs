@@ -18,6 +18,17 @@ pub enum Settings {
     MemProtect(MemProtectSettings),
     /// `hv-vm-manager`'s.
     VmManager(VmManagerSettings),
+    /// `hv-template`'s (the component template, `components/template`).
+    Template(TemplateSettings),
+}
+
+/// `hv-template`'s settings: what a component's own settings look like.
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TemplateSettings {
+    /// The counter's value at start (and after a restart).
+    #[serde(default)]
+    pub start: u64,
 }
 
 /// mem-protect's settings.
@@ -87,6 +98,7 @@ impl Settings {
         match crate_name {
             "hv-mem-protect" => Some(Settings::MemProtect(MemProtectSettings::default())),
             "hv-vm-manager" => Some(Settings::VmManager(VmManagerSettings::default())),
+            "hv-template" => Some(Settings::Template(TemplateSettings::default())),
             _ => None,
         }
     }
@@ -96,6 +108,14 @@ impl Settings {
         match self {
             Settings::MemProtect(settings) => *settings,
             _ => MemProtectSettings::default(),
+        }
+    }
+
+    /// The template's settings (the defaults if these are another component's).
+    pub fn template(&self) -> TemplateSettings {
+        match self {
+            Settings::Template(settings) => *settings,
+            _ => TemplateSettings::default(),
         }
     }
 
@@ -129,6 +149,7 @@ impl Settings {
             }
             Some(Settings::MemProtect(_)) => toml::from_str(&text).map(Settings::MemProtect),
             Some(Settings::VmManager(_)) => toml::from_str(&text).map(Settings::VmManager),
+            Some(Settings::Template(_)) => toml::from_str(&text).map(Settings::Template),
             Some(Settings::None) => unreachable!("for_crate never answers Some(None)"),
         };
         parsed.map_err(|error| error.message().to_owned())

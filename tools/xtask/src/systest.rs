@@ -165,6 +165,17 @@ fn all_tests() -> Vec<SystemTest> {
             expect_log: &["mmio-guard: refused vm0"],
         });
     }
+    // The component template joins a manifest and serves the hypercalls routed to it.
+    tests.push(SystemTest {
+        name: "guest-template-calls-a72".into(),
+        cpu: CpuModel::A72,
+        smp: 1,
+        payload: Payload::Guest("hv-guest-template-calls"),
+        crash: None,
+        probe_grants: false,
+        manifest: Some("manifests/tests/template.toml"),
+        expect_log: &["template: component 3 up, counter at 40"],
+    });
     tests
 }
 
