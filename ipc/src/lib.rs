@@ -91,6 +91,7 @@ mod client;
 mod dispatch;
 mod error;
 pub mod generate;
+pub mod guest_abi;
 pub mod interfaces;
 mod schema;
 mod wire;
