@@ -11,13 +11,17 @@
 //!   see Linux `include/linux/arm-smccc.h`);
 //! - [`host`]: our own calls, in the vendor-hypervisor range past KVM's numbers 0..127.
 //!
-//! Where the `smccc` crate defines a number, it is taken from there. Return codes are `i64`,
-//! the signed view of x0 (`code as u64` is the register value). `docs/guest-abi.md` says what
+//! Where the `smccc` crate defines a number, it is taken from there. Return codes (and results
+//! that share x0 with them) are `i64`, the signed view of x0 (`code as u64` is the register
+//! value). `docs/guest-abi.md` says what
 //! each call does.
 
 /// The SMC Calling Convention's return codes (SMCCC 1.1 section 5.2) and architecture calls.
 pub mod smccc {
-    pub use ::smccc::arch::{SMCCC_ARCH_FEATURES, SMCCC_ARCH_WORKAROUND_1, SMCCC_VERSION};
+    pub use ::smccc::arch::{
+        SMCCC_ARCH_FEATURES, SMCCC_ARCH_SOC_ID, SMCCC_ARCH_WORKAROUND_1, SMCCC_ARCH_WORKAROUND_2,
+        SMCCC_ARCH_WORKAROUND_3, SMCCC_VERSION,
+    };
 
     /// The call succeeded.
     pub const SUCCESS: i64 = ::smccc::error::SUCCESS as i64;
@@ -42,35 +46,41 @@ pub mod smccc {
     /// The owning entity of vendor hypervisor services (KVM's, and ours).
     pub const OWNER_VENDOR_HYP: u32 = 6;
 
-    /// The ID of fast call `function` (bits 15:0) of `owner`, with 64-bit arguments if
-    /// `convention_64`.
-    pub const fn fast_call(owner: u32, convention_64: bool, function: u16) -> u32 {
+    /// The ID of fast call `function` (bits 15:0, so below 0x1_0000) of `owner`, with 64-bit
+    /// arguments if `convention_64`.
+    pub const fn fast_call(owner: u32, convention_64: bool, function: u32) -> u32 {
         let convention = if convention_64 { CONVENTION_64 } else { 0 };
-        FAST_CALL | convention | (owner << OWNER_SHIFT) | function as u32
+        FAST_CALL | convention | (owner << OWNER_SHIFT) | function
     }
 }
 
 /// PSCI 1.1 (Arm DEN 0022): function IDs (from the `smccc` crate) and return codes.
 pub mod psci {
     pub use ::smccc::psci::{
-        PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64, PSCI_CPU_OFF, PSCI_CPU_ON_32, PSCI_CPU_ON_64,
-        PSCI_CPU_SUSPEND_32, PSCI_CPU_SUSPEND_64, PSCI_FEATURES, PSCI_MIGRATE_INFO_TYPE,
-        PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_SYSTEM_RESET2_32, PSCI_SYSTEM_RESET2_64,
-        PSCI_VERSION,
+        PSCI_AFFINITY_INFO_32, PSCI_AFFINITY_INFO_64, PSCI_CPU_DEFAULT_SUSPEND_32,
+        PSCI_CPU_DEFAULT_SUSPEND_64, PSCI_CPU_FREEZE, PSCI_CPU_OFF, PSCI_CPU_ON_32, PSCI_CPU_ON_64,
+        PSCI_CPU_SUSPEND_32, PSCI_CPU_SUSPEND_64, PSCI_FEATURES, PSCI_MEM_PROTECT,
+        PSCI_MEM_PROTECT_CHECK_RANGE_32, PSCI_MEM_PROTECT_CHECK_RANGE_64, PSCI_MIGRATE_32,
+        PSCI_MIGRATE_64, PSCI_MIGRATE_INFO_TYPE, PSCI_MIGRATE_INFO_UP_CPU_32,
+        PSCI_MIGRATE_INFO_UP_CPU_64, PSCI_NODE_HW_STATE_32, PSCI_NODE_HW_STATE_64,
+        PSCI_SET_SUSPEND_MODE, PSCI_STAT_COUNT_32, PSCI_STAT_COUNT_64, PSCI_STAT_RESIDENCY_32,
+        PSCI_STAT_RESIDENCY_64, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_SYSTEM_RESET2_32,
+        PSCI_SYSTEM_RESET2_64, PSCI_SYSTEM_SUSPEND_32, PSCI_SYSTEM_SUSPEND_64, PSCI_VERSION,
     };
 
     /// PSCI_VERSION's answer for version 1.1 (major in bits 31:16, minor in 15:0).
     pub const VERSION_1_1: u64 = 0x1_0001;
 
-    /// AFFINITY_INFO: at least one CPU of the affinity instance is on.
-    pub const AFFINITY_ON: u64 = 0;
+    /// AFFINITY_INFO: at least one CPU of the affinity instance is on. (Signed, like the
+    /// error codes the same call may return.)
+    pub const AFFINITY_ON: i64 = 0;
     /// AFFINITY_INFO: every CPU of the affinity instance is off.
-    pub const AFFINITY_OFF: u64 = 1;
+    pub const AFFINITY_OFF: i64 = 1;
     /// AFFINITY_INFO: the affinity instance is being turned on.
-    pub const AFFINITY_ON_PENDING: u64 = 2;
+    pub const AFFINITY_ON_PENDING: i64 = 2;
 
     /// MIGRATE_INFO_TYPE: no Trusted OS is present, or none needs migration.
-    pub const MIGRATE_INFO_TYPE_NOT_PRESENT: u64 = 2;
+    pub const MIGRATE_INFO_TYPE_NOT_PRESENT: i64 = 2;
 
     /// PSCI return codes ("Return error codes" in Arm DEN 0022), as the signed x0.
     pub mod error {
@@ -115,24 +125,24 @@ pub mod kvm {
     pub const UID_REGS: [u64; 4] = [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d];
 
     /// KVM function number of FEATURES (`ARM_SMCCC_KVM_FUNC_FEATURES`).
-    pub const FUNC_FEATURES: u16 = 0;
+    pub const FUNC_FEATURES: u32 = 0;
     /// KVM function number of HYP_MEMINFO: the hypervisor's memory-protection granule.
-    pub const FUNC_HYP_MEMINFO: u16 = 2;
+    pub const FUNC_HYP_MEMINFO: u32 = 2;
     /// KVM function number of MEM_SHARE: a protected guest shares a page with the host.
-    pub const FUNC_MEM_SHARE: u16 = 3;
+    pub const FUNC_MEM_SHARE: u32 = 3;
     /// KVM function number of MEM_UNSHARE.
-    pub const FUNC_MEM_UNSHARE: u16 = 4;
+    pub const FUNC_MEM_UNSHARE: u32 = 4;
     /// KVM function number of MMIO_GUARD_INFO: the MMIO guard's granule.
-    pub const FUNC_MMIO_GUARD_INFO: u16 = 5;
+    pub const FUNC_MMIO_GUARD_INFO: u32 = 5;
     /// KVM function number of MMIO_GUARD_ENROLL: only MAPped granules are emulated from now on.
-    pub const FUNC_MMIO_GUARD_ENROLL: u16 = 6;
+    pub const FUNC_MMIO_GUARD_ENROLL: u32 = 6;
     /// KVM function number of MMIO_GUARD_MAP: x1 = a granule the guest uses as MMIO.
-    pub const FUNC_MMIO_GUARD_MAP: u16 = 7;
+    pub const FUNC_MMIO_GUARD_MAP: u32 = 7;
     /// KVM function number of MMIO_GUARD_UNMAP: x1 = a granule no longer used as MMIO.
-    pub const FUNC_MMIO_GUARD_UNMAP: u16 = 8;
+    pub const FUNC_MMIO_GUARD_UNMAP: u32 = 8;
 
     /// The SMC64 fast-call ID of KVM vendor function `function`: `0xC600_0000 | function`.
-    pub const fn function_id(function: u16) -> u32 {
+    pub const fn function_id(function: u32) -> u32 {
         fast_call(OWNER_VENDOR_HYP, true, function)
     }
 

@@ -42,6 +42,7 @@ mod component {
 
     use defmt::{debug, info, warn};
     use hv_component_rt::hv_ipc::abi::{MESSAGE_MAX, kernel_op};
+    use hv_component_rt::hv_ipc::guest_abi::{host, smccc};
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
         Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
     };
@@ -166,7 +167,7 @@ mod component {
                         "vm-manager: ping to the supervisor failed: {}",
                         defmt::Debug2Format(&other)
                     );
-                    policy::NOT_SUPPORTED
+                    smccc::NOT_SUPPORTED as u64
                 }
             };
             TrapResolution::Return {
@@ -373,7 +374,7 @@ mod component {
             regs: [u64; 8],
         ) -> TrapResolution {
             self.manager.served += 1;
-            if regs[0] as u32 == policy::HYP_PING_SUPERVISOR {
+            if regs[0] as u32 == host::HYP_PING_SUPERVISOR {
                 return VmManager::ping_supervisor(self.ipc, regs[1] as u32);
             }
             self.manager.crash_hook();
