@@ -119,12 +119,12 @@
 /// documentation and the method names left out — name, request, reply, every type they use, and
 /// the [`RemoteError`](crate::RemoteError) every reply can carry — and
 /// [`SCHEMA_HASH`](crate::Interface::SCHEMA_HASH) is its FNV-1a 64
-/// ([`schema_hash`](crate::schema_hash)), computed at compile time. So any change to the messages (a variant
-/// added, a field's type or order changed, a variant renamed) changes the hash, while rewording a
-/// doc comment or renaming a server method does not. The kernel checks the hash at hot-swap: a
-/// component built against another definition would misread every message. Types defined outside
-/// the macro are covered only by their name, which is why the types the messages use belong in
-/// the definition.
+/// ([`schema_hash`](crate::schema_hash)), computed at compile time. So any change to the
+/// messages (a variant added, a field's type or order changed, a variant renamed) changes the
+/// hash, while rewording a doc comment or renaming a server method does not. Hot-swap is to
+/// check the hash (it is not built yet): a component built against another definition would
+/// misread every message. Types defined outside the macro are covered only by their name, which
+/// is why the types the messages use belong in the definition.
 ///
 /// The id is not part of the schema: it is the key the hash is checked under.
 ///

@@ -484,9 +484,9 @@ fn schema_hashes_are_the_hashes_of_the_schemas() {
     for_each_interface!(check);
 }
 
-/// Every interface's schema hash as released. Pinned on purpose: the hash is what a hot-swap
-/// is checked against, so a change to an interface's messages must be a decision, never a side
-/// effect of an edit.
+/// Every interface's schema hash as released. Pinned on purpose: the hash is what hot-swap is
+/// to check a new image against, so a change to an interface's messages must be a decision,
+/// never a side effect of an edit.
 const GOLDEN_SCHEMA_HASHES: &[(&str, u64)] = &[
     ("guest-trap", 0x906f_c71a_99c4_df7e),
     ("supervisor", 0x4522_b636_5d95_5ba2),
@@ -510,8 +510,9 @@ fn schema_hashes_are_pinned() {
             interface.schema_hash, golden,
             "the messages of interface `{}` changed shape (schema hash {:#018x}, pinned \
              {:#018x}). Components built before and after the change cannot talk to each other, \
-             and a hot-swap between them is refused. If the change is deliberate, update its \
-             value in GOLDEN_SCHEMA_HASHES (ipc/tests/messages.rs) in the same commit.",
+             and hot-swap relies on the hash to refuse swapping one for the other. If the change \
+             is deliberate, update its value in GOLDEN_SCHEMA_HASHES (ipc/tests/messages.rs) in \
+             the same commit.",
             interface.name, interface.schema_hash, golden
         );
     }
