@@ -12,6 +12,11 @@
 //! and undecodable bytes with [`RemoteError::MalformedRequest`], in both cases without calling
 //! a method. So no component matches on interface ids or request variants by hand, and a new
 //! request variant cannot be left unserved: it is a new method every server must implement.
+//!
+//! A server that makes calls of its own while serving cannot lend the message buffers to
+//! [`dispatch`] (its calls overwrite them); it takes the same steps one by one:
+//! [`decode_call`](crate::decode_call) out of the receive buffer, [`ServedBy::serve`], then
+//! [`encode_answer`](crate::encode_answer) into the transmit buffer.
 
 use crate::{Interface, RemoteError, refuse, serve};
 

@@ -103,7 +103,8 @@ pub use dispatch::{Dispatch, ServedBy, dispatch};
 pub use error::{CallError, Error, RemoteError, TransportError};
 pub use schema::{fnv1a_64, schema_hash};
 pub use wire::{
-    decode_reply, decode_request, encode_reply, encode_request, refuse, serve, try_serve,
+    decode_call, decode_reply, decode_request, encode_answer, encode_reply, encode_request, refuse,
+    serve, try_serve,
 };
 
 use postcard::experimental::max_size::MaxSize;

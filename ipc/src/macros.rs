@@ -113,6 +113,21 @@
 /// [`dispatch`](crate::dispatch) and never matches on requests itself. Adding a request variant
 /// adds a method, and every server that lacks it fails to build.
 ///
+/// A request variant's fields are the method's parameters, so they need names: a tuple variant
+/// in a request is refused.
+///
+/// ```compile_fail
+/// hv_ipc::interface! {
+///     pub interface Positional {
+///         id = 0x7f04;
+///         name = "positional";
+///         server = PositionalServer;
+///         request PositionalRequest { Put(u32) => put }
+///         reply PositionalReply { Done }
+///     }
+/// }
+/// ```
+///
 /// # Schema hash
 ///
 /// [`SCHEMA`](crate::Interface::SCHEMA) is the `stringify!` of the whole definition with the

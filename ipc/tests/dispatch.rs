@@ -399,3 +399,53 @@ fn servers_can_be_trait_objects() {
     );
     assert_eq!(recorder.seen, [Seen::Ping(5)]);
 }
+
+/// The step-by-step form, for a server that reuses the message buffers while it serves: the
+/// same answers as `dispatch`.
+#[test]
+fn decode_call_and_encode_answer_are_dispatch_in_two_halves() {
+    let mut bytes = [0; MESSAGE_MAX];
+    let len =
+        encode_request::<SupervisorInterface>(&SupervisorRequest::Ping { nonce: 11 }, &mut bytes)
+            .unwrap();
+    let request = &bytes[..len];
+
+    let call = hv_ipc::decode_call::<SupervisorInterface>(abi::interface::SUPERVISOR, request);
+    assert_eq!(call, Ok(SupervisorRequest::Ping { nonce: 11 }));
+    let mut server = Recorder::default();
+    let answer = call.map(|request| SupervisorInterface::serve(&mut server, request));
+    let mut reply = [0; MESSAGE_MAX];
+    let reply_len = hv_ipc::encode_answer::<SupervisorInterface>(&answer, &mut reply);
+    let mut dispatched = [0; MESSAGE_MAX];
+    let dispatched_len = dispatch::<SupervisorInterface, _>(
+        &mut Recorder::default(),
+        abi::interface::SUPERVISOR,
+        request,
+        &mut dispatched,
+    );
+    assert_eq!(reply[..reply_len], dispatched[..dispatched_len]);
+    assert_eq!(server.seen, [Seen::Ping(11)]);
+
+    assert_eq!(
+        hv_ipc::decode_call::<SupervisorInterface>(abi::interface::GUEST_TRAP, request),
+        Err(RemoteError::UnknownOperation)
+    );
+    assert_eq!(
+        hv_ipc::decode_call::<SupervisorInterface>(abi::interface::SUPERVISOR, &[7]),
+        Err(RemoteError::MalformedRequest)
+    );
+    // An answer that does not fit: Internal, then nothing.
+    let status = Ok(SupervisorReply::Status {
+        restarts: u32::MAX,
+        components_faulted: u32::MAX,
+    });
+    let len = hv_ipc::encode_answer::<SupervisorInterface>(&status, &mut reply[..2]);
+    assert_eq!(
+        decode_reply::<SupervisorInterface>(&reply[..len]),
+        Ok(Err(RemoteError::Internal))
+    );
+    assert_eq!(
+        hv_ipc::encode_answer::<SupervisorInterface>(&status, &mut []),
+        0
+    );
+}

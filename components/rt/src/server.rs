@@ -52,9 +52,10 @@ pub trait Server {
 
     /// Serves the call whose `len`-byte request is in the RX buffer and leaves the reply in the
     /// TX buffer, returning its length. By default lends the buffers to
-    /// [`handle_call`](Self::handle_call); override it to make calls while serving (copy the
-    /// request out of RX first, and build the reply aside: a call of ours writes its request
-    /// into TX and its reply over RX).
+    /// [`handle_call`](Self::handle_call); override it to make calls while serving: a call of
+    /// ours writes its request into TX and its reply over RX, so decode the request out of RX
+    /// first and encode the reply into TX last (`hv_ipc::decode_call`, `ServedBy::serve`,
+    /// `hv_ipc::encode_answer`).
     fn serve_call(&mut self, ipc: &mut Ipc, sender: u64, interface: u16, len: usize) -> usize {
         let (rx, tx) = ipc.rx_tx();
         self.handle_call(sender, interface, &rx[..len.min(MESSAGE_MAX)], tx)

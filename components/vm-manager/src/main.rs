@@ -52,7 +52,7 @@ mod component {
     use hv_component_rt::hv_ipc::interfaces::supervisor::{
         SupervisorInterface, SupervisorReply, SupervisorRequest,
     };
-    use hv_component_rt::hv_ipc::{self, Client};
+    use hv_component_rt::hv_ipc::{self, Client, ServedBy};
     use hv_component_rt::{Ipc, Server, StartInfo, arch, serve_forever};
 
     use crate::config::{self, EmulatedDevice, MAX_EMULATED};
@@ -433,20 +433,16 @@ mod component {
 
     impl Server for VmManager {
         fn serve_call(&mut self, ipc: &mut Ipc, _sender: u64, interface: u16, len: usize) -> usize {
-            // Serving may call another component, whose request goes through TX and whose
-            // reply lands in RX: the request is copied out first and the reply built aside.
-            let len = len.min(MESSAGE_MAX);
-            let mut request = [0; MESSAGE_MAX];
-            request[..len].copy_from_slice(&ipc.rx()[..len]);
-            let mut reply = [0; MESSAGE_MAX];
-            let reply_len = hv_ipc::dispatch::<GuestTrapInterface, _>(
-                &mut Serving { manager: self, ipc },
+            // Serving may call another component, which writes TX and overwrites RX: the request
+            // is decoded (copied) out of RX first, and the reply encoded into TX last.
+            let call = hv_ipc::decode_call::<GuestTrapInterface>(
                 interface,
-                &request[..len],
-                &mut reply,
+                &ipc.rx()[..len.min(MESSAGE_MAX)],
             );
-            ipc.tx()[..reply_len].copy_from_slice(&reply[..reply_len]);
-            reply_len
+            let answer = call.map(|request| {
+                GuestTrapInterface::serve(&mut Serving { manager: self, ipc }, request)
+            });
+            hv_ipc::encode_answer::<GuestTrapInterface>(&answer, ipc.tx())
         }
     }
 }
