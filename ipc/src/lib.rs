@@ -31,33 +31,52 @@
 //!   waiting or guessing.
 //!
 //! Bytes that arrive over IPC come from another, possibly faulty, component: decoding them is
-//! fallible everywhere ([`Error`]) and never panics. A server built on [`serve`] answers
-//! undecodable input with [`RemoteError::MalformedRequest`].
+//! fallible everywhere ([`Error`]) and never panics. A server built on [`dispatch`] (or
+//! [`serve`]) answers undecodable input with [`RemoteError::MalformedRequest`].
+//!
+//! # Servers
+//!
+//! Each interface also gets a server trait from its definition, one method per request variant
+//! (`SupervisorServer::ping`, `GuestTrapServer::stage2_fault`, ...). A component implements the
+//! traits of the interfaces it serves and answers every call with [`dispatch`], which decodes
+//! the request, calls the method and encodes its reply, and refuses calls on other interfaces
+//! (see [`Dispatch`]).
 //!
 //! # Using it
 //!
 //! The helpers in this crate do not know how bytes move: a server gets a request out of its RX
-//! buffer and hands the reply length to `REPLY` itself (through [`serve`]), and a client reaches
-//! the kernel through a [`Transport`] (the component runtime's implements `CALL`), wrapped in a
-//! typed [`Client`]. That keeps everything here testable on the host.
+//! buffer and hands the reply length to `REPLY` itself (through [`dispatch`]), and a client
+//! reaches the kernel through a [`Transport`] (the component runtime's implements `CALL`),
+//! wrapped in a typed [`Client`]. That keeps everything here testable on the host.
 //!
 //! ```
-//! use hv_ipc::interfaces::supervisor::{SupervisorInterface, SupervisorReply, SupervisorRequest};
-//! use hv_ipc::{abi, serve, Client, Transport, TransportError};
+//! use hv_ipc::interfaces::supervisor::{
+//!     SupervisorInterface, SupervisorReply, SupervisorRequest, SupervisorServer,
+//! };
+//! use hv_ipc::{abi, dispatch, Client, Transport, TransportError};
 //!
-//! /// A transport that hands the request straight to a local server, as the kernel would.
-//! struct Loopback;
+//! /// A server: one method per request variant.
+//! struct Supervisor;
 //!
-//! impl Transport for Loopback {
-//!     fn call(&mut self, _interface: u16, request: &[u8], reply: &mut [u8]) -> Result<usize, TransportError> {
-//!         Ok(serve::<SupervisorInterface>(request, reply, |request| match request {
-//!             SupervisorRequest::Ping { nonce } => SupervisorReply::Pong { nonce },
-//!             SupervisorRequest::Status => SupervisorReply::Status { restarts: 0, components_faulted: 0 },
-//!         }))
+//! impl SupervisorServer for Supervisor {
+//!     fn ping(&mut self, nonce: u32) -> SupervisorReply {
+//!         SupervisorReply::Pong { nonce }
+//!     }
+//!     fn status(&mut self) -> SupervisorReply {
+//!         SupervisorReply::Status { restarts: 0, components_faulted: 0 }
 //!     }
 //! }
 //!
-//! let mut client = Client::<SupervisorInterface, _>::new(Loopback);
+//! /// A transport that hands the request straight to a local server, as the kernel would.
+//! struct Loopback(Supervisor);
+//!
+//! impl Transport for Loopback {
+//!     fn call(&mut self, interface: u16, request: &[u8], reply: &mut [u8]) -> Result<usize, TransportError> {
+//!         Ok(dispatch::<SupervisorInterface, _>(&mut self.0, interface, request, reply))
+//!     }
+//! }
+//!
+//! let mut client = Client::<SupervisorInterface, _>::new(Loopback(Supervisor));
 //! assert_eq!(client.call(&SupervisorRequest::Ping { nonce: 7 }), Ok(SupervisorReply::Pong { nonce: 7 }));
 //! ```
 #![cfg_attr(not(test), no_std)]
@@ -70,16 +89,23 @@ mod macros;
 
 pub mod abi;
 mod client;
+mod dispatch;
 mod error;
+pub mod generate;
+pub mod guest_abi;
 pub mod interfaces;
 mod schema;
 mod wire;
 
 pub use client::{Client, Transport};
+#[doc(hidden)]
+pub use dispatch::dispatch_interface;
+pub use dispatch::{Dispatch, ServedBy, dispatch};
 pub use error::{CallError, Error, RemoteError, TransportError};
 pub use schema::{fnv1a_64, schema_hash};
 pub use wire::{
-    decode_reply, decode_request, encode_reply, encode_request, refuse, serve, try_serve,
+    decode_call, decode_reply, decode_request, encode_answer, encode_reply, encode_request, refuse,
+    serve, try_serve,
 };
 
 use postcard::experimental::max_size::MaxSize;
@@ -96,7 +122,8 @@ pub type WireReply<R> = Result<R, RemoteError>;
 pub trait Interface {
     /// The interface id the kernel routes calls by (one of [`abi::interface`]).
     const ID: u16;
-    /// A short name for logs and manifests, `snake_case`.
+    /// How manifests and logs call the interface, kebab-case (`guest-trap`); the
+    /// [`interface!`] macro refuses anything else.
     const NAME: &'static str;
     /// The interface's definition as text (documentation left out): what [`SCHEMA_HASH`]
     /// fingerprints, kept so a mismatch can be explained by printing both sides.
@@ -140,6 +167,7 @@ pub trait Interface {
 /// What the [`interface!`] macro's expansion needs from outside the caller's crate.
 #[doc(hidden)]
 pub mod __private {
+    pub use crate::macros::is_kebab_case;
     pub use postcard::experimental::max_size::MaxSize;
     pub use serde::{Deserialize, Serialize};
 }

@@ -7,8 +7,8 @@
 //! accepted on the types, variants and fields: an attribute like `#[serde(rename)]` or
 //! `#[serde(skip)]` would change the wire format without changing the hash.
 
-/// Defines an IPC interface: its request and reply enums, the types they use, and a unit struct
-/// implementing [`Interface`](crate::Interface).
+/// Defines an IPC interface: its request and reply enums, the types they use, a unit struct
+/// implementing [`Interface`](crate::Interface), and the interface's server trait.
 ///
 /// ```
 /// hv_ipc::interface! {
@@ -16,13 +16,14 @@
 ///     pub interface CounterInterface {
 ///         id = 0x7f00;
 ///         name = "counter";
+///         server = CounterServer;
 ///
 ///         /// What a client asks.
 ///         request CounterRequest {
 ///             /// Add to the counter.
-///             Add { amount: u32, how: Saturation },
+///             Add { amount: u32, how: Saturation } => add,
 ///             /// Read it.
-///             Read,
+///             Read => read,
 ///         }
 ///
 ///         /// What the counter answers.
@@ -36,31 +37,109 @@
 ///     }
 /// }
 ///
+/// /// A server: one method per request variant, named after the `=>`.
+/// struct Counter(u64);
+///
+/// impl CounterServer for Counter {
+///     fn add(&mut self, amount: u32, how: Saturation) -> CounterReply {
+///         self.0 = match how {
+///             Saturation::Wrap => self.0.wrapping_add(amount.into()),
+///             Saturation::Saturate => self.0.saturating_add(amount.into()),
+///         };
+///         CounterReply::Value(self.0)
+///     }
+///
+///     fn read(&mut self) -> CounterReply {
+///         CounterReply::Value(self.0)
+///     }
+/// }
+///
 /// use hv_ipc::Interface;
 /// assert_eq!(CounterInterface::NAME, "counter");
 /// assert!(CounterInterface::MAX_REQUEST <= hv_ipc::abi::MESSAGE_MAX);
+///
+/// // A call's bytes in, the reply's bytes out (see `hv_ipc::dispatch`).
+/// let mut request = [0; hv_ipc::abi::MESSAGE_MAX];
+/// let len = hv_ipc::encode_request::<CounterInterface>(&CounterRequest::Read, &mut request).unwrap();
+/// let mut reply = [0; hv_ipc::abi::MESSAGE_MAX];
+/// let reply_len = hv_ipc::dispatch::<CounterInterface, _>(
+///     &mut Counter(7),
+///     CounterInterface::ID,
+///     &request[..len],
+///     &mut reply,
+/// );
+/// assert_eq!(
+///     hv_ipc::decode_reply::<CounterInterface>(&reply[..reply_len]),
+///     Ok(Ok(CounterReply::Value(7)))
+/// );
 /// ```
 ///
 /// The request and reply are enums; after them come any number of `enum` or `struct` (named
-/// fields) definitions the messages use. Variants may be unit, tuple or struct-like. Each type
-/// derives `Serialize`, `Deserialize`, `MaxSize`, `Debug`, `Clone` and `PartialEq`; the only
-/// attributes accepted are doc comments (see below).
+/// fields) definitions the messages use. Reply variants and the other types' variants may be
+/// unit, tuple or struct-like; request variants are unit or struct-like, each followed by
+/// `=> method`, since their fields become the method's named parameters. Each type derives
+/// `Serialize`, `Deserialize`, `MaxSize`, `Debug`, `Clone` and `PartialEq`, and implements
+/// [`Generate`](crate::generate::Generate) (for tests); the only attributes accepted are doc
+/// comments (see below).
 ///
 /// The expansion refers to the `serde` and `postcard` crates by name (their derives do), so a
 /// crate using the macro outside `hv-ipc` needs both as dependencies, postcard with
 /// `experimental-derive`.
 ///
+/// # Name
+///
+/// `name` is how manifests and logs call the interface, in kebab-case (`guest-trap`); anything
+/// else fails the build:
+///
+/// ```compile_fail,E0080
+/// hv_ipc::interface! {
+///     pub interface Shouty {
+///         id = 0x7f03;
+///         name = "Shouty_Name";
+///         server = ShoutyServer;
+///         request ShoutyRequest { Get => get }
+///         reply ShoutyReply { Value(u32) }
+///     }
+/// }
+/// ```
+///
+/// # Server
+///
+/// `server = Name;` names the trait servers implement: one method per request variant, named by
+/// the `=> method` after the variant, taking the variant's fields (in order, by value) and
+/// returning the reply. The macro also implements [`ServedBy`](crate::ServedBy) (a request
+/// value to a method call) and [`Dispatch`](crate::Dispatch) (a call's bytes to a reply's bytes)
+/// for every type implementing the trait, so a component serves the interface with
+/// [`dispatch`](crate::dispatch) and never matches on requests itself. Adding a request variant
+/// adds a method, and every server that lacks it fails to build.
+///
+/// A request variant's fields are the method's parameters, so they need names: a tuple variant
+/// in a request is refused.
+///
+/// ```compile_fail
+/// hv_ipc::interface! {
+///     pub interface Positional {
+///         id = 0x7f04;
+///         name = "positional";
+///         server = PositionalServer;
+///         request PositionalRequest { Put(u32) => put }
+///         reply PositionalReply { Done }
+///     }
+/// }
+/// ```
+///
 /// # Schema hash
 ///
 /// [`SCHEMA`](crate::Interface::SCHEMA) is the `stringify!` of the whole definition with the
-/// documentation left out — name, request, reply, every type they use, and the
-/// [`RemoteError`](crate::RemoteError) every reply can carry — and
+/// documentation and the method names left out — name, request, reply, every type they use, and
+/// the [`RemoteError`](crate::RemoteError) every reply can carry — and
 /// [`SCHEMA_HASH`](crate::Interface::SCHEMA_HASH) is its FNV-1a 64
-/// ([`schema_hash`](crate::schema_hash)), computed at compile time. So any change to the messages (a variant
-/// added, a field's type or order changed, a variant renamed) changes the hash, while rewording a
-/// doc comment does not. The kernel checks the hash at hot-swap: a component built against
-/// another definition would misread every message. Types defined outside the macro are covered
-/// only by their name, which is why the types the messages use belong in the definition.
+/// ([`schema_hash`](crate::schema_hash)), computed at compile time. So any change to the
+/// messages (a variant added, a field's type or order changed, a variant renamed) changes the
+/// hash, while rewording a doc comment or renaming a server method does not. Hot-swap is to
+/// check the hash (it is not built yet): a component built against another definition would
+/// misread every message. Types defined outside the macro are covered only by their name, which
+/// is why the types the messages use belong in the definition.
 ///
 /// The id is not part of the schema: it is the key the hash is checked under.
 ///
@@ -72,7 +151,8 @@
 ///     pub interface Sneaky {
 ///         id = 0x7f01;
 ///         name = "sneaky";
-///         request SneakyRequest { Get { #[serde(skip)] secret: u32 } }
+///         server = SneakyServer;
+///         request SneakyRequest { Get { #[serde(skip)] secret: u32 } => get }
 ///         reply SneakyReply { Value(u32) }
 ///     }
 /// }
@@ -88,7 +168,8 @@
 ///     pub interface Bulky {
 ///         id = 0x7f02;
 ///         name = "bulky";
-///         request BulkyRequest { Put { data: [u64; 30] } }
+///         server = BulkyServer;
+///         request BulkyRequest { Put { data: [u64; 30] } => put }
 ///         reply BulkyReply { Done }
 ///     }
 /// }
@@ -100,9 +181,19 @@ macro_rules! interface {
         $vis:vis interface $interface:ident {
             id = $id:expr;
             name = $name:literal;
+            server = $server:ident;
 
             $(#[doc = $request_doc:literal])*
-            request $request:ident { $($request_body:tt)* }
+            request $request:ident {
+                $(
+                    $(#[doc = $variant_doc:literal])*
+                    $variant:ident
+                    $( {
+                        $( $(#[doc = $field_doc:literal])* $field:ident : $field_type:ty ),* $(,)?
+                    } )?
+                    => $method:ident
+                ),* $(,)?
+            }
 
             $(#[doc = $reply_doc:literal])*
             reply $reply:ident { $($reply_body:tt)* }
@@ -114,7 +205,12 @@ macro_rules! interface {
         }
     ) => {
         $crate::__ipc_type! {
-            @define [$vis] [$(#[doc = $request_doc])*] enum $request { $($request_body)* }
+            @define [$vis] [$(#[doc = $request_doc])*] enum $request {
+                $(
+                    $(#[doc = $variant_doc])*
+                    $variant $( { $( $(#[doc = $field_doc])* $field : $field_type ),* } )?
+                ),*
+            }
         }
         $crate::__ipc_type! {
             @define [$vis] [$(#[doc = $reply_doc])*] enum $reply { $($reply_body)* }
@@ -134,7 +230,11 @@ macro_rules! interface {
             const NAME: &'static str = $name;
             const SCHEMA: &'static str = concat!(
                 "interface ", $name, ";",
-                "request ", $crate::__ipc_type!(@schema enum $request { $($request_body)* }), ";",
+                "request ",
+                $crate::__ipc_type!(@schema enum $request {
+                    $( $variant $( { $( $field : $field_type ),* } )? ),*
+                }),
+                ";",
                 "reply ", $crate::__ipc_type!(@schema enum $reply { $($reply_body)* }), ";",
                 $( $crate::__ipc_type!(@schema $kind $type { $($type_body)* }), ";", )*
                 "error ", $crate::__ipc_remote_error!(@with [$crate::__ipc_type] [@schema]), ";",
@@ -144,9 +244,74 @@ macro_rules! interface {
             type Reply = $reply;
         }
 
+        #[doc = concat!(
+            "The server side of [`", stringify!($interface), "`]: one method per [`",
+            stringify!($request), "`] variant, taking its fields and returning the reply.",
+        )]
+        #[doc = ""]
+        #[doc = concat!(
+            "Serve it with `hv_ipc::dispatch::<", stringify!($interface), ", _>`, which decodes ",
+            "a call, calls the method and encodes its reply.",
+        )]
+        $vis trait $server {
+            $(
+                $(#[doc = $variant_doc])*
+                #[doc = ""]
+                #[doc = concat!("Serves [`", stringify!($request), "::", stringify!($variant), "`].")]
+                #[allow(clippy::too_many_arguments)]
+                fn $method(&mut self $( $( , $field : $field_type )* )?) -> $reply;
+            )*
+        }
+
+        impl<S: $server + ?Sized> $crate::ServedBy<S> for $interface {
+            fn serve(server: &mut S, request: $request) -> $reply {
+                match request {
+                    $(
+                        $request::$variant $( { $( $field ),* } )? =>
+                            <S as $server>::$method(server $( $( , $field )* )?),
+                    )*
+                }
+            }
+        }
+
+        impl<S: $server + ?Sized> $crate::Dispatch<S> for $interface {
+            fn dispatch(
+                server: &mut S,
+                interface: u16,
+                request: &[u8],
+                reply: &mut [u8],
+            ) -> Option<usize> {
+                $crate::dispatch_interface::<Self, S>(server, interface, request, reply)
+            }
+        }
+
         // Checked here, where the interface is defined, rather than at its first use.
         const _: () = <$interface as $crate::Interface>::FITS_MESSAGE;
+        const _: () = assert!(
+            $crate::__private::is_kebab_case($name),
+            "an interface's name must be kebab-case (lower-case words joined by '-')"
+        );
     };
+}
+
+/// Whether `name` is kebab-case: lower-case ASCII words (letters, digits) joined by single
+/// hyphens, starting with a letter.
+#[doc(hidden)]
+pub const fn is_kebab_case(name: &str) -> bool {
+    let bytes = name.as_bytes();
+    if bytes.is_empty() || !bytes[0].is_ascii_lowercase() || bytes[bytes.len() - 1] == b'-' {
+        return false;
+    }
+    let mut index = 0;
+    while index < bytes.len() {
+        let byte = bytes[index];
+        let hyphen_ok = byte == b'-' && bytes[index - 1] != b'-';
+        if !(byte.is_ascii_lowercase() || byte.is_ascii_digit() || hyphen_ok) {
+            return false;
+        }
+        index += 1;
+    }
+    true
 }
 
 /// Defines one message type (`@define`) or expands to its schema text (`@schema`).
@@ -182,6 +347,28 @@ macro_rules! __ipc_type {
                 $( ( $( $element_type ),* ) )?
             ),*
         }
+
+        impl $crate::generate::Generate for $name {
+            const VARIANTS: usize = [$(stringify!($variant)),*].len();
+
+            fn generate(variant: usize, entropy: &mut $crate::generate::Entropy<'_>) -> Self {
+                let constructors: &[fn(&mut $crate::generate::Entropy<'_>) -> Self] = &[$(
+                    |entropy| {
+                        let _ = &entropy;
+                        $name::$variant
+                        $( { $( $field: $crate::generate::Generate::generate(
+                            entropy.word() as usize,
+                            entropy,
+                        ) ),* } )?
+                        $( ( $( <$element_type as $crate::generate::Generate>::generate(
+                            entropy.word() as usize,
+                            entropy,
+                        ) ),* ) )?
+                    }
+                ),*];
+                constructors[variant % constructors.len()](entropy)
+            }
+        }
     };
     (
         @define [$vis:vis] [$(#[$attr:meta])*] struct $name:ident {
@@ -199,6 +386,18 @@ macro_rules! __ipc_type {
         )]
         $vis struct $name {
             $( $(#[doc = $field_doc])* pub $field : $field_type ),*
+        }
+
+        impl $crate::generate::Generate for $name {
+            fn generate(_variant: usize, entropy: &mut $crate::generate::Entropy<'_>) -> Self {
+                let _ = &entropy;
+                $name {
+                    $( $field: $crate::generate::Generate::generate(
+                        entropy.word() as usize,
+                        entropy,
+                    ) ),*
+                }
+            }
         }
     };
     (

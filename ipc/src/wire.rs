@@ -72,7 +72,29 @@ pub fn try_serve<I: Interface>(
         Ok(request) => handler(request),
         Err(_) => Err(RemoteError::MalformedRequest),
     };
-    encode_reply::<I>(&reply, out)
+    encode_answer::<I>(&reply, out)
+}
+
+/// The request of a call on `interface` to a server of `I`, or the error to answer it with:
+/// [`RemoteError::UnknownOperation`] if `interface` is not `I`'s, and
+/// [`RemoteError::MalformedRequest`] if the bytes do not decode.
+///
+/// With [`encode_answer`], the two halves of [`dispatch`](crate::dispatch) for a server that
+/// must reuse the message buffers while it serves (a call of its own overwrites them): the
+/// decoded request owns its data, so the receive buffer is free once this returns.
+pub fn decode_call<I: Interface>(interface: u16, request: &[u8]) -> WireReply<I::Request> {
+    if interface != I::ID {
+        return Err(RemoteError::UnknownOperation);
+    }
+    decode_request::<I>(request).map_err(|_| RemoteError::MalformedRequest)
+}
+
+/// Encodes the answer to a call (a reply, or the error standing in for it) into `out` and
+/// returns its length, for `REPLY`: never fails. If `out` cannot hold the reply the answer is
+/// [`RemoteError::Internal`]; if it cannot hold even that, the length is 0, which the client
+/// reads as a truncated reply.
+pub fn encode_answer<I: Interface>(answer: &WireReply<I::Reply>, out: &mut [u8]) -> usize {
+    encode_reply::<I>(answer, out)
         .or_else(|_| encode_reply::<I>(&Err(RemoteError::Internal), out))
         .unwrap_or(0)
 }

@@ -1,12 +1,14 @@
 //! The wire format of every interface: round trips of every message variant, sizes, schema
-//! hashes, and how `serve` answers input it cannot decode.
+//! hashes (pinned), and how `serve` answers input it cannot decode.
 
 use hv_ipc::abi::{self, MESSAGE_MAX};
 use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface, TrapResolution};
+use hv_ipc::interfaces::mmio_guard::{MmioGuardInterface, MmioGuardReply, MmioGuardRequest};
 use hv_ipc::interfaces::supervisor::{SupervisorInterface, SupervisorReply, SupervisorRequest};
+use hv_ipc::interfaces::{ALL, Description};
 use hv_ipc::{
     Error, Interface, RemoteError, WireReply, decode_reply, decode_request, encode_reply,
-    encode_request, schema_hash, serve, try_serve,
+    encode_request, for_each_interface, schema_hash, serve, try_serve,
 };
 
 /// One value of every variant, with extreme field values where a field has any, so the
@@ -128,6 +130,50 @@ impl Samples for TrapResolution {
     }
 }
 
+impl Samples for MmioGuardRequest {
+    const VARIANTS: usize = 1;
+    fn samples() -> Vec<Self> {
+        vec![
+            MmioGuardRequest::Check {
+                vm: 1,
+                ipa: 0x0900_0000,
+                len: 4,
+            },
+            MmioGuardRequest::Check {
+                vm: u16::MAX,
+                ipa: u64::MAX,
+                len: u64::MAX,
+            },
+        ]
+    }
+    fn variant(&self) -> usize {
+        match self {
+            MmioGuardRequest::Check { .. } => 0,
+        }
+    }
+}
+
+impl Samples for MmioGuardReply {
+    const VARIANTS: usize = 1;
+    fn samples() -> Vec<Self> {
+        vec![
+            MmioGuardReply::Verdict {
+                allowed: true,
+                enrolled: false,
+            },
+            MmioGuardReply::Verdict {
+                allowed: false,
+                enrolled: true,
+            },
+        ]
+    }
+    fn variant(&self) -> usize {
+        match self {
+            MmioGuardReply::Verdict { .. } => 0,
+        }
+    }
+}
+
 impl Samples for SupervisorRequest {
     const VARIANTS: usize = 2;
     fn samples() -> Vec<Self> {
@@ -226,36 +272,41 @@ where
     }
 }
 
+/// Every interface's messages, from the one list: an interface without [`Samples`] for its
+/// messages does not build here.
 #[test]
-fn guest_trap_messages_round_trip() {
-    round_trip_all::<GuestTrapInterface>();
+fn every_interfaces_messages_round_trip() {
+    macro_rules! round_trip_every_interface {
+        ($($interface:path),* $(,)?) => { $( round_trip_all::<$interface>(); )* };
+    }
+    for_each_interface!(round_trip_every_interface);
 }
 
 #[test]
-fn supervisor_messages_round_trip() {
-    round_trip_all::<SupervisorInterface>();
-}
-
-#[test]
-fn ids_are_the_abi_ones() {
+fn ids_and_names_are_the_abi_and_manifest_ones() {
     assert_eq!(GuestTrapInterface::ID, abi::interface::GUEST_TRAP);
     assert_eq!(SupervisorInterface::ID, abi::interface::SUPERVISOR);
-    assert_eq!(GuestTrapInterface::NAME, "guest_trap");
+    assert_eq!(MmioGuardInterface::ID, abi::interface::MMIO_GUARD);
+    assert_eq!(GuestTrapInterface::NAME, "guest-trap");
     assert_eq!(SupervisorInterface::NAME, "supervisor");
+    assert_eq!(MmioGuardInterface::NAME, "mmio-guard");
+    assert_eq!(
+        ALL.iter()
+            .map(|interface| interface.name)
+            .collect::<Vec<_>>(),
+        ["guest-trap", "supervisor", "mmio-guard"]
+    );
+    assert_eq!(ALL[0], Description::of::<GuestTrapInterface>());
 }
 
 #[test]
 fn sizes_fit_a_message_buffer() {
-    for (max_request, max_reply) in [
-        (
-            GuestTrapInterface::MAX_REQUEST,
-            GuestTrapInterface::MAX_REPLY,
-        ),
-        (
-            SupervisorInterface::MAX_REQUEST,
-            SupervisorInterface::MAX_REPLY,
-        ),
-    ] {
+    macro_rules! sizes {
+        ($($interface:path),* $(,)?) => {
+            [$( (<$interface>::MAX_REQUEST, <$interface>::MAX_REPLY) ),*]
+        };
+    }
+    for (max_request, max_reply) in for_each_interface!(sizes) {
         assert!(max_request <= MESSAGE_MAX);
         assert!(max_reply <= MESSAGE_MAX);
         // The reply bound covers the error a server may send instead: Err's tag and the error.
@@ -412,38 +463,72 @@ fn serve_into_a_short_buffer_degrades_without_panicking() {
 
 #[test]
 fn schema_hashes_differ_between_interfaces() {
-    assert_ne!(
-        GuestTrapInterface::SCHEMA_HASH,
-        SupervisorInterface::SCHEMA_HASH
-    );
+    for (index, first) in ALL.iter().enumerate() {
+        for second in &ALL[index + 1..] {
+            assert_ne!(
+                first.schema_hash, second.schema_hash,
+                "{first:?} {second:?}"
+            );
+        }
+    }
     assert_ne!(GuestTrapInterface::SCHEMA, SupervisorInterface::SCHEMA);
 }
 
 #[test]
-fn schema_hashes_are_stable() {
-    fn hash_of<I: Interface>() -> u64 {
-        I::SCHEMA_HASH
+fn schema_hashes_are_the_hashes_of_the_schemas() {
+    macro_rules! check {
+        ($($interface:path),* $(,)?) => {
+            $( assert_eq!(<$interface>::SCHEMA_HASH, schema_hash(<$interface>::SCHEMA)); )*
+        };
     }
-    // The same on every read, and exactly the hash of the schema text.
-    assert_eq!(
-        hash_of::<GuestTrapInterface>(),
-        hash_of::<GuestTrapInterface>()
-    );
-    assert_eq!(
-        GuestTrapInterface::SCHEMA_HASH,
-        schema_hash(GuestTrapInterface::SCHEMA)
-    );
-    assert_eq!(
-        SupervisorInterface::SCHEMA_HASH,
-        schema_hash(SupervisorInterface::SCHEMA)
-    );
+    for_each_interface!(check);
+}
+
+/// Every interface's schema hash as released. Pinned on purpose: the hash is what hot-swap is
+/// to check a new image against, so a change to an interface's messages must be a decision,
+/// never a side effect of an edit.
+const GOLDEN_SCHEMA_HASHES: &[(&str, u64)] = &[
+    ("guest-trap", 0x906f_c71a_99c4_df7e),
+    ("supervisor", 0x4522_b636_5d95_5ba2),
+    ("mmio-guard", 0x2286_1a16_5269_6570),
+];
+
+#[test]
+fn schema_hashes_are_pinned() {
+    for interface in ALL {
+        let Some(&(_, golden)) = GOLDEN_SCHEMA_HASHES
+            .iter()
+            .find(|(name, _)| *name == interface.name)
+        else {
+            panic!(
+                "interface `{}` has no pinned schema hash: add (\"{}\", {:#018x}) to \
+                 GOLDEN_SCHEMA_HASHES",
+                interface.name, interface.name, interface.schema_hash
+            );
+        };
+        assert_eq!(
+            interface.schema_hash, golden,
+            "the messages of interface `{}` changed shape (schema hash {:#018x}, pinned \
+             {:#018x}). Components built before and after the change cannot talk to each other, \
+             and hot-swap relies on the hash to refuse swapping one for the other. If the change \
+             is deliberate, update its value in GOLDEN_SCHEMA_HASHES (ipc/tests/messages.rs) in \
+             the same commit.",
+            interface.name, interface.schema_hash, golden
+        );
+    }
+    for (name, _) in GOLDEN_SCHEMA_HASHES {
+        assert!(
+            ALL.iter().any(|interface| interface.name == *name),
+            "GOLDEN_SCHEMA_HASHES pins `{name}`, which is no interface (renamed or removed?)"
+        );
+    }
 }
 
 #[test]
 fn schemas_describe_structure_not_documentation() {
     let schema = GuestTrapInterface::SCHEMA;
     for part in [
-        "guest_trap",
+        "guest-trap",
         "GuestTrap",
         "TrapResolution",
         "Conduit",
@@ -478,7 +563,7 @@ fn errors_display() {
 
 #[test]
 fn refusing_decodes_as_the_error_on_every_interface() {
-    use hv_ipc::{RemoteError, decode_reply, interfaces::MmioGuardInterface, refuse};
+    use hv_ipc::refuse;
     let mut out = [0u8; 8];
     let len = refuse(RemoteError::UnknownOperation, &mut out);
     assert!(len > 0);

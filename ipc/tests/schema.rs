@@ -6,12 +6,13 @@ mod original {
         pub interface Counter {
             id = 0x7f00;
             name = "counter";
+            server = CounterServer;
             /// Requests.
             request CounterRequest {
                 /// Add.
-                Add { amount: u32, mode: Mode },
+                Add { amount: u32, mode: Mode } => add,
                 /// Read.
-                Read,
+                Read => read,
             }
             /// Replies.
             reply CounterReply {
@@ -26,13 +27,15 @@ mod original {
     }
 }
 
-/// `original` with every doc comment rewritten and some spacing changed.
+/// `original` with every doc comment rewritten, some spacing changed and the server's methods
+/// renamed.
 mod reworded {
     hv_ipc::interface! {
         /// The same test interface, documented differently.
         pub interface Counter {
             id = 0x7f00;
             name = "counter";
+            server = CounterServer;
             /// What one asks.
             request CounterRequest {
                 /// Adds `amount`.
@@ -41,8 +44,8 @@ mod reworded {
                     amount: u32,
                     /// At the top.
                     mode: Mode,
-                },
-                Read,
+                } => add_to_counter,
+                Read => read_counter,
             }
             reply CounterReply { Value( u64 ) }
             enum Mode {
@@ -65,7 +68,8 @@ mod retyped {
         pub interface Counter {
             id = 0x7f00;
             name = "counter";
-            request CounterRequest { Add { amount: u64, mode: Mode }, Read }
+            server = CounterServer;
+            request CounterRequest { Add { amount: u64, mode: Mode } => add, Read => read }
             reply CounterReply { Value(u64) }
             enum Mode { Wrap, Saturate }
             struct Limits { low: u32, high: u32 }
@@ -80,7 +84,8 @@ mod reordered {
         pub interface Counter {
             id = 0x7f00;
             name = "counter";
-            request CounterRequest { Add { amount: u32, mode: Mode }, Read }
+            server = CounterServer;
+            request CounterRequest { Add { amount: u32, mode: Mode } => add, Read => read }
             reply CounterReply { Value(u64) }
             enum Mode { Saturate, Wrap }
             struct Limits { low: u32, high: u32 }
@@ -94,7 +99,8 @@ mod extended {
         pub interface Counter {
             id = 0x7f00;
             name = "counter";
-            request CounterRequest { Add { amount: u32, mode: Mode }, Read }
+            server = CounterServer;
+            request CounterRequest { Add { amount: u32, mode: Mode } => add, Read => read }
             reply CounterReply { Value(u64), Overflowed }
             enum Mode { Wrap, Saturate }
             struct Limits { low: u32, high: u32 }
@@ -105,7 +111,7 @@ mod extended {
 use hv_ipc::Interface;
 
 #[test]
-fn documentation_and_spacing_do_not_change_the_hash() {
+fn documentation_spacing_and_method_names_do_not_change_the_hash() {
     assert_eq!(
         original::Counter::SCHEMA_HASH,
         reworded::Counter::SCHEMA_HASH

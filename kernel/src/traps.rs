@@ -16,19 +16,11 @@ use crate::arch::{self, GuestFrame};
 use crate::{components, cpus};
 use hv_abi::ExitStatus;
 use hv_ipc::abi;
+use hv_ipc::guest_abi::{psci, smccc};
 use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface, TrapResolution};
 use hv_kernel::esr::{DataAbort, Syndrome, Trap};
 use hv_kernel::inject::{self, AbortKind, InjectedException};
 use hv_kernel::trap_stats::{MAX_CPUS, TrapClass, TrapCounters};
-use smccc::psci;
-
-/// SMCCC NOT_SUPPORTED (-1).
-const NOT_SUPPORTED: u64 = -1i64 as u64;
-/// PSCI INVALID_PARAMETERS (-2).
-const INVALID_PARAMETERS: u64 = -2i64 as u64;
-/// AFFINITY_INFO answers (PSCI 1.1 section 5.9.2).
-const AFFINITY_ON: u64 = 0;
-const AFFINITY_OFF: u64 = 1;
 /// The host VM's id in guest-trap messages.
 const HOST_VM: u16 = 0;
 
@@ -195,7 +187,7 @@ fn send_guest_trap(frame: &mut GuestFrame, server: usize, trap: &GuestTrap, retr
 /// NOT_SUPPORTED.
 fn route_smccc(frame: &mut GuestFrame, cpu: usize, conduit: Conduit, retry_pc: u64) {
     let Some(server) = components::smccc_route(frame.x[0] as u32) else {
-        frame.x[0] = NOT_SUPPORTED;
+        frame.x[0] = smccc::NOT_SUPPORTED as u64;
         return;
     };
     let mut regs = [0u64; 8];
@@ -207,7 +199,7 @@ fn route_smccc(frame: &mut GuestFrame, cpu: usize, conduit: Conduit, retry_pc: u
         regs,
     };
     if send_guest_trap(frame, server, &trap, retry_pc) == Sent::Unencodable {
-        frame.x[0] = NOT_SUPPORTED;
+        frame.x[0] = smccc::NOT_SUPPORTED as u64;
     }
 }
 
@@ -363,12 +355,12 @@ fn apply_resolution(frame: &mut GuestFrame, cpu: usize, reply: &[u8]) {
                 "trap server refused the call: {}",
                 defmt::Debug2Format(&remote)
             );
-            frame.x[0] = NOT_SUPPORTED;
+            frame.x[0] = smccc::NOT_SUPPORTED as u64;
             return;
         }
         Err(_) => {
             defmt::warn!("trap server sent an undecodable reply; answering NOT_SUPPORTED");
-            frame.x[0] = NOT_SUPPORTED;
+            frame.x[0] = smccc::NOT_SUPPORTED as u64;
             return;
         }
     };
@@ -493,7 +485,7 @@ fn set_return(frame: &mut GuestFrame, values: [u64; 4]) {
 /// once and answers ALREADY_ON after that.
 fn start_cpu(target_mpidr: u64, entry: u64, context: u64) -> u64 {
     let Some(index) = cpus::index_of(target_mpidr) else {
-        return INVALID_PARAMETERS;
+        return psci_status(psci::error::INVALID_PARAMETERS);
     };
     match hv_board::CURRENT.secondary_start {
         hv_board::SecondaryStart::PsciSmc => {
@@ -512,7 +504,7 @@ fn start_cpu(target_mpidr: u64, entry: u64, context: u64) -> u64 {
                 arch::spin_table::release(claimed);
                 psci_status(psci::error::SUCCESS)
             }
-            Err(SpinTableError::UnknownCpu) => INVALID_PARAMETERS,
+            Err(SpinTableError::UnknownCpu) => psci_status(psci::error::INVALID_PARAMETERS),
             Err(SpinTableError::AlreadyStarted) => psci_status(psci::error::ALREADY_ON),
             Err(SpinTableError::IndexIsNotAff0) => {
                 defmt::error!(
@@ -536,16 +528,16 @@ fn affinity_info(target_mpidr: u64, lowest_level: u64) -> u64 {
             arch::firmware_psci([call, target_mpidr, lowest_level, 0])
         }
         hv_board::SecondaryStart::SpinTable => match cpus::index_of(target_mpidr) {
-            None => INVALID_PARAMETERS,
-            Some(index) if arch::spin_table::is_started(index) => AFFINITY_ON,
-            Some(_) => AFFINITY_OFF,
+            None => psci_status(psci::error::INVALID_PARAMETERS),
+            Some(index) if arch::spin_table::is_started(index) => psci_status(psci::AFFINITY_ON),
+            Some(_) => psci_status(psci::AFFINITY_OFF),
         },
     }
 }
 
 /// A PSCI status code as the register value the caller receives.
-fn psci_status(code: i32) -> u64 {
-    i64::from(code) as u64
+const fn psci_status(code: i64) -> u64 {
+    code as u64
 }
 
 /// Reports the non-zero trap counters (the benchmark parses these lines).

@@ -1,6 +1,6 @@
 //! The memory-protection component: builds the host's stage 2 lazily and keeps page ownership.
 //!
-//! It serves `guest_trap` only:
+//! It serves `guest-trap` only:
 //!
 //! - `GuestTrap::Stage2Fault` (routed by `"host-stage2"`): a host access its stage 2 does not
 //!   translate. Mapped (identity, largest block or page by the build-time policy) and answered
@@ -32,11 +32,11 @@ mod component {
     //! The component proper: setup and the server loop around `hv_mem_protect::service`.
 
     use defmt::{debug, error, info, warn};
+    use hv_component_rt::hv_ipc;
     use hv_component_rt::hv_ipc::abi::{MESSAGE_MAX, kernel_op};
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
-        GuestTrap, GuestTrapInterface, TrapResolution,
+        Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
     };
-    use hv_component_rt::hv_ipc::{self, Interface, RemoteError};
     use hv_component_rt::{Ipc, Server, StartInfo, serve_forever, syscall};
     use hv_mem_protect::layout::host_layout;
     use hv_mem_protect::ownership::{OwnershipTable, PAGE_SIZE, Party, PhysAddr};
@@ -264,7 +264,76 @@ mod component {
             );
         }
 
-        #[allow(clippy::too_many_arguments)]
+        fn host_call(&mut self, vm: u16, vcpu: u16, regs: [u64; 8]) -> TrapResolution {
+            let function = regs[0] as u32;
+            let code = if vm != 0 {
+                warn!(
+                    "mem-protect: vm{=u16} made host call {=u32:#x}; refused",
+                    vm, function
+                );
+                service::code::NOT_SUPPORTED
+            } else {
+                let outcome = self.state.host_call(&regs, &mut KernelOps);
+                if outcome.table_failures > 0 {
+                    error!(
+                        "mem-protect: host call {=u32:#x} x1 {=u64:#x}: {=u64} pages left unmapped instead of annotated",
+                        function, regs[1], outcome.table_failures
+                    );
+                }
+                let name = match outcome.call {
+                    Some(HostCall::ShareHyp { .. }) => "share",
+                    Some(HostCall::UnshareHyp { .. }) => "unshare",
+                    Some(HostCall::DonateGuest { .. }) => "donate",
+                    Some(HostCall::Reclaim { .. }) => "reclaim",
+                    None => "call",
+                };
+                if outcome.code == service::code::SUCCESS {
+                    info!(
+                        "mem-protect: vcpu{=u16} {=str} x1 {=u64:#x} x2 {=u64} x3 {=u64}: done",
+                        vcpu, name, regs[1], regs[2], regs[3]
+                    );
+                } else {
+                    debug!(
+                        "mem-protect: vcpu{=u16} {=str} ({=u32:#x}) x1 {=u64:#x} x2 {=u64} x3 {=u64}: {=i64}",
+                        vcpu, name, function, regs[1], regs[2], regs[3], outcome.code
+                    );
+                }
+                outcome.code
+            };
+            TrapResolution::Return {
+                regs: [code as u64, 0, 0, 0],
+            }
+        }
+    }
+
+    impl GuestTrapServer for MemProtectServer<'_> {
+        /// The host's page-ownership calls.
+        fn smccc(
+            &mut self,
+            vm: u16,
+            vcpu: u16,
+            _conduit: Conduit,
+            regs: [u64; 8],
+        ) -> TrapResolution {
+            self.host_call(vm, vcpu, regs)
+        }
+
+        fn mmio(
+            &mut self,
+            vm: u16,
+            vcpu: u16,
+            ipa: u64,
+            _size: u8,
+            _write: bool,
+            _value: u64,
+        ) -> TrapResolution {
+            warn!(
+                "mem-protect: vm{=u16} vcpu{=u16}: MMIO access at {=u64:#x} routed here; refused",
+                vm, vcpu, ipa
+            );
+            TrapResolution::ExternalAbort
+        }
+
         fn stage2_fault(
             &mut self,
             vm: u16,
@@ -273,6 +342,7 @@ mod component {
             far: u64,
             write: bool,
             instruction: bool,
+            _from_el0: bool,
         ) -> TrapResolution {
             if vm != 0 {
                 warn!(
@@ -340,69 +410,6 @@ mod component {
             self.log_stats(resolution == TrapResolution::InjectHostAbort);
             resolution
         }
-
-        fn host_call(&mut self, vm: u16, vcpu: u16, regs: [u64; 8]) -> TrapResolution {
-            let function = regs[0] as u32;
-            let code = if vm != 0 {
-                warn!(
-                    "mem-protect: vm{=u16} made host call {=u32:#x}; refused",
-                    vm, function
-                );
-                service::code::NOT_SUPPORTED
-            } else {
-                let outcome = self.state.host_call(&regs, &mut KernelOps);
-                if outcome.table_failures > 0 {
-                    error!(
-                        "mem-protect: host call {=u32:#x} x1 {=u64:#x}: {=u64} pages left unmapped instead of annotated",
-                        function, regs[1], outcome.table_failures
-                    );
-                }
-                let name = match outcome.call {
-                    Some(HostCall::ShareHyp { .. }) => "share",
-                    Some(HostCall::UnshareHyp { .. }) => "unshare",
-                    Some(HostCall::DonateGuest { .. }) => "donate",
-                    Some(HostCall::Reclaim { .. }) => "reclaim",
-                    None => "call",
-                };
-                if outcome.code == service::code::SUCCESS {
-                    info!(
-                        "mem-protect: vcpu{=u16} {=str} x1 {=u64:#x} x2 {=u64} x3 {=u64}: done",
-                        vcpu, name, regs[1], regs[2], regs[3]
-                    );
-                } else {
-                    debug!(
-                        "mem-protect: vcpu{=u16} {=str} ({=u32:#x}) x1 {=u64:#x} x2 {=u64} x3 {=u64}: {=i64}",
-                        vcpu, name, function, regs[1], regs[2], regs[3], outcome.code
-                    );
-                }
-                outcome.code
-            };
-            TrapResolution::Return {
-                regs: [code as u64, 0, 0, 0],
-            }
-        }
-
-        fn guest_trap(&mut self, trap: GuestTrap) -> TrapResolution {
-            match trap {
-                GuestTrap::Stage2Fault {
-                    vm,
-                    vcpu,
-                    ipa,
-                    far,
-                    write,
-                    instruction,
-                    ..
-                } => self.stage2_fault(vm, vcpu, ipa, far, write, instruction),
-                GuestTrap::Smccc { vm, vcpu, regs, .. } => self.host_call(vm, vcpu, regs),
-                GuestTrap::Mmio { vm, vcpu, ipa, .. } => {
-                    warn!(
-                        "mem-protect: vm{=u16} vcpu{=u16}: MMIO access at {=u64:#x} routed here; refused",
-                        vm, vcpu, ipa
-                    );
-                    TrapResolution::ExternalAbort
-                }
-            }
-        }
     }
 
     impl Server for MemProtectServer<'_> {
@@ -413,14 +420,7 @@ mod component {
             request: &[u8],
             reply: &mut [u8; MESSAGE_MAX],
         ) -> usize {
-            match interface {
-                GuestTrapInterface::ID => {
-                    hv_ipc::serve::<GuestTrapInterface>(request, reply, |trap| {
-                        self.guest_trap(trap)
-                    })
-                }
-                _ => hv_ipc::refuse(RemoteError::UnknownOperation, reply),
-            }
+            hv_ipc::dispatch::<GuestTrapInterface, _>(self, interface, request, reply)
         }
     }
 }

@@ -50,33 +50,15 @@ use crate::stage2::{
     Access, HostStage2, Invalidation, IpaRange, Mapped, MappingPolicy, OwnerId, Stage2Error, Stats,
 };
 
-/// The host calls' function IDs (w0).
+/// The host calls' function IDs (w0), defined with the rest of the guest ABI.
 pub mod function {
-    /// Share one page with the hypervisor.
-    pub const HOST_SHARE_HYP: u32 = 0xC600_0090;
-    /// Stop sharing one page with the hypervisor.
-    pub const HOST_UNSHARE_HYP: u32 = 0xC600_0091;
-    /// Donate a range of pages to a guest.
-    pub const HOST_DONATE_GUEST: u32 = 0xC600_0092;
-    /// Take a range of pages back from a guest.
-    pub const HOST_RECLAIM: u32 = 0xC600_0093;
+    pub use hv_ipc::guest_abi::host::{
+        HOST_DONATE_GUEST, HOST_RECLAIM, HOST_SHARE_HYP, HOST_UNSHARE_HYP,
+    };
 }
 
-/// Return codes in x0 (as signed values).
-pub mod code {
-    /// The call succeeded.
-    pub const SUCCESS: i64 = 0;
-    /// Not a call this component serves (or the kernel refused a step of it).
-    pub const NOT_SUPPORTED: i64 = -1;
-    /// Bad arguments: misaligned, not RAM, zero pages, overflow, no such guest.
-    pub const INVALID_PARAMETER: i64 = -3;
-    /// A page is not owned by the party the call needs.
-    pub const NOT_OWNED: i64 = -5;
-    /// A page is shared already.
-    pub const ALREADY_SHARED: i64 = -6;
-    /// A page is not shared.
-    pub const NOT_SHARED: i64 = -7;
-}
+/// Return codes in x0 (as signed values), defined with the rest of the guest ABI.
+pub use hv_ipc::guest_abi::host::code;
 
 /// A host call, its arguments validated.
 #[derive(Clone, Debug, PartialEq, Eq)]

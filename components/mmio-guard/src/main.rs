@@ -3,11 +3,11 @@
 //!
 //! It serves two interfaces from one loop:
 //!
-//! - `guest_trap`: the kernel routes the MMIO guard's SMCCC calls (HYP_MEMINFO,
+//! - `guest-trap`: the kernel routes the MMIO guard's SMCCC calls (HYP_MEMINFO,
 //!   MMIO_GUARD_INFO, ENROLL, MAP, UNMAP; the manifest's route table names the function IDs) to
 //!   this component, on the calling vCPU's behalf; each is answered with
 //!   `TrapResolution::Return`;
-//! - `mmio_guard`: a component about to emulate an access (the VM manager) asks `Check` and
+//! - `mmio-guard`: a component about to emulate an access (the VM manager) asks `Check` and
 //!   gets a verdict. Every refusal is logged at warn level and counted per VM.
 //!
 //! The decisions live in [`policy`] (host-tested); the VM table comes from the manifest through
@@ -27,14 +27,14 @@ mod component {
     //! The component proper: the server loop around the policy.
 
     use defmt::{debug, info, warn};
+    use hv_component_rt::hv_ipc;
     use hv_component_rt::hv_ipc::abi::MESSAGE_MAX;
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
-        GuestTrap, GuestTrapInterface, TrapResolution,
+        Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
     };
     use hv_component_rt::hv_ipc::interfaces::mmio_guard::{
-        MmioGuardInterface, MmioGuardReply, MmioGuardRequest,
+        MmioGuardInterface, MmioGuardReply, MmioGuardServer,
     };
-    use hv_component_rt::hv_ipc::{self, Interface, RemoteError};
     use hv_component_rt::{Ipc, Server, StartInfo, serve_forever};
 
     use crate::policy::{self, Change, Guard};
@@ -49,7 +49,7 @@ mod component {
         if info.start_count > 0 {
             warn!("mmio-guard: restarted: enrolments and maps made before are lost");
         }
-        let mut server = MmioGuardServer {
+        let mut server = MmioGuardComponent {
             guard: Guard::new(&policy::vm_configs(&hv_component_rt::config().system)),
         };
         for config in server.guard.configs() {
@@ -64,83 +64,102 @@ mod component {
         serve_forever(&mut ipc, &mut server)
     }
 
-    struct MmioGuardServer {
+    struct MmioGuardComponent {
         guard: Guard,
     }
 
-    impl MmioGuardServer {
-        /// A guest trap: the MMIO guard's SMCCC calls.
-        fn guest_trap(&mut self, trap: GuestTrap) -> TrapResolution {
-            match trap {
-                GuestTrap::Smccc { vm, vcpu, regs, .. } => {
-                    let answer = self.guard.hypercall(vm, &regs);
-                    let function = regs[0] as u32;
-                    debug!(
-                        "mmio-guard: vm{=u16} vcpu{=u16}: {=str} ({=u32:#x}) x1 {=u64:#x} -> {=u64:#x}",
+    /// Guest traps: the MMIO guard's SMCCC calls.
+    impl GuestTrapServer for MmioGuardComponent {
+        fn smccc(
+            &mut self,
+            vm: u16,
+            vcpu: u16,
+            _conduit: Conduit,
+            regs: [u64; 8],
+        ) -> TrapResolution {
+            let answer = self.guard.hypercall(vm, &regs);
+            let function = regs[0] as u32;
+            debug!(
+                "mmio-guard: vm{=u16} vcpu{=u16}: {=str} ({=u32:#x}) x1 {=u64:#x} -> {=u64:#x}",
+                vm,
+                vcpu,
+                policy::function_name(function),
+                function,
+                regs[1],
+                answer.regs[0]
+            );
+            match answer.change {
+                Some(Change::Enrolled) => info!("mmio-guard: vm{=u16} enrolled", vm),
+                Some(Change::Mapped(granule)) => {
+                    info!("mmio-guard: vm{=u16} mapped {=u64:#x}", vm, granule.base())
+                }
+                Some(Change::Unmapped(granule)) => {
+                    info!(
+                        "mmio-guard: vm{=u16} unmapped {=u64:#x}",
                         vm,
-                        vcpu,
-                        policy::function_name(function),
-                        function,
-                        regs[1],
-                        answer.regs[0]
-                    );
-                    match answer.change {
-                        Some(Change::Enrolled) => info!("mmio-guard: vm{=u16} enrolled", vm),
-                        Some(Change::Mapped(granule)) => {
-                            info!("mmio-guard: vm{=u16} mapped {=u64:#x}", vm, granule.base())
-                        }
-                        Some(Change::Unmapped(granule)) => {
-                            info!(
-                                "mmio-guard: vm{=u16} unmapped {=u64:#x}",
-                                vm,
-                                granule.base()
-                            )
-                        }
-                        None => {}
-                    }
-                    TrapResolution::Return { regs: answer.regs }
+                        granule.base()
+                    )
                 }
-                // Emulated accesses are not routed here; if one is by mistake, this component
-                // emulates no device, so the access fails the way a bus error would.
-                GuestTrap::Mmio { vm, vcpu, ipa, .. } => {
-                    warn!(
-                        "mmio-guard: vm{=u16} vcpu{=u16}: MMIO access at {=u64:#x} routed here; refused",
-                        vm, vcpu, ipa
-                    );
-                    TrapResolution::ExternalAbort
-                }
-                // Host stage-2 faults belong to the memory-protection component.
-                GuestTrap::Stage2Fault { vm, ipa, .. } => {
-                    warn!(
-                        "mmio-guard: vm{=u16}: stage-2 fault at {=u64:#x} routed here; refused",
-                        vm, ipa
-                    );
-                    TrapResolution::InjectHostAbort
-                }
+                None => {}
             }
+            TrapResolution::Return { regs: answer.regs }
         }
 
-        /// A question from another component.
-        fn question(&mut self, request: MmioGuardRequest) -> MmioGuardReply {
-            match request {
-                MmioGuardRequest::Check { vm, ipa, len } => {
-                    let verdict = self.guard.check(vm, ipa, len);
-                    if !verdict.allowed {
-                        warn!(
-                            "mmio-guard: refused vm{=u16} ipa {=u64:#x} len {=u64}",
-                            vm, ipa, len
-                        );
-                    }
-                    MmioGuardReply::Verdict {
-                        allowed: verdict.allowed,
-                        enrolled: verdict.enrolled,
-                    }
-                }
+        /// Emulated accesses are not routed here; if one is by mistake, this component emulates
+        /// no device, so the access fails the way a bus error would.
+        fn mmio(
+            &mut self,
+            vm: u16,
+            vcpu: u16,
+            ipa: u64,
+            _size: u8,
+            _write: bool,
+            _value: u64,
+        ) -> TrapResolution {
+            warn!(
+                "mmio-guard: vm{=u16} vcpu{=u16}: MMIO access at {=u64:#x} routed here; refused",
+                vm, vcpu, ipa
+            );
+            TrapResolution::ExternalAbort
+        }
+
+        /// Host stage-2 faults belong to the memory-protection component.
+        fn stage2_fault(
+            &mut self,
+            vm: u16,
+            _vcpu: u16,
+            ipa: u64,
+            _far: u64,
+            _write: bool,
+            _instruction: bool,
+            _from_el0: bool,
+        ) -> TrapResolution {
+            warn!(
+                "mmio-guard: vm{=u16}: stage-2 fault at {=u64:#x} routed here; refused",
+                vm, ipa
+            );
+            TrapResolution::InjectHostAbort
+        }
+    }
+
+    /// Questions from other components.
+    impl MmioGuardServer for MmioGuardComponent {
+        fn check(&mut self, vm: u16, ipa: u64, len: u64) -> MmioGuardReply {
+            let verdict = self.guard.check(vm, ipa, len);
+            if !verdict.allowed {
+                warn!(
+                    "mmio-guard: refused vm{=u16} ipa {=u64:#x} len {=u64}",
+                    vm, ipa, len
+                );
+            }
+            MmioGuardReply::Verdict {
+                allowed: verdict.allowed,
+                enrolled: verdict.enrolled,
             }
         }
     }
 
-    impl Server for MmioGuardServer {
+    impl Server for MmioGuardComponent {
         fn handle_call(
             &mut self,
             _sender: u64,
@@ -148,19 +167,9 @@ mod component {
             request: &[u8],
             reply: &mut [u8; MESSAGE_MAX],
         ) -> usize {
-            match interface {
-                GuestTrapInterface::ID => {
-                    hv_ipc::serve::<GuestTrapInterface>(request, reply, |trap| {
-                        self.guest_trap(trap)
-                    })
-                }
-                MmioGuardInterface::ID => {
-                    hv_ipc::serve::<MmioGuardInterface>(request, reply, |request| {
-                        self.question(request)
-                    })
-                }
-                _ => hv_ipc::refuse(RemoteError::UnknownOperation, reply),
-            }
+            hv_ipc::dispatch::<(GuestTrapInterface, MmioGuardInterface), _>(
+                self, interface, request, reply,
+            )
         }
     }
 }

@@ -60,6 +60,11 @@
 //! The state lives in the component's memory only. A restarted MMIO guard starts again from the
 //! manifest: enrolments (but not enforced mode) and maps are forgotten.
 
+use hv_ipc::guest_abi::kvm::{
+    HYP_MEMINFO, MMIO_GUARD_ENROLL, MMIO_GUARD_INFO, MMIO_GUARD_MAP, MMIO_GUARD_UNMAP,
+};
+use hv_ipc::guest_abi::smccc::{INVALID_PARAMETER, NOT_SUPPORTED, SUCCESS};
+
 /// The protection granule: what MAP and UNMAP cover and what INFO and HYP_MEMINFO report.
 pub const GRANULE_SIZE: u64 = 4096;
 /// log2 of [`GRANULE_SIZE`].
@@ -72,25 +77,6 @@ pub const MAX_VMS: usize = 4;
 pub const MAX_MAPPED_GRANULES: usize = 64;
 /// The longest access a check is asked about (a 64-bit load or store).
 pub const MAX_ACCESS_LEN: u64 = 8;
-
-/// `ARM_SMCCC_VENDOR_HYP_KVM_HYP_MEMINFO_FUNC_ID`.
-pub const HYP_MEMINFO: u32 = 0xC600_0002;
-/// `ARM_SMCCC_VENDOR_HYP_KVM_MMIO_GUARD_INFO_FUNC_ID` (Android numbering).
-pub const MMIO_GUARD_INFO: u32 = 0xC600_0005;
-/// `ARM_SMCCC_VENDOR_HYP_KVM_MMIO_GUARD_ENROLL_FUNC_ID` (Android numbering).
-pub const MMIO_GUARD_ENROLL: u32 = 0xC600_0006;
-/// `ARM_SMCCC_VENDOR_HYP_KVM_MMIO_GUARD_MAP_FUNC_ID` (Android numbering; upstream's
-/// MMIO_GUARD, binary compatible).
-pub const MMIO_GUARD_MAP: u32 = 0xC600_0007;
-/// `ARM_SMCCC_VENDOR_HYP_KVM_MMIO_GUARD_UNMAP_FUNC_ID` (Android numbering).
-pub const MMIO_GUARD_UNMAP: u32 = 0xC600_0008;
-
-/// SMCCC SUCCESS.
-pub const SUCCESS: u64 = 0;
-/// SMCCC NOT_SUPPORTED (-1).
-pub const NOT_SUPPORTED: u64 = -1i64 as u64;
-/// SMCCC INVALID_PARAMETER (-3).
-pub const INVALID_PARAMETER: u64 = -3i64 as u64;
 
 /// How the guard treats a VM (the manifest's `mmio-guard` setting).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -249,10 +235,10 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// x0 = `status`, nothing changed.
-    const fn status(status: u64) -> Self {
+    /// x0 = `code` (an SMCCC return code), nothing changed.
+    const fn status(code: i64) -> Self {
         Self {
-            regs: [status, 0, 0, 0],
+            regs: [code as u64, 0, 0, 0],
             change: None,
         }
     }
@@ -260,7 +246,7 @@ impl Answer {
     /// SUCCESS, with `change`.
     const fn success(change: Option<Change>) -> Self {
         Self {
-            regs: [SUCCESS, 0, 0, 0],
+            regs: [SUCCESS as u64, 0, 0, 0],
             change,
         }
     }

@@ -5,11 +5,25 @@
 //! notifications go to [`Server::handle_notification`]. One type with two methods (rather than
 //! two closures) lets both share the component's state mutably.
 //!
+//! A component does not decode requests itself: it implements the server trait of each
+//! interface it serves (`hv_ipc::interfaces::supervisor::SupervisorServer`, ...) and answers in
+//! `handle_call` with `hv_ipc::dispatch`, which decodes the request, calls the trait's method,
+//! encodes the reply and refuses calls on interfaces outside the set:
+//!
+//! ```ignore
+//! impl Server for Supervisor {
+//!     fn handle_call(&mut self, _sender: u64, interface: u16, request: &[u8], reply: &mut [u8; MESSAGE_MAX]) -> usize {
+//!         hv_ipc::dispatch::<SupervisorInterface, _>(self, interface, request, reply)
+//!     }
+//! }
+//! ```
+//!
 //! While a call is being served [`Server::handle_call`] holds the buffers, so it cannot make
 //! calls of its own through the [`Ipc`] token; a server that must call another component while
 //! serving overrides [`Server::serve_call`], which gets the token itself. Kernel operations and
 //! notifications ([`crate::syscall`]) use no buffer and are fine anywhere.
 
+use hv_ipc::RemoteError;
 use hv_ipc::abi::MESSAGE_MAX;
 
 use crate::ipc::{Ipc, Received};
@@ -20,20 +34,28 @@ pub trait Server {
     /// reply's length (values beyond [`MESSAGE_MAX`] are clamped).
     ///
     /// Every call gets a reply, even an empty one (length 0), so that the caller never waits
-    /// forever; an interface the component does not serve should be answered the way
-    /// `hv_ipc::serve` answers an undecodable request.
+    /// forever; `hv_ipc::dispatch` answers every call, refusing those it cannot serve.
+    ///
+    /// By default refuses every call with [`RemoteError::UnknownOperation`]: right for a
+    /// component that serves no interface, and for one that overrides
+    /// [`serve_call`](Self::serve_call) instead.
     fn handle_call(
         &mut self,
         sender: u64,
         interface: u16,
         request: &[u8],
         reply: &mut [u8; MESSAGE_MAX],
-    ) -> usize;
+    ) -> usize {
+        let _ = (sender, interface, request);
+        hv_ipc::refuse(RemoteError::UnknownOperation, reply)
+    }
 
     /// Serves the call whose `len`-byte request is in the RX buffer and leaves the reply in the
     /// TX buffer, returning its length. By default lends the buffers to
-    /// [`handle_call`](Self::handle_call); override it to make calls while serving (copy the
-    /// request out of RX first: a call's reply overwrites it).
+    /// [`handle_call`](Self::handle_call); override it to make calls while serving: a call of
+    /// ours writes its request into TX and its reply over RX, so decode the request out of RX
+    /// first and encode the reply into TX last (`hv_ipc::decode_call`, `ServedBy::serve`,
+    /// `hv_ipc::encode_answer`).
     fn serve_call(&mut self, ipc: &mut Ipc, sender: u64, interface: u16, len: usize) -> usize {
         let (rx, tx) = ipc.rx_tx();
         self.handle_call(sender, interface, &rx[..len.min(MESSAGE_MAX)], tx)

@@ -19,11 +19,11 @@ mod component {
     //! The component proper: the server loop around the policy.
 
     use defmt::{info, warn};
+    use hv_component_rt::hv_ipc;
     use hv_component_rt::hv_ipc::abi::{ComponentState, MESSAGE_MAX, NOTIFY_COMPONENT_FAULTED};
     use hv_component_rt::hv_ipc::interfaces::supervisor::{
-        SupervisorInterface, SupervisorReply, SupervisorRequest,
+        SupervisorInterface, SupervisorReply, SupervisorServer,
     };
-    use hv_component_rt::hv_ipc::{self, Interface, RemoteError};
     use hv_component_rt::{Ipc, Server, StartInfo, serve_forever, syscall};
 
     use crate::policy::{MAX_COMPONENTS, Supervisor};
@@ -35,7 +35,7 @@ mod component {
             "supervisor: component {=usize} up (start {=u64})",
             info.index, info.start_count
         );
-        let mut server = SupervisorServer {
+        let mut server = SupervisorComponent {
             own_index: info.index,
             policy: Supervisor::new(&crate::policy::restart_policies(
                 &hv_component_rt::config().system,
@@ -45,12 +45,12 @@ mod component {
         serve_forever(&mut ipc, &mut server)
     }
 
-    struct SupervisorServer {
+    struct SupervisorComponent {
         own_index: usize,
         policy: Supervisor,
     }
 
-    impl SupervisorServer {
+    impl SupervisorComponent {
         /// Looks at every other component and restarts the faulted ones.
         fn check_components(&mut self) {
             let (now, hz) = syscall::read_counter().unwrap_or_else(|error| {
@@ -90,7 +90,20 @@ mod component {
         }
     }
 
-    impl Server for SupervisorServer {
+    impl SupervisorServer for SupervisorComponent {
+        fn ping(&mut self, nonce: u32) -> SupervisorReply {
+            SupervisorReply::Pong { nonce }
+        }
+
+        fn status(&mut self) -> SupervisorReply {
+            SupervisorReply::Status {
+                restarts: self.policy.restarts,
+                components_faulted: self.policy.faults,
+            }
+        }
+    }
+
+    impl Server for SupervisorComponent {
         fn handle_call(
             &mut self,
             _sender: u64,
@@ -98,16 +111,7 @@ mod component {
             request: &[u8],
             reply: &mut [u8; MESSAGE_MAX],
         ) -> usize {
-            if interface != SupervisorInterface::ID {
-                return hv_ipc::refuse(RemoteError::UnknownOperation, reply);
-            }
-            hv_ipc::serve::<SupervisorInterface>(request, reply, |request| match request {
-                SupervisorRequest::Ping { nonce } => SupervisorReply::Pong { nonce },
-                SupervisorRequest::Status => SupervisorReply::Status {
-                    restarts: self.policy.restarts,
-                    components_faulted: self.policy.faults,
-                },
-            })
+            hv_ipc::dispatch::<SupervisorInterface, _>(self, interface, request, reply)
         }
 
         fn handle_notification(&mut self, bits: u64) {

@@ -3,12 +3,11 @@
 //! derivations, host-tested; the configuration itself comes from the manifest.
 
 use hv_component_config::{DeviceKind, DeviceMode, System};
+use hv_ipc::Interface;
+use hv_ipc::interfaces::MmioGuardInterface;
 
 /// Most emulated devices across all VMs.
 pub const MAX_EMULATED: usize = 8;
-
-/// The interface name an MMIO guard serves in the manifest.
-const MMIO_GUARD_INTERFACE: &str = "mmio-guard";
 
 /// A device of a VM that its stage 2 leaves unmapped and this component emulates.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -52,7 +51,7 @@ pub fn emulated_devices(system: &System) -> heapless::Vec<EmulatedDevice<'_>, MA
 
 /// Whether the system has an MMIO guard to ask before emulating an access.
 pub fn has_mmio_guard(system: &System) -> bool {
-    system.serves(MMIO_GUARD_INTERFACE)
+    system.serves(MmioGuardInterface::NAME)
 }
 
 /// The name of VM `vm`, if it has one.

@@ -2,7 +2,7 @@
 //! the manifest makes emulated.
 //!
 //! The kernel routes a guest's SMCCC call (HVC, or SMC trapped by HCR_EL2.TSC) to this
-//! component as a `guest_trap` request, on the stopped vCPU's behalf; the component answers with
+//! component as a `guest-trap` request, on the stopped vCPU's behalf; the component answers with
 //! a `TrapResolution` the kernel carries out. The decisions live in [`policy`] (host-tested);
 //! each PSCI call is logged with its name and result.
 //!
@@ -42,8 +42,9 @@ mod component {
 
     use defmt::{debug, info, warn};
     use hv_component_rt::hv_ipc::abi::{MESSAGE_MAX, kernel_op};
+    use hv_component_rt::hv_ipc::guest_abi::{host, smccc};
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
-        GuestTrap, GuestTrapInterface, TrapResolution,
+        Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
     };
     use hv_component_rt::hv_ipc::interfaces::mmio_guard::{
         MmioGuardInterface, MmioGuardReply, MmioGuardRequest,
@@ -51,7 +52,7 @@ mod component {
     use hv_component_rt::hv_ipc::interfaces::supervisor::{
         SupervisorInterface, SupervisorReply, SupervisorRequest,
     };
-    use hv_component_rt::hv_ipc::{self, Client, Interface, RemoteError};
+    use hv_component_rt::hv_ipc::{self, Client, ServedBy};
     use hv_component_rt::{Ipc, Server, StartInfo, arch, serve_forever};
 
     use crate::config::{self, EmulatedDevice, MAX_EMULATED};
@@ -120,7 +121,7 @@ mod component {
         crash: Option<CrashHook>,
         /// The instance's start count (x3 at entry), for the crash hook.
         start_count: u64,
-        /// guest_trap requests this instance has taken.
+        /// guest-trap requests this instance has taken.
         served: u64,
         /// The state of each device of `emulated`, by index (all PL011s).
         uarts: [Pl011; MAX_EMULATED],
@@ -166,7 +167,7 @@ mod component {
                         "vm-manager: ping to the supervisor failed: {}",
                         defmt::Debug2Format(&other)
                     );
-                    policy::NOT_SUPPORTED
+                    smccc::NOT_SUPPORTED as u64
                 }
             };
             TrapResolution::Return {
@@ -253,6 +254,41 @@ mod component {
             }
         }
 
+        /// An SMCCC call other than HYP_PING_SUPERVISOR: decided by the policy, and logged.
+        fn smccc(&mut self, vm: u16, vcpu: u16, regs: [u64; 8]) -> TrapResolution {
+            let resolution = policy::decide(&regs, self.services);
+            let function = regs[0] as u32;
+            let (kind, value) = policy::summarize(&resolution);
+            // Calls that change a CPU's or the VM's state are logged; queries (VERSION,
+            // FEATURES, AFFINITY_INFO, unknown IDs) only at debug level, so a guest polling
+            // them does not flood the log.
+            let changes_state = !matches!(resolution, TrapResolution::Return { .. });
+            if let (true, Some(name)) = (changes_state, policy::psci_function_name(function)) {
+                info!(
+                    "vm{=u16} vcpu{=u16}: {=str} ({=u32:#x}) -> {=str} {=u64:#x}",
+                    vm, vcpu, name, function, kind, value
+                );
+            } else {
+                debug!(
+                    "vm{=u16} vcpu{=u16}: {=str} ({=u32:#x}) -> {=str} {=u64:#x}",
+                    vm,
+                    vcpu,
+                    policy::psci_function_name(function).unwrap_or(policy::function_name(function)),
+                    function,
+                    kind,
+                    value
+                );
+            }
+            // The VM is going away: its console's last, unfinished line goes out now.
+            if matches!(
+                resolution,
+                TrapResolution::SystemOff | TrapResolution::SystemReset
+            ) {
+                self.flush_consoles(vm);
+            }
+            resolution
+        }
+
         /// Sends the partial console lines of VM `vm`'s devices (the VM is going away).
         fn flush_consoles(&mut self, vm: u16) {
             let mut console = Console {
@@ -322,115 +358,91 @@ mod component {
         }
     }
 
-    impl Server for VmManager {
-        fn serve_call(&mut self, ipc: &mut Ipc, sender: u64, interface: u16, len: usize) -> usize {
-            if interface == GuestTrapInterface::ID {
-                // Decoded (copied out of RX) before any call of ours overwrites RX.
-                let request =
-                    hv_ipc::decode_request::<GuestTrapInterface>(&ipc.rx()[..len.min(MESSAGE_MAX)]);
-                let resolution = match request {
-                    Ok(GuestTrap::Smccc { regs, .. })
-                        if regs[0] as u32 == policy::HYP_PING_SUPERVISOR =>
-                    {
-                        self.served += 1;
-                        Some(Self::ping_supervisor(ipc, regs[1] as u32))
-                    }
-                    Ok(GuestTrap::Mmio {
-                        vm,
-                        vcpu,
-                        ipa,
-                        size,
-                        write,
-                        value,
-                    }) => {
-                        self.served += 1;
-                        self.crash_hook();
-                        let access = Access {
-                            vm,
-                            vcpu,
-                            ipa,
-                            size,
-                            write,
-                            value,
-                        };
-                        let mut console = Console {
-                            system: self.system,
-                            failed: &mut self.console_write_failed,
-                        };
-                        let devices = Devices {
-                            emulated: &self.emulated,
-                            uarts: &mut self.uarts,
-                            mmio_guard: self.services.mmio_guard,
-                        };
-                        Some(Self::mmio(ipc, devices, access, &mut console))
-                    }
-                    _ => None,
-                };
-                if let Some(resolution) = resolution {
-                    return hv_ipc::encode_reply::<GuestTrapInterface>(&Ok(resolution), ipc.tx())
-                        .unwrap_or(0);
-                }
+    /// The VM manager while it serves one call, with the IPC token: serving a guest trap may
+    /// call the supervisor or the MMIO guard.
+    struct Serving<'a> {
+        manager: &'a mut VmManager,
+        ipc: &'a mut Ipc,
+    }
+
+    impl GuestTrapServer for Serving<'_> {
+        fn smccc(
+            &mut self,
+            vm: u16,
+            vcpu: u16,
+            _conduit: Conduit,
+            regs: [u64; 8],
+        ) -> TrapResolution {
+            self.manager.served += 1;
+            if regs[0] as u32 == host::HYP_PING_SUPERVISOR {
+                return VmManager::ping_supervisor(self.ipc, regs[1] as u32);
             }
-            let (rx, tx) = ipc.rx_tx();
-            self.handle_call(sender, interface, &rx[..len.min(MESSAGE_MAX)], tx)
+            self.manager.crash_hook();
+            self.manager.smccc(vm, vcpu, regs)
         }
 
-        fn handle_call(
+        fn mmio(
             &mut self,
-            _sender: u64,
-            interface: u16,
-            request: &[u8],
-            reply: &mut [u8; MESSAGE_MAX],
-        ) -> usize {
-            if interface != GuestTrapInterface::ID {
-                return hv_ipc::refuse(RemoteError::UnknownOperation, reply);
-            }
-            self.served += 1;
-            self.crash_hook();
-            hv_ipc::serve::<GuestTrapInterface>(request, reply, |trap| match trap {
-                GuestTrap::Smccc { vm, vcpu, regs, .. } => {
-                    let resolution = policy::decide(&regs, self.services);
-                    let function = regs[0] as u32;
-                    let (kind, value) = policy::summarize(&resolution);
-                    // Calls that change a CPU's or the VM's state are logged; queries (VERSION,
-                    // FEATURES, AFFINITY_INFO, unknown IDs) only at debug level, so a guest
-                    // polling them does not flood the log.
-                    let changes_state = !matches!(resolution, TrapResolution::Return { .. });
-                    if let (true, Some(name)) =
-                        (changes_state, policy::psci_function_name(function))
-                    {
-                        info!(
-                            "vm{=u16} vcpu{=u16}: {=str} ({=u32:#x}) -> {=str} {=u64:#x}",
-                            vm, vcpu, name, function, kind, value
-                        );
-                    } else {
-                        debug!(
-                            "vm{=u16} vcpu{=u16}: {=str} ({=u32:#x}) -> {=str} {=u64:#x}",
-                            vm,
-                            vcpu,
-                            policy::psci_function_name(function)
-                                .unwrap_or(policy::function_name(function)),
-                            function,
-                            kind,
-                            value
-                        );
-                    }
-                    // The VM is going away: its console's last, unfinished line goes out now.
-                    if matches!(
-                        resolution,
-                        TrapResolution::SystemOff | TrapResolution::SystemReset
-                    ) {
-                        self.flush_consoles(vm);
-                    }
-                    resolution
-                }
-                // Served in `serve_call` (it calls the MMIO guard); only reached if that is
-                // bypassed, and then refused.
-                GuestTrap::Mmio { .. } => TrapResolution::ExternalAbort,
-                // Host stage-2 faults go to the memory-protection component; one routed here by
-                // a wrong manifest is refused with the abort the host expects.
-                GuestTrap::Stage2Fault { .. } => TrapResolution::InjectHostAbort,
-            })
+            vm: u16,
+            vcpu: u16,
+            ipa: u64,
+            size: u8,
+            write: bool,
+            value: u64,
+        ) -> TrapResolution {
+            let manager = &mut *self.manager;
+            manager.served += 1;
+            manager.crash_hook();
+            let access = Access {
+                vm,
+                vcpu,
+                ipa,
+                size,
+                write,
+                value,
+            };
+            let mut console = Console {
+                system: manager.system,
+                failed: &mut manager.console_write_failed,
+            };
+            let devices = Devices {
+                emulated: &manager.emulated,
+                uarts: &mut manager.uarts,
+                mmio_guard: manager.services.mmio_guard,
+            };
+            VmManager::mmio(self.ipc, devices, access, &mut console)
+        }
+
+        /// Host stage-2 faults go to the memory-protection component; one routed here by a
+        /// wrong manifest is refused with the abort the host expects.
+        fn stage2_fault(
+            &mut self,
+            _vm: u16,
+            _vcpu: u16,
+            _ipa: u64,
+            _far: u64,
+            _write: bool,
+            _instruction: bool,
+            _from_el0: bool,
+        ) -> TrapResolution {
+            self.manager.served += 1;
+            self.manager.crash_hook();
+            TrapResolution::InjectHostAbort
+        }
+    }
+
+    impl Server for VmManager {
+        fn serve_call(&mut self, ipc: &mut Ipc, _sender: u64, interface: u16, len: usize) -> usize {
+            // Serving may call another component, which writes TX and overwrites RX: the request
+            // is decoded (copied) out of RX first, and the reply encoded into TX last.
+            let call = hv_ipc::decode_call::<GuestTrapInterface>(
+                interface,
+                &ipc.rx()[..len.min(MESSAGE_MAX)],
+            );
+            let answer = call.map(|request| {
+                GuestTrapInterface::serve(&mut Serving { manager: self, ipc }, request)
+            });
+            hv_ipc::encode_answer::<GuestTrapInterface>(&answer, ipc.tx())
         }
     }
 }

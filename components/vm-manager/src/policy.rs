@@ -21,75 +21,28 @@
 //! (bit 30 clear) take 32-bit arguments: the upper halves of x1.. are not the caller's.
 //! Anything not listed is answered NOT_SUPPORTED (-1).
 
+use hv_ipc::guest_abi::{kvm, psci, smccc};
 use hv_ipc::interfaces::guest_trap::TrapResolution;
-pub use smccc::{arch, psci};
 
-/// SMCCC return value for an unknown function (SMCCC 1.1 section 5.2).
-pub const NOT_SUPPORTED: u64 = -1i64 as u64;
-/// PSCI INVALID_PARAMETERS.
-pub const INVALID_PARAMETERS: u64 = -2i64 as u64;
-/// The SMCCC version we implement: 1.1.
-pub const SMCCC_VERSION_1_1: u64 = 0x1_0001;
-/// The PSCI version we present: 1.1.
-pub const PSCI_VERSION_1_1: u64 = 0x1_0001;
-/// MIGRATE_INFO_TYPE: no Trusted OS needs migration.
-pub const MIGRATE_INFO_TYPE_NOT_PRESENT: u64 = 2;
-
-/// `ARM_SMCCC_VENDOR_HYP_CALL_UID_FUNC_ID`: the vendor hypervisor service's UID (SMC32 fast).
-pub const VENDOR_HYP_CALL_UID: u32 = 0x8600_FF01;
-/// `ARM_SMCCC_VENDOR_HYP_KVM_FEATURES_FUNC_ID`: KVM vendor function 0, the feature bitmap.
-pub const VENDOR_HYP_KVM_FEATURES: u32 = 0x8600_0000;
-/// KVM's vendor-hypervisor UID (the tests derive [`KVM_UID_REGS`] from it).
-#[cfg_attr(not(test), allow(dead_code))]
-pub const KVM_UID: &str = "28b46fb6-2ec5-11e9-a9ca-4b564d003a74";
-/// [`KVM_UID`] as the UID call returns it in w0..w3 (`ARM_SMCCC_VENDOR_HYP_UID_KVM_REG_0..3`).
-pub const KVM_UID_REGS: [u64; 4] = [0xb66f_b428, 0xe911_c52e, 0x564b_caa9, 0x743a_004d];
-/// KVM vendor function number of the FEATURES call (`ARM_SMCCC_KVM_FUNC_FEATURES`).
-pub const KVM_FUNC_FEATURES: u32 = 0;
-/// KVM vendor function HYP_MEMINFO (`ARM_SMCCC_KVM_FUNC_HYP_MEMINFO`): the stage-2 granule.
-pub const KVM_FUNC_HYP_MEMINFO: u32 = 2;
-/// KVM vendor function MMIO_GUARD_INFO (`ARM_SMCCC_KVM_FUNC_MMIO_GUARD_INFO`).
-pub const KVM_FUNC_MMIO_GUARD_INFO: u32 = 5;
-/// KVM vendor function MMIO_GUARD_ENROLL.
-pub const KVM_FUNC_MMIO_GUARD_ENROLL: u32 = 6;
-/// KVM vendor function MMIO_GUARD_MAP.
-pub const KVM_FUNC_MMIO_GUARD_MAP: u32 = 7;
-/// KVM vendor function MMIO_GUARD_UNMAP.
-pub const KVM_FUNC_MMIO_GUARD_UNMAP: u32 = 8;
 /// The KVM vendor functions the mmio-guard component serves, when there is one.
 pub const MMIO_GUARD_FUNCTIONS: [u32; 5] = [
-    KVM_FUNC_HYP_MEMINFO,
-    KVM_FUNC_MMIO_GUARD_INFO,
-    KVM_FUNC_MMIO_GUARD_ENROLL,
-    KVM_FUNC_MMIO_GUARD_MAP,
-    KVM_FUNC_MMIO_GUARD_UNMAP,
+    kvm::FUNC_HYP_MEMINFO,
+    kvm::FUNC_MMIO_GUARD_INFO,
+    kvm::FUNC_MMIO_GUARD_ENROLL,
+    kvm::FUNC_MMIO_GUARD_MAP,
+    kvm::FUNC_MMIO_GUARD_UNMAP,
 ];
-/// HYP_MEMINFO's function ID (SMC64 fast, vendor hypervisor: `0xC6000000 | 2`).
-pub const HYP_MEMINFO: u32 = 0xC600_0000 | KVM_FUNC_HYP_MEMINFO;
-/// MMIO_GUARD_INFO's function ID.
-pub const MMIO_GUARD_INFO: u32 = 0xC600_0000 | KVM_FUNC_MMIO_GUARD_INFO;
-/// MMIO_GUARD_ENROLL's function ID.
-pub const MMIO_GUARD_ENROLL: u32 = 0xC600_0000 | KVM_FUNC_MMIO_GUARD_ENROLL;
-/// MMIO_GUARD_MAP's function ID.
-pub const MMIO_GUARD_MAP: u32 = 0xC600_0000 | KVM_FUNC_MMIO_GUARD_MAP;
-/// MMIO_GUARD_UNMAP's function ID.
-pub const MMIO_GUARD_UNMAP: u32 = 0xC600_0000 | KVM_FUNC_MMIO_GUARD_UNMAP;
-/// Our own vendor-hypervisor call (fast, SMC64, function 128: past KVM's 0..127): the VM
-/// manager calls the supervisor's Ping with x1 as the nonce and returns the answer in x0. A
-/// health check of the component path, and what `cargo xtask bench` times for a
-/// component-to-component call.
-pub const HYP_PING_SUPERVISOR: u32 = 0xC600_0080;
 /// What the system serves besides this component's own calls, as far as discovery goes.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Services {
-    /// There is an mmio-guard component (the kernel routes HYP_MEMINFO and MMIO_GUARD_* to it).
+    /// There is an mmio-guard component (the kernel routes kvm::HYP_MEMINFO and MMIO_GUARD_* to it).
     pub mmio_guard: bool,
 }
 
 /// The KVM vendor functions the system implements, as the FEATURES call reports them (r0 =
 /// functions 0..31, r1 = 32..63, r2 = 64..95, r3 = 96..127).
 pub const fn kvm_features_bitmap(services: Services) -> [u64; 4] {
-    let mut r0 = 1 << KVM_FUNC_FEATURES;
+    let mut r0 = 1 << kvm::FUNC_FEATURES;
     if services.mmio_guard {
         let mut i = 0;
         while i < MMIO_GUARD_FUNCTIONS.len() {
@@ -124,6 +77,11 @@ fn ret(x0: u64) -> TrapResolution {
     }
 }
 
+/// A return with status `code` (negative for an error) in x0.
+fn status(code: i64) -> TrapResolution {
+    ret(code as u64)
+}
+
 /// Decides what a guest's SMCCC call does. `regs` are the caller's x0..x7 (function ID in x0);
 /// `services` is what the rest of the system serves, for discovery.
 pub fn decide(regs: &[u64; 8], services: Services) -> TrapResolution {
@@ -138,21 +96,31 @@ pub fn decide(regs: &[u64; 8], services: Services) -> TrapResolution {
         }
     };
     match function {
-        arch::SMCCC_VERSION => ret(SMCCC_VERSION_1_1),
-        arch::SMCCC_ARCH_FEATURES => {
+        smccc::SMCCC_VERSION => ret(smccc::VERSION_1_1),
+        smccc::SMCCC_ARCH_FEATURES => {
             let asked = arg(1) as u32;
-            let known = asked == arch::SMCCC_VERSION || asked == arch::SMCCC_ARCH_FEATURES;
-            ret(if known { 0 } else { NOT_SUPPORTED })
+            let known = asked == smccc::SMCCC_VERSION || asked == smccc::SMCCC_ARCH_FEATURES;
+            status(if known {
+                smccc::SUCCESS
+            } else {
+                smccc::NOT_SUPPORTED
+            })
         }
-        VENDOR_HYP_CALL_UID => TrapResolution::Return { regs: KVM_UID_REGS },
-        VENDOR_HYP_KVM_FEATURES => TrapResolution::Return {
+        kvm::VENDOR_HYP_CALL_UID => TrapResolution::Return {
+            regs: kvm::UID_REGS,
+        },
+        kvm::FEATURES => TrapResolution::Return {
             regs: kvm_features_bitmap(services),
         },
-        psci::PSCI_VERSION => ret(PSCI_VERSION_1_1),
+        psci::PSCI_VERSION => ret(psci::VERSION_1_1),
         psci::PSCI_FEATURES => {
             let asked = arg(1) as u32;
-            let known = SUPPORTED_PSCI.contains(&asked) || asked == arch::SMCCC_VERSION;
-            ret(if known { 0 } else { NOT_SUPPORTED })
+            let known = SUPPORTED_PSCI.contains(&asked) || asked == smccc::SMCCC_VERSION;
+            status(if known {
+                smccc::SUCCESS
+            } else {
+                smccc::NOT_SUPPORTED
+            })
         }
         psci::PSCI_CPU_ON_32 | psci::PSCI_CPU_ON_64 => TrapResolution::StartCpu {
             target_mpidr: arg(1),
@@ -163,7 +131,7 @@ pub fn decide(regs: &[u64; 8], services: Services) -> TrapResolution {
         psci::PSCI_CPU_SUSPEND_32 | psci::PSCI_CPU_SUSPEND_64 => TrapResolution::WaitForInterrupt,
         psci::PSCI_AFFINITY_INFO_32 | psci::PSCI_AFFINITY_INFO_64 => {
             if arg(2) > 3 {
-                ret(INVALID_PARAMETERS)
+                status(psci::error::INVALID_PARAMETERS)
             } else {
                 TrapResolution::AffinityInfo {
                     target_mpidr: arg(1),
@@ -171,12 +139,12 @@ pub fn decide(regs: &[u64; 8], services: Services) -> TrapResolution {
                 }
             }
         }
-        psci::PSCI_MIGRATE_INFO_TYPE => ret(MIGRATE_INFO_TYPE_NOT_PRESENT),
+        psci::PSCI_MIGRATE_INFO_TYPE => status(psci::MIGRATE_INFO_TYPE_NOT_PRESENT),
         psci::PSCI_SYSTEM_OFF => TrapResolution::SystemOff,
         psci::PSCI_SYSTEM_RESET | psci::PSCI_SYSTEM_RESET2_32 | psci::PSCI_SYSTEM_RESET2_64 => {
             TrapResolution::SystemReset
         }
-        _ => ret(NOT_SUPPORTED),
+        _ => status(smccc::NOT_SUPPORTED),
     }
 }
 
@@ -210,15 +178,15 @@ pub fn psci_function_name(function: u32) -> Option<&'static str> {
 /// The name of any function this policy knows, for logs (`"UNKNOWN"` otherwise).
 pub fn function_name(function: u32) -> &'static str {
     match function {
-        arch::SMCCC_VERSION => "SMCCC_VERSION",
-        arch::SMCCC_ARCH_FEATURES => "SMCCC_ARCH_FEATURES",
-        VENDOR_HYP_CALL_UID => "VENDOR_HYP_CALL_UID",
-        VENDOR_HYP_KVM_FEATURES => "KVM_FEATURES",
-        HYP_MEMINFO => "HYP_MEMINFO",
-        MMIO_GUARD_INFO => "MMIO_GUARD_INFO",
-        MMIO_GUARD_ENROLL => "MMIO_GUARD_ENROLL",
-        MMIO_GUARD_MAP => "MMIO_GUARD_MAP",
-        MMIO_GUARD_UNMAP => "MMIO_GUARD_UNMAP",
+        smccc::SMCCC_VERSION => "SMCCC_VERSION",
+        smccc::SMCCC_ARCH_FEATURES => "SMCCC_ARCH_FEATURES",
+        kvm::VENDOR_HYP_CALL_UID => "kvm::VENDOR_HYP_CALL_UID",
+        kvm::FEATURES => "KVM_FEATURES",
+        kvm::HYP_MEMINFO => "kvm::HYP_MEMINFO",
+        kvm::MMIO_GUARD_INFO => "kvm::MMIO_GUARD_INFO",
+        kvm::MMIO_GUARD_ENROLL => "kvm::MMIO_GUARD_ENROLL",
+        kvm::MMIO_GUARD_MAP => "kvm::MMIO_GUARD_MAP",
+        kvm::MMIO_GUARD_UNMAP => "kvm::MMIO_GUARD_UNMAP",
         _ => psci_function_name(function).unwrap_or("UNKNOWN"),
     }
 }
@@ -265,8 +233,8 @@ mod tests {
     fn unknown_functions_are_not_supported() {
         for function in [
             // Arm architecture calls beyond the two we serve (SOC_ID, the workarounds).
-            arch::SMCCC_ARCH_SOC_ID,
-            arch::SMCCC_ARCH_WORKAROUND_1,
+            smccc::SMCCC_ARCH_SOC_ID,
+            smccc::SMCCC_ARCH_WORKAROUND_1,
             0x8000_FFF0,
             // CPU, SiP and OEM service ranges.
             0x8100_0000,
@@ -295,7 +263,11 @@ mod tests {
             0x0400_0000,
             7,
         ] {
-            assert_eq!(call(function, [0; 3]), ret(NOT_SUPPORTED), "{function:#x}");
+            assert_eq!(
+                call(function, [0; 3]),
+                status(smccc::NOT_SUPPORTED),
+                "{function:#x}"
+            );
         }
     }
 
@@ -306,42 +278,44 @@ mod tests {
                 &[0xdead_0000_8400_0000, 0, 0, 0, 0, 0, 0, 0],
                 Services::default()
             ),
-            ret(PSCI_VERSION_1_1)
+            ret(psci::VERSION_1_1)
         );
         assert_eq!(
             decide(
                 &[0xffff_ffff_8600_ff01, 0, 0, 0, 0, 0, 0, 0],
                 Services::default()
             ),
-            TrapResolution::Return { regs: KVM_UID_REGS }
+            TrapResolution::Return {
+                regs: kvm::UID_REGS
+            }
         );
     }
 
     #[test]
     fn smccc_and_psci_discovery() {
-        assert_eq!(call(arch::SMCCC_VERSION, [0; 3]), ret(SMCCC_VERSION_1_1));
+        assert_eq!(call(smccc::SMCCC_VERSION, [0; 3]), ret(smccc::VERSION_1_1));
         assert_eq!(
             call(
-                arch::SMCCC_ARCH_FEATURES,
-                [arch::SMCCC_VERSION as u64, 0, 0]
+                smccc::SMCCC_ARCH_FEATURES,
+                [smccc::SMCCC_VERSION as u64, 0, 0]
             ),
             ret(0)
         );
         assert_eq!(
             call(
-                arch::SMCCC_ARCH_FEATURES,
-                [arch::SMCCC_ARCH_WORKAROUND_1 as u64, 0, 0]
+                smccc::SMCCC_ARCH_FEATURES,
+                [smccc::SMCCC_ARCH_WORKAROUND_1 as u64, 0, 0]
             ),
-            ret(NOT_SUPPORTED)
+            status(smccc::NOT_SUPPORTED)
         );
         assert_eq!(
             call(
-                arch::SMCCC_ARCH_FEATURES,
-                [VENDOR_HYP_CALL_UID as u64, 0, 0]
+                smccc::SMCCC_ARCH_FEATURES,
+                [kvm::VENDOR_HYP_CALL_UID as u64, 0, 0]
             ),
-            ret(NOT_SUPPORTED)
+            status(smccc::NOT_SUPPORTED)
         );
-        assert_eq!(call(psci::PSCI_VERSION, [0; 3]), ret(PSCI_VERSION_1_1));
+        assert_eq!(call(psci::PSCI_VERSION, [0; 3]), ret(psci::VERSION_1_1));
         for function in SUPPORTED_PSCI {
             assert_eq!(
                 call(psci::PSCI_FEATURES, [*function as u64, 0, 0]),
@@ -350,12 +324,12 @@ mod tests {
             );
         }
         assert_eq!(
-            call(psci::PSCI_FEATURES, [arch::SMCCC_VERSION as u64, 0, 0]),
+            call(psci::PSCI_FEATURES, [smccc::SMCCC_VERSION as u64, 0, 0]),
             ret(0)
         );
         assert_eq!(
             call(psci::PSCI_FEATURES, [psci::PSCI_MIGRATE_32 as u64, 0, 0]),
-            ret(NOT_SUPPORTED)
+            status(smccc::NOT_SUPPORTED)
         );
         // PSCI_FEATURES is SMC32: the asked function is the low half of x1 only.
         assert_eq!(
@@ -372,7 +346,7 @@ mod tests {
     /// their big-endian order, each group of four read as a little-endian u32.
     #[test]
     fn kvm_uid_encoding() {
-        let hex: Vec<u8> = KVM_UID.bytes().filter(|b| *b != b'-').collect();
+        let hex: Vec<u8> = kvm::UID.bytes().filter(|b| *b != b'-').collect();
         assert_eq!(hex.len(), 32);
         let bytes: Vec<u8> = hex
             .chunks(2)
@@ -382,9 +356,9 @@ mod tests {
             .chunks(4)
             .map(|word| u32::from_le_bytes(word.try_into().unwrap()) as u64)
             .collect();
-        assert_eq!(regs, KVM_UID_REGS);
+        assert_eq!(regs, kvm::UID_REGS);
         assert_eq!(
-            call(VENDOR_HYP_CALL_UID, [0; 3]),
+            call(kvm::VENDOR_HYP_CALL_UID, [0; 3]),
             TrapResolution::Return {
                 regs: [0xb66fb428, 0xe911c52e, 0x564bcaa9, 0x743a004d]
             }
@@ -403,20 +377,20 @@ mod tests {
     fn served_here(services: Services, n: u32) -> bool {
         [0x8600_0000 + n, 0xC600_0000 + n]
             .into_iter()
-            .any(|id| call_with(services, id, [0; 3]) != ret(NOT_SUPPORTED))
+            .any(|id| call_with(services, id, [0; 3]) != status(smccc::NOT_SUPPORTED))
     }
 
     #[test]
     fn kvm_features_without_the_guard_reports_only_itself() {
         assert_eq!(
-            call(VENDOR_HYP_KVM_FEATURES, [0; 3]),
+            call(kvm::FEATURES, [0; 3]),
             TrapResolution::Return { regs: [1, 0, 0, 0] }
         );
         // Every function the bitmap claims is answered here with something other than
         // NOT_SUPPORTED, and every other function number is not.
         let services = Services::default();
         let claimed = claimed(kvm_features_bitmap(services));
-        assert_eq!(claimed, [KVM_FUNC_FEATURES]);
+        assert_eq!(claimed, [kvm::FUNC_FEATURES]);
         for n in 0..128u32 {
             assert_eq!(
                 claimed.contains(&n),
@@ -430,7 +404,7 @@ mod tests {
     fn kvm_features_with_the_guard_adds_its_functions() {
         let expected = (1 << 0) | (1 << 2) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8);
         assert_eq!(
-            call_with(WITH_GUARD, VENDOR_HYP_KVM_FEATURES, [0; 3]),
+            call_with(WITH_GUARD, kvm::FEATURES, [0; 3]),
             TrapResolution::Return {
                 regs: [expected, 0, 0, 0]
             }
@@ -446,24 +420,24 @@ mod tests {
             assert_eq!(claimed.contains(&n), guards || here, "KVM function {n}");
         }
         for id in [
-            HYP_MEMINFO,
-            MMIO_GUARD_INFO,
-            MMIO_GUARD_ENROLL,
-            MMIO_GUARD_MAP,
-            MMIO_GUARD_UNMAP,
+            kvm::HYP_MEMINFO,
+            kvm::MMIO_GUARD_INFO,
+            kvm::MMIO_GUARD_ENROLL,
+            kvm::MMIO_GUARD_MAP,
+            kvm::MMIO_GUARD_UNMAP,
         ] {
             assert_eq!(id & 0xFF, id - 0xC600_0000);
             assert_ne!(function_name(id), "UNKNOWN");
         }
-        assert_eq!(HYP_MEMINFO, 0xC600_0002);
-        assert_eq!(MMIO_GUARD_UNMAP, 0xC600_0008);
+        assert_eq!(kvm::HYP_MEMINFO, 0xC600_0002);
+        assert_eq!(kvm::MMIO_GUARD_UNMAP, 0xC600_0008);
     }
 
     #[test]
     fn everything_else_ignores_the_guard() {
         for function in [
-            arch::SMCCC_VERSION,
-            VENDOR_HYP_CALL_UID,
+            smccc::SMCCC_VERSION,
+            kvm::VENDOR_HYP_CALL_UID,
             psci::PSCI_VERSION,
             psci::PSCI_CPU_ON_64,
             psci::PSCI_SYSTEM_OFF,
@@ -507,7 +481,7 @@ mod tests {
     fn affinity_info_levels_and_truncation() {
         assert_eq!(
             call(psci::PSCI_AFFINITY_INFO_64, [1, 4, 0]),
-            ret(INVALID_PARAMETERS)
+            status(psci::error::INVALID_PARAMETERS)
         );
         assert_eq!(
             call(psci::PSCI_AFFINITY_INFO_64, [0x100, 3, 0]),
@@ -529,7 +503,7 @@ mod tests {
         );
         assert_eq!(
             call(psci::PSCI_AFFINITY_INFO_64, [2, 0x1_0000_0000, 0]),
-            ret(INVALID_PARAMETERS)
+            status(psci::error::INVALID_PARAMETERS)
         );
     }
 
@@ -568,12 +542,15 @@ mod tests {
         assert_eq!(psci_function_name(0x8400_001F), Some("PSCI_UNKNOWN"));
         assert_eq!(psci_function_name(0xC400_0015), Some("PSCI_UNKNOWN"));
         assert_eq!(psci_function_name(0x8400_0020), None);
-        assert_eq!(psci_function_name(VENDOR_HYP_CALL_UID), None);
-        assert_eq!(function_name(VENDOR_HYP_CALL_UID), "VENDOR_HYP_CALL_UID");
+        assert_eq!(psci_function_name(kvm::VENDOR_HYP_CALL_UID), None);
+        assert_eq!(
+            function_name(kvm::VENDOR_HYP_CALL_UID),
+            "kvm::VENDOR_HYP_CALL_UID"
+        );
         assert_eq!(function_name(0x8600_0001), "UNKNOWN");
         assert_eq!(
             summarize(&call(psci::PSCI_VERSION, [0; 3])),
-            ("return", PSCI_VERSION_1_1)
+            ("return", psci::VERSION_1_1)
         );
         assert_eq!(
             summarize(&call(psci::PSCI_CPU_ON_64, [3, 0, 0])),

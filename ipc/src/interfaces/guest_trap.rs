@@ -18,7 +18,8 @@ crate::interface! {
     /// Guest traps routed to a component.
     pub interface GuestTrapInterface {
         id = abi::interface::GUEST_TRAP;
-        name = "guest_trap";
+        name = "guest-trap";
+        server = GuestTrapServer;
 
         /// A trap taken from a guest, with what the component needs to decide on it.
         request GuestTrap {
@@ -32,7 +33,7 @@ crate::interface! {
                 conduit: Conduit,
                 /// The caller's x0..x7: the function id in x0 and its arguments.
                 regs: [u64; 8],
-            },
+            } => smccc,
             /// A data access to an IPA the VM's stage 2 leaves unmapped because the manifest
             /// makes the device there emulated. Only accesses the syndrome fully describes
             /// (ESR ISV = 1) arrive here; the kernel never guesses at the others.
@@ -49,7 +50,7 @@ crate::interface! {
                 write: bool,
                 /// For a write, the value written (the source register, truncated to `size`).
                 value: u64,
-            },
+            } => mmio,
             /// A host VM access its stage 2 does not translate (the memory-protection component
             /// builds that stage 2 lazily). Routed by `"host-stage2"`.
             Stage2Fault {
@@ -67,7 +68,7 @@ crate::interface! {
                 instruction: bool,
                 /// The access came from EL0.
                 from_el0: bool,
-            },
+            } => stage2_fault,
         }
 
         /// What the kernel does with the trapped vCPU.

@@ -9,7 +9,8 @@ crate::interface! {
     /// Questions to the MMIO guard.
     pub interface MmioGuardInterface {
         id = abi::interface::MMIO_GUARD;
-        name = "mmio_guard";
+        name = "mmio-guard";
+        server = MmioGuardServer;
 
         /// What the MMIO guard is asked.
         request MmioGuardRequest {
@@ -23,7 +24,7 @@ crate::interface! {
                 ipa: u64,
                 /// Length in bytes (1..=8).
                 len: u64,
-            },
+            } => check,
         }
 
         /// What the MMIO guard answers.

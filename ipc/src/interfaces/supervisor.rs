@@ -7,6 +7,7 @@ crate::interface! {
     pub interface SupervisorInterface {
         id = abi::interface::SUPERVISOR;
         name = "supervisor";
+        server = SupervisorServer;
 
         /// What the supervisor is asked.
         request SupervisorRequest {
@@ -14,9 +15,9 @@ crate::interface! {
             Ping {
                 /// Echoed back, so the caller can match the answer to its question.
                 nonce: u32,
-            },
+            } => ping,
             /// The supervisor's counters; answered with [`SupervisorReply::Status`].
-            Status,
+            Status => status,
         }
 
         /// What the supervisor answers.

@@ -8,33 +8,12 @@
 #[cfg(target_os = "none")]
 use crate::{global::Global, smccc::Conduit};
 
-pub use ::smccc::psci::{
-    PSCI_AFFINITY_INFO_64, PSCI_CPU_ON_64, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION,
-};
-
 /// PSCI return codes (Arm DEN 0022, "Return error codes"), as the signed `x0` of a 64-bit call.
-pub mod error {
-    /// `SUCCESS`.
-    pub const SUCCESS: i64 = 0;
-    /// `NOT_SUPPORTED`.
-    pub const NOT_SUPPORTED: i64 = -1;
-    /// `INVALID_PARAMETERS`.
-    pub const INVALID_PARAMETERS: i64 = -2;
-    /// `DENIED`.
-    pub const DENIED: i64 = -3;
-    /// `ALREADY_ON`: `CPU_ON` of a CPU that is already on.
-    pub const ALREADY_ON: i64 = -4;
-    /// `ON_PENDING`: `CPU_ON` of a CPU that is being turned on.
-    pub const ON_PENDING: i64 = -5;
-    /// `INTERNAL_FAILURE`.
-    pub const INTERNAL_FAILURE: i64 = -6;
-    /// `NOT_PRESENT`.
-    pub const NOT_PRESENT: i64 = -7;
-    /// `DISABLED`.
-    pub const DISABLED: i64 = -8;
-    /// `INVALID_ADDRESS`.
-    pub const INVALID_ADDRESS: i64 = -9;
-}
+pub use hv_ipc::guest_abi::psci::error;
+pub use hv_ipc::guest_abi::psci::{
+    AFFINITY_OFF, AFFINITY_ON, AFFINITY_ON_PENDING, PSCI_AFFINITY_INFO_64, PSCI_CPU_ON_64,
+    PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION, VERSION_1_1,
+};
 
 /// The name of PSCI return code `code` (`"SUCCESS"`, `"ALREADY_ON"`, ...), or `"?"`.
 pub fn error_name(code: i64) -> &'static str {
@@ -52,13 +31,6 @@ pub fn error_name(code: i64) -> &'static str {
         _ => "?",
     }
 }
-
-/// `AFFINITY_INFO` result: at least one CPU of the affinity instance is on.
-pub const AFFINITY_ON: i64 = 0;
-/// `AFFINITY_INFO` result: every CPU of the affinity instance is off.
-pub const AFFINITY_OFF: i64 = 1;
-/// `AFFINITY_INFO` result: the affinity instance is being turned on.
-pub const AFFINITY_ON_PENDING: i64 = 2;
 
 /// The PSCI conduit; `HVC` until the DTB has been read (see [`crate::Env::psci_conduit`]).
 #[cfg(target_os = "none")]
@@ -167,14 +139,6 @@ mod tests {
         assert_eq!(error_name(-9), "INVALID_ADDRESS");
         assert_eq!(error_name(-10), "?");
         assert_eq!(error_name(1), "?");
-    }
-
-    #[test]
-    fn codes_match_the_smccc_crate() {
-        use ::smccc::psci::error as theirs;
-        assert_eq!(error::ALREADY_ON, i64::from(theirs::ALREADY_ON));
-        assert_eq!(error::INVALID_ADDRESS, i64::from(theirs::INVALID_ADDRESS));
-        assert_eq!(error::NOT_SUPPORTED, i64::from(theirs::NOT_SUPPORTED));
     }
 
     #[test]

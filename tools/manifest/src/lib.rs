@@ -35,12 +35,20 @@ use spans::SpanIndex;
 use std::path::Path;
 use toml::de::DeTable;
 
-/// Interface names a manifest may use, with their ids (`hv_ipc::abi::interface`).
-pub const INTERFACES: &[(&str, u16)] = &[
-    ("guest-trap", hv_ipc::abi::interface::GUEST_TRAP),
-    ("supervisor", hv_ipc::abi::interface::SUPERVISOR),
-    ("mmio-guard", hv_ipc::abi::interface::MMIO_GUARD),
-];
+/// Interface names a manifest may use, with their ids: every interface `hv_ipc` defines
+/// ([`hv_ipc::interfaces::ALL`]), under its [`NAME`](hv_ipc::Interface::NAME).
+pub const INTERFACES: &[(&str, u16)] = &interface_table();
+
+const fn interface_table() -> [(&'static str, u16); hv_ipc::interfaces::ALL.len()] {
+    let all = hv_ipc::interfaces::ALL;
+    let mut table = [("", 0); hv_ipc::interfaces::ALL.len()];
+    let mut index = 0;
+    while index < all.len() {
+        table[index] = (all[index].name, all[index].id);
+        index += 1;
+    }
+    table
+}
 
 /// Kernel operation names, with their numbers (`hv_ipc::abi::kernel_op`).
 pub const KERNEL_OPS: &[(&str, u64)] = &[

@@ -420,3 +420,20 @@ fn a_malformed_configuration_file_names_the_field() {
     let error = build::parse("hv-mem-protect", &big_stack).unwrap_err();
     assert!(error.contains("field `stack`"), "{error}");
 }
+
+#[test]
+fn the_interface_names_are_hv_ipcs() {
+    let defined: Vec<(&str, u16)> = hv_ipc::interfaces::ALL
+        .iter()
+        .map(|interface| (interface.name, interface.id))
+        .collect();
+    assert_eq!(hv_manifest::INTERFACES, defined.as_slice());
+    // The names manifests under manifests/ use.
+    for (name, id) in [
+        ("guest-trap", interface::GUEST_TRAP),
+        ("supervisor", interface::SUPERVISOR),
+        ("mmio-guard", interface::MMIO_GUARD),
+    ] {
+        assert!(defined.contains(&(name, id)), "{name}");
+    }
+}

@@ -72,16 +72,16 @@ fn call(guard: &mut Guard, vm: u16, function: u32, args: [u64; 3]) -> Answer {
     )
 }
 
-fn status(x0: u64) -> Answer {
+fn status(code: i64) -> Answer {
     Answer {
-        regs: [x0, 0, 0, 0],
+        regs: [code as u64, 0, 0, 0],
         change: None,
     }
 }
 
 fn success(change: Change) -> Answer {
     Answer {
-        regs: [SUCCESS, 0, 0, 0],
+        regs: [SUCCESS as u64, 0, 0, 0],
         change: Some(change),
     }
 }
@@ -193,9 +193,9 @@ fn map_and_unmap_ignore_x2_and_x3() {
     let mut guard = guard();
     for (x2, x3) in [(0, 0), (1, 0), (7, 0), (0xff, u64::MAX), (u64::MAX, 0x1234)] {
         let answer = call(&mut guard, OPTIONAL_VM, MMIO_GUARD_MAP, [UART, x2, x3]);
-        assert_eq!(answer.regs, [SUCCESS, 0, 0, 0], "{x2:#x} {x3:#x}");
+        assert_eq!(answer.regs, [SUCCESS as u64, 0, 0, 0], "{x2:#x} {x3:#x}");
         let answer = call(&mut guard, OPTIONAL_VM, MMIO_GUARD_UNMAP, [UART, x2, x3]);
-        assert_eq!(answer.regs, [SUCCESS, 0, 0, 0], "{x2:#x} {x3:#x}");
+        assert_eq!(answer.regs, [SUCCESS as u64, 0, 0, 0], "{x2:#x} {x3:#x}");
     }
 }
 
@@ -254,7 +254,7 @@ fn map_accepts_the_edges_of_ram_and_of_the_ipa_space() {
         ram_end: 0,
         mode: Mode::Optional,
     }]);
-    assert_eq!(map(&mut guard, 0, RAM_START).regs[0], SUCCESS);
+    assert_eq!(map(&mut guard, 0, RAM_START).regs[0], SUCCESS as u64);
 }
 
 #[test]
@@ -266,7 +266,7 @@ fn ram_bounds_need_not_be_aligned_for_the_policy() {
         ram_end: 0x4800,
         mode: Mode::Optional,
     }]);
-    assert_eq!(map(&mut guard, 0, 0).regs[0], SUCCESS);
+    assert_eq!(map(&mut guard, 0, 0).regs[0], SUCCESS as u64);
     for ipa in [0x1000, 0x2000, 0x4000] {
         assert_eq!(
             map(&mut guard, 0, ipa),
@@ -274,7 +274,7 @@ fn ram_bounds_need_not_be_aligned_for_the_policy() {
             "{ipa:#x}"
         );
     }
-    assert_eq!(map(&mut guard, 0, 0x5000).regs[0], SUCCESS);
+    assert_eq!(map(&mut guard, 0, 0x5000).regs[0], SUCCESS as u64);
 }
 
 #[test]
@@ -297,7 +297,7 @@ fn unmap_removes_and_accesses_are_refused_again() {
 #[test]
 fn map_before_enroll_takes_effect_at_enrolment() {
     let mut guard = guard();
-    assert_eq!(map(&mut guard, OPTIONAL_VM, UART).regs[0], SUCCESS);
+    assert_eq!(map(&mut guard, OPTIONAL_VM, UART).regs[0], SUCCESS as u64);
     // Not enrolled: everything is allowed, mapped or not.
     assert!(allowed(&mut guard, OPTIONAL_VM, UART, 4));
     assert!(allowed(&mut guard, OPTIONAL_VM, UART_NEXT, 4));
@@ -315,7 +315,7 @@ fn a_full_set_refuses_new_granules_only() {
         let ipa = base + (MAX_MAPPED_GRANULES as u64 - 1 - index) * GRANULE_SIZE;
         assert_eq!(
             map(&mut guard, OPTIONAL_VM, ipa).regs[0],
-            SUCCESS,
+            SUCCESS as u64,
             "{ipa:#x}"
         );
     }
@@ -328,9 +328,9 @@ fn a_full_set_refuses_new_granules_only() {
     // Mapping a granule that is there still succeeds.
     assert_eq!(map(&mut guard, OPTIONAL_VM, base), status(SUCCESS));
     // Another VM's set is its own.
-    assert_eq!(map(&mut guard, ENFORCED_VM, UART).regs[0], SUCCESS);
+    assert_eq!(map(&mut guard, ENFORCED_VM, UART).regs[0], SUCCESS as u64);
     // Room again after an UNMAP.
-    assert_eq!(unmap(&mut guard, OPTIONAL_VM, base).regs[0], SUCCESS);
+    assert_eq!(unmap(&mut guard, OPTIONAL_VM, base).regs[0], SUCCESS as u64);
     assert_eq!(
         map(&mut guard, OPTIONAL_VM, UART),
         success(Change::Mapped(Granule::containing(UART)))
@@ -693,7 +693,7 @@ impl ModelVm {
     }
 
     fn hypercall(&mut self, function: u32, args: [u64; 3]) -> [u64; 4] {
-        let x0 = if self.config.mode == Mode::Off {
+        let x0: i64 = if self.config.mode == Mode::Off {
             NOT_SUPPORTED
         } else {
             match function {
@@ -720,7 +720,7 @@ impl ModelVm {
                 _ => NOT_SUPPORTED,
             }
         };
-        [x0, 0, 0, 0]
+        [x0 as u64, 0, 0, 0]
     }
 
     fn check(&mut self, ipa: u64, len: u64) -> Verdict {

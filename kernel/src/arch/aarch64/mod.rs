@@ -317,7 +317,7 @@ pub fn park() -> ! {
 /// is NOT_SUPPORTED without a call.
 pub fn firmware_psci(regs: [u64; 4]) -> u64 {
     if !hv_board::CURRENT.has_firmware_psci() {
-        return smccc::psci::error::NOT_SUPPORTED as i64 as u64;
+        return hv_ipc::guest_abi::psci::error::NOT_SUPPORTED as u64;
     }
     let mut args = [0u64; 17];
     args[..3].copy_from_slice(&regs[1..]);

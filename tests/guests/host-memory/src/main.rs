@@ -50,16 +50,12 @@ mod guest {
     const MMIO_GAP: u64 = 0x0900_8000;
 
     /// The memory-protection component's host calls.
-    const HOST_SHARE_HYP: u32 = 0xC600_0090;
-    const HOST_UNSHARE_HYP: u32 = 0xC600_0091;
-    const HOST_DONATE_GUEST: u32 = 0xC600_0092;
-    const HOST_RECLAIM: u32 = 0xC600_0093;
-
-    const SUCCESS: i64 = 0;
-    const INVALID_PARAMETER: i64 = -3;
-    const NOT_OWNED: i64 = -5;
-    const ALREADY_SHARED: i64 = -6;
-    const NOT_SHARED: i64 = -7;
+    use hv_guest_rt::smccc::host::code::{
+        ALREADY_SHARED, INVALID_PARAMETER, NOT_OWNED, NOT_SHARED, SUCCESS,
+    };
+    use hv_guest_rt::smccc::host::{
+        HOST_DONATE_GUEST, HOST_RECLAIM, HOST_SHARE_HYP, HOST_UNSHARE_HYP,
+    };
 
     /// The guest the test donates to.
     const GUEST: u64 = 1;

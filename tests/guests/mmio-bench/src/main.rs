@@ -24,14 +24,11 @@
 mod guest {
     //! The benchmark (bare metal only).
 
+    use hv_guest_rt::smccc::kvm::{MMIO_GUARD_ENROLL as ENROLL, MMIO_GUARD_MAP as MAP};
     use hv_guest_rt::{Env, counter, fail_run, println, psci, smccc};
 
     /// Timed operations of each kind.
     const ITERATIONS: u64 = 1_000;
-    /// MMIO_GUARD_ENROLL (Android numbering).
-    const ENROLL: u32 = 0xC600_0006;
-    /// MMIO_GUARD_MAP.
-    const MAP: u32 = 0xC600_0007;
     /// The emulated console (QEMU virt's PL011).
     const CONSOLE: u64 = 0x0900_0000;
 

@@ -66,7 +66,7 @@ mod guest {
 
     fn discovery_matches_what_is_served(_env: &Env) -> TestResult {
         let uid = hvc(kvm::VENDOR_HYP_CALL_UID, &[]);
-        let kvm_uid = kvm::KVM_UID_REGS.map(|reg| reg as u32);
+        let kvm_uid = kvm::UID_REGS.map(|reg| reg as u32);
         ensure!(
             w(&uid) == kvm_uid,
             "vendor hypervisor UID {:x?}, expected KVM's {kvm_uid:x?}",

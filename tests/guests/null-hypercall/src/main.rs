@@ -34,8 +34,6 @@ mod guest {
 
     /// An unknown vendor-hyp SMC64 fast call: the hypervisor's cheapest answer.
     const NULL_FUNCTION_ID: u32 = 0xC600_00FF;
-    /// HYP_PING_SUPERVISOR: the VM manager asks the supervisor and returns the nonce.
-    const PING_FUNCTION_ID: u32 = 0xC600_0080;
     /// The nonce the ping carries (and must come back).
     const NONCE: u64 = 0x5eed;
 
@@ -67,7 +65,7 @@ mod guest {
                 "HVC {NULL_FUNCTION_ID:#x} returned {x0:#x}, expected NOT_SUPPORTED"
             ));
         }
-        let ping = || smccc::hvc(PING_FUNCTION_ID, &[NONCE])[0];
+        let ping = || smccc::hvc(smccc::host::HYP_PING_SUPERVISOR, &[NONCE])[0];
         let answer = ping();
         if answer != NONCE {
             fail_run(format_args!(

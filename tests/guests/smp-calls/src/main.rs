@@ -49,10 +49,6 @@ mod guest {
 
     /// Calls each CPU makes in `two_cpus_call_vm_manager_at_once`.
     const ITERATIONS: u64 = 3000;
-    /// HYP_PING_SUPERVISOR: the VM manager pings the supervisor and returns x1 (the nonce).
-    const HYP_PING_SUPERVISOR: u32 = 0xC600_0080;
-    /// What `PSCI_VERSION` must answer: PSCI 1.1.
-    const PSCI_VERSION_1_1: u64 = 0x1_0001;
     /// CPU 1's nonces are `CPU1_NONCE_BASE + call number`, CPU 0's `CPU0_NONCE_BASE + ...`: the
     /// two ranges do not overlap, so an answer meant for the other CPU is seen as wrong.
     const CPU1_NONCE_BASE: u64 = 0x1000;
@@ -148,7 +144,7 @@ mod guest {
     /// `nonce_base + call` for odd ones (HYP_PING_SUPERVISOR).
     fn expected_answer(call: u64, nonce_base: u64) -> u64 {
         if call.is_multiple_of(2) {
-            PSCI_VERSION_1_1
+            psci::VERSION_1_1
         } else {
             nonce_base + call
         }
@@ -165,7 +161,7 @@ mod guest {
             let answer = if call.is_multiple_of(2) {
                 smccc::hvc(PSCI_VERSION, &[])[0]
             } else {
-                smccc::hvc(HYP_PING_SUPERVISOR, &[nonce_base + call])[0]
+                smccc::hvc(smccc::host::HYP_PING_SUPERVISOR, &[nonce_base + call])[0]
             };
             if answer == expected_answer(call, nonce_base) {
                 correct += 1;
