@@ -183,6 +183,11 @@ pub mod host {
     pub const HOST_DONATE_GUEST: u32 = function_id(0x92);
     /// Take x2 pages from PA x1 back from guest x3.
     pub const HOST_RECLAIM: u32 = function_id(0x93);
+    /// The component template's counter (`components/template`): add x1, return the total in
+    /// x1 (x0 = INVALID_PARAMETER, nothing added, if it would overflow).
+    pub const TEMPLATE_ADD: u32 = function_id(0xA0);
+    /// The component template's counter: return the total in x1.
+    pub const TEMPLATE_READ: u32 = function_id(0xA1);
 
     /// What the page-ownership calls return in x0 (signed): SMCCC's codes and three of ours.
     pub mod code {
@@ -223,6 +228,10 @@ mod tests {
                 host::HOST_RECLAIM
             ],
             [0xC600_0090, 0xC600_0091, 0xC600_0092, 0xC600_0093]
+        );
+        assert_eq!(
+            [host::TEMPLATE_ADD, host::TEMPLATE_READ],
+            [0xC600_00A0, 0xC600_00A1]
         );
         assert_eq!(psci::PSCI_CPU_ON_64, smccc::fast_call(4, true, 3));
     }

@@ -3,18 +3,9 @@
 //! Kept apart from the server glue (`main.rs`) and free of anything target-specific, so it is
 //! tested on the host with `cargo test -p hv-template`. A real component puts its policy here.
 
-/// TEMPLATE_ADD: x1 = amount; returns x0 = SUCCESS, x1 = the new total, or
-/// x0 = INVALID_PARAMETER (nothing changed) if the total would overflow.
-pub const TEMPLATE_ADD: u32 = 0xC600_00A0;
-/// TEMPLATE_READ: returns x0 = SUCCESS, x1 = the total.
-pub const TEMPLATE_READ: u32 = 0xC600_00A1;
-
-/// SMCCC return codes (DEN 0028: -1 not supported, -2 invalid parameter... as signed x0).
-pub const SUCCESS: i64 = 0;
-/// The function is not one of the template's.
-pub const NOT_SUPPORTED: i64 = -1;
-/// The arguments are refused (the total would overflow).
-pub const INVALID_PARAMETER: i64 = -3;
+// The function IDs and return codes live in the guest ABI, shared with the guests that call.
+pub use hv_component_rt::hv_ipc::guest_abi::host::{TEMPLATE_ADD, TEMPLATE_READ};
+use hv_component_rt::hv_ipc::guest_abi::smccc::{INVALID_PARAMETER, NOT_SUPPORTED, SUCCESS};
 
 /// The counter.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -62,8 +62,14 @@ mod component {
         ) -> TrapResolution {
             let answer = self.counter.hypercall(&regs);
             debug!(
-                "template: vm{=u16} vcpu{=u16}: {=u64:#x}({=u64}) -> {=i64}, {=u64}",
-                vm, vcpu, regs[0], regs[1], answer[0] as i64, answer[1]
+                "template: call {=u64}: vm{=u16} vcpu{=u16}: {=u64:#x}({=u64}) -> {=i64}, {=u64}",
+                self.counter.calls(),
+                vm,
+                vcpu,
+                regs[0],
+                regs[1],
+                answer[0] as i64,
+                answer[1]
             );
             TrapResolution::Return { regs: answer }
         }

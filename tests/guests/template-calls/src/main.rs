@@ -6,7 +6,7 @@
 //!
 //! - `the_counter_starts_where_the_manifest_says`: READ → 0, x1 = 40.
 //! - `adds_accumulate`: ADD 1 → 41, ADD 1 → 42, READ → 42.
-//! - `an_overflow_is_refused_and_changes_nothing`: ADD u64::MAX → -3 (INVALID_PARAMETER) and
+//! - `an_overflow_is_refused_and_changes_nothing`: ADD u64::MAX → INVALID_PARAMETER and
 //!   x1 still 42; READ → 42.
 //! - `other_functions_stay_with_the_vm_manager`: a function just past the template's range is
 //!   not routed there and gets NOT_SUPPORTED from the VM manager.
@@ -19,7 +19,9 @@
 mod guest {
     //! The test cases (bare metal only).
 
-    use hv_guest_rt::{Env, TestResult, ensure_eq, smccc::hvc};
+    use hv_guest_rt::smccc::host::{TEMPLATE_ADD, TEMPLATE_READ, code::SUCCESS};
+    use hv_guest_rt::smccc::{INVALID_PARAMETER, NOT_SUPPORTED, hvc};
+    use hv_guest_rt::{Env, TestResult, ensure_eq};
 
     hv_guest_rt::test_guest![
         the_counter_starts_where_the_manifest_says,
@@ -28,15 +30,8 @@ mod guest {
         other_functions_stay_with_the_vm_manager,
     ];
 
-    /// The template's functions (`components/template/src/counter.rs`).
-    const TEMPLATE_ADD: u32 = 0xC600_00A0;
-    const TEMPLATE_READ: u32 = 0xC600_00A1;
     /// Where the manifest starts the counter.
     const START: u64 = 40;
-
-    const SUCCESS: i64 = 0;
-    const NOT_SUPPORTED: i64 = -1;
-    const INVALID_PARAMETER: i64 = -3;
 
     fn call(function: u32, x1: u64) -> (i64, u64) {
         let regs = hvc(function, &[x1]);
