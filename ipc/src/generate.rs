@@ -61,6 +61,18 @@ macro_rules! generate_integers {
 
 generate_integers!(u8, u16, u32, u64, usize, i8, i16, i32, i64, isize);
 
+impl Generate for crate::addr::Ipa {
+    fn generate(_variant: usize, entropy: &mut Entropy<'_>) -> Self {
+        Self(entropy.word())
+    }
+}
+
+impl Generate for crate::addr::PhysAddr {
+    fn generate(_variant: usize, entropy: &mut Entropy<'_>) -> Self {
+        Self(entropy.word())
+    }
+}
+
 impl Generate for bool {
     fn generate(_variant: usize, entropy: &mut Entropy<'_>) -> Self {
         entropy.word() & 1 == 1

@@ -88,6 +88,7 @@
 mod macros;
 
 pub mod abi;
+pub mod addr;
 mod client;
 mod dispatch;
 mod error;

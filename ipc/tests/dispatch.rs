@@ -3,6 +3,7 @@
 //! any method.
 
 use hv_ipc::abi::{self, MESSAGE_MAX};
+use hv_ipc::addr::Ipa;
 use hv_ipc::generate::{Entropy, Generate};
 use hv_ipc::interfaces::guest_trap::{
     Conduit, GuestTrap, GuestTrapInterface, GuestTrapServer, TrapResolution,
@@ -22,11 +23,11 @@ use hv_ipc::{
 #[derive(Clone, Debug, PartialEq)]
 enum Seen {
     Smccc(u16, u16, Conduit, [u64; 8]),
-    Mmio(u16, u16, u64, u8, bool, u64),
-    Stage2Fault(u16, u16, u64, u64, bool, bool, bool),
+    Mmio(u16, u16, Ipa, u8, bool, u64),
+    Stage2Fault(u16, u16, Ipa, u64, bool, bool, bool),
     Ping(u32),
     Status,
-    Check(u16, u64, u64),
+    Check(u16, Ipa, u64),
 }
 
 /// The call each request should become: written out per variant (an exhaustive match, so a
@@ -91,21 +92,21 @@ impl GuestTrapServer for Recorder {
         &mut self,
         vm: u16,
         vcpu: u16,
-        ipa: u64,
+        ipa: Ipa,
         size: u8,
         write: bool,
         value: u64,
     ) -> TrapResolution {
         self.seen
             .push(Seen::Mmio(vm, vcpu, ipa, size, write, value));
-        TrapResolution::MmioRead { value: ipa }
+        TrapResolution::MmioRead { value: ipa.0 }
     }
 
     fn stage2_fault(
         &mut self,
         vm: u16,
         vcpu: u16,
-        ipa: u64,
+        ipa: Ipa,
         far: u64,
         write: bool,
         instruction: bool,
@@ -140,7 +141,7 @@ impl SupervisorServer for Recorder {
 }
 
 impl MmioGuardServer for Recorder {
-    fn check(&mut self, vm: u16, ipa: u64, len: u64) -> MmioGuardReply {
+    fn check(&mut self, vm: u16, ipa: Ipa, len: u64) -> MmioGuardReply {
         self.seen.push(Seen::Check(vm, ipa, len));
         MmioGuardReply::Verdict {
             allowed: len <= 8,
@@ -210,7 +211,7 @@ fn replies_are_the_methods() {
             &mut server,
             &MmioGuardRequest::Check {
                 vm: 1,
-                ipa: 0x900_0000,
+                ipa: Ipa(0x900_0000),
                 len: 4
             }
         ),
@@ -219,7 +220,10 @@ fn replies_are_the_methods() {
             enrolled: true
         })
     );
-    assert_eq!(server.seen, [Seen::Status, Seen::Check(1, 0x900_0000, 4)]);
+    assert_eq!(
+        server.seen,
+        [Seen::Status, Seen::Check(1, Ipa(0x900_0000), 4)]
+    );
 }
 
 #[test]
@@ -316,7 +320,7 @@ fn undecodable_requests_are_refused_without_calling_a_method() {
     let len = encode_request::<MmioGuardInterface>(
         &MmioGuardRequest::Check {
             vm: 1,
-            ipa: u64::MAX,
+            ipa: Ipa(u64::MAX),
             len: 8,
         },
         &mut check,

@@ -2,6 +2,7 @@
 //! hashes (pinned), and how `serve` answers input it cannot decode.
 
 use hv_ipc::abi::{self, MESSAGE_MAX};
+use hv_ipc::addr::Ipa;
 use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface, TrapResolution};
 use hv_ipc::interfaces::mmio_guard::{MmioGuardInterface, MmioGuardReply, MmioGuardRequest};
 use hv_ipc::interfaces::supervisor::{SupervisorInterface, SupervisorReply, SupervisorRequest};
@@ -39,7 +40,7 @@ impl Samples for GuestTrap {
             GuestTrap::Mmio {
                 vm: 0,
                 vcpu: 1,
-                ipa: 0x0900_0000,
+                ipa: Ipa(0x0900_0000),
                 size: 4,
                 write: true,
                 value: 0x41,
@@ -47,7 +48,7 @@ impl Samples for GuestTrap {
             GuestTrap::Mmio {
                 vm: u16::MAX,
                 vcpu: u16::MAX,
-                ipa: u64::MAX,
+                ipa: Ipa(u64::MAX),
                 size: u8::MAX,
                 write: false,
                 value: u64::MAX,
@@ -55,7 +56,7 @@ impl Samples for GuestTrap {
             GuestTrap::Stage2Fault {
                 vm: 0,
                 vcpu: 1,
-                ipa: 0x4300_0000,
+                ipa: Ipa(0x4300_0000),
                 far: 0xffff_0000_1234_5000,
                 write: true,
                 instruction: false,
@@ -136,12 +137,12 @@ impl Samples for MmioGuardRequest {
         vec![
             MmioGuardRequest::Check {
                 vm: 1,
-                ipa: 0x0900_0000,
+                ipa: Ipa(0x0900_0000),
                 len: 4,
             },
             MmioGuardRequest::Check {
                 vm: u16::MAX,
-                ipa: u64::MAX,
+                ipa: Ipa(u64::MAX),
                 len: u64::MAX,
             },
         ]
@@ -488,9 +489,9 @@ fn schema_hashes_are_the_hashes_of_the_schemas() {
 /// to check a new image against, so a change to an interface's messages must be a decision,
 /// never a side effect of an edit.
 const GOLDEN_SCHEMA_HASHES: &[(&str, u64)] = &[
-    ("guest-trap", 0x906f_c71a_99c4_df7e),
+    ("guest-trap", 0xff36_0988_11f9_611e),
     ("supervisor", 0x4522_b636_5d95_5ba2),
-    ("mmio-guard", 0x2286_1a16_5269_6570),
+    ("mmio-guard", 0x5ef4_07fd_6136_ccb1),
 ];
 
 #[test]

@@ -7,6 +7,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use hv_abi::{
     BOOT_TABLE_SIZE, BootTable, ExitStatus, IMAGE_HEADER_SIZE_OFFSET, PayloadKind, PhysRange,
 };
+use hv_ipc::addr::Ipa;
 use hv_kernel::memory_map::{self, RegionList};
 
 /// Most RAM banks the kernel reads from the firmware's DTB.
@@ -35,11 +36,11 @@ pub fn host_vttbr() -> u64 {
 }
 
 /// True if `ipa` is in one of the host VM's emulated device ranges.
-pub fn is_emulated(ipa: u64) -> bool {
+pub fn is_emulated(ipa: Ipa) -> bool {
     HOST_EMULATED.get().is_some_and(|ranges| {
         ranges
             .iter()
-            .any(|range| range.start <= ipa && ipa < range.end)
+            .any(|range| range.start <= ipa.0 && ipa.0 < range.end)
     })
 }
 static HOST_VTTBR: AtomicU64 = AtomicU64::new(0);

@@ -16,6 +16,7 @@ use crate::arch::{self, GuestFrame};
 use crate::{components, cpus};
 use hv_abi::ExitStatus;
 use hv_ipc::abi;
+use hv_ipc::addr::Ipa;
 use hv_ipc::guest_abi::{psci, smccc};
 use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface, TrapResolution};
 use hv_kernel::esr::{DataAbort, Syndrome, Trap};
@@ -41,7 +42,9 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
         COUNTERS.record(cpu, TrapClass::Interrupt);
         return;
     }
-    let (esr, far, ipa) = arch::trap_registers();
+    let (esr, far, hpfar) = arch::trap_registers();
+    // Meaningful for stage-2 aborts only; decoded once here for every use below.
+    let ipa = Ipa::of_fault(hpfar, far);
     let trap = Syndrome(esr).decode();
     let component = components::current();
     let class = match (component, &trap) {
@@ -50,7 +53,7 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
     };
     COUNTERS.record(cpu, class);
     if let Some(component) = component {
-        component_trap(frame, component, trap, esr, ipa | (far & 0xfff));
+        component_trap(frame, component, trap, esr, ipa);
     } else if kind == KIND_AARCH32 {
         defmt::error!(
             "cpu{=usize}: AArch32 guest state, which is not supported",
@@ -67,14 +70,14 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
 }
 
 /// A trap from a component: its system calls, or a fault that stops it.
-fn component_trap(frame: &mut GuestFrame, component: usize, trap: Trap, esr: u64, ipa: u64) {
+fn component_trap(frame: &mut GuestFrame, component: usize, trap: Trap, esr: u64, ipa: Ipa) {
     match trap {
         Trap::Hvc { .. } => components::syscall(frame),
         Trap::DataAbort(_) | Trap::InstructionAbort(_) => {
             defmt::error!(
                 "component {=usize} touched IPA {=u64:#x} outside its memory (pc {=u64:#x})",
                 component,
-                ipa,
+                ipa.0,
                 frame.elr
             );
             components::fault(frame, component, esr);
@@ -92,7 +95,7 @@ fn component_trap(frame: &mut GuestFrame, component: usize, trap: Trap, esr: u64
 }
 
 /// A trap from the host VM's vCPU.
-fn vcpu_trap(frame: &mut GuestFrame, cpu: usize, trap: Trap, esr: u64, far: u64, ipa: u64) {
+fn vcpu_trap(frame: &mut GuestFrame, cpu: usize, trap: Trap, esr: u64, far: u64, ipa: Ipa) {
     match trap {
         // HVC returns after the call; the retry point is the HVC itself.
         Trap::Hvc { .. } => route_smccc(frame, cpu, Conduit::Hvc, frame.elr - 4),
@@ -102,20 +105,20 @@ fn vcpu_trap(frame: &mut GuestFrame, cpu: usize, trap: Trap, esr: u64, far: u64,
             frame.elr += 4;
             route_smccc(frame, cpu, Conduit::Smc, retry_pc);
         }
-        Trap::DataAbort(abort) if crate::boot::is_emulated(ipa | (far & 0xfff)) => {
-            route_mmio(frame, cpu, &abort, ipa | (far & 0xfff), far);
+        Trap::DataAbort(abort) if crate::boot::is_emulated(ipa) => {
+            route_mmio(frame, cpu, &abort, ipa, far);
         }
         Trap::DataAbort(_) | Trap::InstructionAbort(_)
             if components::host_stage2_route().is_some() =>
         {
-            route_stage2_fault(frame, cpu, &trap, esr, far, ipa | (far & 0xfff));
+            route_stage2_fault(frame, cpu, &trap, esr, far, ipa);
         }
         Trap::DataAbort(abort) => {
             defmt::warn!(
                 "cpu{=usize}: guest {=str} at unmapped IPA {=u64:#x} (va {=u64:#x}, pc {=u64:#x}): external abort injected",
                 cpu,
                 if abort.write { "write" } else { "read" },
-                ipa | (far & 0xfff),
+                ipa.0,
                 far,
                 frame.elr
             );
@@ -132,7 +135,7 @@ fn vcpu_trap(frame: &mut GuestFrame, cpu: usize, trap: Trap, esr: u64, far: u64,
             defmt::warn!(
                 "cpu{=usize}: guest fetch at unmapped IPA {=u64:#x}: external abort injected",
                 cpu,
-                ipa | (far & 0xfff)
+                ipa.0
             );
             let injected = inject::external_abort(
                 AbortKind::Instruction,
@@ -217,13 +220,13 @@ static MMIO_IN_FLIGHT: [spin::Mutex<Option<MmioAccess>>; MAX_CPUS] =
 /// Sends a VM's access to an emulated device to the component the route table names. Accesses
 /// the syndrome does not describe (ISV = 0: the register or size is unknown) are never
 /// emulated by guessing at the instruction: the guest gets an external abort.
-fn route_mmio(frame: &mut GuestFrame, cpu: usize, abort: &DataAbort, ipa: u64, far: u64) {
+fn route_mmio(frame: &mut GuestFrame, cpu: usize, abort: &DataAbort, ipa: Ipa, far: u64) {
     let server = components::mmio_route();
     let (Some(server), true) = (server, abort.valid_syndrome) else {
         defmt::warn!(
             "cpu{=usize}: access to emulated IPA {=u64:#x} without a full syndrome (pc {=u64:#x}): external abort injected",
             cpu,
-            ipa,
+            ipa.0,
             frame.elr
         );
         inject_abort(frame, abort.write, far);
@@ -272,7 +275,7 @@ fn route_stage2_fault(
     trap: &Trap,
     esr: u64,
     far: u64,
-    ipa: u64,
+    ipa: Ipa,
 ) {
     let Some(server) = components::host_stage2_route() else {
         return;

@@ -34,6 +34,7 @@ mod component {
     use defmt::{debug, error, info, warn};
     use hv_component_rt::hv_ipc;
     use hv_component_rt::hv_ipc::abi::{MESSAGE_MAX, kernel_op};
+    use hv_component_rt::hv_ipc::addr::Ipa;
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
         Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
     };
@@ -322,14 +323,14 @@ mod component {
             &mut self,
             vm: u16,
             vcpu: u16,
-            ipa: u64,
+            ipa: Ipa,
             _size: u8,
             _write: bool,
             _value: u64,
         ) -> TrapResolution {
             warn!(
                 "mem-protect: vm{=u16} vcpu{=u16}: MMIO access at {=u64:#x} routed here; refused",
-                vm, vcpu, ipa
+                vm, vcpu, ipa.0
             );
             TrapResolution::ExternalAbort
         }
@@ -338,7 +339,7 @@ mod component {
             &mut self,
             vm: u16,
             vcpu: u16,
-            ipa: u64,
+            ipa: Ipa,
             far: u64,
             write: bool,
             instruction: bool,
@@ -368,7 +369,7 @@ mod component {
                     {
                         debug!(
                             "mem-protect: vcpu{=u16} ipa {=u64:#x}: mapped {=u64:#x}..{=u64:#x} at level {=u8}",
-                            vcpu, ipa, range.start, range.end, level
+                            vcpu, ipa.0, range.start, range.end, level
                         );
                         if recycled {
                             info!("mem-protect: device pool recycled");
@@ -388,7 +389,7 @@ mod component {
                         } else {
                             "read"
                         },
-                        ipa,
+                        ipa.0,
                         far,
                         name,
                         number,
@@ -400,7 +401,7 @@ mod component {
                     error!(
                         "mem-protect: vcpu{=u16} ipa {=u64:#x} (far {=u64:#x}) cannot be mapped: {=str}; abort injected",
                         vcpu,
-                        ipa,
+                        ipa.0,
                         far,
                         error_name(error)
                     );

@@ -49,6 +49,7 @@ use crate::ownership::{MAX_GUESTS, OwnershipError, OwnershipTable, PAGE_SIZE, Pa
 use crate::stage2::{
     Access, HostStage2, Invalidation, IpaRange, Mapped, MappingPolicy, OwnerId, Stage2Error, Stats,
 };
+use hv_ipc::addr::Ipa;
 
 /// The host calls' function IDs (w0), defined with the rest of the guest ABI.
 pub mod function {
@@ -259,10 +260,11 @@ impl<'a> MemProtect<'a> {
     /// Resolves a host stage-2 fault of an `access` at `ipa`.
     pub fn stage2_fault(
         &mut self,
-        ipa: u64,
+        ipa: Ipa,
         access: Access,
         kernel: &mut impl Kernel,
     ) -> FaultOutcome {
+        let ipa = ipa.0;
         let page = ipa & !(PAGE_SIZE - 1);
         let mut result = self.map(ipa, access, kernel);
         if let Err(Stage2Error::OwnedBy(_)) = result

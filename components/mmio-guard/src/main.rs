@@ -29,6 +29,7 @@ mod component {
     use defmt::{debug, info, warn};
     use hv_component_rt::hv_ipc;
     use hv_component_rt::hv_ipc::abi::MESSAGE_MAX;
+    use hv_component_rt::hv_ipc::addr::Ipa;
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
         Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
     };
@@ -111,14 +112,14 @@ mod component {
             &mut self,
             vm: u16,
             vcpu: u16,
-            ipa: u64,
+            ipa: Ipa,
             _size: u8,
             _write: bool,
             _value: u64,
         ) -> TrapResolution {
             warn!(
                 "mmio-guard: vm{=u16} vcpu{=u16}: MMIO access at {=u64:#x} routed here; refused",
-                vm, vcpu, ipa
+                vm, vcpu, ipa.0
             );
             TrapResolution::ExternalAbort
         }
@@ -128,7 +129,7 @@ mod component {
             &mut self,
             vm: u16,
             _vcpu: u16,
-            ipa: u64,
+            ipa: Ipa,
             _far: u64,
             _write: bool,
             _instruction: bool,
@@ -136,7 +137,7 @@ mod component {
         ) -> TrapResolution {
             warn!(
                 "mmio-guard: vm{=u16}: stage-2 fault at {=u64:#x} routed here; refused",
-                vm, ipa
+                vm, ipa.0
             );
             TrapResolution::InjectHostAbort
         }
@@ -144,12 +145,12 @@ mod component {
 
     /// Questions from other components.
     impl MmioGuardServer for MmioGuardComponent {
-        fn check(&mut self, vm: u16, ipa: u64, len: u64) -> MmioGuardReply {
+        fn check(&mut self, vm: u16, ipa: Ipa, len: u64) -> MmioGuardReply {
             let verdict = self.guard.check(vm, ipa, len);
             if !verdict.allowed {
                 warn!(
                     "mmio-guard: refused vm{=u16} ipa {=u64:#x} len {=u64}",
-                    vm, ipa, len
+                    vm, ipa.0, len
                 );
             }
             MmioGuardReply::Verdict {

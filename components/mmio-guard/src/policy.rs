@@ -60,6 +60,7 @@
 //! The state lives in the component's memory only. A restarted MMIO guard starts again from the
 //! manifest: enrolments (but not enforced mode) and maps are forgotten.
 
+use hv_ipc::addr::Ipa;
 use hv_ipc::guest_abi::kvm::{
     HYP_MEMINFO, MMIO_GUARD_ENROLL, MMIO_GUARD_INFO, MMIO_GUARD_MAP, MMIO_GUARD_UNMAP,
 };
@@ -391,8 +392,8 @@ impl Guard {
     }
 
     /// May VM `vm`'s access to `[ipa, ipa + len)` be emulated? A refusal is counted.
-    pub fn check(&mut self, vm: u16, ipa: u64, len: u64) -> Verdict {
-        let granules = access_granules(ipa, len);
+    pub fn check(&mut self, vm: u16, ipa: Ipa, len: u64) -> Verdict {
+        let granules = access_granules(ipa.0, len);
         let Some(state) = self.vm_mut(vm) else {
             if granules.is_none() {
                 self.refused_unknown_vm = self.refused_unknown_vm.saturating_add(1);

@@ -26,6 +26,7 @@ mod component {
     use defmt::{debug, info, warn};
     use hv_component_rt::hv_ipc;
     use hv_component_rt::hv_ipc::abi::MESSAGE_MAX;
+    use hv_component_rt::hv_ipc::addr::Ipa;
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
         Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
     };
@@ -80,14 +81,14 @@ mod component {
             &mut self,
             vm: u16,
             _vcpu: u16,
-            ipa: u64,
+            ipa: Ipa,
             _size: u8,
             _write: bool,
             _value: u64,
         ) -> TrapResolution {
             warn!(
                 "template: vm{=u16}: MMIO at {=u64:#x} routed here; refused",
-                vm, ipa
+                vm, ipa.0
             );
             TrapResolution::ExternalAbort
         }
@@ -96,7 +97,7 @@ mod component {
             &mut self,
             vm: u16,
             _vcpu: u16,
-            ipa: u64,
+            ipa: Ipa,
             _far: u64,
             _write: bool,
             _instruction: bool,
@@ -104,7 +105,7 @@ mod component {
         ) -> TrapResolution {
             warn!(
                 "template: vm{=u16}: stage-2 fault at {=u64:#x} routed here; refused",
-                vm, ipa
+                vm, ipa.0
             );
             TrapResolution::InjectHostAbort
         }

@@ -42,6 +42,7 @@ mod component {
 
     use defmt::{debug, info, warn};
     use hv_component_rt::hv_ipc::abi::{MESSAGE_MAX, kernel_op};
+    use hv_component_rt::hv_ipc::addr::Ipa;
     use hv_component_rt::hv_ipc::guest_abi::{host, smccc};
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
         Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
@@ -191,7 +192,7 @@ mod component {
                         access.vcpu,
                         if access.write { "write" } else { "read" },
                         access.size,
-                        access.ipa,
+                        access.ipa.0,
                         refusal.name()
                     );
                     TrapResolution::ExternalAbort
@@ -240,7 +241,7 @@ mod component {
                 }) => {
                     debug!(
                         "vm{=u16}: MMIO guard refuses {=u64:#x} (enrolled: {=bool})",
-                        access.vm, access.ipa, enrolled
+                        access.vm, access.ipa.0, enrolled
                     );
                     Err(Refusal::GuardRefused)
                 }
@@ -308,7 +309,7 @@ mod component {
     struct Access {
         vm: u16,
         vcpu: u16,
-        ipa: u64,
+        ipa: Ipa,
         size: u8,
         write: bool,
         value: u64,
@@ -385,7 +386,7 @@ mod component {
             &mut self,
             vm: u16,
             vcpu: u16,
-            ipa: u64,
+            ipa: Ipa,
             size: u8,
             write: bool,
             value: u64,
@@ -419,7 +420,7 @@ mod component {
             &mut self,
             _vm: u16,
             _vcpu: u16,
-            _ipa: u64,
+            _ipa: Ipa,
             _far: u64,
             _write: bool,
             _instruction: bool,

@@ -9,6 +9,7 @@
 //! bytes that are not its own.
 
 use crate::config::EmulatedDevice;
+use hv_ipc::addr::Ipa;
 
 /// Why an access ends in an external abort.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -46,9 +47,10 @@ impl Refusal {
 pub fn locate(
     devices: &[EmulatedDevice],
     vm: u16,
-    ipa: u64,
+    ipa: Ipa,
     size: u8,
 ) -> Result<(usize, u64), Refusal> {
+    let ipa = ipa.0;
     if !matches!(size, 1 | 2 | 4 | 8) {
         return Err(Refusal::BadSize);
     }
@@ -93,38 +95,56 @@ mod tests {
 
     #[test]
     fn finds_the_vms_own_device() {
-        assert_eq!(locate(&DEVICES, 0, 0x900_0018, 4), Ok((0, 0x18)));
-        assert_eq!(locate(&DEVICES, 1, 0x900_0018, 4), Ok((1, 0x18)));
-        assert_eq!(locate(&DEVICES, 0, 0x900_3FF8, 8), Ok((2, 0x1FF8)));
-        assert_eq!(locate(&DEVICES, 0, 0x900_0FFF, 1), Ok((0, 0xFFF)));
+        assert_eq!(locate(&DEVICES, 0, Ipa(0x900_0018), 4), Ok((0, 0x18)));
+        assert_eq!(locate(&DEVICES, 1, Ipa(0x900_0018), 4), Ok((1, 0x18)));
+        assert_eq!(locate(&DEVICES, 0, Ipa(0x900_3FF8), 8), Ok((2, 0x1FF8)));
+        assert_eq!(locate(&DEVICES, 0, Ipa(0x900_0FFF), 1), Ok((0, 0xFFF)));
     }
 
     #[test]
     fn refuses_what_is_not_inside_one_device() {
-        assert_eq!(locate(&DEVICES, 2, 0x900_0000, 4), Err(Refusal::NoDevice));
-        assert_eq!(locate(&DEVICES, 0, 0x900_1000, 4), Err(Refusal::NoDevice));
-        assert_eq!(locate(&DEVICES, 1, 0x900_2000, 4), Err(Refusal::NoDevice));
-        assert_eq!(locate(&DEVICES, 0, 0x8FF_FFFC, 8), Err(Refusal::NoDevice));
+        assert_eq!(
+            locate(&DEVICES, 2, Ipa(0x900_0000), 4),
+            Err(Refusal::NoDevice)
+        );
+        assert_eq!(
+            locate(&DEVICES, 0, Ipa(0x900_1000), 4),
+            Err(Refusal::NoDevice)
+        );
+        assert_eq!(
+            locate(&DEVICES, 1, Ipa(0x900_2000), 4),
+            Err(Refusal::NoDevice)
+        );
+        assert_eq!(
+            locate(&DEVICES, 0, Ipa(0x8FF_FFFC), 8),
+            Err(Refusal::NoDevice)
+        );
         // Straddling the end: into the next granule (unemulated), or into another device.
         assert_eq!(
-            locate(&DEVICES, 0, 0x900_0FFC, 8),
+            locate(&DEVICES, 0, Ipa(0x900_0FFC), 8),
             Err(Refusal::LeavesDevice)
         );
         assert_eq!(
-            locate(&DEVICES, 0, 0x900_0FFF, 2),
+            locate(&DEVICES, 0, Ipa(0x900_0FFF), 2),
             Err(Refusal::LeavesDevice)
         );
         assert_eq!(
-            locate(&DEVICES, 0, 0x900_3FFD, 4),
+            locate(&DEVICES, 0, Ipa(0x900_3FFD), 4),
             Err(Refusal::LeavesDevice)
         );
-        assert_eq!(locate(&DEVICES, 0, u64::MAX - 3, 8), Err(Refusal::NoDevice));
+        assert_eq!(
+            locate(&DEVICES, 0, Ipa(u64::MAX - 3), 8),
+            Err(Refusal::NoDevice)
+        );
     }
 
     #[test]
     fn refuses_odd_sizes() {
         for size in [0, 3, 5, 16] {
-            assert_eq!(locate(&DEVICES, 0, 0x900_0000, size), Err(Refusal::BadSize));
+            assert_eq!(
+                locate(&DEVICES, 0, Ipa(0x900_0000), size),
+                Err(Refusal::BadSize)
+            );
         }
     }
 }

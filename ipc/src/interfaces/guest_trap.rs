@@ -13,6 +13,7 @@
 //! component gets each (`docs/ipc.md`).
 
 use crate::abi;
+use crate::addr::Ipa;
 
 crate::interface! {
     /// Guest traps routed to a component.
@@ -43,7 +44,7 @@ crate::interface! {
                 /// The vCPU.
                 vcpu: u16,
                 /// The intermediate physical address of the first byte.
-                ipa: u64,
+                ipa: Ipa,
                 /// Bytes accessed: 1, 2, 4 or 8.
                 size: u8,
                 /// A write (true) or a read.
@@ -59,7 +60,7 @@ crate::interface! {
                 /// The vCPU.
                 vcpu: u16,
                 /// The intermediate physical address of the faulting byte.
-                ipa: u64,
+                ipa: Ipa,
                 /// The faulting virtual address (FAR), for the record.
                 far: u64,
                 /// A write (data aborts only).

@@ -4,6 +4,7 @@
 //! emulates an access.
 
 use crate::abi;
+use crate::addr::Ipa;
 
 crate::interface! {
     /// Questions to the MMIO guard.
@@ -21,7 +22,7 @@ crate::interface! {
                 /// The VM.
                 vm: u16,
                 /// First byte.
-                ipa: u64,
+                ipa: Ipa,
                 /// Length in bytes (1..=8).
                 len: u64,
             } => check,

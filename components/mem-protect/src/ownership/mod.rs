@@ -114,22 +114,9 @@ const HOST_ID: u8 = 0;
 const HYPERVISOR_ID: u8 = 1;
 const FIRST_GUEST_ID: u8 = 2;
 
-/// A physical address.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct PhysAddr(pub u64);
-
-impl PhysAddr {
-    /// Whether the address is the start of a page.
-    pub const fn is_page_aligned(self) -> bool {
-        self.0.is_multiple_of(PAGE_SIZE)
-    }
-}
-
-impl fmt::Display for PhysAddr {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:#x}", self.0)
-    }
-}
+/// A physical address (the shared type: the host's stage 2 is an identity map, so a host IPA
+/// converts with `Ipa::identity`).
+pub use hv_ipc::addr::PhysAddr;
 
 /// Someone who can own or borrow a page.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

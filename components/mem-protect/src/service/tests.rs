@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::stage2::{Entry, MemoryMap, PoolKind, RegionKind, TABLE_ENTRIES, Table, TablePools};
+use hv_ipc::addr::Ipa;
 
 const MIB: u64 = 1 << 20;
 const RAM: IpaRange = IpaRange::new(0x4000_0000, 0x4000_0000 + 64 * MIB);
@@ -171,7 +172,7 @@ fn faults_map_ram_and_devices_and_refuse_the_rest() {
     let mut service = backing.service(MappingPolicy::LargestBlock);
     let mut kernel = FakeKernel::default();
     // RAM: a 2 MiB block (the 1 GiB window holds the hypervisor's range and is not RAM wholly).
-    match service.stage2_fault(PAGE + 0x123, Access::Read, &mut kernel) {
+    match service.stage2_fault(Ipa(PAGE + 0x123), Access::Read, &mut kernel) {
         FaultOutcome::Mapped(Mapped::New { level, kind, .. }) => {
             assert_eq!((level, kind), (2, RegionKind::Memory))
         }
@@ -179,14 +180,14 @@ fn faults_map_ram_and_devices_and_refuse_the_rest() {
     }
     // The hypervisor's memory: refused, owner named.
     assert_eq!(
-        service.stage2_fault(HYP.start + 8, Access::Read, &mut kernel),
+        service.stage2_fault(Ipa(HYP.start + 8), Access::Read, &mut kernel),
         FaultOutcome::Refused {
             page: HYP.start,
             owner: Some(Party::Hypervisor)
         }
     );
     assert_eq!(
-        service.stage2_fault(HYP.end - 8, Access::Read, &mut kernel),
+        service.stage2_fault(Ipa(HYP.end - 8), Access::Read, &mut kernel),
         FaultOutcome::Refused {
             page: HYP.end - PAGE_SIZE,
             owner: Some(Party::Hypervisor)
@@ -194,7 +195,7 @@ fn faults_map_ram_and_devices_and_refuse_the_rest() {
     );
     // A device next to the hole: mapped, but never over the hole.
     assert!(matches!(
-        service.stage2_fault(HOLE.start - 8, Access::Read, &mut kernel),
+        service.stage2_fault(Ipa(HOLE.start - 8), Access::Read, &mut kernel),
         FaultOutcome::Mapped(Mapped::New {
             kind: RegionKind::Device,
             ..
@@ -202,7 +203,7 @@ fn faults_map_ram_and_devices_and_refuse_the_rest() {
     ));
     assert_eq!(service.stage2().lookup(HOLE.start), Ok(Entry::Unmapped));
     assert_eq!(
-        service.stage2_fault(HOLE.start, Access::Read, &mut kernel),
+        service.stage2_fault(Ipa(HOLE.start), Access::Read, &mut kernel),
         FaultOutcome::Refused {
             page: HOLE.start,
             owner: None
@@ -220,7 +221,7 @@ fn donate_reclaim_round_trip() {
     let mut service = backing.service(MappingPolicy::LargestBlock);
     let mut kernel = FakeKernel::default();
     assert!(matches!(
-        service.stage2_fault(PAGE, Access::Read, &mut kernel),
+        service.stage2_fault(Ipa(PAGE), Access::Read, &mut kernel),
         FaultOutcome::Mapped(_)
     ));
     let donate = service.host_call(&call(HOST_DONATE_GUEST, PAGE, 2, 1), &mut kernel);
@@ -234,7 +235,7 @@ fn donate_reclaim_round_trip() {
             Ok(Entry::Annotated(OwnerId(3)))
         ));
         assert_eq!(
-            service.stage2_fault(page, Access::Read, &mut kernel),
+            service.stage2_fault(Ipa(page), Access::Read, &mut kernel),
             FaultOutcome::Refused {
                 page,
                 owner: Some(Party::Guest(1))
@@ -265,7 +266,7 @@ fn donate_reclaim_round_trip() {
     assert_eq!(kernel.zeroed, vec![(PAGE, 2 * PAGE_SIZE)]);
     assert_eq!(service.stage2().lookup(PAGE), Ok(Entry::Unmapped));
     assert!(matches!(
-        service.stage2_fault(PAGE + PAGE_SIZE, Access::Read, &mut kernel),
+        service.stage2_fault(Ipa(PAGE + PAGE_SIZE), Access::Read, &mut kernel),
         FaultOutcome::Mapped(Mapped::New { level: 3, .. })
     ));
 }
@@ -294,7 +295,7 @@ fn reclaim_without_zeroing_gives_the_pages_back() {
         Ok(Party::Guest(0))
     );
     assert!(matches!(
-        service.stage2_fault(PAGE, Access::Read, &mut kernel),
+        service.stage2_fault(Ipa(PAGE), Access::Read, &mut kernel),
         FaultOutcome::Refused { .. }
     ));
 }
@@ -347,7 +348,7 @@ fn bad_calls_return_distinct_errors_and_change_nothing() {
     );
     assert_eq!(service.ownership().owner(PhysAddr(PAGE)), Ok(Party::Host));
     assert!(matches!(
-        service.stage2_fault(PAGE, Access::Read, &mut kernel),
+        service.stage2_fault(Ipa(PAGE), Access::Read, &mut kernel),
         FaultOutcome::Mapped(_)
     ));
 }
@@ -359,7 +360,7 @@ fn device_pool_exhaustion_recycles_then_fails_without_looping() {
     let mut kernel = FakeKernel::default();
     // A device far from RAM needs device-pool tables; there are none.
     let outcome = service.stage2_fault(
-        0x100_0000_0000 - PAGE_SIZE * 4 - (1 << 39),
+        Ipa(0x100_0000_0000 - PAGE_SIZE * 4 - (1 << 39)),
         Access::Read,
         &mut kernel,
     );

@@ -99,7 +99,7 @@ fn enroll(guard: &mut Guard, vm: u16) -> Answer {
 }
 
 fn allowed(guard: &mut Guard, vm: u16, ipa: u64, len: u64) -> bool {
-    guard.check(vm, ipa, len).allowed
+    guard.check(vm, Ipa(ipa), len).allowed
 }
 
 /// Everything observable about one VM, to show that a failed call changed nothing.
@@ -149,11 +149,11 @@ fn meminfo_and_info_refuse_nonzero_reserved_arguments() {
 fn enroll_once_changes_state_and_is_idempotent() {
     let mut guard = guard();
     assert!(!guard.is_enrolled(OPTIONAL_VM));
-    assert!(!guard.check(OPTIONAL_VM, UART, 4).enrolled);
+    assert!(!guard.check(OPTIONAL_VM, Ipa(UART), 4).enrolled);
     assert_eq!(enroll(&mut guard, OPTIONAL_VM), success(Change::Enrolled));
     assert!(guard.is_enrolled(OPTIONAL_VM));
     assert_eq!(enroll(&mut guard, OPTIONAL_VM), status(SUCCESS));
-    assert!(guard.check(OPTIONAL_VM, UART, 4).enrolled);
+    assert!(guard.check(OPTIONAL_VM, Ipa(UART), 4).enrolled);
     // Other VMs are not affected.
     assert!(!guard.is_enrolled(OFF_VM));
 }
@@ -343,7 +343,7 @@ fn a_full_set_refuses_new_granules_only() {
 #[test]
 fn checks_before_enrolment_allow_everything_well_formed() {
     let mut guard = guard();
-    let verdict = guard.check(OPTIONAL_VM, UART, 4);
+    let verdict = guard.check(OPTIONAL_VM, Ipa(UART), 4);
     assert_eq!(
         verdict,
         Verdict {
@@ -408,12 +408,12 @@ fn malformed_checks_are_refused_in_every_mode() {
             (u64::MAX - 6, 8),
         ] {
             let before = guard.refused(vm);
-            let verdict = guard.check(vm, ipa, len);
+            let verdict = guard.check(vm, Ipa(ipa), len);
             assert!(!verdict.allowed, "vm{vm} {ipa:#x}+{len}");
             assert_eq!(guard.refused(vm), before + 1);
         }
         // The last byte of the address space is fine.
-        assert!(guard.check(vm, u64::MAX, 1).allowed || vm == ENFORCED_VM);
+        assert!(guard.check(vm, Ipa(u64::MAX), 1).allowed || vm == ENFORCED_VM);
     }
 }
 
@@ -422,7 +422,7 @@ fn enforced_vms_are_enrolled_from_the_start_for_good() {
     let mut guard = guard();
     assert!(guard.is_enrolled(ENFORCED_VM));
     assert_eq!(
-        guard.check(ENFORCED_VM, UART, 4),
+        guard.check(ENFORCED_VM, Ipa(UART), 4),
         Verdict {
             allowed: false,
             enrolled: true
@@ -456,7 +456,7 @@ fn off_vms_get_no_service_and_no_guard() {
     }
     assert_eq!(snapshot(&guard, OFF_VM), (false, vec![], 0));
     assert_eq!(
-        guard.check(OFF_VM, UART, 4),
+        guard.check(OFF_VM, Ipa(UART), 4),
         Verdict {
             allowed: true,
             enrolled: false
@@ -476,7 +476,7 @@ fn unlisted_vms_are_treated_as_off() {
             );
         }
         assert_eq!(
-            guard.check(vm, UART, 4),
+            guard.check(vm, Ipa(UART), 4),
             Verdict {
                 allowed: true,
                 enrolled: false
@@ -844,7 +844,7 @@ proptest! {
                     }
                 }
                 Op::Check { vm, ipa, len } => {
-                    let verdict = guard.check(vm, ipa, len);
+                    let verdict = guard.check(vm, Ipa(ipa), len);
                     prop_assert_eq!(verdict, model[usize::from(vm)].check(ipa, len), "{:x?}", op);
                 }
             }

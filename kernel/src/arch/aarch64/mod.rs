@@ -219,11 +219,10 @@ pub fn enter_guest_el1(entry: u64, x0: u64) -> ! {
     unsafe { enter_guest(&frame, stack_top(cpu_index())) }
 }
 
-/// The syndrome, faulting virtual address and faulting IPA (HPFAR_EL2 decoded) of the
-/// exception being handled.
+/// The syndrome (ESR_EL2), faulting virtual address (FAR_EL2) and faulting IPA page
+/// (HPFAR_EL2, raw: `hv_ipc::addr::Ipa::of_fault` decodes it) of the exception being handled.
 pub fn trap_registers() -> (u64, u64, u64) {
-    let ipa = (HPFAR_EL2.get() & 0xff_ffff_fff0) << 8;
-    (ESR_EL2.get(), FAR_EL2.get(), ipa)
+    (ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get())
 }
 
 /// The guest's VBAR_EL1.
