@@ -10,7 +10,7 @@
 //!
 //! No timestamp is defined: the kernel stamps LOG calls as it receives them.
 //!
-//! Binaries must link with `-Tdefmt.x` (`build_support.rs` adds it).
+//! Binaries must link with `-Tdefmt.x` (`hv_component_config::build::configure` adds it).
 
 use core::cell::UnsafeCell;
 

@@ -2,7 +2,7 @@
 //! end to end. Armed by the component's settings (`[component.settings] crash = { … }` in a
 //! test manifest, or set by `cargo xtask test`); a normal system has none.
 //!
-//! The hook fires on the N-th guest_trap request an instance serves, and only in an instance
+//! The hook fires on the N-th `guest-trap` request an instance serves, and only in an instance
 //! that was never restarted (start count 0 at entry): a restarted instance counts from zero
 //! again, and the test wants exactly one crash.
 
