@@ -53,8 +53,12 @@ pub const SENDER_KERNEL: u64 = 0xffff;
 
 /// Kernel operations, granted per component by the manifest.
 pub mod kernel_op {
-    /// Restart component x2 now (or, with x3 = a CNTPCT deadline, not before it).
+    /// Restart component x2 now (or, with x3 = a CNTPCT deadline, not before it; with x3 =
+    /// [`RESTART_NEVER`], never: it stays stopped for good, and a VM trap only it can answer
+    /// stops that VM instead of waiting forever).
     pub const RESTART: u64 = 1;
+    /// RESTART's x3 for "never": the supervisor's `restart = never` policy, told to the kernel.
+    pub const RESTART_NEVER: u64 = u64::MAX;
     /// Read component x2's state: returns x1 = state code ([`super::ComponentState`]),
     /// x2 = faults so far, x3 = last fault's ESR (0 for a panic).
     pub const COMPONENT_STATE: u64 = 2;
@@ -95,11 +99,14 @@ pub enum SyscallError {
     CalleeStopped = -7,
     /// An unknown call number.
     UnknownSyscall = -8,
+    /// The callee faulted and its supervisor left it stopped for good (restart `never`): no
+    /// call to it will ever be served.
+    CalleeRetired = -9,
 }
 
 impl SyscallError {
     /// Every error, in code order (-1 first).
-    pub const ALL: [SyscallError; 8] = {
+    pub const ALL: [SyscallError; 9] = {
         use SyscallError::*;
         [
             NotAllowed,
@@ -110,6 +117,7 @@ impl SyscallError {
             BadArgument,
             CalleeStopped,
             UnknownSyscall,
+            CalleeRetired,
         ]
     };
 
@@ -135,6 +143,7 @@ impl core::fmt::Display for SyscallError {
             SyscallError::BadArgument => "argument out of range",
             SyscallError::CalleeStopped => "callee stopped",
             SyscallError::UnknownSyscall => "unknown system call",
+            SyscallError::CalleeRetired => "callee stopped for good (restart never)",
         })
     }
 }
@@ -151,12 +160,15 @@ pub enum ComponentState {
     Running = 1,
     /// Stopped after a fault; not restarted yet.
     Faulted = 2,
+    /// Stopped after a fault, for good: its supervisor's RESTART said never
+    /// ([`kernel_op::RESTART_NEVER`]).
+    Retired = 3,
 }
 
 impl ComponentState {
     /// The state for a raw x1 value of [`kernel_op::COMPONENT_STATE`], if it is one.
     pub fn from_code(code: u64) -> Option<Self> {
-        [Self::Idle, Self::Running, Self::Faulted]
+        [Self::Idle, Self::Running, Self::Faulted, Self::Retired]
             .into_iter()
             .find(|state| *state as u64 == code)
     }

@@ -12,7 +12,8 @@ fn listed(error: SyscallError) -> bool {
         | SyscallError::NotServing
         | SyscallError::BadArgument
         | SyscallError::CalleeStopped
-        | SyscallError::UnknownSyscall => SyscallError::ALL.contains(&error),
+        | SyscallError::UnknownSyscall
+        | SyscallError::CalleeRetired => SyscallError::ALL.contains(&error),
     }
 }
 
@@ -34,7 +35,7 @@ fn syscall_error_codes_round_trip() {
 
 #[test]
 fn other_values_are_not_syscall_errors() {
-    for code in [0, 1, 2, i64::MAX, -9, -100, i64::MIN] {
+    for code in [0, 1, 2, i64::MAX, -10, -100, i64::MIN] {
         assert_eq!(SyscallError::from_code(code), None, "code {code}");
     }
     // x0 is a u64 register: a status read back as unsigned still decodes after the cast.
@@ -50,8 +51,9 @@ fn component_state_codes_round_trip() {
         ComponentState::Idle,
         ComponentState::Running,
         ComponentState::Faulted,
+        ComponentState::Retired,
     ] {
         assert_eq!(ComponentState::from_code(state as u64), Some(state));
     }
-    assert_eq!(ComponentState::from_code(3), None);
+    assert_eq!(ComponentState::from_code(4), None);
 }

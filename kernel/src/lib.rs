@@ -16,4 +16,5 @@ pub mod controls;
 pub mod esr;
 pub mod inject;
 pub mod memory_map;
+pub mod pending;
 pub mod trap_stats;

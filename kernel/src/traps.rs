@@ -15,13 +15,14 @@ use crate::arch::spin_table::SpinTableError;
 use crate::arch::{self, GuestFrame};
 use crate::{components, cpus};
 use hv_abi::ExitStatus;
-use hv_ipc::abi;
+use hv_ipc::abi::{self, SyscallError};
 use hv_ipc::addr::Ipa;
 use hv_ipc::guest_abi::{psci, smccc};
-use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface, TrapResolution};
+use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface};
 use hv_kernel::esr::{DataAbort, Syndrome, Trap};
 use hv_kernel::inject::{self, AbortKind, InjectedException};
-use hv_kernel::trap_stats::{MAX_CPUS, TrapClass, TrapCounters};
+use hv_kernel::pending::{self, Decision, PendingTrap, Refusal, TrapKind};
+use hv_kernel::trap_stats::{TrapClass, TrapCounters};
 /// The host VM's id in guest-trap messages.
 const HOST_VM: u16 = 0;
 
@@ -64,8 +65,8 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
         vcpu_trap(frame, cpu, trap, esr, far, ipa);
     }
     // A component may just have answered this CPU's vCPU (which is back on top now).
-    if let Some(reply) = components::take_vcpu_reply() {
-        apply_resolution(frame, cpu, &reply);
+    if let Some((pending, reply)) = components::take_vcpu_reply() {
+        apply_resolution(frame, cpu, &pending, &reply);
     }
 }
 
@@ -163,24 +164,38 @@ fn vcpu_trap(frame: &mut GuestFrame, cpu: usize, trap: Trap, esr: u64, far: u64,
 enum Sent {
     /// The component now runs on this CPU; its reply comes back through `apply_resolution`.
     Delivered,
-    /// The component is stopped and not yet restarted: the vCPU was put back on `retry_pc`, so
-    /// it traps again later (re-delivery).
+    /// The component is stopped and not yet restarted: the vCPU was put back on its retry
+    /// point, so it traps again later (re-delivery).
     Stopped,
     /// The trap does not encode (cannot happen for the fixed-size messages; handled anyway).
     Unencodable,
 }
 
-/// Sends `trap` to component `server` on behalf of the vCPU trapped in `frame`.
-fn send_guest_trap(frame: &mut GuestFrame, server: usize, trap: &GuestTrap, retry_pc: u64) -> Sent {
+/// Sends `trap` to component `server` on behalf of the vCPU trapped in `frame` on `pending`.
+/// A server that is stopped for good (never to be restarted) can never answer: the VM stops.
+fn send_guest_trap(
+    frame: &mut GuestFrame,
+    server: usize,
+    trap: &GuestTrap,
+    pending: PendingTrap,
+) -> Sent {
     let mut request = [0u8; abi::MESSAGE_MAX];
     let Ok(len) = hv_ipc::encode_request::<GuestTrapInterface>(trap, &mut request) else {
         return Sent::Unencodable;
     };
     let interface = abi::interface::GUEST_TRAP;
-    match components::call_from_vcpu(frame, server, interface, &request[..len], retry_pc) {
+    match components::call_from_vcpu(frame, server, interface, &request[..len], pending) {
         Ok(()) => Sent::Delivered,
+        Err(SyscallError::CalleeRetired) => {
+            defmt::error!(
+                "host VM stopped: its {=str} goes to component {=str}, which faulted and is never restarted",
+                pending.kind.name(),
+                components::name(server)
+            );
+            crate::end_run(ExitStatus::VmStopped);
+        }
         Err(_) => {
-            frame.elr = retry_pc;
+            frame.elr = pending.retry_pc;
             Sent::Stopped
         }
     }
@@ -201,21 +216,14 @@ fn route_smccc(frame: &mut GuestFrame, cpu: usize, conduit: Conduit, retry_pc: u
         conduit,
         regs,
     };
-    if send_guest_trap(frame, server, &trap, retry_pc) == Sent::Unencodable {
+    let pending = PendingTrap {
+        kind: TrapKind::Smccc,
+        retry_pc,
+    };
+    if send_guest_trap(frame, server, &trap, pending) == Sent::Unencodable {
         frame.x[0] = smccc::NOT_SUPPORTED as u64;
     }
 }
-
-/// What the kernel keeps about an emulated access while a component decides on it.
-#[derive(Clone, Copy)]
-struct MmioAccess {
-    abort: DataAbort,
-    far: u64,
-}
-
-/// Each CPU's emulated access in flight (a vCPU has at most one).
-static MMIO_IN_FLIGHT: [spin::Mutex<Option<MmioAccess>>; MAX_CPUS] =
-    [const { spin::Mutex::new(None) }; MAX_CPUS];
 
 /// Sends a VM's access to an emulated device to the component the route table names. Accesses
 /// the syndrome does not describe (ISV = 0: the register or size is unknown) are never
@@ -250,22 +258,15 @@ fn route_mmio(frame: &mut GuestFrame, cpu: usize, abort: &DataAbort, ipa: Ipa, f
         write: abort.write,
         value,
     };
-    *MMIO_IN_FLIGHT[cpu].lock() = Some(MmioAccess { abort: *abort, far });
     // The faulting instruction is the retry point: it has not executed.
-    let retry_pc = frame.elr;
-    match send_guest_trap(frame, server, &trap, retry_pc) {
-        Sent::Delivered => {}
-        Sent::Stopped => *MMIO_IN_FLIGHT[cpu].lock() = None,
-        Sent::Unencodable => {
-            *MMIO_IN_FLIGHT[cpu].lock() = None;
-            inject_abort(frame, abort.write, far);
-        }
+    let pending = PendingTrap {
+        kind: TrapKind::Mmio { abort: *abort, far },
+        retry_pc: frame.elr,
+    };
+    if send_guest_trap(frame, server, &trap, pending) == Sent::Unencodable {
+        inject_abort(frame, abort.write, far);
     }
 }
-
-/// Each CPU's host stage-2 fault in flight: its syndrome and FAR, for an injected abort.
-static STAGE2_FAULT_IN_FLIGHT: [spin::Mutex<Option<(u64, u64)>>; MAX_CPUS] =
-    [const { spin::Mutex::new(None) }; MAX_CPUS];
 
 /// Sends a host stage-2 fault to the component that builds the host's stage 2. The faulting
 /// instruction is the retry point: with `Resume` (now mapped) or a stopped server, it runs again.
@@ -293,49 +294,14 @@ fn route_stage2_fault(
         instruction,
         from_el0: frame.spsr & 0xf == 0,
     };
-    *STAGE2_FAULT_IN_FLIGHT[cpu].lock() = Some((esr, far));
-    let retry_pc = frame.elr;
-    match send_guest_trap(frame, server, &fault, retry_pc) {
-        Sent::Delivered => {}
-        Sent::Stopped => *STAGE2_FAULT_IN_FLIGHT[cpu].lock() = None,
-        Sent::Unencodable => {
-            *STAGE2_FAULT_IN_FLIGHT[cpu].lock() = None;
-            let injected = inject::host_abort(esr, far, frame.elr, frame.spsr, arch::guest_vbar());
-            inject_into(frame, injected);
-        }
-    }
-}
-
-/// Completes an emulated access: a read's value goes to its register, extended as the load
-/// says; either way the vCPU steps over the instruction.
-fn finish_mmio(frame: &mut GuestFrame, cpu: usize, read_value: Option<u64>) {
-    let Some(access) = MMIO_IN_FLIGHT[cpu].lock().take() else {
-        defmt::warn!(
-            "cpu{=usize}: an MMIO answer without an access in flight; ignored",
-            cpu
-        );
-        return;
+    let pending = PendingTrap {
+        kind: TrapKind::Stage2Fault { esr, far },
+        retry_pc: frame.elr,
     };
-    let abort = access.abort;
-    if let (Some(value), false) = (read_value, abort.write) {
-        let bits = u32::from(abort.access_size) * 8;
-        let mut value = if bits == 64 {
-            value
-        } else {
-            value & ((1u64 << bits) - 1)
-        };
-        if abort.sign_extend && bits < 64 {
-            let shift = 64 - bits;
-            value = (((value << shift) as i64) >> shift) as u64;
-        }
-        if !abort.sixty_four_bit {
-            value &= 0xffff_ffff;
-        }
-        if abort.register < 31 {
-            frame.x[usize::from(abort.register)] = value;
-        }
+    if send_guest_trap(frame, server, &fault, pending) == Sent::Unencodable {
+        let injected = inject::host_abort(esr, far, frame.elr, frame.spsr, arch::guest_vbar());
+        inject_into(frame, injected);
     }
-    frame.elr += 4;
 }
 
 fn inject_abort(frame: &mut GuestFrame, write: bool, far: u64) {
@@ -349,27 +315,17 @@ fn inject_abort(frame: &mut GuestFrame, write: bool, far: u64) {
     inject_into(frame, injected);
 }
 
-/// Carries out a component's answer to this CPU's vCPU trap (`frame` is the vCPU's).
-fn apply_resolution(frame: &mut GuestFrame, cpu: usize, reply: &[u8]) {
-    let resolution = match hv_ipc::decode_reply::<GuestTrapInterface>(reply) {
-        Ok(Ok(resolution)) => resolution,
-        Ok(Err(remote)) => {
-            defmt::warn!(
-                "trap server refused the call: {}",
-                defmt::Debug2Format(&remote)
-            );
-            frame.x[0] = smccc::NOT_SUPPORTED as u64;
-            return;
-        }
-        Err(_) => {
-            defmt::warn!("trap server sent an undecodable reply; answering NOT_SUPPORTED");
-            frame.x[0] = smccc::NOT_SUPPORTED as u64;
-            return;
-        }
+/// Carries out a component's answer to this CPU's vCPU trap `pending` (`frame` is the
+/// vCPU's). Which answers fit which trap is decided, and tested, in `hv_kernel::pending`.
+fn apply_resolution(frame: &mut GuestFrame, cpu: usize, pending: &PendingTrap, reply: &[u8]) {
+    let reply = match hv_ipc::decode_reply::<GuestTrapInterface>(reply) {
+        Ok(Ok(resolution)) => Ok(resolution),
+        Ok(Err(remote)) => Err(Refusal::Remote(remote)),
+        Err(_) => Err(Refusal::Undecodable),
     };
-    match resolution {
-        TrapResolution::Return { regs } => set_return(frame, regs),
-        TrapResolution::StartCpu {
+    match pending::decide(pending, reply) {
+        Decision::Return(regs) => set_return(frame, regs),
+        Decision::StartCpu {
             target_mpidr,
             entry,
             context,
@@ -384,58 +340,73 @@ fn apply_resolution(frame: &mut GuestFrame, cpu: usize, reply: &[u8]) {
             );
             set_return(frame, [result, 0, 0, 0]);
         }
-        TrapResolution::StopCpu => {
+        Decision::StopCpu => {
             defmt::info!("cpu{=usize}: powering down", cpu);
             let result = arch::firmware_psci([psci::PSCI_CPU_OFF as u64, 0, 0, 0]);
             // Only returns if the firmware refused.
             set_return(frame, [result, 0, 0, 0]);
         }
-        TrapResolution::AffinityInfo {
+        Decision::AffinityInfo {
             target_mpidr,
             lowest_level,
         } => set_return(frame, [affinity_info(target_mpidr, lowest_level), 0, 0, 0]),
-        TrapResolution::WaitForInterrupt => {
+        Decision::WaitForInterrupt => {
             arch::wait_for_interrupt();
             set_return(frame, [0, 0, 0, 0]);
         }
-        TrapResolution::SystemOff => {
+        Decision::SystemOff => {
             defmt::info!("cpu{=usize}: VM powered off", cpu);
             crate::end_run(ExitStatus::PoweredOff);
         }
-        TrapResolution::SystemReset => {
+        Decision::SystemReset => {
             defmt::info!("cpu{=usize}: VM requested a reset", cpu);
             crate::end_run(ExitStatus::Reset);
         }
-        TrapResolution::InjectUndefined => inject_undefined(frame),
-        TrapResolution::Retry => frame.elr = frame.elr.wrapping_sub(4),
-        TrapResolution::MmioRead { value } => finish_mmio(frame, cpu, Some(value)),
-        TrapResolution::MmioWritten => finish_mmio(frame, cpu, None),
-        TrapResolution::Resume => {
-            // The access re-executes at the same PC; only the bookkeeping goes.
-            *STAGE2_FAULT_IN_FLIGHT[cpu].lock() = None;
+        Decision::InjectUndefined => inject_undefined(frame),
+        Decision::Retry { pc } => frame.elr = pc,
+        Decision::CompleteMmio { load } => {
+            if let Some((register, value)) = load {
+                frame.x[usize::from(register)] = value;
+            }
+            frame.elr += 4;
         }
-        TrapResolution::InjectHostAbort => match STAGE2_FAULT_IN_FLIGHT[cpu].lock().take() {
-            Some((esr, far)) => {
-                inject_into(
-                    frame,
-                    inject::host_abort(esr, far, frame.elr, frame.spsr, arch::guest_vbar()),
-                );
+        Decision::InjectExternalAbort { write, far } => {
+            defmt::info!(
+                "cpu{=usize}: emulated access refused: external abort injected (va {=u64:#x})",
+                cpu,
+                far
+            );
+            inject_abort(frame, write, far);
+        }
+        Decision::InjectHostAbort { esr, far } => inject_into(
+            frame,
+            inject::host_abort(esr, far, frame.elr, frame.spsr, arch::guest_vbar()),
+        ),
+        // The access re-executes at the same PC.
+        Decision::Resume => {}
+        Decision::Refuse(refusal) => {
+            // The guest's registers stay as they were; nothing will answer this trap.
+            match refusal {
+                Refusal::Undecodable => defmt::error!(
+                    "cpu{=usize}: the answer to the host's {=str} does not decode",
+                    cpu,
+                    pending.kind.name()
+                ),
+                Refusal::Remote(remote) => defmt::error!(
+                    "cpu{=usize}: the host's {=str} was refused: {}",
+                    cpu,
+                    pending.kind.name(),
+                    defmt::Debug2Format(&remote)
+                ),
+                Refusal::Mismatch { trap, resolution } => defmt::error!(
+                    "cpu{=usize}: the host's {=str} was answered {=str}, which does not fit it",
+                    cpu,
+                    trap,
+                    resolution
+                ),
             }
-            None => inject_undefined(frame),
-        },
-        TrapResolution::ExternalAbort => {
-            let access = MMIO_IN_FLIGHT[cpu].lock().take();
-            match access {
-                Some(access) => {
-                    defmt::info!(
-                        "cpu{=usize}: emulated access to IPA refused: external abort injected (va {=u64:#x})",
-                        cpu,
-                        access.far
-                    );
-                    inject_abort(frame, access.abort.write, access.far);
-                }
-                None => inject_undefined(frame),
-            }
+            defmt::error!("host VM stopped at pc {=u64:#x}", frame.elr);
+            crate::end_run(ExitStatus::VmStopped);
         }
     }
 }

@@ -41,6 +41,10 @@ pub struct MemProtectSettings {
     /// The device pool's size in tables (default: enough for 1 GiB of MMIO page by page).
     #[serde(default)]
     pub device_tables: Option<u32>,
+    /// Crash on purpose while serving the N-th host stage-2 fault (test systems only: shows
+    /// that a never-restarted mem-protect stops the host VM instead of hanging it).
+    #[serde(default)]
+    pub crash: Option<CrashHook>,
 }
 
 /// How large the host's lazily made mappings may be.

@@ -162,6 +162,7 @@ mod tests {
             Settings::MemProtect(MemProtectSettings {
                 policy: hv_component_config::MappingPolicy::PageOnly,
                 device_tables: None,
+                crash: None,
             }),
         ))
         .unwrap();

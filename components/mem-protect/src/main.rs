@@ -32,6 +32,7 @@ mod component {
     //! The component proper: setup and the server loop around `hv_mem_protect::service`.
 
     use defmt::{debug, error, info, warn};
+    use hv_component_rt::hv_component_config::{CrashHook, CrashKind};
     use hv_component_rt::hv_ipc;
     use hv_component_rt::hv_ipc::abi::{MESSAGE_MAX, kernel_op};
     use hv_component_rt::hv_ipc::addr::Ipa;
@@ -159,6 +160,12 @@ mod component {
             &mut MemProtectServer {
                 state,
                 footprint_logged: None,
+                faults_served: 0,
+                crash: hv_component_rt::config()
+                    .settings
+                    .mem_protect()
+                    .crash
+                    .filter(|_| info.start_count == 0),
             },
         )
     }
@@ -203,6 +210,10 @@ mod component {
         state: MemProtect<'a>,
         /// The table footprint (memory, device tables, recycles) the last summary showed.
         footprint_logged: Option<(usize, usize, u64)>,
+        /// Host stage-2 faults this instance served, for the test crash hook.
+        faults_served: u64,
+        /// The test crash hook (settings), armed in the first instance only.
+        crash: Option<CrashHook>,
     }
 
     /// A party's name and number, for the log.
@@ -351,6 +362,19 @@ mod component {
                     vm
                 );
                 return TrapResolution::InjectHostAbort;
+            }
+            self.faults_served += 1;
+            if let Some(hook) = self.crash
+                && u64::from(hook.on_call) == self.faults_served
+            {
+                warn!(
+                    "mem-protect: crash hook fires on stage-2 fault {=u64}",
+                    self.faults_served
+                );
+                match hook.kind {
+                    CrashKind::Panic => panic!("crash hook: fault {}", self.faults_served),
+                    _ => hv_component_rt::arch::udf(),
+                }
             }
             let access = match (instruction, write) {
                 (true, _) => Access::Fetch,

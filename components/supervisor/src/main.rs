@@ -20,7 +20,9 @@ mod component {
 
     use defmt::{info, warn};
     use hv_component_rt::hv_ipc;
-    use hv_component_rt::hv_ipc::abi::{ComponentState, MESSAGE_MAX, NOTIFY_COMPONENT_FAULTED};
+    use hv_component_rt::hv_ipc::abi::{
+        ComponentState, MESSAGE_MAX, NOTIFY_COMPONENT_FAULTED, kernel_op,
+    };
     use hv_component_rt::hv_ipc::interfaces::supervisor::{
         SupervisorInterface, SupervisorReply, SupervisorServer,
     };
@@ -66,6 +68,22 @@ mod component {
                     continue;
                 };
                 if status.state != ComponentState::Faulted as u64 {
+                    continue;
+                }
+                if self.policy.never_restarts(index) {
+                    // Counted, then told to the kernel once: the component reads Retired
+                    // from now on, and calls to it fail instead of waiting for a restart.
+                    self.policy.component_faulted(index, status.faults, now, hz);
+                    warn!(
+                        "supervisor: component {=usize} faulted (ESR {=u64:#x}) and is never restarted",
+                        index, status.last_esr
+                    );
+                    if let Err(error) = syscall::restart(index, kernel_op::RESTART_NEVER) {
+                        warn!(
+                            "supervisor: RESTART never of component {=usize} refused ({=i64})",
+                            index, error as i64
+                        );
+                    }
                     continue;
                 }
                 let Some(decision) = self.policy.component_faulted(index, status.faults, now, hz)

@@ -193,6 +193,13 @@ impl Supervisor {
         Some(decision)
     }
 
+    /// Whether component `index`'s policy is `never`: a fault leaves it stopped for good,
+    /// which the supervisor tells the kernel (so traps only it could answer stop their VM
+    /// rather than wait forever).
+    pub fn never_restarts(&self, index: usize) -> bool {
+        self.policies.get(index) == Some(&RestartPolicy::Never)
+    }
+
     /// The kernel accepted the RESTART for `index`'s last decision.
     pub fn restarted(&mut self, _index: usize) {
         self.restarts = self.restarts.saturating_add(1);
@@ -432,6 +439,8 @@ mod tests {
         ];
         let mut supervisor = Supervisor::new(&policies);
         // `never`: the fault is counted, nothing is restarted, and it stays decided.
+        assert!(supervisor.never_restarts(0) && !supervisor.never_restarts(1));
+        assert!(!supervisor.never_restarts(MAX_COMPONENTS));
         assert_eq!(supervisor.component_faulted(0, 1, 0, HZ), None);
         assert_eq!(supervisor.component_faulted(0, 1, 10 * MS, HZ), None);
         assert_eq!((supervisor.faults, supervisor.left_stopped), (1, 1));

@@ -17,6 +17,9 @@ pub enum ExitStatus {
     HypervisorFault = 5,
     /// The image could not be booted (bad boot table, machine too small, ...).
     BootFailure = 6,
+    /// The host VM was stopped: a trap of its could not be answered (its component is stopped
+    /// for good, or answered something that does not fit the trap).
+    VmStopped = 7,
 }
 
 impl ExitStatus {
@@ -28,6 +31,7 @@ impl ExitStatus {
             Self::HypervisorPanic,
             Self::HypervisorFault,
             Self::BootFailure,
+            Self::VmStopped,
         ]
         .into_iter()
         .find(|status| *status as i32 == code)
@@ -41,6 +45,7 @@ impl ExitStatus {
             Self::HypervisorPanic => "hypervisor panicked",
             Self::HypervisorFault => "hypervisor took an unrecoverable exception",
             Self::BootFailure => "hypervisor could not boot the image",
+            Self::VmStopped => "the host VM was stopped: a trap of its could not be answered",
         }
     }
 }
@@ -57,6 +62,7 @@ mod tests {
             ExitStatus::HypervisorPanic,
             ExitStatus::HypervisorFault,
             ExitStatus::BootFailure,
+            ExitStatus::VmStopped,
         ] {
             assert_eq!(ExitStatus::from_code(status as i32), Some(status));
         }

@@ -22,6 +22,7 @@ use core::sync::atomic::{AtomicU64, Ordering};
 use hv_abi::{BootTable, ComponentDescriptor, MAX_COMPONENTS, PhysRange};
 use hv_ipc::abi::{self, ComponentState, SyscallError};
 use hv_kernel::controls::{self, TrapControls};
+use hv_kernel::pending::PendingTrap;
 use hv_kernel::trap_stats::MAX_CPUS;
 use spin::{Once, mutex::TicketMutex};
 
@@ -36,11 +37,8 @@ const MAX_DEPTH: usize = MAX_COMPONENTS + 1;
 /// Who is waiting for a component's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Caller {
-    /// The vCPU below it on this CPU; `retry_pc` re-executes its trapping instruction.
-    Vcpu {
-        /// Where the vCPU resumes to make the call again.
-        retry_pc: u64,
-    },
+    /// The vCPU below it on this CPU, stopped on this trap until the answer.
+    Vcpu(PendingTrap),
     /// Another component.
     Component(usize),
     /// Nobody: the kernel delivered a notification.
@@ -129,9 +127,10 @@ struct PerCpu {
     vcpu_el1: El1Context,
     host: Option<TrapControls>,
     host_vttbr: u64,
-    /// A component's reply to the vCPU's trap, for the trap handler to carry out once the
-    /// component is off the CPU (and unlocked: carrying it out may power the CPU down).
-    vcpu_reply: Option<heapless::Vec<u8, { abi::MESSAGE_MAX }>>,
+    /// A component's reply to the vCPU's trap, with the trap, for the trap handler to carry
+    /// out once the component is off the CPU (and unlocked: carrying it out may power the CPU
+    /// down).
+    vcpu_reply: Option<(PendingTrap, heapless::Vec<u8, { abi::MESSAGE_MAX }>)>,
 }
 
 struct PerCpuCell(UnsafeCell<PerCpu>);
@@ -296,6 +295,14 @@ pub fn current() -> Option<usize> {
     }
 }
 
+/// Component `index`'s name, for logs ("?" if there is none).
+pub fn name(index: usize) -> &'static str {
+    registry()
+        .components
+        .get(index)
+        .map_or("?", |component| component.descriptor.name())
+}
+
 /// Takes a component's lock (waiting in FIFO order behind other CPUs) and makes sure it can
 /// run: a stopped component whose restart deadline has passed is restarted here.
 fn acquire(index: usize) -> Result<&'static Component, SyscallError> {
@@ -304,6 +311,10 @@ fn acquire(index: usize) -> Result<&'static Component, SyscallError> {
         .get(index)
         .ok_or(SyscallError::NoSuchTarget)?;
     core::mem::forget(component.lock.lock());
+    if component.state.load(Ordering::Relaxed) == ComponentState::Retired as u64 {
+        release(component);
+        return Err(SyscallError::CalleeRetired);
+    }
     if component.state.load(Ordering::Relaxed) == ComponentState::Faulted as u64 {
         let deadline = component.restart_at.load(Ordering::Relaxed);
         if deadline == 0 || arch::counter().0 < deadline {
@@ -420,14 +431,14 @@ fn switch_to(frame: &mut GuestFrame, index: usize, caller: Caller, delivery: Del
     load_top(cpu, frame);
 }
 
-/// Calls the component `index` on behalf of the vCPU trapped in `frame` with `request` (an
-/// encoded guest trap). Returns `Err` if the component is stopped.
+/// Calls the component `index` on behalf of the vCPU trapped in `frame` on `pending` with
+/// `request` (the encoded trap). Returns `Err` if the component is stopped.
 pub fn call_from_vcpu(
     frame: &mut GuestFrame,
     index: usize,
     interface: u16,
     request: &[u8],
-    retry_pc: u64,
+    pending: PendingTrap,
 ) -> Result<(), SyscallError> {
     let component = acquire(index)?;
     write_rx(component, request);
@@ -436,12 +447,13 @@ pub fn call_from_vcpu(
         interface,
         len: request.len(),
     };
-    switch_to(frame, index, Caller::Vcpu { retry_pc }, delivery, true);
+    switch_to(frame, index, Caller::Vcpu(pending), delivery, true);
     Ok(())
 }
 
-/// The reply a component gave to this CPU's vCPU trap, once the vCPU is back on top.
-pub fn take_vcpu_reply() -> Option<heapless::Vec<u8, { abi::MESSAGE_MAX }>> {
+/// The reply a component gave to this CPU's vCPU trap, with that trap, once the vCPU is back
+/// on top.
+pub fn take_vcpu_reply() -> Option<(PendingTrap, heapless::Vec<u8, { abi::MESSAGE_MAX }>)> {
     let cpu = this_cpu();
     if matches!(cpu.stack.last(), Some(Level::Vcpu)) {
         cpu.vcpu_reply.take()
@@ -506,7 +518,8 @@ pub fn fault(frame: &mut GuestFrame, index: usize, esr: u64) {
     release(component);
 
     match caller {
-        Caller::Vcpu { retry_pc } => cpu.vcpu_frame.elr = retry_pc,
+        // The trap is delivered again: the vCPU makes it anew once the component is back.
+        Caller::Vcpu(pending) => cpu.vcpu_frame.elr = pending.retry_pc,
         Caller::Component(caller_index) => {
             // SAFETY: the caller is on this CPU's stack, so this CPU holds its lock.
             let saved = unsafe { &mut *registry().components[caller_index].saved.get() };

@@ -94,9 +94,11 @@ fn reply(frame: &mut GuestFrame, index: usize, len: usize) {
             frame.x[0] = SyscallError::NotServing as i64 as u64;
             return;
         }
-        Caller::Vcpu { .. } => {
+        Caller::Vcpu(pending) => {
             let reply = read_tx(component, len, &mut buffer);
-            cpu.vcpu_reply = heapless::Vec::from_slice(reply).ok();
+            cpu.vcpu_reply = heapless::Vec::from_slice(reply)
+                .ok()
+                .map(|reply| (pending, reply));
         }
         Caller::Component(caller_index) => {
             let reply = read_tx(component, len, &mut buffer);
@@ -261,6 +263,16 @@ fn restart(index: usize, not_before: u64) -> Result<(), SyscallError> {
         .ok_or(SyscallError::NoSuchTarget)?;
     if component.state.load(Ordering::Relaxed) != ComponentState::Faulted as u64 {
         return Err(SyscallError::BadArgument);
+    }
+    if not_before == kernel_op::RESTART_NEVER {
+        component
+            .state
+            .store(ComponentState::Retired as u64, Ordering::Relaxed);
+        defmt::warn!(
+            "component {=str} stays stopped for good (restart never)",
+            component.descriptor.name()
+        );
+        return Ok(());
     }
     if not_before > arch::counter().0 {
         component.restart_at.store(not_before, Ordering::Relaxed);

@@ -9,7 +9,7 @@ const CASES: &[(&str, usize, &str)] = &[
     (
         "bad-settings",
         9,
-        "component[0].settings: unknown field `polcy`, expected `policy` or `device-tables`",
+        "component[0].settings: unknown field `polcy`, expected one of `policy`, `device-tables`, `crash`",
     ),
     (
         "settings-not-taken",

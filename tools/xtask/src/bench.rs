@@ -107,6 +107,7 @@ pub fn run() -> Result<()> {
             let settings = [Settings::MemProtect(MemProtectSettings {
                 policy: mapping,
                 device_tables: None,
+                crash: None,
             })];
             let outcome = crate::systest::boot_with(
                 &format!("bench-stage2-{policy}-smp{smp}"),

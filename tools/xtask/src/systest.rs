@@ -47,6 +47,9 @@ struct SystemTest {
     manifest: Option<&'static str>,
     /// Lines the hypervisor log must contain.
     expect_log: &'static [&'static str],
+    /// How the run must end: a power-off with the payload's checks passed, or another
+    /// status (then only the log lines are checked: the payload never finishes).
+    expect_exit: ExitStatus,
 }
 
 /// Every system test: Linux on both machines with 1 and 2 CPUs, and each test guest on both.
@@ -63,6 +66,7 @@ fn all_tests() -> Vec<SystemTest> {
                 probe_grants: false,
                 manifest: None,
                 expect_log: &[],
+                expect_exit: ExitStatus::PoweredOff,
             });
         }
         tests.push(SystemTest {
@@ -74,6 +78,7 @@ fn all_tests() -> Vec<SystemTest> {
             probe_grants: false,
             manifest: None,
             expect_log: &[],
+            expect_exit: ExitStatus::PoweredOff,
         });
         // Two CPUs calling the VM manager (and through it the supervisor) at once.
         tests.push(SystemTest {
@@ -85,6 +90,7 @@ fn all_tests() -> Vec<SystemTest> {
             probe_grants: false,
             manifest: None,
             expect_log: &[],
+            expect_exit: ExitStatus::PoweredOff,
         });
     }
     // Component faults: the VM manager crashes once while Linux boots on two CPUs (its third
@@ -98,6 +104,7 @@ fn all_tests() -> Vec<SystemTest> {
         probe_grants: false,
         manifest: None,
         expect_log: &[],
+        expect_exit: ExitStatus::PoweredOff,
     });
     for (name, crash) in [
         ("kernel", Crash::ReadKernel(1)),
@@ -112,6 +119,7 @@ fn all_tests() -> Vec<SystemTest> {
             probe_grants: matches!(crash, Crash::ReadKernel(_)),
             manifest: None,
             expect_log: &[],
+            expect_exit: ExitStatus::PoweredOff,
         });
     }
     // Memory protection: the host's stage 2 is built lazily by mem-protect; Linux boots on it
@@ -127,6 +135,7 @@ fn all_tests() -> Vec<SystemTest> {
                 probe_grants: false,
                 manifest: Some("manifests/tests/mem-protect.toml"),
                 expect_log: &["host stage 2: built lazily", "stage2-stats faults="],
+                expect_exit: ExitStatus::PoweredOff,
             });
         }
         tests.push(SystemTest {
@@ -138,6 +147,7 @@ fn all_tests() -> Vec<SystemTest> {
             probe_grants: false,
             manifest: Some("manifests/tests/mem-protect.toml"),
             expect_log: &["host stage 2: built lazily"],
+            expect_exit: ExitStatus::PoweredOff,
         });
     }
     // MMIO guard: the host VM's console is emulated and guarded; the guest exercises every
@@ -153,6 +163,7 @@ fn all_tests() -> Vec<SystemTest> {
             probe_grants: false,
             manifest: Some("manifests/tests/mmio-guard.toml"),
             expect_log: &["mmio-guard: refused vm0"],
+            expect_exit: ExitStatus::PoweredOff,
         });
         tests.push(SystemTest {
             name: format!("guest-mmio-enforced-{cpu:?}").to_lowercase(),
@@ -163,8 +174,27 @@ fn all_tests() -> Vec<SystemTest> {
             probe_grants: false,
             manifest: Some("manifests/tests/mmio-guard-enforced.toml"),
             expect_log: &["mmio-guard: refused vm0"],
+            expect_exit: ExitStatus::PoweredOff,
         });
     }
+    // A trap no component can ever answer stops the VM: mem-protect (restart never) faults
+    // on the guest's second stage-2 fault, the supervisor leaves it stopped for good, and the
+    // host's next stage-2 fault ends the run with a clear error instead of hanging the vCPU.
+    tests.push(SystemTest {
+        name: "mem-protect-stopped-ends-the-host-a72".into(),
+        cpu: CpuModel::A72,
+        smp: 1,
+        payload: Payload::Guest("hv-guest-el1-basics"),
+        crash: None,
+        probe_grants: false,
+        manifest: Some("manifests/tests/mem-protect-crash.toml"),
+        expect_log: &[
+            "mem-protect: crash hook fires on stage-2 fault 2",
+            "component mem-protect stays stopped for good (restart never)",
+            "host VM stopped: its stage-2 fault goes to component mem-protect, which faulted and is never restarted",
+        ],
+        expect_exit: ExitStatus::VmStopped,
+    });
     // The component template joins a manifest and serves the hypercalls routed to it.
     tests.push(SystemTest {
         name: "guest-template-calls-a72".into(),
@@ -175,6 +205,7 @@ fn all_tests() -> Vec<SystemTest> {
         probe_grants: false,
         manifest: Some("manifests/tests/template.toml"),
         expect_log: &["template: component 3 up, counter at 40"],
+        expect_exit: ExitStatus::PoweredOff,
     });
     tests
 }
@@ -274,6 +305,21 @@ pub fn boot_with(
 
 /// Checks an outcome (`peer`: the address a `Crash::ReadPeer` reads); returns why it failed.
 fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> {
+    if test.expect_exit != ExitStatus::PoweredOff {
+        for needle in test.expect_log {
+            if !outcome.hv_log.iter().any(|line| line.contains(needle)) {
+                return Err(format!("the hypervisor log lacks \"{needle}\""));
+            }
+        }
+        if outcome.timed_out || outcome.status() != Some(test.expect_exit) {
+            return Err(format!(
+                "run ended with: {}, not: {}",
+                outcome.describe(),
+                test.expect_exit.describe()
+            ));
+        }
+        return Ok(());
+    }
     let console = &outcome.console;
     let expect = |needle: &str| -> Result<(), String> {
         if console.contains(needle) {
@@ -575,6 +621,7 @@ mod tests {
             probe_grants: false,
             manifest: None,
             expect_log: &[],
+            expect_exit: ExitStatus::PoweredOff,
         }
     }
 
@@ -608,6 +655,7 @@ mod tests {
             probe_grants: false,
             manifest: None,
             expect_log: &[],
+            expect_exit: ExitStatus::PoweredOff,
         };
         assert_eq!(
             check(
