@@ -3,7 +3,7 @@
 //!
 //! Each grant is a bit set the composer built from the manifest's `calls`, `kernel-ops` and
 //! `notifies`; a call outside it is refused with [`SyscallError::NotAllowed`] before the kernel
-//! looks at anything else, so an ungranted caller learns nothing about the target. The
+//! looks at the target, so an ungranted caller learns nothing about it. The
 //! kernel's own notifications (`NOTIFY_COMPONENT_FAULTED` to the supervisor) are not system
 //! calls and need no grant.
 
