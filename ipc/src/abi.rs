@@ -27,7 +27,8 @@ pub mod syscall {
     /// Blocks until the reply; returns x0 = 0 and x1 = reply length (reply in `__ipc_rx`), or
     /// an error.
     pub const CALL: u64 = 2;
-    /// Set notification bits: x1 = target component index, x2 = bits.
+    /// Set notification bits: x1 = target component index, x2 = bits. Only on a component the
+    /// manifest's `notifies` names, else [`super::SyscallError::NotAllowed`].
     pub const NOTIFY: u64 = 3;
     /// Write log bytes (encoded defmt frames): x1 = address, x2 = length, inside the
     /// component's own region.

@@ -244,7 +244,7 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
 
     if let Err(error) = table.validate_components(image_start + kernel_footprint) {
         defmt::error!("boot table: {}", defmt::Debug2Format(&error));
-        fail("the boot table's components are misplaced or conflict");
+        fail("the boot table's components are misplaced, conflict or name bad notify targets");
     }
     components::set_up(&table);
     let vttbr = HOST_VTTBR.load(Ordering::Relaxed);

@@ -14,6 +14,7 @@
 
 pub mod controls;
 pub mod esr;
+pub mod grants;
 pub mod inject;
 pub mod memory_map;
 pub mod pending;

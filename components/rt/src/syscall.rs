@@ -37,7 +37,8 @@ pub(crate) fn status(x0: u64) -> Result<u64, SyscallError> {
     }
 }
 
-/// Sets notification `bits` on component `target`.
+/// Sets notification `bits` on component `target`; `NotAllowed` unless the manifest's
+/// `notifies` names it.
 pub fn notify(target: usize, bits: u64) -> Result<(), SyscallError> {
     // SAFETY: NOTIFY touches no memory of this component.
     let [x0, ..] = unsafe { arch::hvc(syscall::NOTIFY, [target as u64, bits, 0, 0, 0]) };

@@ -10,13 +10,15 @@ mod encoding;
 /// First bytes of a boot table.
 pub const BOOT_TABLE_MAGIC: [u8; 8] = *b"HVBOOT\0\0";
 /// Layout version of the boot table; bumped on any incompatible change.
-pub const BOOT_TABLE_VERSION: u32 = 2;
+pub const BOOT_TABLE_VERSION: u32 = 3;
 /// Size in bytes of the space the kernel image reserves for the table.
 pub const BOOT_TABLE_SIZE: usize = 4096;
 /// Most payloads one image carries.
 pub const MAX_PAYLOADS: usize = 16;
 /// Most components one image carries.
 pub const MAX_COMPONENTS: usize = 8;
+// A grant names components by bit in a `u32` (`ComponentDescriptor::may_notify`).
+const _: () = assert!(MAX_COMPONENTS < 32);
 /// Most emulated device ranges of the host VM.
 pub const MAX_EMULATED: usize = 4;
 
@@ -136,6 +138,8 @@ pub enum BootTableError {
     ComponentImageMissing(usize),
     /// Two components serve one interface, or take one route.
     ComponentConflict(usize, usize),
+    /// Component `index` may notify a component the table does not have, or itself.
+    ComponentGrantInvalid(usize),
     /// The host's stage-2 root is not a page inside the memory of the component the host's
     /// stage-2 faults go to.
     HostStage2RootMisplaced,
@@ -180,9 +184,10 @@ impl BootTable {
     /// and past the kernel's own memory (`kernel_end`), off every other region and image store;
     /// entry and message buffers inside its region; its image store a component-image
     /// payload's destination no larger than the region; one server per interface and one
-    /// component per route.
+    /// component per route; notifications granted only to other components of the table.
     pub fn validate_components(&self, kernel_end: u64) -> Result<(), BootTableError> {
         let components = || self.components().enumerate();
+        let count = self.components().count();
         if self.host_stage2_root != 0 {
             let root = self.host_stage2_root;
             let in_owner = self.components().any(|component| {
@@ -215,6 +220,11 @@ impl BootTable {
             });
             if !stored || component.image_store.len() > region.len() {
                 return Err(BootTableError::ComponentImageMissing(index));
+            }
+            // Bits from `count` up name no component.
+            let others = ((1u32 << count) - 1) & !(1u32 << index);
+            if component.may_notify & !others != 0 {
+                return Err(BootTableError::ComponentGrantInvalid(index));
             }
             for (other_index, other) in components().take(index) {
                 let collides = region.overlaps(&other.region)

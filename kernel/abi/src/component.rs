@@ -1,5 +1,6 @@
 //! How the boot table describes a component: its memory, entry point and message buffers, and
-//! what the manifest grants it (interfaces, kernel operations, routed guest traps).
+//! what the manifest grants it (interfaces, kernel operations, components to notify, routed
+//! guest traps).
 
 use crate::range::PhysRange;
 
@@ -41,6 +42,8 @@ pub struct ComponentDescriptor {
     pub may_call: u32,
     /// Kernel operations it may use: bit `n` for operation `n`.
     pub kernel_ops: u32,
+    /// Components it may notify: bit `n` for component id `n` (never its own).
+    pub may_notify: u32,
     /// Guest traps routed to it (`ROUTE_*` bits).
     pub routes: u32,
     /// SMCCC function IDs routed to it, as inclusive `(first, last)` ranges; `(0, 0)` is an

@@ -243,6 +243,9 @@ pub struct ComponentSpec {
     /// The kernel operations it may use ("restart", "component-state", "read-counter").
     #[serde(default)]
     pub kernel_ops: Vec<String>,
+    /// The components it may NOTIFY, by name: each listed once, never itself.
+    #[serde(default)]
+    pub notifies: Vec<String>,
     /// The guest traps routed to it ("smccc"); at most one component per trap, and it must
     /// serve "guest-trap".
     #[serde(default)]

@@ -162,6 +162,8 @@ pub struct Component {
     pub calls: Vec<String>,
     /// The kernel operations it may use, by name.
     pub kernel_ops: Vec<String>,
+    /// The components it may notify, by name.
+    pub notifies: Vec<String>,
     /// The guest traps routed to it, by name.
     pub routes: Vec<String>,
     /// Its grants as the kernel's boot table holds them.
@@ -181,6 +183,8 @@ pub struct Grants {
     pub may_call: u32,
     /// Bit per kernel operation.
     pub kernel_ops: u32,
+    /// Bit per component it may notify, by component id (its position in the manifest).
+    pub may_notify: u32,
     /// Route bits (`hv_abi::ROUTE_*`).
     pub routes: u32,
     /// SMCCC function-ID ranges routed to it (inclusive; `(0, 0)` unused).

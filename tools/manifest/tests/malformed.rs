@@ -73,6 +73,12 @@ const CASES: &[(&str, usize, &str)] = &[
          known: guest-trap, supervisor, mmio-guard; did you mean \"supervisor\"?",
     ),
     (
+        "unknown-notify-target",
+        14,
+        "component[1].notifies[0]: \"supervisr\" is not a component; known: supervisor, \
+         vm-manager; did you mean \"supervisor\"?",
+    ),
+    (
         "unserved-call",
         10,
         "component[0].calls[0]: no component serves \"supervisor\"; add serves = \"supervisor\"",

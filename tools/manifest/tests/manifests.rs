@@ -59,6 +59,7 @@ fn the_default_manifest_loads() {
             kernel_ops: 1 << kernel_op::RESTART
                 | 1 << kernel_op::COMPONENT_STATE
                 | 1 << kernel_op::READ_COUNTER,
+            may_notify: 0,
             routes: 0,
             smccc_ranges: Default::default(),
         }
@@ -70,6 +71,7 @@ fn the_default_manifest_loads() {
             serves: interface::GUEST_TRAP,
             may_call: 1 << interface::SUPERVISOR,
             kernel_ops: 1 << kernel_op::READ_COUNTER,
+            may_notify: 0,
             routes: hv_abi::ROUTE_SMCCC,
             smccc_ranges: Default::default(),
         }
@@ -258,6 +260,9 @@ fn a_full_manifest_resolves_every_field() {
     assert_eq!(vm_manager.serves.as_deref(), Some("guest-trap"));
     assert_eq!(vm_manager.calls, ["supervisor"]);
     assert_eq!(vm_manager.kernel_ops, ["read-counter"]);
+    assert_eq!(vm_manager.notifies, ["supervisor"]);
+    assert_eq!(vm_manager.grants.may_notify, 1 << 0);
+    assert_eq!(supervisor.grants.may_notify, 0);
     assert_eq!(vm_manager.routes, ["smccc"]);
     assert_eq!(vm_manager.grants.routes, hv_abi::ROUTE_SMCCC);
     assert_eq!(
@@ -309,6 +314,51 @@ fn several_problems_are_reported_together_in_line_order() {
         rendered[2].starts_with("many.toml:9: component[1].name: "),
         "{text}"
     );
+}
+
+#[test]
+fn notifies_name_other_components_once() {
+    let text = "board = \"qemu-virt\"\n\
+                [host]\n\
+                [[component]]\n\
+                name = \"a\"\n\
+                crate = \"hv-a\"\n\
+                notifies = [\"b\", \"a\", \"b\"]\n\
+                [[component]]\n\
+                name = \"b\"\n\
+                crate = \"hv-b\"\n\
+                notifies = [\"a\"]\n";
+    let error = hv_manifest::parse(text, "notify.toml", Path::new(".")).unwrap_err();
+    let text = error.to_string();
+    let rendered: Vec<&str> = text.lines().collect();
+    assert_eq!(rendered.len(), 2, "{text}");
+    assert!(
+        rendered[0].starts_with(
+            "notify.toml:6: component[0].notifies[1]: a component does not notify itself"
+        ),
+        "{text}"
+    );
+    assert!(
+        rendered[1].starts_with("notify.toml:6: component[0].notifies[2]: \"b\" is listed twice"),
+        "{text}"
+    );
+
+    let manifest = parse(
+        "board = \"qemu-virt\"\n\
+         [host]\n\
+         [[component]]\n\
+         name = \"a\"\n\
+         crate = \"hv-a\"\n\
+         [[component]]\n\
+         name = \"b\"\n\
+         crate = \"hv-b\"\n\
+         [[component]]\n\
+         name = \"c\"\n\
+         crate = \"hv-c\"\n\
+         notifies = [\"b\", \"a\"]\n",
+    );
+    assert_eq!(manifest.components[2].grants.may_notify, 0b011);
+    assert_eq!(manifest.components[0].grants.may_notify, 0);
 }
 
 #[test]

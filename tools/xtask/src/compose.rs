@@ -269,6 +269,7 @@ pub fn compose(request: &Request) -> Result<Composed> {
                 serves: component.grants.serves,
                 may_call: component.grants.may_call,
                 kernel_ops: component.grants.kernel_ops,
+                may_notify: component.grants.may_notify,
                 routes: component.grants.routes,
                 smccc_ranges: component.grants.smccc_ranges,
             })

@@ -41,7 +41,8 @@ struct SystemTest {
     smp: u32,
     payload: Payload,
     crash: Option<Crash>,
-    /// Build the VM manager with its grant probe and check the kernel refused both probes.
+    /// Build the VM manager with its grant probe and check the kernel refused every probe
+    /// (CALL, KERNEL_OP, NOTIFY).
     probe_grants: bool,
     /// The manifest to compose, relative to the workspace (default: the default manifest).
     manifest: Option<&'static str>,
@@ -209,6 +210,15 @@ fn all_tests() -> Vec<SystemTest> {
     });
     tests
 }
+
+/// The lines the VM manager's grant probe logs when the kernel refuses each probe with
+/// `NotAllowed` (-1): a call, a kernel operation and a notification its manifest does not grant
+/// (`components/vm-manager/src/probe.rs`).
+const PROBE_REFUSALS: [&str; 3] = [
+    "grant probe: CALL guest-trap -> -1",
+    "grant probe: KERNEL_OP restart -> -1",
+    "grant probe: NOTIFY supervisor -> -1",
+];
 
 /// The VM manager settings that provoke `crash` (and, with `probe_grants`, the grant probe).
 fn vm_manager_settings(crash: Option<Crash>, probe_grants: bool, peer: u64) -> Settings {
@@ -400,11 +410,8 @@ fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> 
         }
     }
     if test.probe_grants {
-        // The manifest grants the VM manager neither; the kernel must say NotAllowed (-1).
-        for needle in [
-            "grant probe: CALL guest-trap -> -1",
-            "grant probe: KERNEL_OP restart -> -1",
-        ] {
+        // The manifest grants the VM manager none of these; the kernel must say NotAllowed (-1).
+        for needle in PROBE_REFUSALS {
             if !log_has(needle) {
                 return Err(format!("the hypervisor log lacks \"{needle}\""));
             }

@@ -14,9 +14,11 @@ use crate::range::PhysRange;
 pub(super) const HEADER_LEN: usize = 8 + 4 + 4 + 8 * 6 + 8 + 16 * MAX_EMULATED;
 /// Bytes of one payload record; the component records start after `MAX_PAYLOADS` of them.
 const PAYLOAD_LEN: usize = 4 + 4 + 8 * 3;
+/// Where the component records start.
+pub(super) const COMPONENTS_AT: usize = HEADER_LEN + MAX_PAYLOADS * PAYLOAD_LEN;
 /// Bytes of one component record.
-const COMPONENT_LEN: usize =
-    COMPONENT_NAME_LEN + 8 * 4 + 8 * 3 + 2 + 2 + 4 * 3 + 8 * MAX_SMCCC_RANGES;
+pub(super) const COMPONENT_LEN: usize =
+    COMPONENT_NAME_LEN + 8 * 4 + 8 * 3 + 2 + 2 + 4 * 4 + 8 * MAX_SMCCC_RANGES;
 
 impl BootTable {
     /// Encodes the table into the bytes the kernel image reserves for it.
@@ -51,7 +53,7 @@ impl BootTable {
             writer.u64(payload.file_size);
             writer.u64(payload.load_address);
         }
-        writer.at = HEADER_LEN + MAX_PAYLOADS * PAYLOAD_LEN;
+        writer.at = COMPONENTS_AT;
         for component in self.components() {
             writer.bytes(&component.name);
             for value in [
@@ -69,6 +71,7 @@ impl BootTable {
             writer.bytes(&[0, 0]);
             writer.u32(component.may_call);
             writer.u32(component.kernel_ops);
+            writer.u32(component.may_notify);
             writer.u32(component.routes);
             for (first, last) in component.smccc_ranges {
                 writer.u32(first);
@@ -117,7 +120,7 @@ impl BootTable {
                 load_address: reader.u64()?,
             });
         }
-        reader.at = HEADER_LEN + MAX_PAYLOADS * PAYLOAD_LEN;
+        reader.at = COMPONENTS_AT;
         for slot in table.components.iter_mut().take(component_count as usize) {
             let mut name = [0u8; COMPONENT_NAME_LEN];
             name.copy_from_slice(reader.take(COMPONENT_NAME_LEN)?);
@@ -138,6 +141,7 @@ impl BootTable {
                 serves,
                 may_call: reader.u32()?,
                 kernel_ops: reader.u32()?,
+                may_notify: reader.u32()?,
                 routes: reader.u32()?,
                 smccc_ranges: {
                     let mut ranges = [(0, 0); MAX_SMCCC_RANGES];
@@ -208,6 +212,4 @@ impl<'a> Reader<'a> {
     }
 }
 
-const _: () = assert!(
-    HEADER_LEN + MAX_PAYLOADS * PAYLOAD_LEN + MAX_COMPONENTS * COMPONENT_LEN <= BOOT_TABLE_SIZE
-);
+const _: () = assert!(COMPONENTS_AT + MAX_COMPONENTS * COMPONENT_LEN <= BOOT_TABLE_SIZE);

@@ -48,6 +48,12 @@ fn refuses_bad_shapes() {
         BootTable::decode(&bytes),
         Err(BootTableError::UnsupportedVersion(9))
     );
+    // A table from a composer before components had `may_notify`.
+    bytes[8] = 2;
+    assert_eq!(
+        BootTable::decode(&bytes),
+        Err(BootTableError::UnsupportedVersion(2))
+    );
     assert_eq!(BootTable::decode(&[0u8; 64]), Err(BootTableError::BadMagic));
     let mut bytes = sample().encode();
     bytes[12] = 200;
@@ -145,6 +151,7 @@ fn with_components() -> BootTable {
                 serves: index as u16 + 1,
                 may_call: 0b10,
                 kernel_ops: 0b1110,
+                may_notify: if index == 1 { 0b01 } else { 0 },
                 routes: if index == 1 { ROUTE_SMCCC } else { 0 },
                 smccc_ranges: if index == 0 {
                     [(0xC600_0005, 0xC600_0008), (0, 0), (0, 0), (0, 0)]
@@ -166,6 +173,36 @@ fn components_round_trip_and_validate() {
     decoded.validate_components(0x4040_0000).unwrap();
     let names: heapless_names::Names = decoded.components().map(|c| c.name()).collect();
     assert_eq!(names.as_slice(), ["supervisor", "vm-manager"]);
+    let grants: std::vec::Vec<(u32, u32, u32)> = decoded
+        .components()
+        .map(|c| (c.may_call, c.kernel_ops, c.may_notify))
+        .collect();
+    assert_eq!(grants, [(0b10, 0b1110, 0), (0b10, 0b1110, 0b01)]);
+}
+
+#[test]
+fn notify_grants_must_name_other_components() {
+    let mut itself = with_components();
+    itself.components[0].as_mut().unwrap().may_notify = 0b01;
+    assert_eq!(
+        itself.validate_components(0x4040_0000),
+        Err(BootTableError::ComponentGrantInvalid(0))
+    );
+
+    let mut missing = with_components();
+    missing.components[1].as_mut().unwrap().may_notify = 0b101;
+    assert_eq!(
+        missing.validate_components(0x4040_0000),
+        Err(BootTableError::ComponentGrantInvalid(1))
+    );
+
+    let mut high = with_components();
+    high.components[1].as_mut().unwrap().may_notify = 1 << 31;
+    let decoded = BootTable::decode(&high.encode()).unwrap();
+    assert_eq!(
+        decoded.validate_components(0x4040_0000),
+        Err(BootTableError::ComponentGrantInvalid(1))
+    );
 }
 
 #[test]
@@ -297,18 +334,23 @@ fn placement_must_move_payloads_up_and_clear_the_kernel() {
 
 #[test]
 fn decoding_random_bytes_never_panics() {
+    // Up to the end of the two component records, so every field (grants included) is hit.
+    let encoded_len = super::encoding::COMPONENTS_AT + 2 * super::encoding::COMPONENT_LEN;
     let mut state = 0x1234_5678_9abc_def0u64;
-    for _ in 0..2000 {
-        let mut bytes = sample().encode();
-        for _ in 0..8 {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            let at = (state as usize) % 1100;
-            bytes[at] = (state >> 32) as u8;
-        }
-        if let Ok(table) = BootTable::decode(&bytes) {
-            let _ = table.validate(state);
+    for table in [sample(), with_components()] {
+        for _ in 0..2000 {
+            let mut bytes = table.encode();
+            for _ in 0..8 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                let at = (state as usize) % encoded_len;
+                bytes[at] = (state >> 32) as u8;
+            }
+            if let Ok(table) = BootTable::decode(&bytes) {
+                let _ = table.validate(state);
+                let _ = table.validate_components(0x4040_0000);
+            }
         }
     }
 }

@@ -1,4 +1,5 @@
-//! Checking the components: names, sizes, grants, routes, restart policies and the call graph.
+//! Checking the components: names, sizes, grants (calls, kernel operations, notifications),
+//! routes, restart policies and the call graph.
 
 use super::*;
 
@@ -117,6 +118,36 @@ pub(super) fn check_components(
                 ),
             }
         }
+        for (at, target) in spec.notifies.iter().enumerate() {
+            let field = path.key("notifies").index(at);
+            match specs.iter().position(|other| other.name == *target) {
+                Some(_) if spec.notifies[..at].contains(target) => {
+                    checker.error(&field, format!("\"{target}\" is listed twice"));
+                }
+                Some(id) if id == index => checker.error(
+                    &field,
+                    format!(
+                        "a component does not notify itself; remove \"{target}\" from its own \
+                         notifies"
+                    ),
+                ),
+                // The boot table holds at most `hv_abi::MAX_COMPONENTS`, far below 32; the
+                // composer refuses a manifest with more.
+                Some(id) => grants.may_notify |= 1u32.checked_shl(id as u32).unwrap_or(0),
+                None => checker.error(
+                    &field,
+                    format!(
+                        "\"{target}\" is not a component; known: {}{}",
+                        specs
+                            .iter()
+                            .map(|other| other.name.as_str())
+                            .collect::<Vec<_>>()
+                            .join(", "),
+                        suggestion(target, specs.iter().map(|other| other.name.as_str()))
+                    ),
+                ),
+            }
+        }
         let mut range_slot = 0;
         for (at, route) in spec.routes.iter().enumerate() {
             let field = path.key("routes").index(at);
@@ -205,6 +236,7 @@ pub(super) fn check_components(
             serves: spec.serves.clone(),
             calls: spec.calls.clone(),
             kernel_ops: spec.kernel_ops.clone(),
+            notifies: spec.notifies.clone(),
             routes: spec.routes.clone(),
             grants,
             restart,
