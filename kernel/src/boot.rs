@@ -8,7 +8,7 @@ use hv_abi::{
     BOOT_TABLE_SIZE, BootTable, ExitStatus, IMAGE_HEADER_SIZE_OFFSET, PayloadKind, PhysRange,
 };
 use hv_ipc::addr::Ipa;
-use hv_kernel::memory_map::{self, RegionList};
+use hv_kernel::memory_map;
 
 /// Most RAM banks the kernel reads from the firmware's DTB.
 const MAX_RAM_BANKS: usize = 8;
@@ -204,14 +204,7 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
     );
     place_payloads(&table, image_start);
 
-    // The host sees all RAM but the hypervisor's region, and the device space up to 1 TiB
-    // (QEMU virt's highest window, 64-bit PCIe MMIO, ends there) or the end of RAM. Mapping
-    // the whole IPA space as device memory would cost one table page per 512 GiB.
-    let host_limit = ram_end.clamp(1 << 40, 1 << features.ipa_bits);
     let emulated = HOST_EMULATED.call_once(|| table.emulated().copied().collect());
-    let mut excluded: heapless::Vec<PhysRange, { hv_abi::MAX_EMULATED + 1 }> = heapless::Vec::new();
-    let _ = excluded.push(table.hypervisor);
-    excluded.extend(emulated.iter().copied());
     for device in emulated {
         defmt::info!(
             "host device {=u64:#x}..{=u64:#x} is emulated",
@@ -219,27 +212,21 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
             device.end
         );
     }
-    let host_regions: RegionList =
-        match memory_map::identity_map(&firmware.ram, &excluded, host_limit) {
-            Ok(regions) => regions,
-            Err(_) => fail("the host's memory map does not fit the kernel's tables"),
-        };
     RAM_LAYOUT.call_once(|| (firmware.ram.clone(), table.hypervisor));
-    let stage2_root = if table.host_stage2_root != 0 {
-        // A component builds the host's stage 2 lazily, starting from this empty root.
-        defmt::info!(
-            "host stage 2: built lazily from root {=u64:#x}",
-            table.host_stage2_root
+    // What the host may see is policy: the component routed "host-stage2" (mem-protect)
+    // builds the host's stage 2 lazily from this empty root. The kernel has no map of its own.
+    if table.host_stage2_root == 0 {
+        fail(
+            "no component builds the host's stage 2: the manifest needs one routed \"host-stage2\" (mem-protect)",
         );
-        table.host_stage2_root
-    } else {
-        arch::mmu::build_stage2_map(&host_regions)
-    };
-    HOST_VTTBR.store(stage2_root | (HOST_VMID << 48), Ordering::Relaxed);
+    }
     defmt::info!(
-        "host stage 2: {=usize} regions, {=usize} table pages in use",
-        host_regions.len(),
-        arch::mmu::pool_pages_used()
+        "host stage 2: built lazily from root {=u64:#x}",
+        table.host_stage2_root
+    );
+    HOST_VTTBR.store(
+        table.host_stage2_root | (HOST_VMID << 48),
+        Ordering::Relaxed,
     );
 
     if let Err(error) = table.validate_components(image_start + kernel_footprint) {
@@ -247,6 +234,10 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
         fail("the boot table's components are misplaced, conflict or name bad notify targets");
     }
     components::set_up(&table);
+    defmt::info!(
+        "kernel tables: {=usize} pages in use (EL2 map, component stage 2s)",
+        arch::mmu::pool_pages_used()
+    );
     let vttbr = HOST_VTTBR.load(Ordering::Relaxed);
     components::set_host_world(arch::configure_guest_controls(vttbr, &features), vttbr);
     let dtb = table

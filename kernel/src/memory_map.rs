@@ -1,10 +1,9 @@
 //! The identity maps the kernel builds: which physical ranges a translation regime maps, and as
 //! what kind of memory.
 //!
-//! The host's stage 2 maps all RAM except the hypervisor's region as normal memory and every
-//! gap between RAM ranges, up to the IPA limit, as device memory (a static map; the memory
-//! protection component replaces it with a lazily built one). The kernel's own EL2 stage 1 maps
-//! all RAM and the device space the same way.
+//! The kernel's own EL2 stage 1 maps all RAM as normal memory and every gap between RAM
+//! ranges, up to a limit, as device memory; a component's stage 2 maps its region. (The host's
+//! stage 2 is not the kernel's: mem-protect builds it lazily.)
 
 use hv_abi::PhysRange;
 

@@ -5,11 +5,11 @@
 //! to the VM manager (or the component a function-ID range names); data aborts on emulated
 //! device pages go to the `mmio` route's taker; the host's other stage-2 faults go to the
 //! component that builds the host's stage 2 (mem-protect), which maps the page and has the
-//! vCPU resume, or has an abort injected. Only with no such component (a manifest without
-//! mem-protect, whose host stage 2 is a static map) does the kernel itself inject a synchronous
-//! external abort for a stage-2 fault, so the guest's own exception handling runs. Anything
-//! else a guest cannot do becomes an UNDEFINED instruction exception. Traps from components
-//! are their system calls or faults (see [`components`]).
+//! vCPU resume, or has an abort injected. The vCPU's trap stays pending until the answer, which
+//! `hv_kernel::pending` checks against the trap; an answer that does not fit, or a trap whose
+//! component is stopped for good, stops the VM. Anything else a guest cannot do becomes an
+//! UNDEFINED instruction exception. Traps from components are their system calls or faults
+//! (see [`components`]).
 
 use crate::arch::spin_table::SpinTableError;
 use crate::arch::{self, GuestFrame};
@@ -109,43 +109,8 @@ fn vcpu_trap(frame: &mut GuestFrame, cpu: usize, trap: Trap, esr: u64, far: u64,
         Trap::DataAbort(abort) if crate::boot::is_emulated(ipa) => {
             route_mmio(frame, cpu, &abort, ipa, far);
         }
-        Trap::DataAbort(_) | Trap::InstructionAbort(_)
-            if components::host_stage2_route().is_some() =>
-        {
+        Trap::DataAbort(_) | Trap::InstructionAbort(_) => {
             route_stage2_fault(frame, cpu, &trap, esr, far, ipa);
-        }
-        Trap::DataAbort(abort) => {
-            defmt::warn!(
-                "cpu{=usize}: guest {=str} at unmapped IPA {=u64:#x} (va {=u64:#x}, pc {=u64:#x}): external abort injected",
-                cpu,
-                if abort.write { "write" } else { "read" },
-                ipa.0,
-                far,
-                frame.elr
-            );
-            let injected = inject::external_abort(
-                AbortKind::Data { write: abort.write },
-                far,
-                frame.elr,
-                frame.spsr,
-                arch::guest_vbar(),
-            );
-            inject_into(frame, injected);
-        }
-        Trap::InstructionAbort(_) => {
-            defmt::warn!(
-                "cpu{=usize}: guest fetch at unmapped IPA {=u64:#x}: external abort injected",
-                cpu,
-                ipa.0
-            );
-            let injected = inject::external_abort(
-                AbortKind::Instruction,
-                far,
-                frame.elr,
-                frame.spsr,
-                arch::guest_vbar(),
-            );
-            inject_into(frame, injected);
         }
         Trap::SysReg(_) | Trap::Wfx { .. } | Trap::Other { .. } => {
             defmt::warn!(
@@ -279,7 +244,12 @@ fn route_stage2_fault(
     ipa: Ipa,
 ) {
     let Some(server) = components::host_stage2_route() else {
-        return;
+        // Boot refuses a system without one; were it missing, nothing could answer.
+        defmt::error!(
+            "host VM stopped: no component builds its stage 2 (stage-2 fault at {=u64:#x})",
+            ipa.0
+        );
+        crate::end_run(ExitStatus::VmStopped);
     };
     let (write, instruction) = match trap {
         Trap::DataAbort(abort) => (abort.write, false),

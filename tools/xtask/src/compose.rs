@@ -209,16 +209,21 @@ pub fn compose(request: &Request) -> Result<Composed> {
     }
 
     let mut table = BootTable::new(ram, hypervisor, host.entry);
-    // The component that builds the host's stage 2 lazily exports its empty root table.
-    if let Some(owner) = request
+    // The component that builds the host's stage 2 lazily exports its empty root table. The
+    // kernel has no map of its own (what the host may see is policy), so one must exist.
+    let Some(owner) = request
         .components
         .iter()
         .find(|component| component.grants.routes & hv_abi::ROUTE_HOST_STAGE2 != 0)
-    {
-        let elf_bytes = std::fs::read(&owner.elf)?;
-        table.host_stage2_root = elf::symbol(&elf_bytes, "HOST_STAGE2_POOL")
-            .with_context(|| format!("component {} takes host stage-2 faults", owner.name))?;
-    }
+    else {
+        bail!(
+            "no component is routed \"host-stage2\": the host's stage 2 is built by mem-protect; \
+             add its [[component]] entry (as in manifests/qemu-virt.toml)"
+        );
+    };
+    let elf_bytes = std::fs::read(&owner.elf)?;
+    table.host_stage2_root = elf::symbol(&elf_bytes, "HOST_STAGE2_POOL")
+        .with_context(|| format!("component {} takes host stage-2 faults", owner.name))?;
     if request.host_emulated.len() > hv_abi::MAX_EMULATED {
         bail!("at most {} emulated devices per VM", hv_abi::MAX_EMULATED);
     }
