@@ -1,7 +1,7 @@
 //! What the kernel does when a guest traps to EL2: decode, count, act, resume.
 //!
 //! The kernel decides nothing here: it sends each guest trap to the component the route table
-//! names and carries out the [`TrapResolution`] it answers. SMCCC calls (HVC, trapped SMC) go
+//! names and carries out the [`TrapResolution`](hv_ipc::interfaces::guest_trap::TrapResolution) it answers. SMCCC calls (HVC, trapped SMC) go
 //! to the VM manager (or the component a function-ID range names); data aborts on emulated
 //! device pages go to the `mmio` route's taker; the host's other stage-2 faults go to the
 //! component that builds the host's stage 2 (mem-protect), which maps the page and has the
