@@ -1,15 +1,16 @@
 //! What the kernel does when a guest traps to EL2: decode, count, act, resume.
 //!
 //! The kernel decides nothing here: it sends each guest trap to the component the route table
-//! names and carries out the [`TrapResolution`](hv_ipc::interfaces::guest_trap::TrapResolution) it answers. SMCCC calls (HVC, trapped SMC) go
-//! to the VM manager (or the component a function-ID range names); data aborts on emulated
-//! device pages go to the `mmio` route's taker; the host's other stage-2 faults go to the
-//! component that builds the host's stage 2 (mem-protect), which maps the page and has the
-//! vCPU resume, or has an abort injected. The vCPU's trap stays pending until the answer, which
-//! `hv_kernel::pending` checks against the trap; an answer that does not fit, or a trap whose
-//! component is stopped for good, stops the VM. Anything else a guest cannot do becomes an
-//! UNDEFINED instruction exception. Traps from components are their system calls or faults
-//! (see [`components`]).
+//! names and carries out the
+//! [`TrapResolution`](hv_ipc::interfaces::guest_trap::TrapResolution) it answers. SMCCC calls
+//! (HVC, trapped SMC) go to the VM manager (or the component a function-ID range names); data
+//! aborts on emulated device pages go to the `mmio` route's taker; the host's other stage-2
+//! faults go to the component that builds the host's stage 2 (mem-protect), which maps the
+//! page and has the vCPU resume, or has an abort injected. The vCPU's trap stays pending until
+//! the answer, which `hv_kernel::pending` checks against the trap; an answer that does not
+//! fit, or a trap whose component is stopped for good, stops the VM. Anything else a guest
+//! cannot do becomes an UNDEFINED instruction exception. Traps from components are their
+//! system calls or faults (see [`components`]).
 
 use crate::arch::spin_table::SpinTableError;
 use crate::arch::{self, GuestFrame};
