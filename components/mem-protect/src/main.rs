@@ -3,9 +3,9 @@
 //! It serves `guest-trap` only:
 //!
 //! - `GuestTrap::Stage2Fault` (routed by `"host-stage2"`): a host access its stage 2 does not
-//!   translate. Mapped (identity, largest block or page by the build-time policy) and answered
-//!   `Resume`, or refused with `InjectHostAbort` (the page is someone else's, or the tables ran
-//!   out). See `hv_mem_protect::service`.
+//!   translate. Mapped (identity: the largest block and the table fill, or one page, by the
+//!   build-time policy) and answered `Resume`, or refused with `InjectHostAbort` (the page is
+//!   someone else's, or the tables ran out). See `hv_mem_protect::service`.
 //! - `GuestTrap::Smccc` from the host: HOST_SHARE_HYP, HOST_UNSHARE_HYP, HOST_DONATE_GUEST,
 //!   HOST_RECLAIM (`0xC600_0090..=0xC600_0093`), answered with `Return` (x0 = the code).
 //!
@@ -208,8 +208,9 @@ mod component {
 
     struct MemProtectServer<'a> {
         state: MemProtect<'a>,
-        /// The table footprint (memory, device tables, recycles) the last summary showed.
-        footprint_logged: Option<(usize, usize, u64)>,
+        /// The footprint (memory and device tables, recycles, 1 GiB and 2 MiB blocks) the last
+        /// summary showed.
+        footprint_logged: Option<(usize, usize, u64, u64, u64)>,
         /// Host stage-2 faults this instance served, for the test crash hook.
         faults_served: u64,
         /// The test crash hook (settings), armed in the first instance only.
@@ -242,15 +243,21 @@ mod component {
 
     impl MemProtectServer<'_> {
         /// The statistics line: at info level (the summary the tests and the benchmark read)
-        /// when the table footprint changed since the last one or `always`, else at debug
-        /// level. The last info line of a run therefore holds its final table counts; fault
-        /// totals are the kernel's trap counts.
+        /// when the footprint changed since the last one or `always`, else at debug level.
+        /// The footprint is the tables and the blocks (levels 1 and 2): the page-only policy
+        /// maps none, so its page faults stay at debug level, and the largest-block policy
+        /// maps blocks in a handful of faults, so its summary stays short. The last info line
+        /// of a run therefore holds its final table and block counts (its page count may lag:
+        /// a page fault that makes no table is logged at debug level); fault totals are the
+        /// kernel's trap counts.
         fn log_stats(&mut self, always: bool) {
             let stats = self.state.stats();
             let footprint = (
                 stats.memory_tables,
                 stats.device_tables,
                 stats.device_recycles,
+                stats.blocks_mapped[1],
+                stats.blocks_mapped[2],
             );
             if !always && self.footprint_logged == Some(footprint) {
                 debug!(
@@ -388,12 +395,20 @@ mod component {
                         range,
                         level,
                         recycled,
+                        filled,
                         ..
                     } = mapped
                     {
                         debug!(
-                            "mem-protect: vcpu{=u16} ipa {=u64:#x}: mapped {=u64:#x}..{=u64:#x} at level {=u8}",
-                            vcpu, ipa.0, range.start, range.end, level
+                            "mem-protect: vcpu{=u16} ipa {=u64:#x}: mapped {=u64:#x}..{=u64:#x} at level {=u8}, filled l1={=u16} l2={=u16} l3={=u16}",
+                            vcpu,
+                            ipa.0,
+                            range.start,
+                            range.end,
+                            level,
+                            filled[1],
+                            filled[2],
+                            filled[3]
                         );
                         if recycled {
                             info!("mem-protect: device pool recycled");

@@ -39,8 +39,10 @@
 //!
 //! [`MemProtect::stage2_fault`] maps the identity block around the IPA when every page of it is
 //! the host's to access ([`host_may_map`]): RAM the ownership table gives the host, or device
-//! space that is neither RAM nor a device hole (an emulated device). Otherwise the host gets an
-//! abort injected. Running out of tables (after the device pool's recycle) also refuses, never
+//! space that is neither RAM nor a device hole (an emulated device). Under the largest-block
+//! policy the same question decides every block of the table fill (see
+//! [`crate::stage2`]), so the fill never maps a page given away, the hypervisor's region or a
+//! device hole. Otherwise the host gets an abort injected. Running out of tables (after the device pool's recycle) also refuses, never
 //! loops and never panics.
 
 use core::ops::Range;

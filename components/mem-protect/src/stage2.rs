@@ -16,7 +16,28 @@
 //! a block. RAM is Normal write-back, inner shareable, read/write/execute; MMIO is
 //! Device-nGnRE, read/write, never executable. A fault on an IPA another CPU has just mapped
 //! is [`Mapped::AlreadyMapped`]: harmless, the access is simply retried.
-//! [`MappingPolicy::PageOnly`] maps 4 KiB pages only, so a benchmark can compare the two.
+//!
+//! # The table fill
+//!
+//! Under [`MappingPolicy::LargestBlock`] a fault then fills the tables its walk went through,
+//! from the one holding the first empty entry it met down to the one holding the new leaf:
+//! every other *empty* entry whose block (1 GiB, 2 MiB or 4 KiB, as the entry's level says)
+//! lies wholly inside the same region or gap and wholly inside what the host owns
+//! (`host_owns`, asked once per block) is mapped as an identity leaf with the same attributes.
+//! A block only partly the host's is skipped and left to a later fault, which maps it at a
+//! finer level (and fills the finer table it makes). Why: a host stage-2 fault is a full
+//! round trip through the component, and when the hypervisor's region sits at the start of a
+//! GiB of RAM no 1 GiB block fits, so without the fill every 2 MiB the host touches costs one;
+//! with it one fault maps the whole GiB but the hypervisor's part (`docs/mem-protect.md` has
+//! the figures).
+//!
+//! The fill allocates no table and never replaces an entry (tables, leaves and annotations
+//! stay), so the pools' bounds below hold unchanged: tables are only made on the faulting
+//! page's walk and by block splits, as without it. It writes valid leaves into empty entries
+//! only, which needs no TLB maintenance (invalid entries are never cached); another CPU that
+//! does not see a new leaf yet faults and finds it mapped ([`Mapped::AlreadyMapped`]).
+//! [`Mapped::New`] counts the leaves it mapped. [`MappingPolicy::PageOnly`] maps one 4 KiB page per fault and fills nothing, so
+//! a benchmark can compare the two.
 //!
 //! # Table pools
 //!
@@ -72,6 +93,7 @@
 #![forbid(unsafe_code)]
 
 mod descriptor;
+mod fill;
 mod maintenance;
 mod memory_map;
 mod pools;
@@ -185,7 +207,9 @@ impl<'a> HostStage2<'a> {
 
     /// Resolves a host stage-2 fault at `ipa` by mapping the identity block around it (see the
     /// module docs). `host_owns(range)` says whether the host owns, and may access, every page
-    /// of a page-aligned range; it is asked about the page, then about the candidate blocks.
+    /// of a page-aligned range; it is asked about the page, then about the candidate blocks,
+    /// then (under the largest-block policy) about the block of each empty entry the table
+    /// fill considers.
     /// `tlb` is used only if the device pool must be recycled.
     pub fn handle_fault(
         &mut self,
@@ -197,9 +221,12 @@ impl<'a> HostStage2<'a> {
         self.counters.faults += 1;
         let result = self.resolve_fault(ipa, access, &mut host_owns, tlb);
         match result {
-            Ok(Mapped::New { level, .. }) => {
+            Ok(Mapped::New { level, filled, .. }) => {
                 if let Some(count) = self.counters.blocks_mapped.get_mut(usize::from(level)) {
                     *count += 1;
+                }
+                for (count, more) in self.counters.blocks_mapped.iter_mut().zip(filled) {
+                    *count += u64::from(more);
                 }
             }
             Ok(Mapped::AlreadyMapped) => self.counters.already_mapped += 1,
@@ -228,12 +255,17 @@ impl<'a> HostStage2<'a> {
                 self.recycle_device_mappings(tlb)?;
                 match self.map_identity(page, access, &region, host_owns)? {
                     Mapped::New {
-                        range, level, kind, ..
+                        range,
+                        level,
+                        kind,
+                        filled,
+                        ..
                     } => Ok(Mapped::New {
                         range,
                         level,
                         kind,
                         recycled: true,
+                        filled,
                     }),
                     Mapped::AlreadyMapped => Ok(Mapped::AlreadyMapped),
                 }
@@ -280,11 +312,16 @@ impl<'a> HostStage2<'a> {
         let leaf = descriptor::leaf(range.start, level, region.kind);
         let desc = self.build(&slot, page, level, leaf, None)?;
         self.set(&slot, page, desc)?;
+        let filled = match self.policy {
+            MappingPolicy::LargestBlock => self.fill(page, slot.level, level, region, host_owns),
+            MappingPolicy::PageOnly => [0; 4],
+        };
         Ok(Mapped::New {
             range,
             level,
             kind: region.kind,
             recycled: false,
+            filled,
         })
     }
 

@@ -214,6 +214,60 @@ fn faults_map_ram_and_devices_and_refuse_the_rest() {
     assert_eq!(stats.refused, 3);
 }
 
+/// The table fill asks the ownership table about every block: one fault maps all the host's
+/// RAM but the hypervisor's range and the block holding a donated page (left to a later
+/// fault, which maps its pages but the donated one); a page shared with the hypervisor is
+/// still the host's.
+#[test]
+fn one_fault_maps_all_the_hosts_ram_but_what_it_does_not_own() {
+    use function::*;
+    let mut backing = Backing::new(8);
+    let mut service = backing.service(MappingPolicy::LargestBlock);
+    let mut kernel = FakeKernel::default();
+    let donated = PAGE + 2 * MIB + 0x5000;
+    let shared = PAGE + 8 * MIB;
+    for (function, page, pages) in [(HOST_DONATE_GUEST, donated, 1), (HOST_SHARE_HYP, shared, 0)] {
+        let outcome = service.host_call(&call(function, page, pages, 1), &mut kernel);
+        assert_eq!(outcome.code, code::SUCCESS);
+    }
+    kernel.invalidations.clear();
+    let outcome = service.stage2_fault(Ipa(PAGE), Access::Read, &mut kernel);
+    // 32 blocks of 2 MiB - the hypervisor's 2 - the donated page's - the faulting one.
+    let FaultOutcome::Mapped(Mapped::New { level, filled, .. }) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!((level, filled), (2, [0, 0, 28, 0]));
+    assert!(
+        kernel.invalidations.is_empty(),
+        "filling empty entries needs none"
+    );
+    assert!(matches!(
+        service.stage2().lookup(shared),
+        Ok(Entry::Mapped { level: 2, .. })
+    ));
+    for page in [HYP.start, HYP.end - PAGE_SIZE, donated, donated - PAGE_SIZE] {
+        assert!(
+            !matches!(service.stage2().lookup(page), Ok(Entry::Mapped { .. })),
+            "{page:#x}"
+        );
+    }
+    let outcome = service.stage2_fault(Ipa(donated - PAGE_SIZE), Access::Read, &mut kernel);
+    let FaultOutcome::Mapped(Mapped::New { level, filled, .. }) = outcome else {
+        panic!("{outcome:?}");
+    };
+    assert_eq!((level, filled), (3, [0, 0, 0, 510]));
+    assert_eq!(
+        service.stage2_fault(Ipa(donated), Access::Read, &mut kernel),
+        FaultOutcome::Refused {
+            page: donated,
+            owner: Some(Party::Guest(1))
+        }
+    );
+    let stats = service.stats();
+    assert_eq!((stats.faults, stats.refused), (3, 1));
+    assert_eq!(stats.blocks_mapped, [0, 0, 29, 511]);
+}
+
 #[test]
 fn donate_reclaim_round_trip() {
     use function::*;

@@ -1,9 +1,11 @@
 //! Tests of the host stage 2. Every check reads the tables through [`walker`], which knows
 //! only the Arm ARM's descriptor format, never the mapper's internals. [`model`] holds the
 //! property test against a reference model; the scenarios here pin down faults, pool sizing
-//! and bad input, and those in [`changes`] annotation, unmapping and device-pool recycling.
+//! and bad input, those in [`changes`] annotation, unmapping and device-pool recycling, and
+//! those in [`fill`] the largest-block policy's table fill.
 
 mod changes;
+mod fill;
 mod model;
 mod walker;
 
@@ -130,34 +132,65 @@ fn faults_map_the_largest_block_that_fits() {
         .unwrap()
     {
         Mapped::New {
-            range, level, kind, ..
-        } => (range, level, kind),
+            range,
+            level,
+            kind,
+            filled,
+            ..
+        } => (range, level, kind, filled),
         Mapped::AlreadyMapped => panic!("{ipa:#x} already mapped"),
     };
     assert_eq!(
         fault(GIB + 0x1234),
-        (range(GIB, GIB), 1, RegionKind::Memory)
+        (range(GIB, GIB), 1, RegionKind::Memory, [0; 4])
     );
+    // The fill takes the RAM block before it; the one after is only partly RAM.
     assert_eq!(
         fault(2 * GIB + 3 * MIB),
-        (range(2 * GIB + 2 * MIB, 2 * MIB), 2, RegionKind::Memory)
+        (
+            range(2 * GIB + 2 * MIB, 2 * MIB),
+            2,
+            RegionKind::Memory,
+            [0, 0, 1, 0]
+        )
     );
     assert_eq!(
         fault(2 * GIB + 4 * MIB + 4096),
-        (range(2 * GIB + 4 * MIB + 4096, 4096), 3, RegionKind::Memory)
+        (
+            range(2 * GIB + 4 * MIB + 4096, 4096),
+            3,
+            RegionKind::Memory,
+            [0, 0, 0, 1]
+        )
     );
-    // MMIO right after RAM: pages up to the next 2 MiB boundary, then a 2 MiB block.
+    // MMIO right after RAM: a page, and the fill maps the rest up to the next 2 MiB boundary
+    // (512 pages - 2 of RAM - the faulting one); then a 2 MiB block, and the fill maps the
+    // rest of that GiB (512 - the RAM block and the table before - this one).
     assert_eq!(
         fault(2 * GIB + 4 * MIB + 8192),
-        (range(2 * GIB + 4 * MIB + 8192, 4096), 3, RegionKind::Device)
+        (
+            range(2 * GIB + 4 * MIB + 8192, 4096),
+            3,
+            RegionKind::Device,
+            [0, 0, 0, 509]
+        )
     );
     assert_eq!(
         fault(2 * GIB + 7 * MIB),
-        (range(2 * GIB + 6 * MIB, 2 * MIB), 2, RegionKind::Device)
+        (
+            range(2 * GIB + 6 * MIB, 2 * MIB),
+            2,
+            RegionKind::Device,
+            [0, 0, 508, 0]
+        )
     );
-    assert_eq!(fault(0x900_0000), (range(0, GIB), 1, RegionKind::Device));
+    // MMIO below RAM: its gap is exactly the GiB, so the fill finds nothing else in it.
+    assert_eq!(
+        fault(0x900_0000),
+        (range(0, GIB), 1, RegionKind::Device, [0; 4])
+    );
     let stats = stage2.stats();
-    assert_eq!(stats.blocks_mapped, [0, 2, 2, 2]);
+    assert_eq!(stats.blocks_mapped, [0, 2, 2 + 1 + 508, 2 + 1 + 509]);
     assert_eq!(stats.faults, 6);
     for leaf in leaves(&stage2) {
         let memory = ram[0].contains(leaf.ipa);
@@ -185,22 +218,34 @@ fn pages_owned_by_someone_else_break_up_blocks_and_stay_unmapped() {
         all_but(&foreign),
         &mut no_tlb(),
     );
+    // The table fill maps every other 2 MiB block of the GiB but the one holding the foreign
+    // page (512 - the faulting one - that one = 510).
     assert_eq!(
         mapped.unwrap(),
         Mapped::New {
             range: range(GIB + 2 * MIB, 2 * MIB),
             level: 2,
             kind: RegionKind::Memory,
-            recycled: false
+            recycled: false,
+            filled: [0, 0, 510, 0],
         }
     );
+    assert_eq!(stage2.lookup(GIB + 4 * MIB).unwrap(), Entry::Unmapped);
+    // That block faults later, page by page: its table is filled but for the foreign page.
     let mapped = stage2.handle_fault(
         GIB + 5 * MIB,
         Access::Read,
         all_but(&foreign),
         &mut no_tlb(),
     );
-    assert!(matches!(mapped.unwrap(), Mapped::New { level: 3, .. }));
+    assert!(matches!(
+        mapped.unwrap(),
+        Mapped::New {
+            level: 3,
+            filled: [0, 0, 0, 510],
+            ..
+        }
+    ));
     let refused = stage2.handle_fault(
         foreign[0] + 12,
         Access::Read,
@@ -210,7 +255,11 @@ fn pages_owned_by_someone_else_break_up_blocks_and_stay_unmapped() {
     assert_eq!(refused, Err(Stage2Error::NotHostOwned(foreign[0])));
     assert_eq!(stage2.lookup(foreign[0]).unwrap(), Entry::Unmapped);
     assert_eq!(RawView::of(&stage2).translate(foreign[0]), None);
-    assert_eq!(stage2.stats().refused, 1);
+    let stats = stage2.stats();
+    assert_eq!(stats.refused, 1);
+    assert_eq!(stats.blocks_mapped, [0, 0, 511, 511]);
+    let covered: u64 = leaves(&stage2).iter().map(Leaf::size).sum();
+    assert_eq!(covered, GIB - PAGE_SIZE);
 }
 
 #[test]

@@ -3,13 +3,15 @@
 
 use super::{Attributes, IpaRange, OwnerId, PoolKind, RegionKind};
 
-/// How large the mappings a fault creates may be.
+/// How large the mappings a fault creates may be, and how many.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum MappingPolicy {
-    /// The largest block that fits (pKVM's behaviour).
+    /// The largest block that fits (pKVM's behaviour), and with it the table fill: every other
+    /// empty entry of the tables the fault's walk went through whose block lies in the same
+    /// RAM region or MMIO gap and is wholly the host's (see the module docs).
     #[default]
     LargestBlock,
-    /// 4 KiB pages only.
+    /// One 4 KiB page per fault.
     PageOnly,
 }
 
@@ -62,6 +64,9 @@ pub enum Mapped {
         /// Whether the device pool ran out and every device mapping was dropped first (the
         /// whole VMID was invalidated through the caller's [`TlbMaintenance`]).
         recycled: bool,
+        /// Leaves the table fill mapped besides this one, by level (index 1: 1 GiB, 2: 2 MiB,
+        /// 3: 4 KiB; 0 unused). All zero under [`MappingPolicy::PageOnly`].
+        filled: [u16; 4],
     },
     /// The IPA was already mapped for this access (another CPU won the race); nothing changed.
     /// Only returned when the existing leaf permits the access, so resuming cannot fault again
@@ -171,7 +176,8 @@ pub struct Stats {
     pub refused: u64,
     /// Faults that failed otherwise (outside the IPA space, out of tables, corrupt tables).
     pub failed: u64,
-    /// Leaves mapped by faults, by level (index 1: 1 GiB, 2: 2 MiB, 3: 4 KiB; 0 unused).
+    /// Leaves mapped by faults, by level (index 1: 1 GiB, 2: 2 MiB, 3: 4 KiB; 0 unused): the
+    /// faulting page's and those the table fill mapped with it.
     pub blocks_mapped: [u64; 4],
     /// Times every device mapping was dropped to recycle the device pool.
     pub device_recycles: u64,

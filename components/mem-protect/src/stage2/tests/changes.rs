@@ -17,8 +17,9 @@ fn device_pool_exhaustion_recycles_every_device_mapping_and_retries() {
     let map = MemoryMap::new(&ram, 48).unwrap();
     let mut stage2 = backing.stage2(map, MappingPolicy::LargestBlock);
     let foreign = [GIB + 3 * MIB];
-    // RAM mapped as blocks and pages, and a device block in a memory-pool table (4 GiB).
-    for ipa in [GIB, GIB + 2 * MIB, GIB + 4 * MIB, 4 * GIB] {
+    // RAM mapped as blocks and pages (the fill maps all of it but the foreign page in two
+    // faults), and device blocks in a memory-pool table (4 GiB, and the fill's 2 to 511 GiB).
+    for ipa in [GIB, GIB + 2 * MIB, 4 * GIB] {
         stage2
             .handle_fault(ipa, Access::Read, all_but(&foreign), &mut no_tlb())
             .unwrap();
@@ -27,11 +28,15 @@ fn device_pool_exhaustion_recycles_every_device_mapping_and_retries() {
         .into_iter()
         .filter(|leaf| ram[0].contains(leaf.ipa))
         .collect();
-    assert_eq!(
-        ram_before.iter().map(|leaf| leaf.level).collect::<Vec<_>>(),
-        [2, 3, 2]
+    let count = |level| ram_before.iter().filter(|leaf| leaf.level == level).count();
+    assert_eq!((count(2), count(3)), (31, 511));
+    assert_eq!(RawView::of(&stage2).translate(foreign[0]), None);
+    identity(
+        &RawView::of(&stage2).translate(5 * GIB).unwrap(),
+        DEVICE_ATTRIBUTES,
     );
-    // 512 GiB takes the one device-pool table (a level-1 table for its 512 GiB).
+    // 512 GiB takes the one device-pool table (a level-1 table for its 512 GiB), which the
+    // fill maps whole.
     let first = stage2
         .handle_fault(512 * GIB, Access::Read, everything, &mut no_tlb())
         .unwrap();
@@ -40,6 +45,7 @@ fn device_pool_exhaustion_recycles_every_device_mapping_and_retries() {
         Mapped::New {
             level: 1,
             recycled: false,
+            filled: [0, 511, 0, 0],
             ..
         }
     ));
@@ -56,22 +62,26 @@ fn device_pool_exhaustion_recycles_every_device_mapping_and_retries() {
             range: range(1024 * GIB, GIB),
             level: 1,
             kind: RegionKind::Device,
-            recycled: true
+            recycled: true,
+            filled: [0, 511, 0, 0],
         }
     );
     assert_eq!(log, [Invalidation::All]);
     let view = RawView::of(&stage2);
     identity(&view.translate(1024 * GIB).unwrap(), DEVICE_ATTRIBUTES);
+    identity(&view.translate(1535 * GIB).unwrap(), DEVICE_ATTRIBUTES);
     assert_eq!(
         view.translate(512 * GIB),
         None,
         "old device mapping dropped"
     );
-    assert_eq!(
-        view.translate(4 * GIB),
-        None,
-        "device mapping in a memory-pool table dropped"
-    );
+    for ipa in [4 * GIB, 5 * GIB, 511 * GIB] {
+        assert_eq!(
+            view.translate(ipa),
+            None,
+            "device mapping in a memory-pool table dropped"
+        );
+    }
     let ram_after: Vec<Leaf> = leaves(&stage2)
         .into_iter()
         .filter(|leaf| ram[0].contains(leaf.ipa))
@@ -171,7 +181,13 @@ fn annotating_a_page_splits_a_2_mib_block_and_keeps_the_other_511_pages() {
     );
 
     let view = RawView::of(&stage2);
-    let pages: Vec<Leaf> = view.contents().0;
+    // The fill mapped the RAM's other 2 MiB block with the first fault; it stays a block.
+    let (pages, other): (Vec<Leaf>, Vec<Leaf>) = view
+        .contents()
+        .0
+        .into_iter()
+        .partition(|leaf| block.contains(leaf.ipa));
+    assert_eq!((other[0].ipa, other[0].level), (block.end, 2));
     assert_eq!(pages.len(), 511);
     for leaf in &pages {
         assert!(block.contains(leaf.ipa) && leaf.ipa != page && leaf.level == 3);
@@ -214,7 +230,8 @@ fn annotating_a_page_splits_a_2_mib_block_and_keeps_the_other_511_pages() {
             range: range(page, 4096),
             level: 3,
             kind: RegionKind::Memory,
-            recycled: false
+            recycled: false,
+            filled: [0; 4],
         }
     );
 }
@@ -290,11 +307,11 @@ fn unmap_removes_overlapping_leaves_and_keeps_annotations() {
     let mut backing = Backing::new(&map, 0);
     let mut stage2 = backing.stage2(map, MappingPolicy::LargestBlock);
     let foreign = [GIB + 0x3000];
-    for ipa in [GIB, GIB + 0x1000, GIB + 2 * MIB, GIB + 4 * MIB] {
-        stage2
-            .handle_fault(ipa, Access::Read, all_but(&foreign), &mut no_tlb())
-            .unwrap();
-    }
+    // One fault maps pages for the first 2 MiB (the foreign page aside) and, by the fill,
+    // 2 MiB blocks for the rest of the GiB.
+    stage2
+        .handle_fault(GIB, Access::Read, all_but(&foreign), &mut no_tlb())
+        .unwrap();
     stage2
         .set_owner_annotation(foreign[0], OwnerId(9), &mut no_tlb())
         .unwrap();
@@ -303,15 +320,16 @@ fn unmap_removes_overlapping_leaves_and_keeps_annotations() {
         .unmap(range(GIB + 0x1000, 3 * MIB), &mut |w| log.push(w))
         .unwrap();
     assert_eq!(removed, Some(range(GIB + 0x1000, 4 * MIB - 0x1000)));
-    assert_eq!(
-        log,
-        [
-            Invalidation::Range(range(GIB + 0x1000, 4096)),
-            Invalidation::Range(range(GIB + 2 * MIB, 2 * MIB))
-        ]
-    );
+    // Each page from the second on (the foreign one holds no leaf), then the whole block.
+    let mut expected: Vec<Invalidation> = (1..512)
+        .filter(|&page| page != 3)
+        .map(|page| Invalidation::Range(range(GIB + page * 4096, 4096)))
+        .collect();
+    expected.push(Invalidation::Range(range(GIB + 2 * MIB, 2 * MIB)));
+    assert_eq!(log, expected);
     let remaining: Vec<u64> = leaves(&stage2).iter().map(|leaf| leaf.ipa).collect();
-    assert_eq!(remaining, [GIB, GIB + 4 * MIB]);
+    assert_eq!(remaining.len(), 1 + 510);
+    assert_eq!(remaining[..2], [GIB, GIB + 4 * MIB]);
     assert_eq!(
         stage2.lookup(foreign[0]).unwrap(),
         Entry::Annotated(OwnerId(9))

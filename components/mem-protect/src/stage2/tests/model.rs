@@ -46,6 +46,8 @@ struct Model {
     /// Valid leaves by first IPA.
     leaves: BTreeMap<u64, (u8, RegionKind)>,
     annotations: BTreeMap<u64, u32>,
+    /// Leaves mapped by faults, by level, as [`Stats::blocks_mapped`] counts them.
+    mapped: [u64; 4],
 }
 
 impl Model {
@@ -146,12 +148,47 @@ impl Model {
         self.tables.extend(new);
         let range = window(level, page);
         self.leaves.insert(range.start, (level, kind));
+        self.mapped[usize::from(level)] += 1;
+        let filled = match self.policy {
+            MappingPolicy::PageOnly => [0; 4],
+            MappingPolicy::LargestBlock => self.fill(page, slot..=level, region, kind, foreign),
+        };
         Some(Mapped::New {
             range,
             level,
             kind,
             recycled,
+            filled,
         })
+    }
+
+    /// The table fill: in the tables at `levels` on the walk to `page`, every entry with no
+    /// table, leaf or annotation whose block lies in `region` and holds no foreign page.
+    fn fill(
+        &mut self,
+        page: u64,
+        levels: std::ops::RangeInclusive<u8>,
+        region: IpaRange,
+        kind: RegionKind,
+        foreign: &BTreeSet<u64>,
+    ) -> [u16; 4] {
+        let mut filled = [0; 4];
+        for level in levels.filter(|level| *level >= 1) {
+            let table = window(level - 1, page);
+            for start in (0..512).map(|i| table.start + i * size(level)) {
+                let block = IpaRange::sized(start, size(level));
+                let annotated = level == 3 && self.annotations.contains_key(&start);
+                let taken = self.tables.contains(&(level, start))
+                    || self.leaves.contains_key(&start)
+                    || annotated;
+                if !taken && region.contains_range(&block) && free_of(foreign, &block) {
+                    self.leaves.insert(start, (level, kind));
+                    filled[usize::from(level)] += 1;
+                    self.mapped[usize::from(level)] += 1;
+                }
+            }
+        }
+        filled
     }
 
     fn recycle(&mut self) {
@@ -291,6 +328,7 @@ fn run(
         tables: BTreeSet::new(),
         leaves: BTreeMap::new(),
         annotations: BTreeMap::new(),
+        mapped: [0; 4],
     };
     for mut op in ops {
         if let Op::AnnotateMapped(nth, offset, owner) = op {
@@ -406,12 +444,14 @@ fn check(
     prop_assert_eq!(&annotations, &model.annotations);
 
     let stats = stage2.stats();
+    prop_assert_eq!(stats.blocks_mapped, model.mapped);
     prop_assert_eq!(stats.memory_tables, model.memory_tables());
     prop_assert_eq!(stats.device_tables, model.device_tables());
     prop_assert!(stats.memory_tables <= memory_pool_tables(stage2.memory_map()));
 
     // Every leaf that went away or changed was invalidated.
-    for gone in before.iter().filter(|leaf| !leaves.contains(leaf)) {
+    let now: BTreeSet<&Leaf> = leaves.iter().collect();
+    for gone in before.iter().filter(|leaf| !now.contains(leaf)) {
         let range = IpaRange::new(gone.ipa, gone.end());
         let covered = log.iter().any(|what| match what {
             Invalidation::All => true,
