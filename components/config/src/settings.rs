@@ -94,6 +94,9 @@ pub enum CrashKind {
     },
     /// `panic!`.
     Panic,
+    /// Answer the call with a resolution that does not fit it (`Resume` for an SMCCC call):
+    /// the kernel must refuse it without touching the guest and stop the VM.
+    Misanswer,
 }
 
 impl Settings {

@@ -380,6 +380,8 @@ mod component {
                 );
                 match hook.kind {
                     CrashKind::Panic => panic!("crash hook: fault {}", self.faults_served),
+                    // An SMCCC answer to a stage-2 fault: the kernel must refuse it.
+                    CrashKind::Misanswer => return TrapResolution::Return { regs: [0; 4] },
                     _ => hv_component_rt::arch::udf(),
                 }
             }

@@ -20,6 +20,7 @@ pub const fn kind_name(kind: CrashKind) -> &'static str {
         CrashKind::Undefined => "undefined",
         CrashKind::Read { .. } => "read",
         CrashKind::Panic => "panic",
+        CrashKind::Misanswer => "misanswer",
     }
 }
 

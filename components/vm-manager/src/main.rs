@@ -131,13 +131,12 @@ mod component {
     }
 
     impl VmManager {
-        /// Crashes here if the test hook says so for this request.
-        fn crash_hook(&self) {
-            let Some(hook) = self.crash else {
-                return;
-            };
+        /// Crashes here if the test hook says so for this request; for `misanswer`, returns
+        /// the wrong answer to give instead.
+        fn crash_hook(&self) -> Option<TrapResolution> {
+            let hook = self.crash?;
             if !crash_hook::fires(&hook, self.served, self.start_count) {
-                return;
+                return None;
             }
             warn!(
                 "vm-manager: crash hook fires on request {=u64}: {=str}",
@@ -154,6 +153,7 @@ mod component {
                     panic!("crash hook: read of {address:#x} did not fault");
                 }
                 CrashKind::Panic => panic!("crash hook: request {}", self.served),
+                CrashKind::Misanswer => Some(TrapResolution::Resume),
             }
         }
 
@@ -378,7 +378,9 @@ mod component {
             if regs[0] as u32 == host::HYP_PING_SUPERVISOR {
                 return VmManager::ping_supervisor(self.ipc, regs[1] as u32);
             }
-            self.manager.crash_hook();
+            if let Some(wrong) = self.manager.crash_hook() {
+                return wrong;
+            }
             self.manager.smccc(vm, vcpu, regs)
         }
 
@@ -393,7 +395,9 @@ mod component {
         ) -> TrapResolution {
             let manager = &mut *self.manager;
             manager.served += 1;
-            manager.crash_hook();
+            if let Some(wrong) = manager.crash_hook() {
+                return wrong;
+            }
             let access = Access {
                 vm,
                 vcpu,
@@ -427,8 +431,9 @@ mod component {
             _from_el0: bool,
         ) -> TrapResolution {
             self.manager.served += 1;
-            self.manager.crash_hook();
-            TrapResolution::InjectHostAbort
+            self.manager
+                .crash_hook()
+                .unwrap_or(TrapResolution::InjectHostAbort)
         }
     }
 

@@ -196,6 +196,23 @@ fn all_tests() -> Vec<SystemTest> {
         ],
         expect_exit: ExitStatus::VmStopped,
     });
+    // An answer that does not fit the trap (Resume for an SMCCC call) is refused: the guest's
+    // registers stay as they were and the VM stops with the reason.
+    tests.push(SystemTest {
+        name: "misanswer-stops-the-host-a72".into(),
+        cpu: CpuModel::A72,
+        smp: 1,
+        payload: Payload::Guest("hv-guest-el1-basics"),
+        crash: None,
+        probe_grants: false,
+        manifest: Some("manifests/tests/vm-manager-misanswer.toml"),
+        expect_log: &[
+            "vm-manager: crash hook fires on request 3: misanswer",
+            "the host's SMCCC call was answered Resume, which does not fit it",
+            "host VM stopped at pc",
+        ],
+        expect_exit: ExitStatus::VmStopped,
+    });
     // The component template joins a manifest and serves the hypercalls routed to it.
     tests.push(SystemTest {
         name: "guest-template-calls-a72".into(),
