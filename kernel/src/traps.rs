@@ -66,8 +66,8 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
         vcpu_trap(frame, cpu, trap, esr, far, ipa);
     }
     // A component may just have answered this CPU's vCPU (which is back on top now).
-    if let Some((pending, reply)) = components::take_vcpu_reply() {
-        apply_resolution(frame, cpu, &pending, &reply);
+    if let Some((pending, answer)) = components::take_vcpu_reply() {
+        apply_resolution(frame, cpu, &pending, answer);
     }
 }
 
@@ -288,13 +288,13 @@ fn inject_abort(frame: &mut GuestFrame, write: bool, far: u64) {
 
 /// Carries out a component's answer to this CPU's vCPU trap `pending` (`frame` is the
 /// vCPU's). Which answers fit which trap is decided, and tested, in `hv_kernel::pending`.
-fn apply_resolution(frame: &mut GuestFrame, cpu: usize, pending: &PendingTrap, reply: &[u8]) {
-    let reply = match hv_ipc::decode_reply::<GuestTrapInterface>(reply) {
-        Ok(Ok(resolution)) => Ok(resolution),
-        Ok(Err(remote)) => Err(Refusal::Remote(remote)),
-        Err(_) => Err(Refusal::Undecodable),
-    };
-    match pending::decide(pending, reply) {
+fn apply_resolution(
+    frame: &mut GuestFrame,
+    cpu: usize,
+    pending: &PendingTrap,
+    answer: components::VcpuAnswer,
+) {
+    match pending::decide(pending, answer) {
         Decision::Return(regs) => set_return(frame, regs),
         Decision::StartCpu {
             target_mpidr,

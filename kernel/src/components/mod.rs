@@ -21,8 +21,9 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 use hv_abi::{BootTable, ComponentDescriptor, MAX_COMPONENTS, PhysRange};
 use hv_ipc::abi::{self, ComponentState, SyscallError};
+use hv_ipc::interfaces::guest_trap::TrapResolution;
 use hv_kernel::controls::{self, TrapControls};
-use hv_kernel::pending::PendingTrap;
+use hv_kernel::pending::{PendingTrap, Refusal};
 use hv_kernel::trap_stats::MAX_CPUS;
 use spin::{Once, mutex::TicketMutex};
 
@@ -37,8 +38,9 @@ const MAX_DEPTH: usize = MAX_COMPONENTS + 1;
 /// Who is waiting for a component's answer.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Caller {
-    /// The vCPU below it on this CPU, stopped on this trap until the answer.
-    Vcpu(PendingTrap),
+    /// The vCPU below it on this CPU, stopped on its pending trap (`PerCpu::vcpu_pending`)
+    /// until the answer.
+    Vcpu,
     /// Another component.
     Component(usize),
     /// Nobody: the kernel delivered a notification.
@@ -127,10 +129,13 @@ struct PerCpu {
     vcpu_el1: El1Context,
     host: Option<TrapControls>,
     host_vttbr: u64,
-    /// A component's reply to the vCPU's trap, with the trap, for the trap handler to carry
-    /// out once the component is off the CPU (and unlocked: carrying it out may power the CPU
-    /// down).
-    vcpu_reply: Option<(PendingTrap, heapless::Vec<u8, { abi::MESSAGE_MAX }>)>,
+    /// The vCPU level's pending trap: what it waits for while a component decides (kept
+    /// beside its saved registers rather than in every stack level, which each switch copies).
+    vcpu_pending: Option<PendingTrap>,
+    /// A component's answer to the vCPU's trap (decoded at REPLY, so no message buffer is
+    /// kept), with the trap, for the trap handler to carry out once the component is off the
+    /// CPU (and unlocked: carrying it out may power the CPU down).
+    vcpu_reply: Option<(PendingTrap, VcpuAnswer)>,
 }
 
 struct PerCpuCell(UnsafeCell<PerCpu>);
@@ -145,6 +150,7 @@ static PER_CPU: [PerCpuCell; MAX_CPUS] = [const {
         vcpu_el1: El1Context::ZERO,
         host: None,
         host_vttbr: 0,
+        vcpu_pending: None,
         vcpu_reply: None,
     }))
 }; MAX_CPUS];
@@ -447,13 +453,17 @@ pub fn call_from_vcpu(
         interface,
         len: request.len(),
     };
-    switch_to(frame, index, Caller::Vcpu(pending), delivery, true);
+    this_cpu().vcpu_pending = Some(pending);
+    switch_to(frame, index, Caller::Vcpu, delivery, true);
     Ok(())
 }
 
-/// The reply a component gave to this CPU's vCPU trap, with that trap, once the vCPU is back
+/// A component's answer to a vCPU trap: the resolution, or why there is none.
+pub type VcpuAnswer = Result<TrapResolution, Refusal>;
+
+/// The answer a component gave to this CPU's vCPU trap, with that trap, once the vCPU is back
 /// on top.
-pub fn take_vcpu_reply() -> Option<(PendingTrap, heapless::Vec<u8, { abi::MESSAGE_MAX }>)> {
+pub fn take_vcpu_reply() -> Option<(PendingTrap, VcpuAnswer)> {
     let cpu = this_cpu();
     if matches!(cpu.stack.last(), Some(Level::Vcpu)) {
         cpu.vcpu_reply.take()
@@ -519,7 +529,11 @@ pub fn fault(frame: &mut GuestFrame, index: usize, esr: u64) {
 
     match caller {
         // The trap is delivered again: the vCPU makes it anew once the component is back.
-        Caller::Vcpu(pending) => cpu.vcpu_frame.elr = pending.retry_pc,
+        Caller::Vcpu => {
+            if let Some(pending) = cpu.vcpu_pending.take() {
+                cpu.vcpu_frame.elr = pending.retry_pc;
+            }
+        }
         Caller::Component(caller_index) => {
             // SAFETY: the caller is on this CPU's stack, so this CPU holds its lock.
             let saved = unsafe { &mut *registry().components[caller_index].saved.get() };

@@ -10,7 +10,9 @@ use super::{
 use crate::arch::{self, GuestFrame};
 use core::sync::atomic::Ordering;
 use hv_ipc::abi::{self, ComponentState, SyscallError, kernel_op, syscall};
+use hv_ipc::interfaces::guest_trap::GuestTrapInterface;
 use hv_kernel::grants;
+use hv_kernel::pending::Refusal;
 
 /// Handles an HVC (a system call) from the component on top of this CPU's stack.
 pub fn syscall(frame: &mut GuestFrame) {
@@ -96,11 +98,14 @@ fn reply(frame: &mut GuestFrame, index: usize, len: usize) {
             frame.x[0] = SyscallError::NotServing as i64 as u64;
             return;
         }
-        Caller::Vcpu(pending) => {
+        Caller::Vcpu => {
             let reply = read_tx(component, len, &mut buffer);
-            cpu.vcpu_reply = heapless::Vec::from_slice(reply)
-                .ok()
-                .map(|reply| (pending, reply));
+            let answer = match hv_ipc::decode_reply::<GuestTrapInterface>(reply) {
+                Ok(Ok(resolution)) => Ok(resolution),
+                Ok(Err(remote)) => Err(Refusal::Remote(remote)),
+                Err(_) => Err(Refusal::Undecodable),
+            };
+            cpu.vcpu_reply = cpu.vcpu_pending.take().map(|pending| (pending, answer));
         }
         Caller::Component(caller_index) => {
             let reply = read_tx(component, len, &mut buffer);
