@@ -18,4 +18,5 @@ pub mod grants;
 pub mod inject;
 pub mod memory_map;
 pub mod pending;
+pub mod profile;
 pub mod trap_stats;

@@ -23,6 +23,11 @@ use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface};
 use hv_kernel::esr::{DataAbort, Syndrome, Trap};
 use hv_kernel::inject::{self, AbortKind, InjectedException};
 use hv_kernel::pending::{self, Decision, PendingTrap, Refusal, TrapKind};
+use hv_kernel::profile::Point;
+#[cfg(feature = "profile")]
+use hv_kernel::profile::Stopwatch;
+#[cfg(feature = "profile")]
+use hv_kernel::trap_stats::MAX_CPUS;
 use hv_kernel::trap_stats::{TrapClass, TrapCounters};
 /// The host VM's id in guest-trap messages.
 const HOST_VM: u16 = 0;
@@ -44,11 +49,20 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
         COUNTERS.record(cpu, TrapClass::Interrupt);
         return;
     }
+    let component = components::current();
+    let from_component = component.is_some();
+    checkpoint(
+        cpu,
+        if from_component {
+            Point::ComponentExited
+        } else {
+            Point::TrapEntered
+        },
+    );
     let (esr, far, hpfar) = arch::trap_registers();
     // Meaningful for stage-2 aborts only; decoded once here for every use below.
     let ipa = Ipa::of_fault(hpfar, far);
     let trap = Syndrome(esr).decode();
-    let component = components::current();
     let class = match (component, &trap) {
         (Some(_), Trap::Hvc { .. }) => TrapClass::ComponentSyscall,
         _ => class_of(&trap),
@@ -68,6 +82,55 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
     // A component may just have answered this CPU's vCPU (which is back on top now).
     if let Some((pending, answer)) = components::take_vcpu_reply() {
         apply_resolution(frame, cpu, &pending, answer);
+        checkpoint(cpu, Point::GuestResumed);
+    } else if cfg!(feature = "profile") && !from_component {
+        let point = if components::current().is_some() {
+            Point::ComponentEntered
+        } else {
+            Point::GuestResumed
+        };
+        checkpoint(cpu, point);
+    }
+}
+
+/// Each CPU's trap-path stopwatch (the `profile` feature, for `cargo xtask bench`).
+#[cfg(feature = "profile")]
+static STOPWATCHES: [spin::Mutex<Stopwatch>; MAX_CPUS] =
+    [const { spin::Mutex::new(Stopwatch::new()) }; MAX_CPUS];
+
+/// Reads the counter at `point` (with the `profile` feature; otherwise nothing).
+#[inline(always)]
+fn checkpoint(cpu: usize, point: Point) {
+    #[cfg(feature = "profile")]
+    STOPWATCHES[cpu].lock().record(point, arch::counter().0);
+    #[cfg(not(feature = "profile"))]
+    let _ = (cpu, point);
+}
+
+/// Reports where the instructions of component-answered traps went (the `profile` feature):
+/// counter ticks per phase, summed, for traps answered directly and after nested calls.
+fn report_profile() {
+    #[cfg(feature = "profile")]
+    for (cpu, watch) in STOPWATCHES.iter().enumerate() {
+        let watch = *watch.lock();
+        for (kind, name) in [
+            (hv_kernel::profile::DIRECT, "direct"),
+            (hv_kernel::profile::NESTED, "nested"),
+        ] {
+            if watch.traps[kind] == 0 {
+                continue;
+            }
+            let [dispatch, component, ret] = watch.totals[kind];
+            defmt::info!(
+                "trap-profile cpu={=usize} answer={=str} traps={=u64} kernel-dispatch={=u64} component={=u64} kernel-return={=u64}",
+                cpu,
+                name,
+                watch.traps[kind],
+                dispatch,
+                component,
+                ret
+            );
+        }
     }
 }
 
@@ -485,8 +548,10 @@ const fn psci_status(code: i64) -> u64 {
     code as u64
 }
 
-/// Reports the non-zero trap counters (the benchmark parses these lines).
+/// Reports the non-zero trap counters (the benchmark parses these lines), and the trap-path
+/// profile when the kernel has one.
 pub fn report_counters() {
+    report_profile();
     for cpu in 0..hv_kernel::trap_stats::MAX_CPUS {
         let total: u64 = TrapClass::ALL
             .iter()

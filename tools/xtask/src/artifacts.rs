@@ -40,12 +40,17 @@ fn cargo_build_with(package: &str, features: &[&str], env: &[(String, String)]) 
     Ok(paths::target().join(TARGET).join("release").join(package))
 }
 
-/// Builds the EL2 kernel for `board`, logging at `log_level` and above, and returns its ELF.
-pub fn kernel(board: &hv_board::Board, log_level: &str) -> Result<PathBuf> {
+/// Builds the EL2 kernel for `board`, logging at `log_level` and above (with `profile`, the
+/// trap path's phase readings for the benchmark too), and returns its ELF.
+pub fn kernel(board: &hv_board::Board, log_level: &str, profile: bool) -> Result<PathBuf> {
     let _timer = progress::timed(&format!("building the EL2 kernel for {}", board.name));
-    let feature = format!("board-{}", board.name);
+    let board_feature = format!("board-{}", board.name);
+    let mut features = vec![board_feature.as_str()];
+    if profile {
+        features.push("profile");
+    }
     let env = [("DEFMT_LOG".to_owned(), log_level.to_owned())];
-    cargo_build_with("hv-kernel", &[feature.as_str()], &env)
+    cargo_build_with("hv-kernel", &features, &env)
 }
 
 /// Builds a test guest (a package under `tests/guests/`) and returns its ELF.

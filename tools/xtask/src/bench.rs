@@ -27,6 +27,39 @@ fn trap_counts(hv_log: &[String]) -> BTreeMap<String, u64> {
     counts
 }
 
+/// The kernel's `trap-profile` lines (profiled kernel): per kind of answer (`direct`,
+/// `nested`), the traps and the counter ticks of each phase, summed over CPUs.
+fn trap_profile(hv_log: &[String]) -> Option<BTreeMap<String, [u64; 4]>> {
+    let mut kinds = BTreeMap::new();
+    for line in hv_log {
+        let Some(rest) = line.split("trap-profile ").nth(1) else {
+            continue;
+        };
+        let field = |name: &str| rest.split_whitespace().find_map(|kv| kv.strip_prefix(name));
+        let number = |name: &str| field(name).and_then(|value| value.parse::<u64>().ok());
+        let kind = field("answer=")?;
+        let values = [
+            number("traps=")?,
+            number("kernel-dispatch=")?,
+            number("component=")?,
+            number("kernel-return=")?,
+        ];
+        let entry: &mut [u64; 4] = kinds.entry(kind.to_owned()).or_default();
+        for (sum, value) in entry.iter_mut().zip(values) {
+            *sum += value;
+        }
+    }
+    (!kinds.is_empty()).then_some(kinds)
+}
+
+/// The counter frequency a `BENCH` line reports.
+fn counter_hz(bench_line: &str) -> Option<u64> {
+    bench_line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("counter-hz="))
+        .and_then(|value| value.parse().ok())
+}
+
 /// Runs every benchmark and prints its figures.
 pub fn run() -> Result<()> {
     let mut rows = Vec::new();
@@ -54,12 +87,28 @@ pub fn run() -> Result<()> {
         "bench-null-hypercall",
         CpuModel::A72,
         1,
-        Some(guest),
+        Some(guest.clone()),
         "",
         &icount,
         300,
     )?;
-    let figure = |name: &str| -> Result<(String, u64)> {
+    // The same run on a kernel that reads the counter at four points of the trap path (the
+    // readings cost instructions themselves, so the figures above come from the plain kernel).
+    let profiled = crate::systest::boot_with(
+        "bench-null-hypercall-profile",
+        CpuModel::A72,
+        1,
+        Some(guest),
+        "",
+        &icount,
+        300,
+        &[],
+        None,
+        true,
+    )?;
+    let phases =
+        trap_profile(&profiled.hv_log).context("the profiled run logged no trap-profile line")?;
+    let figure_in = |outcome: &crate::qemu::Outcome, name: &str| -> Result<(String, u64)> {
         let line = outcome
             .console
             .lines()
@@ -72,8 +121,11 @@ pub fn run() -> Result<()> {
             .with_context(|| format!("no insns-per-call in: {line}"))?;
         Ok((line.to_owned(), instructions))
     };
+    let figure = |name: &str| figure_in(&outcome, name);
     let (null_line, null_instructions) = figure("null-hypercall")?;
     let (ping_line, ping_instructions) = figure("ping-supervisor")?;
+    let (_, profiled_null) = figure_in(&profiled, "null-hypercall")?;
+    let (_, profiled_ping) = figure_in(&profiled, "ping-supervisor")?;
 
     println!();
     println!("Traps during a Linux boot to userspace and power-off (cortex-a72, GICv2):");
@@ -119,6 +171,7 @@ pub fn run() -> Result<()> {
                 600,
                 &settings,
                 Some("manifests/tests/mem-protect.toml"),
+                false,
             )?;
             if !outcome.console.contains("HV-INIT: done") {
                 bail!(
@@ -156,6 +209,7 @@ pub fn run() -> Result<()> {
         300,
         &[],
         Some("manifests/tests/mmio-guard.toml"),
+        false,
     )?;
     let mmio_figure = |name: &str| -> Result<u64> {
         mmio.console
@@ -180,6 +234,44 @@ pub fn run() -> Result<()> {
     );
     println!("  {null_line}");
     println!("  {ping_line}");
+    // Counter ticks to instructions: under -icount shift=0 one instruction is one nanosecond.
+    let hz = counter_hz(&null_line).context("no counter-hz in the BENCH line")?;
+    let per_call = |ticks: u64, traps: u64| ticks * (1_000_000_000 / hz) / traps.max(1);
+    for (kind, what, total, plain) in [
+        (
+            "direct",
+            "a guest hypercall vm-manager answers",
+            profiled_null,
+            null_instructions,
+        ),
+        (
+            "nested",
+            "one for which vm-manager calls the supervisor",
+            profiled_ping,
+            ping_instructions,
+        ),
+    ] {
+        let Some(&[traps, dispatch, component, ret]) = phases.get(kind) else {
+            continue;
+        };
+        let [dispatch, component, ret] = [dispatch, component, ret].map(|t| per_call(t, traps));
+        println!(
+            "  where {what} goes ({traps} traps; profiled kernel: {total} per call, \
+             {} more than the plain kernel for its own readings):",
+            total.saturating_sub(plain)
+        );
+        println!(
+            "    kernel: decode, route, encode, copy, switch to the component   {dispatch:>6}"
+        );
+        println!(
+            "    component: entry, RECV, dispatch, policy, reply, REPLY entry    {component:>6}"
+        );
+        println!("    kernel: read and decode the answer, switch back, apply it       {ret:>6}");
+        println!(
+            "    the rest: vCPU exception entry and exit, registers, guest loop   {:>6}",
+            total.saturating_sub(dispatch + component + ret)
+        );
+    }
     println!();
     println!("Host stage-2 faults and table pages during a Linux boot (mem-protect, cortex-a72):");
     for (policy, smp, stats) in &stage2_rows {
@@ -190,4 +282,31 @@ pub fn run() -> Result<()> {
     println!("  MMIO_GUARD_MAP (guest -> kernel -> mmio-guard -> guest)  {map_instructions:>6}");
     println!("  emulated console write through the guard                 {write_instructions:>6}");
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trap_profile_lines_are_summed_by_kind_over_cpus() {
+        let log: Vec<String> = [
+            "0.1 INFO  trap-profile cpu=0 answer=direct traps=10 kernel-dispatch=100 component=200 kernel-return=50",
+            "0.1 INFO  trap-profile cpu=1 answer=direct traps=2 kernel-dispatch=20 component=40 kernel-return=10",
+            "0.1 INFO  trap-profile cpu=0 answer=nested traps=5 kernel-dispatch=50 component=900 kernel-return=25",
+            "0.1 INFO  trap-count cpu=0 class=hvc count=17",
+        ]
+        .map(str::to_owned)
+        .to_vec();
+        let kinds = trap_profile(&log).unwrap();
+        assert_eq!(kinds["direct"], [12, 120, 240, 60]);
+        assert_eq!(kinds["nested"], [5, 50, 900, 25]);
+        assert_eq!(trap_profile(&log[3..]), None);
+        assert_eq!(
+            counter_hz(
+                "BENCH null-hypercall iterations=1 ticks=2 counter-hz=62500000 insns-per-call=3"
+            ),
+            Some(62_500_000)
+        );
+    }
 }

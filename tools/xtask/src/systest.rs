@@ -279,7 +279,18 @@ pub fn boot(
     extra: &[String],
     timeout: u64,
 ) -> Result<Outcome> {
-    boot_with(name, cpu, smp, kernel, append, extra, timeout, &[], None)
+    boot_with(
+        name,
+        cpu,
+        smp,
+        kernel,
+        append,
+        extra,
+        timeout,
+        &[],
+        None,
+        false,
+    )
 }
 
 /// [`boot`], with some components' settings replaced (e.g. the VM manager's test hooks): each
@@ -295,6 +306,7 @@ pub fn boot_with(
     timeout: u64,
     settings: &[Settings],
     manifest: Option<&str>,
+    profile: bool,
 ) -> Result<Outcome> {
     let args = SystemArgs {
         manifest: manifest.map(|path| paths::workspace().join(path)),
@@ -306,6 +318,7 @@ pub fn boot_with(
         append: Some(append.to_owned()),
     };
     let mut system = args.resolve()?;
+    system.profile = profile;
     for component in system.manifest.components.iter_mut() {
         let takes = Settings::for_crate(&component.crate_name).map(|kind| discriminant(&kind));
         if let Some(settings) = settings
@@ -481,6 +494,7 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
         timeout,
         &settings,
         test.manifest,
+        false,
     )
     .map_err(|error| format!("{error:#}"))?;
     check(test, &outcome, peer).inspect_err(|_| {
