@@ -33,11 +33,14 @@ pub enum Point {
 /// The phases between the points.
 pub const PHASES: [&str; 3] = ["kernel-dispatch", "component", "kernel-return"];
 
-/// Traps whose component answered with its REPLY alone ([`DIRECT`]), or after system calls of
-/// its own, such as a call to another component ([`NESTED`]).
+/// Traps whose component answered with its REPLY alone.
 pub const DIRECT: usize = 0;
-/// See [`DIRECT`].
+/// Traps whose component made one call to another component first (its CALL, the callee's
+/// REPLY, its own REPLY: three system calls).
 pub const NESTED: usize = 1;
+/// Every other trap (a component's first start with its logging, several calls, ...), kept
+/// apart so that rare, long traps do not skew the other two.
+pub const OTHER: usize = 2;
 
 /// One CPU's stopwatch and totals.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -46,10 +49,11 @@ pub struct Stopwatch {
     component_entered: Option<u64>,
     component_exited: Option<u64>,
     syscalls: u64,
-    /// Counter ticks per phase, summed over the complete traps, [`DIRECT`] and [`NESTED`].
-    pub totals: [[u64; 3]; 2],
-    /// Traps seen through all four points, [`DIRECT`] and [`NESTED`].
-    pub traps: [u64; 2],
+    /// Counter ticks per phase, summed over the complete traps: [`DIRECT`], [`NESTED`],
+    /// [`OTHER`].
+    pub totals: [[u64; 3]; 3],
+    /// Traps seen through all four points: [`DIRECT`], [`NESTED`], [`OTHER`].
+    pub traps: [u64; 3],
 }
 
 impl Stopwatch {
@@ -60,8 +64,8 @@ impl Stopwatch {
             component_entered: None,
             component_exited: None,
             syscalls: 0,
-            totals: [[0; 3]; 2],
-            traps: [0; 2],
+            totals: [[0; 3]; 3],
+            traps: [0; 3],
         }
     }
 
@@ -90,7 +94,11 @@ impl Stopwatch {
                 if let (Some(t0), Some(t1), Some(t2)) =
                     (self.entered, self.component_entered, self.component_exited)
                 {
-                    let kind = if self.syscalls == 1 { DIRECT } else { NESTED };
+                    let kind = match self.syscalls {
+                        1 => DIRECT,
+                        3 => NESTED,
+                        _ => OTHER,
+                    };
                     let phases = [t1 - t0, t2 - t1, now - t2];
                     for (total, phase) in self.totals[kind].iter_mut().zip(phases) {
                         *total += phase;
@@ -121,15 +129,16 @@ mod tests {
         for (point, now) in [
             (Point::TrapEntered, 100),
             (Point::ComponentEntered, 130),
-            (Point::ComponentExited, 200), // a call of its own
-            (Point::ComponentExited, 250), // the REPLY: the last one counts
+            (Point::ComponentExited, 200), // its CALL
+            (Point::ComponentExited, 240), // the callee's REPLY
+            (Point::ComponentExited, 250), // its REPLY: the last one counts
             (Point::GuestResumed, 270),
         ] {
             watch.record(point, now);
         }
         assert_eq!(
             (watch.totals, watch.traps),
-            ([[0; 3], [30, 120, 20]], [0, 1])
+            ([[0; 3], [30, 120, 20], [0; 3]], [0, 1, 0])
         );
         for (point, now) in [
             (Point::TrapEntered, 1000),
@@ -141,8 +150,17 @@ mod tests {
         }
         assert_eq!(
             (watch.totals, watch.traps),
-            ([[10, 90, 5], [30, 120, 20]], [1, 1])
+            ([[10, 90, 5], [30, 120, 20], [0; 3]], [1, 1, 0])
         );
+        // A first start, logging as it goes: neither of the two kinds above.
+        watch.record(Point::TrapEntered, 2000);
+        watch.record(Point::ComponentEntered, 2001);
+        for now in [2100, 2200] {
+            watch.record(Point::ComponentExited, now);
+        }
+        watch.record(Point::GuestResumed, 2300);
+        assert_eq!(watch.traps, [1, 1, 1]);
+        assert_eq!(watch.totals[OTHER], [1, 199, 100]);
     }
 
     #[test]
@@ -154,6 +172,6 @@ mod tests {
         // A component's system call with no vCPU trap in flight (a notification).
         watch.record(Point::ComponentExited, 30);
         watch.record(Point::GuestResumed, 40);
-        assert_eq!((watch.totals, watch.traps), ([[0; 3]; 2], [0; 2]));
+        assert_eq!((watch.totals, watch.traps), ([[0; 3]; 3], [0; 3]));
     }
 }

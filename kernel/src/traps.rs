@@ -116,6 +116,7 @@ fn report_profile() {
         for (kind, name) in [
             (hv_kernel::profile::DIRECT, "direct"),
             (hv_kernel::profile::NESTED, "nested"),
+            (hv_kernel::profile::OTHER, "other"),
         ] {
             if watch.traps[kind] == 0 {
                 continue;
