@@ -11,7 +11,8 @@
 //! of them): a call on any other interface is refused with [`RemoteError::UnknownOperation`]
 //! and undecodable bytes with [`RemoteError::MalformedRequest`], in both cases without calling
 //! a method. So no component matches on interface ids or request variants by hand, and a new
-//! request variant cannot be left unserved: it is a new method every server must implement.
+//! request variant cannot be left unserved: it is a new method every server must implement, or
+//! one the interface provides a default answer for (`=> method else answer`).
 //!
 //! A server that makes calls of its own while serving cannot lend the message buffers to
 //! [`dispatch`] (its calls overwrite them); it takes the same steps one by one:

@@ -111,7 +111,11 @@
 /// value to a method call) and [`Dispatch`](crate::Dispatch) (a call's bytes to a reply's bytes)
 /// for every type implementing the trait, so a component serves the interface with
 /// [`dispatch`](crate::dispatch) and never matches on requests itself. Adding a request variant
-/// adds a method, and every server that lacks it fails to build.
+/// adds a method, and every server that lacks it fails to build, unless the variant says
+/// `=> method else answer`: then the method is provided and answers `answer`, for servers that
+/// never take that request (a component the manifest routes only SMCCC calls to keeps the
+/// `guest-trap` interface's answers for MMIO and stage-2 faults, what the hardware does for an
+/// access nothing serves). The default is not part of the schema: it never goes on the wire.
 ///
 /// A request variant's fields are the method's parameters, so they need names: a tuple variant
 /// in a request is refused.
@@ -191,7 +195,7 @@ macro_rules! interface {
                     $( {
                         $( $(#[doc = $field_doc:literal])* $field:ident : $field_type:ty ),* $(,)?
                     } )?
-                    => $method:ident
+                    => $method:ident $( else $default:expr )?
                 ),* $(,)?
             }
 
@@ -255,11 +259,12 @@ macro_rules! interface {
         )]
         $vis trait $server {
             $(
-                $(#[doc = $variant_doc])*
-                #[doc = ""]
-                #[doc = concat!("Serves [`", stringify!($request), "::", stringify!($variant), "`].")]
-                #[allow(clippy::too_many_arguments)]
-                fn $method(&mut self $( $( , $field : $field_type )* )?) -> $reply;
+                $crate::__ipc_server_method! {
+                    [$(#[doc = $variant_doc])*
+                    #[doc = ""]
+                    #[doc = concat!("Serves [`", stringify!($request), "::", stringify!($variant), "`].")]]
+                    $method [$( $( $field : $field_type ),* )?] -> $reply [$( $default )?]
+                }
             )*
         }
 
@@ -426,5 +431,27 @@ macro_rules! __ipc_type {
         }
     ) => {
         stringify!(struct $name { $( $field : $field_type ),* })
+    };
+}
+
+/// One method of a server trait: required, or (`=> method else answer` in the interface)
+/// provided, answering `answer` for a server that never takes that request (a component the
+/// manifest routes only some traps to).
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ipc_server_method {
+    ([$($attr:tt)*] $method:ident [$( $field:ident : $field_type:ty ),*] -> $reply:ty []) => {
+        $($attr)*
+        #[allow(clippy::too_many_arguments)]
+        fn $method(&mut self $( , $field : $field_type )*) -> $reply;
+    };
+    ([$($attr:tt)*] $method:ident [$( $field:ident : $field_type:ty ),*] -> $reply:ty [$default:expr]) => {
+        $($attr)*
+        #[doc = ""]
+        #[doc = concat!("Provided: answers `", stringify!($default), "`.")]
+        #[allow(clippy::too_many_arguments, unused_variables)]
+        fn $method(&mut self $( , $field : $field_type )*) -> $reply {
+            $default
+        }
     };
 }

@@ -453,3 +453,60 @@ fn decode_call_and_encode_answer_are_dispatch_in_two_halves() {
         0
     );
 }
+
+/// A server for SMCCC calls only: `mmio` and `stage2_fault` keep the answers the interface
+/// provides (what the hardware does for an access nothing serves).
+struct SmcccOnly;
+
+impl GuestTrapServer for SmcccOnly {
+    fn smccc(&mut self, _vm: u16, _vcpu: u16, _conduit: Conduit, regs: [u64; 8]) -> TrapResolution {
+        TrapResolution::Return {
+            regs: [regs[1], 0, 0, 0],
+        }
+    }
+}
+
+#[test]
+fn requests_a_server_does_not_take_get_the_interfaces_default_answers() {
+    let serve = |request: &GuestTrap| {
+        let mut bytes = [0; MESSAGE_MAX];
+        let len = encode_request::<GuestTrapInterface>(request, &mut bytes).unwrap();
+        let mut reply = [0; MESSAGE_MAX];
+        let reply_len = dispatch::<GuestTrapInterface, _>(
+            &mut SmcccOnly,
+            abi::interface::GUEST_TRAP,
+            &bytes[..len],
+            &mut reply,
+        );
+        decode_reply::<GuestTrapInterface>(&reply[..reply_len]).unwrap()
+    };
+    let smccc = GuestTrap::Smccc {
+        vm: 0,
+        vcpu: 0,
+        conduit: Conduit::Hvc,
+        regs: [0, 7, 0, 0, 0, 0, 0, 0],
+    };
+    assert_eq!(
+        serve(&smccc),
+        Ok(TrapResolution::Return { regs: [7, 0, 0, 0] })
+    );
+    let mmio = GuestTrap::Mmio {
+        vm: 0,
+        vcpu: 0,
+        ipa: Ipa(0x900_0000),
+        size: 4,
+        write: false,
+        value: 0,
+    };
+    assert_eq!(serve(&mmio), Ok(TrapResolution::ExternalAbort));
+    let fault = GuestTrap::Stage2Fault {
+        vm: 0,
+        vcpu: 0,
+        ipa: Ipa(0x4000_0000),
+        far: 0,
+        write: false,
+        instruction: true,
+        from_el0: false,
+    };
+    assert_eq!(serve(&fault), Ok(TrapResolution::InjectHostAbort));
+}

@@ -337,22 +337,6 @@ mod component {
             self.host_call(vm, vcpu, regs)
         }
 
-        fn mmio(
-            &mut self,
-            vm: u16,
-            vcpu: u16,
-            ipa: Ipa,
-            _size: u8,
-            _write: bool,
-            _value: u64,
-        ) -> TrapResolution {
-            warn!(
-                "mem-protect: vm{=u16} vcpu{=u16}: MMIO access at {=u64:#x} routed here; refused",
-                vm, vcpu, ipa.0
-            );
-            TrapResolution::ExternalAbort
-        }
-
         fn stage2_fault(
             &mut self,
             vm: u16,

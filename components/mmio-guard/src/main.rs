@@ -105,42 +105,6 @@ mod component {
             }
             TrapResolution::Return { regs: answer.regs }
         }
-
-        /// Emulated accesses are not routed here; if one is by mistake, this component emulates
-        /// no device, so the access fails the way a bus error would.
-        fn mmio(
-            &mut self,
-            vm: u16,
-            vcpu: u16,
-            ipa: Ipa,
-            _size: u8,
-            _write: bool,
-            _value: u64,
-        ) -> TrapResolution {
-            warn!(
-                "mmio-guard: vm{=u16} vcpu{=u16}: MMIO access at {=u64:#x} routed here; refused",
-                vm, vcpu, ipa.0
-            );
-            TrapResolution::ExternalAbort
-        }
-
-        /// Host stage-2 faults belong to the memory-protection component.
-        fn stage2_fault(
-            &mut self,
-            vm: u16,
-            _vcpu: u16,
-            ipa: Ipa,
-            _far: u64,
-            _write: bool,
-            _instruction: bool,
-            _from_el0: bool,
-        ) -> TrapResolution {
-            warn!(
-                "mmio-guard: vm{=u16}: stage-2 fault at {=u64:#x} routed here; refused",
-                vm, ipa.0
-            );
-            TrapResolution::InjectHostAbort
-        }
     }
 
     /// Questions from other components.

@@ -8,8 +8,9 @@
 //!
 //! - `component_main!` names `main`, which reads the configuration the build embedded
 //!   (`hv_component_rt::config()`) and enters the server loop;
-//! - the server implements the generated `GuestTrapServer` trait, one method per request
-//!   variant, and `handle_call` hands every call to `hv_ipc::dispatch`, which decodes it, calls
+//! - the server implements the generated `GuestTrapServer` trait: `smccc` only, since the
+//!   interface answers MMIO and stage-2 faults it is never routed with what the hardware would
+//!   (its `=> method else answer` defaults); `handle_call` hands every call to `hv_ipc::dispatch`, which decodes it, calls
 //!   the method, encodes the reply and refuses interfaces the component does not serve.
 //!
 //! Built for the host it is an empty program around the tested module.
@@ -23,10 +24,9 @@ mod counter;
 mod component {
     //! The component proper: the server loop around the counter.
 
-    use defmt::{debug, info, warn};
+    use defmt::{debug, info};
     use hv_component_rt::hv_ipc;
     use hv_component_rt::hv_ipc::abi::MESSAGE_MAX;
-    use hv_component_rt::hv_ipc::addr::Ipa;
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
         Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
     };
@@ -73,41 +73,6 @@ mod component {
                 answer[1]
             );
             TrapResolution::Return { regs: answer }
-        }
-
-        // The manifest routes no MMIO and no stage-2 faults here; were one sent by mistake,
-        // the access fails the way a bus error would.
-        fn mmio(
-            &mut self,
-            vm: u16,
-            _vcpu: u16,
-            ipa: Ipa,
-            _size: u8,
-            _write: bool,
-            _value: u64,
-        ) -> TrapResolution {
-            warn!(
-                "template: vm{=u16}: MMIO at {=u64:#x} routed here; refused",
-                vm, ipa.0
-            );
-            TrapResolution::ExternalAbort
-        }
-
-        fn stage2_fault(
-            &mut self,
-            vm: u16,
-            _vcpu: u16,
-            ipa: Ipa,
-            _far: u64,
-            _write: bool,
-            _instruction: bool,
-            _from_el0: bool,
-        ) -> TrapResolution {
-            warn!(
-                "template: vm{=u16}: stage-2 fault at {=u64:#x} routed here; refused",
-                vm, ipa.0
-            );
-            TrapResolution::InjectHostAbort
         }
     }
 

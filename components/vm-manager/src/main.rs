@@ -417,24 +417,6 @@ mod component {
             };
             VmManager::mmio(self.ipc, devices, access, &mut console)
         }
-
-        /// Host stage-2 faults go to the memory-protection component; one routed here by a
-        /// wrong manifest is refused with the abort the host expects.
-        fn stage2_fault(
-            &mut self,
-            _vm: u16,
-            _vcpu: u16,
-            _ipa: Ipa,
-            _far: u64,
-            _write: bool,
-            _instruction: bool,
-            _from_el0: bool,
-        ) -> TrapResolution {
-            self.manager.served += 1;
-            self.manager
-                .crash_hook()
-                .unwrap_or(TrapResolution::InjectHostAbort)
-        }
     }
 
     impl Server for VmManager {

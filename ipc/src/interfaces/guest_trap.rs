@@ -51,7 +51,9 @@ crate::interface! {
                 write: bool,
                 /// For a write, the value written (the source register, truncated to `size`).
                 value: u64,
-            } => mmio,
+            // A component the manifest routes no MMIO to never sees one: the default is what
+            // the hardware does for an access nothing serves.
+            } => mmio else TrapResolution::ExternalAbort,
             /// A host VM access its stage 2 does not translate (the memory-protection component
             /// builds that stage 2 lazily). Routed by `"host-stage2"`.
             Stage2Fault {
@@ -69,7 +71,8 @@ crate::interface! {
                 instruction: bool,
                 /// The access came from EL0.
                 from_el0: bool,
-            } => stage2_fault,
+            // Likewise for a component that does not build the host's stage 2.
+            } => stage2_fault else TrapResolution::InjectHostAbort,
         }
 
         /// What the kernel does with the trapped vCPU.
