@@ -353,6 +353,15 @@ macro_rules! __ipc_type {
             ),*
         }
 
+        impl $name {
+            /// The variant's name, for logs and refusals.
+            pub const fn variant_name(&self) -> &'static str {
+                match self {
+                    $( Self::$variant { .. } => stringify!($variant), )*
+                }
+            }
+        }
+
         impl $crate::generate::Generate for $name {
             const VARIANTS: usize = [$(stringify!($variant)),*].len();
 

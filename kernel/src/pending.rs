@@ -135,26 +135,6 @@ pub enum Decision {
     Refuse(Refusal),
 }
 
-/// The name of a resolution, for logs and refusals.
-pub const fn resolution_name(resolution: &TrapResolution) -> &'static str {
-    match resolution {
-        TrapResolution::Return { .. } => "Return",
-        TrapResolution::StartCpu { .. } => "StartCpu",
-        TrapResolution::StopCpu => "StopCpu",
-        TrapResolution::AffinityInfo { .. } => "AffinityInfo",
-        TrapResolution::WaitForInterrupt => "WaitForInterrupt",
-        TrapResolution::SystemOff => "SystemOff",
-        TrapResolution::SystemReset => "SystemReset",
-        TrapResolution::InjectUndefined => "InjectUndefined",
-        TrapResolution::Retry => "Retry",
-        TrapResolution::MmioRead { .. } => "MmioRead",
-        TrapResolution::MmioWritten => "MmioWritten",
-        TrapResolution::ExternalAbort => "ExternalAbort",
-        TrapResolution::Resume => "Resume",
-        TrapResolution::InjectHostAbort => "InjectHostAbort",
-    }
-}
-
 /// What `reply` (the component's decoded answer, or why there is none) does to the vCPU
 /// waiting on `pending`.
 pub fn decide(pending: &PendingTrap, reply: Result<TrapResolution, Refusal>) -> Decision {
@@ -162,7 +142,7 @@ pub fn decide(pending: &PendingTrap, reply: Result<TrapResolution, Refusal>) -> 
         Ok(resolution) => resolution,
         Err(refusal) => return Decision::Refuse(refusal),
     };
-    let name = resolution_name(&resolution);
+    let name = resolution.variant_name();
     if let TrapResolution::Retry = resolution {
         return Decision::Retry {
             pc: pending.retry_pc,

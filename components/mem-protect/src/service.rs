@@ -266,21 +266,21 @@ impl<'a> MemProtect<'a> {
         access: Access,
         kernel: &mut impl Kernel,
     ) -> FaultOutcome {
-        let ipa = ipa.0;
-        let page = ipa & !(PAGE_SIZE - 1);
-        let mut result = self.map(ipa, access, kernel);
+        // The host's stage 2 is an identity map: its IPAs are the physical pages they own.
+        let page = ipa.page();
+        let mut result = self.map(ipa.0, access, kernel);
         if let Err(Stage2Error::OwnedBy(_)) = result
-            && self.ownership.host_may_access(PhysAddr(page)) == Ok(true)
+            && self.ownership.host_may_access(page.identity()) == Ok(true)
         {
             // A stale annotation: the ownership table is the authority.
-            let _ = self.stage2.clear_annotation(page);
-            result = self.map(ipa, access, kernel);
+            let _ = self.stage2.clear_annotation(page.0);
+            result = self.map(ipa.0, access, kernel);
         }
         match result {
             Ok(mapped) => FaultOutcome::Mapped(mapped),
             Err(Stage2Error::NotHostOwned(_) | Stage2Error::OwnedBy(_)) => FaultOutcome::Refused {
-                page,
-                owner: self.ownership.owner(PhysAddr(page)).ok(),
+                page: page.0,
+                owner: self.ownership.owner(page.identity()).ok(),
             },
             Err(error) => FaultOutcome::Failed(error),
         }

@@ -101,7 +101,7 @@ fn accepted(pending: &PendingTrap) -> &'static [&'static str] {
 fn every_pair_is_applied_or_refused_as_a_mismatch() {
     for pending in [smccc(), mmio(false), mmio(true), stage2()] {
         for resolution in every_resolution() {
-            let name = resolution_name(&resolution);
+            let name = resolution.variant_name();
             let decision = decide(&pending, Ok(resolution));
             let refused = matches!(decision, Decision::Refuse(_));
             assert_eq!(
