@@ -36,8 +36,8 @@ pub mod syscall {
     /// The component panicked: x1 = address, x2 = length of a UTF-8 message inside its region.
     /// Never returns.
     pub const PANIC: u64 = 5;
-    /// The component's own EL1 vectors took an exception: x1 = ESR_EL1, x2 = FAR_EL1,
-    /// x3 = ELR_EL1. Never returns.
+    /// The component's own EL1 vectors took an exception (the kernel reads its ESR_EL1,
+    /// FAR_EL1 and ELR_EL1 for the report). Never returns.
     pub const FAULT: u64 = 6;
     /// A kernel operation the manifest grants: x1 = operation ([`super::kernel_op`]),
     /// x2.. its arguments.

@@ -248,7 +248,7 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
         table.host_entry,
         dtb
     );
-    arch::enter_guest_el1(table.host_entry, dtb)
+    components::enter_host(table.host_entry, dtb)
 }
 
 /// A secondary CPU's path from `entry.S`, after the host's CPU_ON started it.
@@ -264,5 +264,5 @@ pub fn secondary_cpu(index: usize) -> ! {
         index,
         entry
     );
-    arch::enter_guest_el1(entry, context)
+    components::enter_host(entry, context)
 }

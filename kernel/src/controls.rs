@@ -18,6 +18,8 @@ use tock_registers::register_bitfields;
 register_bitfields! {u64,
     /// CPTR_EL2 as laid out with HCR_EL2.E2H = 0, the only way this kernel runs.
     pub CPTR_EL2 [
+        /// Traps EL1 accesses to CPACR_EL1.
+        TCPAC OFFSET(31) NUMBITS(1) [],
         /// RES1.
         RES1_13 OFFSET(13) NUMBITS(1) [],
         /// Traps SME; RES1 where SME is not implemented.
@@ -145,11 +147,17 @@ impl TrapControls {
     }
 
     /// A component's, from the host's: WFI, WFE and FP/SIMD trap as well (a component has no
-    /// use for either; one that tries is treated as faulty).
+    /// use for either; one that tries is treated as faulty), and so do writes and reads of the
+    /// EL1 virtual-memory controls (TVM, TRVM) and of CPACR_EL1 (TCPAC). A component runs with
+    /// its stage 1 off and needs none of them; trapping them keeps the host's values live and
+    /// unseen while a component runs, so a world switch need not save and load them
+    /// (`arch::el1`).
     pub fn component(self) -> Self {
         Self {
-            hcr: self.hcr | (HCR_EL2::TWI::SET + HCR_EL2::TWE::SET).value,
-            cptr: self.cptr | CPTR_EL2::TFP::Trapped.value,
+            hcr: self.hcr
+                | (HCR_EL2::TWI::SET + HCR_EL2::TWE::SET + HCR_EL2::TVM::SET + HCR_EL2::TRVM::SET)
+                    .value,
+            cptr: self.cptr | (CPTR_EL2::TFP::Trapped + CPTR_EL2::TCPAC::SET).value,
         }
     }
 }
@@ -292,12 +300,15 @@ mod tests {
     }
 
     #[test]
-    fn component_adds_wfi_wfe_and_fp_traps() {
+    fn component_adds_wfi_wfe_fp_and_el1_control_traps() {
         for features in [PLAIN, RICH] {
             let host = TrapControls::host(&features);
             let component = host.component();
-            assert_eq!(component.hcr, host.hcr | (1 << 13) | (1 << 14));
-            assert_eq!(component.cptr, host.cptr | (1 << 10));
+            assert_eq!(
+                component.hcr,
+                host.hcr | (1 << 13) | (1 << 14) | (1 << 26) | (1 << 30)
+            );
+            assert_eq!(component.cptr, host.cptr | (1 << 10) | (1 << 31));
         }
     }
 

@@ -14,9 +14,11 @@
 
 pub mod controls;
 pub mod esr;
+pub mod frame;
 pub mod grants;
 pub mod inject;
 pub mod memory_map;
 pub mod pending;
 pub mod profile;
 pub mod trap_stats;
+pub mod worlds;

@@ -14,9 +14,10 @@
 
 use crate::arch::spin_table::SpinTableError;
 use crate::arch::{self, GuestFrame};
-use crate::{components, cpus};
+use crate::components::{self, Here};
+use crate::cpus;
 use hv_abi::ExitStatus;
-use hv_ipc::abi::{self, SyscallError};
+use hv_ipc::abi;
 use hv_ipc::addr::Ipa;
 use hv_ipc::guest_abi::{psci, smccc};
 use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface};
@@ -29,6 +30,7 @@ use hv_kernel::profile::Stopwatch;
 #[cfg(feature = "profile")]
 use hv_kernel::trap_stats::MAX_CPUS;
 use hv_kernel::trap_stats::{TrapClass, TrapCounters};
+use hv_kernel::worlds::{self, CallError};
 /// The host VM's id in guest-trap messages.
 const HOST_VM: u16 = 0;
 
@@ -39,17 +41,26 @@ pub static COUNTERS: TrapCounters = TrapCounters::new();
 const KIND_SYNC: u64 = 0;
 const KIND_AARCH32: u64 = 4;
 
-/// Called by entry.S for every exception from a guest or a component; returns to resume
-/// whichever world is then on top of this CPU (`frame` holds its registers).
+/// Called by entry.S for every exception from a guest or a component (whose registers it saved
+/// into that world's frame); returns the frame of the world to resume, which is then on top of
+/// this CPU.
 #[unsafe(no_mangle)]
-extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
+extern "C" fn handle_guest_exit(kind: u64) -> *mut GuestFrame {
+    let mut here = components::here();
+    handle(&mut here, kind);
+    let frame = here.resume_frame();
+    arch::set_current_frame(frame);
+    frame
+}
+
+fn handle(here: &mut Here, kind: u64) {
     let cpu = arch::cpu_index();
     if kind != KIND_SYNC && kind != KIND_AARCH32 {
         // With IMO/FMO/AMO clear, interrupts go to EL1; one here is spurious. Count it.
         COUNTERS.record(cpu, TrapClass::Interrupt);
         return;
     }
-    let component = components::current();
+    let component = here.current();
     let from_component = component.is_some();
     checkpoint(
         cpu,
@@ -69,7 +80,7 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
     };
     COUNTERS.record(cpu, class);
     if let Some(component) = component {
-        component_trap(frame, component, trap, esr, ipa);
+        component_trap(here, component, trap, esr, ipa);
     } else if kind == KIND_AARCH32 {
         defmt::error!(
             "cpu{=usize}: AArch32 guest state, which is not supported",
@@ -77,14 +88,14 @@ extern "C" fn handle_guest_exit(frame: &mut GuestFrame, kind: u64) {
         );
         crate::end_run(ExitStatus::HypervisorFault);
     } else {
-        vcpu_trap(frame, cpu, trap, esr, far, ipa);
+        vcpu_trap(here, cpu, trap, esr, far, ipa);
     }
     // A component may just have answered this CPU's vCPU (which is back on top now).
-    if let Some((pending, answer)) = components::take_vcpu_reply() {
-        apply_resolution(frame, cpu, &pending, answer);
+    if let Some((pending, answer)) = here.take_vcpu_answer() {
+        apply_resolution(here.frame(), cpu, &pending, answer);
         checkpoint(cpu, Point::GuestResumed);
     } else if cfg!(feature = "profile") && !from_component {
-        let point = if components::current().is_some() {
+        let point = if here.current().is_some() {
             Point::ComponentEntered
         } else {
             Point::GuestResumed
@@ -136,48 +147,53 @@ fn report_profile() {
 }
 
 /// A trap from a component: its system calls, or a fault that stops it.
-fn component_trap(frame: &mut GuestFrame, component: usize, trap: Trap, esr: u64, ipa: Ipa) {
+fn component_trap(here: &mut Here, component: usize, trap: Trap, esr: u64, ipa: Ipa) {
     match trap {
-        Trap::Hvc { .. } => components::syscall(frame),
+        Trap::Hvc { .. } => here.syscall(),
         Trap::DataAbort(_) | Trap::InstructionAbort(_) => {
             defmt::error!(
-                "component {=usize} touched IPA {=u64:#x} outside its memory (pc {=u64:#x})",
-                component,
+                "component {=str} touched IPA {=u64:#x} outside its memory (pc {=u64:#x})",
+                components::name(component),
                 ipa.0,
-                frame.elr
+                here.frame().elr
             );
-            components::fault(frame, component, esr);
+            here.fault(esr);
         }
         _ => {
             defmt::error!(
-                "component {=usize}: forbidden instruction (ESR {=u64:#x}) at pc {=u64:#x}",
-                component,
+                "component {=str}: forbidden instruction (ESR {=u64:#x}) at pc {=u64:#x}",
+                components::name(component),
                 esr,
-                frame.elr
+                here.frame().elr
             );
-            components::fault(frame, component, esr);
+            here.fault(esr);
         }
     }
 }
 
 /// A trap from the host VM's vCPU.
-fn vcpu_trap(frame: &mut GuestFrame, cpu: usize, trap: Trap, esr: u64, far: u64, ipa: Ipa) {
+fn vcpu_trap(here: &mut Here, cpu: usize, trap: Trap, esr: u64, far: u64, ipa: Ipa) {
     match trap {
         // HVC returns after the call; the retry point is the HVC itself.
-        Trap::Hvc { .. } => route_smccc(frame, cpu, Conduit::Hvc, frame.elr - 4),
+        Trap::Hvc { .. } => {
+            let retry_pc = here.frame().elr - 4;
+            route_smccc(here, cpu, Conduit::Hvc, retry_pc);
+        }
         Trap::Smc { .. } => {
             // A trapped SMC returns to the SMC itself; the call is done once answered.
+            let frame = here.frame();
             let retry_pc = frame.elr;
             frame.elr += 4;
-            route_smccc(frame, cpu, Conduit::Smc, retry_pc);
+            route_smccc(here, cpu, Conduit::Smc, retry_pc);
         }
         Trap::DataAbort(abort) if crate::boot::is_emulated(ipa) => {
-            route_mmio(frame, cpu, &abort, ipa, far);
+            route_mmio(here, cpu, &abort, ipa, far);
         }
         Trap::DataAbort(_) | Trap::InstructionAbort(_) => {
-            route_stage2_fault(frame, cpu, &trap, esr, far, ipa);
+            route_stage2_fault(here, cpu, &trap, esr, far, ipa);
         }
         Trap::SysReg(_) | Trap::Wfx { .. } | Trap::Other { .. } => {
+            let frame = here.frame();
             defmt::warn!(
                 "cpu{=usize}: unexpected trap (ESR {=u64:#x}) at pc {=u64:#x}: undefined instruction injected",
                 cpu,
@@ -201,22 +217,16 @@ enum Sent {
     Unencodable,
 }
 
-/// Sends `trap` to component `server` on behalf of the vCPU trapped in `frame` on `pending`.
-/// A server that is stopped for good (never to be restarted) can never answer: the VM stops.
-fn send_guest_trap(
-    frame: &mut GuestFrame,
-    server: usize,
-    trap: &GuestTrap,
-    pending: PendingTrap,
-) -> Sent {
-    let mut request = [0u8; abi::MESSAGE_MAX];
-    let Ok(len) = hv_ipc::encode_request::<GuestTrapInterface>(trap, &mut request) else {
-        return Sent::Unencodable;
+/// Sends `trap` to component `server` on behalf of this CPU's vCPU, trapped on `pending`; the
+/// request is encoded straight into the component's RX buffer. A server that is stopped for
+/// good (never to be restarted) can never answer: the VM stops.
+fn send_guest_trap(here: &mut Here, server: usize, trap: &GuestTrap, pending: PendingTrap) -> Sent {
+    let encode = |buffer: &mut worlds::MessageBuffer| {
+        hv_ipc::encode_request::<GuestTrapInterface>(trap, buffer).ok()
     };
-    let interface = abi::interface::GUEST_TRAP;
-    match components::call_from_vcpu(frame, server, interface, &request[..len], pending) {
+    match here.call_from_vcpu(server, abi::interface::GUEST_TRAP, encode, pending) {
         Ok(()) => Sent::Delivered,
-        Err(SyscallError::CalleeRetired) => {
+        Err(CallError::Retired) => {
             defmt::error!(
                 "host VM stopped: its {=str} goes to component {=str}, which faulted and is never restarted",
                 pending.kind.name(),
@@ -224,16 +234,18 @@ fn send_guest_trap(
             );
             crate::end_run(ExitStatus::VmStopped);
         }
-        Err(_) => {
-            frame.elr = pending.retry_pc;
+        Err(CallError::Stopped) => {
+            here.frame().elr = pending.retry_pc;
             Sent::Stopped
         }
+        Err(CallError::Unencodable) => Sent::Unencodable,
     }
 }
 
 /// Sends an SMCCC call to the component the route table names; without one, every function is
 /// NOT_SUPPORTED.
-fn route_smccc(frame: &mut GuestFrame, cpu: usize, conduit: Conduit, retry_pc: u64) {
+fn route_smccc(here: &mut Here, cpu: usize, conduit: Conduit, retry_pc: u64) {
+    let frame = here.frame();
     let Some(server) = components::smccc_route(frame.x[0] as u32) else {
         frame.x[0] = smccc::NOT_SUPPORTED as u64;
         return;
@@ -250,15 +262,16 @@ fn route_smccc(frame: &mut GuestFrame, cpu: usize, conduit: Conduit, retry_pc: u
         kind: TrapKind::Smccc,
         retry_pc,
     };
-    if send_guest_trap(frame, server, &trap, pending) == Sent::Unencodable {
-        frame.x[0] = smccc::NOT_SUPPORTED as u64;
+    if send_guest_trap(here, server, &trap, pending) == Sent::Unencodable {
+        here.frame().x[0] = smccc::NOT_SUPPORTED as u64;
     }
 }
 
 /// Sends a VM's access to an emulated device to the component the route table names. Accesses
 /// the syndrome does not describe (ISV = 0: the register or size is unknown) are never
 /// emulated by guessing at the instruction: the guest gets an external abort.
-fn route_mmio(frame: &mut GuestFrame, cpu: usize, abort: &DataAbort, ipa: Ipa, far: u64) {
+fn route_mmio(here: &mut Here, cpu: usize, abort: &DataAbort, ipa: Ipa, far: u64) {
+    let frame = here.frame();
     let server = components::mmio_route();
     let (Some(server), true) = (server, abort.valid_syndrome) else {
         defmt::warn!(
@@ -293,21 +306,14 @@ fn route_mmio(frame: &mut GuestFrame, cpu: usize, abort: &DataAbort, ipa: Ipa, f
         kind: TrapKind::Mmio { abort: *abort, far },
         retry_pc: frame.elr,
     };
-    if send_guest_trap(frame, server, &trap, pending) == Sent::Unencodable {
-        inject_abort(frame, abort.write, far);
+    if send_guest_trap(here, server, &trap, pending) == Sent::Unencodable {
+        inject_abort(here.frame(), abort.write, far);
     }
 }
 
 /// Sends a host stage-2 fault to the component that builds the host's stage 2. The faulting
 /// instruction is the retry point: with `Resume` (now mapped) or a stopped server, it runs again.
-fn route_stage2_fault(
-    frame: &mut GuestFrame,
-    cpu: usize,
-    trap: &Trap,
-    esr: u64,
-    far: u64,
-    ipa: Ipa,
-) {
+fn route_stage2_fault(here: &mut Here, cpu: usize, trap: &Trap, esr: u64, far: u64, ipa: Ipa) {
     let Some(server) = components::host_stage2_route() else {
         // Boot refuses a system without one; were it missing, nothing could answer.
         defmt::error!(
@@ -320,6 +326,7 @@ fn route_stage2_fault(
         Trap::DataAbort(abort) => (abort.write, false),
         _ => (false, true),
     };
+    let frame = here.frame();
     let fault = GuestTrap::Stage2Fault {
         vm: HOST_VM,
         vcpu: cpu as u16,
@@ -333,7 +340,8 @@ fn route_stage2_fault(
         kind: TrapKind::Stage2Fault { esr, far },
         retry_pc: frame.elr,
     };
-    if send_guest_trap(frame, server, &fault, pending) == Sent::Unencodable {
+    if send_guest_trap(here, server, &fault, pending) == Sent::Unencodable {
+        let frame = here.frame();
         let injected = inject::host_abort(esr, far, frame.elr, frame.spsr, arch::guest_vbar());
         inject_into(frame, injected);
     }
@@ -356,7 +364,7 @@ fn apply_resolution(
     frame: &mut GuestFrame,
     cpu: usize,
     pending: &PendingTrap,
-    answer: components::VcpuAnswer,
+    answer: worlds::VcpuAnswer,
 ) {
     match pending::decide(pending, answer) {
         Decision::Return(regs) => set_return(frame, regs),

@@ -75,7 +75,8 @@ _start:
 
     /*
      * Every exception the component takes at EL1 is fatal: report it and stop. No stack, no
-     * memory access: the FAULT call needs only registers.
+     * memory access, no syndrome registers either (reading ESR_EL1 or FAR_EL1 traps, HCR_EL2.TRVM):
+     * the kernel reads them for the report.
      */
     .section .text.__component_rt_vectors, "ax"
     .balign 0x800
@@ -83,9 +84,6 @@ _start:
 __component_rt_vectors:
     .rept   16
     .balign 0x80
-    mrs     x1, esr_el1
-    mrs     x2, far_el1
-    mrs     x3, elr_el1
     mov     x0, #{fault}
     hvc     #0
     b       .

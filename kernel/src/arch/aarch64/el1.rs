@@ -3,10 +3,17 @@
 //!
 //! When a CPU switches from a vCPU to a component (or back), everything the EL1 code can write
 //! must be put back as it was, or one world could change the other's translation, vectors or
-//! stack. The set below is every EL1 register a component could write and the host relies on
-//! (Arm ARM D24.2, "AArch64 System register descriptions"), minus the timers and the GIC CPU
-//! interface (see docs/ipc.md, "What isolation covers").
+//! stack. Components run with HCR_EL2.TVM and TRVM (the virtual-memory controls: SCTLR, TTBR0/1,
+//! TCR, MAIR, AMAIR, CONTEXTIDR, ESR, FAR, AFSR0/1 trap on write, and on read) and
+//! CPTR_EL2.TCPAC (CPACR) set (`controls::TrapControls::component`), so those the host set stay
+//! live in the CPU while a component runs and are neither switched nor visible to it. The set
+//! below is the rest: what a component can write with an instruction or an exception taken to
+//! its own EL1 (Arm ARM D24.2), minus the timers and the GIC CPU interface (see docs/ipc.md,
+//! "What isolation covers"). SCTLR, ESR, FAR and AFSR0/1 are in it even so: SCTLR differs
+//! between the host and a component, and an exception a component takes writes ESR and FAR
+//! (and may write the AFSRs).
 
+use aarch64_cpu::registers::{ELR_EL1, ESR_EL1, FAR_EL1, Readable};
 use core::arch::asm;
 use hv_kernel::controls::{self, TrapControls};
 
@@ -49,13 +56,7 @@ macro_rules! el1_registers {
 
 el1_registers! {
     sctlr: "sctlr_el1",
-    ttbr0: "ttbr0_el1",
-    ttbr1: "ttbr1_el1",
-    tcr: "tcr_el1",
-    mair: "mair_el1",
-    amair: "amair_el1",
     vbar: "vbar_el1",
-    contextidr: "contextidr_el1",
     tpidr_el1: "tpidr_el1",
     tpidr_el0: "tpidr_el0",
     tpidrro_el0: "tpidrro_el0",
@@ -68,7 +69,6 @@ el1_registers! {
     afsr0: "afsr0_el1",
     afsr1: "afsr1_el1",
     par: "par_el1",
-    cpacr: "cpacr_el1",
     csselr: "csselr_el1",
     cntkctl: "cntkctl_el1",
 }
@@ -81,6 +81,12 @@ impl El1Context {
             ..Self::default()
         }
     }
+}
+
+/// The component's own exception syndrome, address and return address (ESR_EL1, FAR_EL1,
+/// ELR_EL1), read while it is on top: what its FAULT system call reports.
+pub fn exception_registers() -> (u64, u64, u64) {
+    (ESR_EL1.get(), FAR_EL1.get(), ELR_EL1.get())
 }
 
 /// Which world's EL2 controls to apply.

@@ -112,10 +112,11 @@ park:
     b       park
 
 // enter_guest(frame: *const GuestFrame, stack_top: usize) -> !
-// Loads the guest's registers from the frame and erets; the EL2 stack restarts empty.
+// Loads a world's registers from its frame and erets; the EL2 stack restarts empty.
 .global enter_guest
 enter_guest:
     mov     sp, x1
+resume_world:                       // x0 = the frame; the EL2 stack is empty
     ldr     x2, [x0, #FRAME_ELR]
     ldr     x3, [x0, #FRAME_SPSR]
     msr     elr_el2, x2
@@ -138,11 +139,10 @@ enter_guest:
     ldp     x0, x1, [x0, #0]
     eret
 
-// Exception vectors. Each slot pushes x0/x1, names its kind and jumps to the common path.
+// Exception vectors. Each slot pushes x0/x1, names its kind in x1 and jumps to its path.
 .macro VECTOR handler, kind
     .balign 0x80
-    sub     sp, sp, #FRAME_SIZE
-    stp     x0, x1, [sp, #0]
+    stp     x0, x1, [sp, #-16]!
     mov     x1, #\kind
     b       \handler
 .endm
@@ -168,38 +168,55 @@ el2_vectors:
     VECTOR  guest_exit, 4
     VECTOR  guest_exit, 4
 
-// Saves the rest of the frame; x1 = kind. Calls handler(frame, kind), restores and erets.
-.macro SAVE_REST_AND_CALL handler
-    stp     x2, x3, [sp, #16]
-    stp     x4, x5, [sp, #32]
-    stp     x6, x7, [sp, #48]
-    stp     x8, x9, [sp, #64]
-    stp     x10, x11, [sp, #80]
-    stp     x12, x13, [sp, #96]
-    stp     x14, x15, [sp, #112]
-    stp     x16, x17, [sp, #128]
-    stp     x18, x19, [sp, #144]
-    stp     x20, x21, [sp, #160]
-    stp     x22, x23, [sp, #176]
-    stp     x24, x25, [sp, #192]
-    stp     x26, x27, [sp, #208]
-    stp     x28, x29, [sp, #224]
+// Saves x4..x30, ELR and SPSR into the frame at x0 (x0..x3 are saved by the caller).
+// Clobbers x2.
+.macro SAVE_X4_TO_SPSR
+    stp     x4, x5, [x0, #32]
+    stp     x6, x7, [x0, #48]
+    stp     x8, x9, [x0, #64]
+    stp     x10, x11, [x0, #80]
+    stp     x12, x13, [x0, #96]
+    stp     x14, x15, [x0, #112]
+    stp     x16, x17, [x0, #128]
+    stp     x18, x19, [x0, #144]
+    stp     x20, x21, [x0, #160]
+    stp     x22, x23, [x0, #176]
+    stp     x24, x25, [x0, #192]
+    stp     x26, x27, [x0, #208]
+    stp     x28, x29, [x0, #224]
     mrs     x2, elr_el2
-    stp     x30, x2, [sp, #240]
+    stp     x30, x2, [x0, #240]
     mrs     x2, spsr_el2
-    str     x2, [sp, #FRAME_SPSR]
-    mov     x0, sp
-    bl      \handler
+    str     x2, [x0, #FRAME_SPSR]
 .endm
 
+// A trap from a lower EL: the registers go straight into the trapping world's own frame
+// (current_frames[cpu], kept by the kernel), so switching worlds copies no registers. The
+// handler returns the frame of the world to resume, which is then on top.
 guest_exit:
-    SAVE_REST_AND_CALL handle_guest_exit
-    mov     x0, sp
-    add     x1, sp, #FRAME_SIZE
-    b       enter_guest
+    stp     x2, x3, [sp, #-16]!
+    mrs     x2, tpidr_el2
+    adrp    x3, current_frames
+    add     x3, x3, :lo12:current_frames
+    ldr     x0, [x3, x2, lsl #3]
+    ldp     x2, x3, [sp], #16
+    stp     x2, x3, [x0, #16]
+    SAVE_X4_TO_SPSR
+    ldp     x2, x3, [sp], #16       // the world's x0, x1
+    stp     x2, x3, [x0, #0]
+    mov     x0, x1                  // kind
+    bl      handle_guest_exit       // x0 = the frame to resume
+    b       resume_world
 
+// An exception at EL2 (a kernel bug): the frame goes on the stack, for the report.
 el2_fault:
-    SAVE_REST_AND_CALL handle_el2_fault // never returns
+    sub     sp, sp, #(FRAME_SIZE - 16)  // x0, x1 were pushed at the frame's SPSR slot
+    stp     x2, x3, [sp, #16]
+    ldp     x2, x3, [sp, #(FRAME_SIZE - 16)]
+    stp     x2, x3, [sp, #0]
+    mov     x0, sp
+    SAVE_X4_TO_SPSR
+    bl      handle_el2_fault        // never returns
     b       park
 
 .section .stacks, "aw", %nobits

@@ -33,34 +33,22 @@ global_asm!(include_str!("entry.S"));
 /// Bytes of EL2 stack per CPU (must match `STACK_SIZE` in entry.S).
 const STACK_SIZE: usize = 0x1_0000;
 
-/// A guest's general-purpose registers, PC and PSTATE as the vectors save them
-/// (layout shared with entry.S: x0..x30 at 0, ELR at 248, SPSR at 256).
-#[repr(C)]
-#[derive(Clone, Debug, Default)]
-pub struct GuestFrame {
-    /// x0..x30.
-    pub x: [u64; 31],
-    /// Where the guest resumes (ELR_EL2).
-    pub elr: u64,
-    /// The guest's PSTATE (SPSR_EL2).
-    pub spsr: u64,
-    _pad: u64,
-}
+pub use hv_kernel::frame::GuestFrame;
 
-const _: () = assert!(core::mem::size_of::<GuestFrame>() == 272);
+/// Per CPU, the frame the vectors save the next trapping world's registers into: the world on
+/// top of that CPU's world stack (entry.S indexes it by TPIDR_EL2).
+#[unsafe(export_name = "current_frames")]
+static mut CURRENT_FRAMES: [*mut GuestFrame; hv_kernel::trap_stats::MAX_CPUS] =
+    [core::ptr::null_mut(); hv_kernel::trap_stats::MAX_CPUS];
 
-impl GuestFrame {
-    /// Every register zero.
-    pub const ZERO: Self = Self {
-        x: [0; 31],
-        elr: 0,
-        spsr: 0,
-        _pad: 0,
-    };
+/// Makes `frame` the one this CPU's vectors save into and resume from.
+pub fn set_current_frame(frame: *mut GuestFrame) {
+    // SAFETY: each CPU writes only its own slot, which only its own vectors read.
+    unsafe { CURRENT_FRAMES[cpu_index()] = frame };
 }
 
 unsafe extern "C" {
-    /// Loads `frame` into the CPU and erets to the guest, with the EL2 stack reset to
+    /// Loads `frame` into the CPU and erets to its world, with the EL2 stack reset to
     /// `stack_top`.
     fn enter_guest(frame: *const GuestFrame, stack_top: usize) -> !;
     /// Where secondary CPUs started through PSCI begin (x0 = CPU index).
@@ -206,17 +194,13 @@ pub fn sync_instructions(start: u64, len: u64) {
     unsafe { asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
 }
 
-/// Enters a guest at EL1h (DAIF masked, MMU off) at `entry` with x0 = `x0`, on this CPU.
-pub fn enter_guest_el1(entry: u64, x0: u64) -> ! {
-    let mut frame = GuestFrame {
-        elr: entry,
-        spsr: controls::spsr_el1h_masked(),
-        ..GuestFrame::default()
-    };
-    frame.x[0] = x0;
-    // SAFETY: the frame describes a valid EL1h entry; the stack reset abandons only frames of
-    // this CPU that will never be returned to.
-    unsafe { enter_guest(&frame, stack_top(cpu_index())) }
+/// Runs the world whose registers are `frame` on this CPU (its EL1 state, stage 2 and
+/// controls already loaded); its traps save into `frame`.
+pub fn run_world(frame: *mut GuestFrame) -> ! {
+    set_current_frame(frame);
+    // SAFETY: `frame` is a world's frame, valid for as long as the world exists; the stack
+    // reset abandons only frames of this CPU that will never be returned to.
+    unsafe { enter_guest(frame, stack_top(cpu_index())) }
 }
 
 /// The syndrome (ESR_EL2), faulting virtual address (FAR_EL2) and faulting IPA page

@@ -1,0 +1,947 @@
+//! The world stack: which world each CPU runs, and how calls, replies, faults, restarts and
+//! deadlines move a CPU between its vCPU and the component tasks.
+//!
+//! # Model (docs/ipc.md has the reasons)
+//! - **Thread migration.** A call runs the callee on the caller's CPU. Each CPU keeps a stack
+//!   of the worlds it runs on behalf of (`vCPU → component → component …`); a call pushes the
+//!   callee, a reply pops it and resumes the world below.
+//! - **State in place.** Every world's registers live in its own [`GuestFrame`] (the vCPU's in
+//!   its CPU's [`Cpu`], a component's in the [`Registry`]); the exception vectors save into and
+//!   load from the frame of the world on top ([`Registry::top_frame`]). A switch copies no
+//!   registers: it changes which frame is on top, and asks the [`Machine`] to switch the EL1
+//!   state a component can change and the stage 2.
+//! - **One CPU per component at a time.** A component is locked (FIFO ticket lock) while it is
+//!   on some CPU's stack; a second caller waits its turn. The manifest's call graph is acyclic
+//!   (the composer checks it), so waiting cannot deadlock.
+//! - **Faults are contained.** A component that faults is stopped, its caller is answered (the
+//!   vCPU's trap is re-delivered: it resumes at its retry point; a component's call returns
+//!   [`SyscallError::CalleeFaulted`]), and the supervisor runs at once with a notification to
+//!   decide the restart: now, after a deadline (the next call after it restarts the
+//!   component), or never ([`ComponentState::Retired`]: calls fail with
+//!   [`SyscallError::CalleeRetired`], and a vCPU trap routed there stops the VM).
+//!
+//! Hardware stays behind [`Machine`] (the kernel's `arch` implements it), so that all of this is
+//! tested on the host, including two CPUs queueing on one component.
+
+use core::cell::UnsafeCell;
+use core::sync::atomic::{AtomicU64, Ordering};
+
+use hv_abi::{ComponentDescriptor, MAX_COMPONENTS, MAX_SMCCC_RANGES};
+use hv_ipc::abi::{self, ComponentState, MESSAGE_MAX, SyscallError, kernel_op, syscall};
+use hv_ipc::interfaces::guest_trap::{GuestTrapInterface, TrapResolution};
+use spin::mutex::TicketMutex;
+
+use crate::frame::GuestFrame;
+use crate::grants;
+use crate::pending::{PendingTrap, Refusal};
+
+/// Most nested worlds on one CPU: the vCPU plus every component once.
+pub const MAX_DEPTH: usize = MAX_COMPONENTS + 1;
+
+/// A message buffer's bytes.
+pub type MessageBuffer = [u8; MESSAGE_MAX];
+
+/// Which world a CPU is about to run, for [`Machine::switch`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WorldKind {
+    /// The CPU's vCPU (the host VM's, for now).
+    Vcpu,
+    /// A component, with its stage 2 (VTTBR_EL2 value, VMID included).
+    Component {
+        /// Its VTTBR_EL2.
+        vttbr: u64,
+    },
+}
+
+/// What happened, for the kernel's log.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// A component was stopped after a fault.
+    Faulted {
+        /// Its index.
+        index: usize,
+        /// Its faults so far.
+        faults: u64,
+        /// The fault's ESR_EL2 (0 for a panic or a broken protocol).
+        esr: u64,
+        /// Where it was.
+        pc: u64,
+    },
+    /// A component was restarted from its image.
+    Restarted {
+        /// Its index.
+        index: usize,
+        /// How many times it has been restarted.
+        restarts: u64,
+    },
+    /// A component's restart waits for a deadline.
+    RestartDeferred {
+        /// Its index.
+        index: usize,
+    },
+    /// A component stays stopped for good.
+    Retired {
+        /// Its index.
+        index: usize,
+    },
+    /// A component waited for a call (RECV) while its caller waits for its reply: it is
+    /// stopped, as if it had faulted.
+    ReceivedWhileCalled {
+        /// Its index.
+        index: usize,
+    },
+}
+
+/// The hardware under the world stack: the kernel's `arch` implements it; tests fake it.
+pub trait Machine {
+    /// The EL1 state a component can change (the rest is protected by traps and stays live in
+    /// the CPU), saved per world.
+    type El1: Copy;
+
+    /// A component's EL1 state when it starts.
+    fn component_el1() -> Self::El1;
+
+    /// Saves the running world's EL1 state into `save`, loads `load` and makes the CPU run
+    /// `next` (its stage 2 and trap controls).
+    fn switch(&mut self, save: &mut Self::El1, load: &Self::El1, next: WorldKind);
+
+    /// Copies a component's pristine image into its region and clears the rest of it.
+    fn load_image(&mut self, descriptor: &ComponentDescriptor);
+
+    /// The message buffer at `address` (a component's `__ipc_rx` or `__ipc_tx`, which the boot
+    /// table's checks keep inside its region). Only used for a component that is not running
+    /// and is locked by this CPU.
+    fn message_buffer(&mut self, address: u64) -> &mut MessageBuffer;
+
+    /// Copies `len` bytes (at most [`MESSAGE_MAX`]) from one message buffer to another.
+    fn copy_message(&mut self, from: u64, to: u64, len: usize);
+
+    /// The counter, in the ticks restart deadlines are given in.
+    fn now(&self) -> u64;
+
+    /// Reports `event` (the kernel logs it).
+    fn report(&mut self, event: Event);
+}
+
+/// Who waits for a component's answer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Caller {
+    /// The vCPU at the bottom of this CPU's stack, stopped on its pending trap.
+    Vcpu,
+    /// Another component.
+    Component(usize),
+    /// Nobody: the kernel delivered a notification.
+    Kernel,
+}
+
+/// What a component receives when it next waits in RECV (or REPLY).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// A call: its request is in the component's RX buffer.
+    Call {
+        /// Sender id ([`abi::SENDER_KERNEL`] for a guest trap).
+        sender: u64,
+        /// Interface id.
+        interface: u16,
+        /// Request length.
+        len: usize,
+    },
+    /// Notification bits.
+    Notification(u64),
+}
+
+impl Delivery {
+    /// x0..x3 as RECV returns them.
+    pub fn registers(self) -> [u64; 4] {
+        match self {
+            Self::Call {
+                sender,
+                interface,
+                len,
+            } => [abi::RECV_CALL, sender, interface as u64, len as u64],
+            Self::Notification(bits) => [abi::RECV_NOTIFICATION, 0, bits, 0],
+        }
+    }
+}
+
+/// One level of a CPU's world stack above the vCPU.
+#[derive(Clone, Copy, Debug)]
+struct Level {
+    index: usize,
+    caller: Caller,
+    /// For a component started afresh: what to hand it at its first RECV (x0..x3, kept as
+    /// registers: a word-aligned copy is a few instructions).
+    delivery: Option<[u64; 4]>,
+}
+
+/// A world's saved state.
+struct Saved<E> {
+    frame: GuestFrame,
+    el1: E,
+}
+
+/// One component and its bookkeeping.
+pub struct Component<E> {
+    /// What the manifest says about it.
+    pub descriptor: ComponentDescriptor,
+    vttbr: u64,
+    lock: TicketMutex<()>,
+    /// Touched only by the CPU holding `lock`.
+    saved: UnsafeCell<Saved<E>>,
+    /// Started afresh: its first RECV gets the delivery that started it. Under `lock`.
+    fresh: UnsafeCell<bool>,
+    state: AtomicU64,
+    faults: AtomicU64,
+    last_esr: AtomicU64,
+    starts: AtomicU64,
+    restart_at: AtomicU64,
+    notifications: AtomicU64,
+    calls: AtomicU64,
+}
+
+// SAFETY: `saved` and `fresh` are only accessed by the CPU that holds `lock` (module
+// contract); the rest are atomics or immutable after boot.
+unsafe impl<E: Send> Sync for Component<E> {}
+
+impl<E> Component<E> {
+    /// Its saved registers and EL1 state.
+    ///
+    /// # Safety
+    /// The caller's CPU holds the component's lock, and makes no other reference to them.
+    #[allow(clippy::mut_from_ref)]
+    unsafe fn saved(&self) -> &mut Saved<E> {
+        // SAFETY: caller's contract.
+        unsafe { &mut *self.saved.get() }
+    }
+
+    fn set_state(&self, state: ComponentState) {
+        self.state.store(state as u64, Ordering::Relaxed);
+    }
+
+    fn state(&self) -> u64 {
+        self.state.load(Ordering::Relaxed)
+    }
+}
+
+/// Per-component counts, for the end-of-run report.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Stats {
+    /// Calls it received.
+    pub calls: u64,
+    /// Faults it took.
+    pub faults: u64,
+    /// Times it started (1 + restarts).
+    pub starts: u64,
+}
+
+/// A CPU's world stack and its vCPU's state.
+pub struct Cpu<E> {
+    /// Components above the vCPU, innermost last.
+    stack: heapless::Vec<Level, { MAX_DEPTH - 1 }>,
+    vcpu: Saved<E>,
+    /// The vCPU's trap while a component decides on it, and until its answer is taken.
+    pending: Option<PendingTrap>,
+    /// A component's answer to that trap.
+    answer: Option<VcpuAnswer>,
+}
+
+/// A component's answer to a vCPU trap: the resolution, or why there is none.
+pub type VcpuAnswer = Result<TrapResolution, Refusal>;
+
+impl<E: Copy> Cpu<E> {
+    /// A CPU running its vCPU, whose EL1 state is `el1` (live in the CPU: the value only
+    /// matters once a switch saves over it).
+    pub const fn new(el1: E) -> Self {
+        Self {
+            stack: heapless::Vec::new(),
+            vcpu: Saved {
+                frame: GuestFrame::ZERO,
+                el1,
+            },
+            pending: None,
+            answer: None,
+        }
+    }
+
+    /// Puts the vCPU back on top with nothing pending (the CPU enters its VM afresh).
+    pub fn reset(&mut self) {
+        self.stack.clear();
+        self.pending = None;
+        self.answer = None;
+    }
+
+    /// The vCPU's registers.
+    pub fn vcpu_frame(&mut self) -> &mut GuestFrame {
+        &mut self.vcpu.frame
+    }
+
+    /// The component on top, if one (not the vCPU) runs.
+    pub fn current(&self) -> Option<usize> {
+        self.stack.last().map(|level| level.index)
+    }
+
+    /// How many components are on the stack.
+    pub fn depth(&self) -> usize {
+        self.stack.len()
+    }
+
+    /// The answer to the vCPU's trap, with the trap, if the vCPU is on top and has one.
+    pub fn take_answer(&mut self) -> Option<(PendingTrap, VcpuAnswer)> {
+        if !self.stack.is_empty() {
+            return None;
+        }
+        let answer = self.answer.take()?;
+        Some((self.pending.take()?, answer))
+    }
+}
+
+/// What a component's system call left for the kernel to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Syscall {
+    /// Done (the registers of whatever world is now on top say the rest).
+    Done,
+    /// A call the kernel serves itself (LOG, PANIC, FAULT and kernel operations other than
+    /// RESTART and COMPONENT_STATE): the number and x1..x3, from component `index`. Granted
+    /// operations only: KERNEL_OP has been checked against the manifest.
+    Kernel {
+        /// The caller.
+        index: usize,
+        /// x0.
+        number: u64,
+        /// x1..x3.
+        args: [u64; 3],
+    },
+}
+
+/// All components, immutable after boot but for their interior state.
+pub struct Registry<E> {
+    components: heapless::Vec<Component<E>, MAX_COMPONENTS>,
+    supervisor: Option<usize>,
+    /// Every used SMCCC function-ID range, with its component, for the trap path's lookup.
+    smccc_ranges: heapless::Vec<(u32, u32, usize), { MAX_COMPONENTS * MAX_SMCCC_RANGES }>,
+    /// The holder of the general SMCCC route.
+    smccc_default: Option<usize>,
+}
+
+impl<E: Copy + Send> Registry<E> {
+    /// Sets up `components` (descriptor and VTTBR_EL2 each) and loads their images.
+    pub fn new<M: Machine<El1 = E>>(
+        machine: &mut M,
+        components: impl IntoIterator<Item = (ComponentDescriptor, u64)>,
+    ) -> Self {
+        let mut registry = Self {
+            components: heapless::Vec::new(),
+            supervisor: None,
+            smccc_ranges: heapless::Vec::new(),
+            smccc_default: None,
+        };
+        for (descriptor, vttbr) in components {
+            let component = Component {
+                descriptor,
+                vttbr,
+                lock: TicketMutex::new(()),
+                saved: UnsafeCell::new(Saved {
+                    frame: GuestFrame::ZERO,
+                    el1: M::component_el1(),
+                }),
+                fresh: UnsafeCell::new(true),
+                state: AtomicU64::new(ComponentState::Idle as u64),
+                faults: AtomicU64::new(0),
+                last_esr: AtomicU64::new(0),
+                starts: AtomicU64::new(0),
+                restart_at: AtomicU64::new(0),
+                notifications: AtomicU64::new(0),
+                calls: AtomicU64::new(0),
+            };
+            let index = registry.components.len();
+            if registry.components.push(component).is_err() {
+                break;
+            }
+            // SAFETY: no CPU runs components yet; the registry is not shared.
+            unsafe { registry.load(machine, index) };
+        }
+        registry.supervisor = registry.server_of(abi::interface::SUPERVISOR);
+        registry.smccc_default = registry.route(hv_abi::ROUTE_SMCCC);
+        for (index, component) in registry.components.iter().enumerate() {
+            for &(first, last) in &component.descriptor.smccc_ranges {
+                if (first, last) != (0, 0) {
+                    // Sized for every slot of every component: cannot be full.
+                    let _ = registry.smccc_ranges.push((first, last, index));
+                }
+            }
+        }
+        registry
+    }
+
+    /// The components, in boot-table order (their ids).
+    pub fn components(&self) -> &[Component<E>] {
+        &self.components
+    }
+
+    /// Component `index`'s name, for logs ("?" if there is none).
+    pub fn name(&self, index: usize) -> &str {
+        self.components
+            .get(index)
+            .map_or("?", |component| component.descriptor.name())
+    }
+
+    /// Component `index`'s counts.
+    pub fn stats(&self, index: usize) -> Option<Stats> {
+        self.components.get(index).map(|component| Stats {
+            calls: component.calls.load(Ordering::Relaxed),
+            faults: component.faults.load(Ordering::Relaxed),
+            starts: component.starts.load(Ordering::Relaxed),
+        })
+    }
+
+    /// The component serving `interface`.
+    pub fn server_of(&self, interface: u16) -> Option<usize> {
+        self.components
+            .iter()
+            .position(|component| component.descriptor.serves == interface)
+    }
+
+    /// The first component whose route bits include `route` (`hv_abi::ROUTE_*`).
+    pub fn route(&self, route: u32) -> Option<usize> {
+        self.components
+            .iter()
+            .position(|component| component.descriptor.routes & route != 0)
+    }
+
+    /// The component SMCCC function `function` from a guest goes to: the one whose ranges name
+    /// it, else the one with the general SMCCC route.
+    pub fn smccc_route(&self, function: u32) -> Option<usize> {
+        self.smccc_ranges
+            .iter()
+            .find(|&&(first, last, _)| (first..=last).contains(&function))
+            .map(|&(_, _, index)| index)
+            .or(self.smccc_default)
+    }
+
+    /// The frame the exception vectors resume and next save into on this CPU: its top world's.
+    pub fn top_frame(&self, cpu: &mut Cpu<E>) -> *mut GuestFrame {
+        match cpu.stack.last() {
+            // SAFETY: on this CPU's stack, so locked by this CPU; only a pointer is made.
+            Some(level) => unsafe { &raw mut (*self.components[level.index].saved.get()).frame },
+            None => &raw mut cpu.vcpu.frame,
+        }
+    }
+
+    /// The registers of the world on top of `cpu`: the one that trapped, or the one about to
+    /// resume.
+    pub fn frame_mut<'a>(&'a self, cpu: &'a mut Cpu<E>) -> &'a mut GuestFrame {
+        // SAFETY: `top_frame` points at the top world's frame, locked by (or belonging to)
+        // this CPU; the borrow of `cpu` keeps every other path to it closed meanwhile.
+        unsafe { &mut *self.top_frame(cpu) }
+    }
+
+    /// The registers of the component on top of `cpu`'s stack (the frame is the component's,
+    /// reached through `self` under the lock this CPU holds, not `cpu`'s).
+    #[allow(clippy::mut_from_ref)]
+    fn top_component_frame(&self, cpu: &Cpu<E>) -> Option<(usize, &mut GuestFrame)> {
+        let index = cpu.stack.last()?.index;
+        // SAFETY: on this CPU's stack, so this CPU holds its lock; the reference ends before
+        // the next switch (callers use it at once).
+        let saved = unsafe { self.components[index].saved() };
+        Some((index, &mut saved.frame))
+    }
+
+    /// The EL1 state slot of the world on top of `cpu`.
+    fn top_el1(&self, cpu: &mut Cpu<E>) -> *mut E {
+        match cpu.stack.last() {
+            // SAFETY: as in `top_frame`.
+            Some(level) => unsafe { &raw mut (*self.components[level.index].saved.get()).el1 },
+            None => &raw mut cpu.vcpu.el1,
+        }
+    }
+
+    /// Switches the CPU from the world whose EL1 slot is `from` to the one now on top.
+    fn switch_to_top<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>, from: *mut E) {
+        let (load, next) = match cpu.stack.last() {
+            Some(level) => {
+                let component = &self.components[level.index];
+                (
+                    component.saved.get() as *const Saved<E>,
+                    WorldKind::Component {
+                        vttbr: component.vttbr,
+                    },
+                )
+            }
+            None => (&raw const cpu.vcpu, WorldKind::Vcpu),
+        };
+        // SAFETY: `from` and `load` are the EL1 slots of two different worlds on (or just off)
+        // this CPU's stack: a component's is under the lock this CPU holds, the vCPU's is this
+        // CPU's own; no other reference to either is alive.
+        unsafe { machine.switch(&mut *from, &(*load).el1, next) };
+    }
+
+    /// Takes component `index`'s lock (waiting in FIFO order behind other CPUs) and makes sure
+    /// it can run: a stopped component whose restart deadline has passed restarts here.
+    fn acquire<M: Machine<El1 = E>>(
+        &self,
+        machine: &mut M,
+        index: usize,
+    ) -> Result<&Component<E>, SyscallError> {
+        let component = self
+            .components
+            .get(index)
+            .ok_or(SyscallError::NoSuchTarget)?;
+        core::mem::forget(component.lock.lock());
+        let state = component.state();
+        if state == ComponentState::Retired as u64 {
+            release(component);
+            return Err(SyscallError::CalleeRetired);
+        }
+        if state == ComponentState::Faulted as u64 {
+            let deadline = component.restart_at.load(Ordering::Relaxed);
+            if deadline == 0 || machine.now() < deadline {
+                release(component);
+                return Err(SyscallError::CalleeStopped);
+            }
+            // SAFETY: locked just above.
+            unsafe { self.restart_locked(machine, index) };
+        }
+        Ok(component)
+    }
+
+    /// Loads component `index`'s image and resets its registers to a fresh start.
+    ///
+    /// # Safety
+    /// This CPU holds the component's lock (or no CPU runs components yet), and it is on no
+    /// CPU's stack.
+    unsafe fn load<M: Machine<El1 = E>>(&self, machine: &mut M, index: usize) {
+        let component = &self.components[index];
+        let descriptor = &component.descriptor;
+        machine.load_image(descriptor);
+        let starts = component.starts.fetch_add(1, Ordering::Relaxed);
+        let region = descriptor.region;
+        let args = [
+            index as u64,
+            region.start,
+            region.end - region.start,
+            starts,
+        ];
+        // SAFETY: caller's contract.
+        unsafe {
+            *component.saved() = Saved {
+                frame: GuestFrame::entering(descriptor.entry, args),
+                el1: M::component_el1(),
+            };
+            *component.fresh.get() = true;
+        }
+    }
+
+    /// # Safety
+    /// As for [`Self::load`].
+    unsafe fn restart_locked<M: Machine<El1 = E>>(&self, machine: &mut M, index: usize) {
+        // SAFETY: caller's contract.
+        unsafe { self.load(machine, index) };
+        let component = &self.components[index];
+        component.restart_at.store(0, Ordering::Relaxed);
+        component.set_state(ComponentState::Idle);
+        let restarts = component.starts.load(Ordering::Relaxed) - 1;
+        machine.report(Event::Restarted { index, restarts });
+    }
+
+    /// Pushes component `index` (locked by this CPU) onto `cpu`'s stack for `caller` with
+    /// `delivery`, and switches to it.
+    fn enter<M: Machine<El1 = E>>(
+        &self,
+        machine: &mut M,
+        cpu: &mut Cpu<E>,
+        index: usize,
+        caller: Caller,
+        delivery: Delivery,
+    ) {
+        let component = &self.components[index];
+        // SAFETY: locked by this CPU (caller's contract); not yet on a stack, so no other
+        // reference exists.
+        let (saved, fresh) = unsafe { (component.saved(), &mut *component.fresh.get()) };
+        if matches!(delivery, Delivery::Call { .. }) {
+            component.calls.fetch_add(1, Ordering::Relaxed);
+        }
+        let first_delivery = if core::mem::take(fresh) {
+            Some(delivery.registers())
+        } else {
+            saved.frame.x[..4].copy_from_slice(&delivery.registers());
+            None
+        };
+        component.set_state(ComponentState::Running);
+        let from = self.top_el1(cpu);
+        let pushed = cpu.stack.push(Level {
+            index,
+            caller,
+            delivery: first_delivery,
+        });
+        debug_assert!(pushed.is_ok(), "an acyclic call graph bounds the depth");
+        self.switch_to_top(machine, cpu, from);
+    }
+
+    /// Pops the component on top as idle, unlocks it and resumes the world below.
+    fn leave<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>) {
+        let from = self.top_el1(cpu);
+        let Some(level) = cpu.stack.pop() else { return };
+        self.switch_to_top(machine, cpu, from);
+        let component = &self.components[level.index];
+        component.set_state(ComponentState::Idle);
+        release(component);
+    }
+
+    /// Sends the vCPU's trap `pending` to component `index` as a call on `interface`, whose
+    /// request `encode` writes into the component's RX buffer (returning its length, or `None`
+    /// if it does not fit). On success the component is on top of `cpu`; its answer comes back
+    /// through [`Cpu::take_answer`].
+    ///
+    /// # Errors
+    /// [`CallError::Stopped`] for a component stopped and not yet restarted (the caller puts
+    /// the vCPU on its retry point, so the trap comes again), [`CallError::Retired`] for one
+    /// stopped for good, [`CallError::Unencodable`].
+    pub fn call_from_vcpu<M: Machine<El1 = E>>(
+        &self,
+        machine: &mut M,
+        cpu: &mut Cpu<E>,
+        index: usize,
+        interface: u16,
+        encode: impl FnOnce(&mut MessageBuffer) -> Option<usize>,
+        pending: PendingTrap,
+    ) -> Result<(), CallError> {
+        debug_assert!(
+            cpu.stack.is_empty(),
+            "only the vCPU traps to the kernel this way"
+        );
+        let component = self.acquire(machine, index).map_err(|error| match error {
+            SyscallError::CalleeRetired => CallError::Retired,
+            _ => CallError::Stopped,
+        })?;
+        let Some(len) = encode(machine.message_buffer(component.descriptor.ipc_rx)) else {
+            release(component);
+            return Err(CallError::Unencodable);
+        };
+        cpu.pending = Some(pending);
+        let delivery = Delivery::Call {
+            sender: abi::SENDER_KERNEL,
+            interface,
+            len: len.min(MESSAGE_MAX),
+        };
+        self.enter(machine, cpu, index, Caller::Vcpu, delivery);
+        Ok(())
+    }
+
+    /// Handles the system call (HVC) of the component on top of `cpu`: the message calls
+    /// (RECV, REPLY, CALL, NOTIFY) and the kernel operations on components (RESTART,
+    /// COMPONENT_STATE) here, the rest by the kernel ([`Syscall::Kernel`]).
+    pub fn syscall<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>) -> Syscall {
+        let Some((index, frame)) = self.top_component_frame(cpu) else {
+            return Syscall::Done;
+        };
+        let number = frame.x[0];
+        let args = [frame.x[1], frame.x[2], frame.x[3]];
+        let result = match number {
+            syscall::RECV => return self.receive(machine, cpu),
+            syscall::REPLY => return self.reply(machine, cpu, args[0] as usize),
+            syscall::CALL => return self.call(machine, cpu, args[0] as u16, args[1] as usize),
+            syscall::NOTIFY => self.notify(index, args[0], args[1]).map(|()| [0; 3]),
+            syscall::KERNEL_OP => {
+                let granted = grants::check_kernel_op(&self.components[index].descriptor, args[0]);
+                match (granted, args[0]) {
+                    (Err(error), _) => Err(error),
+                    (Ok(()), kernel_op::RESTART) => self
+                        .restart(machine, args[1] as usize, args[2])
+                        .map(|()| [0; 3]),
+                    (Ok(()), kernel_op::COMPONENT_STATE) => self.component_state(args[1] as usize),
+                    (Ok(()), _) => {
+                        return Syscall::Kernel {
+                            index,
+                            number,
+                            args,
+                        };
+                    }
+                }
+            }
+            syscall::LOG | syscall::PANIC | syscall::FAULT => {
+                return Syscall::Kernel {
+                    index,
+                    number,
+                    args,
+                };
+            }
+            _ => Err(SyscallError::UnknownSyscall),
+        };
+        set_result(frame, result);
+        Syscall::Done
+    }
+
+    /// RECV: hands over a pending start-up delivery or notifications, or goes idle and returns
+    /// the CPU to the world below.
+    fn receive<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>) -> Syscall {
+        let Some(level) = cpu.stack.last_mut() else {
+            return Syscall::Done;
+        };
+        let (index, caller, delivery) = (level.index, level.caller, level.delivery.take());
+        let component = &self.components[index];
+        let delivery = delivery.or_else(|| {
+            let bits = component.notifications.swap(0, Ordering::AcqRel);
+            (bits != 0).then(|| Delivery::Notification(bits).registers())
+        });
+        if let Some(registers) = delivery {
+            // SAFETY: on top of this CPU's stack, so locked by this CPU.
+            let frame = unsafe { &mut component.saved().frame };
+            frame.x[..4].copy_from_slice(&registers);
+            return Syscall::Done;
+        }
+        if caller != Caller::Kernel {
+            machine.report(Event::ReceivedWhileCalled { index });
+            self.fault(machine, cpu, 0);
+            return Syscall::Done;
+        }
+        self.leave(machine, cpu);
+        Syscall::Done
+    }
+
+    /// REPLY: gives the caller the first `len` bytes of TX and resumes it; the server waits as
+    /// in RECV.
+    fn reply<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>, len: usize) -> Syscall {
+        let Some(&Level { index, caller, .. }) = cpu.stack.last() else {
+            return Syscall::Done;
+        };
+        let component = &self.components[index];
+        let refuse = match caller {
+            _ if len > MESSAGE_MAX => Some(SyscallError::MessageTooLong),
+            Caller::Kernel => Some(SyscallError::NotServing),
+            _ => None,
+        };
+        if let Some(error) = refuse {
+            // SAFETY: on top of this CPU's stack, so locked by this CPU.
+            unsafe { component.saved().frame.x[0] = error as i64 as u64 };
+            return Syscall::Done;
+        }
+        match caller {
+            Caller::Vcpu => {
+                // Decoded in place: the component is stopped here and locked by this CPU.
+                let reply = &machine.message_buffer(component.descriptor.ipc_tx)[..len];
+                let answer = match hv_ipc::decode_reply::<GuestTrapInterface>(reply) {
+                    Ok(Ok(resolution)) => Ok(resolution),
+                    Ok(Err(remote)) => Err(Refusal::Remote(remote)),
+                    Err(_) => Err(Refusal::Undecodable),
+                };
+                if cpu.pending.is_some() {
+                    cpu.answer = Some(answer);
+                }
+            }
+            Caller::Component(caller_index) => {
+                let caller = &self.components[caller_index];
+                machine.copy_message(component.descriptor.ipc_tx, caller.descriptor.ipc_rx, len);
+                // SAFETY: the caller is below us on this CPU's stack, so this CPU holds its
+                // lock; no other reference to its frame is alive.
+                let frame = unsafe { &mut caller.saved().frame };
+                frame.x[0] = 0;
+                frame.x[1] = len as u64;
+            }
+            Caller::Kernel => {}
+        }
+        self.leave(machine, cpu);
+        Syscall::Done
+    }
+
+    /// CALL: runs the server of `interface` on this CPU with the request in the caller's TX.
+    fn call<M: Machine<El1 = E>>(
+        &self,
+        machine: &mut M,
+        cpu: &mut Cpu<E>,
+        interface: u16,
+        len: usize,
+    ) -> Syscall {
+        let Some(index) = cpu.current() else {
+            return Syscall::Done;
+        };
+        let caller = &self.components[index];
+        let target = (|| {
+            if len > MESSAGE_MAX {
+                return Err(SyscallError::MessageTooLong);
+            }
+            grants::check_call(&caller.descriptor, interface)?;
+            let target = self
+                .server_of(interface)
+                .ok_or(SyscallError::NoSuchTarget)?;
+            if target == index {
+                return Err(SyscallError::BadArgument);
+            }
+            self.acquire(machine, target)
+                .map(|component| (target, component))
+        })();
+        let (target, component) = match target {
+            Ok(found) => found,
+            Err(error) => {
+                // SAFETY: on top of this CPU's stack, so locked by this CPU.
+                unsafe { caller.saved().frame.x[0] = error as i64 as u64 };
+                return Syscall::Done;
+            }
+        };
+        machine.copy_message(caller.descriptor.ipc_tx, component.descriptor.ipc_rx, len);
+        let delivery = Delivery::Call {
+            sender: index as u64,
+            interface,
+            len,
+        };
+        self.enter(machine, cpu, target, Caller::Component(index), delivery);
+        Syscall::Done
+    }
+
+    /// NOTIFY: sets `bits` on component `target`, if `caller`'s manifest `notifies` names it.
+    fn notify(&self, caller: usize, target: u64, bits: u64) -> Result<(), SyscallError> {
+        grants::check_notify(&self.components[caller].descriptor, target)?;
+        // The boot table's check makes every granted target a component; this lookup is for a
+        // table that somehow says otherwise.
+        let component = usize::try_from(target)
+            .ok()
+            .and_then(|target| self.components.get(target))
+            .ok_or(SyscallError::NoSuchTarget)?;
+        component.notifications.fetch_or(bits, Ordering::AcqRel);
+        Ok(())
+    }
+
+    /// COMPONENT_STATE: the state code, fault count and last fault's ESR of component `index`.
+    fn component_state(&self, index: usize) -> Result<[u64; 3], SyscallError> {
+        let target = self
+            .components
+            .get(index)
+            .ok_or(SyscallError::NoSuchTarget)?;
+        Ok([
+            target.state(),
+            target.faults.load(Ordering::Relaxed),
+            target.last_esr.load(Ordering::Relaxed),
+        ])
+    }
+
+    /// RESTART: restarts a stopped component now, arms a deadline (`not_before`, in counter
+    /// ticks) after which the next call restarts it, or retires it
+    /// ([`kernel_op::RESTART_NEVER`]).
+    pub fn restart<M: Machine<El1 = E>>(
+        &self,
+        machine: &mut M,
+        index: usize,
+        not_before: u64,
+    ) -> Result<(), SyscallError> {
+        let component = self
+            .components
+            .get(index)
+            .ok_or(SyscallError::NoSuchTarget)?;
+        if component.state() != ComponentState::Faulted as u64 {
+            return Err(SyscallError::BadArgument);
+        }
+        if not_before == kernel_op::RESTART_NEVER {
+            component.set_state(ComponentState::Retired);
+            machine.report(Event::Retired { index });
+            return Ok(());
+        }
+        if not_before > machine.now() {
+            component.restart_at.store(not_before, Ordering::Relaxed);
+            machine.report(Event::RestartDeferred { index });
+            return Ok(());
+        }
+        let Some(guard) = component.lock.try_lock() else {
+            return Err(SyscallError::BadArgument);
+        };
+        core::mem::forget(guard);
+        // SAFETY: locked just above; a faulted component is on no CPU's stack.
+        unsafe { self.restart_locked(machine, index) };
+        release(component);
+        Ok(())
+    }
+
+    /// Stops the component on top of `cpu` after a fault with syndrome `esr` (0 for a panic
+    /// or a broken protocol), answers its caller, and runs the supervisor with a notification
+    /// (or, without another supervisor, restarts the component at once).
+    pub fn fault<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>, esr: u64) {
+        let from = self.top_el1(cpu);
+        let Some(Level { index, caller, .. }) = cpu.stack.pop() else {
+            return;
+        };
+        self.switch_to_top(machine, cpu, from);
+        let component = &self.components[index];
+        let faults = component.faults.fetch_add(1, Ordering::Relaxed) + 1;
+        component.last_esr.store(esr, Ordering::Relaxed);
+        component.set_state(ComponentState::Faulted);
+        // SAFETY: still locked by this CPU.
+        let pc = unsafe { component.saved().frame.elr };
+        machine.report(Event::Faulted {
+            index,
+            faults,
+            esr,
+            pc,
+        });
+        let supervisor = self.supervisor;
+        if supervisor.is_none_or(|supervisor| supervisor == index) {
+            // Nobody else can restart the supervisor (or anything, without one): the kernel
+            // does, at once.
+            // SAFETY: locked by this CPU and off its stack.
+            unsafe { self.restart_locked(machine, index) };
+        }
+        release(component);
+
+        match caller {
+            // The trap is delivered again: the vCPU makes it anew once the component is back.
+            Caller::Vcpu => {
+                if let Some(pending) = cpu.pending.take() {
+                    cpu.vcpu.frame.elr = pending.retry_pc;
+                }
+            }
+            Caller::Component(caller_index) => {
+                // SAFETY: the caller is on this CPU's stack (now on top), so locked by it.
+                let frame = unsafe { &mut self.components[caller_index].saved().frame };
+                frame.x[0] = SyscallError::CalleeFaulted as i64 as u64;
+            }
+            Caller::Kernel => {}
+        }
+
+        if let Some(supervisor) = supervisor.filter(|&supervisor| supervisor != index) {
+            let target = &self.components[supervisor];
+            target
+                .notifications
+                .fetch_or(abi::NOTIFY_COMPONENT_FAULTED, Ordering::AcqRel);
+            // Run it now if it is free; if it is busy on another CPU it sees the bit at its
+            // next RECV. A supervisor below us on this CPU's stack cannot be re-entered either.
+            if let Some(guard) = target.lock.try_lock() {
+                core::mem::forget(guard);
+                let bits = target.notifications.swap(0, Ordering::AcqRel);
+                self.enter(
+                    machine,
+                    cpu,
+                    supervisor,
+                    Caller::Kernel,
+                    Delivery::Notification(bits),
+                );
+            }
+        }
+    }
+}
+
+/// Why [`Registry::call_from_vcpu`] did not deliver the trap.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum CallError {
+    /// The component is stopped and not yet restarted.
+    Stopped,
+    /// The component is stopped for good: nothing will answer.
+    Retired,
+    /// The request does not fit a message.
+    Unencodable,
+}
+
+fn release<E>(component: &Component<E>) {
+    // SAFETY: the lock was taken (and its guard forgotten) by this CPU.
+    unsafe { component.lock.force_unlock() };
+}
+
+/// Writes a system call's result: x0 = 0 and x1..x3 = the values, or x0 = the error.
+pub fn set_result(frame: &mut GuestFrame, result: Result<[u64; 3], SyscallError>) {
+    match result {
+        Ok(values) => {
+            frame.x[0] = 0;
+            frame.x[1..4].copy_from_slice(&values);
+        }
+        Err(error) => frame.x[0] = error as i64 as u64,
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,1017 @@
+//! The world stack on a fake machine: calls and replies from a vCPU and between components,
+//! faults at each step, restarts now, after a deadline and never, and two CPUs queueing on one
+//! component. The test plays each component's part by setting its registers and making its
+//! system call, as its code would.
+
+use super::*;
+use crate::pending::TrapKind;
+use hv_abi::{ComponentDescriptor, PhysRange};
+use hv_ipc::abi::interface;
+use std::sync::atomic::AtomicBool;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+/// The fake EL1 state: one value standing for every register a component can change.
+type El1 = u64;
+const HOST_EL1: El1 = 0x4057;
+const FRESH_COMPONENT_EL1: El1 = 0xc0;
+
+#[derive(Default)]
+struct Fake {
+    /// The live EL1 state of this CPU.
+    el1: El1,
+    running: Option<WorldKind>,
+    switches: usize,
+    loads: Arc<Mutex<Vec<u64>>>,
+    events: Vec<Event>,
+    now: u64,
+}
+
+impl Fake {
+    fn new() -> Self {
+        Self {
+            el1: HOST_EL1,
+            ..Self::default()
+        }
+    }
+}
+
+impl Machine for Fake {
+    type El1 = El1;
+    fn component_el1() -> El1 {
+        FRESH_COMPONENT_EL1
+    }
+
+    fn switch(&mut self, save: &mut El1, load: &El1, next: WorldKind) {
+        *save = self.el1;
+        self.el1 = *load;
+        self.running = Some(next);
+        self.switches += 1;
+    }
+
+    fn load_image(&mut self, descriptor: &ComponentDescriptor) {
+        self.loads.lock().unwrap().push(descriptor.region.start);
+    }
+
+    fn message_buffer(&mut self, address: u64) -> &mut MessageBuffer {
+        // SAFETY: every address the tests' descriptors give is a leaked, never-freed buffer.
+        unsafe { &mut *(address as *mut MessageBuffer) }
+    }
+
+    fn copy_message(&mut self, from: u64, to: u64, len: usize) {
+        let bytes = self.message_buffer(from)[..len].to_vec();
+        self.message_buffer(to)[..len].copy_from_slice(&bytes);
+    }
+
+    fn now(&self) -> u64 {
+        self.now
+    }
+
+    fn report(&mut self, event: Event) {
+        self.events.push(event);
+    }
+}
+
+const VM_MANAGER: usize = 0;
+const SUPERVISOR: usize = 1;
+const MEM_PROTECT: usize = 2;
+const VTTBR: [u64; 3] = [0x2_0000_0000_0000, 0x3_0000_0000_0000, 0x4_0000_0000_0000];
+
+fn descriptor(index: usize, name: &str) -> ComponentDescriptor {
+    let buffers: &'static mut [MessageBuffer; 2] = Box::leak(Box::new([[0; MESSAGE_MAX]; 2]));
+    let start = 0x1000_0000 * (index as u64 + 1);
+    ComponentDescriptor {
+        name: ComponentDescriptor::name_field(name),
+        region: PhysRange {
+            start,
+            end: start + 0x10_0000,
+        },
+        image_store: PhysRange {
+            start: 0x8000_0000 + start,
+            end: 0x8001_0000 + start,
+        },
+        entry: start + 0x800,
+        ipc_rx: &raw mut buffers[0] as u64,
+        ipc_tx: &raw mut buffers[1] as u64,
+        serves: 0,
+        may_call: 0,
+        kernel_ops: 0,
+        may_notify: 0,
+        routes: 0,
+        smccc_ranges: [(0, 0); hv_abi::MAX_SMCCC_RANGES],
+    }
+}
+
+/// vm-manager (SMCCC, may call the supervisor), the supervisor (restarts), mem-protect (the
+/// host's stage 2).
+fn system(with_supervisor: bool) -> Registry<El1> {
+    let mut vm_manager = descriptor(VM_MANAGER, "vm-manager");
+    vm_manager.serves = interface::GUEST_TRAP;
+    vm_manager.routes = hv_abi::ROUTE_SMCCC;
+    vm_manager.may_call = 1 << interface::SUPERVISOR;
+    vm_manager.may_notify = 1 << MEM_PROTECT;
+    let mut supervisor = descriptor(SUPERVISOR, "supervisor");
+    if with_supervisor {
+        supervisor.serves = interface::SUPERVISOR;
+        supervisor.kernel_ops = (1 << kernel_op::RESTART) | (1 << kernel_op::COMPONENT_STATE);
+    }
+    let mut mem_protect = descriptor(MEM_PROTECT, "mem-protect");
+    mem_protect.routes = hv_abi::ROUTE_HOST_STAGE2;
+    mem_protect.kernel_ops = 1 << kernel_op::ZERO_PAGES;
+    let components = [vm_manager, supervisor, mem_protect].into_iter().zip(VTTBR);
+    Registry::new(&mut Fake::new(), components)
+}
+
+fn smccc_pending() -> PendingTrap {
+    PendingTrap {
+        kind: TrapKind::Smccc,
+        retry_pc: 0x4008_0000,
+    }
+}
+
+/// The vCPU on `cpu`, trapped at 0x4008_0004 with `x0`.
+fn trapped_vcpu(cpu: &mut Cpu<El1>, x0: u64) {
+    let frame = cpu.vcpu_frame();
+    frame.x[0] = x0;
+    frame.elr = 0x4008_0004;
+}
+
+/// A guest-trap request (its bytes do not matter to the world stack).
+fn request(buffer: &mut MessageBuffer) -> Option<usize> {
+    buffer[..3].copy_from_slice(b"req");
+    Some(3)
+}
+
+/// The component on top of `cpu` makes system call `x` (x0..x3).
+fn hvc(registry: &Registry<El1>, machine: &mut Fake, cpu: &mut Cpu<El1>, x: [u64; 4]) -> Syscall {
+    registry.frame_mut(cpu).x[..4].copy_from_slice(&x);
+    registry.syscall(machine, cpu)
+}
+
+/// x0..x3 of the world on top of `cpu`.
+fn registers(registry: &Registry<El1>, cpu: &mut Cpu<El1>) -> [u64; 4] {
+    registry.frame_mut(cpu).x[..4].try_into().unwrap()
+}
+
+fn error(error: SyscallError) -> u64 {
+    error as i64 as u64
+}
+
+/// The component on top of `cpu` encodes `resolution` into TX and replies with it.
+fn reply_resolution(
+    registry: &Registry<El1>,
+    machine: &mut Fake,
+    cpu: &mut Cpu<El1>,
+    resolution: TrapResolution,
+) {
+    let index = cpu.current().unwrap();
+    let tx = machine.message_buffer(registry.components()[index].descriptor.ipc_tx);
+    let len = hv_ipc::encode_reply::<GuestTrapInterface>(&Ok(resolution), tx).unwrap();
+    assert_eq!(
+        hvc(registry, machine, cpu, [syscall::REPLY, len as u64, 0, 0]),
+        Syscall::Done
+    );
+}
+
+const NOT_SUPPORTED: TrapResolution = TrapResolution::Return {
+    regs: [u64::MAX, 0, 0, 0],
+};
+
+#[test]
+fn a_vcpu_trap_runs_the_component_and_its_answer_waits_for_the_vcpu() {
+    let registry = system(true);
+    let mut machine = Fake::new();
+    let mut cpu = Cpu::new(0);
+    trapped_vcpu(&mut cpu, 0xc600_00ff);
+    let vcpu_frame = registry.top_frame(&mut cpu);
+
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending(),
+        )
+        .unwrap();
+    assert_eq!(cpu.current(), Some(VM_MANAGER));
+    assert_eq!(
+        machine.running,
+        Some(WorldKind::Component {
+            vttbr: VTTBR[VM_MANAGER]
+        })
+    );
+    assert_eq!(machine.el1, FRESH_COMPONENT_EL1);
+    assert_ne!(
+        registry.top_frame(&mut cpu),
+        vcpu_frame,
+        "the component's own frame is on top"
+    );
+    // Started afresh: its entry arguments, then the call at its first RECV.
+    let region = registry.components()[VM_MANAGER].descriptor.region;
+    assert_eq!(
+        registers(&registry, &mut cpu),
+        [VM_MANAGER as u64, region.start, 0x10_0000, 0]
+    );
+    assert_eq!(
+        cpu.take_answer(),
+        None,
+        "no answer while the component runs"
+    );
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    assert_eq!(
+        registers(&registry, &mut cpu),
+        [
+            abi::RECV_CALL,
+            abi::SENDER_KERNEL,
+            interface::GUEST_TRAP as u64,
+            3
+        ]
+    );
+    let rx = machine.message_buffer(registry.components()[VM_MANAGER].descriptor.ipc_rx);
+    assert_eq!(&rx[..3], b"req");
+
+    machine.el1 = 0xbad; // the component changes its EL1 state
+    reply_resolution(&registry, &mut machine, &mut cpu, NOT_SUPPORTED);
+    assert_eq!(cpu.current(), None);
+    assert_eq!(registry.top_frame(&mut cpu), vcpu_frame);
+    assert_eq!(machine.running, Some(WorldKind::Vcpu));
+    assert_eq!(machine.el1, HOST_EL1, "the vCPU's EL1 state is back");
+    assert_eq!(
+        cpu.take_answer(),
+        Some((smccc_pending(), Ok(NOT_SUPPORTED)))
+    );
+    assert_eq!(cpu.take_answer(), None, "an answer is taken once");
+    assert_eq!(
+        cpu.vcpu_frame().x[0],
+        0xc600_00ff,
+        "the kernel applies the answer, not the stack"
+    );
+    assert_eq!(registry.stats(VM_MANAGER).unwrap().calls, 1);
+
+    // A second call reaches the idle component's REPLY with the delivery in its registers,
+    // and the component gets its own EL1 state back.
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending(),
+        )
+        .unwrap();
+    assert_eq!(machine.el1, 0xbad);
+    assert_eq!(
+        registers(&registry, &mut cpu),
+        [
+            abi::RECV_CALL,
+            abi::SENDER_KERNEL,
+            interface::GUEST_TRAP as u64,
+            3
+        ]
+    );
+}
+
+#[test]
+fn an_undecodable_or_refused_answer_is_kept_as_such_and_the_vcpu_is_untouched() {
+    let registry = system(true);
+    let mut machine = Fake::new();
+    let mut cpu = Cpu::new(0);
+    // Started afresh, the component's first RECV gets the call; later calls come back from
+    // its REPLY.
+    let mut first = true;
+    for (bytes, expected) in [
+        (&[0xff, 0xff][..], Refusal::Undecodable),
+        (&[][..], Refusal::Undecodable),
+        (
+            &{
+                let mut out = [0; 8];
+                let len = hv_ipc::refuse(hv_ipc::RemoteError::Busy, &mut out);
+                out[..len].to_vec()
+            }[..],
+            Refusal::Remote(hv_ipc::RemoteError::Busy),
+        ),
+    ] {
+        trapped_vcpu(&mut cpu, 0xc600_00ff);
+        let before = cpu.vcpu_frame().clone();
+        registry
+            .call_from_vcpu(
+                &mut machine,
+                &mut cpu,
+                VM_MANAGER,
+                interface::GUEST_TRAP,
+                request,
+                smccc_pending(),
+            )
+            .unwrap();
+        if first {
+            hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+        }
+        first = false;
+        let tx = machine.message_buffer(registry.components()[VM_MANAGER].descriptor.ipc_tx);
+        tx[..bytes.len()].copy_from_slice(bytes);
+        hvc(
+            &registry,
+            &mut machine,
+            &mut cpu,
+            [syscall::REPLY, bytes.len() as u64, 0, 0],
+        );
+        assert_eq!(cpu.take_answer(), Some((smccc_pending(), Err(expected))));
+        assert_eq!(*cpu.vcpu_frame(), before);
+    }
+}
+
+#[test]
+fn a_reply_that_cannot_be_given_is_refused_and_the_server_stays() {
+    let registry = system(true);
+    let mut machine = Fake::new();
+    let mut cpu = Cpu::new(0);
+    trapped_vcpu(&mut cpu, 0xc600_00ff);
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending(),
+        )
+        .unwrap();
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    hvc(
+        &registry,
+        &mut machine,
+        &mut cpu,
+        [syscall::REPLY, MESSAGE_MAX as u64 + 1, 0, 0],
+    );
+    assert_eq!(cpu.current(), Some(VM_MANAGER));
+    assert_eq!(
+        registers(&registry, &mut cpu)[0],
+        error(SyscallError::MessageTooLong)
+    );
+    assert_eq!(cpu.take_answer(), None);
+}
+
+#[test]
+fn nested_calls_carry_requests_and_replies_between_components() {
+    let registry = system(true);
+    let mut machine = Fake::new();
+    let mut cpu = Cpu::new(0);
+    trapped_vcpu(&mut cpu, 0xc600_0001);
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending(),
+        )
+        .unwrap();
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    let vm_manager = registry.components()[VM_MANAGER].descriptor;
+    let supervisor = registry.components()[SUPERVISOR].descriptor;
+    machine.el1 = 0x111; // vm-manager's own EL1 state
+
+    machine.message_buffer(vm_manager.ipc_tx)[..4].copy_from_slice(b"ping");
+    hvc(
+        &registry,
+        &mut machine,
+        &mut cpu,
+        [syscall::CALL, interface::SUPERVISOR as u64, 4, 0],
+    );
+    assert_eq!(cpu.current(), Some(SUPERVISOR));
+    assert_eq!(cpu.depth(), 2);
+    assert_eq!(machine.el1, FRESH_COMPONENT_EL1);
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    assert_eq!(
+        registers(&registry, &mut cpu),
+        [
+            abi::RECV_CALL,
+            VM_MANAGER as u64,
+            interface::SUPERVISOR as u64,
+            4
+        ]
+    );
+    assert_eq!(&machine.message_buffer(supervisor.ipc_rx)[..4], b"ping");
+
+    machine.message_buffer(supervisor.ipc_tx)[..5].copy_from_slice(b"pong!");
+    hvc(&registry, &mut machine, &mut cpu, [syscall::REPLY, 5, 0, 0]);
+    assert_eq!(cpu.current(), Some(VM_MANAGER));
+    assert_eq!(machine.el1, 0x111, "the caller's EL1 state is back");
+    assert_eq!(registers(&registry, &mut cpu)[..2], [0, 5]);
+    assert_eq!(&machine.message_buffer(vm_manager.ipc_rx)[..5], b"pong!");
+
+    reply_resolution(&registry, &mut machine, &mut cpu, NOT_SUPPORTED);
+    assert_eq!(cpu.depth(), 0);
+    assert_eq!(machine.el1, HOST_EL1);
+    assert!(cpu.take_answer().is_some());
+}
+
+#[test]
+fn calls_are_checked_against_grants_and_targets() {
+    let registry = system(true);
+    let mut machine = Fake::new();
+    let mut cpu = Cpu::new(0);
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending(),
+        )
+        .unwrap();
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    for (call, expected) in [
+        // Not in its `calls`.
+        (
+            [syscall::CALL, interface::MMIO_GUARD as u64, 1, 0],
+            SyscallError::NotAllowed,
+        ),
+        (
+            [syscall::CALL, interface::SUPERVISOR as u64, 257, 0],
+            SyscallError::MessageTooLong,
+        ),
+        // Not in its `notifies`.
+        (
+            [syscall::NOTIFY, SUPERVISOR as u64, 1, 0],
+            SyscallError::NotAllowed,
+        ),
+        (
+            [
+                syscall::KERNEL_OP,
+                kernel_op::RESTART,
+                MEM_PROTECT as u64,
+                0,
+            ],
+            SyscallError::NotAllowed,
+        ),
+        ([0x77, 0, 0, 0], SyscallError::UnknownSyscall),
+    ] {
+        assert_eq!(hvc(&registry, &mut machine, &mut cpu, call), Syscall::Done);
+        assert_eq!(
+            registers(&registry, &mut cpu)[0],
+            error(expected),
+            "{call:x?}"
+        );
+        assert_eq!(cpu.current(), Some(VM_MANAGER));
+    }
+    // A granted notification sets the bit, which the target sees at its next RECV.
+    assert_eq!(
+        hvc(
+            &registry,
+            &mut machine,
+            &mut cpu,
+            [syscall::NOTIFY, MEM_PROTECT as u64, 0b100, 0]
+        ),
+        Syscall::Done
+    );
+    assert_eq!(registers(&registry, &mut cpu)[0], 0);
+    // The kernel serves the other granted operations (and LOG) itself.
+    assert_eq!(
+        hvc(&registry, &mut machine, &mut cpu, [syscall::LOG, 1, 2, 0]),
+        Syscall::Kernel {
+            index: VM_MANAGER,
+            number: syscall::LOG,
+            args: [1, 2, 0]
+        }
+    );
+}
+
+#[test]
+fn a_component_faulting_while_serving_the_vcpu_has_the_trap_delivered_again() {
+    let registry = system(true);
+    let mut machine = Fake::new();
+    let mut cpu = Cpu::new(0);
+    trapped_vcpu(&mut cpu, 0xc600_00ff);
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending(),
+        )
+        .unwrap();
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    registry.frame_mut(&mut cpu).elr = 0x1000_0abc;
+    registry.fault(&mut machine, &mut cpu, 0x9600_0000);
+
+    assert_eq!(
+        machine.events,
+        [Event::Faulted {
+            index: VM_MANAGER,
+            faults: 1,
+            esr: 0x9600_0000,
+            pc: 0x1000_0abc
+        }]
+    );
+    assert_eq!(
+        cpu.vcpu_frame().elr,
+        smccc_pending().retry_pc,
+        "the vCPU will trap again"
+    );
+    assert_eq!(cpu.vcpu_frame().x[0], 0xc600_00ff);
+    // The supervisor runs at once with the notification, on behalf of nobody.
+    assert_eq!(cpu.current(), Some(SUPERVISOR));
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    assert_eq!(
+        registers(&registry, &mut cpu),
+        [abi::RECV_NOTIFICATION, 0, abi::NOTIFY_COMPONENT_FAULTED, 0]
+    );
+    hvc(
+        &registry,
+        &mut machine,
+        &mut cpu,
+        [
+            syscall::KERNEL_OP,
+            kernel_op::COMPONENT_STATE,
+            VM_MANAGER as u64,
+            0,
+        ],
+    );
+    assert_eq!(
+        registers(&registry, &mut cpu),
+        [0, ComponentState::Faulted as u64, 1, 0x9600_0000]
+    );
+    // Until it is restarted, the trap finds the component stopped.
+    assert_eq!(
+        registry.call_from_vcpu(
+            &mut machine,
+            &mut Cpu::new(0),
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending()
+        ),
+        Err(CallError::Stopped)
+    );
+    hvc(
+        &registry,
+        &mut machine,
+        &mut cpu,
+        [syscall::KERNEL_OP, kernel_op::RESTART, VM_MANAGER as u64, 0],
+    );
+    assert_eq!(registers(&registry, &mut cpu)[0], 0);
+    assert_eq!(
+        machine.events.last(),
+        Some(&Event::Restarted {
+            index: VM_MANAGER,
+            restarts: 1
+        })
+    );
+    // Nothing more to do: the supervisor waits, and the CPU goes back to the vCPU.
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    assert_eq!(cpu.current(), None);
+    assert_eq!(machine.el1, HOST_EL1);
+
+    // The restarted component starts afresh and serves the trap made again.
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending(),
+        )
+        .unwrap();
+    assert_eq!(
+        registers(&registry, &mut cpu)[3],
+        1,
+        "entry x3: its start count"
+    );
+    assert_eq!(machine.el1, FRESH_COMPONENT_EL1);
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    reply_resolution(&registry, &mut machine, &mut cpu, NOT_SUPPORTED);
+    assert!(cpu.take_answer().is_some());
+    assert_eq!(registry.stats(VM_MANAGER).unwrap().starts, 2);
+}
+
+#[test]
+fn a_callee_faulting_answers_its_caller_with_callee_faulted() {
+    let registry = system(true);
+    let mut machine = Fake::new();
+    let mut cpu = Cpu::new(0);
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending(),
+        )
+        .unwrap();
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    hvc(
+        &registry,
+        &mut machine,
+        &mut cpu,
+        [syscall::CALL, interface::SUPERVISOR as u64, 1, 0],
+    );
+    assert_eq!(cpu.current(), Some(SUPERVISOR));
+    // The supervisor itself faults: nobody else can restart it, so the kernel does at once.
+    registry.fault(&mut machine, &mut cpu, 0x0200_0000);
+    assert_eq!(cpu.current(), Some(VM_MANAGER));
+    assert_eq!(
+        registers(&registry, &mut cpu)[0],
+        error(SyscallError::CalleeFaulted)
+    );
+    assert!(machine.events.contains(&Event::Restarted {
+        index: SUPERVISOR,
+        restarts: 1
+    }));
+    // It serves the next call.
+    hvc(
+        &registry,
+        &mut machine,
+        &mut cpu,
+        [syscall::CALL, interface::SUPERVISOR as u64, 1, 0],
+    );
+    assert_eq!(cpu.current(), Some(SUPERVISOR));
+}
+
+#[test]
+fn faults_at_each_step_of_a_call_leave_the_stack_consistent() {
+    // Fault the vm-manager (a) fresh before its first RECV, (b) after RECV, (c) after a call
+    // of its own was answered, (d) by waiting for a call while its caller waits for its reply.
+    for step in 0..4 {
+        let registry = system(true);
+        let mut machine = Fake::new();
+        let mut cpu = Cpu::new(0);
+        trapped_vcpu(&mut cpu, 0xc600_00ff);
+        registry
+            .call_from_vcpu(
+                &mut machine,
+                &mut cpu,
+                VM_MANAGER,
+                interface::GUEST_TRAP,
+                request,
+                smccc_pending(),
+            )
+            .unwrap();
+        if step >= 1 {
+            hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+        }
+        match step {
+            0 | 1 => registry.fault(&mut machine, &mut cpu, 1),
+            2 => {
+                hvc(
+                    &registry,
+                    &mut machine,
+                    &mut cpu,
+                    [syscall::CALL, interface::SUPERVISOR as u64, 1, 0],
+                );
+                hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+                hvc(&registry, &mut machine, &mut cpu, [syscall::REPLY, 0, 0, 0]);
+                assert_eq!(cpu.current(), Some(VM_MANAGER));
+                registry.fault(&mut machine, &mut cpu, 1);
+            }
+            _ => {
+                hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+                assert_eq!(
+                    machine.events[0],
+                    Event::ReceivedWhileCalled { index: VM_MANAGER }
+                );
+            }
+        }
+        assert_eq!(
+            cpu.vcpu_frame().elr,
+            smccc_pending().retry_pc,
+            "step {step}"
+        );
+        assert_eq!(
+            cpu.current(),
+            Some(SUPERVISOR),
+            "step {step}: the supervisor runs"
+        );
+        assert_eq!(cpu.depth(), 1);
+        hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+        hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+        assert_eq!(cpu.current(), None, "step {step}");
+        assert_eq!(machine.el1, HOST_EL1, "step {step}");
+        assert_eq!(
+            cpu.take_answer(),
+            None,
+            "step {step}: no answer, the trap comes again"
+        );
+    }
+}
+
+#[test]
+fn a_component_never_restarted_is_retired_and_nothing_waits_on_it() {
+    let registry = system(true);
+    let mut machine = Fake::new();
+    let mut cpu = Cpu::new(0);
+    let pending = PendingTrap {
+        kind: TrapKind::Stage2Fault {
+            esr: 0x9200_0007,
+            far: 0x1234,
+        },
+        retry_pc: 0x4000_0000,
+    };
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            MEM_PROTECT,
+            interface::GUEST_TRAP,
+            request,
+            pending,
+        )
+        .unwrap();
+    registry.fault(&mut machine, &mut cpu, 0x9600_0000);
+    assert_eq!(cpu.current(), Some(SUPERVISOR));
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    hvc(
+        &registry,
+        &mut machine,
+        &mut cpu,
+        [
+            syscall::KERNEL_OP,
+            kernel_op::RESTART,
+            MEM_PROTECT as u64,
+            kernel_op::RESTART_NEVER,
+        ],
+    );
+    assert_eq!(registers(&registry, &mut cpu)[0], 0);
+    assert!(
+        machine
+            .events
+            .contains(&Event::Retired { index: MEM_PROTECT })
+    );
+    // Restarting a retired component is refused.
+    hvc(
+        &registry,
+        &mut machine,
+        &mut cpu,
+        [
+            syscall::KERNEL_OP,
+            kernel_op::RESTART,
+            MEM_PROTECT as u64,
+            0,
+        ],
+    );
+    assert_eq!(
+        registers(&registry, &mut cpu)[0],
+        error(SyscallError::BadArgument)
+    );
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    assert_eq!(cpu.current(), None);
+
+    assert_eq!(
+        registry.call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            MEM_PROTECT,
+            interface::GUEST_TRAP,
+            request,
+            pending
+        ),
+        Err(CallError::Retired)
+    );
+    assert_eq!(cpu.current(), None);
+    assert_eq!(
+        registry.stats(MEM_PROTECT).unwrap().starts,
+        1,
+        "never loaded again"
+    );
+}
+
+#[test]
+fn a_deferred_restart_happens_at_the_first_call_after_its_deadline() {
+    let registry = system(true);
+    let mut machine = Fake::new();
+    let mut cpu = Cpu::new(0);
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending(),
+        )
+        .unwrap();
+    registry.fault(&mut machine, &mut cpu, 1);
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    machine.now = 1_000;
+    hvc(
+        &registry,
+        &mut machine,
+        &mut cpu,
+        [
+            syscall::KERNEL_OP,
+            kernel_op::RESTART,
+            VM_MANAGER as u64,
+            1_500,
+        ],
+    );
+    assert_eq!(registers(&registry, &mut cpu)[0], 0);
+    assert_eq!(
+        machine.events.last(),
+        Some(&Event::RestartDeferred { index: VM_MANAGER })
+    );
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+
+    machine.now = 1_499;
+    assert_eq!(
+        registry.call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending()
+        ),
+        Err(CallError::Stopped)
+    );
+    machine.now = 1_500;
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending(),
+        )
+        .unwrap();
+    assert_eq!(
+        machine.events.last(),
+        Some(&Event::Restarted {
+            index: VM_MANAGER,
+            restarts: 1
+        })
+    );
+    assert_eq!(cpu.current(), Some(VM_MANAGER));
+}
+
+#[test]
+fn without_a_supervisor_the_kernel_restarts_a_faulted_component_at_once() {
+    let registry = system(false);
+    let mut machine = Fake::new();
+    let mut cpu = Cpu::new(0);
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending(),
+        )
+        .unwrap();
+    registry.fault(&mut machine, &mut cpu, 1);
+    assert_eq!(cpu.current(), None);
+    assert_eq!(machine.el1, HOST_EL1);
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending(),
+        )
+        .unwrap();
+}
+
+#[test]
+fn a_notified_component_goes_idle_when_it_has_nothing_left() {
+    let registry = system(true);
+    let mut machine = Fake::new();
+    let mut cpu = Cpu::new(0);
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu,
+            MEM_PROTECT,
+            interface::GUEST_TRAP,
+            request,
+            smccc_pending(),
+        )
+        .unwrap();
+    registry.fault(&mut machine, &mut cpu, 1);
+    // The supervisor, run by the kernel, cannot REPLY to anyone.
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    hvc(&registry, &mut machine, &mut cpu, [syscall::REPLY, 0, 0, 0]);
+    assert_eq!(
+        registers(&registry, &mut cpu)[0],
+        error(SyscallError::NotServing)
+    );
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    assert_eq!(cpu.current(), None);
+    assert_eq!(
+        registry.stats(SUPERVISOR).unwrap().calls,
+        0,
+        "a notification is no call"
+    );
+}
+
+#[test]
+fn routes_name_the_components_the_manifest_gives_them() {
+    let registry = system(true);
+    assert_eq!(registry.smccc_route(0x8400_0000), Some(VM_MANAGER));
+    // A range names its taker before the general route.
+    let mut guard = descriptor(3, "mmio-guard");
+    guard.smccc_ranges[1] = (0xc600_0005, 0xc600_0007);
+    let with_guard = Registry::new(
+        &mut Fake::new(),
+        registry
+            .components()
+            .iter()
+            .map(|component| component.descriptor)
+            .chain([guard])
+            .zip(VTTBR.into_iter().chain([0x5_0000_0000_0000])),
+    );
+    assert_eq!(with_guard.smccc_route(0xc600_0004), Some(VM_MANAGER));
+    assert_eq!(with_guard.smccc_route(0xc600_0005), Some(3));
+    assert_eq!(with_guard.smccc_route(0xc600_0007), Some(3));
+    assert_eq!(with_guard.smccc_route(0xc600_0008), Some(VM_MANAGER));
+    assert_eq!(registry.route(hv_abi::ROUTE_HOST_STAGE2), Some(MEM_PROTECT));
+    assert_eq!(registry.route(hv_abi::ROUTE_MMIO), None);
+    assert_eq!(registry.server_of(interface::SUPERVISOR), Some(SUPERVISOR));
+    assert_eq!(registry.name(MEM_PROTECT), "mem-protect");
+    assert_eq!(registry.name(7), "?");
+}
+
+#[test]
+fn two_cpus_calling_one_component_queue_and_each_gets_its_own_answer() {
+    let registry: &'static Registry<El1> = Box::leak(Box::new(system(true)));
+    let rx = registry.components()[VM_MANAGER].descriptor.ipc_rx;
+    let mut machine = Fake::new();
+    let mut cpu0 = Cpu::new(0);
+    let encode_from = |cpu: u8| {
+        move |buffer: &mut MessageBuffer| {
+            buffer[0] = cpu;
+            Some(1)
+        }
+    };
+    registry
+        .call_from_vcpu(
+            &mut machine,
+            &mut cpu0,
+            VM_MANAGER,
+            interface::GUEST_TRAP,
+            encode_from(0),
+            smccc_pending(),
+        )
+        .unwrap();
+    hvc(registry, &mut machine, &mut cpu0, [syscall::RECV, 0, 0, 0]);
+
+    // CPU 1 traps to the same component, which is busy on CPU 0: it waits.
+    let delivered = Arc::new(AtomicBool::new(false));
+    let second = {
+        let delivered = delivered.clone();
+        std::thread::spawn(move || {
+            let mut machine = Fake::new();
+            let mut cpu1 = Cpu::new(0);
+            registry
+                .call_from_vcpu(
+                    &mut machine,
+                    &mut cpu1,
+                    VM_MANAGER,
+                    interface::GUEST_TRAP,
+                    encode_from(1),
+                    smccc_pending(),
+                )
+                .unwrap();
+            delivered.store(true, Ordering::SeqCst);
+            // Served on this CPU now: its request is the one in RX.
+            assert_eq!(machine.message_buffer(rx)[0], 1);
+            // Its REPLY on CPU 0 returned with this call (no RECV in between).
+            assert_eq!(registers(registry, &mut cpu1)[0], abi::RECV_CALL);
+            let answer = TrapResolution::Return { regs: [1, 0, 0, 0] };
+            reply_resolution(registry, &mut machine, &mut cpu1, answer);
+            cpu1.take_answer()
+        })
+    };
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(
+        !delivered.load(Ordering::SeqCst),
+        "CPU 1 waits while CPU 0's call is served"
+    );
+    assert_eq!(
+        machine.message_buffer(rx)[0],
+        0,
+        "CPU 0's request is untouched"
+    );
+    let answer = TrapResolution::Return { regs: [0, 0, 0, 0] };
+    reply_resolution(registry, &mut machine, &mut cpu0, answer.clone());
+    assert_eq!(cpu0.take_answer().unwrap().1, Ok(answer));
+
+    let second_answer = second.join().unwrap();
+    assert!(delivered.load(Ordering::SeqCst));
+    assert_eq!(
+        second_answer.unwrap().1,
+        Ok(TrapResolution::Return { regs: [1, 0, 0, 0] })
+    );
+    assert_eq!(registry.stats(VM_MANAGER).unwrap().calls, 2);
+}
