@@ -21,7 +21,7 @@ use hv_ipc::abi;
 use hv_ipc::addr::Ipa;
 use hv_ipc::guest_abi::{psci, smccc};
 use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface};
-use hv_kernel::esr::{DataAbort, Syndrome, Trap};
+use hv_kernel::esr::{DataAbort, Syndrome, Trap, ec};
 use hv_kernel::inject::{self, AbortKind, InjectedException};
 use hv_kernel::pending::{self, Decision, PendingTrap, Refusal, TrapKind};
 use hv_kernel::profile::Point;
@@ -70,25 +70,23 @@ fn handle(here: &mut Here, kind: u64) {
             Point::TrapEntered
         },
     );
-    let (esr, far, hpfar) = arch::trap_registers();
-    // Meaningful for stage-2 aborts only; decoded once here for every use below.
-    let ipa = Ipa::of_fault(hpfar, far);
-    let trap = Syndrome(esr).decode();
-    let class = match (component, &trap) {
-        (Some(_), Trap::Hvc { .. }) => TrapClass::ComponentSyscall,
-        _ => class_of(&trap),
-    };
-    COUNTERS.record(cpu, class);
-    if let Some(component) = component {
-        component_trap(here, component, trap, esr, ipa);
-    } else if kind == KIND_AARCH32 {
-        defmt::error!(
-            "cpu{=usize}: AArch32 guest state, which is not supported",
-            cpu
-        );
-        crate::end_run(ExitStatus::HypervisorFault);
+    let esr = arch::syndrome();
+    if Syndrome(esr).class() == ec::HVC64 {
+        // The hot path (a component's system call, a guest's hypercall) needs nothing but the
+        // syndrome's class.
+        match component {
+            Some(_) => {
+                COUNTERS.record(cpu, TrapClass::ComponentSyscall);
+                here.syscall();
+            }
+            None => {
+                COUNTERS.record(cpu, TrapClass::Hvc);
+                let retry_pc = here.frame().elr - 4;
+                route_smccc(here, cpu, Conduit::Hvc, retry_pc);
+            }
+        }
     } else {
-        vcpu_trap(here, cpu, trap, esr, far, ipa);
+        other_trap(here, cpu, kind, component, esr);
     }
     // A component may just have answered this CPU's vCPU (which is back on top now).
     if let Some((pending, answer)) = here.take_vcpu_answer() {
@@ -101,6 +99,26 @@ fn handle(here: &mut Here, kind: u64) {
             Point::GuestResumed
         };
         checkpoint(cpu, point);
+    }
+}
+
+/// Every trap but an HVC: decoded in full.
+fn other_trap(here: &mut Here, cpu: usize, kind: u64, component: Option<usize>, esr: u64) {
+    let (far, hpfar) = arch::fault_addresses();
+    // Meaningful for stage-2 aborts only; decoded once here for every use below.
+    let ipa = Ipa::of_fault(hpfar, far);
+    let trap = Syndrome(esr).decode();
+    COUNTERS.record(cpu, class_of(&trap));
+    if let Some(component) = component {
+        component_trap(here, component, trap, esr, ipa);
+    } else if kind == KIND_AARCH32 {
+        defmt::error!(
+            "cpu{=usize}: AArch32 guest state, which is not supported",
+            cpu
+        );
+        crate::end_run(ExitStatus::HypervisorFault);
+    } else {
+        vcpu_trap(here, cpu, trap, esr, far, ipa);
     }
 }
 

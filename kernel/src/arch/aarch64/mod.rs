@@ -206,7 +206,19 @@ pub fn run_world(frame: *mut GuestFrame) -> ! {
 /// The syndrome (ESR_EL2), faulting virtual address (FAR_EL2) and faulting IPA page
 /// (HPFAR_EL2, raw: `hv_ipc::addr::Ipa::of_fault` decodes it) of the exception being handled.
 pub fn trap_registers() -> (u64, u64, u64) {
-    (ESR_EL2.get(), FAR_EL2.get(), HPFAR_EL2.get())
+    let (far, hpfar) = fault_addresses();
+    (syndrome(), far, hpfar)
+}
+
+/// The syndrome (ESR_EL2) of the exception being handled.
+pub fn syndrome() -> u64 {
+    ESR_EL2.get()
+}
+
+/// The faulting virtual address (FAR_EL2) and IPA page (HPFAR_EL2, raw) of the exception
+/// being handled.
+pub fn fault_addresses() -> (u64, u64) {
+    (FAR_EL2.get(), HPFAR_EL2.get())
 }
 
 /// The guest's VBAR_EL1.
