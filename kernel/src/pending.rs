@@ -200,6 +200,18 @@ pub fn decide(pending: &PendingTrap, reply: Result<TrapResolution, Refusal>) -> 
     }))
 }
 
+/// The value an emulated store of the source register (whose content is `register`) writes:
+/// its low `access_size` bytes; a store from xzr (register 31) writes zero.
+pub fn stored_value(abort: &DataAbort, register: u64) -> u64 {
+    if abort.register >= 31 {
+        return 0;
+    }
+    match abort.access_size {
+        size @ 1..=7 => register & ((1u64 << (u32::from(size) * 8)) - 1),
+        _ => register,
+    }
+}
+
 /// The register value an emulated load of `value` leaves: truncated to the access size,
 /// sign-extended if the instruction says so, and cut to 32 bits for a W register.
 pub fn loaded_value(abort: &DataAbort, value: u64) -> u64 {

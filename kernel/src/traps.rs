@@ -301,15 +301,9 @@ fn route_mmio(here: &mut Here, cpu: usize, abort: &DataAbort, ipa: Ipa, far: u64
         inject_abort(frame, abort.write, far);
         return;
     };
-    let register = usize::from(abort.register);
-    let width_mask = match abort.access_size {
-        8 => u64::MAX,
-        size => (1u64 << (u32::from(size) * 8)) - 1,
-    };
-    let value = if abort.write && register < 31 {
-        frame.x[register] & width_mask
-    } else {
-        0
+    let value = match frame.x.get(usize::from(abort.register)) {
+        Some(&register) if abort.write => pending::stored_value(abort, register),
+        _ => 0,
     };
     let trap = GuestTrap::Mmio {
         vm: HOST_VM,

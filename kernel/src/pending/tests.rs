@@ -225,3 +225,17 @@ fn loads_are_truncated_extended_and_cut_to_the_register_width() {
         0x8000_0000_0000_0000
     );
 }
+
+#[test]
+fn stores_write_the_low_bytes_of_their_register() {
+    let with = |size: u8, register: u8| DataAbort {
+        access_size: size,
+        register,
+        ..abort(true)
+    };
+    assert_eq!(stored_value(&with(1, 3), 0x1234), 0x34);
+    assert_eq!(stored_value(&with(2, 3), 0xdead_beef), 0xbeef);
+    assert_eq!(stored_value(&with(4, 3), u64::MAX), 0xffff_ffff);
+    assert_eq!(stored_value(&with(8, 3), u64::MAX), u64::MAX);
+    assert_eq!(stored_value(&with(4, 31), u64::MAX), 0, "xzr stores zero");
+}
