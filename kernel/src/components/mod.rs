@@ -35,6 +35,14 @@ struct Hardware {
     host_vttbr: u64,
 }
 
+impl Hardware {
+    /// Before `set_host_world`: loads images, switches nothing.
+    const UNSET: Self = Self {
+        host: TrapControls { hcr: 0, cptr: 0 },
+        host_vttbr: 0,
+    };
+}
+
 impl Machine for Hardware {
     type El1 = El1Context;
     fn component_el1() -> El1Context {
@@ -131,7 +139,8 @@ impl Machine for Hardware {
 /// A CPU's world stack and hardware.
 struct PerCpu {
     worlds: Cpu<El1Context>,
-    hardware: Option<Hardware>,
+    /// Set by `set_host_world` before the CPU first enters its vCPU.
+    hardware: Hardware,
 }
 
 struct PerCpuCell(UnsafeCell<PerCpu>);
@@ -142,7 +151,7 @@ unsafe impl Sync for PerCpuCell {}
 static PER_CPU: [PerCpuCell; MAX_CPUS] = [const {
     PerCpuCell(UnsafeCell::new(PerCpu {
         worlds: Cpu::new(El1Context::ZERO),
-        hardware: None,
+        hardware: Hardware::UNSET,
     }))
 }; MAX_CPUS];
 
@@ -155,10 +164,7 @@ fn this_cpu() -> (
     // SAFETY: the entry of the running CPU is only ever used by that CPU, and each function of
     // this module takes it once and drops it before returning.
     let cpu = unsafe { &mut *PER_CPU[arch::cpu_index()].0.get() };
-    let hardware = cpu
-        .hardware
-        .expect("the host's controls are set before any world runs");
-    (registry(), &mut cpu.worlds, hardware)
+    (registry(), &mut cpu.worlds, cpu.hardware)
 }
 
 fn registry() -> &'static Registry<El1Context> {
@@ -169,7 +175,7 @@ fn registry() -> &'static Registry<El1Context> {
 pub fn set_host_world(host: TrapControls, host_vttbr: u64) {
     // SAFETY: as in `this_cpu`.
     let cpu = unsafe { &mut *PER_CPU[arch::cpu_index()].0.get() };
-    cpu.hardware = Some(Hardware { host, host_vttbr });
+    cpu.hardware = Hardware { host, host_vttbr };
 }
 
 /// Enters this CPU's vCPU afresh at EL1h `entry` with x0 = `x0`.
@@ -198,10 +204,7 @@ pub fn set_up(table: &BootTable) {
             (*descriptor, root | (vmid << 48))
         });
         // No host controls are needed to load images; switches come later.
-        let mut loader = Hardware {
-            host: TrapControls { hcr: 0, cptr: 0 },
-            host_vttbr: 0,
-        };
+        let mut loader = Hardware::UNSET;
         Registry::new(&mut loader, components)
     });
 }
