@@ -321,6 +321,8 @@ pub struct Registry<E> {
     smccc_ranges: heapless::Vec<(u32, u32, usize), { MAX_COMPONENTS * MAX_SMCCC_RANGES }>,
     /// The holder of the general SMCCC route.
     smccc_default: Option<usize>,
+    /// The server of each interface id a grant can name (`may_call` is a 32-bit set).
+    servers: [Option<usize>; 32],
 }
 
 impl<E: Copy + Send> Registry<E> {
@@ -334,6 +336,7 @@ impl<E: Copy + Send> Registry<E> {
             supervisor: None,
             smccc_ranges: heapless::Vec::new(),
             smccc_default: None,
+            servers: [None; 32],
         };
         for (descriptor, vttbr) in components {
             let component = Component {
@@ -362,6 +365,13 @@ impl<E: Copy + Send> Registry<E> {
         }
         registry.supervisor = registry.server_of(abi::interface::SUPERVISOR);
         registry.smccc_default = registry.route(hv_abi::ROUTE_SMCCC);
+        // Interface 0 is "serves none".
+        for (interface, server) in registry.servers.iter_mut().enumerate().skip(1) {
+            *server = registry
+                .components
+                .iter()
+                .position(|component| usize::from(component.descriptor.serves) == interface);
+        }
         for (index, component) in registry.components.iter().enumerate() {
             for &(first, last) in &component.descriptor.smccc_ranges {
                 if (first, last) != (0, 0) {
@@ -760,8 +770,12 @@ impl<E: Copy + Send> Registry<E> {
                 return Err(SyscallError::MessageTooLong);
             }
             grants::check_call(&caller.descriptor, interface)?;
+            // A granted interface is below 32 (the grant is a 32-bit set).
             let target = self
-                .server_of(interface)
+                .servers
+                .get(usize::from(interface))
+                .copied()
+                .flatten()
                 .ok_or(SyscallError::NoSuchTarget)?;
             if target == index {
                 return Err(SyscallError::BadArgument);

@@ -108,7 +108,8 @@ fn system(with_supervisor: bool) -> Registry<El1> {
     let mut vm_manager = descriptor(VM_MANAGER, "vm-manager");
     vm_manager.serves = interface::GUEST_TRAP;
     vm_manager.routes = hv_abi::ROUTE_SMCCC;
-    vm_manager.may_call = 1 << interface::SUPERVISOR;
+    // mmio-guard is granted but not in this system.
+    vm_manager.may_call = (1 << interface::SUPERVISOR) | (1 << interface::MMIO_GUARD);
     vm_manager.may_notify = 1 << MEM_PROTECT;
     let mut supervisor = descriptor(SUPERVISOR, "supervisor");
     if with_supervisor {
@@ -428,9 +429,12 @@ fn calls_are_checked_against_grants_and_targets() {
     hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
     for (call, expected) in [
         // Not in its `calls`.
+        ([syscall::CALL, 5, 1, 0], SyscallError::NotAllowed),
+        ([syscall::CALL, 40, 1, 0], SyscallError::NotAllowed),
+        // Granted, but nobody serves it.
         (
             [syscall::CALL, interface::MMIO_GUARD as u64, 1, 0],
-            SyscallError::NotAllowed,
+            SyscallError::NoSuchTarget,
         ),
         (
             [syscall::CALL, interface::SUPERVISOR as u64, 257, 0],
