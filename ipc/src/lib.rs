@@ -90,6 +90,7 @@ mod macros;
 pub mod abi;
 pub mod addr;
 mod client;
+pub mod codec;
 mod dispatch;
 mod error;
 pub mod generate;
@@ -140,9 +141,9 @@ pub trait Interface {
     const SCHEMA_HASH: u64;
 
     /// What a client sends.
-    type Request: Serialize + DeserializeOwned + MaxSize;
+    type Request: Serialize + DeserializeOwned + MaxSize + codec::Codec;
     /// What a server answers when it can serve the request.
-    type Reply: Serialize + DeserializeOwned + MaxSize;
+    type Reply: Serialize + DeserializeOwned + MaxSize + codec::Codec;
 
     /// Upper bound of an encoded request, in bytes.
     const MAX_REQUEST: usize = <Self::Request as MaxSize>::POSTCARD_MAX_SIZE;
