@@ -75,19 +75,95 @@ impl<'a> Writer<'a> {
         if value < 0x80 {
             return self.byte(value as u8);
         }
-        self.long_varint(value)
-    }
-
-    /// The rest of [`varint`](Self::varint), kept out of line so the common one-byte case
-    /// stays small where it is inlined.
-    #[inline(never)]
-    fn long_varint(&mut self, mut value: u64) -> Result<(), Error> {
-        while value >= 0x80 {
-            // Truncation on purpose: the low seven bits, with the continuation bit.
-            self.byte(value as u8 | 0x80)?;
-            value >>= 7;
+        let rest = self.out.get_mut(self.len..).unwrap_or_default();
+        match write_long_varint(rest, value) {
+            0 => Err(Error::BufferTooSmall),
+            written => {
+                self.len += written;
+                Ok(())
+            }
         }
-        self.byte(value as u8)
+    }
+}
+
+/// Writes `value` (at least 0x80) as a varint at the start of `out`; returns its length, 0 if
+/// `out` is too short. Out of line, so the common one-byte case stays small where
+/// [`Writer::varint`] is inlined, and with the buffer passed by value, so a writer can stay in
+/// registers.
+#[inline(never)]
+fn write_long_varint(out: &mut [u8], value: u64) -> usize {
+    let significant_bits = u64::BITS - value.leading_zeros();
+    let len = significant_bits.div_ceil(7) as usize;
+    let Some(bytes) = out.get_mut(..len) else {
+        return 0;
+    };
+    let mut rest = value;
+    for slot in bytes.iter_mut() {
+        // Truncation on purpose: the low seven bits, with the continuation bit.
+        *slot = rest as u8 | 0x80;
+        rest >>= 7;
+    }
+    if let Some(last) = bytes.last_mut() {
+        *last &= 0x7f;
+    }
+    len
+}
+
+/// What [`read_long_varint`] found.
+enum LongVarint {
+    /// The value and the varint's length in bytes.
+    Value(u64, usize),
+    /// The bytes end inside the varint.
+    Truncated,
+    /// More bytes than the width allows, or bits beyond it in the last one.
+    Malformed,
+}
+
+/// Reads the varint at the start of `bytes` of an integer whose varints take at most
+/// `MAX_BYTES` bytes, the last of them at most `LAST_MAX` (not a one-byte varint, which
+/// [`Reader::varint`] takes itself). Out of line and with the bytes passed by value, as
+/// [`write_long_varint`]; the width is a constant so that the loop over a message with
+/// `MAX_BYTES` bytes left unrolls without a bounds check per byte.
+#[inline(never)]
+fn read_long_varint<const MAX_BYTES: usize, const LAST_MAX: u8>(bytes: &[u8]) -> LongVarint {
+    if let Some(chunk) = bytes.first_chunk::<MAX_BYTES>() {
+        // Unrolled by hand (the images are built for size, so the compiler does not): four
+        // instructions a byte instead of ten, with no bounds check, the indices being constant.
+        let mut value = 0;
+        macro_rules! byte {
+            ($($index:literal)*) => {$(
+                if $index < MAX_BYTES {
+                    let byte = chunk[$index];
+                    value |= u64::from(byte & 0x7f) << (7 * $index);
+                    if byte < 0x80 {
+                        if $index == MAX_BYTES - 1 && byte > LAST_MAX {
+                            return LongVarint::Malformed;
+                        }
+                        return LongVarint::Value(value, $index + 1);
+                    }
+                }
+            )*};
+        }
+        byte!(0 1 2 3 4 5 6 7 8 9);
+        return LongVarint::Malformed;
+    }
+    // Fewer bytes left than the longest varint: each one checked against the end.
+    let candidates = bytes;
+    let mut value = 0;
+    for (index, &byte) in candidates.iter().enumerate() {
+        value |= u64::from(byte & 0x7f) << (7 * index);
+        if byte < 0x80 {
+            if index == MAX_BYTES - 1 && byte > LAST_MAX {
+                return LongVarint::Malformed;
+            }
+            return LongVarint::Value(value, index + 1);
+        }
+    }
+    // Every candidate had the continuation bit: the bytes ended, or the varint is too long.
+    if candidates.len() < MAX_BYTES {
+        LongVarint::Truncated
+    } else {
+        LongVarint::Malformed
     }
 }
 
@@ -116,34 +192,31 @@ impl<'a> Reader<'a> {
         Ok(first)
     }
 
-    /// Takes a varint of a `bits`-wide integer (16, 32 or 64): at most `bits / 7 + 1` bytes,
+    /// Takes a varint of a `bits`-wide integer (16, 32, or else 64): at most `bits / 7 + 1` bytes,
     /// the last holding no bit beyond `bits`, as postcard checks. Overlong encodings of small
     /// values (`0x80 0x00` for 0) are accepted, as postcard accepts them.
     #[inline]
     pub fn varint(&mut self, bits: u32) -> Result<u64, Error> {
-        let first = self.byte()?;
-        if first < 0x80 {
+        if let Some((&first, rest)) = self.bytes.split_first()
+            && first < 0x80
+        {
+            self.bytes = rest;
             return Ok(first.into());
         }
-        self.long_varint(first, bits)
-    }
-
-    #[inline(never)]
-    fn long_varint(&mut self, first: u8, bits: u32) -> Result<u64, Error> {
-        let max_bytes = bits.div_ceil(7);
-        let last_max = (1u8 << (bits % 7)) - 1;
-        let mut value = u64::from(first & 0x7f);
-        for index in 1..max_bytes {
-            let byte = self.byte()?;
-            value |= u64::from(byte & 0x7f) << (7 * index);
-            if byte & 0x80 == 0 {
-                if index == max_bytes - 1 && byte > last_max {
-                    return Err(Error::Malformed);
-                }
-                return Ok(value);
+        // postcard's bounds: 3, 5 or 10 bytes, with 2, 4 or 1 bits in the last.
+        let long = match bits {
+            16 => read_long_varint::<3, 0b11>(self.bytes),
+            32 => read_long_varint::<5, 0b1111>(self.bytes),
+            _ => read_long_varint::<10, 0b1>(self.bytes),
+        };
+        match long {
+            LongVarint::Value(value, len) => {
+                self.bytes = self.bytes.get(len..).unwrap_or_default();
+                Ok(value)
             }
+            LongVarint::Truncated => Err(Error::Truncated),
+            LongVarint::Malformed => Err(Error::Malformed),
         }
-        Err(Error::Malformed)
     }
 
     /// Takes an enum's variant index (a `u32` varint).
