@@ -92,6 +92,26 @@ impl<'a> Writer<'a> {
 /// registers.
 #[inline(never)]
 fn write_long_varint(out: &mut [u8], value: u64) -> usize {
+    if let Some(chunk) = out.first_chunk_mut::<10>() {
+        // Room for the longest varint: unrolled by hand, as in `read_long_varint`, five
+        // instructions a byte and no bounds check.
+        let mut rest = value;
+        macro_rules! byte {
+            ($($index:literal)*) => {$(
+                if rest < 0x80 {
+                    chunk[$index] = rest as u8;
+                    return $index + 1;
+                }
+                // Truncation on purpose: the low seven bits, with the continuation bit.
+                chunk[$index] = rest as u8 | 0x80;
+                rest >>= 7;
+            )*};
+        }
+        byte!(0 1 2 3 4 5 6 7 8);
+        // A u64 has at most one bit left for the tenth byte.
+        chunk[9] = rest as u8;
+        return 10;
+    }
     let significant_bits = u64::BITS - value.leading_zeros();
     let len = significant_bits.div_ceil(7) as usize;
     let Some(bytes) = out.get_mut(..len) else {
