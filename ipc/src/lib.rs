@@ -23,7 +23,9 @@
 //!
 //! Messages are encoded with [postcard](https://docs.rs/postcard): compact (varints), `no_std`,
 //! no allocation, and its `MaxSize` bound lets every interface prove at compile time that its
-//! largest message fits [`abi::MESSAGE_MAX`]. On the wire:
+//! largest message fits [`abi::MESSAGE_MAX`]. The bytes are postcard's, but [`codec`] writes and
+//! reads them (code the macro generates per type, checked against the `postcard` crate by the
+//! tests), since postcard's serde path is too slow for the guest-trap path. On the wire:
 //!
 //! - a request is `postcard(Request)`;
 //! - a reply is `postcard(Result<Reply, RemoteError>)` ([`WireReply`]), so a server that cannot

@@ -79,6 +79,7 @@
 /// unit, tuple or struct-like; request variants are unit or struct-like, each followed by
 /// `=> method`, since their fields become the method's named parameters. Each type derives
 /// `Serialize`, `Deserialize`, `MaxSize`, `Debug`, `Clone` and `PartialEq`, and implements
+/// [`Codec`](crate::codec::Codec) (what encodes it) and
 /// [`Generate`](crate::generate::Generate) (for tests); the only attributes accepted are doc
 /// comments (see below).
 ///
