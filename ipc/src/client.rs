@@ -19,9 +19,43 @@ pub trait Transport {
         request: &[u8],
         reply: &mut [u8],
     ) -> Result<usize, TransportError>;
+
+    /// Makes a call whose request `encode` writes (returning its length) and whose reply
+    /// `decode` reads, in buffers the transport chooses: what [`Client`] uses.
+    ///
+    /// By default the buffers are two [`MESSAGE_MAX`]-byte arrays on the stack around
+    /// [`call`](Self::call); a transport with message buffers of its own (the component
+    /// runtime's `Ipc`, whose kernel copies from and into them) lends those instead, so the
+    /// request is encoded where the kernel takes it and the reply decoded where it lands,
+    /// with no copy in between.
+    fn call_in_place<R>(
+        &mut self,
+        interface: u16,
+        encode: impl FnOnce(&mut [u8]) -> Result<usize, Error>,
+        decode: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, CallError>
+    where
+        Self: Sized,
+    {
+        let mut request = [0; MESSAGE_MAX];
+        let request_len = encode(&mut request).map_err(CallError::Encode)?;
+        let request = request
+            .get(..request_len)
+            .ok_or(CallError::Encode(Error::BufferTooSmall))?;
+        let mut reply = [0; MESSAGE_MAX];
+        let reply_len = self.call(interface, request, &mut reply)?;
+        // A transport claiming more than the buffer holds is broken; the kernel's word for a
+        // length beyond a message buffer is MessageTooLong.
+        let reply = reply
+            .get(..reply_len)
+            .ok_or(TransportError(SyscallError::MessageTooLong))?;
+        Ok(decode(reply))
+    }
 }
 
-impl<T: Transport + ?Sized> Transport for &mut T {
+/// A transport borrowed (`Client::new(&mut ipc)`). Only for sized transports, so that it can
+/// pass [`call_in_place`](Transport::call_in_place) on.
+impl<T: Transport> Transport for &mut T {
     fn call(
         &mut self,
         interface: u16,
@@ -29,6 +63,15 @@ impl<T: Transport + ?Sized> Transport for &mut T {
         reply: &mut [u8],
     ) -> Result<usize, TransportError> {
         (**self).call(interface, request, reply)
+    }
+
+    fn call_in_place<R>(
+        &mut self,
+        interface: u16,
+        encode: impl FnOnce(&mut [u8]) -> Result<usize, Error>,
+        decode: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, CallError> {
+        (**self).call_in_place(interface, encode, decode)
     }
 }
 
@@ -50,26 +93,15 @@ impl<I: Interface, T: Transport> Client<I, T> {
 
     /// Calls the server with `request` and returns its reply.
     ///
-    /// Uses two [`MESSAGE_MAX`]-byte buffers on the stack.
+    /// The request is encoded and the reply decoded in the buffers the transport lends
+    /// ([`Transport::call_in_place`]).
     pub fn call(&mut self, request: &I::Request) -> Result<I::Reply, CallError> {
-        let mut request_bytes = [0; MESSAGE_MAX];
-        let request_len =
-            encode_request::<I>(request, &mut request_bytes).map_err(CallError::Encode)?;
-        let request_bytes = request_bytes
-            .get(..request_len)
-            .ok_or(CallError::Encode(Error::BufferTooSmall))?;
-
-        let mut reply_bytes = [0; MESSAGE_MAX];
-        let reply_len = self
-            .transport
-            .call(I::ID, request_bytes, &mut reply_bytes)?;
-        // A transport claiming more than the buffer holds is broken; the kernel's word for a
-        // length beyond a message buffer is MessageTooLong.
-        let reply_bytes = reply_bytes
-            .get(..reply_len)
-            .ok_or(TransportError(SyscallError::MessageTooLong))?;
-
-        decode_reply::<I>(reply_bytes)
+        self.transport
+            .call_in_place(
+                I::ID,
+                |buffer| encode_request::<I>(request, buffer),
+                |reply| decode_reply::<I>(reply),
+            )?
             .map_err(CallError::Decode)?
             .map_err(CallError::Remote)
     }

@@ -28,6 +28,9 @@ pub enum Error {
 }
 
 impl Error {
+    /// The `postcard` crate's error in these terms, for the tests that check [`codec`](crate::codec)
+    /// against it.
+    #[cfg(test)]
     pub(crate) fn from_postcard(error: postcard::Error) -> Self {
         use postcard::Error::*;
         match error {

@@ -23,7 +23,9 @@
 //!
 //! Messages are encoded with [postcard](https://docs.rs/postcard): compact (varints), `no_std`,
 //! no allocation, and its `MaxSize` bound lets every interface prove at compile time that its
-//! largest message fits [`abi::MESSAGE_MAX`]. On the wire:
+//! largest message fits [`abi::MESSAGE_MAX`]. The bytes are postcard's, but [`codec`] writes and
+//! reads them (code the macro generates per type, checked against the `postcard` crate by the
+//! tests), since postcard's serde path is too slow for the guest-trap path. On the wire:
 //!
 //! - a request is `postcard(Request)`;
 //! - a reply is `postcard(Result<Reply, RemoteError>)` ([`WireReply`]), so a server that cannot
@@ -90,6 +92,7 @@ mod macros;
 pub mod abi;
 pub mod addr;
 mod client;
+pub mod codec;
 mod dispatch;
 mod error;
 pub mod generate;
@@ -140,9 +143,9 @@ pub trait Interface {
     const SCHEMA_HASH: u64;
 
     /// What a client sends.
-    type Request: Serialize + DeserializeOwned + MaxSize;
+    type Request: Serialize + DeserializeOwned + MaxSize + codec::Codec;
     /// What a server answers when it can serve the request.
-    type Reply: Serialize + DeserializeOwned + MaxSize;
+    type Reply: Serialize + DeserializeOwned + MaxSize + codec::Codec;
 
     /// Upper bound of an encoded request, in bytes.
     const MAX_REQUEST: usize = <Self::Request as MaxSize>::POSTCARD_MAX_SIZE;

@@ -79,6 +79,7 @@
 /// unit, tuple or struct-like; request variants are unit or struct-like, each followed by
 /// `=> method`, since their fields become the method's named parameters. Each type derives
 /// `Serialize`, `Deserialize`, `MaxSize`, `Debug`, `Clone` and `PartialEq`, and implements
+/// [`Codec`](crate::codec::Codec) (what encodes it) and
 /// [`Generate`](crate::generate::Generate) (for tests); the only attributes accepted are doc
 /// comments (see below).
 ///
@@ -353,6 +354,48 @@ macro_rules! __ipc_type {
             ),*
         }
 
+        impl $crate::codec::Codec for $name {
+            #[inline]
+            fn encode(
+                &self,
+                out: &mut $crate::codec::Writer<'_>,
+            ) -> ::core::result::Result<(), $crate::Error> {
+                // A fieldless twin of the enum, for each variant's index in declaration order.
+                #[allow(dead_code, non_camel_case_types, clippy::enum_variant_names)]
+                enum Index { $($variant),* }
+                match self {
+                    $(
+                        $name::$variant { $( $( $field, )* )? .. } => {
+                            out.varint(Index::$variant as u64)?;
+                            $( $( $crate::codec::Codec::encode($field, out)?; )* )?
+                            $( $crate::__ipc_encode_elements!(
+                                out, self, $name::$variant, [$( $element_type ),*]
+                            ); )?
+                            ::core::result::Result::Ok(())
+                        }
+                    )*
+                }
+            }
+
+            #[inline]
+            fn decode(
+                input: &mut $crate::codec::Reader<'_>,
+            ) -> ::core::result::Result<Self, $crate::Error> {
+                #[allow(dead_code, non_camel_case_types, clippy::enum_variant_names)]
+                enum Index { $($variant),* }
+                let index = input.variant()?;
+                $(
+                    if index == Index::$variant as u32 {
+                        return ::core::result::Result::Ok($name::$variant
+                            $( { $( $field: $crate::codec::Codec::decode(input)? ),* } )?
+                            $( ( $( <$element_type as $crate::codec::Codec>::decode(input)? ),* ) )?
+                        );
+                    }
+                )*
+                ::core::result::Result::Err($crate::Error::Malformed)
+            }
+        }
+
         impl $name {
             /// The variant's name, for logs and refusals.
             pub const fn variant_name(&self) -> &'static str {
@@ -402,6 +445,28 @@ macro_rules! __ipc_type {
             $( $(#[doc = $field_doc])* pub $field : $field_type ),*
         }
 
+        impl $crate::codec::Codec for $name {
+            #[inline]
+            fn encode(
+                &self,
+                out: &mut $crate::codec::Writer<'_>,
+            ) -> ::core::result::Result<(), $crate::Error> {
+                let _ = &out;
+                $( $crate::codec::Codec::encode(&self.$field, out)?; )*
+                ::core::result::Result::Ok(())
+            }
+
+            #[inline]
+            fn decode(
+                input: &mut $crate::codec::Reader<'_>,
+            ) -> ::core::result::Result<Self, $crate::Error> {
+                let _ = &input;
+                ::core::result::Result::Ok($name {
+                    $( $field: $crate::codec::Codec::decode(input)? ),*
+                })
+            }
+        }
+
         impl $crate::generate::Generate for $name {
             fn generate(_variant: usize, entropy: &mut $crate::generate::Entropy<'_>) -> Self {
                 let _ = &entropy;
@@ -440,6 +505,32 @@ macro_rules! __ipc_type {
         }
     ) => {
         stringify!(struct $name { $( $field : $field_type ),* })
+    };
+}
+
+/// Encodes the elements of tuple variant `$variant` of `$value` into `$out` (a statement
+/// returning the error early): names each element from a fixed list, since a `macro_rules!`
+/// cannot make names of its own. Up to eight elements.
+#[doc(hidden)]
+#[macro_export]
+macro_rules! __ipc_encode_elements {
+    ($out:ident, $value:expr, $($variant:ident)::+, [$($element_type:ty),*]) => {
+        $crate::__ipc_encode_elements!(
+            @name $out, $value, [$($variant)::+], [$($element_type),*], [],
+            [element0 element1 element2 element3 element4 element5 element6 element7]
+        )
+    };
+    (@name $out:ident, $value:expr, [$($variant:ident)::+], [$first:ty $(, $rest:ty)*],
+        [$($named:ident)*], [$next:ident $($spare:ident)*]) => {
+        $crate::__ipc_encode_elements!(
+            @name $out, $value, [$($variant)::+], [$($rest),*], [$($named)* $next], [$($spare)*]
+        )
+    };
+    (@name $out:ident, $value:expr, [$($variant:ident)::+], [], [$($named:ident)*],
+        [$($spare:ident)*]) => {
+        if let $($variant)::+( $($named),* ) = $value {
+            $( $crate::codec::Codec::encode($named, $out)?; )*
+        }
     };
 }
 

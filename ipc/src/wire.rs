@@ -2,10 +2,10 @@
 //! independent of how the bytes move.
 //!
 //! A request is `postcard(I::Request)`; a reply is `postcard(Result<I::Reply, RemoteError>)`.
-//! Decoding is strict: the bytes must be exactly one message, no more, no less.
+//! Decoding is strict: the bytes must be exactly one message, no more, no less. The bytes are
+//! postcard's; [`codec`](crate::codec) writes and reads them.
 
-use serde::{Serialize, de::DeserializeOwned};
-
+use crate::codec::{self, Codec};
 use crate::{Error, Interface, RemoteError, WireReply};
 
 /// Encodes a request into `out`; returns its length.
@@ -99,17 +99,10 @@ pub fn encode_answer<I: Interface>(answer: &WireReply<I::Reply>, out: &mut [u8])
         .unwrap_or(0)
 }
 
-fn encode<T: Serialize>(value: &T, out: &mut [u8]) -> Result<usize, Error> {
-    postcard::to_slice(value, out)
-        .map(|encoded| encoded.len())
-        .map_err(Error::from_postcard)
+fn encode<T: Codec>(value: &T, out: &mut [u8]) -> Result<usize, Error> {
+    codec::encode(value, out)
 }
 
-fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
-    let (value, rest) = postcard::take_from_bytes(bytes).map_err(Error::from_postcard)?;
-    if rest.is_empty() {
-        Ok(value)
-    } else {
-        Err(Error::TrailingBytes)
-    }
+fn decode<T: Codec>(bytes: &[u8]) -> Result<T, Error> {
+    codec::decode(bytes)
 }

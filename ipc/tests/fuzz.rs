@@ -1,6 +1,9 @@
 //! Every decoder fed arbitrary bytes: an error or a message, never a panic. And encoding any
 //! message round-trips within the interface's bounds.
 //!
+//! The bytes are postcard's: every message encodes as the `postcard` crate encodes it, and any
+//! bytes decode (or fail to) as they do there.
+//!
 //! The interfaces come from `for_each_interface!` and the messages from `Generate`, which the
 //! `interface!` macro implements for every message type: every interface and every request and
 //! reply variant is covered, and a new one is covered without a change here.
@@ -8,16 +11,25 @@
 use hv_ipc::abi::MESSAGE_MAX;
 use hv_ipc::generate::{Entropy, Generate};
 use hv_ipc::{
-    Interface, RemoteError, WireReply, decode_reply, decode_request, encode_reply, encode_request,
-    for_each_interface, try_serve,
+    Error, Interface, RemoteError, WireReply, decode_reply, decode_request, encode_reply,
+    encode_request, for_each_interface, try_serve,
 };
 use proptest::prelude::*;
 
 /// Runs every decoder of `I` on `bytes`, and `try_serve` (refusing whatever decodes), whose
 /// reply must always decode.
-fn decode_everything<I: Interface>(bytes: &[u8]) {
+fn decode_everything<I: Interface>(bytes: &[u8])
+where
+    I::Request: PartialEq + core::fmt::Debug,
+    I::Reply: PartialEq + core::fmt::Debug,
+{
     let request = decode_request::<I>(bytes);
-    let _ = decode_reply::<I>(bytes);
+    assert_eq!(request, postcard_decode(bytes), "request {bytes:?}");
+    assert_eq!(
+        decode_reply::<I>(bytes),
+        postcard_decode(bytes),
+        "reply {bytes:?}"
+    );
 
     let mut reply = [0; MESSAGE_MAX];
     let mut handled = false;
@@ -33,6 +45,16 @@ fn decode_everything<I: Interface>(bytes: &[u8]) {
         RemoteError::MalformedRequest
     };
     assert_eq!(served.err(), Some(expected));
+}
+
+/// What the `postcard` crate makes of `bytes`: `hv_ipc`'s decoders must agree, errors included.
+fn postcard_decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T, Error> {
+    match postcard::take_from_bytes(bytes) {
+        Ok((value, [])) => Ok(value),
+        Ok(_) => Err(Error::TrailingBytes),
+        Err(postcard::Error::DeserializeUnexpectedEnd) => Err(Error::Truncated),
+        Err(_) => Err(Error::Malformed),
+    }
 }
 
 fn decode_with_every_interface(bytes: &[u8]) {
@@ -76,11 +98,13 @@ fn every_encoding(entropy: &[u64]) -> Vec<(u16, Vec<u8>)> {
             for variant in 0..I::Request::VARIANTS {
                 let request = I::Request::generate(variant, &mut self.entropy);
                 let len = encode_request::<I>(&request, &mut buffer).unwrap();
+                assert_eq!(postcard::to_allocvec(&request).unwrap(), &buffer[..len]);
                 self.encodings.push((I::ID, buffer[..len].to_vec()));
             }
             for variant in 0..WireReply::<I::Reply>::VARIANTS {
                 let reply = WireReply::<I::Reply>::generate(variant, &mut self.entropy);
                 let len = encode_reply::<I>(&reply, &mut buffer).unwrap();
+                assert_eq!(postcard::to_allocvec(&reply).unwrap(), &buffer[..len]);
                 self.encodings.push((I::ID, buffer[..len].to_vec()));
             }
         }

@@ -14,7 +14,7 @@
 use core::cell::UnsafeCell;
 
 use hv_ipc::abi::{self, MESSAGE_MAX, SyscallError, syscall};
-use hv_ipc::{Transport, TransportError};
+use hv_ipc::{CallError, Transport, TransportError};
 
 use crate::arch;
 use crate::syscall::status;
@@ -151,9 +151,24 @@ impl Ipc {
     }
 }
 
-/// CALL as an [`hv_ipc::Transport`]: the request is copied into TX, the reply out of RX.
-/// (`hv_ipc` implements `Transport` for `&mut T` too, so `Client::new(&mut ipc)` works.)
+/// CALL as an [`hv_ipc::Transport`]. A typed [`hv_ipc::Client`] encodes its request straight
+/// into TX and decodes the reply straight out of RX ([`Transport::call_in_place`]); an untyped
+/// [`Transport::call`] copies the request into TX and the reply out of RX. (`hv_ipc` implements
+/// `Transport` for `&mut T` too, so `Client::new(&mut ipc)` works.)
 impl Transport for Ipc {
+    fn call_in_place<R>(
+        &mut self,
+        interface: u16,
+        encode: impl FnOnce(&mut [u8]) -> Result<usize, hv_ipc::Error>,
+        decode: impl FnOnce(&[u8]) -> R,
+    ) -> Result<R, CallError> {
+        let len = encode(self.tx()).map_err(CallError::Encode)?;
+        let reply_len = Ipc::call(self, interface, len)
+            .map_err(|error| CallError::from(TransportError(error)))?;
+        // `Ipc::call` keeps the length within the buffer.
+        Ok(decode(&self.rx()[..reply_len]))
+    }
+
     fn call(
         &mut self,
         interface: u16,
@@ -174,7 +189,8 @@ impl Transport for Ipc {
     }
 }
 
-/// Decodes what RECV (or REPLY) returned.
+/// Decodes what RECV (or REPLY) returned. Inlined: on the server loop's path after every REPLY.
+#[inline(always)]
 fn received(x0: u64, x1: u64, x2: u64, x3: u64) -> Result<Received, SyscallError> {
     match status(x0)? {
         abi::RECV_CALL => Ok(Received::Call {

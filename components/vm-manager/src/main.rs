@@ -132,9 +132,16 @@ mod component {
 
     impl VmManager {
         /// Crashes here if the test hook says so for this request; for `misanswer`, returns
-        /// the wrong answer to give instead.
+        /// the wrong answer to give instead. Inlined, so a system without a hook pays a
+        /// test for it and no call.
+        #[inline(always)]
         fn crash_hook(&self) -> Option<TrapResolution> {
             let hook = self.crash?;
+            self.armed_crash_hook(hook)
+        }
+
+        #[inline(never)]
+        fn armed_crash_hook(&self, hook: CrashHook) -> Option<TrapResolution> {
             if !crash_hook::fires(&hook, self.served, self.start_count) {
                 return None;
             }
