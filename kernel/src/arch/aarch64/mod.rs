@@ -1,6 +1,7 @@
 //! Everything in the kernel that touches AArch64 registers or runs assembly.
 //!
 //! - `entry.S`: the Image header, CPU entry points, EL2 vectors and the guest entry/exit path.
+//! - `memcpy.S`: the kernel's `memcpy` (word-at-a-time where compiler_builtins' goes bytewise).
 //! - [`mmu`]: the EL2 stage-1 and the guests' stage-2 tables (built with `aarch64-paging`).
 //! - [`semihosting`]: the host channel QEMU offers (log frames out, exit status).
 //! - [`mini_uart`]: the Raspberry Pi 4's log sink.
@@ -29,6 +30,7 @@ use hv_kernel::controls::{self, CpuFeatures, TrapControls};
 use hv_kernel::inject::InjectedException;
 
 global_asm!(include_str!("entry.S"));
+global_asm!(include_str!("memcpy.S"));
 
 /// Bytes of EL2 stack per CPU (must match `STACK_SIZE` in entry.S).
 const STACK_SIZE: usize = 0x1_0000;
