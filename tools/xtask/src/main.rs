@@ -13,6 +13,7 @@ mod prereqs;
 mod progress;
 mod qemu;
 mod systest;
+mod trace_profile;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -41,6 +42,9 @@ enum Subcommand_ {
     Bench,
     /// Check formatting and run clippy on every crate, for the host and for the target.
     Lint,
+    /// Instructions per function in a window of a loop, from a QEMU `-d in_asm,exec,nochain`
+    /// log (docs/testing.md).
+    TraceProfile(trace_profile::TraceProfileArgs),
 }
 
 /// What system to build: the manifest, overridden piecewise from the command line.
@@ -365,6 +369,7 @@ fn main() {
         Subcommand_::Test(args) => systest::run_all(args.host_only, args.filter.as_deref()),
         Subcommand_::Bench => bench::run().map(|()| 0),
         Subcommand_::Lint => lint::run_all().map(|()| 0),
+        Subcommand_::TraceProfile(args) => trace_profile::run(&args).map(|()| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),
