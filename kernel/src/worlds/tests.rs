@@ -143,6 +143,27 @@ fn request(buffer: &mut MessageBuffer) -> Option<usize> {
     Some(3)
 }
 
+/// The vCPU on `cpu` makes an SMCCC trap that goes to component `index`.
+fn trap(
+    registry: &Registry<El1>,
+    machine: &mut Fake,
+    cpu: &mut Cpu<El1>,
+    index: usize,
+) -> Result<(), CallError> {
+    trap_on(registry, machine, cpu, index, smccc_pending())
+}
+
+/// The vCPU on `cpu` makes trap `pending`, which goes to component `index`.
+fn trap_on(
+    registry: &Registry<El1>,
+    machine: &mut Fake,
+    cpu: &mut Cpu<El1>,
+    index: usize,
+    pending: PendingTrap,
+) -> Result<(), CallError> {
+    registry.call_from_vcpu(machine, cpu, index, interface::GUEST_TRAP, request, pending)
+}
+
 /// The component on top of `cpu` makes system call `x` (x0..x3).
 fn hvc(registry: &Registry<El1>, machine: &mut Fake, cpu: &mut Cpu<El1>, x: [u64; 4]) -> Syscall {
     registry.frame_mut(cpu).x[..4].copy_from_slice(&x);
@@ -186,16 +207,7 @@ fn a_vcpu_trap_runs_the_component_and_its_answer_waits_for_the_vcpu() {
     trapped_vcpu(&mut cpu, 0xc600_00ff);
     let vcpu_frame = registry.top_frame(&mut cpu);
 
-    registry
-        .call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            VM_MANAGER,
-            interface::GUEST_TRAP,
-            request,
-            smccc_pending(),
-        )
-        .unwrap();
+    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
     assert_eq!(cpu.current(), Some(VM_MANAGER));
     assert_eq!(
         machine.running,
@@ -253,16 +265,7 @@ fn a_vcpu_trap_runs_the_component_and_its_answer_waits_for_the_vcpu() {
 
     // A second call reaches the idle component's REPLY with the delivery in its registers,
     // and the component gets its own EL1 state back.
-    registry
-        .call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            VM_MANAGER,
-            interface::GUEST_TRAP,
-            request,
-            smccc_pending(),
-        )
-        .unwrap();
+    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
     assert_eq!(machine.el1, 0xbad);
     assert_eq!(
         registers(&registry, &mut cpu),
@@ -297,16 +300,7 @@ fn an_undecodable_or_refused_answer_is_kept_as_such_and_the_vcpu_is_untouched() 
     ] {
         trapped_vcpu(&mut cpu, 0xc600_00ff);
         let before = cpu.vcpu_frame().clone();
-        registry
-            .call_from_vcpu(
-                &mut machine,
-                &mut cpu,
-                VM_MANAGER,
-                interface::GUEST_TRAP,
-                request,
-                smccc_pending(),
-            )
-            .unwrap();
+        trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
         if first {
             hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
         }
@@ -330,16 +324,7 @@ fn a_reply_that_cannot_be_given_is_refused_and_the_server_stays() {
     let mut machine = Fake::new();
     let mut cpu = Cpu::new(0);
     trapped_vcpu(&mut cpu, 0xc600_00ff);
-    registry
-        .call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            VM_MANAGER,
-            interface::GUEST_TRAP,
-            request,
-            smccc_pending(),
-        )
-        .unwrap();
+    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
     hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
     hvc(
         &registry,
@@ -361,16 +346,7 @@ fn nested_calls_carry_requests_and_replies_between_components() {
     let mut machine = Fake::new();
     let mut cpu = Cpu::new(0);
     trapped_vcpu(&mut cpu, 0xc600_0001);
-    registry
-        .call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            VM_MANAGER,
-            interface::GUEST_TRAP,
-            request,
-            smccc_pending(),
-        )
-        .unwrap();
+    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
     hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
     let vm_manager = registry.components()[VM_MANAGER].descriptor;
     let supervisor = registry.components()[SUPERVISOR].descriptor;
@@ -416,16 +392,7 @@ fn calls_are_checked_against_grants_and_targets() {
     let registry = system(true);
     let mut machine = Fake::new();
     let mut cpu = Cpu::new(0);
-    registry
-        .call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            VM_MANAGER,
-            interface::GUEST_TRAP,
-            request,
-            smccc_pending(),
-        )
-        .unwrap();
+    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
     hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
     for (call, expected) in [
         // Not in its `calls`.
@@ -492,16 +459,7 @@ fn a_component_faulting_while_serving_the_vcpu_has_the_trap_delivered_again() {
     let mut machine = Fake::new();
     let mut cpu = Cpu::new(0);
     trapped_vcpu(&mut cpu, 0xc600_00ff);
-    registry
-        .call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            VM_MANAGER,
-            interface::GUEST_TRAP,
-            request,
-            smccc_pending(),
-        )
-        .unwrap();
+    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
     hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
     registry.frame_mut(&mut cpu).elr = 0x1000_0abc;
     registry.fault(&mut machine, &mut cpu, 0x9600_0000);
@@ -575,16 +533,7 @@ fn a_component_faulting_while_serving_the_vcpu_has_the_trap_delivered_again() {
     assert_eq!(machine.el1, HOST_EL1);
 
     // The restarted component starts afresh and serves the trap made again.
-    registry
-        .call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            VM_MANAGER,
-            interface::GUEST_TRAP,
-            request,
-            smccc_pending(),
-        )
-        .unwrap();
+    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
     assert_eq!(
         registers(&registry, &mut cpu)[3],
         1,
@@ -602,16 +551,7 @@ fn a_callee_faulting_answers_its_caller_with_callee_faulted() {
     let registry = system(true);
     let mut machine = Fake::new();
     let mut cpu = Cpu::new(0);
-    registry
-        .call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            VM_MANAGER,
-            interface::GUEST_TRAP,
-            request,
-            smccc_pending(),
-        )
-        .unwrap();
+    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
     hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
     hvc(
         &registry,
@@ -650,16 +590,7 @@ fn faults_at_each_step_of_a_call_leave_the_stack_consistent() {
         let mut machine = Fake::new();
         let mut cpu = Cpu::new(0);
         trapped_vcpu(&mut cpu, 0xc600_00ff);
-        registry
-            .call_from_vcpu(
-                &mut machine,
-                &mut cpu,
-                VM_MANAGER,
-                interface::GUEST_TRAP,
-                request,
-                smccc_pending(),
-            )
-            .unwrap();
+        trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
         if step >= 1 {
             hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
         }
@@ -720,16 +651,7 @@ fn a_component_never_restarted_is_retired_and_nothing_waits_on_it() {
         },
         retry_pc: 0x4000_0000,
     };
-    registry
-        .call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            MEM_PROTECT,
-            interface::GUEST_TRAP,
-            request,
-            pending,
-        )
-        .unwrap();
+    trap_on(&registry, &mut machine, &mut cpu, MEM_PROTECT, pending).unwrap();
     registry.fault(&mut machine, &mut cpu, 0x9600_0000);
     assert_eq!(cpu.current(), Some(SUPERVISOR));
     hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
@@ -770,14 +692,7 @@ fn a_component_never_restarted_is_retired_and_nothing_waits_on_it() {
     assert_eq!(cpu.current(), None);
 
     assert_eq!(
-        registry.call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            MEM_PROTECT,
-            interface::GUEST_TRAP,
-            request,
-            pending
-        ),
+        trap_on(&registry, &mut machine, &mut cpu, MEM_PROTECT, pending),
         Err(CallError::Retired)
     );
     assert_eq!(cpu.current(), None);
@@ -793,16 +708,7 @@ fn a_deferred_restart_happens_at_the_first_call_after_its_deadline() {
     let registry = system(true);
     let mut machine = Fake::new();
     let mut cpu = Cpu::new(0);
-    registry
-        .call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            VM_MANAGER,
-            interface::GUEST_TRAP,
-            request,
-            smccc_pending(),
-        )
-        .unwrap();
+    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
     registry.fault(&mut machine, &mut cpu, 1);
     hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
     machine.now = 1_000;
@@ -826,27 +732,11 @@ fn a_deferred_restart_happens_at_the_first_call_after_its_deadline() {
 
     machine.now = 1_499;
     assert_eq!(
-        registry.call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            VM_MANAGER,
-            interface::GUEST_TRAP,
-            request,
-            smccc_pending()
-        ),
+        trap(&registry, &mut machine, &mut cpu, VM_MANAGER),
         Err(CallError::Stopped)
     );
     machine.now = 1_500;
-    registry
-        .call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            VM_MANAGER,
-            interface::GUEST_TRAP,
-            request,
-            smccc_pending(),
-        )
-        .unwrap();
+    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
     assert_eq!(
         machine.events.last(),
         Some(&Event::Restarted {
@@ -862,29 +752,11 @@ fn without_a_supervisor_the_kernel_restarts_a_faulted_component_at_once() {
     let registry = system(false);
     let mut machine = Fake::new();
     let mut cpu = Cpu::new(0);
-    registry
-        .call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            VM_MANAGER,
-            interface::GUEST_TRAP,
-            request,
-            smccc_pending(),
-        )
-        .unwrap();
+    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
     registry.fault(&mut machine, &mut cpu, 1);
     assert_eq!(cpu.current(), None);
     assert_eq!(machine.el1, HOST_EL1);
-    registry
-        .call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            VM_MANAGER,
-            interface::GUEST_TRAP,
-            request,
-            smccc_pending(),
-        )
-        .unwrap();
+    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
 }
 
 #[test]
@@ -892,16 +764,7 @@ fn a_notified_component_goes_idle_when_it_has_nothing_left() {
     let registry = system(true);
     let mut machine = Fake::new();
     let mut cpu = Cpu::new(0);
-    registry
-        .call_from_vcpu(
-            &mut machine,
-            &mut cpu,
-            MEM_PROTECT,
-            interface::GUEST_TRAP,
-            request,
-            smccc_pending(),
-        )
-        .unwrap();
+    trap(&registry, &mut machine, &mut cpu, MEM_PROTECT).unwrap();
     registry.fault(&mut machine, &mut cpu, 1);
     // The supervisor, run by the kernel, cannot REPLY to anyone.
     hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
