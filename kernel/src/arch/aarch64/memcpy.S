@@ -1,12 +1,13 @@
 // memcpy for the kernel, replacing compiler_builtins' generic one (a weak symbol), which copies
 // a byte at a time whenever a copy is short or its pointers are not both word-aligned, and which
-// the compiler calls for every struct move of 64 bytes or more on this soft-float target (one
-// on the guest-hypercall path: the SMCCC registers into the trap message).
+// the compiler calls for every struct move of 64 bytes or more on this soft-float target (on the
+// guest-hypercall path: the SMCCC registers into the trap message, a decided answer into the
+// CPU's record, at odd offsets inside enums).
 //
-// Word-aligned source and destination (the common case: structs, frames, message buffers) copy
-// 16 bytes a step with ldp/stp, then 8, 4, 2 and 1 as the length needs; every access stays
-// naturally aligned, so the routine is also correct with the MMU off, where memory is Device
-// memory and an unaligned access faults. Anything else goes a byte at a time.
+// 16 bytes a step with ldp/stp, then 8, 4, 2 and 1 as the length needs. With the EL2 MMU on,
+// kernel memory is Normal memory and SCTLR_EL2.A is clear, so unaligned accesses are fine; with
+// it off (early boot), memory is Device memory, where an unaligned access faults: then only
+// word-aligned copies take the fast way, the others go a byte at a time.
 //
 // memcpy(dst: x0, src: x1, len: x2) -> dst. Clobbers x3..x5.
 
@@ -17,7 +18,9 @@ memcpy:
     mov     x3, x0
     orr     x4, x0, x1
     tst     x4, #7
-    b.ne    6f
+    b.eq    1f
+    mrs     x4, sctlr_el2
+    tbz     x4, #0, 6f              // M clear: the MMU is off
 1:  cmp     x2, #16
     b.lo    2f
     ldp     x4, x5, [x1], #16
