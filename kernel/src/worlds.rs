@@ -101,9 +101,9 @@ pub trait Machine {
     /// A component's EL1 state when it starts.
     fn component_el1() -> Self::El1;
 
-    /// Saves the running world's EL1 state into `save`, loads `load` and makes the CPU run
-    /// `next` (its stage 2 and trap controls).
-    fn switch(&mut self, save: &mut Self::El1, load: &Self::El1, next: WorldKind);
+    /// Saves the EL1 state of the running world, `from`, into `save`, loads `load` and makes
+    /// the CPU run `next` (its stage 2 and trap controls).
+    fn switch(&mut self, from: WorldKind, save: &mut Self::El1, load: &Self::El1, next: WorldKind);
 
     /// Copies a component's pristine image into its region and clears the rest of it.
     fn load_image(&mut self, descriptor: &ComponentDescriptor);
@@ -456,17 +456,29 @@ impl<E: Copy + Send> Registry<E> {
         Some((index, &mut saved.frame))
     }
 
-    /// The EL1 state slot of the world on top of `cpu`.
-    fn top_el1(&self, cpu: &mut Cpu<E>) -> *mut E {
+    /// The world on top of `cpu`, and its EL1 state slot.
+    fn top_el1(&self, cpu: &mut Cpu<E>) -> (WorldKind, *mut E) {
         match cpu.stack.last() {
-            // SAFETY: as in `top_frame`.
-            Some(level) => unsafe { &raw mut (*self.components[level.index].saved.get()).el1 },
-            None => &raw mut cpu.vcpu.el1,
+            Some(level) => {
+                let component = &self.components[level.index];
+                let kind = WorldKind::Component {
+                    vttbr: component.vttbr,
+                };
+                // SAFETY: as in `top_frame`.
+                (kind, unsafe { &raw mut (*component.saved.get()).el1 })
+            }
+            None => (WorldKind::Vcpu, &raw mut cpu.vcpu.el1),
         }
     }
 
-    /// Switches the CPU from the world whose EL1 slot is `from` to the one now on top.
-    fn switch_to_top<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>, from: *mut E) {
+    /// Switches the CPU from `from` (the world that was on top, and its EL1 slot) to the one
+    /// now on top.
+    fn switch_to_top<M: Machine<El1 = E>>(
+        &self,
+        machine: &mut M,
+        cpu: &mut Cpu<E>,
+        (from, save): (WorldKind, *mut E),
+    ) {
         let (load, next) = match cpu.stack.last() {
             Some(level) => {
                 let component = &self.components[level.index];
@@ -482,7 +494,7 @@ impl<E: Copy + Send> Registry<E> {
         // SAFETY: `from` and `load` are the EL1 slots of two different worlds on (or just off)
         // this CPU's stack: a component's is under the lock this CPU holds, the vCPU's is this
         // CPU's own; no other reference to either is alive.
-        unsafe { machine.switch(&mut *from, &(*load).el1, next) };
+        unsafe { machine.switch(from, &mut *save, &(*load).el1, next) };
     }
 
     /// Takes component `index`'s lock (waiting in FIFO order behind other CPUs) and makes sure

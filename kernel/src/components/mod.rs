@@ -49,9 +49,23 @@ impl Machine for Hardware {
         El1Context::component_reset()
     }
 
-    fn switch(&mut self, save: &mut El1Context, load: &El1Context, next: WorldKind) {
-        *save = El1Context::save();
-        load.load();
+    fn switch(
+        &mut self,
+        from: WorldKind,
+        save: &mut El1Context,
+        load: &El1Context,
+        next: WorldKind,
+    ) {
+        // A vCPU's EL1 state is switched whole; a component's only as far as it keeps it
+        // (`arch::el1`: its scratch registers are cleared, not preserved).
+        match from {
+            WorldKind::Vcpu => save.save(),
+            WorldKind::Component { .. } => save.save_component(),
+        }
+        match next {
+            WorldKind::Vcpu => load.load(),
+            WorldKind::Component { .. } => load.load_component(),
+        }
         match next {
             WorldKind::Vcpu => arch::el1::enter_world(World::Host, self.host_vttbr, self.host),
             WorldKind::Component { vttbr } => {

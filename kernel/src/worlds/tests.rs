@@ -42,7 +42,12 @@ impl Machine for Fake {
         FRESH_COMPONENT_EL1
     }
 
-    fn switch(&mut self, save: &mut El1, load: &El1, next: WorldKind) {
+    fn switch(&mut self, from: WorldKind, save: &mut El1, load: &El1, next: WorldKind) {
+        assert_eq!(
+            Some(from),
+            self.running.or(Some(WorldKind::Vcpu)),
+            "the world switched from runs"
+        );
         *save = self.el1;
         self.el1 = *load;
         self.running = Some(next);
