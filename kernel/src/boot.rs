@@ -8,7 +8,7 @@ use hv_abi::{
     BOOT_TABLE_SIZE, BootTable, ExitStatus, IMAGE_HEADER_SIZE_OFFSET, PayloadKind, PhysRange,
 };
 use hv_ipc::addr::Ipa;
-use hv_kernel::memory_map;
+use hv_kernel::{boot_dtb, memory_map};
 
 /// Most RAM banks the kernel reads from the firmware's DTB.
 const MAX_RAM_BANKS: usize = 8;
@@ -64,21 +64,48 @@ struct FirmwareFacts {
     cpus: usize,
 }
 
-/// Reads RAM banks and CPUs from the firmware's DTB.
+/// Reads RAM banks and CPUs from the firmware's DTB, or stops the boot saying what is wrong
+/// with it (`hv_kernel::boot_dtb` never panics, whatever the tree holds).
 fn read_firmware_dtb(dtb: usize) -> FirmwareFacts {
-    // SAFETY: the firmware passes a DTB in x0 (arm64 boot protocol); `from_ptr` checks the
-    // header before reading further.
-    let fdt = match unsafe { fdt::Fdt::from_ptr(dtb as *const u8) } {
-        Ok(fdt) => fdt,
-        Err(_) => fail("the firmware's DTB (x0) is missing or malformed"),
+    if dtb == 0 || !dtb.is_multiple_of(8) {
+        defmt::error!("the firmware's DTB pointer (x0) is {=usize:#x}", dtb);
+        fail("no 8-byte aligned DTB in x0, as the arm64 boot protocol requires");
+    }
+    // SAFETY: the boot protocol puts the DTB in RAM at x0 (8-byte aligned, checked above); the
+    // header's fixed part is read first, and only as many bytes as it says (capped by
+    // `total_size`) after it. A pointer into nothing takes an EL2 abort, reported as such.
+    let header = unsafe { core::slice::from_raw_parts(dtb as *const u8, boot_dtb::HEADER_LEN) };
+    let read = boot_dtb::total_size(header).and_then(|len| {
+        // SAFETY: as above, `len` bytes as the header gives them (at most MAX_DTB_LEN).
+        boot_dtb::read(unsafe { core::slice::from_raw_parts(dtb as *const u8, len) })
+    });
+    let facts = match read {
+        Ok(facts) => facts,
+        Err(error) => {
+            defmt::error!(
+                "the firmware's DTB at {=usize:#x}: {=str} ({})",
+                dtb,
+                error.describe(),
+                defmt::Debug2Format(&error)
+            );
+            fail("the firmware's DTB cannot be used");
+        }
     };
+    if facts.ignored_banks > 0 || facts.ignored_cpus > 0 {
+        defmt::warn!(
+            "the firmware's DTB lists {=usize} more RAM bank(s) and {=usize} more CPU(s) than the kernel records; ignored",
+            facts.ignored_banks,
+            facts.ignored_cpus
+        );
+    }
     let mut ram = heapless::Vec::new();
-    for region in fdt.memory().regions() {
-        let start = region.starting_address as u64;
-        let Some(bank) = region
-            .size
-            .and_then(|size| PhysRange::from_size(start, size as u64))
-        else {
+    for &(start, size) in &facts.ram {
+        let Some(bank) = PhysRange::from_size(start, size) else {
+            defmt::warn!(
+                "RAM bank {=u64:#x} + {=u64:#x} wraps around; ignored",
+                start,
+                size
+            );
             continue;
         };
         if ram.push(bank).is_err() {
@@ -89,8 +116,7 @@ fn read_firmware_dtb(dtb: usize) -> FirmwareFacts {
             break;
         }
     }
-    let mpidrs = fdt.cpus().map(|cpu| cpu.ids().first() as u64);
-    let cpus = cpus::record(arch::current_mpidr(), mpidrs);
+    let cpus = cpus::record(arch::current_mpidr(), facts.cpus.iter().copied());
     FirmwareFacts { ram, cpus }
 }
 

@@ -12,6 +12,7 @@
 //!   values `arch` writes, in [`controls`]).
 #![cfg_attr(not(test), no_std)]
 
+pub mod boot_dtb;
 pub mod controls;
 pub mod esr;
 pub mod frame;

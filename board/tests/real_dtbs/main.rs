@@ -263,3 +263,43 @@ fn rpi4_matches_debians_bcm2711_rpi_4_b_tree() {
         );
     }
 }
+
+/// The kernel's boot-time reader (`hv_kernel::boot_dtb`, which must never panic on firmware
+/// input) on the Pi 4's real tree: as Debian ships it, the memory node is a placeholder of size
+/// 0 that the firmware fills in, so the reader refuses it with that reason; with the memory the
+/// firmware writes (1 GiB at 0 on the smallest board, as QEMU's raspi4b also writes it), it
+/// finds the RAM and the four CPUs.
+#[test]
+fn the_kernels_boot_reader_reads_the_pi4_tree_or_says_why_not() {
+    use hv_kernel::boot_dtb::{self, DtbError};
+    let HostDtbSource::DebianKernelPackage(relative) = hv_board::RPI4.host_dtb else {
+        panic!("the rpi4 board's host DTB comes from Debian's kernel package");
+    };
+    let (blob, path) = fetch::debian_dtb(relative);
+    let label = format!("rpi4 ({})", path.display());
+    assert_eq!(boot_dtb::read(&blob), Err(DtbError::NoMemory), "{label}");
+
+    let mut tree = parse(&label, &blob);
+    let memory = tree
+        .node("/")
+        .unwrap()
+        .children
+        .iter()
+        .find(|node| node.name.starts_with("memory"))
+        .map(|node| format!("/{}", node.name))
+        .expect("the Pi 4 tree has a memory node");
+    let reg = tree.encode_reg("/", &[(0, 0x4000_0000)]).unwrap();
+    tree.node_mut(&memory).unwrap().set_property("reg", reg);
+    let facts = boot_dtb::read(&tree.to_bytes())
+        .unwrap_or_else(|error| panic!("{label}: {error:?}: {}", error.describe()));
+    assert_eq!(facts.ram.to_vec(), [(0, 0x4000_0000)], "{label}");
+    assert_eq!(facts.cpus.to_vec(), [0, 1, 2, 3], "{label}");
+
+    // And damaged: every truncation of the real tree is an error, not a panic.
+    for len in (0..blob.len()).step_by(7) {
+        assert!(
+            boot_dtb::read(&blob[..len]).is_err(),
+            "{label} cut to {len}"
+        );
+    }
+}

@@ -510,6 +510,65 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
     })
 }
 
+/// A firmware DTB the kernel cannot use stops the boot cleanly: QEMU's own tree for the machine
+/// with `/cpus` removed, passed with `-dtb` (QEMU then hands it to the kernel in x0, adding only
+/// its memory node and `/chosen`), must end the run with `BootFailure` and the reason on the
+/// console, not a panic or a hang.
+fn check_unusable_firmware_dtb() -> Result<(), String> {
+    const NAME: &str = "unusable-firmware-dtb-a72";
+    let guest = crate::artifacts::guest("hv-guest-el1-basics").map_err(|e| format!("{e:#}"))?;
+    let system = SystemArgs {
+        manifest: None,
+        machine: CpuModel::A72,
+        smp: Some(1),
+        mem: None,
+        kernel: Some(guest.clone()),
+        initrd: Some("none".into()),
+        append: None,
+    }
+    .resolve()
+    .map_err(|e| format!("{e:#}"))?;
+    let qemu_tree = system.machine.dump_dtb().map_err(|e| format!("{e:#}"))?;
+    let mut tree =
+        hv_devicetree::DeviceTree::parse(&qemu_tree).map_err(|e| format!("QEMU's DTB: {e:?}"))?;
+    if !tree.remove_node("/cpus") {
+        return Err("QEMU's DTB has no /cpus to remove".into());
+    }
+    let path = paths::xtask_out().join("firmware-without-cpus.dtb");
+    std::fs::write(&path, tree.to_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
+    let extra = ["-dtb".to_owned(), path.display().to_string()];
+    let outcome = boot_with(
+        NAME,
+        CpuModel::A72,
+        1,
+        Some(guest),
+        "",
+        &extra,
+        60,
+        &[],
+        None,
+        false,
+    )
+    .map_err(|e| format!("{e:#}"))?;
+    for needle in [
+        "the firmware's DTB at",
+        "no CPU under /cpus",
+        "boot failed: the firmware's DTB cannot be used",
+    ] {
+        if !outcome.hv_log.iter().any(|line| line.contains(needle)) {
+            return Err(format!("the hypervisor log lacks \"{needle}\""));
+        }
+    }
+    if outcome.timed_out || outcome.status() != Some(ExitStatus::BootFailure) {
+        return Err(format!(
+            "run ended with: {}, not: {}",
+            outcome.describe(),
+            ExitStatus::BootFailure.describe()
+        ));
+    }
+    Ok(())
+}
+
 /// Builds `manifests/rpi4.toml` and checks the SD-card files: `kernel8.img` is an arm64 Image
 /// (magic, text_offset 0, image_size = its length) whose boot table and kernel are linked for
 /// the address `config.txt` loads it at, and `config.txt` asks for a 64-bit boot.
@@ -610,13 +669,20 @@ pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
         }
     }
     let mut checks = tests.len();
-    if filter.is_none_or(|filter| "rpi4-image".contains(filter)) {
+    let checks_by_function: [(&str, fn() -> Result<(), String>); 2] = [
+        ("rpi4-image", check_rpi4_image),
+        ("unusable-firmware-dtb-a72", check_unusable_firmware_dtb),
+    ];
+    for (name, run) in checks_by_function {
+        if filter.is_some_and(|filter| !name.contains(filter)) {
+            continue;
+        }
         checks += 1;
-        match check_rpi4_image() {
-            Ok(()) => eprintln!("system test rpi4-image ... ok"),
+        match run() {
+            Ok(()) => eprintln!("system test {name} ... ok"),
             Err(reason) => {
-                eprintln!("system test rpi4-image ... FAILED: {reason}");
-                failures.push(("rpi4-image".into(), reason));
+                eprintln!("system test {name} ... FAILED: {reason}");
+                failures.push((name.into(), reason));
             }
         }
     }
