@@ -510,6 +510,9 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
     })
 }
 
+/// A system test that is a function of its own rather than a [`SystemTest`].
+type Check = fn() -> Result<(), String>;
+
 /// A firmware DTB the kernel cannot use stops the boot cleanly: QEMU's own tree for the machine
 /// with `/cpus` removed, passed with `-dtb` (QEMU then hands it to the kernel in x0, adding only
 /// its memory node and `/chosen`), must end the run with `BootFailure` and the reason on the
@@ -669,7 +672,7 @@ pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
         }
     }
     let mut checks = tests.len();
-    let checks_by_function: [(&str, fn() -> Result<(), String>); 2] = [
+    let checks_by_function: [(&str, Check); 2] = [
         ("rpi4-image", check_rpi4_image),
         ("unusable-firmware-dtb-a72", check_unusable_firmware_dtb),
     ];
