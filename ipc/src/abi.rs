@@ -16,7 +16,9 @@ pub const MESSAGE_MAX: usize = 256;
 pub mod syscall {
     /// Wait for the next call or notification. Returns x0 = [`super::RECV_CALL`] or
     /// [`super::RECV_NOTIFICATION`]; for a call, x1 = sender id, x2 = interface id, x3 = length
-    /// of the request now in `__ipc_rx`; for a notification, x2 = the pending bits (cleared).
+    /// of the request now in `__ipc_rx`, x4 = notification bits pending when the call was
+    /// delivered (cleared: act on them before serving); for a notification, x2 = the pending
+    /// bits (cleared).
     pub const RECV: u64 = 0;
     /// Reply to the call being served: x1 = length of the reply in `__ipc_tx`; then wait as
     /// [`RECV`] does. Returns what RECV returns, when the next call or notification arrives

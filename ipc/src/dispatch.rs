@@ -65,7 +65,7 @@ pub trait Dispatch<S: ?Sized> {
 ///
 /// impl MmioGuardServer for Component {
 ///     fn check(&mut self, _vm: u16, _ipa: hv_ipc::addr::Ipa, _len: u64) -> MmioGuardReply {
-///         MmioGuardReply::Verdict { allowed: false, enrolled: true }
+///         MmioGuardReply::Verdict { allowed: false, enrolled: true, cacheable: false }
 ///     }
 /// }
 ///

@@ -146,6 +146,7 @@ impl MmioGuardServer for Recorder {
         MmioGuardReply::Verdict {
             allowed: len <= 8,
             enrolled: vm == 1,
+            cacheable: false,
         }
     }
 }
@@ -217,7 +218,8 @@ fn replies_are_the_methods() {
         ),
         Ok(MmioGuardReply::Verdict {
             allowed: true,
-            enrolled: true
+            enrolled: true,
+            cacheable: false
         })
     );
     assert_eq!(

@@ -161,10 +161,12 @@ impl Samples for MmioGuardReply {
             MmioGuardReply::Verdict {
                 allowed: true,
                 enrolled: false,
+                cacheable: true,
             },
             MmioGuardReply::Verdict {
                 allowed: false,
                 enrolled: true,
+                cacheable: false,
             },
         ]
     }
@@ -491,7 +493,7 @@ fn schema_hashes_are_the_hashes_of_the_schemas() {
 const GOLDEN_SCHEMA_HASHES: &[(&str, u64)] = &[
     ("guest-trap", 0xff36_0988_11f9_611e),
     ("supervisor", 0x4522_b636_5d95_5ba2),
-    ("mmio-guard", 0x5ef4_07fd_6136_ccb1),
+    ("mmio-guard", 0x56bf_446b_ba2c_67cf),
 ];
 
 #[test]

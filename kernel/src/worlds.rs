@@ -586,6 +586,7 @@ impl<E: Copy + Send> Registry<E> {
             Some(delivery.registers())
         } else {
             saved.frame.x[..4].copy_from_slice(&delivery.registers());
+            saved.frame.x[4] = pending_notifications(component, &delivery.registers());
             None
         };
         component.set_state(ComponentState::Running);
@@ -709,6 +710,7 @@ impl<E: Copy + Send> Registry<E> {
             // SAFETY: on top of this CPU's stack, so locked by this CPU.
             let frame = unsafe { &mut component.saved().frame };
             frame.x[..4].copy_from_slice(&registers);
+            frame.x[4] = pending_notifications(component, &registers);
             return Syscall::Done;
         }
         if caller != Caller::Kernel {
@@ -951,6 +953,17 @@ pub enum CallError {
     Retired,
     /// The request does not fit a message.
     Unencodable,
+}
+
+/// x4 of a delivery: with a call, the component's pending notification bits (taken), so that
+/// it sees a notification sent before the call no later than the call itself; with a
+/// notification, 0 (the bits are its x2).
+fn pending_notifications<E>(component: &Component<E>, registers: &[u64; 4]) -> u64 {
+    if registers[0] == abi::RECV_CALL {
+        component.notifications.swap(0, Ordering::AcqRel)
+    } else {
+        0
+    }
 }
 
 fn release<E>(component: &Component<E>) {

@@ -8,7 +8,11 @@
 //!   this component, on the calling vCPU's behalf; each is answered with
 //!   `TrapResolution::Return`;
 //! - `mmio-guard`: a component about to emulate an access (the VM manager) asks `Check` and
-//!   gets a verdict. Every refusal is logged at warn level and counted per VM.
+//!   gets a verdict. Every refusal is logged at warn level and counted per VM. A verdict is
+//!   `cacheable` when the manifest lets this component notify the asker (probed once per asker
+//!   with an empty NOTIFY): every change of any VM's enrolment or granules then sets
+//!   `NOTIFY_MMIO_GUARD_CHANGED` on each such asker, and so does a restart of this component
+//!   (on every component, since it no longer knows who kept what).
 //!
 //! The decisions live in [`policy`] (host-tested); the VM table comes from the manifest through
 //! the component's configuration (`hv_component_rt::config()`, see [`policy::vm_configs`]). State changes (enrolment, map,
@@ -34,7 +38,7 @@ mod component {
         Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
     };
     use hv_component_rt::hv_ipc::interfaces::mmio_guard::{
-        MmioGuardInterface, MmioGuardReply, MmioGuardServer,
+        MmioGuardInterface, MmioGuardReply, MmioGuardServer, NOTIFY_MMIO_GUARD_CHANGED,
     };
     use hv_component_rt::{Ipc, Server, StartInfo, serve_forever};
 
@@ -47,11 +51,20 @@ mod component {
             "mmio-guard: component {=usize} up (start {=u64})",
             info.index, info.start_count
         );
+        let system = &hv_component_rt::config().system;
         if info.start_count > 0 {
             warn!("mmio-guard: restarted: enrolments and maps made before are lost");
+            // Whoever kept a verdict of the previous instance must drop it; the manifest's
+            // `notifies` decides who can be told (the others are refused, and kept nothing).
+            for id in (0..system.components.len()).filter(|&id| id != info.index) {
+                let _ = hv_component_rt::notify(id, NOTIFY_MMIO_GUARD_CHANGED);
+            }
         }
         let mut server = MmioGuardComponent {
-            guard: Guard::new(&policy::vm_configs(&hv_component_rt::config().system)),
+            guard: Guard::new(&policy::vm_configs(system)),
+            asker: 0,
+            probed: 0,
+            notifiable: 0,
         };
         for config in server.guard.configs() {
             info!(
@@ -67,6 +80,41 @@ mod component {
 
     struct MmioGuardComponent {
         guard: Guard,
+        /// The sender of the call being served.
+        asker: u64,
+        /// Components (bit = id) already probed for whether they can be notified.
+        probed: u64,
+        /// Those that can: they get `NOTIFY_MMIO_GUARD_CHANGED` on every change.
+        notifiable: u64,
+    }
+
+    impl MmioGuardComponent {
+        /// Whether component `id` can be notified (the manifest's `notifies`), probed once with
+        /// an empty NOTIFY.
+        fn can_notify(&mut self, id: u64) -> bool {
+            let Some(bit) = 1u64.checked_shl(id as u32).filter(|_| id < 64) else {
+                return false;
+            };
+            if self.probed & bit == 0 {
+                self.probed |= bit;
+                if hv_component_rt::notify(id as usize, 0).is_ok() {
+                    self.notifiable |= bit;
+                }
+            }
+            self.notifiable & bit != 0
+        }
+
+        /// Tells every component that may keep verdicts that they changed.
+        fn verdicts_changed(&self) {
+            for id in (0..64).filter(|id| self.notifiable & (1 << id) != 0) {
+                if hv_component_rt::notify(id, NOTIFY_MMIO_GUARD_CHANGED).is_err() {
+                    warn!(
+                        "mmio-guard: cannot notify component {=usize} of a change",
+                        id
+                    );
+                }
+            }
+        }
     }
 
     /// Guest traps: the MMIO guard's SMCCC calls.
@@ -103,6 +151,9 @@ mod component {
                 }
                 None => {}
             }
+            if answer.change.is_some() {
+                self.verdicts_changed();
+            }
             TrapResolution::Return { regs: answer.regs }
         }
     }
@@ -117,9 +168,11 @@ mod component {
                     vm, ipa.0, len
                 );
             }
+            let asker = self.asker;
             MmioGuardReply::Verdict {
                 allowed: verdict.allowed,
                 enrolled: verdict.enrolled,
+                cacheable: self.can_notify(asker),
             }
         }
     }
@@ -127,11 +180,12 @@ mod component {
     impl Server for MmioGuardComponent {
         fn handle_call(
             &mut self,
-            _sender: u64,
+            sender: u64,
             interface: u16,
             request: &[u8],
             reply: &mut [u8; MESSAGE_MAX],
         ) -> usize {
+            self.asker = sender;
             hv_ipc::dispatch::<(GuestTrapInterface, MmioGuardInterface), _>(
                 self, interface, request, reply,
             )

@@ -103,10 +103,10 @@ __component_rt_vectors:
     /// the buffer a pointer argument names): the caller must make sure no Rust reference to that
     /// memory conflicts with what the kernel does.
     #[inline(always)]
-    pub unsafe fn hvc(number: u64, args: [u64; 5]) -> [u64; 4] {
-        let (x0, x1, x2, x3): (u64, u64, u64, u64);
+    pub unsafe fn hvc(number: u64, args: [u64; 5]) -> [u64; 5] {
+        let (x0, x1, x2, x3, x4): (u64, u64, u64, u64, u64);
         // SAFETY: HVC #0 enters the kernel, which follows the system-call ABI (hv_ipc::abi) and
-        // returns to the next instruction with results in x0-x3. Memory effects are the
+        // returns to the next instruction with results in x0-x4. Memory effects are the
         // caller's responsibility (see the function's safety contract); the asm is not `nomem`,
         // so the compiler does not cache memory across it.
         unsafe {
@@ -116,13 +116,13 @@ __component_rt_vectors:
                 inlateout("x1") args[0] => x1,
                 inlateout("x2") args[1] => x2,
                 inlateout("x3") args[2] => x3,
-                in("x4") args[3],
+                inlateout("x4") args[3] => x4,
                 in("x5") args[4],
                 clobber_abi("C"),
                 options(nostack),
             );
         }
-        [x0, x1, x2, x3]
+        [x0, x1, x2, x3, x4]
     }
 
     /// Executes a permanently undefined instruction (`udf #0`): the component's own vectors
@@ -150,7 +150,7 @@ mod host {
     /// # Safety
     ///
     /// None needed; it only panics. Kept `unsafe` to match the target signature.
-    pub unsafe fn hvc(number: u64, _args: [u64; 5]) -> [u64; 4] {
+    pub unsafe fn hvc(number: u64, _args: [u64; 5]) -> [u64; 5] {
         panic!(
             "hv-component-rt: system call {number} made on the host (components run only on aarch64)"
         )

@@ -55,6 +55,10 @@ pub enum Received {
         interface: u16,
         /// Request length in bytes (at most [`MESSAGE_MAX`]).
         len: usize,
+        /// Notification bits set on this component since it last saw them (now cleared in the
+        /// kernel), handed over with the call so that it acts on them first: a notification
+        /// sent before the call was made is never seen after the call is served.
+        notifications: u64,
     },
     /// Notification bits were set on this component (now cleared in the kernel).
     Notification {
@@ -117,8 +121,8 @@ impl Ipc {
     /// the component cannot go on without a working RECV, and the panic reports it.
     pub fn recv(&mut self) -> Received {
         // SAFETY: RECV writes __ipc_rx; `&mut self` guarantees no reference to it is alive.
-        let [x0, x1, x2, x3] = unsafe { arch::hvc(syscall::RECV, [0; 5]) };
-        match received(x0, x1, x2, x3) {
+        let [x0, x1, x2, x3, x4] = unsafe { arch::hvc(syscall::RECV, [0; 5]) };
+        match received(x0, x1, x2, x3, x4) {
             Ok(received) => received,
             Err(error) => panic!("RECV failed: {error:?}"),
         }
@@ -133,8 +137,8 @@ impl Ipc {
         }
         // SAFETY: REPLY reads __ipc_tx and, when the next call arrives, the kernel writes
         // __ipc_rx; `&mut self` guarantees no reference to either is alive.
-        let [x0, x1, x2, x3] = unsafe { arch::hvc(syscall::REPLY, [len as u64, 0, 0, 0, 0]) };
-        received(x0, x1, x2, x3)
+        let [x0, x1, x2, x3, x4] = unsafe { arch::hvc(syscall::REPLY, [len as u64, 0, 0, 0, 0]) };
+        received(x0, x1, x2, x3, x4)
     }
 
     /// Calls `interface` with the first `len` bytes of [`tx`](Self::tx) as the request and
@@ -191,12 +195,13 @@ impl Transport for Ipc {
 
 /// Decodes what RECV (or REPLY) returned. Inlined: on the server loop's path after every REPLY.
 #[inline(always)]
-fn received(x0: u64, x1: u64, x2: u64, x3: u64) -> Result<Received, SyscallError> {
+fn received(x0: u64, x1: u64, x2: u64, x3: u64, x4: u64) -> Result<Received, SyscallError> {
     match status(x0)? {
         abi::RECV_CALL => Ok(Received::Call {
             sender: x1,
             interface: x2 as u16,
             len: (x3 as usize).min(MESSAGE_MAX),
+            notifications: x4,
         }),
         abi::RECV_NOTIFICATION => Ok(Received::Notification { bits: x2 }),
         kind => panic!("RECV returned unknown kind {kind}"),

@@ -79,7 +79,11 @@ pub fn serve_forever(ipc: &mut Ipc, server: &mut impl Server) -> ! {
                 sender,
                 interface,
                 len,
+                notifications,
             } => {
+                if notifications != 0 {
+                    server.handle_notification(notifications);
+                }
                 let reply_len = server
                     .serve_call(ipc, sender, interface, len)
                     .min(MESSAGE_MAX);

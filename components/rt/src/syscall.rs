@@ -51,7 +51,7 @@ pub fn kernel_op(operation: u64, args: [u64; 4]) -> Result<[u64; 3], SyscallErro
     let [a, b, c, d] = args;
     // SAFETY: kernel operations act on components and counters, never on this component's
     // memory.
-    let [x0, x1, x2, x3] = unsafe { arch::hvc(syscall::KERNEL_OP, [operation, a, b, c, d]) };
+    let [x0, x1, x2, x3, _] = unsafe { arch::hvc(syscall::KERNEL_OP, [operation, a, b, c, d]) };
     status(x0).map(|_| [x1, x2, x3])
 }
 

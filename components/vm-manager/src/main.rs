@@ -28,6 +28,8 @@ mod console;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod crash_hook;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod guard_cache;
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod mmio;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod pl011;
@@ -48,7 +50,7 @@ mod component {
         Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
     };
     use hv_component_rt::hv_ipc::interfaces::mmio_guard::{
-        MmioGuardInterface, MmioGuardReply, MmioGuardRequest,
+        MmioGuardInterface, MmioGuardReply, MmioGuardRequest, NOTIFY_MMIO_GUARD_CHANGED,
     };
     use hv_component_rt::hv_ipc::interfaces::supervisor::{
         SupervisorInterface, SupervisorReply, SupervisorRequest,
@@ -58,6 +60,7 @@ mod component {
 
     use crate::config::{self, EmulatedDevice, MAX_EMULATED};
     use crate::crash_hook::{self, CrashHook, CrashKind};
+    use crate::guard_cache::GuardCache;
     use crate::mmio::{self, Refusal};
     use crate::pl011::Pl011;
     use crate::{console, policy};
@@ -107,6 +110,7 @@ mod component {
             served: 0,
             uarts: [const { Pl011::new() }; MAX_EMULATED],
             console_write_failed: false,
+            guard_cache: GuardCache::new(),
         };
         serve_forever(&mut ipc, &mut server)
     }
@@ -128,6 +132,8 @@ mod component {
         uarts: [Pl011; MAX_EMULATED],
         /// CONSOLE_WRITE was refused once (logged once; lines then go to the log).
         console_write_failed: bool,
+        /// The MMIO guard's verdicts kept until it says they changed.
+        guard_cache: GuardCache,
     }
 
     impl VmManager {
@@ -215,8 +221,13 @@ mod component {
         ) -> Result<TrapResolution, Refusal> {
             let (index, offset) =
                 mmio::locate(devices.emulated, access.vm, access.ipa, access.size)?;
-            if devices.mmio_guard {
-                Self::ask_guard(ipc, access)?;
+            if let Some(cache) = devices.mmio_guard {
+                let len = u64::from(access.size);
+                if !cache.allows(access.vm, access.ipa, len) {
+                    if Self::ask_guard(ipc, access)? {
+                        cache.remember(access.vm, access.ipa, len);
+                    }
+                }
             }
             let uart = devices.uarts.get_mut(index).ok_or(Refusal::NoDevice)?;
             if access.write {
@@ -231,9 +242,9 @@ mod component {
             }
         }
 
-        /// Asks the MMIO guard whether the access may be emulated. Fails closed: no clear yes
-        /// is a no.
-        fn ask_guard(ipc: &mut Ipc, access: Access) -> Result<(), Refusal> {
+        /// Asks the MMIO guard whether the access may be emulated; `Ok(true)` if the "yes" may
+        /// be kept. Fails closed: no clear yes is a no.
+        fn ask_guard(ipc: &mut Ipc, access: Access) -> Result<bool, Refusal> {
             let answer =
                 Client::<MmioGuardInterface, _>::new(&mut *ipc).call(&MmioGuardRequest::Check {
                     vm: access.vm,
@@ -241,10 +252,15 @@ mod component {
                     len: u64::from(access.size),
                 });
             match answer {
-                Ok(MmioGuardReply::Verdict { allowed: true, .. }) => Ok(()),
+                Ok(MmioGuardReply::Verdict {
+                    allowed: true,
+                    cacheable,
+                    ..
+                }) => Ok(cacheable),
                 Ok(MmioGuardReply::Verdict {
                     allowed: false,
                     enrolled,
+                    ..
                 }) => {
                     debug!(
                         "vm{=u16}: MMIO guard refuses {=u64:#x} (enrolled: {=bool})",
@@ -328,8 +344,8 @@ mod component {
         emulated: &'a [EmulatedDevice<'static>],
         /// Their models, by the same index.
         uarts: &'a mut [Pl011],
-        /// Whether the MMIO guard must be asked first.
-        mmio_guard: bool,
+        /// When the MMIO guard must be asked first: what it allowed before.
+        mmio_guard: Option<&'a mut GuardCache>,
     }
 
     /// The machine's console, for VMs' lines.
@@ -420,7 +436,10 @@ mod component {
             let devices = Devices {
                 emulated: &manager.emulated,
                 uarts: &mut manager.uarts,
-                mmio_guard: manager.services.mmio_guard,
+                mmio_guard: manager
+                    .services
+                    .mmio_guard
+                    .then_some(&mut manager.guard_cache),
             };
             VmManager::mmio(self.ipc, devices, access, &mut console)
         }
@@ -438,6 +457,12 @@ mod component {
                 GuestTrapInterface::serve(&mut Serving { manager: self, ipc }, request)
             });
             hv_ipc::encode_answer::<GuestTrapInterface>(&answer, ipc.tx())
+        }
+
+        fn handle_notification(&mut self, bits: u64) {
+            if bits & NOTIFY_MMIO_GUARD_CHANGED != 0 {
+                self.guard_cache.clear();
+            }
         }
     }
 }

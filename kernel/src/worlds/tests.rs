@@ -887,3 +887,41 @@ fn two_cpus_calling_one_component_queue_and_each_gets_its_own_answer() {
     );
     assert_eq!(registry.stats(VM_MANAGER).unwrap().calls, 2);
 }
+
+#[test]
+fn a_call_hands_over_the_notifications_sent_before_it() {
+    let registry = system(true);
+    let mut machine = Fake::new();
+    let mut cpu = Cpu::new(0);
+    // vm-manager notifies mem-protect, then the vCPU's trap reaches mem-protect: its first
+    // RECV returns the call with the bits in x4 (and clears them).
+    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    hvc(
+        &registry,
+        &mut machine,
+        &mut cpu,
+        [syscall::NOTIFY, MEM_PROTECT as u64, 0b100, 0],
+    );
+    reply_resolution(&registry, &mut machine, &mut cpu, NOT_SUPPORTED);
+    trap(&registry, &mut machine, &mut cpu, MEM_PROTECT).unwrap();
+    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    assert_eq!(registers(&registry, &mut cpu)[0], abi::RECV_CALL);
+    assert_eq!(registry.frame_mut(&mut cpu).x[4], 0b100);
+    reply_resolution(&registry, &mut machine, &mut cpu, NOT_SUPPORTED);
+    // Again, for a component that waits in REPLY rather than a fresh one; and with nothing
+    // pending, x4 is 0.
+    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
+    hvc(
+        &registry,
+        &mut machine,
+        &mut cpu,
+        [syscall::NOTIFY, MEM_PROTECT as u64, 0b1000, 0],
+    );
+    reply_resolution(&registry, &mut machine, &mut cpu, NOT_SUPPORTED);
+    trap(&registry, &mut machine, &mut cpu, MEM_PROTECT).unwrap();
+    assert_eq!(registry.frame_mut(&mut cpu).x[4], 0b1000);
+    reply_resolution(&registry, &mut machine, &mut cpu, NOT_SUPPORTED);
+    trap(&registry, &mut machine, &mut cpu, MEM_PROTECT).unwrap();
+    assert_eq!(registry.frame_mut(&mut cpu).x[4], 0);
+}
