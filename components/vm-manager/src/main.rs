@@ -223,10 +223,8 @@ mod component {
                 mmio::locate(devices.emulated, access.vm, access.ipa, access.size)?;
             if let Some(cache) = devices.mmio_guard {
                 let len = u64::from(access.size);
-                if !cache.allows(access.vm, access.ipa, len) {
-                    if Self::ask_guard(ipc, access)? {
-                        cache.remember(access.vm, access.ipa, len);
-                    }
+                if !cache.allows(access.vm, access.ipa, len) && Self::ask_guard(ipc, access)? {
+                    cache.remember(access.vm, access.ipa, len);
                 }
             }
             let uart = devices.uarts.get_mut(index).ok_or(Refusal::NoDevice)?;
