@@ -204,42 +204,93 @@ const NOT_SUPPORTED: TrapResolution = TrapResolution::Return {
     regs: [u64::MAX, 0, 0, 0],
 };
 
+/// A system on one CPU, the test playing the components' parts on it.
+struct World {
+    registry: Registry<El1>,
+    machine: Fake,
+    cpu: Cpu<El1>,
+}
+
+impl World {
+    fn new(with_supervisor: bool) -> Self {
+        Self {
+            registry: system(with_supervisor),
+            machine: Fake::new(),
+            cpu: Cpu::new(0),
+        }
+    }
+
+    /// The vCPU makes an SMCCC trap that goes to component `index`.
+    fn trap(&mut self, index: usize) -> Result<(), CallError> {
+        trap(&self.registry, &mut self.machine, &mut self.cpu, index)
+    }
+
+    /// The vCPU makes trap `pending`, which goes to component `index`.
+    fn trap_on(&mut self, index: usize, pending: PendingTrap) -> Result<(), CallError> {
+        trap_on(
+            &self.registry,
+            &mut self.machine,
+            &mut self.cpu,
+            index,
+            pending,
+        )
+    }
+
+    /// The component on top makes system call `x` (x0..x3).
+    fn hvc(&mut self, x: [u64; 4]) -> Syscall {
+        hvc(&self.registry, &mut self.machine, &mut self.cpu, x)
+    }
+
+    /// x0..x3 of the world on top.
+    fn registers(&mut self) -> [u64; 4] {
+        registers(&self.registry, &mut self.cpu)
+    }
+
+    /// The component on top encodes `resolution` into TX and replies with it.
+    fn reply(&mut self, resolution: TrapResolution) {
+        reply_resolution(&self.registry, &mut self.machine, &mut self.cpu, resolution);
+    }
+
+    /// The component on top faults with syndrome `esr`.
+    fn fault(&mut self, esr: u64) {
+        self.registry.fault(&mut self.machine, &mut self.cpu, esr);
+    }
+}
+
 #[test]
 fn a_vcpu_trap_runs_the_component_and_its_answer_waits_for_the_vcpu() {
-    let registry = system(true);
-    let mut machine = Fake::new();
-    let mut cpu = Cpu::new(0);
-    trapped_vcpu(&mut cpu, 0xc600_00ff);
-    let vcpu_frame = registry.top_frame(&mut cpu);
+    let mut w = World::new(true);
+    trapped_vcpu(&mut w.cpu, 0xc600_00ff);
+    let vcpu_frame = w.registry.top_frame(&mut w.cpu);
 
-    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
-    assert_eq!(cpu.current(), Some(VM_MANAGER));
+    w.trap(VM_MANAGER).unwrap();
+    assert_eq!(w.cpu.current(), Some(VM_MANAGER));
     assert_eq!(
-        machine.running,
+        w.machine.running,
         Some(WorldKind::Component {
             vttbr: VTTBR[VM_MANAGER]
         })
     );
-    assert_eq!(machine.el1, FRESH_COMPONENT_EL1);
+    assert_eq!(w.machine.el1, FRESH_COMPONENT_EL1);
     assert_ne!(
-        registry.top_frame(&mut cpu),
+        w.registry.top_frame(&mut w.cpu),
         vcpu_frame,
         "the component's own frame is on top"
     );
     // Started afresh: its entry arguments, then the call at its first RECV.
-    let region = registry.components()[VM_MANAGER].descriptor.region;
+    let region = w.registry.components()[VM_MANAGER].descriptor.region;
     assert_eq!(
-        registers(&registry, &mut cpu),
+        w.registers(),
         [VM_MANAGER as u64, region.start, 0x10_0000, 0]
     );
     assert_eq!(
-        cpu.take_answer(),
+        w.cpu.take_answer(),
         None,
         "no answer while the component runs"
     );
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    w.hvc([syscall::RECV, 0, 0, 0]);
     assert_eq!(
-        registers(&registry, &mut cpu),
+        w.registers(),
         [
             abi::RECV_CALL,
             abi::SENDER_KERNEL,
@@ -247,33 +298,35 @@ fn a_vcpu_trap_runs_the_component_and_its_answer_waits_for_the_vcpu() {
             3
         ]
     );
-    let rx = machine.message_buffer(registry.components()[VM_MANAGER].descriptor.ipc_rx);
+    let rx = w
+        .machine
+        .message_buffer(w.registry.components()[VM_MANAGER].descriptor.ipc_rx);
     assert_eq!(&rx[..3], b"req");
 
-    machine.el1 = 0xbad; // the component changes its EL1 state
-    reply_resolution(&registry, &mut machine, &mut cpu, NOT_SUPPORTED);
-    assert_eq!(cpu.current(), None);
-    assert_eq!(registry.top_frame(&mut cpu), vcpu_frame);
-    assert_eq!(machine.running, Some(WorldKind::Vcpu));
-    assert_eq!(machine.el1, HOST_EL1, "the vCPU's EL1 state is back");
+    w.machine.el1 = 0xbad; // the component changes its EL1 state
+    w.reply(NOT_SUPPORTED);
+    assert_eq!(w.cpu.current(), None);
+    assert_eq!(w.registry.top_frame(&mut w.cpu), vcpu_frame);
+    assert_eq!(w.machine.running, Some(WorldKind::Vcpu));
+    assert_eq!(w.machine.el1, HOST_EL1, "the vCPU's EL1 state is back");
     assert_eq!(
-        cpu.take_answer(),
+        w.cpu.take_answer(),
         Some((smccc_pending(), Ok(NOT_SUPPORTED)))
     );
-    assert_eq!(cpu.take_answer(), None, "an answer is taken once");
+    assert_eq!(w.cpu.take_answer(), None, "an answer is taken once");
     assert_eq!(
-        cpu.vcpu_frame().x[0],
+        w.cpu.vcpu_frame().x[0],
         0xc600_00ff,
         "the kernel applies the answer, not the stack"
     );
-    assert_eq!(registry.stats(VM_MANAGER).unwrap().calls, 1);
+    assert_eq!(w.registry.stats(VM_MANAGER).unwrap().calls, 1);
 
     // A second call reaches the idle component's REPLY with the delivery in its registers,
     // and the component gets its own EL1 state back.
-    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
-    assert_eq!(machine.el1, 0xbad);
+    w.trap(VM_MANAGER).unwrap();
+    assert_eq!(w.machine.el1, 0xbad);
     assert_eq!(
-        registers(&registry, &mut cpu),
+        w.registers(),
         [
             abi::RECV_CALL,
             abi::SENDER_KERNEL,
@@ -285,9 +338,7 @@ fn a_vcpu_trap_runs_the_component_and_its_answer_waits_for_the_vcpu() {
 
 #[test]
 fn an_undecodable_or_refused_answer_is_kept_as_such_and_the_vcpu_is_untouched() {
-    let registry = system(true);
-    let mut machine = Fake::new();
-    let mut cpu = Cpu::new(0);
+    let mut w = World::new(true);
     // Started afresh, the component's first RECV gets the call; later calls come back from
     // its REPLY.
     let mut first = true;
@@ -303,73 +354,53 @@ fn an_undecodable_or_refused_answer_is_kept_as_such_and_the_vcpu_is_untouched() 
             Refusal::Remote(hv_ipc::RemoteError::Busy),
         ),
     ] {
-        trapped_vcpu(&mut cpu, 0xc600_00ff);
-        let before = cpu.vcpu_frame().clone();
-        trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
+        trapped_vcpu(&mut w.cpu, 0xc600_00ff);
+        let before = w.cpu.vcpu_frame().clone();
+        w.trap(VM_MANAGER).unwrap();
         if first {
-            hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+            w.hvc([syscall::RECV, 0, 0, 0]);
         }
         first = false;
-        let tx = machine.message_buffer(registry.components()[VM_MANAGER].descriptor.ipc_tx);
+        let tx = w
+            .machine
+            .message_buffer(w.registry.components()[VM_MANAGER].descriptor.ipc_tx);
         tx[..bytes.len()].copy_from_slice(bytes);
-        hvc(
-            &registry,
-            &mut machine,
-            &mut cpu,
-            [syscall::REPLY, bytes.len() as u64, 0, 0],
-        );
-        assert_eq!(cpu.take_answer(), Some((smccc_pending(), Err(expected))));
-        assert_eq!(*cpu.vcpu_frame(), before);
+        w.hvc([syscall::REPLY, bytes.len() as u64, 0, 0]);
+        assert_eq!(w.cpu.take_answer(), Some((smccc_pending(), Err(expected))));
+        assert_eq!(*w.cpu.vcpu_frame(), before);
     }
 }
 
 #[test]
 fn a_reply_that_cannot_be_given_is_refused_and_the_server_stays() {
-    let registry = system(true);
-    let mut machine = Fake::new();
-    let mut cpu = Cpu::new(0);
-    trapped_vcpu(&mut cpu, 0xc600_00ff);
-    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-    hvc(
-        &registry,
-        &mut machine,
-        &mut cpu,
-        [syscall::REPLY, MESSAGE_MAX as u64 + 1, 0, 0],
-    );
-    assert_eq!(cpu.current(), Some(VM_MANAGER));
-    assert_eq!(
-        registers(&registry, &mut cpu)[0],
-        error(SyscallError::MessageTooLong)
-    );
-    assert_eq!(cpu.take_answer(), None);
+    let mut w = World::new(true);
+    trapped_vcpu(&mut w.cpu, 0xc600_00ff);
+    w.trap(VM_MANAGER).unwrap();
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    w.hvc([syscall::REPLY, MESSAGE_MAX as u64 + 1, 0, 0]);
+    assert_eq!(w.cpu.current(), Some(VM_MANAGER));
+    assert_eq!(w.registers()[0], error(SyscallError::MessageTooLong));
+    assert_eq!(w.cpu.take_answer(), None);
 }
 
 #[test]
 fn nested_calls_carry_requests_and_replies_between_components() {
-    let registry = system(true);
-    let mut machine = Fake::new();
-    let mut cpu = Cpu::new(0);
-    trapped_vcpu(&mut cpu, 0xc600_0001);
-    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-    let vm_manager = registry.components()[VM_MANAGER].descriptor;
-    let supervisor = registry.components()[SUPERVISOR].descriptor;
-    machine.el1 = 0x111; // vm-manager's own EL1 state
+    let mut w = World::new(true);
+    trapped_vcpu(&mut w.cpu, 0xc600_0001);
+    w.trap(VM_MANAGER).unwrap();
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    let vm_manager = w.registry.components()[VM_MANAGER].descriptor;
+    let supervisor = w.registry.components()[SUPERVISOR].descriptor;
+    w.machine.el1 = 0x111; // vm-manager's own EL1 state
 
-    machine.message_buffer(vm_manager.ipc_tx)[..4].copy_from_slice(b"ping");
-    hvc(
-        &registry,
-        &mut machine,
-        &mut cpu,
-        [syscall::CALL, interface::SUPERVISOR as u64, 4, 0],
-    );
-    assert_eq!(cpu.current(), Some(SUPERVISOR));
-    assert_eq!(cpu.depth(), 2);
-    assert_eq!(machine.el1, FRESH_COMPONENT_EL1);
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    w.machine.message_buffer(vm_manager.ipc_tx)[..4].copy_from_slice(b"ping");
+    w.hvc([syscall::CALL, interface::SUPERVISOR as u64, 4, 0]);
+    assert_eq!(w.cpu.current(), Some(SUPERVISOR));
+    assert_eq!(w.cpu.depth(), 2);
+    assert_eq!(w.machine.el1, FRESH_COMPONENT_EL1);
+    w.hvc([syscall::RECV, 0, 0, 0]);
     assert_eq!(
-        registers(&registry, &mut cpu),
+        w.registers(),
         [
             abi::RECV_CALL,
             VM_MANAGER as u64,
@@ -377,28 +408,26 @@ fn nested_calls_carry_requests_and_replies_between_components() {
             4
         ]
     );
-    assert_eq!(&machine.message_buffer(supervisor.ipc_rx)[..4], b"ping");
+    assert_eq!(&w.machine.message_buffer(supervisor.ipc_rx)[..4], b"ping");
 
-    machine.message_buffer(supervisor.ipc_tx)[..5].copy_from_slice(b"pong!");
-    hvc(&registry, &mut machine, &mut cpu, [syscall::REPLY, 5, 0, 0]);
-    assert_eq!(cpu.current(), Some(VM_MANAGER));
-    assert_eq!(machine.el1, 0x111, "the caller's EL1 state is back");
-    assert_eq!(registers(&registry, &mut cpu)[..2], [0, 5]);
-    assert_eq!(&machine.message_buffer(vm_manager.ipc_rx)[..5], b"pong!");
+    w.machine.message_buffer(supervisor.ipc_tx)[..5].copy_from_slice(b"pong!");
+    w.hvc([syscall::REPLY, 5, 0, 0]);
+    assert_eq!(w.cpu.current(), Some(VM_MANAGER));
+    assert_eq!(w.machine.el1, 0x111, "the caller's EL1 state is back");
+    assert_eq!(w.registers()[..2], [0, 5]);
+    assert_eq!(&w.machine.message_buffer(vm_manager.ipc_rx)[..5], b"pong!");
 
-    reply_resolution(&registry, &mut machine, &mut cpu, NOT_SUPPORTED);
-    assert_eq!(cpu.depth(), 0);
-    assert_eq!(machine.el1, HOST_EL1);
-    assert!(cpu.take_answer().is_some());
+    w.reply(NOT_SUPPORTED);
+    assert_eq!(w.cpu.depth(), 0);
+    assert_eq!(w.machine.el1, HOST_EL1);
+    assert!(w.cpu.take_answer().is_some());
 }
 
 #[test]
 fn calls_are_checked_against_grants_and_targets() {
-    let registry = system(true);
-    let mut machine = Fake::new();
-    let mut cpu = Cpu::new(0);
-    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    let mut w = World::new(true);
+    w.trap(VM_MANAGER).unwrap();
+    w.hvc([syscall::RECV, 0, 0, 0]);
     for (call, expected) in [
         // Not in its `calls`.
         ([syscall::CALL, 5, 1, 0], SyscallError::NotAllowed),
@@ -428,28 +457,19 @@ fn calls_are_checked_against_grants_and_targets() {
         ),
         ([0x77, 0, 0, 0], SyscallError::UnknownSyscall),
     ] {
-        assert_eq!(hvc(&registry, &mut machine, &mut cpu, call), Syscall::Done);
-        assert_eq!(
-            registers(&registry, &mut cpu)[0],
-            error(expected),
-            "{call:x?}"
-        );
-        assert_eq!(cpu.current(), Some(VM_MANAGER));
+        assert_eq!(w.hvc(call), Syscall::Done);
+        assert_eq!(w.registers()[0], error(expected), "{call:x?}");
+        assert_eq!(w.cpu.current(), Some(VM_MANAGER));
     }
     // A granted notification sets the bit, which the target sees at its next RECV.
     assert_eq!(
-        hvc(
-            &registry,
-            &mut machine,
-            &mut cpu,
-            [syscall::NOTIFY, MEM_PROTECT as u64, 0b100, 0]
-        ),
+        w.hvc([syscall::NOTIFY, MEM_PROTECT as u64, 0b100, 0]),
         Syscall::Done
     );
-    assert_eq!(registers(&registry, &mut cpu)[0], 0);
+    assert_eq!(w.registers()[0], 0);
     // The kernel serves the other granted operations (and LOG) itself.
     assert_eq!(
-        hvc(&registry, &mut machine, &mut cpu, [syscall::LOG, 1, 2, 0]),
+        w.hvc([syscall::LOG, 1, 2, 0]),
         Syscall::Kernel {
             index: VM_MANAGER,
             number: syscall::LOG,
@@ -460,17 +480,15 @@ fn calls_are_checked_against_grants_and_targets() {
 
 #[test]
 fn a_component_faulting_while_serving_the_vcpu_has_the_trap_delivered_again() {
-    let registry = system(true);
-    let mut machine = Fake::new();
-    let mut cpu = Cpu::new(0);
-    trapped_vcpu(&mut cpu, 0xc600_00ff);
-    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-    registry.frame_mut(&mut cpu).elr = 0x1000_0abc;
-    registry.fault(&mut machine, &mut cpu, 0x9600_0000);
+    let mut w = World::new(true);
+    trapped_vcpu(&mut w.cpu, 0xc600_00ff);
+    w.trap(VM_MANAGER).unwrap();
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    w.registry.frame_mut(&mut w.cpu).elr = 0x1000_0abc;
+    w.fault(0x9600_0000);
 
     assert_eq!(
-        machine.events,
+        w.machine.events,
         [Event::Faulted {
             index: VM_MANAGER,
             faults: 1,
@@ -479,37 +497,32 @@ fn a_component_faulting_while_serving_the_vcpu_has_the_trap_delivered_again() {
         }]
     );
     assert_eq!(
-        cpu.vcpu_frame().elr,
+        w.cpu.vcpu_frame().elr,
         smccc_pending().retry_pc,
         "the vCPU will trap again"
     );
-    assert_eq!(cpu.vcpu_frame().x[0], 0xc600_00ff);
+    assert_eq!(w.cpu.vcpu_frame().x[0], 0xc600_00ff);
     // The supervisor runs at once with the notification, on behalf of nobody.
-    assert_eq!(cpu.current(), Some(SUPERVISOR));
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    assert_eq!(w.cpu.current(), Some(SUPERVISOR));
+    w.hvc([syscall::RECV, 0, 0, 0]);
     assert_eq!(
-        registers(&registry, &mut cpu),
+        w.registers(),
         [abi::RECV_NOTIFICATION, 0, abi::NOTIFY_COMPONENT_FAULTED, 0]
     );
-    hvc(
-        &registry,
-        &mut machine,
-        &mut cpu,
-        [
-            syscall::KERNEL_OP,
-            kernel_op::COMPONENT_STATE,
-            VM_MANAGER as u64,
-            0,
-        ],
-    );
+    w.hvc([
+        syscall::KERNEL_OP,
+        kernel_op::COMPONENT_STATE,
+        VM_MANAGER as u64,
+        0,
+    ]);
     assert_eq!(
-        registers(&registry, &mut cpu),
+        w.registers(),
         [0, ComponentState::Faulted as u64, 1, 0x9600_0000]
     );
     // Until it is restarted, the trap finds the component stopped.
     assert_eq!(
-        registry.call_from_vcpu(
-            &mut machine,
+        w.registry.call_from_vcpu(
+            &mut w.machine,
             &mut Cpu::new(0),
             VM_MANAGER,
             interface::GUEST_TRAP,
@@ -518,72 +531,48 @@ fn a_component_faulting_while_serving_the_vcpu_has_the_trap_delivered_again() {
         ),
         Err(CallError::Stopped)
     );
-    hvc(
-        &registry,
-        &mut machine,
-        &mut cpu,
-        [syscall::KERNEL_OP, kernel_op::RESTART, VM_MANAGER as u64, 0],
-    );
-    assert_eq!(registers(&registry, &mut cpu)[0], 0);
+    w.hvc([syscall::KERNEL_OP, kernel_op::RESTART, VM_MANAGER as u64, 0]);
+    assert_eq!(w.registers()[0], 0);
     assert_eq!(
-        machine.events.last(),
+        w.machine.events.last(),
         Some(&Event::Restarted {
             index: VM_MANAGER,
             restarts: 1
         })
     );
     // Nothing more to do: the supervisor waits, and the CPU goes back to the vCPU.
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-    assert_eq!(cpu.current(), None);
-    assert_eq!(machine.el1, HOST_EL1);
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    assert_eq!(w.cpu.current(), None);
+    assert_eq!(w.machine.el1, HOST_EL1);
 
     // The restarted component starts afresh and serves the trap made again.
-    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
-    assert_eq!(
-        registers(&registry, &mut cpu)[3],
-        1,
-        "entry x3: its start count"
-    );
-    assert_eq!(machine.el1, FRESH_COMPONENT_EL1);
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-    reply_resolution(&registry, &mut machine, &mut cpu, NOT_SUPPORTED);
-    assert!(cpu.take_answer().is_some());
-    assert_eq!(registry.stats(VM_MANAGER).unwrap().starts, 2);
+    w.trap(VM_MANAGER).unwrap();
+    assert_eq!(w.registers()[3], 1, "entry x3: its start count");
+    assert_eq!(w.machine.el1, FRESH_COMPONENT_EL1);
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    w.reply(NOT_SUPPORTED);
+    assert!(w.cpu.take_answer().is_some());
+    assert_eq!(w.registry.stats(VM_MANAGER).unwrap().starts, 2);
 }
 
 #[test]
 fn a_callee_faulting_answers_its_caller_with_callee_faulted() {
-    let registry = system(true);
-    let mut machine = Fake::new();
-    let mut cpu = Cpu::new(0);
-    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-    hvc(
-        &registry,
-        &mut machine,
-        &mut cpu,
-        [syscall::CALL, interface::SUPERVISOR as u64, 1, 0],
-    );
-    assert_eq!(cpu.current(), Some(SUPERVISOR));
+    let mut w = World::new(true);
+    w.trap(VM_MANAGER).unwrap();
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    w.hvc([syscall::CALL, interface::SUPERVISOR as u64, 1, 0]);
+    assert_eq!(w.cpu.current(), Some(SUPERVISOR));
     // The supervisor itself faults: nobody else can restart it, so the kernel does at once.
-    registry.fault(&mut machine, &mut cpu, 0x0200_0000);
-    assert_eq!(cpu.current(), Some(VM_MANAGER));
-    assert_eq!(
-        registers(&registry, &mut cpu)[0],
-        error(SyscallError::CalleeFaulted)
-    );
-    assert!(machine.events.contains(&Event::Restarted {
+    w.fault(0x0200_0000);
+    assert_eq!(w.cpu.current(), Some(VM_MANAGER));
+    assert_eq!(w.registers()[0], error(SyscallError::CalleeFaulted));
+    assert!(w.machine.events.contains(&Event::Restarted {
         index: SUPERVISOR,
         restarts: 1
     }));
     // It serves the next call.
-    hvc(
-        &registry,
-        &mut machine,
-        &mut cpu,
-        [syscall::CALL, interface::SUPERVISOR as u64, 1, 0],
-    );
-    assert_eq!(cpu.current(), Some(SUPERVISOR));
+    w.hvc([syscall::CALL, interface::SUPERVISOR as u64, 1, 0]);
+    assert_eq!(w.cpu.current(), Some(SUPERVISOR));
 }
 
 #[test]
@@ -591,53 +580,46 @@ fn faults_at_each_step_of_a_call_leave_the_stack_consistent() {
     // Fault the vm-manager (a) fresh before its first RECV, (b) after RECV, (c) after a call
     // of its own was answered, (d) by waiting for a call while its caller waits for its reply.
     for step in 0..4 {
-        let registry = system(true);
-        let mut machine = Fake::new();
-        let mut cpu = Cpu::new(0);
-        trapped_vcpu(&mut cpu, 0xc600_00ff);
-        trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
+        let mut w = World::new(true);
+        trapped_vcpu(&mut w.cpu, 0xc600_00ff);
+        w.trap(VM_MANAGER).unwrap();
         if step >= 1 {
-            hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+            w.hvc([syscall::RECV, 0, 0, 0]);
         }
         match step {
-            0 | 1 => registry.fault(&mut machine, &mut cpu, 1),
+            0 | 1 => w.fault(1),
             2 => {
-                hvc(
-                    &registry,
-                    &mut machine,
-                    &mut cpu,
-                    [syscall::CALL, interface::SUPERVISOR as u64, 1, 0],
-                );
-                hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-                hvc(&registry, &mut machine, &mut cpu, [syscall::REPLY, 0, 0, 0]);
-                assert_eq!(cpu.current(), Some(VM_MANAGER));
-                registry.fault(&mut machine, &mut cpu, 1);
+                w.hvc([syscall::CALL, interface::SUPERVISOR as u64, 1, 0]);
+                w.hvc([syscall::RECV, 0, 0, 0]);
+                w.hvc([syscall::REPLY, 0, 0, 0]);
+                assert_eq!(w.cpu.current(), Some(VM_MANAGER));
+                w.fault(1);
             }
             _ => {
-                hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+                w.hvc([syscall::RECV, 0, 0, 0]);
                 assert_eq!(
-                    machine.events[0],
+                    w.machine.events[0],
                     Event::ReceivedWhileCalled { index: VM_MANAGER }
                 );
             }
         }
         assert_eq!(
-            cpu.vcpu_frame().elr,
+            w.cpu.vcpu_frame().elr,
             smccc_pending().retry_pc,
             "step {step}"
         );
         assert_eq!(
-            cpu.current(),
+            w.cpu.current(),
             Some(SUPERVISOR),
             "step {step}: the supervisor runs"
         );
-        assert_eq!(cpu.depth(), 1);
-        hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-        hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-        assert_eq!(cpu.current(), None, "step {step}");
-        assert_eq!(machine.el1, HOST_EL1, "step {step}");
+        assert_eq!(w.cpu.depth(), 1);
+        w.hvc([syscall::RECV, 0, 0, 0]);
+        w.hvc([syscall::RECV, 0, 0, 0]);
+        assert_eq!(w.cpu.current(), None, "step {step}");
+        assert_eq!(w.machine.el1, HOST_EL1, "step {step}");
         assert_eq!(
-            cpu.take_answer(),
+            w.cpu.take_answer(),
             None,
             "step {step}: no answer, the trap comes again"
         );
@@ -646,9 +628,7 @@ fn faults_at_each_step_of_a_call_leave_the_stack_consistent() {
 
 #[test]
 fn a_component_never_restarted_is_retired_and_nothing_waits_on_it() {
-    let registry = system(true);
-    let mut machine = Fake::new();
-    let mut cpu = Cpu::new(0);
+    let mut w = World::new(true);
     let pending = PendingTrap {
         kind: TrapKind::Stage2Fault {
             esr: 0x9200_0007,
@@ -656,53 +636,37 @@ fn a_component_never_restarted_is_retired_and_nothing_waits_on_it() {
         },
         retry_pc: 0x4000_0000,
     };
-    trap_on(&registry, &mut machine, &mut cpu, MEM_PROTECT, pending).unwrap();
-    registry.fault(&mut machine, &mut cpu, 0x9600_0000);
-    assert_eq!(cpu.current(), Some(SUPERVISOR));
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-    hvc(
-        &registry,
-        &mut machine,
-        &mut cpu,
-        [
-            syscall::KERNEL_OP,
-            kernel_op::RESTART,
-            MEM_PROTECT as u64,
-            kernel_op::RESTART_NEVER,
-        ],
-    );
-    assert_eq!(registers(&registry, &mut cpu)[0], 0);
+    w.trap_on(MEM_PROTECT, pending).unwrap();
+    w.fault(0x9600_0000);
+    assert_eq!(w.cpu.current(), Some(SUPERVISOR));
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    w.hvc([
+        syscall::KERNEL_OP,
+        kernel_op::RESTART,
+        MEM_PROTECT as u64,
+        kernel_op::RESTART_NEVER,
+    ]);
+    assert_eq!(w.registers()[0], 0);
     assert!(
-        machine
+        w.machine
             .events
             .contains(&Event::Retired { index: MEM_PROTECT })
     );
     // Restarting a retired component is refused.
-    hvc(
-        &registry,
-        &mut machine,
-        &mut cpu,
-        [
-            syscall::KERNEL_OP,
-            kernel_op::RESTART,
-            MEM_PROTECT as u64,
-            0,
-        ],
-    );
-    assert_eq!(
-        registers(&registry, &mut cpu)[0],
-        error(SyscallError::BadArgument)
-    );
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-    assert_eq!(cpu.current(), None);
+    w.hvc([
+        syscall::KERNEL_OP,
+        kernel_op::RESTART,
+        MEM_PROTECT as u64,
+        0,
+    ]);
+    assert_eq!(w.registers()[0], error(SyscallError::BadArgument));
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    assert_eq!(w.cpu.current(), None);
 
+    assert_eq!(w.trap_on(MEM_PROTECT, pending), Err(CallError::Retired));
+    assert_eq!(w.cpu.current(), None);
     assert_eq!(
-        trap_on(&registry, &mut machine, &mut cpu, MEM_PROTECT, pending),
-        Err(CallError::Retired)
-    );
-    assert_eq!(cpu.current(), None);
-    assert_eq!(
-        registry.stats(MEM_PROTECT).unwrap().starts,
+        w.registry.stats(MEM_PROTECT).unwrap().starts,
         1,
         "never loaded again"
     );
@@ -710,78 +674,61 @@ fn a_component_never_restarted_is_retired_and_nothing_waits_on_it() {
 
 #[test]
 fn a_deferred_restart_happens_at_the_first_call_after_its_deadline() {
-    let registry = system(true);
-    let mut machine = Fake::new();
-    let mut cpu = Cpu::new(0);
-    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
-    registry.fault(&mut machine, &mut cpu, 1);
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-    machine.now = 1_000;
-    hvc(
-        &registry,
-        &mut machine,
-        &mut cpu,
-        [
-            syscall::KERNEL_OP,
-            kernel_op::RESTART,
-            VM_MANAGER as u64,
-            1_500,
-        ],
-    );
-    assert_eq!(registers(&registry, &mut cpu)[0], 0);
+    let mut w = World::new(true);
+    w.trap(VM_MANAGER).unwrap();
+    w.fault(1);
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    w.machine.now = 1_000;
+    w.hvc([
+        syscall::KERNEL_OP,
+        kernel_op::RESTART,
+        VM_MANAGER as u64,
+        1_500,
+    ]);
+    assert_eq!(w.registers()[0], 0);
     assert_eq!(
-        machine.events.last(),
+        w.machine.events.last(),
         Some(&Event::RestartDeferred { index: VM_MANAGER })
     );
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
+    w.hvc([syscall::RECV, 0, 0, 0]);
 
-    machine.now = 1_499;
+    w.machine.now = 1_499;
+    assert_eq!(w.trap(VM_MANAGER), Err(CallError::Stopped));
+    w.machine.now = 1_500;
+    w.trap(VM_MANAGER).unwrap();
     assert_eq!(
-        trap(&registry, &mut machine, &mut cpu, VM_MANAGER),
-        Err(CallError::Stopped)
-    );
-    machine.now = 1_500;
-    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
-    assert_eq!(
-        machine.events.last(),
+        w.machine.events.last(),
         Some(&Event::Restarted {
             index: VM_MANAGER,
             restarts: 1
         })
     );
-    assert_eq!(cpu.current(), Some(VM_MANAGER));
+    assert_eq!(w.cpu.current(), Some(VM_MANAGER));
 }
 
 #[test]
 fn without_a_supervisor_the_kernel_restarts_a_faulted_component_at_once() {
-    let registry = system(false);
-    let mut machine = Fake::new();
-    let mut cpu = Cpu::new(0);
-    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
-    registry.fault(&mut machine, &mut cpu, 1);
-    assert_eq!(cpu.current(), None);
-    assert_eq!(machine.el1, HOST_EL1);
-    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
+    let mut w = World::new(false);
+    w.trap(VM_MANAGER).unwrap();
+    w.fault(1);
+    assert_eq!(w.cpu.current(), None);
+    assert_eq!(w.machine.el1, HOST_EL1);
+    w.trap(VM_MANAGER).unwrap();
 }
 
 #[test]
 fn a_notified_component_goes_idle_when_it_has_nothing_left() {
-    let registry = system(true);
-    let mut machine = Fake::new();
-    let mut cpu = Cpu::new(0);
-    trap(&registry, &mut machine, &mut cpu, MEM_PROTECT).unwrap();
-    registry.fault(&mut machine, &mut cpu, 1);
+    let mut w = World::new(true);
+    w.trap(MEM_PROTECT).unwrap();
+    w.fault(1);
     // The supervisor, run by the kernel, cannot REPLY to anyone.
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-    hvc(&registry, &mut machine, &mut cpu, [syscall::REPLY, 0, 0, 0]);
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    w.hvc([syscall::REPLY, 0, 0, 0]);
+    assert_eq!(w.registers()[0], error(SyscallError::NotServing));
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    assert_eq!(w.cpu.current(), None);
     assert_eq!(
-        registers(&registry, &mut cpu)[0],
-        error(SyscallError::NotServing)
-    );
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-    assert_eq!(cpu.current(), None);
-    assert_eq!(
-        registry.stats(SUPERVISOR).unwrap().calls,
+        w.registry.stats(SUPERVISOR).unwrap().calls,
         0,
         "a notification is no call"
     );
@@ -890,38 +837,26 @@ fn two_cpus_calling_one_component_queue_and_each_gets_its_own_answer() {
 
 #[test]
 fn a_call_hands_over_the_notifications_sent_before_it() {
-    let registry = system(true);
-    let mut machine = Fake::new();
-    let mut cpu = Cpu::new(0);
+    let mut w = World::new(true);
     // vm-manager notifies mem-protect, then the vCPU's trap reaches mem-protect: its first
     // RECV returns the call with the bits in x4 (and clears them).
-    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-    hvc(
-        &registry,
-        &mut machine,
-        &mut cpu,
-        [syscall::NOTIFY, MEM_PROTECT as u64, 0b100, 0],
-    );
-    reply_resolution(&registry, &mut machine, &mut cpu, NOT_SUPPORTED);
-    trap(&registry, &mut machine, &mut cpu, MEM_PROTECT).unwrap();
-    hvc(&registry, &mut machine, &mut cpu, [syscall::RECV, 0, 0, 0]);
-    assert_eq!(registers(&registry, &mut cpu)[0], abi::RECV_CALL);
-    assert_eq!(registry.frame_mut(&mut cpu).x[4], 0b100);
-    reply_resolution(&registry, &mut machine, &mut cpu, NOT_SUPPORTED);
+    w.trap(VM_MANAGER).unwrap();
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    w.hvc([syscall::NOTIFY, MEM_PROTECT as u64, 0b100, 0]);
+    w.reply(NOT_SUPPORTED);
+    w.trap(MEM_PROTECT).unwrap();
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    assert_eq!(w.registers()[0], abi::RECV_CALL);
+    assert_eq!(w.registry.frame_mut(&mut w.cpu).x[4], 0b100);
+    w.reply(NOT_SUPPORTED);
     // Again, for a component that waits in REPLY rather than a fresh one; and with nothing
     // pending, x4 is 0.
-    trap(&registry, &mut machine, &mut cpu, VM_MANAGER).unwrap();
-    hvc(
-        &registry,
-        &mut machine,
-        &mut cpu,
-        [syscall::NOTIFY, MEM_PROTECT as u64, 0b1000, 0],
-    );
-    reply_resolution(&registry, &mut machine, &mut cpu, NOT_SUPPORTED);
-    trap(&registry, &mut machine, &mut cpu, MEM_PROTECT).unwrap();
-    assert_eq!(registry.frame_mut(&mut cpu).x[4], 0b1000);
-    reply_resolution(&registry, &mut machine, &mut cpu, NOT_SUPPORTED);
-    trap(&registry, &mut machine, &mut cpu, MEM_PROTECT).unwrap();
-    assert_eq!(registry.frame_mut(&mut cpu).x[4], 0);
+    w.trap(VM_MANAGER).unwrap();
+    w.hvc([syscall::NOTIFY, MEM_PROTECT as u64, 0b1000, 0]);
+    w.reply(NOT_SUPPORTED);
+    w.trap(MEM_PROTECT).unwrap();
+    assert_eq!(w.registry.frame_mut(&mut w.cpu).x[4], 0b1000);
+    w.reply(NOT_SUPPORTED);
+    w.trap(MEM_PROTECT).unwrap();
+    assert_eq!(w.registry.frame_mut(&mut w.cpu).x[4], 0);
 }
