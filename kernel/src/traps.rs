@@ -53,6 +53,7 @@ extern "C" fn handle_guest_exit(kind: u64) -> *mut GuestFrame {
     frame
 }
 
+#[inline(always)]
 fn handle(here: &mut Here, kind: u64) {
     let cpu = arch::cpu_index();
     if kind != KIND_SYNC && kind != KIND_AARCH32 {
@@ -238,6 +239,7 @@ enum Sent {
 /// Sends `trap` to component `server` on behalf of this CPU's vCPU, trapped on `pending`; the
 /// request is encoded straight into the component's RX buffer. A server that is stopped for
 /// good (never to be restarted) can never answer: the VM stops.
+#[inline(always)]
 fn send_guest_trap(here: &mut Here, server: usize, trap: &GuestTrap, pending: PendingTrap) -> Sent {
     let encode = |buffer: &mut worlds::MessageBuffer| {
         hv_ipc::encode_request::<GuestTrapInterface>(trap, buffer).ok()
@@ -262,6 +264,7 @@ fn send_guest_trap(here: &mut Here, server: usize, trap: &GuestTrap, pending: Pe
 
 /// Sends an SMCCC call to the component the route table names; without one, every function is
 /// NOT_SUPPORTED.
+#[inline(always)]
 fn route_smccc(here: &mut Here, cpu: usize, conduit: Conduit, retry_pc: u64) {
     let frame = here.frame();
     let Some(server) = components::smccc_route(frame.x[0] as u32) else {
@@ -372,6 +375,7 @@ fn inject_abort(frame: &mut GuestFrame, write: bool, far: u64) {
 
 /// Carries out a component's answer to this CPU's vCPU trap `pending` (`frame` is the
 /// vCPU's). Which answers fit which trap is decided, and tested, in `hv_kernel::pending`.
+#[inline(always)]
 fn apply_resolution(
     frame: &mut GuestFrame,
     cpu: usize,

@@ -22,6 +22,10 @@
 //!
 //! Hardware stays behind [`Machine`] (the kernel's `arch` implements it), so that all of this is
 //! tested on the host, including two CPUs queueing on one component.
+//!
+//! The steps of a call and a reply are `#[inline(always)]`: each is small and on the trap path,
+//! where a function's prologue and epilogue (saving and restoring callee-saved registers) cost
+//! more than its body (docs/ipc.md has the figures).
 
 use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
@@ -429,6 +433,7 @@ impl<E: Copy + Send> Registry<E> {
     }
 
     /// The frame the exception vectors resume and next save into on this CPU: its top world's.
+    #[inline(always)]
     pub fn top_frame(&self, cpu: &mut Cpu<E>) -> *mut GuestFrame {
         match cpu.stack.last() {
             // SAFETY: on this CPU's stack, so locked by this CPU; only a pointer is made.
@@ -439,6 +444,7 @@ impl<E: Copy + Send> Registry<E> {
 
     /// The registers of the world on top of `cpu`: the one that trapped, or the one about to
     /// resume.
+    #[inline(always)]
     pub fn frame_mut<'a>(&'a self, cpu: &'a mut Cpu<E>) -> &'a mut GuestFrame {
         // SAFETY: `top_frame` points at the top world's frame, locked by (or belonging to)
         // this CPU; the borrow of `cpu` keeps every other path to it closed meanwhile.
@@ -457,6 +463,7 @@ impl<E: Copy + Send> Registry<E> {
     }
 
     /// The world on top of `cpu`, and its EL1 state slot.
+    #[inline(always)]
     fn top_el1(&self, cpu: &mut Cpu<E>) -> (WorldKind, *mut E) {
         match cpu.stack.last() {
             Some(level) => {
@@ -473,6 +480,7 @@ impl<E: Copy + Send> Registry<E> {
 
     /// Switches the CPU from `from` (the world that was on top, and its EL1 slot) to the one
     /// now on top.
+    #[inline(always)]
     fn switch_to_top<M: Machine<El1 = E>>(
         &self,
         machine: &mut M,
@@ -499,6 +507,7 @@ impl<E: Copy + Send> Registry<E> {
 
     /// Takes component `index`'s lock (waiting in FIFO order behind other CPUs) and makes sure
     /// it can run: a stopped component whose restart deadline has passed restarts here.
+    #[inline(always)]
     fn acquire<M: Machine<El1 = E>>(
         &self,
         machine: &mut M,
@@ -567,6 +576,7 @@ impl<E: Copy + Send> Registry<E> {
 
     /// Pushes component `index` (locked by this CPU) onto `cpu`'s stack for `caller` with
     /// `delivery`, and switches to it.
+    #[inline(always)]
     fn enter<M: Machine<El1 = E>>(
         &self,
         machine: &mut M,
@@ -601,6 +611,7 @@ impl<E: Copy + Send> Registry<E> {
     }
 
     /// Pops the component on top as idle, unlocks it and resumes the world below.
+    #[inline(always)]
     fn leave<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>) {
         let from = self.top_el1(cpu);
         let Some(level) = cpu.stack.pop() else { return };
@@ -619,6 +630,7 @@ impl<E: Copy + Send> Registry<E> {
     /// [`CallError::Stopped`] for a component stopped and not yet restarted (the caller puts
     /// the vCPU on its retry point, so the trap comes again), [`CallError::Retired`] for one
     /// stopped for good, [`CallError::Unencodable`].
+    #[inline(always)]
     pub fn call_from_vcpu<M: Machine<El1 = E>>(
         &self,
         machine: &mut M,
@@ -653,6 +665,7 @@ impl<E: Copy + Send> Registry<E> {
     /// Handles the system call (HVC) of the component on top of `cpu`: the message calls
     /// (RECV, REPLY, CALL, NOTIFY) and the kernel operations on components (RESTART,
     /// COMPONENT_STATE) here, the rest by the kernel ([`Syscall::Kernel`]).
+    #[inline(always)]
     pub fn syscall<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>) -> Syscall {
         let Some((index, frame)) = self.top_component_frame(cpu) else {
             return Syscall::Done;
@@ -724,6 +737,7 @@ impl<E: Copy + Send> Registry<E> {
 
     /// REPLY: gives the caller the first `len` bytes of TX and resumes it; the server waits as
     /// in RECV.
+    #[inline(always)]
     fn reply<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>, len: usize) -> Syscall {
         let Some(&Level { index, caller, .. }) = cpu.stack.last() else {
             return Syscall::Done;

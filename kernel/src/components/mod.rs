@@ -49,6 +49,7 @@ impl Machine for Hardware {
         El1Context::component_reset()
     }
 
+    #[inline(always)]
     fn switch(
         &mut self,
         from: WorldKind,
@@ -293,6 +294,7 @@ impl Here {
 
     /// Sends the vCPU's trap `pending` to component `index` on `interface`, the request
     /// written by `encode` straight into the component's RX buffer.
+    #[inline(always)]
     pub fn call_from_vcpu(
         &mut self,
         index: usize,
@@ -317,6 +319,7 @@ impl Here {
     }
 
     /// Handles an HVC (a system call) from the component on top.
+    #[inline(always)]
     pub fn syscall(&mut self) {
         if let Syscall::Kernel {
             index,
