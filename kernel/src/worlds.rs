@@ -31,12 +31,11 @@ use core::cell::UnsafeCell;
 use core::sync::atomic::{AtomicU64, Ordering};
 
 use hv_abi::{ComponentDescriptor, MAX_COMPONENTS, MAX_SMCCC_RANGES};
-use hv_ipc::abi::{self, ComponentState, MESSAGE_MAX, SyscallError, kernel_op, syscall};
-use hv_ipc::interfaces::guest_trap::{GuestTrapInterface, TrapResolution};
+use hv_ipc::abi::{self, ComponentState, MESSAGE_MAX, SyscallError};
+use hv_ipc::interfaces::guest_trap::TrapResolution;
 use spin::mutex::TicketMutex;
 
 use crate::frame::GuestFrame;
-use crate::grants;
 use crate::pending::{PendingTrap, Refusal};
 
 /// Most nested worlds on one CPU: the vCPU plus every component once.
@@ -662,235 +661,6 @@ impl<E: Copy + Send> Registry<E> {
         Ok(())
     }
 
-    /// Handles the system call (HVC) of the component on top of `cpu`: the message calls
-    /// (RECV, REPLY, CALL, NOTIFY) and the kernel operations on components (RESTART,
-    /// COMPONENT_STATE) here, the rest by the kernel ([`Syscall::Kernel`]).
-    #[inline(always)]
-    pub fn syscall<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>) -> Syscall {
-        let Some((index, frame)) = self.top_component_frame(cpu) else {
-            return Syscall::Done;
-        };
-        let number = frame.x[0];
-        let args = [frame.x[1], frame.x[2], frame.x[3]];
-        let result = match number {
-            syscall::RECV => return self.receive(machine, cpu),
-            syscall::REPLY => return self.reply(machine, cpu, args[0] as usize),
-            syscall::CALL => return self.call(machine, cpu, args[0] as u16, args[1] as usize),
-            syscall::NOTIFY => self.notify(index, args[0], args[1]).map(|()| [0; 3]),
-            syscall::KERNEL_OP => {
-                let granted = grants::check_kernel_op(&self.components[index].descriptor, args[0]);
-                match (granted, args[0]) {
-                    (Err(error), _) => Err(error),
-                    (Ok(()), kernel_op::RESTART) => self
-                        .restart(machine, args[1] as usize, args[2])
-                        .map(|()| [0; 3]),
-                    (Ok(()), kernel_op::COMPONENT_STATE) => self.component_state(args[1] as usize),
-                    (Ok(()), _) => {
-                        return Syscall::Kernel {
-                            index,
-                            number,
-                            args,
-                        };
-                    }
-                }
-            }
-            syscall::LOG | syscall::PANIC | syscall::FAULT => {
-                return Syscall::Kernel {
-                    index,
-                    number,
-                    args,
-                };
-            }
-            _ => Err(SyscallError::UnknownSyscall),
-        };
-        set_result(frame, result);
-        Syscall::Done
-    }
-
-    /// RECV: hands over a pending start-up delivery or notifications, or goes idle and returns
-    /// the CPU to the world below.
-    fn receive<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>) -> Syscall {
-        let Some(level) = cpu.stack.last_mut() else {
-            return Syscall::Done;
-        };
-        let (index, caller, delivery) = (level.index, level.caller, level.delivery.take());
-        let component = &self.components[index];
-        let delivery = delivery.or_else(|| {
-            let bits = component.notifications.swap(0, Ordering::AcqRel);
-            (bits != 0).then(|| Delivery::Notification(bits).registers())
-        });
-        if let Some(registers) = delivery {
-            // SAFETY: on top of this CPU's stack, so locked by this CPU.
-            let frame = unsafe { &mut component.saved().frame };
-            frame.x[..4].copy_from_slice(&registers);
-            frame.x[4] = pending_notifications(component, &registers);
-            return Syscall::Done;
-        }
-        if caller != Caller::Kernel {
-            machine.report(Event::ReceivedWhileCalled { index });
-            self.fault(machine, cpu, 0);
-            return Syscall::Done;
-        }
-        self.leave(machine, cpu);
-        Syscall::Done
-    }
-
-    /// REPLY: gives the caller the first `len` bytes of TX and resumes it; the server waits as
-    /// in RECV.
-    #[inline(always)]
-    fn reply<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>, len: usize) -> Syscall {
-        let Some(&Level { index, caller, .. }) = cpu.stack.last() else {
-            return Syscall::Done;
-        };
-        let component = &self.components[index];
-        let refuse = match caller {
-            _ if len > MESSAGE_MAX => Some(SyscallError::MessageTooLong),
-            Caller::Kernel => Some(SyscallError::NotServing),
-            _ => None,
-        };
-        if let Some(error) = refuse {
-            // SAFETY: on top of this CPU's stack, so locked by this CPU.
-            unsafe { component.saved().frame.x[0] = error as i64 as u64 };
-            return Syscall::Done;
-        }
-        match caller {
-            Caller::Vcpu => {
-                // Decoded in place: the component is stopped here and locked by this CPU.
-                let reply = &machine.message_buffer(component.descriptor.ipc_tx)[..len];
-                let answer = match hv_ipc::decode_reply::<GuestTrapInterface>(reply) {
-                    Ok(Ok(resolution)) => Ok(resolution),
-                    Ok(Err(remote)) => Err(Refusal::Remote(remote)),
-                    Err(_) => Err(Refusal::Undecodable),
-                };
-                if cpu.pending.is_some() {
-                    cpu.answer = Some(answer);
-                }
-            }
-            Caller::Component(caller_index) => {
-                let caller = &self.components[caller_index];
-                machine.copy_message(component.descriptor.ipc_tx, caller.descriptor.ipc_rx, len);
-                // SAFETY: the caller is below us on this CPU's stack, so this CPU holds its
-                // lock; no other reference to its frame is alive.
-                let frame = unsafe { &mut caller.saved().frame };
-                frame.x[0] = 0;
-                frame.x[1] = len as u64;
-            }
-            Caller::Kernel => {}
-        }
-        self.leave(machine, cpu);
-        Syscall::Done
-    }
-
-    /// CALL: runs the server of `interface` on this CPU with the request in the caller's TX.
-    fn call<M: Machine<El1 = E>>(
-        &self,
-        machine: &mut M,
-        cpu: &mut Cpu<E>,
-        interface: u16,
-        len: usize,
-    ) -> Syscall {
-        let Some(index) = cpu.current() else {
-            return Syscall::Done;
-        };
-        let caller = &self.components[index];
-        let target = (|| {
-            if len > MESSAGE_MAX {
-                return Err(SyscallError::MessageTooLong);
-            }
-            grants::check_call(&caller.descriptor, interface)?;
-            // A granted interface is below 32 (the grant is a 32-bit set).
-            let target = self
-                .servers
-                .get(usize::from(interface))
-                .copied()
-                .flatten()
-                .ok_or(SyscallError::NoSuchTarget)?;
-            if target == index {
-                return Err(SyscallError::BadArgument);
-            }
-            self.acquire(machine, target)
-                .map(|component| (target, component))
-        })();
-        let (target, component) = match target {
-            Ok(found) => found,
-            Err(error) => {
-                // SAFETY: on top of this CPU's stack, so locked by this CPU.
-                unsafe { caller.saved().frame.x[0] = error as i64 as u64 };
-                return Syscall::Done;
-            }
-        };
-        machine.copy_message(caller.descriptor.ipc_tx, component.descriptor.ipc_rx, len);
-        let delivery = Delivery::Call {
-            sender: index as u64,
-            interface,
-            len,
-        };
-        self.enter(machine, cpu, target, Caller::Component(index), delivery);
-        Syscall::Done
-    }
-
-    /// NOTIFY: sets `bits` on component `target`, if `caller`'s manifest `notifies` names it.
-    fn notify(&self, caller: usize, target: u64, bits: u64) -> Result<(), SyscallError> {
-        grants::check_notify(&self.components[caller].descriptor, target)?;
-        // The boot table's check makes every granted target a component; this lookup is for a
-        // table that somehow says otherwise.
-        let component = usize::try_from(target)
-            .ok()
-            .and_then(|target| self.components.get(target))
-            .ok_or(SyscallError::NoSuchTarget)?;
-        component.notifications.fetch_or(bits, Ordering::AcqRel);
-        Ok(())
-    }
-
-    /// COMPONENT_STATE: the state code, fault count and last fault's ESR of component `index`.
-    fn component_state(&self, index: usize) -> Result<[u64; 3], SyscallError> {
-        let target = self
-            .components
-            .get(index)
-            .ok_or(SyscallError::NoSuchTarget)?;
-        Ok([
-            target.state(),
-            target.faults.load(Ordering::Relaxed),
-            target.last_esr.load(Ordering::Relaxed),
-        ])
-    }
-
-    /// RESTART: restarts a stopped component now, arms a deadline (`not_before`, in counter
-    /// ticks) after which the next call restarts it, or retires it
-    /// ([`kernel_op::RESTART_NEVER`]).
-    pub fn restart<M: Machine<El1 = E>>(
-        &self,
-        machine: &mut M,
-        index: usize,
-        not_before: u64,
-    ) -> Result<(), SyscallError> {
-        let component = self
-            .components
-            .get(index)
-            .ok_or(SyscallError::NoSuchTarget)?;
-        if component.state() != ComponentState::Faulted as u64 {
-            return Err(SyscallError::BadArgument);
-        }
-        if not_before == kernel_op::RESTART_NEVER {
-            component.set_state(ComponentState::Retired);
-            machine.report(Event::Retired { index });
-            return Ok(());
-        }
-        if not_before > machine.now() {
-            component.restart_at.store(not_before, Ordering::Relaxed);
-            machine.report(Event::RestartDeferred { index });
-            return Ok(());
-        }
-        let Some(guard) = component.lock.try_lock() else {
-            return Err(SyscallError::BadArgument);
-        };
-        core::mem::forget(guard);
-        // SAFETY: locked just above; a faulted component is on no CPU's stack.
-        unsafe { self.restart_locked(machine, index) };
-        release(component);
-        Ok(())
-    }
-
     /// Stops the component on top of `cpu` after a fault with syndrome `esr` (0 for a panic
     /// or a broken protocol), answers its caller, and runs the supervisor with a notification
     /// (or, without another supervisor, restarts the component at once).
@@ -995,6 +765,8 @@ pub fn set_result(frame: &mut GuestFrame, result: Result<[u64; 3], SyscallError>
         Err(error) => frame.x[0] = error as i64 as u64,
     }
 }
+
+mod syscalls;
 
 #[cfg(test)]
 mod tests;

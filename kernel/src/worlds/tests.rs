@@ -6,7 +6,8 @@
 use super::*;
 use crate::pending::TrapKind;
 use hv_abi::{ComponentDescriptor, PhysRange};
-use hv_ipc::abi::interface;
+use hv_ipc::abi::{interface, kernel_op, syscall};
+use hv_ipc::interfaces::guest_trap::GuestTrapInterface;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
