@@ -77,10 +77,22 @@ pub mod kernel_op {
     /// Zero `[x2, x2 + x3)` of RAM (page aligned, outside the hypervisor's region) and clean it
     /// to the point of coherency: pages the host gets back.
     pub const ZERO_PAGES: u64 = 6;
+    /// Start guest VM x2: its vCPU 0 enters the VM's boot entry (x0 = its DTB) on the physical
+    /// CPU the manifest pins it to, started through the firmware. The VM's memory must be set
+    /// up first (its stage 2 written by the memory-protection component). Returns x1 = a PSCI
+    /// status (`ALREADY_ON` if that CPU runs).
+    pub const VM_START: u64 = 7;
+    /// Copy guest VM x2's pristine images (kernel, DTB, initrd) back into its memory and mark
+    /// its deferred cache (and MTE tag) maintenance pending: for a reset, after its memory was
+    /// wiped. Refused with `BadArgument` while any vCPU of the VM runs on another CPU.
+    pub const VM_LOAD: u64 = 8;
 }
 
 /// Notification bit the kernel sets on the supervisor when a component faults.
 pub const NOTIFY_COMPONENT_FAULTED: u64 = 1 << 0;
+/// Notification bit the kernel sets once, at boot, on the server of the guest-trap interface
+/// (the VM manager), before the host's first instruction: time to create the guest VMs.
+pub const NOTIFY_SYSTEM_STARTED: u64 = 1 << 2;
 
 /// Errors the kernel returns (as negative values in x0).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -185,4 +197,6 @@ pub mod interface {
     pub const SUPERVISOR: u16 = 2;
     /// The MMIO guard's interface.
     pub const MMIO_GUARD: u16 = 3;
+    /// The memory-protection component's interface (guest memory).
+    pub const MEM_PROTECT: u16 = 4;
 }

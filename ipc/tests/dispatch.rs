@@ -8,6 +8,9 @@ use hv_ipc::generate::{Entropy, Generate};
 use hv_ipc::interfaces::guest_trap::{
     Conduit, GuestTrap, GuestTrapInterface, GuestTrapServer, TrapResolution,
 };
+use hv_ipc::interfaces::mem_protect::{
+    MemProtectInterface, MemProtectRefusal, MemProtectReply, MemProtectServer,
+};
 use hv_ipc::interfaces::mmio_guard::{
     MmioGuardInterface, MmioGuardReply, MmioGuardRequest, MmioGuardServer,
 };
@@ -23,6 +26,9 @@ use hv_ipc::{
 #[derive(Clone, Debug, PartialEq)]
 enum Seen {
     Smccc(u16, u16, Conduit, [u64; 8]),
+    Memslot(u16, u64, u64, u64),
+    Device(u16, u64, u64, u64),
+    Wipe(u16),
     Mmio(u16, u16, Ipa, u8, bool, u64),
     Stage2Fault(u16, u16, Ipa, u64, bool, bool, bool),
     Ping(u32),
@@ -140,6 +146,25 @@ impl SupervisorServer for Recorder {
     }
 }
 
+impl MemProtectServer for Recorder {
+    fn add_memslot(&mut self, vm: u16, ipa: u64, pa: u64, size: u64) -> MemProtectReply {
+        self.seen.push(Seen::Memslot(vm, ipa, pa, size));
+        MemProtectReply::Done { leaves: size >> 21 }
+    }
+
+    fn map_device(&mut self, vm: u16, ipa: u64, pa: u64, size: u64) -> MemProtectReply {
+        self.seen.push(Seen::Device(vm, ipa, pa, size));
+        MemProtectReply::Done { leaves: 1 }
+    }
+
+    fn wipe_vm(&mut self, vm: u16) -> MemProtectReply {
+        self.seen.push(Seen::Wipe(vm));
+        MemProtectReply::Refused {
+            reason: MemProtectRefusal::WipeFailed,
+        }
+    }
+}
+
 impl MmioGuardServer for Recorder {
     fn check(&mut self, vm: u16, ipa: Ipa, len: u64) -> MmioGuardReply {
         self.seen.push(Seen::Check(vm, ipa, len));
@@ -152,7 +177,12 @@ impl MmioGuardServer for Recorder {
 }
 
 /// Everything the recorder serves.
-type Everything = (GuestTrapInterface, SupervisorInterface, MmioGuardInterface);
+type Everything = (
+    GuestTrapInterface,
+    SupervisorInterface,
+    MmioGuardInterface,
+    MemProtectInterface,
+);
 
 /// Sends `request` on `I` through `dispatch` over the set `D`; returns the decoded answer.
 fn call<I: Interface, D: Dispatch<Recorder>>(

@@ -4,6 +4,9 @@
 use hv_ipc::abi::{self, MESSAGE_MAX};
 use hv_ipc::addr::Ipa;
 use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface, TrapResolution};
+use hv_ipc::interfaces::mem_protect::{
+    MemProtectInterface, MemProtectRefusal, MemProtectReply, MemProtectRequest,
+};
 use hv_ipc::interfaces::mmio_guard::{MmioGuardInterface, MmioGuardReply, MmioGuardRequest};
 use hv_ipc::interfaces::supervisor::{SupervisorInterface, SupervisorReply, SupervisorRequest};
 use hv_ipc::interfaces::{ALL, Description};
@@ -177,6 +180,66 @@ impl Samples for MmioGuardReply {
     }
 }
 
+impl Samples for MemProtectRequest {
+    const VARIANTS: usize = 3;
+    fn samples() -> Vec<Self> {
+        vec![
+            MemProtectRequest::AddMemslot {
+                vm: 1,
+                ipa: 0x4000_0000,
+                pa: 0x7000_0000,
+                size: 0x20_0000,
+            },
+            MemProtectRequest::AddMemslot {
+                vm: u16::MAX,
+                ipa: u64::MAX,
+                pa: u64::MAX,
+                size: u64::MAX,
+            },
+            MemProtectRequest::MapDevice {
+                vm: 2,
+                ipa: 0x0900_0000,
+                pa: 0x0900_0000,
+                size: 0x1000,
+            },
+            MemProtectRequest::WipeVm { vm: 3 },
+        ]
+    }
+    fn variant(&self) -> usize {
+        match self {
+            MemProtectRequest::AddMemslot { .. } => 0,
+            MemProtectRequest::MapDevice { .. } => 1,
+            MemProtectRequest::WipeVm { .. } => 2,
+        }
+    }
+}
+impl Samples for MemProtectReply {
+    const VARIANTS: usize = 2;
+    fn samples() -> Vec<Self> {
+        let mut samples = vec![
+            MemProtectReply::Done { leaves: 0 },
+            MemProtectReply::Done { leaves: u64::MAX },
+        ];
+        for reason in [
+            MemProtectRefusal::NotAGuest,
+            MemProtectRefusal::BadRange,
+            MemProtectRefusal::NotHostOwned,
+            MemProtectRefusal::Overlaps,
+            MemProtectRefusal::TooManySlots,
+            MemProtectRefusal::OutOfTables,
+            MemProtectRefusal::WipeFailed,
+        ] {
+            samples.push(MemProtectReply::Refused { reason });
+        }
+        samples
+    }
+    fn variant(&self) -> usize {
+        match self {
+            MemProtectReply::Done { .. } => 0,
+            MemProtectReply::Refused { .. } => 1,
+        }
+    }
+}
 impl Samples for SupervisorRequest {
     const VARIANTS: usize = 2;
     fn samples() -> Vec<Self> {
@@ -290,14 +353,16 @@ fn ids_and_names_are_the_abi_and_manifest_ones() {
     assert_eq!(GuestTrapInterface::ID, abi::interface::GUEST_TRAP);
     assert_eq!(SupervisorInterface::ID, abi::interface::SUPERVISOR);
     assert_eq!(MmioGuardInterface::ID, abi::interface::MMIO_GUARD);
+    assert_eq!(MemProtectInterface::ID, abi::interface::MEM_PROTECT);
     assert_eq!(GuestTrapInterface::NAME, "guest-trap");
     assert_eq!(SupervisorInterface::NAME, "supervisor");
     assert_eq!(MmioGuardInterface::NAME, "mmio-guard");
+    assert_eq!(MemProtectInterface::NAME, "mem-protect");
     assert_eq!(
         ALL.iter()
             .map(|interface| interface.name)
             .collect::<Vec<_>>(),
-        ["guest-trap", "supervisor", "mmio-guard"]
+        ["guest-trap", "supervisor", "mmio-guard", "mem-protect"]
     );
     assert_eq!(ALL[0], Description::of::<GuestTrapInterface>());
 }
@@ -494,6 +559,7 @@ const GOLDEN_SCHEMA_HASHES: &[(&str, u64)] = &[
     ("guest-trap", 0xff36_0988_11f9_611e),
     ("supervisor", 0x4522_b636_5d95_5ba2),
     ("mmio-guard", 0x56bf_446b_ba2c_67cf),
+    ("mem-protect", 0x4ac1_6a1a_f1dd_fd11),
 ];
 
 #[test]

@@ -132,8 +132,13 @@ pub struct Vm {
     pub name: Name,
     /// Whether it is the host VM.
     pub host: bool,
-    /// Its RAM.
+    /// The physical memory backing its RAM.
     pub memory: Region,
+    /// The IPA its RAM starts at: `memory.base` for the host (IPA = PA), the board's RAM base
+    /// for a guest, which sees a standard machine whatever physical pages back it.
+    pub ram_ipa: u64,
+    /// Whether it may use MTE (allocation tags scrubbed before it runs; HCR_EL2.ATA set).
+    pub mte: bool,
     /// The physical CPU of each vCPU, by vCPU index.
     pub cpus: Vec<u8, MAX_VCPUS>,
     /// Its MMIO guard mode.

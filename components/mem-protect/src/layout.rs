@@ -114,6 +114,8 @@ mod tests {
                 base: 0x4200_0000,
                 size: 0x3e00_0000,
             },
+            ram_ipa: 0x4200_0000,
+            mte: false,
             cpus: Default::default(),
             mmio_guard: MmioGuardMode::Off,
             devices: devices

@@ -80,6 +80,8 @@ mod tests {
             name: name(vm_name),
             host: id == 0,
             memory: Region::default(),
+            ram_ipa: 0,
+            mte: false,
             cpus: Default::default(),
             mmio_guard: MmioGuardMode::Optional,
             devices: devices.iter().cloned().collect(),

@@ -9,10 +9,12 @@
 //! manifests can name it at once.
 
 pub mod guest_trap;
+pub mod mem_protect;
 pub mod mmio_guard;
 pub mod supervisor;
 
 pub use guest_trap::GuestTrapInterface;
+pub use mem_protect::MemProtectInterface;
 pub use mmio_guard::MmioGuardInterface;
 pub use supervisor::SupervisorInterface;
 
@@ -37,6 +39,7 @@ macro_rules! for_each_interface {
             $crate::interfaces::GuestTrapInterface,
             $crate::interfaces::SupervisorInterface,
             $crate::interfaces::MmioGuardInterface,
+            $crate::interfaces::MemProtectInterface,
         }
     };
 }

@@ -4,6 +4,7 @@
 
 use crate::component::{ComponentDescriptor, MESSAGE_BUFFER_LEN, ROUTE_HOST_STAGE2};
 use crate::range::PhysRange;
+use crate::vm::{MAX_GUESTS, VmDescriptor};
 
 mod encoding;
 
@@ -35,6 +36,9 @@ pub enum PayloadKind {
     /// A component's pristine image, kept in the hypervisor's region so the component can be
     /// (re)started from it.
     ComponentImage = 4,
+    /// A guest VM's pristine image (kernel, DTB or initrd), kept in the hypervisor's region;
+    /// a `VmDescriptor` names where the kernel copies it at boot and at each reset.
+    VmImage = 5,
 }
 
 impl PayloadKind {
@@ -44,6 +48,7 @@ impl PayloadKind {
             2 => Some(Self::HostDtb),
             3 => Some(Self::HostInitrd),
             4 => Some(Self::ComponentImage),
+            5 => Some(Self::VmImage),
             _ => None,
         }
     }
@@ -91,6 +96,8 @@ pub struct BootTable {
     /// Device ranges the host VM's stage 2 leaves unmapped because the manifest makes them
     /// emulated; empty slots are empty ranges.
     pub host_emulated: [PhysRange; MAX_EMULATED],
+    /// The guest VMs, at most [`MAX_GUESTS`], in VM id order.
+    vms: [Option<VmDescriptor>; MAX_GUESTS],
 }
 
 /// Why a boot table was refused.
@@ -128,6 +135,8 @@ pub enum BootTableError {
     /// Payload `index` would move to a lower address, or out of file order; copying it could
     /// overwrite a payload not yet moved.
     PayloadMovesBackwards(usize),
+    /// More guest VMs than [`MAX_GUESTS`].
+    TooManyVms(u32),
     /// More components than [`MAX_COMPONENTS`].
     TooManyComponents(u32),
     /// Component `index`'s region, entry or buffers are misplaced (outside the hypervisor's
@@ -156,7 +165,24 @@ impl BootTable {
             payloads: [None; MAX_PAYLOADS],
             components: [None; MAX_COMPONENTS],
             host_emulated: [PhysRange { start: 0, end: 0 }; MAX_EMULATED],
+            vms: [None; MAX_GUESTS],
         }
+    }
+
+    /// Adds a guest VM; fails if the table is full.
+    pub fn push_vm(&mut self, vm: VmDescriptor) -> Result<(), BootTableError> {
+        let slot = self
+            .vms
+            .iter_mut()
+            .find(|slot| slot.is_none())
+            .ok_or(BootTableError::TooManyVms(MAX_GUESTS as u32 + 1))?;
+        *slot = Some(vm);
+        Ok(())
+    }
+
+    /// The guest VMs.
+    pub fn vms(&self) -> impl Iterator<Item = &VmDescriptor> {
+        self.vms.iter().flatten()
     }
 
     /// The host VM's emulated device ranges.

@@ -24,6 +24,7 @@ mod component;
 mod exit_status;
 mod image_header;
 mod range;
+mod vm;
 
 pub use boot_table::{
     BOOT_TABLE_MAGIC, BOOT_TABLE_SIZE, BOOT_TABLE_VERSION, BootTable, BootTableError,
@@ -36,3 +37,6 @@ pub use component::{
 pub use exit_status::ExitStatus;
 pub use image_header::{IMAGE_HEADER_MAGIC, IMAGE_HEADER_MAGIC_OFFSET, IMAGE_HEADER_SIZE_OFFSET};
 pub use range::PhysRange;
+pub use vm::{
+    GUEST_VMID_BASE, MAX_GUEST_VCPUS, MAX_GUESTS, MAX_VM_IMAGES, NO_CPU, VmDescriptor, VmImage,
+};

@@ -73,6 +73,12 @@ impl Manifest {
                 name: name("VM", &vm.name)?,
                 host: vm.host,
                 memory: region(vm.memory),
+                ram_ipa: if vm.host {
+                    vm.memory.base
+                } else {
+                    self.board.ram_base
+                },
+                mte: false,
                 cpus,
                 mmio_guard: match vm.mmio_guard {
                     MmioGuard::Off => config::MmioGuardMode::Off,

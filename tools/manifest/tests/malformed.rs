@@ -70,7 +70,7 @@ const CASES: &[(&str, usize, &str)] = &[
         "unknown-interface",
         14,
         "component[1].calls[0]: \"supervisr\" is not an interface any component could serve; \
-         known: guest-trap, supervisor, mmio-guard; did you mean \"supervisor\"?",
+         known: guest-trap, supervisor, mmio-guard, mem-protect; did you mean \"supervisor\"?",
     ),
     (
         "unknown-notify-target",

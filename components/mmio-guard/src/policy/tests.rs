@@ -592,6 +592,8 @@ fn the_configuration_gives_each_vm_its_ram_and_mode() {
             base,
             size: 0x1000_0000,
         },
+        ram_ipa: base,
+        mte: false,
         cpus: Default::default(),
         mmio_guard: mode,
         devices: Default::default(),
