@@ -188,6 +188,19 @@ pub mod host {
     pub const TEMPLATE_ADD: u32 = function_id(0xA0);
     /// The component template's counter: return the total in x1.
     pub const TEMPLATE_READ: u32 = function_id(0xA1);
+    /// The state of guest VM x1, answered by the VM manager to the host only: x0 = SUCCESS and
+    /// x1 = a [`vm_state`] code, or x0 = INVALID_PARAMETER for no such guest (or the host).
+    pub const HOST_VM_STATE: u32 = function_id(0xB0);
+
+    /// HOST_VM_STATE's answers.
+    pub mod vm_state {
+        /// Created and started; it has not powered off.
+        pub const RUNNING: u64 = 0;
+        /// It powered off (PSCI SYSTEM_OFF), or could not be reset.
+        pub const OFF: u64 = 1;
+        /// It could not be created or started.
+        pub const FAILED: u64 = 2;
+    }
 
     /// What the page-ownership calls return in x0 (signed): SMCCC's codes and three of ours.
     pub mod code {
@@ -233,6 +246,7 @@ mod tests {
             [host::TEMPLATE_ADD, host::TEMPLATE_READ],
             [0xC600_00A0, 0xC600_00A1]
         );
+        assert_eq!(host::HOST_VM_STATE, 0xC600_00B0);
         assert_eq!(psci::PSCI_CPU_ON_64, smccc::fast_call(4, true, 3));
     }
 

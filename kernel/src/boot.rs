@@ -2,7 +2,7 @@
 //! table, copies the payloads into place, builds the EL2 and host stage-2 maps and enters the
 //! host; secondaries join when the host starts them.
 
-use crate::{arch, components, cpus};
+use crate::{arch, components, cpus, guests};
 use core::sync::atomic::{AtomicU64, Ordering};
 use hv_abi::{
     BOOT_TABLE_SIZE, BootTable, ExitStatus, IMAGE_HEADER_SIZE_OFFSET, PayloadKind, PhysRange,
@@ -166,6 +166,7 @@ fn kind_name(kind: PayloadKind) -> &'static str {
         PayloadKind::HostDtb => "host dtb",
         PayloadKind::HostInitrd => "host initrd",
         PayloadKind::ComponentImage => "component image",
+        PayloadKind::VmImage => "guest VM image",
     }
 }
 
@@ -260,12 +261,14 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
         fail("the boot table's components are misplaced, conflict or name bad notify targets");
     }
     components::set_up(&table);
+    guests::set_up(&table);
     defmt::info!(
         "kernel tables: {=usize} pages in use (EL2 map, component stage 2s)",
         arch::mmu::pool_pages_used()
     );
     let vttbr = HOST_VTTBR.load(Ordering::Relaxed);
-    components::set_host_world(arch::configure_guest_controls(vttbr, &features), vttbr);
+    let controls = arch::configure_guest_controls(vttbr, &features, arch::own_mpidr());
+    components::set_host_world(controls, vttbr);
     let dtb = table
         .payload(PayloadKind::HostDtb)
         .map_or(0, |payload| payload.load_address);
@@ -274,7 +277,7 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
         table.host_entry,
         dtb
     );
-    components::enter_host(table.host_entry, dtb)
+    components::enter_host_after_start(table.host_entry, dtb)
 }
 
 /// A secondary CPU's path from `entry.S`, after the host's CPU_ON started it.
@@ -282,8 +285,12 @@ pub fn secondary_cpu(index: usize) -> ! {
     let features = arch::cpu_features();
     // SAFETY: the boot CPU built this map before any secondary could start.
     unsafe { arch::enable_el2_mmu(EL2_ROOT.load(Ordering::Relaxed), &features) };
+    if guests::owner_of_cpu(index).is_some() {
+        guests::enter_on_this_cpu(index, &features);
+    }
     let vttbr = HOST_VTTBR.load(Ordering::Relaxed);
-    components::set_host_world(arch::configure_guest_controls(vttbr, &features), vttbr);
+    let controls = arch::configure_guest_controls(vttbr, &features, arch::own_mpidr());
+    components::set_host_world(controls, vttbr);
     let (entry, context) = cpus::host_entry(index);
     defmt::info!(
         "cpu{=usize} up, entering the host at {=u64:#x}",

@@ -19,6 +19,8 @@ mod components;
 #[cfg(target_os = "none")]
 mod cpus;
 #[cfg(target_os = "none")]
+mod guests;
+#[cfg(target_os = "none")]
 mod log;
 #[cfg(target_os = "none")]
 mod traps;

@@ -12,10 +12,10 @@
 //! cannot do becomes an UNDEFINED instruction exception. Traps from components are their
 //! system calls or faults (see [`components`]).
 
-use crate::arch::spin_table::SpinTableError;
 use crate::arch::{self, GuestFrame};
 use crate::components::{self, Here};
-use crate::cpus;
+use crate::cpus::{self, psci_status};
+use crate::guests;
 use hv_abi::ExitStatus;
 use hv_ipc::abi;
 use hv_ipc::addr::Ipa;
@@ -31,7 +31,7 @@ use hv_kernel::profile::Stopwatch;
 use hv_kernel::trap_stats::MAX_CPUS;
 use hv_kernel::trap_stats::{TrapClass, TrapCounters};
 use hv_kernel::worlds::{self, CallError};
-/// The host VM's id in guest-trap messages.
+/// The host VM's id in guest-trap messages; guests are 1 and up.
 const HOST_VM: u16 = 0;
 
 /// Trap counts of the whole run, reported when it ends.
@@ -83,7 +83,7 @@ fn handle(here: &mut Here, kind: u64) {
             None => {
                 COUNTERS.record(cpu, TrapClass::Hvc);
                 let retry_pc = here.frame().elr - 4;
-                route_smccc(here, cpu, Conduit::Hvc, retry_pc);
+                route_smccc(here, Conduit::Hvc, retry_pc);
             }
         }
     } else {
@@ -91,7 +91,8 @@ fn handle(here: &mut Here, kind: u64) {
     }
     // A component may just have answered this CPU's vCPU (which is back on top now).
     if let Some((pending, answer)) = here.take_vcpu_answer() {
-        apply_resolution(here.frame(), cpu, &pending, answer);
+        let vcpu = here.vcpu();
+        apply_resolution(here.frame(), cpu, vcpu, &pending, answer);
         checkpoint(cpu, Point::GuestResumed);
     } else if cfg!(feature = "profile") && !from_component {
         let point = if here.current().is_some() {
@@ -190,26 +191,46 @@ fn component_trap(here: &mut Here, component: usize, trap: Trap, esr: u64, ipa: 
     }
 }
 
-/// A trap from the host VM's vCPU.
+/// A trap from this CPU's vCPU (the host's or a guest's).
 fn vcpu_trap(here: &mut Here, cpu: usize, trap: Trap, esr: u64, far: u64, ipa: Ipa) {
+    let (vm, _) = here.vcpu();
+    if vm != HOST_VM && guests::is_stopped(vm) {
+        // Its VM was stopped from another of its vCPUs: this one stops at this exit.
+        guests::stop(vm, "another of its vCPUs stopped it");
+    }
     match trap {
         // HVC returns after the call; the retry point is the HVC itself.
         Trap::Hvc { .. } => {
             let retry_pc = here.frame().elr - 4;
-            route_smccc(here, cpu, Conduit::Hvc, retry_pc);
+            route_smccc(here, Conduit::Hvc, retry_pc);
         }
         Trap::Smc { .. } => {
             // A trapped SMC returns to the SMC itself; the call is done once answered.
             let frame = here.frame();
             let retry_pc = frame.elr;
             frame.elr += 4;
-            route_smccc(here, cpu, Conduit::Smc, retry_pc);
+            route_smccc(here, Conduit::Smc, retry_pc);
         }
-        Trap::DataAbort(abort) if crate::boot::is_emulated(ipa) => {
+        Trap::DataAbort(abort) if vm == HOST_VM && crate::boot::is_emulated(ipa) => {
             route_mmio(here, cpu, &abort, ipa, far);
         }
-        Trap::DataAbort(_) | Trap::InstructionAbort(_) => {
+        Trap::DataAbort(_) | Trap::InstructionAbort(_) if vm == HOST_VM => {
             route_stage2_fault(here, cpu, &trap, esr, far, ipa);
+        }
+        // A guest's memory is mapped in full before it runs, so its stage-2 faults are all
+        // outside its RAM: accesses to devices (emulated, or nothing) go to the component
+        // that emulates devices, which answers with the data or an external abort.
+        Trap::DataAbort(abort) => route_mmio(here, cpu, &abort, ipa, far),
+        Trap::InstructionAbort(_) => {
+            let frame = here.frame();
+            let injected = inject::external_abort(
+                AbortKind::Instruction,
+                far,
+                frame.elr,
+                frame.spsr,
+                arch::guest_vbar(),
+            );
+            inject_into(frame, injected);
         }
         Trap::SysReg(_) | Trap::Wfx { .. } | Trap::Other { .. } => {
             let frame = here.frame();
@@ -248,11 +269,11 @@ fn send_guest_trap(here: &mut Here, server: usize, trap: &GuestTrap, pending: Pe
         Ok(()) => Sent::Delivered,
         Err(CallError::Retired) => {
             defmt::error!(
-                "host VM stopped: its {=str} goes to component {=str}, which faulted and is never restarted",
+                "its {=str} goes to component {=str}, which faulted and is never restarted",
                 pending.kind.name(),
                 components::name(server)
             );
-            crate::end_run(ExitStatus::VmStopped);
+            stop_vm(here.vcpu().0);
         }
         Err(CallError::Stopped) => {
             here.frame().elr = pending.retry_pc;
@@ -265,7 +286,7 @@ fn send_guest_trap(here: &mut Here, server: usize, trap: &GuestTrap, pending: Pe
 /// Sends an SMCCC call to the component the route table names; without one, every function is
 /// NOT_SUPPORTED.
 #[inline(always)]
-fn route_smccc(here: &mut Here, cpu: usize, conduit: Conduit, retry_pc: u64) {
+fn route_smccc(here: &mut Here, conduit: Conduit, retry_pc: u64) {
     let frame = here.frame();
     let Some(server) = components::smccc_route(frame.x[0] as u32) else {
         frame.x[0] = smccc::NOT_SUPPORTED as u64;
@@ -273,9 +294,10 @@ fn route_smccc(here: &mut Here, cpu: usize, conduit: Conduit, retry_pc: u64) {
     };
     let mut regs = [0u64; 8];
     regs.copy_from_slice(&frame.x[..8]);
+    let (vm, vcpu) = here.vcpu();
     let trap = GuestTrap::Smccc {
-        vm: HOST_VM,
-        vcpu: cpu as u16,
+        vm,
+        vcpu,
         conduit,
         regs,
     };
@@ -292,6 +314,7 @@ fn route_smccc(here: &mut Here, cpu: usize, conduit: Conduit, retry_pc: u64) {
 /// the syndrome does not describe (ISV = 0: the register or size is unknown) are never
 /// emulated by guessing at the instruction: the guest gets an external abort.
 fn route_mmio(here: &mut Here, cpu: usize, abort: &DataAbort, ipa: Ipa, far: u64) {
+    let (vm, vcpu) = here.vcpu();
     let frame = here.frame();
     let server = components::mmio_route();
     let (Some(server), true) = (server, abort.valid_syndrome) else {
@@ -309,8 +332,8 @@ fn route_mmio(here: &mut Here, cpu: usize, abort: &DataAbort, ipa: Ipa, far: u64
         _ => 0,
     };
     let trap = GuestTrap::Mmio {
-        vm: HOST_VM,
-        vcpu: cpu as u16,
+        vm,
+        vcpu,
         ipa,
         size: abort.access_size,
         write: abort.write,
@@ -373,17 +396,32 @@ fn inject_abort(frame: &mut GuestFrame, write: bool, far: u64) {
     inject_into(frame, injected);
 }
 
+/// Stops VM `vm` after its vCPU on this CPU made a trap nothing will answer: a guest stops
+/// alone; the host's end ends the run.
+fn stop_vm(vm: u16) -> ! {
+    if vm == HOST_VM {
+        defmt::error!("host VM stopped");
+        crate::end_run(ExitStatus::VmStopped);
+    }
+    guests::stop(vm, "a trap of its could not be answered")
+}
+
 /// Carries out a component's answer to this CPU's vCPU trap `pending` (`frame` is the
-/// vCPU's). Which answers fit which trap is decided, and tested, in `hv_kernel::pending`.
+/// vCPU's, `(vm, vcpu)` who it is). Which answers fit which trap is decided, and tested, in
+/// `hv_kernel::pending`; a guest's PSCI answers act on its own vCPUs only.
 #[inline(always)]
 fn apply_resolution(
     frame: &mut GuestFrame,
     cpu: usize,
+    (vm, vcpu): (u16, u16),
     pending: &PendingTrap,
     answer: worlds::VcpuAnswer,
 ) {
-    match pending::decide(pending, answer) {
-        Decision::Return(regs) => set_return(frame, regs),
+    let decision = pending::decide(pending, answer);
+    if vm != HOST_VM {
+        return apply_guest_resolution(frame, cpu, (vm, usize::from(vcpu)), pending, decision);
+    }
+    match decision {
         Decision::StartCpu {
             target_mpidr,
             entry,
@@ -409,10 +447,6 @@ fn apply_resolution(
             target_mpidr,
             lowest_level,
         } => set_return(frame, [affinity_info(target_mpidr, lowest_level), 0, 0, 0]),
-        Decision::WaitForInterrupt => {
-            arch::wait_for_interrupt();
-            set_return(frame, [0, 0, 0, 0]);
-        }
         Decision::SystemOff => {
             defmt::info!("cpu{=usize}: VM powered off", cpu);
             crate::end_run(ExitStatus::PoweredOff);
@@ -420,6 +454,25 @@ fn apply_resolution(
         Decision::SystemReset => {
             defmt::info!("cpu{=usize}: VM requested a reset", cpu);
             crate::end_run(ExitStatus::Reset);
+        }
+        Decision::Refuse(refusal) => {
+            // The guest's registers stay as they were; nothing will answer this trap.
+            log_refusal("host", pending, refusal);
+            defmt::error!("host VM stopped at pc {=u64:#x}", frame.elr);
+            crate::end_run(ExitStatus::VmStopped);
+        }
+        other => apply_common_resolution(frame, cpu, other),
+    }
+}
+
+/// The decisions carried out alike for the host's and a guest's vCPU.
+#[inline(always)]
+fn apply_common_resolution(frame: &mut GuestFrame, cpu: usize, decision: Decision) {
+    match decision {
+        Decision::Return(regs) => set_return(frame, regs),
+        Decision::WaitForInterrupt => {
+            arch::wait_for_interrupt();
+            set_return(frame, [0, 0, 0, 0]);
         }
         Decision::InjectUndefined => inject_undefined(frame),
         Decision::Retry { pc } => frame.elr = pc,
@@ -443,30 +496,82 @@ fn apply_resolution(
         ),
         // The access re-executes at the same PC.
         Decision::Resume => {}
-        Decision::Refuse(refusal) => {
-            // The guest's registers stay as they were; nothing will answer this trap.
-            match refusal {
-                Refusal::Undecodable => defmt::error!(
-                    "cpu{=usize}: the answer to the host's {=str} does not decode",
-                    cpu,
-                    pending.kind.name()
-                ),
-                Refusal::Remote(remote) => defmt::error!(
-                    "cpu{=usize}: the host's {=str} was refused: {}",
-                    cpu,
-                    pending.kind.name(),
-                    defmt::Debug2Format(&remote)
-                ),
-                Refusal::Mismatch { trap, resolution } => defmt::error!(
-                    "cpu{=usize}: the host's {=str} was answered {=str}, which does not fit it",
-                    cpu,
-                    trap,
-                    resolution
-                ),
-            }
-            defmt::error!("host VM stopped at pc {=u64:#x}", frame.elr);
-            crate::end_run(ExitStatus::VmStopped);
+        // Handled per VM by the callers.
+        Decision::StartCpu { .. }
+        | Decision::StopCpu
+        | Decision::AffinityInfo { .. }
+        | Decision::SystemOff
+        | Decision::SystemReset
+        | Decision::Refuse(_) => {}
+    }
+}
+
+/// Logs why VM `who`'s trap `pending` got no answer that can be carried out.
+fn log_refusal(who: &str, pending: &PendingTrap, refusal: Refusal) {
+    match refusal {
+        Refusal::Undecodable => defmt::error!(
+            "the answer to the {=str} VM's {=str} does not decode",
+            who,
+            pending.kind.name()
+        ),
+        Refusal::Remote(remote) => defmt::error!(
+            "the {=str} VM's {=str} was refused: {}",
+            who,
+            pending.kind.name(),
+            defmt::Debug2Format(&remote)
+        ),
+        Refusal::Mismatch { trap, resolution } => defmt::error!(
+            "the {=str} VM's {=str} was answered {=str}, which does not fit it",
+            who,
+            trap,
+            resolution
+        ),
+    }
+}
+
+/// A guest vCPU's target in PSCI calls: the vCPU index, which is its MPIDR's Aff0 (its CPUs
+/// are numbered from 0, higher affinity levels 0).
+fn guest_vcpu_of(target_mpidr: u64) -> Option<usize> {
+    (target_mpidr & 0xff_00ff_ff00 == 0).then_some((target_mpidr & 0xff) as usize)
+}
+
+/// [`apply_resolution`] for a guest's vCPU: the decisions that touch CPUs or the VM's life act
+/// on that VM only; the rest are as for the host.
+fn apply_guest_resolution(
+    frame: &mut GuestFrame,
+    cpu: usize,
+    (vm, vcpu): (u16, usize),
+    pending: &PendingTrap,
+    decision: Decision,
+) {
+    let invalid = psci_status(psci::error::INVALID_PARAMETERS);
+    match decision {
+        Decision::StartCpu {
+            target_mpidr,
+            entry,
+            context,
+        } => {
+            let result = guest_vcpu_of(target_mpidr).map_or(invalid, |target| {
+                guests::start_vcpu(vm, target, entry, context)
+            });
+            set_return(frame, [result, 0, 0, 0]);
         }
+        Decision::StopCpu => guests::vcpu_off(vm, vcpu),
+        Decision::AffinityInfo { target_mpidr, .. } => {
+            let result =
+                guest_vcpu_of(target_mpidr).map_or(invalid, |target| guests::affinity(vm, target));
+            set_return(frame, [result, 0, 0, 0]);
+        }
+        Decision::SystemOff => guests::stop(vm, "it powered off (PSCI SYSTEM_OFF)"),
+        Decision::SystemReset => {
+            defmt::info!("VM {=str}: reset (vCPU {=usize})", guests::name(vm), vcpu);
+            guests::reset(vm, vcpu, &arch::cpu_features())
+        }
+        Decision::Refuse(refusal) => {
+            log_refusal(guests::name(vm), pending, refusal);
+            guests::stop(vm, "an answer to its trap could not be carried out")
+        }
+        other => apply_common_resolution(frame, cpu, other),
     }
 }
 
@@ -510,45 +615,18 @@ fn set_return(frame: &mut GuestFrame, values: [u64; 4]) {
     frame.x[..4].copy_from_slice(&values);
 }
 
-/// Starts the CPU `target_mpidr` at the kernel's secondary entry, which then enters the host
-/// at `entry` with x0 = `context`. Returns the PSCI status for the caller.
-///
-/// With PSCI firmware the kernel forwards a CPU_ON for its own entry point. On a spin-table
-/// board (the Pi) the kernel plays the firmware's part: it releases the CPU from the spin table
-/// once and answers ALREADY_ON after that.
+/// Starts the host's CPU `target_mpidr` at the kernel's secondary entry, which then enters
+/// the host at `entry` with x0 = `context`. Returns the PSCI status for the caller. A CPU the
+/// manifest gives a guest is not the host's to start.
 fn start_cpu(target_mpidr: u64, entry: u64, context: u64) -> u64 {
     let Some(index) = cpus::index_of(target_mpidr) else {
         return psci_status(psci::error::INVALID_PARAMETERS);
     };
-    match hv_board::CURRENT.secondary_start {
-        hv_board::SecondaryStart::PsciSmc => {
-            cpus::set_host_entry(index, entry, context);
-            let cpu_on = psci::PSCI_CPU_ON_64 as u64;
-            arch::firmware_psci([
-                cpu_on,
-                target_mpidr,
-                arch::secondary_entry_address(),
-                index as u64,
-            ])
-        }
-        hv_board::SecondaryStart::SpinTable => match arch::spin_table::claim(index, target_mpidr) {
-            Ok(claimed) => {
-                cpus::set_host_entry(index, entry, context);
-                arch::spin_table::release(claimed);
-                psci_status(psci::error::SUCCESS)
-            }
-            Err(SpinTableError::UnknownCpu) => psci_status(psci::error::INVALID_PARAMETERS),
-            Err(SpinTableError::AlreadyStarted) => psci_status(psci::error::ALREADY_ON),
-            Err(SpinTableError::IndexIsNotAff0) => {
-                defmt::error!(
-                    "cpu mpidr {=u64:#x} has index {=usize}: the spin-table entry needs index = Aff0",
-                    target_mpidr,
-                    index
-                );
-                psci_status(psci::error::INTERNAL_FAILURE)
-            }
-        },
+    if guests::owner_of_cpu(index).is_some() {
+        return psci_status(psci::error::DENIED);
     }
+    cpus::set_host_entry(index, entry, context);
+    cpus::power_on(index)
 }
 
 /// PSCI AFFINITY_INFO for `target_mpidr`: the firmware's answer where there is PSCI firmware;
@@ -566,11 +644,6 @@ fn affinity_info(target_mpidr: u64, lowest_level: u64) -> u64 {
             Some(_) => psci_status(psci::AFFINITY_OFF),
         },
     }
-}
-
-/// A PSCI status code as the register value the caller receives.
-const fn psci_status(code: i64) -> u64 {
-    code as u64
 }
 
 /// Reports the non-zero trap counters (the benchmark parses these lines), and the trap-path

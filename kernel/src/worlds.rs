@@ -707,24 +707,40 @@ impl<E: Copy + Send> Registry<E> {
         }
 
         if let Some(supervisor) = supervisor.filter(|&supervisor| supervisor != index) {
-            let target = &self.components[supervisor];
-            target
-                .notifications
-                .fetch_or(abi::NOTIFY_COMPONENT_FAULTED, Ordering::AcqRel);
-            // Run it now if it is free; if it is busy on another CPU it sees the bit at its
-            // next RECV. A supervisor below us on this CPU's stack cannot be re-entered either.
-            if let Some(guard) = target.lock.try_lock() {
-                core::mem::forget(guard);
-                let bits = target.notifications.swap(0, Ordering::AcqRel);
-                self.enter(
-                    machine,
-                    cpu,
-                    supervisor,
-                    Caller::Kernel,
-                    Delivery::Notification(bits),
-                );
-            }
+            self.notify_from_kernel(machine, cpu, supervisor, abi::NOTIFY_COMPONENT_FAULTED);
         }
+    }
+
+    /// Sets notification `bits` on component `index` for the kernel and runs it now on `cpu`
+    /// if it is free and idle; if it is busy (on another CPU, or below on this CPU's stack),
+    /// it sees the bits at its next RECV. A stopped component sees them when it runs again.
+    pub fn notify_from_kernel<M: Machine<El1 = E>>(
+        &self,
+        machine: &mut M,
+        cpu: &mut Cpu<E>,
+        index: usize,
+        bits: u64,
+    ) {
+        let Some(target) = self.components.get(index) else {
+            return;
+        };
+        target.notifications.fetch_or(bits, Ordering::AcqRel);
+        let Some(guard) = target.lock.try_lock() else {
+            return;
+        };
+        core::mem::forget(guard);
+        if target.state() != ComponentState::Idle as u64 {
+            release(target);
+            return;
+        }
+        let bits = target.notifications.swap(0, Ordering::AcqRel);
+        self.enter(
+            machine,
+            cpu,
+            index,
+            Caller::Kernel,
+            Delivery::Notification(bits),
+        );
     }
 }
 

@@ -62,8 +62,20 @@ pub trait Server {
     }
 
     /// Handles notification `bits`. Ignores them by default.
+    ///
+    /// Called for bits handed over with a call too (before [`serve_call`](Self::serve_call),
+    /// with the request in RX), so it may not make calls; work that needs to must be kept for
+    /// [`handle_notification_alone`](Self::handle_notification_alone) or the next call.
     fn handle_notification(&mut self, bits: u64) {
         let _ = bits;
+    }
+
+    /// Handles notification `bits` that arrived on their own, between calls: no buffer is in
+    /// use, so it may make calls through `ipc`. By default hands them to
+    /// [`handle_notification`](Self::handle_notification).
+    fn handle_notification_alone(&mut self, ipc: &mut Ipc, bits: u64) {
+        let _ = ipc;
+        self.handle_notification(bits);
     }
 }
 
@@ -102,7 +114,7 @@ pub fn serve_forever(ipc: &mut Ipc, server: &mut impl Server) -> ! {
                 }
             }
             Received::Notification { bits } => {
-                server.handle_notification(bits);
+                server.handle_notification_alone(ipc, bits);
                 ipc.recv()
             }
         };

@@ -14,6 +14,13 @@
 //! the CONSOLE_WRITE kernel operation. Anything else is refused with an external abort, and
 //! logged. The VMs and devices come from the component's configuration ([`config`]).
 //!
+//! At boot, before the host's first instruction, the kernel notifies the component
+//! (`NOTIFY_SYSTEM_STARTED`): it creates every guest VM of the configuration ([`guests`]):
+//! the memory-protection component gives each its memslot and maps it in full, then the kernel
+//! starts its vCPU 0 on its pinned CPU (VM_START). A guest's PSCI SYSTEM_RESET wipes its memory
+//! (memory-protection component) and reloads its images (VM_LOAD) before the kernel restarts
+//! it; its SYSTEM_OFF stops it alone.
+//!
 //! Test systems may arm a crash hook ([`crash_hook`]) and a grant probe ([`probe`]) through the
 //! component's settings.
 //!
@@ -30,6 +37,8 @@ mod crash_hook;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod guard_cache;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod guests;
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod mmio;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod pl011;
@@ -43,11 +52,14 @@ mod component {
     //! The component proper: the server loop around the policy and the device models.
 
     use defmt::{debug, info, warn};
-    use hv_component_rt::hv_ipc::abi::{MESSAGE_MAX, kernel_op};
+    use hv_component_rt::hv_ipc::abi::{MESSAGE_MAX, NOTIFY_SYSTEM_STARTED, kernel_op};
     use hv_component_rt::hv_ipc::addr::Ipa;
     use hv_component_rt::hv_ipc::guest_abi::{host, smccc};
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
         Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
+    };
+    use hv_component_rt::hv_ipc::interfaces::mem_protect::{
+        MemProtectInterface, MemProtectReply, MemProtectRequest,
     };
     use hv_component_rt::hv_ipc::interfaces::mmio_guard::{
         MmioGuardInterface, MmioGuardReply, MmioGuardRequest, NOTIFY_MMIO_GUARD_CHANGED,
@@ -61,6 +73,7 @@ mod component {
     use crate::config::{self, EmulatedDevice, MAX_EMULATED};
     use crate::crash_hook::{self, CrashHook, CrashKind};
     use crate::guard_cache::GuardCache;
+    use crate::guests::{self, Step};
     use crate::mmio::{self, Refusal};
     use crate::pl011::Pl011;
     use crate::{console, policy};
@@ -111,6 +124,7 @@ mod component {
             uarts: [const { Pl011::new() }; MAX_EMULATED],
             console_write_failed: false,
             guard_cache: GuardCache::new(),
+            creating_guests: false,
         };
         serve_forever(&mut ipc, &mut server)
     }
@@ -134,6 +148,9 @@ mod component {
         console_write_failed: bool,
         /// The MMIO guard's verdicts kept until it says they changed.
         guard_cache: GuardCache,
+        /// The kernel said the system started: the guests are to be created (as soon as the
+        /// component may make calls).
+        creating_guests: bool,
     }
 
     impl VmManager {
@@ -311,6 +328,115 @@ mod component {
             resolution
         }
 
+        /// Creates and starts every guest VM, once, if the kernel asked for it.
+        fn create_guests(&mut self, ipc: &mut Ipc) {
+            if !core::mem::take(&mut self.creating_guests) {
+                return;
+            }
+            for vm in guests::guests(self.system) {
+                if let Err(why) = Self::create_guest(ipc, vm) {
+                    warn!(
+                        "vm-manager: guest VM {=u16} {=str} not created: {=str}",
+                        vm.id,
+                        vm.name.as_str(),
+                        why
+                    );
+                    continue;
+                }
+                match hv_component_rt::kernel_op(kernel_op::VM_START, [u64::from(vm.id), 0, 0, 0]) {
+                    Ok([status, ..]) => info!(
+                        "vm-manager: guest VM {=u16} {=str} started ({=i64})",
+                        vm.id,
+                        vm.name.as_str(),
+                        status as i64
+                    ),
+                    Err(error) => warn!(
+                        "vm-manager: guest VM {=u16} {=str}: VM_START refused ({=i64})",
+                        vm.id,
+                        vm.name.as_str(),
+                        error.code()
+                    ),
+                }
+            }
+        }
+
+        /// Gives guest `vm` its memory and devices through the memory-protection component.
+        fn create_guest(
+            ipc: &mut Ipc,
+            vm: &hv_component_rt::hv_component_config::Vm,
+        ) -> Result<(), &'static str> {
+            for step in guests::plan(vm) {
+                let request = match step {
+                    Step::Memslot { ipa, pa, size } => MemProtectRequest::AddMemslot {
+                        vm: vm.id,
+                        ipa,
+                        pa,
+                        size,
+                    },
+                    Step::Device { base, size } => MemProtectRequest::MapDevice {
+                        vm: vm.id,
+                        ipa: base,
+                        pa: base,
+                        size,
+                    },
+                };
+                let answer = Client::<MemProtectInterface, _>::new(&mut *ipc).call(&request);
+                match answer {
+                    Ok(MemProtectReply::Done { leaves }) => info!(
+                        "vm-manager: vm{=u16}: {} mapped ({=u64} leaves)",
+                        vm.id,
+                        defmt::Debug2Format(&step),
+                        leaves
+                    ),
+                    Ok(MemProtectReply::Refused { reason }) => {
+                        warn!(
+                            "vm-manager: vm{=u16}: {} refused: {}",
+                            vm.id,
+                            defmt::Debug2Format(&step),
+                            defmt::Debug2Format(&reason)
+                        );
+                        return Err("the memory-protection component refused its memory");
+                    }
+                    Err(error) => {
+                        warn!(
+                            "vm-manager: vm{=u16}: mem-protect call failed: {}",
+                            vm.id,
+                            defmt::Debug2Format(&error)
+                        );
+                        return Err("the memory-protection component could not be called");
+                    }
+                }
+            }
+            Ok(())
+        }
+
+        /// Wipes guest `vm`'s memory and reloads its images for its SYSTEM_RESET; on failure
+        /// the VM cannot start afresh and is stopped instead.
+        fn reset_guest(ipc: &mut Ipc, vm: u16) -> TrapResolution {
+            let wiped = Client::<MemProtectInterface, _>::new(&mut *ipc)
+                .call(&MemProtectRequest::WipeVm { vm });
+            if !matches!(wiped, Ok(MemProtectReply::Done { .. })) {
+                warn!(
+                    "vm-manager: vm{=u16}: wipe failed ({}); the VM is stopped",
+                    vm,
+                    defmt::Debug2Format(&wiped)
+                );
+                return TrapResolution::SystemOff;
+            }
+            if let Err(error) =
+                hv_component_rt::kernel_op(kernel_op::VM_LOAD, [u64::from(vm), 0, 0, 0])
+            {
+                warn!(
+                    "vm-manager: vm{=u16}: VM_LOAD refused ({=i64}); the VM is stopped",
+                    vm,
+                    error.code()
+                );
+                return TrapResolution::SystemOff;
+            }
+            info!("vm-manager: vm{=u16}: memory wiped and images reloaded", vm);
+            TrapResolution::SystemReset
+        }
+
         /// Sends the partial console lines of VM `vm`'s devices (the VM is going away).
         fn flush_consoles(&mut self, vm: u16) {
             let mut console = Console {
@@ -402,7 +528,13 @@ mod component {
             if let Some(wrong) = self.manager.crash_hook() {
                 return wrong;
             }
-            self.manager.smccc(vm, vcpu, regs)
+            let resolution = self.manager.smccc(vm, vcpu, regs);
+            // A guest resets alone: its memory is wiped and reloaded before the kernel
+            // restarts it. (The host's reset ends the run.)
+            if vm != 0 && resolution == TrapResolution::SystemReset {
+                return VmManager::reset_guest(self.ipc, vm);
+            }
+            resolution
         }
 
         fn mmio(
@@ -451,6 +583,9 @@ mod component {
                 interface,
                 &ipc.rx()[..len.min(MESSAGE_MAX)],
             );
+            // Guests not yet created (the start notification came with this call): now, with
+            // the request safely out of RX.
+            self.create_guests(ipc);
             let answer = call.map(|request| {
                 GuestTrapInterface::serve(&mut Serving { manager: self, ipc }, request)
             });
@@ -461,6 +596,14 @@ mod component {
             if bits & NOTIFY_MMIO_GUARD_CHANGED != 0 {
                 self.guard_cache.clear();
             }
+            if bits & NOTIFY_SYSTEM_STARTED != 0 {
+                self.creating_guests = true;
+            }
+        }
+
+        fn handle_notification_alone(&mut self, ipc: &mut Ipc, bits: u64) {
+            self.handle_notification(bits);
+            self.create_guests(ipc);
         }
     }
 }

@@ -28,18 +28,26 @@ const FIRST_COMPONENT_VMID: u64 = 2;
 
 static REGISTRY: Once<Registry<El1Context>> = Once::new();
 
-/// This CPU's hardware under the world stack: how it runs the host and components.
+/// This CPU's hardware under the world stack: how it runs its vCPU (the host's, or the
+/// guest vCPU pinned to it) and components.
 #[derive(Clone, Copy)]
 struct Hardware {
+    /// The vCPU's trap controls (components derive theirs).
     host: TrapControls,
+    /// The vCPU's VM's stage 2.
     host_vttbr: u64,
+    /// Which VM the vCPU belongs to (0: the host) and its index there.
+    vm: u16,
+    vcpu: u16,
 }
 
 impl Hardware {
-    /// Before `set_host_world`: loads images, switches nothing.
+    /// Before `set_vcpu_world`: loads images, switches nothing.
     const UNSET: Self = Self {
         host: TrapControls { hcr: 0, cptr: 0 },
         host_vttbr: 0,
+        vm: 0,
+        vcpu: 0,
     };
 }
 
@@ -200,11 +208,22 @@ fn registry() -> &'static Registry<El1Context> {
     REGISTRY.get().expect("components are set up at boot")
 }
 
-/// Records how this CPU runs the host (called once per CPU before it enters the host).
-pub fn set_host_world(host: TrapControls, host_vttbr: u64) {
+/// Records how this CPU runs its vCPU: vCPU `vcpu` of VM `vm` (0: the host), with `controls`
+/// and stage 2 `vttbr` (called before the CPU enters the vCPU).
+pub fn set_vcpu_world(controls: TrapControls, vttbr: u64, vm: u16, vcpu: u16) {
     // SAFETY: as in `this_cpu`.
     let cpu = unsafe { &mut *PER_CPU[arch::cpu_index()].0.get() };
-    cpu.hardware = Hardware { host, host_vttbr };
+    cpu.hardware = Hardware {
+        host: controls,
+        host_vttbr: vttbr,
+        vm,
+        vcpu,
+    };
+}
+
+/// Records how this CPU runs the host's vCPU (its vCPU *i* is CPU *i*).
+pub fn set_host_world(host: TrapControls, host_vttbr: u64) {
+    set_vcpu_world(host, host_vttbr, 0, arch::cpu_index() as u16);
 }
 
 /// Enters this CPU's vCPU afresh at EL1h `entry` with x0 = `x0`.
@@ -213,6 +232,31 @@ pub fn enter_host(entry: u64, x0: u64) -> ! {
     cpu.reset();
     *cpu.vcpu_frame() = GuestFrame::entering(entry, [x0, 0, 0, 0]);
     arch::run_world(registry.top_frame(cpu))
+}
+
+/// Enters the host on the boot CPU at `entry` with x0 = `x0`, after the server of the
+/// guest-trap interface (the VM manager) has run for `NOTIFY_SYSTEM_STARTED`: it creates and
+/// starts the guest VMs before the host's first instruction.
+pub fn enter_host_after_start(entry: u64, x0: u64) -> ! {
+    let (registry, cpu, mut hardware) = this_cpu();
+    cpu.reset();
+    *cpu.vcpu_frame() = GuestFrame::entering(entry, [x0, 0, 0, 0]);
+    if let Some(server) = registry.server_of(hv_ipc::abi::interface::GUEST_TRAP) {
+        registry.notify_from_kernel(
+            &mut hardware,
+            cpu,
+            server,
+            hv_ipc::abi::NOTIFY_SYSTEM_STARTED,
+        );
+    }
+    arch::run_world(registry.top_frame(cpu))
+}
+
+/// Enters this CPU's guest vCPU afresh at EL1h `entry` with x0 = `x0`, its EL1 registers in
+/// their reset state (nothing of a previous run or another world survives).
+pub fn enter_vcpu_fresh(entry: u64, x0: u64) -> ! {
+    El1Context::vcpu_reset().load();
+    enter_host(entry, x0)
 }
 
 /// Loads every component from the boot table: copies its image from the store into its
@@ -279,6 +323,11 @@ impl Here {
     /// The component on top, if a component (not the vCPU) runs.
     pub fn current(&self) -> Option<usize> {
         self.cpu.current()
+    }
+
+    /// This CPU's vCPU: its VM (0: the host) and its index there.
+    pub fn vcpu(&self) -> (u16, u16) {
+        (self.hardware.vm, self.hardware.vcpu)
     }
 
     /// The registers of the world on top: the one that trapped, until a call, reply or fault

@@ -3,7 +3,7 @@
 //! PANIC, FAULT and the granted kernel operations that touch the machine.
 
 use super::{Here, registry};
-use crate::arch;
+use crate::{arch, guests};
 use hv_abi::ComponentDescriptor;
 use hv_ipc::abi::{self, SyscallError, kernel_op, syscall};
 
@@ -31,7 +31,8 @@ pub fn serve(here: &mut Here, index: usize, number: u64, args: [u64; 3]) {
             here.fault(esr);
         }
         syscall::KERNEL_OP => {
-            here.set_result(kernel_operation(component, args[0], args[1], args[2]))
+            let vcpu = here.vcpu();
+            here.set_result(kernel_operation(component, vcpu, args[0], args[1], args[2]))
         }
         _ => here.set_result(Err(SyscallError::UnknownSyscall)),
     }
@@ -81,8 +82,11 @@ fn report_panic(component: &ComponentDescriptor, address: u64, len: u64) {
     );
 }
 
+/// A granted kernel operation from `component`, which runs on this CPU above its vCPU
+/// `(vm, vcpu)`.
 fn kernel_operation(
     component: &ComponentDescriptor,
+    (vm, vcpu): (u16, u16),
     operation: u64,
     a: u64,
     b: u64,
@@ -116,6 +120,22 @@ fn kernel_operation(
             let bytes = region_bytes(component, a, b)?;
             arch::console::write(bytes);
             Ok([0; 3])
+        }
+        kernel_op::VM_START => {
+            let vm = u16::try_from(a).map_err(|_| SyscallError::BadArgument)?;
+            let status = guests::start_vm(vm)?;
+            defmt::info!(
+                "VM {=str} started -> {=i64}",
+                guests::name(vm),
+                status as i64
+            );
+            Ok([status, 0, 0])
+        }
+        kernel_op::VM_LOAD => {
+            let target = u16::try_from(a).map_err(|_| SyscallError::BadArgument)?;
+            // The vCPU under this call, if it is the VM's, is stopped here serving the reset.
+            let caller = (target == vm).then_some(usize::from(vcpu));
+            guests::load(target, caller).map(|()| [0; 3])
         }
         _ => Err(SyscallError::NoSuchTarget),
     }

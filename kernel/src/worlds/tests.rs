@@ -861,3 +861,35 @@ fn a_call_hands_over_the_notifications_sent_before_it() {
     w.trap(MEM_PROTECT).unwrap();
     assert_eq!(w.registry.frame_mut(&mut w.cpu).x[4], 0);
 }
+
+#[test]
+fn the_kernel_notifies_an_idle_component_at_once_and_a_busy_one_later() {
+    let mut w = World::new(true);
+    // Boot: the VM manager, fresh, runs before the vCPU's first instruction.
+    w.registry.notify_from_kernel(
+        &mut w.machine,
+        &mut w.cpu,
+        VM_MANAGER,
+        abi::NOTIFY_SYSTEM_STARTED,
+    );
+    assert_eq!(w.cpu.current(), Some(VM_MANAGER));
+    // A fresh component starts at its entry and gets the notification at its first RECV.
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    assert_eq!(
+        w.registers(),
+        [abi::RECV_NOTIFICATION, 0, abi::NOTIFY_SYSTEM_STARTED, 0]
+    );
+    w.hvc([syscall::RECV, 0, 0, 0]);
+    assert_eq!(w.cpu.current(), None, "done, the vCPU runs");
+
+    w.trap(VM_MANAGER).unwrap();
+    // VM manager busy (on the stack): the bit waits for its next RECV.
+    w.registry
+        .notify_from_kernel(&mut w.machine, &mut w.cpu, VM_MANAGER, 1 << 5);
+    assert_eq!(w.cpu.current(), Some(VM_MANAGER), "not re-entered");
+    w.reply(NOT_SUPPORTED);
+    assert_eq!(w.cpu.current(), None);
+    // The next call hands the bit over in x4.
+    w.trap(VM_MANAGER).unwrap();
+    assert_eq!(w.registry.frame_mut(&mut w.cpu).x[4], 1 << 5);
+}

@@ -61,6 +61,8 @@ pub const KERNEL_OPS: &[(&str, u64)] = &[
         hv_ipc::abi::kernel_op::HOST_TLB_INVALIDATE,
     ),
     ("zero-pages", hv_ipc::abi::kernel_op::ZERO_PAGES),
+    ("vm-start", hv_ipc::abi::kernel_op::VM_START),
+    ("vm-load", hv_ipc::abi::kernel_op::VM_LOAD),
 ];
 
 /// Guest trap classes a component can take, with their route bits (`hv_abi::ROUTE_*`).

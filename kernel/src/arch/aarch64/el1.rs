@@ -124,6 +124,15 @@ impl El1Context {
             ..Self::default()
         }
     }
+
+    /// The state a guest vCPU starts in: SCTLR_EL1 at its reset value (MMU and caches off),
+    /// everything else zero.
+    pub fn vcpu_reset() -> Self {
+        Self {
+            sctlr: controls::sctlr_el1_reset(),
+            ..Self::default()
+        }
+    }
 }
 
 /// The component's own exception syndrome, address and return address (ESR_EL1, FAR_EL1,

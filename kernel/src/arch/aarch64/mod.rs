@@ -66,6 +66,11 @@ pub fn cpu_index() -> usize {
     TPIDR_EL2.get() as usize
 }
 
+/// This CPU's MPIDR_EL1 as it reads (what the host's vCPU on it reads too).
+pub fn own_mpidr() -> u64 {
+    MPIDR_EL1.get()
+}
+
 /// This CPU's MPIDR_EL1 affinity fields.
 pub fn current_mpidr() -> u64 {
     MPIDR_EL1.get() & 0xff_00ff_ffff
@@ -151,8 +156,10 @@ pub unsafe fn enable_el2_mmu(root: u64, features: &CpuFeatures) {
 
 /// Configures how this CPU runs EL1 guests: HCR_EL2 traps, the stage-2 regime in `vttbr`,
 /// timers, ID registers seen by the guest, and access to SVE/SME/pointer auth/GIC sysregs.
-/// Returns the host VM's trap controls (components derive theirs).
-pub fn configure_guest_controls(vttbr: u64, features: &CpuFeatures) -> TrapControls {
+/// `vmpidr` is what the vCPU reads as MPIDR_EL1: the CPU's own for the host (its vCPU *i* is
+/// CPU *i*), the vCPU index for a guest (its CPUs are numbered from 0). Returns the vCPU's
+/// trap controls (components derive theirs).
+pub fn configure_guest_controls(vttbr: u64, features: &CpuFeatures, vmpidr: u64) -> TrapControls {
     let host = TrapControls::host(features);
     // `controls::vtcr` starts the walk at level 0.
     const _: () = assert!(mmu::STAGE2_ROOT_LEVEL == 0);
@@ -181,7 +188,7 @@ pub fn configure_guest_controls(vttbr: u64, features: &CpuFeatures) -> TrapContr
     // No virtual offset: the guest's virtual counter is the physical one.
     CNTHCTL_EL2.set(controls::cnthctl());
     CNTVOFF_EL2.set(0);
-    VMPIDR_EL2.set(MPIDR_EL1.get());
+    VMPIDR_EL2.set(vmpidr);
     // SAFETY: VPIDR_EL2 only changes what a guest reads as MIDR_EL1.
     unsafe { asm!("msr vpidr_el2, {}", in(reg) MIDR_EL1.get(), options(nostack)) };
     SCTLR_EL1.set(controls::sctlr_el1_reset());
@@ -194,6 +201,13 @@ pub fn sync_instructions(start: u64, len: u64) {
     clean_dcache_to_poc(start, len);
     // SAFETY: invalidating instruction caches only discards cached copies.
     unsafe { asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
+}
+
+/// Invalidates every instruction cache of the inner-shareable domain to the point of
+/// unification (a guest's memory was reloaded).
+pub fn invalidate_instruction_caches() {
+    // SAFETY: invalidating instruction caches only discards cached copies.
+    unsafe { asm!("dsb ish", "ic ialluis", "dsb ish", "isb", options(nostack)) };
 }
 
 /// Runs the world whose registers are `frame` on this CPU (its EL1 state, stage 2 and

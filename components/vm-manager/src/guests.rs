@@ -1,0 +1,139 @@
+//! Creating the guest VMs the manifest declares (DESIGN decision 12), as a plan the component
+//! carries out: for each guest, its memslots (locked: given to it and mapped in full by the
+//! memory-protection component before it first runs), the devices passed through to it, and
+//! then its start. Pure, host-tested; the component makes the calls (`main.rs`).
+//!
+//! A guest sees a standard machine: its RAM at the board's RAM base (the configuration's
+//! `ram_ipa`) whatever physical memory backs it, its devices at their board addresses. One
+//! memslot per guest today (the manifest gives each VM one RAM range); the memory-protection
+//! component keeps several, so a VM with split RAM needs no new protocol.
+
+use hv_component_config::{DeviceMode, System, Vm};
+
+/// Most memslots and passed-through devices one guest is created with.
+pub const MAX_STEPS: usize = 1 + hv_component_config::MAX_DEVICES;
+
+/// One step of a guest's creation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Give the guest `[pa, pa + size)` as its IPA range `[ipa, ipa + size)`.
+    Memslot {
+        /// First IPA.
+        ipa: u64,
+        /// First physical address.
+        pa: u64,
+        /// Bytes.
+        size: u64,
+    },
+    /// Map a device passed through to the guest (IPA = PA).
+    Device {
+        /// First address.
+        base: u64,
+        /// Bytes, page aligned.
+        size: u64,
+    },
+}
+
+/// The guests of `system`, in VM id order.
+pub fn guests(system: &System) -> impl Iterator<Item = &Vm> {
+    system.vms.iter().filter(|vm| !vm.host)
+}
+
+/// How guest `vm` is created: its memslot, then its passed-through devices (each rounded out
+/// to whole pages).
+pub fn plan(vm: &Vm) -> heapless::Vec<Step, MAX_STEPS> {
+    const PAGE: u64 = 4096;
+    let mut steps = heapless::Vec::new();
+    // The capacity holds one memslot and every device a VM can have.
+    let _ = steps.push(Step::Memslot {
+        ipa: vm.ram_ipa,
+        pa: vm.memory.base,
+        size: vm.memory.size,
+    });
+    for device in vm
+        .devices
+        .iter()
+        .filter(|device| device.mode == DeviceMode::Passthrough)
+    {
+        let base = device.region.base & !(PAGE - 1);
+        let end = device.region.end().next_multiple_of(PAGE);
+        let _ = steps.push(Step::Device {
+            base,
+            size: end - base,
+        });
+    }
+    steps
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hv_component_config::{Device, DeviceKind, MmioGuardMode, Name, Region};
+
+    fn vm(id: u16, host: bool, devices: &[(u64, u64, DeviceMode)]) -> Vm {
+        Vm {
+            id,
+            name: Name::try_from("vm").unwrap(),
+            host,
+            memory: Region {
+                base: 0x7c00_0000,
+                size: 0x400_0000,
+            },
+            ram_ipa: 0x4000_0000,
+            mte: false,
+            cpus: Default::default(),
+            mmio_guard: MmioGuardMode::Optional,
+            devices: devices
+                .iter()
+                .map(|&(base, size, mode)| Device {
+                    name: Name::try_from("dev").unwrap(),
+                    kind: DeviceKind::Other,
+                    region: Region { base, size },
+                    mode,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_guest_gets_its_ram_at_the_board_ram_base_and_its_passed_through_devices() {
+        let guest = vm(
+            1,
+            false,
+            &[
+                (0x0900_0000, 0x1000, DeviceMode::Emulated),
+                (0x0901_0800, 0x100, DeviceMode::Passthrough),
+            ],
+        );
+        assert_eq!(
+            plan(&guest).as_slice(),
+            [
+                Step::Memslot {
+                    ipa: 0x4000_0000,
+                    pa: 0x7c00_0000,
+                    size: 0x400_0000
+                },
+                // Emulated devices stay unmapped; a passed-through one is rounded to its page.
+                Step::Device {
+                    base: 0x0901_0000,
+                    size: 0x1000
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn the_host_is_not_a_guest() {
+        let mut system = System {
+            ram: Region::default(),
+            hypervisor: Region::default(),
+            vms: Default::default(),
+            components: Default::default(),
+        };
+        system.vms.push(vm(0, true, &[])).unwrap();
+        system.vms.push(vm(1, false, &[])).unwrap();
+        system.vms.push(vm(2, false, &[])).unwrap();
+        let ids: Vec<u16> = guests(&system).map(|vm| vm.id).collect();
+        assert_eq!(ids, [1, 2]);
+    }
+}

@@ -1,0 +1,288 @@
+//! Guest VMs on this machine: the boot table's descriptors and each VM's run state
+//! (`hv_kernel::guest_run`, host-tested there) bound to the hardware: the physical CPUs their
+//! vCPUs are pinned to, the copies of their pristine images, and the deferred cache
+//! maintenance run before a vCPU's first instruction.
+//!
+//! Mechanism only: the VM manager decides when a VM starts, which vCPU a PSCI call starts and
+//! when a VM is reloaded; the memory-protection component writes each VM's stage 2. The kernel
+//! enforces what the manifest fixed: which CPU runs which vCPU, and that a VM's memory is
+//! reloaded only while none of its vCPUs runs.
+
+use crate::{arch, components, cpus};
+use hv_abi::{BootTable, MAX_GUESTS, VmDescriptor};
+use hv_ipc::abi::SyscallError;
+use hv_ipc::guest_abi::psci;
+use hv_kernel::controls::CpuFeatures;
+use hv_kernel::guest_run::{GuestRun, LoadError, Maintenance, StartError, VcpuState};
+
+/// One guest VM.
+struct Guest {
+    descriptor: VmDescriptor,
+    run: spin::Mutex<GuestRun>,
+}
+
+static GUESTS: spin::Once<heapless::Vec<Guest, MAX_GUESTS>> = spin::Once::new();
+
+fn guests() -> &'static [Guest] {
+    GUESTS.get().map_or(&[], |guests| guests.as_slice())
+}
+
+fn guest(vm: u16) -> Option<&'static Guest> {
+    guests().iter().find(|guest| guest.descriptor.vm == vm)
+}
+
+/// The guest vCPU pinned to CPU `index` (VM id, vCPU index), if the manifest pins one there.
+pub fn owner_of_cpu(index: usize) -> Option<(u16, usize)> {
+    guests().iter().find_map(|guest| {
+        let vcpu = guest.descriptor.vcpu_on(index)?;
+        Some((guest.descriptor.vm, vcpu))
+    })
+}
+
+/// Guest VM `vm`'s name, for logs.
+pub fn name(vm: u16) -> &'static str {
+    guest(vm).map_or("?", |guest| guest.descriptor.name())
+}
+
+/// Records the boot table's guests and copies their images into their memory (their
+/// maintenance is then owed, to run when each first runs). Runs on the boot CPU before the
+/// host or any component runs.
+pub fn set_up(table: &BootTable) {
+    GUESTS.call_once(|| {
+        table
+            .vms()
+            .filter(|descriptor| {
+                // Scrubbing needs the kernel's own map to hold RAM as Tagged Normal memory,
+                // which it does not yet: a VM that may use MTE is refused rather than run with
+                // a previous owner's tags.
+                if descriptor.mte {
+                    defmt::error!(
+                        "guest VM {=str} may use MTE, but the kernel cannot scrub allocation tags yet: it is not created",
+                        descriptor.name()
+                    );
+                }
+                !descriptor.mte
+            })
+            .map(|descriptor| {
+                copy_images(descriptor);
+                defmt::info!(
+                    "guest VM {=u16} {=str}: RAM at IPA {=u64:#x} backed by {=u64:#x}..{=u64:#x}, {=usize} vCPU(s), stage-2 root {=u64:#x}",
+                    descriptor.vm,
+                    descriptor.name(),
+                    descriptor.ram_ipa,
+                    descriptor.memory.start,
+                    descriptor.memory.end,
+                    descriptor.vcpu_count(),
+                    descriptor.stage2_root
+                );
+                Guest {
+                    descriptor: *descriptor,
+                    run: spin::Mutex::new(GuestRun::new(descriptor.vcpu_count(), false)),
+                }
+            })
+            .collect()
+    });
+}
+
+/// Copies the VM's pristine images from the kernel's store into its memory.
+fn copy_images(descriptor: &VmDescriptor) {
+    for image in descriptor.images() {
+        // SAFETY: the boot table's checks keep each store inside the hypervisor's region (a
+        // VmImage payload's destination) and each destination inside the VM's memory, off the
+        // hypervisor's region; both are mapped at EL2. No vCPU of the VM runs: at boot none
+        // does, and VM_LOAD is refused while one does (`GuestRun::loaded`).
+        unsafe {
+            core::ptr::copy_nonoverlapping(
+                image.store.start as *const u8,
+                image.load_address as *mut u8,
+                image.store.len() as usize,
+            );
+        }
+    }
+}
+
+/// VM_START: starts guest `vm`'s vCPU 0 at its boot entry with x0 = its DTB. Returns a PSCI
+/// status.
+pub fn start_vm(vm: u16) -> Result<u64, SyscallError> {
+    let guest = guest(vm).ok_or(SyscallError::BadArgument)?;
+    let descriptor = &guest.descriptor;
+    Ok(start_vcpu(vm, 0, descriptor.entry, descriptor.dtb))
+}
+
+/// Starts guest `vm`'s vCPU `vcpu` at `entry` with x0 = `context` on its pinned CPU (PSCI
+/// CPU_ON, or the VM's start). Returns the PSCI status.
+pub fn start_vcpu(vm: u16, vcpu: usize, entry: u64, context: u64) -> u64 {
+    let Some(guest) = guest(vm) else {
+        return cpus::psci_status(psci::error::INVALID_PARAMETERS);
+    };
+    let Some(cpu) = guest.descriptor.cpu_of(vcpu) else {
+        return cpus::psci_status(psci::error::INVALID_PARAMETERS);
+    };
+    let started = guest.run.lock().start(vcpu, entry, context);
+    let refused = match started {
+        Ok(()) => None,
+        Err(StartError::NoSuchVcpu) => Some(psci::error::INVALID_PARAMETERS),
+        Err(StartError::AlreadyOn) => Some(psci::error::ALREADY_ON),
+        Err(StartError::OnPending) => Some(psci::error::ON_PENDING),
+        Err(StartError::VmStopped) => Some(psci::error::DENIED),
+    };
+    if let Some(code) = refused {
+        return cpus::psci_status(code);
+    }
+    let status = cpus::power_on(cpu);
+    if status != cpus::psci_status(psci::error::SUCCESS) {
+        guest.run.lock().start_failed(vcpu);
+        defmt::warn!(
+            "VM {=str}: vCPU {=usize} on cpu{=usize} could not be powered on: {=i64}",
+            guest.descriptor.name(),
+            vcpu,
+            cpu,
+            status as i64
+        );
+    }
+    status
+}
+
+/// PSCI AFFINITY_INFO of guest `vm`'s vCPU `vcpu`.
+pub fn affinity(vm: u16, vcpu: usize) -> u64 {
+    let state = guest(vm).and_then(|guest| guest.run.lock().affinity(vcpu));
+    cpus::psci_status(match state {
+        None => psci::error::INVALID_PARAMETERS,
+        Some(VcpuState::Off) => psci::AFFINITY_OFF,
+        Some(VcpuState::Starting { .. }) => psci::AFFINITY_ON_PENDING,
+        Some(VcpuState::On) => psci::AFFINITY_ON,
+    })
+}
+
+/// PSCI CPU_OFF from guest `vm`'s vCPU `vcpu` (on this CPU): it is off, and so is the CPU.
+pub fn vcpu_off(vm: u16, vcpu: usize) -> ! {
+    if let Some(guest) = guest(vm) {
+        guest.run.lock().stopped(vcpu);
+    }
+    cpus::power_off_this_cpu()
+}
+
+/// Stops guest `vm` for good from its vCPU on this CPU (it powered off, or nothing can answer
+/// its traps): the host and the other VMs go on. Its other vCPUs, if any run, stop at their
+/// next exit to the kernel.
+pub fn stop(vm: u16, why: &str) -> ! {
+    if let Some(guest) = guest(vm) {
+        guest.run.lock().stop();
+    }
+    defmt::info!(
+        "VM {=str} stopped: {=str}; the host and other VMs go on",
+        name(vm),
+        why
+    );
+    cpus::power_off_this_cpu()
+}
+
+/// Whether guest `vm` was stopped (its vCPUs stop at their next exit).
+pub fn is_stopped(vm: u16) -> bool {
+    guest(vm).is_some_and(|guest| guest.run.lock().is_stopped())
+}
+
+/// VM_LOAD: copies guest `vm`'s pristine images back into its memory and owes its maintenance
+/// again. `caller` is the VM's vCPU this CPU runs, if any (stopped in the kernel while the VM
+/// manager serves its reset); every other vCPU of the VM must be off.
+pub fn load(vm: u16, caller: Option<usize>) -> Result<(), SyscallError> {
+    let guest = guest(vm).ok_or(SyscallError::BadArgument)?;
+    let mut run = guest.run.lock();
+    if let Err(LoadError::VcpuRuns(vcpu)) = run.loaded(caller) {
+        defmt::warn!(
+            "VM {=str}: not reloaded while its vCPU {=usize} runs",
+            guest.descriptor.name(),
+            vcpu
+        );
+        return Err(SyscallError::BadArgument);
+    }
+    copy_images(&guest.descriptor);
+    let loads = run.counts().loads;
+    drop(run);
+    defmt::info!(
+        "VM {=str}: images reloaded (load {=u64}); maintenance owed",
+        guest.descriptor.name(),
+        loads
+    );
+    Ok(())
+}
+
+/// PSCI SYSTEM_RESET of guest `vm`, asked by its vCPU `vcpu` on this CPU, once the VM manager
+/// has wiped and reloaded it (VM_LOAD, which turned the caller's vCPU off): the VM starts
+/// afresh from vCPU 0 at its boot entry. If the VM was not reloaded, it is stopped instead.
+pub fn reset(vm: u16, vcpu: usize, features: &CpuFeatures) -> ! {
+    let Some(guest) = guest(vm) else {
+        cpus::power_off_this_cpu()
+    };
+    let caller_on = guest.run.lock().vcpu(vcpu) != Some(VcpuState::Off);
+    if caller_on {
+        defmt::error!(
+            "VM {=str}: reset answered without reloading its memory",
+            guest.descriptor.name()
+        );
+        stop(vm, "its reset could not be carried out");
+    }
+    let descriptor = &guest.descriptor;
+    if vcpu == 0 {
+        let started = guest.run.lock().start(0, descriptor.entry, descriptor.dtb);
+        if started.is_ok() {
+            enter_on_this_cpu(arch::cpu_index(), features);
+        }
+        stop(vm, "its vCPU 0 could not be restarted");
+    }
+    start_vm(vm).ok();
+    cpus::power_off_this_cpu()
+}
+
+/// Runs, on this CPU, the guest vCPU pinned to it that was just started: its VM's owed
+/// maintenance first, then its first instruction with fresh registers. Parks the CPU if it
+/// runs no vCPU that was started.
+pub fn enter_on_this_cpu(index: usize, features: &CpuFeatures) -> ! {
+    let Some((vm, vcpu)) = owner_of_cpu(index) else {
+        arch::park()
+    };
+    let Some(guest) = guest(vm) else { arch::park() };
+    let descriptor = &guest.descriptor;
+    let Some((entry, context, owed)) = guest.run.lock().entering(vcpu) else {
+        defmt::warn!("cpu{=usize} started with no vCPU to run", index);
+        arch::park()
+    };
+    if owed.any() {
+        run_maintenance(descriptor, owed);
+        let counts = guest.run.lock().counts();
+        defmt::info!(
+            "vm-maintenance vm={=str} loads={=u64} dcache-cleans={=u64} icache-invalidations={=u64} tag-scrubs={=u64}",
+            descriptor.name(),
+            counts.loads,
+            counts.data_cache_cleans,
+            counts.instruction_cache_invalidations,
+            counts.tag_scrubs
+        );
+    }
+    let vttbr = descriptor.stage2_root | (descriptor.vmid() << 48);
+    let vmpidr = (1 << 31) | vcpu as u64;
+    let controls = arch::configure_guest_controls(vttbr, features, vmpidr);
+    components::set_vcpu_world(controls, vttbr, vm, vcpu as u16);
+    defmt::info!(
+        "cpu{=usize}: VM {=str} vCPU {=usize} enters at {=u64:#x} (x0 {=u64:#x})",
+        index,
+        descriptor.name(),
+        vcpu,
+        entry,
+        context
+    );
+    components::enter_vcpu_fresh(entry, context)
+}
+
+/// The maintenance a VM's memory is owed, over all of it, on this CPU (seed 002).
+fn run_maintenance(descriptor: &VmDescriptor, owed: Maintenance) {
+    let memory = descriptor.memory;
+    // `set_up` creates no VM that owes a tag scrub.
+    debug_assert!(!owed.scrub_tags);
+    if owed.clean_data_cache {
+        arch::clean_dcache_to_poc(memory.start, memory.len());
+    }
+    if owed.invalidate_instruction_cache {
+        arch::invalidate_instruction_caches();
+    }
+}
