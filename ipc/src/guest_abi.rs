@@ -188,9 +188,15 @@ pub mod host {
     pub const TEMPLATE_ADD: u32 = function_id(0xA0);
     /// The component template's counter: return the total in x1.
     pub const TEMPLATE_READ: u32 = function_id(0xA1);
-    /// The state of guest VM x1, answered by the VM manager to the host only: x0 = SUCCESS and
-    /// x1 = a [`vm_state`] code, or x0 = INVALID_PARAMETER for no such guest (or the host).
+    /// The state of guest VM x1, answered by the VM manager to the host only: x0 = SUCCESS,
+    /// x1 = a [`vm_state`] code and x2 = how many times it has started (creation, resets and
+    /// restarts), or x0 = INVALID_PARAMETER for no such guest (or the host).
     pub const HOST_VM_STATE: u32 = function_id(0xB0);
+    /// Restart guest VM x1, which must be off (powered off, or failed to reset): its memory is
+    /// wiped, its images reloaded from the pristine copy and it starts afresh. x0 = SUCCESS,
+    /// INVALID_PARAMETER for no such guest, [`code::VM_RUNNING`] if it is not off, NOT_SUPPORTED
+    /// if it could not be reloaded.
+    pub const HOST_VM_RESTART: u32 = function_id(0xB1);
 
     /// HOST_VM_STATE's answers.
     pub mod vm_state {
@@ -212,6 +218,8 @@ pub mod host {
         pub const ALREADY_SHARED: i64 = -6;
         /// A page is not shared.
         pub const NOT_SHARED: i64 = -7;
+        /// The guest VM runs (HOST_VM_RESTART needs it off).
+        pub const VM_RUNNING: i64 = -8;
     }
 }
 
@@ -246,7 +254,10 @@ mod tests {
             [host::TEMPLATE_ADD, host::TEMPLATE_READ],
             [0xC600_00A0, 0xC600_00A1]
         );
-        assert_eq!(host::HOST_VM_STATE, 0xC600_00B0);
+        assert_eq!(
+            [host::HOST_VM_STATE, host::HOST_VM_RESTART],
+            [0xC600_00B0, 0xC600_00B1]
+        );
         assert_eq!(psci::PSCI_CPU_ON_64, smccc::fast_call(4, true, 3));
     }
 

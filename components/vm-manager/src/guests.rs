@@ -65,6 +65,76 @@ pub fn plan(vm: &Vm) -> heapless::Vec<Step, MAX_STEPS> {
     steps
 }
 
+/// What the VM manager knows of each guest's life, for the host's HOST_VM_STATE.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Lifecycle {
+    /// `vm_state` codes by VM id (the host's entry unused).
+    states: [u64; hv_component_config::MAX_VMS],
+    /// Starts by VM id: creation, resets, restarts.
+    starts: [u64; hv_component_config::MAX_VMS],
+}
+
+impl Default for Lifecycle {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Lifecycle {
+    /// Before creation every guest counts as failed: nothing runs until it is started.
+    pub const fn new() -> Self {
+        Self {
+            states: [vm_state::FAILED; hv_component_config::MAX_VMS],
+            starts: [0; hv_component_config::MAX_VMS],
+        }
+    }
+
+    fn set(&mut self, vm: u16, state: u64) {
+        if let Some(slot) = self.states.get_mut(usize::from(vm)) {
+            *slot = state;
+        }
+    }
+
+    /// Guest `vm` was started: created, reset or restarted.
+    pub fn running(&mut self, vm: u16) {
+        self.set(vm, vm_state::RUNNING);
+        if let Some(starts) = self.starts.get_mut(usize::from(vm)) {
+            *starts += 1;
+        }
+    }
+
+    /// Whether guest `vm` is off, so that it may be restarted.
+    pub fn is_off(&self, vm: u16) -> bool {
+        self.states.get(usize::from(vm)) == Some(&vm_state::OFF)
+    }
+
+    /// Guest `vm` powered off, or could not be reset.
+    pub fn off(&mut self, vm: u16) {
+        self.set(vm, vm_state::OFF);
+    }
+
+    /// Guest `vm` could not be created or started.
+    pub fn failed(&mut self, vm: u16) {
+        self.set(vm, vm_state::FAILED);
+    }
+
+    /// HOST_VM_STATE for guest `vm` of `system`: its state code and starts, or `None` if `vm`
+    /// is not a guest.
+    pub fn state(&self, system: &System, vm: u64) -> Option<(u64, u64)> {
+        let vm = guest_id(system, vm)?;
+        let index = usize::from(vm);
+        Some((self.states[index], self.starts[index]))
+    }
+}
+
+/// `vm` as the id of one of `system`'s guests, if it is one.
+pub fn guest_id(system: &System, vm: u64) -> Option<u16> {
+    let vm = u16::try_from(vm).ok()?;
+    guests(system).any(|guest| guest.id == vm).then_some(vm)
+}
+
+use hv_ipc::guest_abi::host::vm_state;
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -122,8 +192,7 @@ mod tests {
         );
     }
 
-    #[test]
-    fn the_host_is_not_a_guest() {
+    fn system() -> System {
         let mut system = System {
             ram: Region::default(),
             hypervisor: Region::default(),
@@ -133,6 +202,35 @@ mod tests {
         system.vms.push(vm(0, true, &[])).unwrap();
         system.vms.push(vm(1, false, &[])).unwrap();
         system.vms.push(vm(2, false, &[])).unwrap();
+        system
+    }
+
+    #[test]
+    fn the_lifecycle_answers_for_guests_only() {
+        let system = system();
+        let mut lifecycle = Lifecycle::new();
+        assert_eq!(lifecycle.state(&system, 1), Some((vm_state::FAILED, 0)));
+        lifecycle.running(1);
+        lifecycle.running(2);
+        lifecycle.off(2);
+        assert!(lifecycle.is_off(2) && !lifecycle.is_off(1));
+        assert_eq!(lifecycle.state(&system, 1), Some((vm_state::RUNNING, 1)));
+        assert_eq!(lifecycle.state(&system, 2), Some((vm_state::OFF, 1)));
+        lifecycle.running(2);
+        assert_eq!(lifecycle.state(&system, 2), Some((vm_state::RUNNING, 2)));
+        lifecycle.failed(1);
+        assert_eq!(lifecycle.state(&system, 1), Some((vm_state::FAILED, 1)));
+        // Not guests: the host, VMs the system does not have, ids beyond u16.
+        for vm in [0, 3, 17, u64::from(u16::MAX) + 2] {
+            assert_eq!(lifecycle.state(&system, vm), None, "vm {vm}");
+        }
+        // Out-of-range ids are ignored, not a panic.
+        lifecycle.running(u16::MAX);
+    }
+
+    #[test]
+    fn the_host_is_not_a_guest() {
+        let system = system();
         let ids: Vec<u16> = guests(&system).map(|vm| vm.id).collect();
         assert_eq!(ids, [1, 2]);
     }

@@ -125,6 +125,7 @@ mod component {
             console_write_failed: false,
             guard_cache: GuardCache::new(),
             creating_guests: false,
+            lifecycle: guests::Lifecycle::new(),
         };
         serve_forever(&mut ipc, &mut server)
     }
@@ -151,6 +152,8 @@ mod component {
         /// The kernel said the system started: the guests are to be created (as soon as the
         /// component may make calls).
         creating_guests: bool,
+        /// What became of each guest, for the host's HOST_VM_STATE.
+        lifecycle: guests::Lifecycle,
     }
 
     impl VmManager {
@@ -335,6 +338,7 @@ mod component {
             }
             for vm in guests::guests(self.system) {
                 if let Err(why) = Self::create_guest(ipc, vm) {
+                    self.lifecycle.failed(vm.id);
                     warn!(
                         "vm-manager: guest VM {=u16} {=str} not created: {=str}",
                         vm.id,
@@ -344,8 +348,16 @@ mod component {
                     continue;
                 }
                 match hv_component_rt::kernel_op(kernel_op::VM_START, [u64::from(vm.id), 0, 0, 0]) {
-                    Ok([status, ..]) => info!(
-                        "vm-manager: guest VM {=u16} {=str} started ({=i64})",
+                    Ok([status, ..]) if status == 0 => {
+                        self.lifecycle.running(vm.id);
+                        info!(
+                            "vm-manager: guest VM {=u16} {=str} started",
+                            vm.id,
+                            vm.name.as_str()
+                        );
+                    }
+                    Ok([status, ..]) => warn!(
+                        "vm-manager: guest VM {=u16} {=str}: its CPU did not start ({=i64})",
                         vm.id,
                         vm.name.as_str(),
                         status as i64
@@ -408,6 +420,36 @@ mod component {
                 }
             }
             Ok(())
+        }
+
+        /// HOST_VM_RESTART: guest `vm`, off, is wiped, reloaded and started afresh. Returns the
+        /// code for the host's x0.
+        fn restart_guest(&mut self, ipc: &mut Ipc, vm: u64) -> i64 {
+            let Some(vm) = guests::guest_id(self.system, vm) else {
+                return smccc::INVALID_PARAMETER;
+            };
+            if !self.lifecycle.is_off(vm) {
+                return host::code::VM_RUNNING;
+            }
+            if Self::reset_guest(ipc, vm) != TrapResolution::SystemReset {
+                return smccc::NOT_SUPPORTED;
+            }
+            match hv_component_rt::kernel_op(kernel_op::VM_START, [u64::from(vm), 0, 0, 0]) {
+                Ok([0, ..]) => {
+                    self.lifecycle.running(vm);
+                    info!("vm-manager: vm{=u16} restarted for the host", vm);
+                    smccc::SUCCESS
+                }
+                other => {
+                    warn!(
+                        "vm-manager: vm{=u16} could not be started again: {}",
+                        vm,
+                        defmt::Debug2Format(&other)
+                    );
+                    self.lifecycle.failed(vm);
+                    smccc::NOT_SUPPORTED
+                }
+            }
         }
 
         /// Wipes guest `vm`'s memory and reloads its images for its SYSTEM_RESET; on failure
@@ -522,8 +564,25 @@ mod component {
             regs: [u64; 8],
         ) -> TrapResolution {
             self.manager.served += 1;
-            if regs[0] as u32 == host::HYP_PING_SUPERVISOR {
-                return VmManager::ping_supervisor(self.ipc, regs[1] as u32);
+            match regs[0] as u32 {
+                host::HYP_PING_SUPERVISOR => {
+                    return VmManager::ping_supervisor(self.ipc, regs[1] as u32);
+                }
+                host::HOST_VM_STATE if vm == 0 => {
+                    let state = self.manager.lifecycle.state(self.manager.system, regs[1]);
+                    let regs = match state {
+                        Some((state, starts)) => [smccc::SUCCESS as u64, state, starts, 0],
+                        None => [smccc::INVALID_PARAMETER as u64, 0, 0, 0],
+                    };
+                    return TrapResolution::Return { regs };
+                }
+                host::HOST_VM_RESTART if vm == 0 => {
+                    let code = self.manager.restart_guest(self.ipc, regs[1]);
+                    return TrapResolution::Return {
+                        regs: [code as u64, 0, 0, 0],
+                    };
+                }
+                _ => {}
             }
             if let Some(wrong) = self.manager.crash_hook() {
                 return wrong;
@@ -532,7 +591,16 @@ mod component {
             // A guest resets alone: its memory is wiped and reloaded before the kernel
             // restarts it. (The host's reset ends the run.)
             if vm != 0 && resolution == TrapResolution::SystemReset {
-                return VmManager::reset_guest(self.ipc, vm);
+                let resolution = VmManager::reset_guest(self.ipc, vm);
+                if resolution == TrapResolution::SystemOff {
+                    self.manager.lifecycle.off(vm);
+                } else {
+                    self.manager.lifecycle.running(vm);
+                }
+                return resolution;
+            }
+            if vm != 0 && resolution == TrapResolution::SystemOff {
+                self.manager.lifecycle.off(vm);
             }
             resolution
         }

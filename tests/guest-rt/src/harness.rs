@@ -170,6 +170,14 @@ macro_rules! ensure_eq {
 /// then ends the run: `SYSTEM_OFF` if every case passed, else `SYSTEM_RESET`.
 #[cfg(target_os = "none")]
 pub fn run_tests(cases: &[TestCase]) -> ! {
+    let (_, failed) = run_cases(cases);
+    crate::psci::exit(failed == 0)
+}
+
+/// Runs `cases` in order and prints one line per case and the `<N> passed, <M> failed`
+/// summary; returns (passed, failed), for a guest that ends its run its own way.
+#[cfg(target_os = "none")]
+pub fn run_cases(cases: &[TestCase]) -> (usize, usize) {
     let env = crate::env();
     let (mut passed, mut failed) = (0usize, 0usize);
     crate::println!("running {} tests", cases.len());
@@ -187,7 +195,7 @@ pub fn run_tests(cases: &[TestCase]) -> ! {
         }
     }
     crate::println!("{passed} passed, {failed} failed");
-    crate::psci::exit(failed == 0)
+    (passed, failed)
 }
 
 #[cfg(test)]

@@ -116,7 +116,7 @@ pub use exception::{catch_exception, expect_exception};
 #[cfg(target_os = "none")]
 pub use fatal::fail_run;
 #[cfg(target_os = "none")]
-pub use harness::run_tests;
+pub use harness::{run_cases, run_tests};
 pub use harness::{FAILURE_MESSAGE_CAPACITY, TestCase, TestFailure, TestResult};
 
 /// Declares the guest's main function: `guest_main!(path)` where `path` is a

@@ -1,0 +1,248 @@
+//! Test guest `vm-basic`: runs as a guest VM beside the host (`manifests/tests/guest-vm.toml`
+//! and `guest-vm-reset.toml`) and checks the machine a guest is promised and its isolation.
+//!
+//! Cases:
+//!
+//! - `ram_is_at_the_board_ram_base`: the DTB has one memory range, at 0x4000_0000 (QEMU virt's
+//!   RAM base, whatever physical memory backs it), with the size the manifest gives; its first
+//!   and last words read and write.
+//! - `cpus_are_numbered_from_zero`: the DTB lists one CPU, `reg` 0, and MPIDR_EL1 reads 0 in
+//!   its affinity fields; PSCI AFFINITY_INFO says vCPU 0 is on and CPU_ON of a vCPU the VM does
+//!   not have is INVALID_PARAMETERS.
+//! - `memory_outside_its_ram_aborts`: reads and writes just past its RAM and at 0x7000_0000
+//!   (RAM of the machine, but not this VM's) take a synchronous external data abort, and a
+//!   fetch there an instruction abort; the guest goes on.
+//! - `devices_it_was_not_given_abort`: the PL031 RTC (0x0901_0000) and the PL061 GPIO
+//!   (0x0903_0000) are the board's, not this VM's: reads take a data abort.
+//! - `its_memory_was_wiped_before_it_started`: a page of its RAM outside the image and the DTB
+//!   reads all zeros, then is filled with a pattern: after a reset or a restart the pattern
+//!   must be gone.
+//!
+//! Then it prints the summary and ends with PSCI SYSTEM_OFF, or SYSTEM_RESET if its command
+//! line says `then=reset` (the VM starts again from a wiped memory).
+//!
+//! Built for the host the crate is an empty program, so `cargo check --workspace` works.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(target_os = "none")]
+mod guest {
+    //! The test cases (bare metal only).
+
+    use core::ptr;
+
+    use hv_guest_rt::{
+        Env, TestCase, TestResult, branch_and_link, ensure, ensure_eq, exception::ec,
+        expect_exception, fail, psci, run_cases,
+    };
+
+    hv_guest_rt::guest_main!(main);
+
+    /// QEMU virt's RAM base: where a guest sees its RAM.
+    const RAM_BASE: u64 = 0x4000_0000;
+    /// RAM of the machine at an address no guest's RAM reaches (a guest's IPA space starts at
+    /// RAM_BASE and holds only its own memory).
+    const OTHER_RAM: u64 = 0x7000_0000;
+    const RTC: u64 = 0x0901_0000;
+    const GPIO: u64 = 0x0903_0000;
+    const PAGE: u64 = 4096;
+    const PATTERN: u64 = 0x6775_6573_7476_6d00;
+
+    unsafe extern "C" {
+        static __image_start: u8;
+        static __image_end: u8;
+    }
+
+    fn main(env: &'static Env) -> ! {
+        let (_, failed) = run_cases(&[
+            TestCase {
+                name: "ram_is_at_the_board_ram_base",
+                run: ram_is_at_the_board_ram_base,
+            },
+            TestCase {
+                name: "cpus_are_numbered_from_zero",
+                run: cpus_are_numbered_from_zero,
+            },
+            TestCase {
+                name: "memory_outside_its_ram_aborts",
+                run: memory_outside_its_ram_aborts,
+            },
+            TestCase {
+                name: "devices_it_was_not_given_abort",
+                run: devices_it_was_not_given_abort,
+            },
+            TestCase {
+                name: "its_memory_was_wiped_before_it_started",
+                run: its_memory_was_wiped_before_it_started,
+            },
+        ]);
+        let reset = env
+            .fdt()
+            .chosen()
+            .bootargs()
+            .is_some_and(|args| args.split(' ').any(|arg| arg == "then=reset"));
+        if reset && failed == 0 {
+            hv_guest_rt::println!("resetting");
+            psci::system_reset()
+        }
+        psci::system_off()
+    }
+
+    fn read(address: u64) -> u64 {
+        // SAFETY: an aligned doubleword of this VM's RAM, or an access expected to fault (then
+        // the load is skipped by the exception handler).
+        unsafe { ptr::read_volatile(address as *const u64) }
+    }
+
+    fn write(address: u64, value: u64) {
+        // SAFETY: as for `read`: a word of RAM this guest does not otherwise use, or a store
+        // expected to fault.
+        unsafe { ptr::write_volatile(address as *mut u64, value) }
+    }
+
+    /// The VM's RAM: (start, end) of its one memory range.
+    fn ram(env: &Env) -> Result<(u64, u64), hv_guest_rt::TestFailure> {
+        let memory = env.fdt().memory();
+        let mut regions = memory.regions();
+        let Some(region) = regions.next() else {
+            fail!("the DTB has no memory range");
+        };
+        ensure!(
+            regions.next().is_none(),
+            "the DTB has more than one memory range"
+        );
+        let start = region.starting_address as u64;
+        let Some(size) = region.size else {
+            fail!("the memory range at {start:#x} has no size");
+        };
+        Ok((start, start + size as u64))
+    }
+
+    /// A page of RAM holding neither the image (with its stack) nor the DTB.
+    fn scratch_page(env: &Env) -> Result<u64, hv_guest_rt::TestFailure> {
+        let (start, end) = ram(env)?;
+        let image = (&raw const __image_start) as u64..(&raw const __image_end) as u64;
+        let dtb_start = env.dtb_address() as u64;
+        let dtb = dtb_start..dtb_start + env.fdt().total_size() as u64;
+        let overlaps = |page: u64, range: &core::ops::Range<u64>| {
+            page < range.end && range.start < page + PAGE
+        };
+        [end - PAGE, end - 0x20_0000, start + 0x10_0000]
+            .into_iter()
+            .find(|&page| page >= start && !overlaps(page, &image) && !overlaps(page, &dtb))
+            .ok_or_else(|| "no free page in RAM".into())
+    }
+
+    fn ram_is_at_the_board_ram_base(env: &Env) -> TestResult {
+        let (start, end) = ram(env)?;
+        ensure_eq!(start, RAM_BASE);
+        ensure!(
+            end - start >= 0x20_0000 && (end - start).is_multiple_of(0x20_0000),
+            "RAM {start:#x}..{end:#x}: not a whole number of 2 MiB blocks"
+        );
+        let page = scratch_page(env)?;
+        for address in [page, page + PAGE - 8] {
+            write(address, PATTERN ^ address);
+            ensure_eq!(read(address), PATTERN ^ address);
+        }
+        Ok(())
+    }
+
+    fn cpus_are_numbered_from_zero(env: &Env) -> TestResult {
+        let mut mpidrs = env.cpu_mpidrs();
+        ensure_eq!(mpidrs.next(), Some(0));
+        ensure_eq!(mpidrs.next(), None);
+        ensure_eq!(
+            hv_guest_rt::smp::current_mpidr() & hv_guest_rt::smp::MPIDR_AFFINITY_MASK,
+            0
+        );
+        ensure_eq!(psci::affinity_info(0, 0), 0, "AFFINITY_INFO(0): not ON");
+        let entry = (&raw const __image_start) as u64;
+        ensure_eq!(
+            psci::cpu_on(1, entry, 0),
+            -2,
+            "CPU_ON of a vCPU it does not have: not INVALID_PARAMETERS"
+        );
+        Ok(())
+    }
+
+    /// Reads and writes `address` and checks both take a synchronous external data abort.
+    fn check_data_aborts(address: u64, what: &str) -> TestResult {
+        for write_access in [false, true] {
+            let taken = expect_exception(|| {
+                if write_access {
+                    write(address, PATTERN)
+                } else {
+                    let _ = read(address);
+                }
+            });
+            let access = if write_access { "write" } else { "read" };
+            let Some(taken) = taken else {
+                fail!("a {access} of {what} ({address:#x}) did not abort");
+            };
+            ensure!(
+                taken.is_data_external_abort() && taken.far == address,
+                "a {access} of {what} ({address:#x}): not an external data abort there: {taken}"
+            );
+        }
+        Ok(())
+    }
+
+    /// Fetches from `address` (a `blr` there) and checks an instruction abort came back.
+    fn check_fetch_aborts(address: u64, what: &str) -> TestResult {
+        // SAFETY: nothing executable is at `address`: the fetch aborts and the handler resumes
+        // after the `blr` (were something there, the test fails on whatever it did).
+        let taken = expect_exception(|| unsafe { branch_and_link(address) });
+        let Some(taken) = taken else {
+            fail!("a fetch from {what} ({address:#x}) did not abort");
+        };
+        ensure!(
+            taken.ec() == ec::INSTRUCTION_ABORT_SAME_EL && taken.far == address,
+            "a fetch from {what} ({address:#x}): not an instruction abort there: {taken}"
+        );
+        Ok(())
+    }
+
+    fn memory_outside_its_ram_aborts(env: &Env) -> TestResult {
+        let (_, end) = ram(env)?;
+        check_data_aborts(end, "the first byte past its RAM")?;
+        check_data_aborts(OTHER_RAM, "the machine's RAM outside its own")?;
+        check_fetch_aborts(end, "the first byte past its RAM")?;
+        check_fetch_aborts(OTHER_RAM, "the machine's RAM outside its own")
+    }
+
+    fn devices_it_was_not_given_abort(_env: &Env) -> TestResult {
+        for (address, what) in [(RTC, "the RTC"), (GPIO, "the GPIO controller")] {
+            let taken = expect_exception(|| read(address));
+            let Some(taken) = taken else {
+                fail!("a read of {what} ({address:#x}) did not abort");
+            };
+            ensure!(
+                taken.ec() == ec::DATA_ABORT_SAME_EL,
+                "a read of {what} ({address:#x}): not a data abort: {taken}"
+            );
+        }
+        Ok(())
+    }
+
+    fn its_memory_was_wiped_before_it_started(env: &Env) -> TestResult {
+        let page = scratch_page(env)?;
+        // The last case: `ram_is_at_the_board_ram_base` wrote the page's first and last word,
+        // so look at the words between, then leave the pattern everywhere for the next start.
+        for address in (page + 8..page + PAGE - 8).step_by(8) {
+            let value = read(address);
+            ensure!(
+                value == 0,
+                "{address:#x} holds {value:#x} at start: the memory was not wiped"
+            );
+        }
+        for address in (page..page + PAGE).step_by(8) {
+            write(address, PATTERN);
+        }
+        Ok(())
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {}

@@ -1,0 +1,162 @@
+//! Test guest `vm-host`: runs as the host VM beside the guest VM `guest1`
+//! (`manifests/tests/guest-vm.toml`, `guest-vm-reset.toml`) and checks that the guest's memory
+//! and CPUs are not the host's, and the host calls on guests.
+//!
+//! Cases:
+//!
+//! - `guest_memory_is_not_the_hosts`: the first word past the host's RAM (the DTB's memory
+//!   range) is the guest's: a read and a write take the abort pKVM injects for memory the host
+//!   does not own (a data abort with ISS.S1PTW set, FAR the address).
+//! - `guest_cpus_are_not_the_hosts`: the DTB lists the host's CPU only, and PSCI CPU_ON of the
+//!   guest's CPU (MPIDR 1) is DENIED.
+//! - `host_calls_refuse_what_is_not_a_guest`: HOST_VM_STATE and HOST_VM_RESTART of the host
+//!   (VM 0) and of VM 5 answer INVALID_PARAMETER.
+//! - `the_guest_runs_its_course`: polls HOST_VM_STATE(1). A guest that powers off is restarted
+//!   once with HOST_VM_RESTART (a second restart while it runs answers VM_RUNNING) and must
+//!   power off again after its second start; a guest that resets itself must reach its third
+//!   start. Fails after 60 s of counter time.
+//!
+//! Built for the host the crate is an empty program, so `cargo check --workspace` works.
+
+#![cfg_attr(target_os = "none", no_std, no_main)]
+#![deny(clippy::undocumented_unsafe_blocks)]
+
+#[cfg(target_os = "none")]
+mod guest {
+    //! The test cases (bare metal only).
+
+    use core::ptr;
+
+    use hv_guest_rt::smccc::host::code::{INVALID_PARAMETER, SUCCESS, VM_RUNNING};
+    use hv_guest_rt::smccc::host::{HOST_VM_RESTART, HOST_VM_STATE, vm_state};
+    use hv_guest_rt::{
+        Env, TakenException, TestFailure, TestResult, counter, ensure, ensure_eq, exception::ec,
+        expect_exception, fail, psci, smccc::hvc,
+    };
+
+    hv_guest_rt::test_guest![
+        guest_memory_is_not_the_hosts,
+        guest_cpus_are_not_the_hosts,
+        host_calls_refuse_what_is_not_a_guest,
+        the_guest_runs_its_course,
+    ];
+
+    /// The guest VM.
+    const GUEST: u64 = 1;
+    /// `ISS.S1PTW`, the marker of the abort the hypervisor injects.
+    const ISS_S1PTW: u64 = 1 << 7;
+    /// PSCI DENIED.
+    const DENIED: i64 = -3;
+
+    fn read(address: u64) -> u64 {
+        // SAFETY: an access expected to fault; the exception handler skips it.
+        unsafe { ptr::read_volatile(address as *const u64) }
+    }
+
+    fn write(address: u64, value: u64) {
+        // SAFETY: as for `read`.
+        unsafe { ptr::write_volatile(address as *mut u64, value) }
+    }
+
+    /// HOST_VM_STATE of `vm`: (x0, state, starts).
+    fn vm_state_of(vm: u64) -> (i64, u64, u64) {
+        let [x0, x1, x2, ..] = hvc(HOST_VM_STATE, &[vm]);
+        (x0 as i64, x1, x2)
+    }
+
+    fn restart(vm: u64) -> i64 {
+        hvc(HOST_VM_RESTART, &[vm])[0] as i64
+    }
+
+    fn check_marked_abort(address: u64, write: bool, taken: Option<TakenException>) -> TestResult {
+        let access = if write { "write" } else { "read" };
+        let Some(taken) = taken else {
+            fail!("{access} of {address:#x} (the guest's memory) did not fault");
+        };
+        ensure!(
+            taken.ec() == ec::DATA_ABORT_SAME_EL
+                && taken.esr & ISS_S1PTW != 0
+                && taken.far == address,
+            "{access} of {address:#x}: not the injected abort: {taken}"
+        );
+        Ok(())
+    }
+
+    fn guest_memory_is_not_the_hosts(env: &Env) -> TestResult {
+        let Some(host_end) = env
+            .fdt()
+            .memory()
+            .regions()
+            .filter_map(|region| Some(region.starting_address as u64 + region.size? as u64))
+            .max()
+        else {
+            fail!("the DTB has no memory range");
+        };
+        let taken = expect_exception(|| read(host_end));
+        check_marked_abort(host_end, false, taken)?;
+        let taken = expect_exception(|| write(host_end, 0x686f_7374));
+        check_marked_abort(host_end, true, taken)
+    }
+
+    fn guest_cpus_are_not_the_hosts(env: &Env) -> TestResult {
+        let mut mpidrs = env.cpu_mpidrs();
+        ensure_eq!(mpidrs.next(), Some(0));
+        ensure_eq!(mpidrs.next(), None, "the host's DTB lists the guest's CPU");
+        ensure_eq!(psci::cpu_on(1, 0x4200_0000, 0), DENIED);
+        Ok(())
+    }
+
+    fn host_calls_refuse_what_is_not_a_guest(_env: &Env) -> TestResult {
+        for vm in [0, 5] {
+            ensure_eq!(vm_state_of(vm).0, INVALID_PARAMETER, "HOST_VM_STATE({vm})");
+            ensure_eq!(restart(vm), INVALID_PARAMETER, "HOST_VM_RESTART({vm})");
+        }
+        Ok(())
+    }
+
+    /// Polls the guest until `done` says its state and starts are what is awaited.
+    fn wait_for(what: &str, done: impl Fn(u64, u64) -> bool) -> Result<(u64, u64), TestFailure> {
+        let deadline = counter::ticks() + 60 * counter::frequency();
+        loop {
+            let (code, state, starts) = vm_state_of(GUEST);
+            if code != SUCCESS {
+                fail!("HOST_VM_STATE(1) -> {code}");
+            }
+            if state == vm_state::FAILED {
+                fail!("the guest could not be created or started");
+            }
+            if done(state, starts) {
+                return Ok((state, starts));
+            }
+            if counter::ticks() > deadline {
+                fail!("waited 60 s for the guest to {what}: state {state}, {starts} start(s)");
+            }
+        }
+    }
+
+    fn the_guest_runs_its_course(_env: &Env) -> TestResult {
+        let (state, starts) = wait_for("power off or reset twice", |state, starts| {
+            state == vm_state::OFF || starts >= 3
+        })?;
+        if state != vm_state::OFF {
+            hv_guest_rt::println!("the guest reset itself: {starts} starts");
+            return Ok(());
+        }
+        ensure_eq!(starts, 1, "starts when it first powered off");
+        ensure_eq!(restart(GUEST), SUCCESS, "HOST_VM_RESTART of the guest");
+        // It runs now (or already powered off again, if it was quick): either way not OFF
+        // with one start any more.
+        let (code, state, starts) = vm_state_of(GUEST);
+        ensure_eq!(code, SUCCESS);
+        ensure_eq!(starts, 2, "starts after the restart");
+        if state == vm_state::RUNNING {
+            ensure_eq!(restart(GUEST), VM_RUNNING, "a restart while it runs");
+        }
+        wait_for("power off again", |state, _| state == vm_state::OFF)?;
+        hv_guest_rt::println!("the guest powered off twice");
+        Ok(())
+    }
+}
+
+#[cfg(not(target_os = "none"))]
+fn main() {}
