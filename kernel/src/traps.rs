@@ -268,12 +268,14 @@ fn send_guest_trap(here: &mut Here, server: usize, trap: &GuestTrap, pending: Pe
     match here.call_from_vcpu(server, abi::interface::GUEST_TRAP, encode, pending) {
         Ok(()) => Sent::Delivered,
         Err(CallError::Retired) => {
+            let vm = here.vcpu().0;
             defmt::error!(
-                "its {=str} goes to component {=str}, which faulted and is never restarted",
+                "{=str} VM stopped: its {=str} goes to component {=str}, which faulted and is never restarted",
+                vm_name(vm),
                 pending.kind.name(),
                 components::name(server)
             );
-            stop_vm(here.vcpu().0);
+            stop_vm(vm);
         }
         Err(CallError::Stopped) => {
             here.frame().elr = pending.retry_pc;
@@ -396,11 +398,15 @@ fn inject_abort(frame: &mut GuestFrame, write: bool, far: u64) {
     inject_into(frame, injected);
 }
 
+/// VM `vm`'s name for logs: "host", or the guest's.
+fn vm_name(vm: u16) -> &'static str {
+    if vm == HOST_VM { "host" } else { guests::name(vm) }
+}
+
 /// Stops VM `vm` after its vCPU on this CPU made a trap nothing will answer: a guest stops
 /// alone; the host's end ends the run.
 fn stop_vm(vm: u16) -> ! {
     if vm == HOST_VM {
-        defmt::error!("host VM stopped");
         crate::end_run(ExitStatus::VmStopped);
     }
     guests::stop(vm, "a trap of its could not be answered")
@@ -510,18 +516,18 @@ fn apply_common_resolution(frame: &mut GuestFrame, cpu: usize, decision: Decisio
 fn log_refusal(who: &str, pending: &PendingTrap, refusal: Refusal) {
     match refusal {
         Refusal::Undecodable => defmt::error!(
-            "the answer to the {=str} VM's {=str} does not decode",
+            "the answer to the {=str}'s {=str} does not decode",
             who,
             pending.kind.name()
         ),
         Refusal::Remote(remote) => defmt::error!(
-            "the {=str} VM's {=str} was refused: {}",
+            "the {=str}'s {=str} was refused: {}",
             who,
             pending.kind.name(),
             defmt::Debug2Format(&remote)
         ),
         Refusal::Mismatch { trap, resolution } => defmt::error!(
-            "the {=str} VM's {=str} was answered {=str}, which does not fit it",
+            "the {=str}'s {=str} was answered {=str}, which does not fit it",
             who,
             trap,
             resolution
