@@ -261,7 +261,7 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
         fail("the boot table's components are misplaced, conflict or name bad notify targets");
     }
     components::set_up(&table);
-    guests::set_up(&table);
+    guests::set_up(&table, &features);
     defmt::info!(
         "kernel tables: {=usize} pages in use (EL2 map, component stage 2s)",
         arch::mmu::pool_pages_used()

@@ -101,6 +101,8 @@ pub struct CpuFeatures {
     pub pointer_auth: bool,
     /// GICv3 system register interface implemented.
     pub gic_sysregs: bool,
+    /// MTE with allocation tags in memory (FEAT_MTE2: ID_AA64PFR1_EL1.MTE ≥ 2).
+    pub mte: bool,
 }
 
 /// The HCR_EL2 and CPTR_EL2 values one world runs with: what traps to EL2.
@@ -126,6 +128,7 @@ impl TrapControls {
             hcr += HCR_EL2::API::DisableTrapPointerAuthInstToEl2
                 + HCR_EL2::APK::DisableTrapPointerAuthKeyRegsToEl2;
         }
+        let hcr = hcr.value | if features.mte { HCR_ATA } else { 0 };
         let cptr = CPTR_EL2::RES1_13::SET
             + CPTR_EL2::RES1_9::SET
             + CPTR_EL2::RES1_7_0::SET
@@ -141,8 +144,21 @@ impl TrapControls {
                 CPTR_EL2::TSM::Trapped
             };
         Self {
-            hcr: hcr.value,
+            hcr,
             cptr: cptr.value,
+        }
+    }
+
+    /// A guest vCPU's, from the host's: allocation tags only for a VM that may use MTE (with
+    /// HCR_EL2.ATA clear its tag accesses are prevented and the MTE registers trap).
+    pub fn guest(self, may_use_tags: bool) -> Self {
+        if may_use_tags {
+            self
+        } else {
+            Self {
+                hcr: self.hcr & !HCR_ATA,
+                ..self
+            }
         }
     }
 
@@ -154,13 +170,17 @@ impl TrapControls {
     /// (`arch::el1`).
     pub fn component(self) -> Self {
         Self {
-            hcr: self.hcr
+            hcr: (self.hcr & !HCR_ATA)
                 | (HCR_EL2::TWI::SET + HCR_EL2::TWE::SET + HCR_EL2::TVM::SET + HCR_EL2::TRVM::SET)
                     .value,
             cptr: self.cptr | (CPTR_EL2::TFP::Trapped + CPTR_EL2::TCPAC::SET).value,
         }
     }
 }
+
+/// HCR_EL2.ATA (bit 56, FEAT_MTE2): EL1 and EL0 may access allocation tags. `aarch64-cpu`
+/// does not name it.
+const HCR_ATA: u64 = 1 << 56;
 
 /// VTCR_EL2 for every guest's stage 2: `ipa_bits` of IPA from a level-0 root, 4 KiB granule,
 /// write-back inner-shareable table walks.
@@ -178,11 +198,18 @@ pub fn vtcr(features: &CpuFeatures) -> u64 {
 
 /// MAIR_EL2: index 0 Device-nGnRE, index 1 Normal write-back read/write-allocate (the indices
 /// the EL2 stage-1 descriptors name).
-pub fn mair_el2() -> u64 {
-    (MAIR_EL2::Attr0_Device::nonGathering_nonReordering_EarlyWriteAck
+/// With MTE, index 1 is Tagged Normal write-back (0xF0), so the kernel can scrub a guest's
+/// allocation tags through its own map.
+pub fn mair_el2(features: &CpuFeatures) -> u64 {
+    let mair = (MAIR_EL2::Attr0_Device::nonGathering_nonReordering_EarlyWriteAck
         + MAIR_EL2::Attr1_Normal_Outer::WriteBack_NonTransient_ReadWriteAlloc
         + MAIR_EL2::Attr1_Normal_Inner::WriteBack_NonTransient_ReadWriteAlloc)
-        .value
+        .value;
+    if features.mte {
+        (mair & !(0xff << 8)) | (0xf0 << 8)
+    } else {
+        mair
+    }
 }
 
 /// TCR_EL2 for the kernel's own map: `va_bits` of VA, 4 KiB granule, write-back
@@ -193,14 +220,23 @@ pub fn tcr_el2(va_bits: u64, features: &CpuFeatures) -> u64 {
         + TCR_EL2::ORGN0::WriteBack_ReadAlloc_WriteAlloc_Cacheable
         + TCR_EL2::SH0::Inner
         + TCR_EL2::TG0::KiB_4
-        + TCR_EL2::PS.val(features.pa_size_field))
+        + TCR_EL2::PS.val(features.pa_size_field)
+        + if features.mte {
+            // Top byte ignored: a tagged address (the tag in bits 59:56) translates.
+            TCR_EL2::TBI::Ignored
+        } else {
+            TCR_EL2::TBI::Used
+        })
     .value
         | (TCR_EL2_RES1::RES1_31::SET + TCR_EL2_RES1::RES1_23::SET).value
 }
 
 /// SCTLR_EL2 with the MMU, the caches and stack alignment checks on.
-pub fn sctlr_el2_mmu_on() -> u64 {
-    (SCTLR_EL2::EIS::IsSynch
+/// With MTE, SCTLR_EL2.ATA (bit 43) lets the kernel write allocation tags (tag checks stay
+/// off: TCF = 0).
+pub fn sctlr_el2_mmu_on(features: &CpuFeatures) -> u64 {
+    let ata = if features.mte { 1 << 43 } else { 0 };
+    ata | (SCTLR_EL2::EIS::IsSynch
         + SCTLR_EL2::EOS::IsSynch
         + SCTLR_EL2::M::Enable
         + SCTLR_EL2::C::Cacheable
@@ -264,6 +300,7 @@ mod tests {
         sme: false,
         pointer_auth: false,
         gic_sysregs: false,
+        mte: false,
     };
     const RICH: CpuFeatures = CpuFeatures {
         pa_size_field: 0b101,
@@ -272,6 +309,7 @@ mod tests {
         sme: true,
         pointer_auth: true,
         gic_sysregs: true,
+        mte: true,
     };
 
     /// The HCR_EL2 bits as a literal: VM, SWIO, FB, BSU = inner shareable, TSC, RW.
@@ -282,8 +320,18 @@ mod tests {
         assert_eq!(TrapControls::host(&PLAIN).hcr, HCR_HOST);
         assert_eq!(
             TrapControls::host(&RICH).hcr,
-            HCR_HOST | (1 << 40) | (1 << 41)
+            HCR_HOST | (1 << 40) | (1 << 41) | (1 << 56)
         );
+    }
+
+    #[test]
+    fn tags_are_for_the_host_and_guests_that_may_use_them_only() {
+        let host = TrapControls::host(&RICH);
+        assert_eq!(host.guest(true), host);
+        assert_eq!(host.guest(false).hcr, host.hcr & !(1 << 56));
+        assert_eq!(host.component().hcr & (1 << 56), 0);
+        let plain = TrapControls::host(&PLAIN);
+        assert_eq!(plain.guest(true), plain, "no MTE, no tags to give");
     }
 
     #[test]
@@ -306,7 +354,7 @@ mod tests {
             let component = host.component();
             assert_eq!(
                 component.hcr,
-                host.hcr | (1 << 13) | (1 << 14) | (1 << 26) | (1 << 30)
+                (host.hcr & !(1 << 56)) | (1 << 13) | (1 << 14) | (1 << 26) | (1 << 30)
             );
             assert_eq!(component.cptr, host.cptr | (1 << 10) | (1 << 31));
         }
@@ -329,21 +377,22 @@ mod tests {
 
     #[test]
     fn el2_stage1_registers_are_the_literals() {
-        assert_eq!(mair_el2(), 0xff << 8 | 0x04);
+        assert_eq!(mair_el2(&PLAIN), 0xff << 8 | 0x04);
+        assert_eq!(mair_el2(&RICH), 0xf0 << 8 | 0x04);
         for features in [PLAIN, RICH] {
             let literal = 25
                 | (0b01 << 8)
                 | (0b01 << 10)
                 | (0b11 << 12)
                 | (features.pa_size_field << 16)
+                | (u64::from(features.mte) << 20)
                 | (1 << 23)
                 | (1 << 31);
             assert_eq!(tcr_el2(39, &features), literal);
         }
-        assert_eq!(
-            sctlr_el2_mmu_on(),
-            0x30c5_0830 | 1 | (1 << 2) | (1 << 3) | (1 << 12)
-        );
+        let sctlr = 0x30c5_0830 | 1 | (1 << 2) | (1 << 3) | (1 << 12);
+        assert_eq!(sctlr_el2_mmu_on(&PLAIN), sctlr);
+        assert_eq!(sctlr_el2_mmu_on(&RICH), sctlr | (1 << 43));
     }
 
     #[test]

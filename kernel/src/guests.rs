@@ -47,23 +47,29 @@ pub fn name(vm: u16) -> &'static str {
 /// Records the boot table's guests and copies their images into their memory (their
 /// maintenance is then owed, to run when each first runs). Runs on the boot CPU before the
 /// host or any component runs.
-pub fn set_up(table: &BootTable) {
+pub fn set_up(table: &BootTable, features: &CpuFeatures) {
     GUESTS.call_once(|| {
         table
             .vms()
             .filter(|descriptor| {
-                // Scrubbing needs the kernel's own map to hold RAM as Tagged Normal memory,
-                // which it does not yet: a VM that may use MTE is refused rather than run with
-                // a previous owner's tags.
-                if descriptor.mte {
+                // A VM promised MTE on a machine without it would run without what it asked.
+                if descriptor.mte && !features.mte {
                     defmt::error!(
-                        "guest VM {=str} may use MTE, but the kernel cannot scrub allocation tags yet: it is not created",
+                        "guest VM {=str} may use MTE, but this CPU has no MTE: it is not created",
                         descriptor.name()
                     );
                 }
-                !descriptor.mte
+                !descriptor.mte || features.mte
             })
             .map(|descriptor| {
+                if cfg!(feature = "dirty-guest-tags") && descriptor.mte {
+                    // Stands for a previous owner's tags, which the scrub must remove.
+                    arch::set_allocation_tags(descriptor.memory.start, descriptor.memory.len(), 0xa);
+                    defmt::info!(
+                        "test build: guest VM {=str}'s memory tags set to 0xa",
+                        descriptor.name()
+                    );
+                }
                 copy_images(descriptor);
                 defmt::info!(
                     "guest VM {=u16} {=str}: RAM at IPA {=u64:#x} backed by {=u64:#x}..{=u64:#x}, {=usize} vCPU(s), stage-2 root {=u64:#x}",
@@ -77,7 +83,7 @@ pub fn set_up(table: &BootTable) {
                 );
                 Guest {
                     descriptor: *descriptor,
-                    run: spin::Mutex::new(GuestRun::new(descriptor.vcpu_count(), false)),
+                    run: spin::Mutex::new(GuestRun::new(descriptor.vcpu_count(), descriptor.mte)),
                 }
             })
             .collect()
@@ -261,7 +267,7 @@ pub fn enter_on_this_cpu(index: usize, features: &CpuFeatures) -> ! {
     }
     let vttbr = descriptor.stage2_root | (descriptor.vmid() << 48);
     let vmpidr = (1 << 31) | vcpu as u64;
-    let controls = arch::configure_guest_controls(vttbr, features, vmpidr);
+    let controls = arch::configure_guest_controls(vttbr, features, vmpidr).guest(descriptor.mte);
     components::set_vcpu_world(controls, vttbr, vm, vcpu as u16);
     defmt::info!(
         "cpu{=usize}: VM {=str} vCPU {=usize} enters at {=u64:#x} (x0 {=u64:#x})",
@@ -277,8 +283,10 @@ pub fn enter_on_this_cpu(index: usize, features: &CpuFeatures) -> ! {
 /// The maintenance a VM's memory is owed, over all of it, on this CPU (seed 002).
 fn run_maintenance(descriptor: &VmDescriptor, owed: Maintenance) {
     let memory = descriptor.memory;
-    // `set_up` creates no VM that owes a tag scrub.
-    debug_assert!(!owed.scrub_tags);
+    // `set_up` creates a VM that owes a tag scrub only on a CPU with MTE.
+    if owed.scrub_tags {
+        arch::set_allocation_tags(memory.start, memory.len(), 0);
+    }
     if owed.clean_data_cache {
         arch::clean_dcache_to_poc(memory.start, memory.len());
     }

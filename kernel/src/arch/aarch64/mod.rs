@@ -109,6 +109,7 @@ pub fn cpu_features() -> CpuFeatures {
         // APA, API, GPA, GPI.
         pointer_auth: [4, 8, 24, 28].iter().any(|&shift| field(isar1, shift) != 0),
         gic_sysregs: field(pfr0, 24) != 0,
+        mte: field(pfr1, 8) >= 2,
     }
 }
 
@@ -132,9 +133,9 @@ static EL2_MMU_CONFIG: El2MmuConfig = El2MmuConfig([const { AtomicU64::new(0) };
 /// `root` must be an EL2 stage-1 table that identity-maps the kernel's code, data, stacks
 /// and everything the kernel touches afterwards.
 pub unsafe fn enable_el2_mmu(root: u64, features: &CpuFeatures) {
-    let mair = controls::mair_el2();
+    let mair = controls::mair_el2(features);
     let tcr = controls::tcr_el2(mmu::VA_BITS, features);
-    let sctlr = controls::sctlr_el2_mmu_on();
+    let sctlr = controls::sctlr_el2_mmu_on(features);
     let vbar = core::ptr::addr_of!(el2_vectors) as u64;
     let config = &EL2_MMU_CONFIG.0;
     if config[2].load(Ordering::Relaxed) == 0 {
@@ -201,6 +202,34 @@ pub fn sync_instructions(start: u64, len: u64) {
     clean_dcache_to_poc(start, len);
     // SAFETY: invalidating instruction caches only discards cached copies.
     unsafe { asm!("ic ialluis", "dsb ish", "isb", options(nostack)) };
+}
+
+/// Sets the allocation tags of `[start, start + len)` (RAM, mapped Tagged at EL2; the kernel
+/// maps RAM so when the CPU has MTE) to `tag`, a DCZID_EL0 block at a time (`DC GVA`, which
+/// takes the tag from the address's bits 59:56 and leaves the data alone). Tag 0 scrubs a
+/// guest's memory before it runs.
+pub fn set_allocation_tags(start: u64, len: u64, tag: u8) {
+    let dczid: u64;
+    // SAFETY: reading DCZID_EL0 has no side effect.
+    unsafe { asm!("mrs {}, dczid_el0", out(reg) dczid, options(nomem, nostack)) };
+    let block = 4u64 << (dczid & 0xf);
+    let tagged = u64::from(tag & 0xf) << 56;
+    let mut address = start & !(block - 1);
+    while address < start + len {
+        // SAFETY: only allocation tags change (never data); TCR_EL2.TBI is set with MTE, so
+        // the tagged address translates to `address`, which is RAM the kernel maps.
+        unsafe {
+            asm!(
+                ".arch_extension memtag",
+                "dc gva, {}",
+                in(reg) address | tagged,
+                options(nostack)
+            )
+        };
+        address += block;
+    }
+    // SAFETY: barrier only.
+    unsafe { asm!("dsb sy", options(nostack)) };
 }
 
 /// Invalidates every instruction cache of the inner-shareable domain to the point of
