@@ -404,6 +404,52 @@ unsafe extern "C" {
 /// If the MMU is already on (no nesting), if called on a CPU other than the boot CPU, or if
 /// the image does not lie below [`IDENTITY_MAP_END`].
 pub unsafe fn with_identity_mmu<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: the caller's contract.
+    unsafe { identity_mmu(IDENTITY_MAIR, 0, 0, f) }
+}
+
+/// `MAIR_EL1.Attr1` = 0xF0: Tagged Normal, Inner/Outer Write-Back (FEAT_MTE2).
+const IDENTITY_MAIR_TAGGED: u64 = 0x44 | (0xF0 << 8);
+/// `SCTLR_EL1.ATA`: EL1 may access allocation tags.
+const SCTLR_ATA: u64 = 1 << 43;
+/// `TCR_EL1.TBI0`: the top byte of a TTBR0 address is ignored (it carries the tag).
+const TCR_TBI0: u64 = 1 << 37;
+
+/// [`with_identity_mmu`], with the RAM block Tagged Normal memory, EL1 access to allocation
+/// tags on (`SCTLR_EL1.ATA`) and the top byte of addresses ignored (`TCR_EL1.TBI0`), so `f`
+/// can read and write allocation tags ([`crate::mte`]). Tag checks stay off (`TCF0`/`TCF` =
+/// 0). Whether tags are really kept is the hypervisor's to allow (HCR_EL2.ATA): without it
+/// tag writes are ignored and tags read as zero.
+///
+/// # Safety
+///
+/// As for [`with_identity_mmu`]; the CPU must implement FEAT_MTE2.
+pub unsafe fn with_tagged_identity_mmu<R>(f: impl FnOnce() -> R) -> R {
+    // SAFETY: the caller's contract.
+    unsafe { identity_mmu(IDENTITY_MAIR_TAGGED, TCR_TBI0, SCTLR_ATA, f) }
+}
+
+/// Whether the CPU implements FEAT_MTE2 (allocation tags in memory).
+pub fn has_mte2() -> bool {
+    let pfr1: u64;
+    // SAFETY: reading an ID register has no side effects.
+    unsafe {
+        asm!("mrs {}, id_aa64pfr1_el1", out(reg) pfr1, options(nomem, nostack, preserves_flags))
+    };
+    (pfr1 >> 8) & 0xf >= 2
+}
+
+/// The body of [`with_identity_mmu`] with its MAIR and extra TCR and SCTLR bits.
+///
+/// # Safety
+///
+/// As for [`with_identity_mmu`].
+unsafe fn identity_mmu<R>(
+    mair_value: u64,
+    tcr_extra: u64,
+    sctlr_extra: u64,
+    f: impl FnOnce() -> R,
+) -> R {
     assert!(
         crate::smp::is_boot_cpu(),
         "with_identity_mmu is for the boot CPU only"
@@ -433,7 +479,7 @@ pub unsafe fn with_identity_mmu<R>(f: impl FnOnce() -> R) -> R {
         "with_identity_mmu: the MMU is already on"
     );
     let table = core::ptr::addr_of!(IDENTITY_TABLE) as u64;
-    let enabled = (sctlr | SCTLR_M) & !(SCTLR_A | SCTLR_C | SCTLR_WXN);
+    let enabled = (sctlr | SCTLR_M | sctlr_extra) & !(SCTLR_A | SCTLR_C | SCTLR_WXN);
     // SAFETY: The map is the identity on everything the runtime and the caller use (the image,
     // its stack and vectors, below IDENTITY_MAP_END as checked; the caller's contract covers
     // the rest), so execution continues at the same addresses with the same data once the MMU
@@ -452,8 +498,8 @@ pub unsafe fn with_identity_mmu<R>(f: impl FnOnce() -> R) -> R {
             "isb",
             "msr sctlr_el1, {sctlr}",
             "isb",
-            mair = in(reg) IDENTITY_MAIR,
-            tcr = in(reg) IDENTITY_TCR,
+            mair = in(reg) mair_value,
+            tcr = in(reg) IDENTITY_TCR | tcr_extra,
             table = in(reg) table,
             sctlr = in(reg) enabled,
             options(nostack, preserves_flags),
@@ -490,4 +536,26 @@ pub fn mmu_enabled() -> bool {
     // SAFETY: Reading SCTLR_EL1 has no side effects.
     unsafe { asm!("mrs {}, sctlr_el1", out(reg) v, options(nomem, nostack, preserves_flags)) };
     v & SCTLR_M != 0
+}
+
+/// `LDG`: the allocation tag of the granule holding `address` (under
+/// [`with_tagged_identity_mmu`]).
+pub fn load_tag(address: u64) -> u8 {
+    let mut tagged = address;
+    // SAFETY: LDG reads a tag into the register's bits 59:56; it never faults on mapped RAM
+    // and changes no memory.
+    unsafe {
+        asm!(".arch_extension memtag", "ldg {0}, [{0}]", inout(reg) tagged, options(nostack, preserves_flags))
+    };
+    ((tagged >> 56) & 0xf) as u8
+}
+
+/// `STG`: sets the allocation tag of the 16-byte granule at `address` (aligned) to `tag`
+/// (under [`with_tagged_identity_mmu`]); the data is untouched.
+pub fn store_tag(address: u64, tag: u8) {
+    let tagged = (address & !(0xf << 56)) | (u64::from(tag & 0xf) << 56);
+    // SAFETY: STG writes only the granule's allocation tag (no data), of RAM the caller owns.
+    unsafe {
+        asm!(".arch_extension memtag", "stg {0}, [{0}]", in(reg) tagged, options(nostack, preserves_flags))
+    };
 }

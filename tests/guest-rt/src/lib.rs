@@ -107,6 +107,13 @@ pub mod smp;
 
 #[cfg(target_os = "none")]
 pub use arch::{IDENTITY_MAP_END, branch_and_link, current_el, mmu_enabled, with_identity_mmu};
+
+/// Memory tagging (FEAT_MTE2): allocation tags read and written under
+/// [`mte::with_tagged_identity_mmu`].
+#[cfg(target_os = "none")]
+pub mod mte {
+    pub use crate::arch::{has_mte2, load_tag, store_tag, with_tagged_identity_mmu};
+}
 #[cfg(target_os = "none")]
 pub use boot::{QEMU_DIRECT_DTB_ADDRESS, env};
 pub use env::{BadDtb, Env, MemoryRange};

@@ -18,6 +18,13 @@
 //!   reads all zeros, then is filled with a pattern: after a reset or a restart the pattern
 //!   must be gone.
 //!
+//! - `allocation_tags_are_as_the_manifest_says` (on a CPU with MTE): with its command line
+//!   saying `mte` (the manifest's `mte = true`), no allocation tag of its RAM (every 64 KiB,
+//!   and every granule of that page) is non-zero at start, although the test build of the
+//!   hypervisor dirtied them before it started and the previous run set some; then tags set on
+//!   that page read back. Without `mte`, tags set do not stick (the hypervisor withholds
+//!   tag access).
+//!
 //! Then it prints the summary and ends with PSCI SYSTEM_OFF, or SYSTEM_RESET if its command
 //! line says `then=reset` (the VM starts again from a wiped memory).
 //!
@@ -34,7 +41,7 @@ mod guest {
 
     use hv_guest_rt::{
         Env, TestCase, TestResult, branch_and_link, ensure, ensure_eq, exception::ec,
-        expect_exception, fail, psci, run_cases,
+        expect_exception, fail, mte, println, psci, run_cases,
     };
 
     hv_guest_rt::guest_main!(main);
@@ -76,17 +83,25 @@ mod guest {
                 name: "its_memory_was_wiped_before_it_started",
                 run: its_memory_was_wiped_before_it_started,
             },
+            TestCase {
+                name: "allocation_tags_are_as_the_manifest_says",
+                run: allocation_tags_are_as_the_manifest_says,
+            },
         ]);
-        let reset = env
-            .fdt()
-            .chosen()
-            .bootargs()
-            .is_some_and(|args| args.split(' ').any(|arg| arg == "then=reset"));
+        let reset = has_argument(env, "then=reset");
         if reset && failed == 0 {
             hv_guest_rt::println!("resetting");
             psci::system_reset()
         }
         psci::system_off()
+    }
+
+    /// Whether the command line (`/chosen/bootargs`) holds `argument`.
+    fn has_argument(env: &Env, argument: &str) -> bool {
+        env.fdt()
+            .chosen()
+            .bootargs()
+            .is_some_and(|args| args.split(' ').any(|arg| arg == argument))
     }
 
     fn read(address: u64) -> u64 {
@@ -239,6 +254,44 @@ mod guest {
         }
         for address in (page..page + PAGE).step_by(8) {
             write(address, PATTERN);
+        }
+        Ok(())
+    }
+
+    /// The tag the test sets.
+    const TAG: u8 = 0x5;
+
+    fn allocation_tags_are_as_the_manifest_says(env: &Env) -> TestResult {
+        if !mte::has_mte2() {
+            println!("(no MTE on this CPU: nothing to check)");
+            return Ok(());
+        }
+        let may_use_tags = has_argument(env, "mte");
+        let (start, end) = ram(env)?;
+        let page = scratch_page(env)?;
+        let samples = (start..end)
+            .step_by(0x1_0000)
+            .chain((page..page + PAGE).step_by(16));
+        // SAFETY: the closure reads tags of this VM's RAM and writes tags (never data) of its
+        // scratch page; it touches no device.
+        let (first_tagged, kept) = unsafe {
+            mte::with_tagged_identity_mmu(|| {
+                let first_tagged = samples
+                    .map(|address| (address, mte::load_tag(address)))
+                    .find(|&(_, tag)| tag != 0);
+                for address in (page..page + PAGE).step_by(16) {
+                    mte::store_tag(address, TAG);
+                }
+                (first_tagged, mte::load_tag(page + 32))
+            })
+        };
+        if may_use_tags {
+            if let Some((address, tag)) = first_tagged {
+                fail!("{address:#x} has allocation tag {tag:#x} at start: not scrubbed");
+            }
+            ensure_eq!(kept, TAG, "a tag set on its own RAM does not read back");
+        } else {
+            ensure_eq!(kept, 0, "a VM without MTE kept an allocation tag");
         }
         Ok(())
     }
