@@ -400,7 +400,11 @@ fn inject_abort(frame: &mut GuestFrame, write: bool, far: u64) {
 
 /// VM `vm`'s name for logs: "host", or the guest's.
 fn vm_name(vm: u16) -> &'static str {
-    if vm == HOST_VM { "host" } else { guests::name(vm) }
+    if vm == HOST_VM {
+        "host"
+    } else {
+        guests::name(vm)
+    }
 }
 
 /// Stops VM `vm` after its vCPU on this CPU made a trap nothing will answer: a guest stops

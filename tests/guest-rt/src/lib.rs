@@ -115,9 +115,9 @@ pub use exception::TakenException;
 pub use exception::{catch_exception, expect_exception};
 #[cfg(target_os = "none")]
 pub use fatal::fail_run;
+pub use harness::{FAILURE_MESSAGE_CAPACITY, TestCase, TestFailure, TestResult};
 #[cfg(target_os = "none")]
 pub use harness::{run_cases, run_tests};
-pub use harness::{FAILURE_MESSAGE_CAPACITY, TestCase, TestFailure, TestResult};
 
 /// Declares the guest's main function: `guest_main!(path)` where `path` is a
 /// `fn(&'static Env) -> !`. The runtime calls it once boot has finished.
