@@ -14,9 +14,10 @@
 //! | [`HOST_RECLAIM`](function::HOST_RECLAIM) `0xC600_0093` | PA | pages ≥ 1 | guest |
 //!
 //! x0 returns a [`code`]: `SUCCESS` 0; `INVALID_PARAMETER` -3 (misaligned, not RAM, zero
-//! pages, a range that overflows, no such guest); `NOT_OWNED` -5 (a page is not owned by the
-//! party the call needs: the host, or that guest); `ALREADY_SHARED` -6; `NOT_SHARED` -7;
-//! `NOT_SUPPORTED` -1 for any other function routed here. A refused call changes nothing.
+//! pages, a range that overflows, no such guest, a guest VM of the configuration); `NOT_OWNED`
+//! -5 (a page is not owned by the party the call needs: the host, or that guest);
+//! `ALREADY_SHARED` -6; `NOT_SHARED` -7; `NOT_SUPPORTED` -1 for any other function routed here.
+//! A refused call changes nothing.
 //!
 //! # Order of operations
 //!
