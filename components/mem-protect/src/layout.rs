@@ -6,7 +6,7 @@
 //! [`memory_pool_tables_for`] and [`plan::vm_tables`](crate::stage2::plan::vm_tables).
 
 use crate::service::MAX_GUEST_VMS;
-use crate::stage2::plan::page_span;
+use crate::stage2::plan::{page_span, passthrough_spans};
 use crate::stage2::{IpaRange, MappingPolicy};
 use hv_component_config::heapless::Vec;
 use hv_component_config::{ComponentConfig, DeviceMode, MAX_DEVICES, MAX_VMS};
@@ -81,14 +81,11 @@ pub fn host_layout(config: &ComponentConfig) -> Result<HostLayout, LayoutError> 
         .vms
         .iter()
         .filter(|vm| !vm.host)
-        .flat_map(|vm| vm.devices.iter())
-        .filter(|device| device.mode == DeviceMode::Passthrough);
+        .flat_map(passthrough_spans);
     let mut device_holes: Vec<IpaRange, MAX_HOLES> = emulated
+        .map(|device| page_span(&device.region))
         .chain(given_to_guests)
-        .map(|device| {
-            let (start, end) = page_span(&device.region);
-            IpaRange::new(start, end)
-        })
+        .map(|(start, end)| IpaRange::new(start, end))
         .collect();
     if device_holes
         .iter()
@@ -118,14 +115,8 @@ pub fn guest_layouts(
         if vm.id == 0 || usize::from(vm.id) > MAX_GUEST_VMS {
             return Err(LayoutError::BadGuest(vm.id));
         }
-        let devices = vm
-            .devices
-            .iter()
-            .filter(|device| device.mode == DeviceMode::Passthrough)
-            .map(|device| {
-                let (start, end) = page_span(&device.region);
-                IpaRange::new(start, end)
-            })
+        let devices = passthrough_spans(vm)
+            .map(|(start, end)| IpaRange::new(start, end))
             .collect();
         // At most MAX_VMS - 1 guests besides the host.
         guests
@@ -159,16 +150,14 @@ mod tests {
         Device, DeviceKind, MemProtectSettings, MmioGuardMode, Name, Region, Settings, System, Vm,
     };
 
-    fn config(devices: &[(u64, u64, DeviceMode)], settings: Settings) -> ComponentConfig {
-        let host = Vm {
-            id: 0,
-            name: Name::try_from("host").unwrap(),
-            host: true,
-            memory: Region {
-                base: 0x4200_0000,
-                size: 0x3e00_0000,
-            },
-            ram_ipa: 0x4200_0000,
+    /// VM `id` (the host if 0) with its RAM at `ram_ipa` backed by `memory`, and `devices`.
+    fn vm(id: u16, memory: Region, ram_ipa: u64, devices: &[(u64, u64, DeviceMode)]) -> Vm {
+        Vm {
+            id,
+            name: Name::try_from("vm").unwrap(),
+            host: id == 0,
+            memory,
+            ram_ipa,
             mte: false,
             cpus: Default::default(),
             mmio_guard: MmioGuardMode::Off,
@@ -181,7 +170,15 @@ mod tests {
                     mode,
                 })
                 .collect(),
+        }
+    }
+
+    fn config(devices: &[(u64, u64, DeviceMode)], settings: Settings) -> ComponentConfig {
+        let memory = Region {
+            base: 0x4200_0000,
+            size: 0x3e00_0000,
         };
+        let host = vm(0, memory, memory.base, devices);
         ComponentConfig {
             name: Name::try_from("mem-protect").unwrap(),
             crate_name: Name::try_from("hv-mem-protect").unwrap(),
@@ -256,27 +253,14 @@ mod tests {
     }
 
     fn guest(id: u16, devices: &[(u64, u64, DeviceMode)]) -> Vm {
+        let memory = Region {
+            base: 0x7000_0000,
+            size: 0x1000_0000,
+        };
+        // Not the host, whatever its id (0 is refused, not taken for the host).
         Vm {
-            id,
-            name: Name::try_from("guest").unwrap(),
             host: false,
-            memory: Region {
-                base: 0x7000_0000,
-                size: 0x1000_0000,
-            },
-            ram_ipa: 0x4000_0000,
-            mte: false,
-            cpus: Default::default(),
-            mmio_guard: MmioGuardMode::Off,
-            devices: devices
-                .iter()
-                .map(|&(base, size, mode)| Device {
-                    name: Name::try_from("dev").unwrap(),
-                    kind: DeviceKind::Other,
-                    region: Region { base, size },
-                    mode,
-                })
-                .collect(),
+            ..vm(id, memory, 0x4000_0000, devices)
         }
     }
 

@@ -335,6 +335,27 @@ mod component {
         }
     }
 
+    /// Logs a refused AddMemslot (`what` = "memslot") or MapDevice ("device") and answers it.
+    fn refused(
+        what: &str,
+        vm: u16,
+        ipa: u64,
+        pa: u64,
+        size: u64,
+        reason: MemProtectRefusal,
+    ) -> MemProtectReply {
+        warn!(
+            "mem-protect: vm{=u16} {=str} ipa {=u64:#x} pa {=u64:#x} size {=u64:#x} refused: {=str}",
+            vm,
+            what,
+            ipa,
+            pa,
+            size,
+            refusal_name(&reason)
+        );
+        MemProtectReply::Refused { reason }
+    }
+
     impl Component<'_> {
         /// The statistics line: at info level (the summary the tests and the benchmark read)
         /// when the footprint changed since the last one or `always`, else at debug level.
@@ -564,17 +585,7 @@ mod component {
                     }
                     MemProtectReply::Done { leaves }
                 }
-                Err(reason) => {
-                    warn!(
-                        "mem-protect: vm{=u16} memslot ipa {=u64:#x} pa {=u64:#x} size {=u64:#x} refused: {=str}",
-                        vm,
-                        ipa,
-                        pa,
-                        size,
-                        refusal_name(&reason)
-                    );
-                    MemProtectReply::Refused { reason }
-                }
+                Err(reason) => refused("memslot", vm, ipa, pa, size, reason),
             }
         }
 
@@ -588,17 +599,7 @@ mod component {
                     );
                     MemProtectReply::Done { leaves }
                 }
-                Err(reason) => {
-                    warn!(
-                        "mem-protect: vm{=u16} device ipa {=u64:#x} pa {=u64:#x} size {=u64:#x} refused: {=str}",
-                        vm,
-                        ipa,
-                        pa,
-                        size,
-                        refusal_name(&reason)
-                    );
-                    MemProtectReply::Refused { reason }
-                }
+                Err(reason) => refused("device", vm, ipa, pa, size, reason),
             }
         }
 

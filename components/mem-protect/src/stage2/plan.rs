@@ -105,6 +105,14 @@ pub fn page_span(region: &Region) -> (u64, u64) {
     (start, end)
 }
 
+/// The pages of each device passed through to `vm`, as `(start, end)`.
+pub fn passthrough_spans(vm: &Vm) -> impl Iterator<Item = (u64, u64)> + '_ {
+    vm.devices
+        .iter()
+        .filter(|device| device.mode == DeviceMode::Passthrough)
+        .map(|device| page_span(&device.region))
+}
+
 /// What a guest's configuration maps into its stage 2, in IPA order: its RAM (one memslot,
 /// IPA `ram_ipa` → PA `memory.base`) and each device passed through to it, page-rounded, at
 /// the address the VM sees it at (IPA = PA).
@@ -115,18 +123,11 @@ pub fn vm_ranges(vm: &Vm) -> Vec<GuestRange, { MAX_DEVICES + 1 }> {
         pa: vm.memory.base,
         size: vm.memory.size,
     };
-    let devices = vm
-        .devices
-        .iter()
-        .filter(|device| device.mode == DeviceMode::Passthrough)
-        .map(|device| {
-            let (start, end) = page_span(&device.region);
-            GuestRange {
-                ipa: start,
-                pa: start,
-                size: end - start,
-            }
-        });
+    let devices = passthrough_spans(vm).map(|(start, end)| GuestRange {
+        ipa: start,
+        pa: start,
+        size: end - start,
+    });
     // One memslot and at most MAX_DEVICES devices: the capacity holds them all.
     for range in core::iter::once(ram).chain(devices) {
         if range.size > 0 {
