@@ -1,13 +1,20 @@
 //! What mem-protect serves, derived from its configuration: the RAM bank, the hypervisor's
-//! reserved range, the device holes (the host's emulated devices, which a device block must
-//! never cover) and the mapping policy. Pure, host-tested; `main.rs` takes the configuration
-//! from the runtime and `build.rs` sizes the static pools with [`memory_pool_tables_for`].
+//! reserved range, the device holes (the host's emulated devices and every device passed
+//! through to a guest, which a host device block must never cover), the mapping policy, and
+//! each guest VM with the devices it may be given. Pure, host-tested; `main.rs` takes the
+//! configuration from the runtime and `build.rs` sizes the static pools with
+//! [`memory_pool_tables_for`] and [`plan::vm_tables`](crate::stage2::plan::vm_tables).
 
+use crate::service::MAX_GUEST_VMS;
+use crate::stage2::plan::{page_span, passthrough_spans};
 use crate::stage2::{IpaRange, MappingPolicy};
-use hv_component_config::{ComponentConfig, DeviceMode, MAX_DEVICES};
+use hv_component_config::heapless::Vec;
+use hv_component_config::{ComponentConfig, DeviceMode, MAX_DEVICES, MAX_VMS};
 
 /// The page size every range is rounded to.
 const PAGE: u64 = 4096;
+/// Most device holes: every device of every VM.
+pub const MAX_HOLES: usize = MAX_DEVICES * MAX_VMS;
 /// The host's IPA space (40 bits).
 const IPA_LIMIT: u64 = 1 << 40;
 
@@ -18,8 +25,9 @@ pub struct HostLayout {
     pub ram: IpaRange,
     /// The hypervisor's part of it, owned by the hypervisor from boot.
     pub reserved: [IpaRange; 1],
-    /// Ranges outside RAM never mapped into the host, page aligned and sorted.
-    pub device_holes: heapless::Vec<IpaRange, MAX_DEVICES>,
+    /// Ranges outside RAM never mapped into the host, page aligned and sorted: its emulated
+    /// devices (which must keep faulting) and the devices passed through to guests (theirs).
+    pub device_holes: Vec<IpaRange, MAX_HOLES>,
     /// How large the lazily made mappings may be.
     pub policy: MappingPolicy,
 }
@@ -33,8 +41,20 @@ pub enum LayoutError {
     BadRam,
     /// The hypervisor's range is not inside the RAM.
     ReservedOutsideRam,
-    /// An emulated device of the host overlaps the RAM.
+    /// An emulated device of the host, or a guest's passed-through device, overlaps the RAM.
     HoleInRam,
+    /// A guest VM's id is 0 or too large for a guest number.
+    BadGuest(u16),
+}
+
+/// A guest VM as mem-protect serves it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct GuestLayout {
+    /// Its VM id (1 to [`MAX_GUEST_VMS`]).
+    pub vm: u16,
+    /// The devices passed through to it: the only MMIO it may be given (physical, page
+    /// aligned).
+    pub devices: Vec<IpaRange, MAX_DEVICES>,
 }
 
 /// The layout `config` describes.
@@ -53,15 +73,19 @@ pub fn host_layout(config: &ComponentConfig) -> Result<HostLayout, LayoutError> 
     if reserved.start < ram.start || reserved.end > ram.end {
         return Err(LayoutError::ReservedOutsideRam);
     }
-    let mut device_holes: heapless::Vec<IpaRange, MAX_DEVICES> = host
+    let emulated = host
         .devices
         .iter()
-        .filter(|device| device.mode == DeviceMode::Emulated)
-        .map(|device| {
-            let start = device.region.base & !(PAGE - 1);
-            let end = device.region.end().next_multiple_of(PAGE);
-            IpaRange::new(start, end)
-        })
+        .filter(|device| device.mode == DeviceMode::Emulated);
+    let given_to_guests = system
+        .vms
+        .iter()
+        .filter(|vm| !vm.host)
+        .flat_map(passthrough_spans);
+    let mut device_holes: Vec<IpaRange, MAX_HOLES> = emulated
+        .map(|device| page_span(&device.region))
+        .chain(given_to_guests)
+        .map(|(start, end)| IpaRange::new(start, end))
         .collect();
     if device_holes
         .iter()
@@ -80,6 +104,27 @@ pub fn host_layout(config: &ComponentConfig) -> Result<HostLayout, LayoutError> 
         device_holes,
         policy,
     })
+}
+
+/// The guest VMs `config` declares (every VM but the host), by id.
+pub fn guest_layouts(
+    config: &ComponentConfig,
+) -> Result<Vec<GuestLayout, MAX_GUEST_VMS>, LayoutError> {
+    let mut guests = Vec::new();
+    for vm in config.system.vms.iter().filter(|vm| !vm.host) {
+        if vm.id == 0 || usize::from(vm.id) > MAX_GUEST_VMS {
+            return Err(LayoutError::BadGuest(vm.id));
+        }
+        let devices = passthrough_spans(vm)
+            .map(|(start, end)| IpaRange::new(start, end))
+            .collect();
+        // At most MAX_VMS - 1 guests besides the host.
+        guests
+            .push(GuestLayout { vm: vm.id, devices })
+            .map_err(|_| LayoutError::BadGuest(vm.id))?;
+    }
+    guests.sort_unstable_by_key(|guest| guest.vm);
+    Ok(guests)
 }
 
 /// Tables the memory pool needs for one RAM bank `start..end` (what
@@ -105,16 +150,14 @@ mod tests {
         Device, DeviceKind, MemProtectSettings, MmioGuardMode, Name, Region, Settings, System, Vm,
     };
 
-    fn config(devices: &[(u64, u64, DeviceMode)], settings: Settings) -> ComponentConfig {
-        let host = Vm {
-            id: 0,
-            name: Name::try_from("host").unwrap(),
-            host: true,
-            memory: Region {
-                base: 0x4200_0000,
-                size: 0x3e00_0000,
-            },
-            ram_ipa: 0x4200_0000,
+    /// VM `id` (the host if 0) with its RAM at `ram_ipa` backed by `memory`, and `devices`.
+    fn vm(id: u16, memory: Region, ram_ipa: u64, devices: &[(u64, u64, DeviceMode)]) -> Vm {
+        Vm {
+            id,
+            name: Name::try_from("vm").unwrap(),
+            host: id == 0,
+            memory,
+            ram_ipa,
             mte: false,
             cpus: Default::default(),
             mmio_guard: MmioGuardMode::Off,
@@ -127,7 +170,15 @@ mod tests {
                     mode,
                 })
                 .collect(),
+        }
+    }
+
+    fn config(devices: &[(u64, u64, DeviceMode)], settings: Settings) -> ComponentConfig {
+        let memory = Region {
+            base: 0x4200_0000,
+            size: 0x3e00_0000,
         };
+        let host = vm(0, memory, memory.base, devices);
         ComponentConfig {
             name: Name::try_from("mem-protect").unwrap(),
             crate_name: Name::try_from("hv-mem-protect").unwrap(),
@@ -199,6 +250,73 @@ mod tests {
         let mut huge = config(&[], Settings::None);
         huge.system.ram.size = 1 << 41;
         assert_eq!(host_layout(&huge), Err(LayoutError::BadRam));
+    }
+
+    fn guest(id: u16, devices: &[(u64, u64, DeviceMode)]) -> Vm {
+        let memory = Region {
+            base: 0x7000_0000,
+            size: 0x1000_0000,
+        };
+        // Not the host, whatever its id (0 is refused, not taken for the host).
+        Vm {
+            host: false,
+            ..vm(id, memory, 0x4000_0000, devices)
+        }
+    }
+
+    #[test]
+    fn guests_and_the_devices_passed_through_to_them() {
+        let mut with_guests = config(
+            &[(0x900_0000, 0x1000, DeviceMode::Emulated)],
+            Settings::None,
+        );
+        let vms = &mut with_guests.system.vms;
+        vms.push(guest(2, &[(0x901_0000, 0x1000, DeviceMode::Emulated)]))
+            .unwrap();
+        vms.push(guest(
+            1,
+            &[
+                (0x903_0010, 0x20, DeviceMode::Passthrough),
+                (0x902_0000, 0x1000, DeviceMode::Emulated),
+            ],
+        ))
+        .unwrap();
+        let guests = guest_layouts(&with_guests).unwrap();
+        assert_eq!(
+            guests.as_slice(),
+            [
+                GuestLayout {
+                    vm: 1,
+                    devices: Vec::from_slice(&[IpaRange::new(0x903_0000, 0x903_1000)]).unwrap(),
+                },
+                GuestLayout {
+                    vm: 2,
+                    devices: Vec::new(),
+                },
+            ]
+        );
+        // The host never maps a device passed through to a guest, nor its own emulated ones;
+        // devices a guest has emulated stay the host's.
+        let layout = host_layout(&with_guests).unwrap();
+        assert_eq!(
+            layout.device_holes.as_slice(),
+            [
+                IpaRange::new(0x900_0000, 0x900_1000),
+                IpaRange::new(0x903_0000, 0x903_1000)
+            ]
+        );
+        // A guest numbered 0 (the host's number) or past the guest VMs is refused.
+        for bad in [0, MAX_GUEST_VMS as u16 + 1] {
+            let mut config = config(&[], Settings::None);
+            config.system.vms.push(guest(bad, &[])).unwrap();
+            assert_eq!(guest_layouts(&config), Err(LayoutError::BadGuest(bad)));
+        }
+        // No guests: none.
+        assert!(
+            guest_layouts(&config(&[], Settings::None))
+                .unwrap()
+                .is_empty()
+        );
     }
 
     #[test]

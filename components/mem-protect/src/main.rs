@@ -1,6 +1,7 @@
-//! The memory-protection component: builds the host's stage 2 lazily and keeps page ownership.
+//! The memory-protection component: builds the host's stage 2 lazily, keeps page ownership,
+//! and gives guest VMs their memory and stage 2.
 //!
-//! It serves `guest-trap` only:
+//! It answers `guest-trap` calls, routed to it:
 //!
 //! - `GuestTrap::Stage2Fault` (routed by `"host-stage2"`): a host access its stage 2 does not
 //!   translate. Mapped (identity: the largest block and the table fill, or one page, by the
@@ -8,6 +9,11 @@
 //!   someone else's, or the tables ran out). See `hv_mem_protect::service`.
 //! - `GuestTrap::Smccc` from the host: HOST_SHARE_HYP, HOST_UNSHARE_HYP, HOST_DONATE_GUEST,
 //!   HOST_RECLAIM (`0xC600_0090..=0xC600_0093`), answered with `Return` (x0 = the code).
+//!
+//! and serves `mem-protect` (`MemProtectInterface`) to the VM manager: AddMemslot, MapDevice and
+//! WipeVm for the guest VMs of its configuration (see `hv_mem_protect::service`'s guest module).
+//! Each memslot added is logged at info level as
+//! `mem-protect: vm<v> memslot ipa <ipa> pa <pa> size <size>: <n> leaves (l1 <a> l2 <b> l3 <c>), <t> tables`.
 //!
 //! # The pool and the host's VTTBR
 //!
@@ -18,6 +24,14 @@
 //! `HostStage2::new` takes the root as the first table of a new memory pool (it refuses a pool
 //! with tables in use, and allocates in order). `main` checks `root_pa()` against the symbol
 //! before serving and stops the component if they differ.
+//!
+//! # The guests' roots
+//!
+//! `GUEST_STAGE2_ROOTS` (exported, unmangled, page aligned) holds one root table per guest VM:
+//! guest VM v's is at `GUEST_STAGE2_ROOTS + (v - 1) * 4096`, and the kernel loads VTTBR_EL2 with
+//! it and VMID `16 + v`. The composer reads the symbol into each guest's boot-table entry. A
+//! guest's other tables come from `GUEST_STAGE2_POOL`, split between the guests by the shares
+//! `build.rs` computed from the configuration.
 //!
 //! The component runs with its MMU off, so an address in its image is its physical address.
 //!
@@ -39,13 +53,18 @@ mod component {
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
         Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
     };
+    use hv_component_rt::hv_ipc::interfaces::mem_protect::{
+        MemProtectInterface, MemProtectRefusal, MemProtectReply, MemProtectServer,
+    };
     use hv_component_rt::{Ipc, Server, StartInfo, serve_forever, syscall};
-    use hv_mem_protect::layout::host_layout;
+    use hv_mem_protect::layout::{guest_layouts, host_layout};
     use hv_mem_protect::ownership::{OwnershipTable, PAGE_SIZE, Party, PhysAddr};
-    use hv_mem_protect::service::{self, FaultOutcome, HostCall, Kernel, MemProtect};
+    use hv_mem_protect::service::{
+        self, FaultOutcome, GuestVm, Guests, HostCall, Kernel, MemProtect,
+    };
     use hv_mem_protect::stage2::{
-        Access, HostStage2, Invalidation, IpaRange, Mapped, MemoryMap, PoolKind, Stage2Error,
-        TABLE_ENTRIES, Table, TablePools,
+        Access, GuestStage2, HostStage2, Invalidation, IpaRange, Mapped, MemoryMap, PoolKind,
+        Stage2Error, TABLE_ENTRIES, Table, TablePools,
     };
 
     mod config {
@@ -74,6 +93,22 @@ mod component {
 
     /// One ownership byte per page of the host's RAM.
     static mut OWNERSHIP: [u8; config::RAM_PAGES] = [0; config::RAM_PAGES];
+
+    /// Page-aligned tables.
+    #[repr(C, align(4096))]
+    pub struct Tables<const N: usize>([Table; N]);
+
+    /// The guests' stage-2 roots, guest VM v's at index v - 1. The composer reads this symbol
+    /// into the boot table; the kernel loads VTTBR_EL2 with a root and the guest's VMID.
+    #[unsafe(no_mangle)]
+    #[used]
+    static mut GUEST_STAGE2_ROOTS: Tables<{ config::GUEST_ROOTS }> =
+        Tables([[0; TABLE_ENTRIES]; config::GUEST_ROOTS]);
+
+    /// The guests' other stage-2 tables: guest VM v's share (`GUEST_TABLES[v - 1]`) after the
+    /// shares of the guests numbered below it.
+    static mut GUEST_STAGE2_POOL: Tables<{ config::GUEST_POOL_TABLES }> =
+        Tables([[0; TABLE_ENTRIES]; config::GUEST_POOL_TABLES]);
 
     hv_component_rt::component_main!(main);
 
@@ -147,7 +182,8 @@ mod component {
         if stage2.root_pa() != symbol {
             panic!("mem-protect: the root is not HOST_STAGE2_POOL's first table");
         }
-        let state = MemProtect::new(ownership, stage2, &layout.reserved, &layout.device_holes);
+        let state = MemProtect::new(ownership, stage2, &layout.reserved, &layout.device_holes)
+            .with_guests(guests());
         info!(
             "mem-protect: root {=u64:#x}, {=usize} memory tables, {=usize} device tables, policy {=str}",
             symbol,
@@ -157,7 +193,7 @@ mod component {
         );
         serve_forever(
             &mut ipc,
-            &mut MemProtectServer {
+            &mut Component {
                 state,
                 footprint_logged: None,
                 faults_served: 0,
@@ -168,6 +204,52 @@ mod component {
                     .filter(|_| info.start_count == 0),
             },
         )
+    }
+
+    /// The guest VMs of the configuration, each with its root and its share of the pool.
+    fn guests() -> Guests<'static> {
+        let layouts = match guest_layouts(hv_component_rt::config()) {
+            Ok(layouts) => layouts,
+            Err(error) => panic!("mem-protect: cannot serve these guests: {:?}", error),
+        };
+        let roots_ptr = &raw mut GUEST_STAGE2_ROOTS;
+        let pool_ptr = &raw mut GUEST_STAGE2_POOL;
+        // SAFETY: `main` calls this once per start and nothing else names these statics; the
+        // references live for the rest of the component's life and no other exists. The
+        // kernel only reads the tables (the guests' walkers).
+        let (roots, pool) = unsafe { (&mut (*roots_ptr).0, &mut (*pool_ptr).0) };
+        let mut rest: &mut [Table] = pool;
+        let mut guests = Guests::new();
+        for ((index, root), &tables) in roots.iter_mut().enumerate().zip(&config::GUEST_TABLES) {
+            let Some((share, after)) = core::mem::take(&mut rest).split_at_mut_checked(tables)
+            else {
+                panic!("mem-protect: the guest pool is smaller than its shares");
+            };
+            rest = after;
+            let vm = index as u16 + 1;
+            let Some(layout) = layouts.iter().find(|guest| guest.vm == vm) else {
+                continue;
+            };
+            let (root_pa, share_pa) = (root.as_ptr() as u64, share.as_ptr() as u64);
+            let stage2 = match GuestStage2::new(root, root_pa, share, share_pa, IPA_BITS) {
+                Ok(stage2) => stage2,
+                Err(_) => panic!("mem-protect: bad guest tables for vm{}", vm),
+            };
+            info!(
+                "mem-protect: vm{=u16} stage-2 root {=u64:#x}, {=usize} tables",
+                vm, root_pa, tables
+            );
+            if guests
+                .push(GuestVm::new(vm, layout.devices.clone(), stage2))
+                .is_err()
+            {
+                panic!("mem-protect: too many guests");
+            }
+        }
+        if guests.len() != layouts.len() {
+            panic!("mem-protect: a guest has no stage-2 root");
+        }
+        guests
     }
 
     /// The kernel operations the manifest grants this component.
@@ -206,7 +288,7 @@ mod component {
         }
     }
 
-    struct MemProtectServer<'a> {
+    struct Component<'a> {
         state: MemProtect<'a>,
         /// The footprint (memory and device tables, recycles, 1 GiB and 2 MiB blocks) the last
         /// summary showed.
@@ -241,7 +323,40 @@ mod component {
         }
     }
 
-    impl MemProtectServer<'_> {
+    fn refusal_name(refusal: &MemProtectRefusal) -> &'static str {
+        match refusal {
+            MemProtectRefusal::NotAGuest => "not a guest",
+            MemProtectRefusal::BadRange => "bad range",
+            MemProtectRefusal::NotHostOwned => "not the host's to give",
+            MemProtectRefusal::Overlaps => "overlaps",
+            MemProtectRefusal::TooManySlots => "too many slots",
+            MemProtectRefusal::OutOfTables => "out of tables",
+            MemProtectRefusal::WipeFailed => "wipe failed",
+        }
+    }
+
+    /// Logs a refused AddMemslot (`what` = "memslot") or MapDevice ("device") and answers it.
+    fn refused(
+        what: &str,
+        vm: u16,
+        ipa: u64,
+        pa: u64,
+        size: u64,
+        reason: MemProtectRefusal,
+    ) -> MemProtectReply {
+        warn!(
+            "mem-protect: vm{=u16} {=str} ipa {=u64:#x} pa {=u64:#x} size {=u64:#x} refused: {=str}",
+            vm,
+            what,
+            ipa,
+            pa,
+            size,
+            refusal_name(&reason)
+        );
+        MemProtectReply::Refused { reason }
+    }
+
+    impl Component<'_> {
         /// The statistics line: at info level (the summary the tests and the benchmark read)
         /// when the footprint changed since the last one or `always`, else at debug level.
         /// The footprint is the tables and the blocks (levels 1 and 2): the page-only policy
@@ -325,7 +440,7 @@ mod component {
         }
     }
 
-    impl GuestTrapServer for MemProtectServer<'_> {
+    impl GuestTrapServer for Component<'_> {
         /// The host's page-ownership calls.
         fn smccc(
             &mut self,
@@ -438,7 +553,75 @@ mod component {
         }
     }
 
-    impl Server for MemProtectServer<'_> {
+    /// Guest memory, asked by the VM manager.
+    impl MemProtectServer for Component<'_> {
+        fn add_memslot(&mut self, vm: u16, ipa: u64, pa: u64, size: u64) -> MemProtectReply {
+            match self.state.add_memslot(vm, ipa, pa, size, &mut KernelOps) {
+                Ok(added) => {
+                    let leaves = added.leaves.iter().sum();
+                    info!(
+                        "mem-protect: vm{=u16} memslot ipa {=u64:#x} pa {=u64:#x} size {=u64:#x}: {=u64} leaves (l1 {=u64} l2 {=u64} l3 {=u64}), {=usize} tables",
+                        vm,
+                        ipa,
+                        pa,
+                        size,
+                        leaves,
+                        added.leaves[1],
+                        added.leaves[2],
+                        added.leaves[3],
+                        added.tables
+                    );
+                    if added.host_failures > 0 {
+                        error!(
+                            "mem-protect: vm{=u16} memslot pa {=u64:#x}: {=u64} host pages left unmapped instead of annotated",
+                            vm, pa, added.host_failures
+                        );
+                    }
+                    if added.mapping_error.is_some() {
+                        error!(
+                            "mem-protect: vm{=u16} memslot ipa {=u64:#x}: the stage 2 failed to write what it reserved",
+                            vm, ipa
+                        );
+                    }
+                    MemProtectReply::Done { leaves }
+                }
+                Err(reason) => refused("memslot", vm, ipa, pa, size, reason),
+            }
+        }
+
+        fn map_device(&mut self, vm: u16, ipa: u64, pa: u64, size: u64) -> MemProtectReply {
+            match self.state.map_device(vm, ipa, pa, size) {
+                Ok(leaves) => {
+                    let leaves = leaves.iter().sum();
+                    info!(
+                        "mem-protect: vm{=u16} device ipa {=u64:#x} pa {=u64:#x} size {=u64:#x}: {=u64} leaves",
+                        vm, ipa, pa, size, leaves
+                    );
+                    MemProtectReply::Done { leaves }
+                }
+                Err(reason) => refused("device", vm, ipa, pa, size, reason),
+            }
+        }
+
+        fn wipe_vm(&mut self, vm: u16) -> MemProtectReply {
+            match self.state.wipe_vm(vm, &mut KernelOps) {
+                Ok(bytes) => {
+                    info!("mem-protect: vm{=u16} wiped ({=u64:#x} bytes)", vm, bytes);
+                    MemProtectReply::Done { leaves: 0 }
+                }
+                Err(reason) => {
+                    warn!(
+                        "mem-protect: vm{=u16} wipe refused: {=str}",
+                        vm,
+                        refusal_name(&reason)
+                    );
+                    MemProtectReply::Refused { reason }
+                }
+            }
+        }
+    }
+
+    impl Server for Component<'_> {
         fn handle_call(
             &mut self,
             _sender: u64,
@@ -446,7 +629,9 @@ mod component {
             request: &[u8],
             reply: &mut [u8; MESSAGE_MAX],
         ) -> usize {
-            hv_ipc::dispatch::<GuestTrapInterface, _>(self, interface, request, reply)
+            hv_ipc::dispatch::<(GuestTrapInterface, MemProtectInterface), _>(
+                self, interface, request, reply,
+            )
         }
     }
 }

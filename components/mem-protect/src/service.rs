@@ -1,7 +1,8 @@
 //! The component's decisions, pure and host-tested: the host calls (argument validation, the
-//! ownership error → SMCCC code mapping, the order of ownership and table changes) and the
-//! host stage-2 fault (map, or refuse with an injected abort). The component binary
-//! (`main.rs`) only adds the kernel (IPC, TLB maintenance, zeroing) and logging.
+//! ownership error → SMCCC code mapping, the order of ownership and table changes), the
+//! host stage-2 fault (map, or refuse with an injected abort), and guest memory for the VM
+//! manager (memslots, devices, wipes: see `guests.rs`). The component binary (`main.rs`) only
+//! adds the kernel (IPC, TLB maintenance, zeroing) and logging.
 //!
 //! # Host calls (vendor-hyp range, SMC64 fast calls)
 //!
@@ -13,9 +14,10 @@
 //! | [`HOST_RECLAIM`](function::HOST_RECLAIM) `0xC600_0093` | PA | pages ≥ 1 | guest |
 //!
 //! x0 returns a [`code`]: `SUCCESS` 0; `INVALID_PARAMETER` -3 (misaligned, not RAM, zero
-//! pages, a range that overflows, no such guest); `NOT_OWNED` -5 (a page is not owned by the
-//! party the call needs: the host, or that guest); `ALREADY_SHARED` -6; `NOT_SHARED` -7;
-//! `NOT_SUPPORTED` -1 for any other function routed here. A refused call changes nothing.
+//! pages, a range that overflows, no such guest, a guest VM of the configuration); `NOT_OWNED`
+//! -5 (a page is not owned by the party the call needs: the host, or that guest);
+//! `ALREADY_SHARED` -6; `NOT_SHARED` -7; `NOT_SUPPORTED` -1 for any other function routed here.
+//! A refused call changes nothing.
 //!
 //! # Order of operations
 //!
@@ -52,6 +54,8 @@ use crate::stage2::{
     Access, HostStage2, Invalidation, IpaRange, Mapped, MappingPolicy, OwnerId, Stage2Error, Stats,
 };
 use hv_ipc::addr::Ipa;
+
+pub use guests::{GuestVm, Guests, MAX_GUESTS as MAX_GUEST_VMS, MemslotAdded};
 
 /// The host calls' function IDs (w0), defined with the rest of the guest ABI.
 pub mod function {
@@ -220,11 +224,12 @@ pub struct MemProtect<'a> {
     stage2: HostStage2<'a>,
     reserved: &'a [IpaRange],
     holes: &'a [IpaRange],
+    guests: Guests<'a>,
 }
 
 impl<'a> MemProtect<'a> {
     /// Serves `stage2` with `ownership` (the hypervisor's `reserved` ranges already reserved in
-    /// it) and never maps the device `holes`.
+    /// it) and never maps the device `holes`; no guest VM until [`Self::with_guests`].
     pub fn new(
         ownership: OwnershipTable<'a>,
         stage2: HostStage2<'a>,
@@ -236,6 +241,7 @@ impl<'a> MemProtect<'a> {
             stage2,
             reserved,
             holes,
+            guests: Guests::new(),
         }
     }
 
@@ -313,6 +319,21 @@ impl<'a> MemProtect<'a> {
                 };
             }
         };
+        let guest_vm = match &call {
+            HostCall::DonateGuest { guest, .. } | HostCall::Reclaim { guest, .. } => {
+                self.is_guest_vm(*guest)
+            }
+            HostCall::ShareHyp { .. } | HostCall::UnshareHyp { .. } => false,
+        };
+        if guest_vm {
+            // A guest VM's memory is given by the VM manager and never handed back to the host
+            // while the VM lives: the host may not name it.
+            return CallOutcome {
+                code: code::INVALID_PARAMETER,
+                call: Some(call),
+                table_failures: 0,
+            };
+        }
         let (result, table_failures) = match &call {
             HostCall::ShareHyp { page } => (
                 self.ownership
@@ -351,6 +372,13 @@ impl<'a> MemProtect<'a> {
         if let Err(error) = self.ownership.host_donate_guest(pages.clone(), guest) {
             return (Err(Refusal::Ownership(error)), 0);
         }
+        (Ok(()), self.annotate_given_away(pages, kernel))
+    }
+
+    /// Annotates each page of `pages`, given away, with its owner in the host's stage 2 (a
+    /// mapped page is replaced, its TLB entries invalidated). A page whose annotation fails is
+    /// unmapped instead (which needs no table), so no page is left mapped; returns how many.
+    fn annotate_given_away(&mut self, pages: Range<PhysAddr>, kernel: &mut impl Kernel) -> u64 {
         let mut failures = 0;
         for page in (pages.start.0..pages.end.0).step_by(PAGE_SIZE as usize) {
             let owner = self.ownership.annotation(PhysAddr(page)).unwrap_or(0);
@@ -367,7 +395,7 @@ impl<'a> MemProtect<'a> {
                     .unmap(IpaRange::sized(page, PAGE_SIZE), &mut tlb);
             }
         }
-        (Ok(()), failures)
+        failures
     }
 
     /// Reclaim: commit, zero and clean, then clear the annotations.
@@ -411,5 +439,6 @@ pub const fn policy_name(policy: MappingPolicy) -> &'static str {
     }
 }
 
+mod guests;
 #[cfg(test)]
 mod tests;

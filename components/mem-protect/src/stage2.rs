@@ -1,4 +1,6 @@
-//! The host VM's stage-2 translation tables, built lazily by the memory-protection component.
+//! The host VM's stage-2 translation tables, built lazily by the memory-protection component,
+//! and guests' ([`GuestStage2`], mapped in full from a [`plan`]; see `guest.rs`), which share
+//! the descriptor format, the attributes and the table allocator below.
 //!
 //! The host runs on an identity map (IPA = PA) that starts empty and grows one fault at a time,
 //! as in pKVM's "wrap the host with a stage 2" (Quentin Perret, merged in Linux 5.13). The
@@ -94,8 +96,10 @@
 
 mod descriptor;
 mod fill;
+mod guest;
 mod maintenance;
 mod memory_map;
+pub mod plan;
 mod pools;
 #[cfg(test)]
 mod tests;
@@ -105,12 +109,13 @@ use core::sync::atomic::{Ordering, fence};
 
 pub use descriptor::{Attributes, OwnerId};
 use descriptor::{Descriptor, align_down, entry_size, index};
+pub use guest::{GuestMapError, GuestStage2, Reservation};
 pub use memory_map::{
     DEFAULT_DEVICE_POOL_TABLES, IPA_BITS, IpaRange, MemoryMap, Region, RegionKind,
     memory_pool_tables,
 };
 use pools::TableRef;
-pub use pools::{PoolKind, TABLE_ENTRIES, Table, TablePools};
+pub use pools::{PoolError, PoolKind, TABLE_ENTRIES, Table, TablePools};
 pub use types::{
     Access, Entry, Invalidation, Mapped, MappingPolicy, SetupError, Stage2Error, Stats,
     TlbMaintenance,

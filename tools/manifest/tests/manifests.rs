@@ -69,13 +69,17 @@ fn the_default_manifest_loads() {
         vm_manager.grants,
         Grants {
             serves: interface::GUEST_TRAP,
-            may_call: 1 << interface::SUPERVISOR,
+            may_call: 1 << interface::SUPERVISOR | 1 << interface::MEM_PROTECT,
             kernel_ops: 1 << kernel_op::READ_COUNTER,
             may_notify: 0,
             routes: hv_abi::ROUTE_SMCCC,
             smccc_ranges: Default::default(),
         }
     );
+    // mem-protect serves the VM manager's guest memory calls besides its routed traps.
+    let (_, mem_protect) = manifest.component("mem-protect").unwrap();
+    assert_eq!(mem_protect.grants.serves, interface::MEM_PROTECT);
+    assert_eq!(mem_protect.grants.may_call, 0);
 }
 
 #[test]

@@ -17,7 +17,10 @@
 //! # Parties and states (`reference/pkvm.md` section 2.1)
 //!
 //! The parties are the host, the hypervisor (the kernel and its components) and up to
-//! [`MAX_GUESTS`] guest VMs. Each page has, for each party, a [`PageState`]:
+//! [`MAX_GUESTS`] guests. A guest VM of the configuration is the guest numbered by its VM id
+//! (1 to 3): its memslots are donated to it with [`host_donate_guest`]; the host's own calls
+//! may not name those numbers (see `crate::service`). Each page has, for each party, a
+//! [`PageState`]:
 //!
 //! | page | owner's state | borrower's state | everyone else |
 //! |---|---|---|---|

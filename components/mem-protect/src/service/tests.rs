@@ -1,5 +1,7 @@
 //! Tests of the component's decisions over a Vec-backed ownership table and stage 2.
 
+mod guests;
+
 use super::*;
 use crate::stage2::{Entry, MemoryMap, PoolKind, RegionKind, TABLE_ENTRIES, Table, TablePools};
 use hv_ipc::addr::Ipa;

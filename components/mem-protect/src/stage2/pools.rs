@@ -1,9 +1,10 @@
-//! The two table pools of the host's stage 2, carved from memory the component owns.
+//! The two table pools of the host's stage 2, carved from memory the component owns, and the
+//! bump allocator ([`Pool`]) they and each guest's pool ([`super::GuestStage2`]) are made of.
 //!
-//! Both allocate by bumping an index. Memory-pool tables are never freed: the pool is sized for
-//! every RAM window (see [`super::memory_pool_tables`]), and a table once linked stays linked.
-//! Device-pool tables are only ever freed all together, when every device mapping is recycled,
-//! which resets the index.
+//! Every pool allocates by bumping an index. Memory-pool tables are never freed: the pool is
+//! sized for every RAM window (see [`super::memory_pool_tables`]), and a table once linked stays
+//! linked. Device-pool tables are only ever freed all together, when every device mapping is
+//! recycled, which resets the index. Guest tables are never freed.
 
 use super::SetupError;
 
@@ -35,7 +36,17 @@ pub(super) struct TableRef {
     pub index: usize,
 }
 
-struct Pool<'a> {
+/// Why memory cannot hold tables.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PoolError {
+    /// Its physical address is not 4 KiB aligned.
+    Misaligned,
+    /// It reaches beyond the 48-bit output address a table descriptor holds.
+    BeyondOutputAddress,
+}
+
+/// Tables at a known physical address, handed out in order.
+pub(super) struct Pool<'a> {
     tables: &'a mut [Table],
     base_pa: u64,
     used: usize,
@@ -43,16 +54,8 @@ struct Pool<'a> {
 }
 
 impl<'a> Pool<'a> {
-    fn new(kind: PoolKind, tables: &'a mut [Table], base_pa: u64) -> Result<Self, SetupError> {
-        if !base_pa.is_multiple_of(TABLE_BYTES) {
-            return Err(SetupError::PoolMisaligned(kind));
-        }
-        let end = (tables.len() as u64)
-            .checked_mul(TABLE_BYTES)
-            .and_then(|bytes| base_pa.checked_add(bytes));
-        if end.is_none_or(|end| end > OUTPUT_ADDRESS_LIMIT) {
-            return Err(SetupError::PoolBeyondOutputAddress(kind));
-        }
+    pub(super) fn new(tables: &'a mut [Table], base_pa: u64) -> Result<Self, PoolError> {
+        check_table_memory(base_pa, tables.len())?;
         Ok(Self {
             tables,
             base_pa,
@@ -61,11 +64,12 @@ impl<'a> Pool<'a> {
         })
     }
 
-    fn end_pa(&self) -> u64 {
+    pub(super) fn end_pa(&self) -> u64 {
         self.base_pa + self.tables.len() as u64 * TABLE_BYTES
     }
 
-    fn alloc(&mut self) -> Option<usize> {
+    /// A zeroed table's index, or `None` when the pool is exhausted.
+    pub(super) fn alloc(&mut self) -> Option<usize> {
         let index = self.used;
         self.tables.get_mut(index)?.fill(0);
         self.used += 1;
@@ -73,8 +77,38 @@ impl<'a> Pool<'a> {
         Some(index)
     }
 
+    /// Tables in use.
+    pub(super) fn used(&self) -> usize {
+        self.used
+    }
+
+    /// Tables still free.
+    pub(super) fn available(&self) -> usize {
+        self.tables.len() - self.used
+    }
+
+    /// The raw tables and the physical address of the first.
+    pub(super) fn raw(&self) -> (&[Table], u64) {
+        (self.tables, self.base_pa)
+    }
+
+    /// The physical address of table `index`.
+    pub(super) fn pa_of(&self, index: usize) -> u64 {
+        self.base_pa + index as u64 * TABLE_BYTES
+    }
+
+    /// Table `index`, if it is in use.
+    pub(super) fn get(&self, index: usize) -> Option<&Table> {
+        self.tables[..self.used].get(index)
+    }
+
+    /// Table `index`, if it is in use.
+    pub(super) fn get_mut(&mut self, index: usize) -> Option<&mut Table> {
+        self.tables[..self.used].get_mut(index)
+    }
+
     /// The in-use table at physical address `pa`, if there is one.
-    fn index_of(&self, pa: u64) -> Option<usize> {
+    pub(super) fn index_of(&self, pa: u64) -> Option<usize> {
         let offset = pa.checked_sub(self.base_pa)?;
         if !offset.is_multiple_of(TABLE_BYTES) {
             return None;
@@ -90,6 +124,21 @@ pub struct TablePools<'a> {
     device: Pool<'a>,
 }
 
+/// Checks that `tables` tables from physical address `base_pa` can be linked from a
+/// descriptor: 4 KiB aligned, and ending below the 48-bit output address.
+pub(super) fn check_table_memory(base_pa: u64, tables: usize) -> Result<(), PoolError> {
+    if !base_pa.is_multiple_of(TABLE_BYTES) {
+        return Err(PoolError::Misaligned);
+    }
+    let end = (tables as u64)
+        .checked_mul(TABLE_BYTES)
+        .and_then(|bytes| base_pa.checked_add(bytes));
+    if end.is_none_or(|end| end > OUTPUT_ADDRESS_LIMIT) {
+        return Err(PoolError::BeyondOutputAddress);
+    }
+    Ok(())
+}
+
 impl<'a> TablePools<'a> {
     /// Pools over `memory` (at physical address `memory_pa`) and `device` (at `device_pa`).
     /// Their contents need not be zero: a table is zeroed when it is allocated.
@@ -99,8 +148,14 @@ impl<'a> TablePools<'a> {
         device: &'a mut [Table],
         device_pa: u64,
     ) -> Result<Self, SetupError> {
-        let memory = Pool::new(PoolKind::Memory, memory, memory_pa)?;
-        let device = Pool::new(PoolKind::Device, device, device_pa)?;
+        let setup_error = |kind| {
+            move |error| match error {
+                PoolError::Misaligned => SetupError::PoolMisaligned(kind),
+                PoolError::BeyondOutputAddress => SetupError::PoolBeyondOutputAddress(kind),
+            }
+        };
+        let memory = Pool::new(memory, memory_pa).map_err(setup_error(PoolKind::Memory))?;
+        let device = Pool::new(device, device_pa).map_err(setup_error(PoolKind::Device))?;
         let both_in_use = !memory.tables.is_empty() && !device.tables.is_empty();
         if both_in_use && memory.base_pa < device.end_pa() && device.base_pa < memory.end_pa() {
             return Err(SetupError::PoolsOverlap);
@@ -125,8 +180,7 @@ impl<'a> TablePools<'a> {
     /// The raw tables of a pool and the physical address of the first: what a walker (a test,
     /// a dump) needs to follow descriptors without this module's help.
     pub fn raw(&self, kind: PoolKind) -> (&[Table], u64) {
-        let pool = self.pool(kind);
-        (pool.tables, pool.base_pa)
+        self.pool(kind).raw()
     }
 
     /// Tables a pool holds.
@@ -136,7 +190,7 @@ impl<'a> TablePools<'a> {
 
     /// Tables of a pool in use now.
     pub fn used(&self, kind: PoolKind) -> usize {
-        self.pool(kind).used
+        self.pool(kind).used()
     }
 
     /// The most tables of a pool ever in use at once.
@@ -146,8 +200,7 @@ impl<'a> TablePools<'a> {
 
     /// Tables of a pool still free.
     pub(super) fn available(&self, kind: PoolKind) -> usize {
-        let pool = self.pool(kind);
-        pool.tables.len() - pool.used
+        self.pool(kind).available()
     }
 
     /// A zeroed table from pool `kind`, or `None` when it is exhausted.
@@ -174,7 +227,7 @@ impl<'a> TablePools<'a> {
 
     /// The physical address of a table.
     pub(super) fn pa_of(&self, table: TableRef) -> u64 {
-        self.pool(table.pool).base_pa + table.index as u64 * TABLE_BYTES
+        self.pool(table.pool).pa_of(table.index)
     }
 
     pub(super) fn table(&self, table: TableRef) -> Option<&Table> {

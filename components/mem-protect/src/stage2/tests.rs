@@ -1,11 +1,13 @@
-//! Tests of the host stage 2. Every check reads the tables through [`walker`], which knows
-//! only the Arm ARM's descriptor format, never the mapper's internals. [`model`] holds the
-//! property test against a reference model; the scenarios here pin down faults, pool sizing
-//! and bad input, those in [`changes`] annotation, unmapping and device-pool recycling, and
-//! those in [`fill`] the largest-block policy's table fill.
+//! Tests of the host stage 2 and of guests' stage 2. Every check reads the tables through
+//! [`walker`], which knows only the Arm ARM's descriptor format, never the mapper's internals.
+//! [`model`] holds the property test against a reference model; the scenarios here pin down
+//! faults, pool sizing and bad input, those in [`changes`] annotation, unmapping and
+//! device-pool recycling, those in [`fill`] the largest-block policy's table fill, and those in
+//! [`guest`] a guest's stage 2, mapped in full.
 
 mod changes;
 mod fill;
+mod guest;
 mod model;
 mod walker;
 

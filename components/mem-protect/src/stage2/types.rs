@@ -1,7 +1,7 @@
 //! The types callers of the host stage 2 see: the mapping policy, TLB maintenance requests,
 //! what a fault did, what an IPA holds, errors and counters.
 
-use super::{Attributes, IpaRange, OwnerId, PoolKind, RegionKind};
+use super::{Attributes, IpaRange, OwnerId, PoolError, PoolKind, RegionKind};
 
 /// How large the mappings a fault creates may be, and how many.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -152,10 +152,14 @@ pub enum SetupError {
     PoolMisaligned(PoolKind),
     /// The pool reaches beyond the 48-bit output address a table descriptor holds.
     PoolBeyondOutputAddress(PoolKind),
-    /// The two pools share memory.
+    /// The two pools (or a guest's root and pool) share memory.
     PoolsOverlap,
     /// The memory pool has tables in use already, so the root would not be its first table.
     PoolsInUse,
+    /// A guest's root table cannot be linked from VTTBR_EL2.
+    GuestRoot(PoolError),
+    /// A guest's table pool cannot be linked from a descriptor.
+    GuestPool(PoolError),
     /// The memory pool is smaller than [`memory_pool_tables`](super::memory_pool_tables).
     MemoryPoolTooSmall {
         /// Tables needed.

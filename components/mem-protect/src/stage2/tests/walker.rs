@@ -2,7 +2,7 @@
 //! layout in the module docs, sharing no code with the mapper, so the tests check what the
 //! hardware would see rather than what the mapper believes it wrote.
 
-use super::super::{HostStage2, PoolKind, Table};
+use super::super::{GuestStage2, HostStage2, PoolKind, Table};
 
 const VALID: u64 = 1;
 const TABLE_OR_PAGE: u64 = 1 << 1;
@@ -56,6 +56,14 @@ impl<'a> RawView<'a> {
         Self {
             root: stage2.root_pa(),
             memory: [pools.raw(PoolKind::Memory), pools.raw(PoolKind::Device)],
+        }
+    }
+
+    /// A guest's tables: its root and its pool.
+    pub fn of_guest(stage2: &'a GuestStage2<'_>) -> Self {
+        Self {
+            root: stage2.root_pa(),
+            memory: stage2.raw(),
         }
     }
 
