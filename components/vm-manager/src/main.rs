@@ -348,7 +348,7 @@ mod component {
                     continue;
                 }
                 match hv_component_rt::kernel_op(kernel_op::VM_START, [u64::from(vm.id), 0, 0, 0]) {
-                    Ok([status, ..]) if status == 0 => {
+                    Ok([0, ..]) => {
                         self.lifecycle.running(vm.id);
                         info!(
                             "vm-manager: guest VM {=u16} {=str} started",
