@@ -174,6 +174,7 @@ impl SystemArgs {
             (None, KernelImage::Debian) => prereqs::debian_kernel()?,
             (None, KernelImage::DebianArm64) => prereqs::debian_generic_kernel()?,
             (None, KernelImage::Path(path)) => path.clone(),
+            (None, KernelImage::Crate(package)) => artifacts::guest(package)?,
         };
         let initrd = match (&self.initrd, &host.initrd) {
             (Some(choice), _) if choice == "none" => None,
