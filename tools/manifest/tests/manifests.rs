@@ -504,6 +504,34 @@ fn an_unreadable_file_says_so() {
     );
 }
 
+#[test]
+fn the_guest_vm_test_system_loads() {
+    let manifest = load("../../manifests/tests/guest-vm.toml");
+    let host = manifest.host_vm();
+    assert_eq!(
+        (host.cpus.as_slice(), host.memory.base),
+        (&[0][..], 0x4200_0000)
+    );
+    let guest = manifest.guest_vms().next().unwrap();
+    assert_eq!(guest.name, "guest1");
+    assert_eq!(guest.kernel, KernelImage::Crate("hv-guest-vm-basic".into()));
+    assert_eq!(guest.initrd, Initrd::None);
+    assert_eq!(guest.cpus, [1]);
+    // The last 64 MiB of the machine's 1 GiB; the host has the rest.
+    assert_eq!(
+        guest.memory,
+        Region {
+            base: 0x7c00_0000,
+            size: 64 * MIB
+        }
+    );
+    assert_eq!(host.memory.end(), 0x7c00_0000);
+    assert_eq!(
+        device_names(&manifest, 1),
+        [("uart0", DeviceMode::Emulated)]
+    );
+}
+
 /// Every component of the shipped and the full manifests gets a configuration that survives the
 /// trip through the file its build reads, and that says what the manifest says.
 #[test]
@@ -513,6 +541,7 @@ fn component_configurations_round_trip_through_their_files() {
         "../../manifests/qemu-virt.toml",
         "../../manifests/tests/mmio-guard.toml",
         "../../manifests/tests/mem-protect.toml",
+        "../../manifests/tests/guest-vm.toml",
         "tests/full/full.toml",
     ] {
         let manifest = load(relative);
