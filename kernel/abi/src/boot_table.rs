@@ -1,17 +1,19 @@
 //! The boot table: which part of RAM the hypervisor keeps, where each payload sits in the image
 //! file and where the kernel copies it, the components, and how the host VM is entered; and the
-//! checks that refuse a table the kernel could not boot. The byte layout is in `encoding`.
+//! checks that refuse a table the kernel could not boot. The byte layout is in `encoding`, the
+//! guest VMs' checks in `vms`.
 
 use crate::component::{ComponentDescriptor, MESSAGE_BUFFER_LEN, ROUTE_HOST_STAGE2};
 use crate::range::PhysRange;
 use crate::vm::{MAX_GUESTS, VmDescriptor};
 
 mod encoding;
+mod vms;
 
 /// First bytes of a boot table.
 pub const BOOT_TABLE_MAGIC: [u8; 8] = *b"HVBOOT\0\0";
 /// Layout version of the boot table; bumped on any incompatible change.
-pub const BOOT_TABLE_VERSION: u32 = 3;
+pub const BOOT_TABLE_VERSION: u32 = 4;
 /// Size in bytes of the space the kernel image reserves for the table.
 pub const BOOT_TABLE_SIZE: usize = 4096;
 /// Most payloads one image carries.
@@ -115,6 +117,8 @@ pub enum BootTableError {
     UnknownPayloadKind(u32),
     /// A range whose end lies before its start, or that wraps.
     BadRange,
+    /// A flag holds something other than 0 or 1.
+    BadFlag,
     /// The hypervisor's region is not inside RAM.
     HypervisorOutsideRam,
     /// Payload `index` does not fit in the image file.
@@ -152,6 +156,41 @@ pub enum BootTableError {
     /// The host's stage-2 root is not a page inside the memory of the component the host's
     /// stage-2 faults go to.
     HostStage2RootMisplaced,
+    /// Guest VM `index` (its position in the table) has id 0 (the host's) or one above
+    /// [`MAX_GUESTS`].
+    VmIdInvalid(usize),
+    /// Guest VMs `a` and `b` have one id.
+    VmIdDuplicate(usize, usize),
+    /// Guest VM `index`'s memory is empty or its start or end is not 2 MiB aligned (stage 2
+    /// maps guest RAM in 2 MiB blocks).
+    VmMemoryMisaligned(usize),
+    /// Guest VM `index`'s memory is outside RAM or on the hypervisor's region.
+    VmMemoryMisplaced(usize),
+    /// Guest VM `index`'s memory is on a host payload's destination.
+    VmMemoryOnHostPayload(usize),
+    /// Guest VMs `a` and `b` have overlapping memory.
+    VmMemoryOverlap(usize, usize),
+    /// Guest VM `index`'s RAM IPA is not 2 MiB aligned, or its RAM's IPA range wraps.
+    VmRamIpaMisaligned(usize),
+    /// Guest VM `index` has no vCPU, a CPU index of [`crate::MAX_CPUS`] or above, a CPU listed
+    /// twice, or a CPU after the first [`crate::NO_CPU`].
+    VmCpusInvalid(usize),
+    /// Guest VMs `a` and `b` are pinned to one physical CPU.
+    VmCpuShared(usize, usize),
+    /// Guest VM `index`'s stage-2 root is not a page inside the memory of the component routed
+    /// the host's stage-2 faults (which writes guests' tables too), or is another VM's or the
+    /// host's root.
+    VmStage2RootMisplaced(usize),
+    /// Guest VM `index`'s entry point is outside its RAM (IPA).
+    VmEntryOutsideRam(usize),
+    /// Guest VM `index`'s DTB address is outside its RAM (IPA) or not 8-byte aligned.
+    VmDtbOutsideRam(usize),
+    /// An image of guest VM `index` is not kept in a VM-image payload's destination (inside
+    /// the hypervisor's region, off every component's region).
+    VmImageMissing(usize),
+    /// An image of guest VM `index` would be copied outside its memory, or onto another of
+    /// its images.
+    VmImageMisplaced(usize),
 }
 
 impl BootTable {
@@ -298,8 +337,9 @@ impl BootTable {
     }
 
     /// Checks the table against an image file of `image_len` bytes: every payload inside the
-    /// file, every destination inside RAM, off the hypervisor's region and off each other; the
-    /// emulated device ranges page aligned and outside RAM.
+    /// file, every destination off each other and inside RAM, off the hypervisor's region
+    /// (component and VM images: inside it); the emulated device ranges page aligned and
+    /// outside RAM.
     pub fn validate(&self, image_len: u64) -> Result<(), BootTableError> {
         if self.ram.is_empty() || self.hypervisor.is_empty() {
             return Err(BootTableError::BadRange);
@@ -323,7 +363,11 @@ impl BootTable {
             }
             let destination = PhysRange::from_size(payload.load_address, payload.file_size)
                 .ok_or(BootTableError::PayloadDestinationInvalid(index))?;
-            let placed = if payload.kind == PayloadKind::ComponentImage {
+            let kept_by_hypervisor = matches!(
+                payload.kind,
+                PayloadKind::ComponentImage | PayloadKind::VmImage
+            );
+            let placed = if kept_by_hypervisor {
                 self.hypervisor.contains_range(&destination)
             } else {
                 self.ram.contains_range(&destination) && !destination.overlaps(&self.hypervisor)
@@ -332,7 +376,7 @@ impl BootTable {
                 return Err(BootTableError::PayloadDestinationInvalid(index));
             }
             for (other_index, other) in self.payloads().enumerate().take(index) {
-                if other.kind == payload.kind && payload.kind != PayloadKind::ComponentImage {
+                if other.kind == payload.kind && !kept_by_hypervisor {
                     return Err(BootTableError::DuplicatePayload(payload.kind));
                 }
                 if other.destination().overlaps(&destination) {

@@ -38,5 +38,6 @@ pub use exit_status::ExitStatus;
 pub use image_header::{IMAGE_HEADER_MAGIC, IMAGE_HEADER_MAGIC_OFFSET, IMAGE_HEADER_SIZE_OFFSET};
 pub use range::PhysRange;
 pub use vm::{
-    GUEST_VMID_BASE, MAX_GUEST_VCPUS, MAX_GUESTS, MAX_VM_IMAGES, NO_CPU, VmDescriptor, VmImage,
+    GUEST_VMID_BASE, MAX_CPUS, MAX_GUEST_VCPUS, MAX_GUESTS, MAX_VM_IMAGES, NO_CPU, VmDescriptor,
+    VmImage,
 };

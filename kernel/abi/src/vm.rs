@@ -12,6 +12,9 @@ use crate::range::PhysRange;
 pub const MAX_GUESTS: usize = 3;
 /// Most vCPUs one guest has.
 pub const MAX_GUEST_VCPUS: usize = 8;
+/// Most physical CPUs the kernel runs (its per-CPU state holds 8; GICv2 targets at most 8):
+/// a CPU index in [`VmDescriptor::cpus`] is below this.
+pub const MAX_CPUS: usize = 8;
 /// Most images (kernel, DTB, initrd) the kernel copies into one guest's memory.
 pub const MAX_VM_IMAGES: usize = 3;
 /// The VMID of guest VM `vm` is `GUEST_VMID_BASE + vm` (host 1, components 2..=9).

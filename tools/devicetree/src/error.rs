@@ -98,6 +98,10 @@ pub enum Error {
     },
     /// A node name outside DTSpec §2.2.1 (1-31 of `0-9a-zA-Z,._+-`) where a bare name is needed.
     InvalidNodeName { name: String },
+    /// No node's `reg` starts at this CPU address, where a device was expected.
+    NoDeviceAt { address: u64 },
+    /// `/cpus` has no CPU at this position (it has `count`).
+    NoCpu { index: usize, count: usize },
 }
 
 impl fmt::Display for Error {
@@ -180,6 +184,12 @@ impl fmt::Display for Error {
                 write!(f, "{path}: {value:#x} does not fit in {cells} cell(s)")
             }
             Error::InvalidNodeName { name } => write!(f, "invalid node name {name:?}"),
+            Error::NoDeviceAt { address } => {
+                write!(f, "no node describes a device at {address:#x}")
+            }
+            Error::NoCpu { index, count } => {
+                write!(f, "/cpus has no CPU {index}: it lists {count}")
+            }
         }
     }
 }

@@ -1,8 +1,9 @@
 //! A small flattened device tree (FDT) reader, editor and writer for composing guest DTBs.
 //!
 //! The host-side image composer takes the DTB QEMU dumps for a machine configuration
-//! (`-machine dumpdtb=...`) and edits it into the DTB the host VM receives: reserving the
-//! hypervisor's memory, setting `/chosen`, switching the PSCI conduit. The format is DTSpec
+//! (`-machine dumpdtb=...`), or the board's real one, and edits it into the DTB the host VM
+//! receives (reserving the hypervisor's memory, setting `/chosen`, switching the PSCI conduit,
+//! leaving out the guests' CPUs and memory) and into each guest VM's own (`partition`). The format is DTSpec
 //! v0.4 chapter 5 (<https://github.com/devicetree-org/devicetree-specification/releases/tag/v0.4>).
 //!
 //! We write our own instead of using a crate or libfdt because the composer needs an *owned*,
@@ -18,10 +19,12 @@ mod compose;
 mod error;
 mod node;
 mod parse;
+mod partition;
 mod write;
 
 pub use error::{Block, Error};
 pub use node::{Node, Property};
+pub use partition::GuestView;
 
 /// Deepest node nesting [`DeviceTree::parse`] accepts. Real trees nest a handful of levels
 /// (QEMU's deepest is `/cpus/cpu-map/socket0/cluster0/core0`); the cap keeps recursion over a

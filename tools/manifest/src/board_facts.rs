@@ -30,6 +30,9 @@ pub struct BoardExtras {
     pub default_ram: u64,
     /// The kernel command line when the manifest does not say: the host console's device.
     pub default_cmdline: &'static str,
+    /// Whether its CPUs can have MTE, so a guest may be given it (qemu-virt: with `-cpu max`,
+    /// `cargo xtask --machine max`; rpi4: Cortex-A72, Armv8.0, none).
+    pub mte: bool,
 }
 
 /// The facts about `board` that `hv_board::Board` does not hold.
@@ -45,12 +48,14 @@ pub fn board_extras(board: &Board) -> BoardExtras {
             ram: RamChoices::OneOf(&[GIB, 2 * GIB, 4 * GIB, 8 * GIB]),
             default_ram: GIB,
             default_cmdline: "console=ttyS1,115200",
+            mte: false,
         },
         // qemu-virt, and any board added to hv-board before it is added here.
         _ => BoardExtras {
             ram: RamChoices::Any,
             default_ram: board.default_ram_size,
             default_cmdline: "console=ttyAMA0",
+            mte: true,
         },
     }
 }

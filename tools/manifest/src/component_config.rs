@@ -78,7 +78,7 @@ impl Manifest {
                 } else {
                     self.board.ram_base
                 },
-                mte: false,
+                mte: vm.mte,
                 cpus,
                 mmio_guard: match vm.mmio_guard {
                     MmioGuard::Off => config::MmioGuardMode::Off,

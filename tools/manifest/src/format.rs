@@ -130,7 +130,8 @@ pub struct VmSpec {
     /// says `host = true`; if none does (and there is no `[host]`), the first VM is the host.
     #[serde(default)]
     pub host: Option<bool>,
-    /// "debian", "debian-arm64" or a path relative to the manifest's folder. Default "debian".
+    /// "debian", "debian-arm64", "crate:<package>" (a bare-metal test guest of the workspace,
+    /// which the tool builds) or a path relative to the manifest's folder. Default "debian".
     #[serde(default)]
     pub kernel: Option<String>,
     /// "busybox", "none" or a path. Default "busybox".
@@ -145,11 +146,16 @@ pub struct VmSpec {
     /// to the next VM or the end of RAM.
     #[serde(default)]
     pub memory: Option<String>,
-    /// Where its RAM starts (guest physical = host physical), 2 MiB aligned, e.g. 0x6000_0000.
-    /// Default: the host at the board's host kernel address; guests top-down from the end of
-    /// RAM, in order.
+    /// Where its physical memory lies, 2 MiB aligned, e.g. 0x6000_0000. The host sees it at
+    /// that address; a guest sees its RAM at the board's RAM base whatever backs it. Default:
+    /// the host at the board's host kernel address; guests top-down from the end of RAM, in
+    /// order.
     #[serde(default)]
     pub address: Option<u64>,
+    /// Whether the guest may use MTE (the Memory Tagging Extension): refused on a board whose
+    /// CPUs lack it, and on the host. Default false.
+    #[serde(default)]
+    pub mte: Option<bool>,
     /// How many vCPUs it has. Default: the length of `cpus` if given, else all the machine's
     /// CPUs for the host and 1 for a guest.
     #[serde(default)]

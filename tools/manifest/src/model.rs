@@ -19,8 +19,7 @@ pub struct Manifest {
     pub machine: Machine,
     /// Kernel options.
     pub kernel: KernelOptions,
-    /// Every VM, the host included (`[host]`, when used, comes first; otherwise the `[[vm]]`
-    /// order).
+    /// Every VM by id: the host first (VM 0), then the guests in manifest order.
     pub vms: Vec<Vm>,
     /// The components; a component's id is its index here.
     pub components: Vec<Component>,
@@ -35,7 +34,7 @@ impl Manifest {
             .expect("a checked manifest has a host VM")
     }
 
-    /// The VMs other than the host.
+    /// The VMs other than the host, in VM id order (ids 1, 2, …).
     pub fn guest_vms(&self) -> impl Iterator<Item = &Vm> {
         self.vms.iter().filter(|vm| !vm.host)
     }
@@ -89,7 +88,8 @@ pub struct Vm {
     pub initrd: Initrd,
     /// Its device tree.
     pub dtb: Dtb,
-    /// Its RAM: guest physical = host physical, 2 MiB aligned.
+    /// The physical memory backing its RAM, 2 MiB aligned (a guest sees it at the board's RAM
+    /// base; the host at this address).
     pub memory: Region,
     /// How many vCPUs it has.
     pub vcpus: u32,
@@ -103,6 +103,8 @@ pub struct Vm {
     pub cmdline: String,
     /// Its MMIO guard mode.
     pub mmio_guard: MmioGuard,
+    /// Whether it may use MTE (guests only).
+    pub mte: bool,
 }
 
 /// A VM's kernel.
@@ -112,6 +114,9 @@ pub enum KernelImage {
     Debian,
     /// Debian's generic arm64 kernel, with real boards' drivers ("debian-arm64").
     DebianArm64,
+    /// A bare-metal test guest of the workspace, by package ("crate:<package>"): the tool
+    /// builds it and boots its ELF.
+    Crate(String),
     /// A file (absolute, or relative to the current folder if the manifest's was).
     Path(PathBuf),
 }

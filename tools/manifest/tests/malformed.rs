@@ -209,6 +209,17 @@ const CASES: &[(&str, usize, &str)] = &[
         "vm[0].memory: a guest VM needs its memory size",
     ),
     (
+        "mte-without-mte-cpus",
+        9,
+        "vm[0].mte: a rpi4's CPUs have no MTE (Memory Tagging Extension); remove mte = true",
+    ),
+    (
+        "guests-share-a-cpu",
+        17,
+        "vm[1].cpus[1]: CPU 3 already runs VM \"guest-a\" (line 9); a CPU runs the host's vCPUs \
+         or one guest vCPU: pin each guest vCPU to a CPU of its own",
+    ),
+    (
         "rpi4-ram-size",
         4,
         "machine.ram: 3 GiB is not a rpi4's RAM: 1G, 2G, 4G, 8G",

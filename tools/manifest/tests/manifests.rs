@@ -247,7 +247,9 @@ fn a_full_manifest_resolves_every_field() {
             size: 64 * MIB
         }
     );
-    assert_eq!((fixed.vcpus, fixed.cpus.as_slice()), (1, &[0][..]));
+    // The highest CPU nobody pinned: the host has 0 and 1, the other guest 3.
+    assert_eq!((fixed.vcpus, fixed.cpus.as_slice()), (1, &[2][..]));
+    assert!(!fixed.mte);
     assert_eq!(fixed.kernel, KernelImage::Debian);
     assert_eq!(fixed.initrd, Initrd::Busybox);
     assert!(fixed.devices.is_empty());
@@ -380,7 +382,9 @@ fn host_short_form_sets_the_machine_and_leaves_room_for_guests() {
     assert_eq!(manifest.machine.ram, 2 * GIB);
     assert_eq!(manifest.machine.cpus, 4);
     let host = manifest.host_vm();
-    assert_eq!(host.vcpus, 4);
+    // The guest takes the highest CPU; the host keeps the others.
+    assert_eq!((host.vcpus, host.cpus.as_slice()), (3, &[0, 1, 2][..]));
+    assert_eq!(manifest.vms[1].cpus, [3]);
     assert_eq!(
         host.memory,
         Region {
@@ -397,6 +401,103 @@ fn host_short_form_sets_the_machine_and_leaves_room_for_guests() {
     );
 }
 
+/// The error a manifest text gives, in one line per diagnostic.
+fn refused(text: &str) -> String {
+    hv_manifest::parse(text, "test.toml", Path::new(env!("CARGO_MANIFEST_DIR")))
+        .unwrap_err()
+        .to_string()
+}
+
+#[test]
+fn guests_get_cpus_of_their_own() {
+    // Unpinned guests take the highest free CPUs in order; the host keeps what is left.
+    let manifest = parse(
+        "board = \"qemu-virt\"\n\
+         [machine]\n\
+         cpus = 6\n\
+         [[vm]]\n\
+         name = \"guest-a\"\n\
+         memory = \"64M\"\n\
+         vcpus = 2\n\
+         [[vm]]\n\
+         name = \"linux\"\n\
+         host = true\n\
+         [[vm]]\n\
+         name = \"guest-b\"\n\
+         memory = \"64M\"\n\
+         cpus = [5]\n",
+    );
+    // The host is VM 0 wherever it is written; the guests follow in order.
+    let names: Vec<&str> = manifest.vms.iter().map(|vm| vm.name.as_str()).collect();
+    assert_eq!(names, ["linux", "guest-a", "guest-b"]);
+    assert_eq!(manifest.vms[0].cpus, [0, 1, 2]);
+    assert_eq!(manifest.vms[0].vcpus, 3);
+    assert_eq!(manifest.vms[1].cpus, [3, 4]);
+    assert_eq!(manifest.vms[2].cpus, [5]);
+    let config = manifest.component_system().unwrap();
+    assert_eq!(config.vms[0].name.as_str(), "linux");
+    assert!(config.vms[0].host && !config.vms[1].host);
+    assert_eq!(config.vms[1].ram_ipa, 0x4000_0000);
+
+    let host_and_guest = "board = \"qemu-virt\"\n[machine]\ncpus = 2\n\
+                          [[vm]]\nname = \"linux\"\ncpus = [0, 1]\n\
+                          [[vm]]\nname = \"guest\"\nmemory = \"64M\"\n";
+    let error = refused(host_and_guest);
+    assert!(
+        error.contains("test.toml:7: vm[1].vcpus: no free CPU is left for its 1 vCPU(s)"),
+        "{error}"
+    );
+    let error =
+        refused(&host_and_guest.replace("memory = \"64M\"\n", "memory = \"64M\"\ncpus = [1]\n"));
+    assert!(
+        error.contains("test.toml:10: vm[1].cpus[0]: CPU 1 already runs VM \"linux\" (line 4)"),
+        "{error}"
+    );
+    let error = refused(
+        "board = \"qemu-virt\"\n[host]\n[[vm]]\nname = \"g\"\nmemory = \"64M\"\ncpus = [0]\n",
+    );
+    assert!(
+        error.contains("vm[0].cpus[0]: CPU 0 is where the host starts"),
+        "{error}"
+    );
+    let mut four = String::from("board = \"qemu-virt\"\n[machine]\ncpus = 8\n[host]\n");
+    for guest in 0..4 {
+        four.push_str(&format!("[[vm]]\nname = \"g{guest}\"\nmemory = \"64M\"\n"));
+    }
+    let error = refused(&four);
+    assert!(
+        error.contains("vm[3].name: 4 guest VMs, but an image holds at most 3"),
+        "{error}"
+    );
+}
+
+#[test]
+fn guest_kernels_from_crates_and_mte() {
+    let manifest = parse(
+        "board = \"qemu-virt\"\n\
+         [host]\n\
+         [[vm]]\n\
+         name = \"guest\"\n\
+         kernel = \"crate:hv-guest-vm-basic\"\n\
+         initrd = \"none\"\n\
+         memory = \"64M\"\n\
+         mte = true\n",
+    );
+    let guest = &manifest.vms[1];
+    assert_eq!(guest.kernel, KernelImage::Crate("hv-guest-vm-basic".into()));
+    assert!(guest.mte && !manifest.vms[0].mte);
+    let config = manifest.component_system().unwrap();
+    assert!(config.vms[1].mte && !config.vms[0].mte);
+
+    let error = refused("board = \"qemu-virt\"\n[[vm]]\nname = \"h\"\nkernel = \"crate:\"\n");
+    assert!(
+        error.contains("vm[0].kernel: \"crate:\" does not name a package"),
+        "{error}"
+    );
+    let error = refused("board = \"qemu-virt\"\n[[vm]]\nname = \"h\"\nmte = true\n");
+    assert!(error.contains("vm[0].mte: mte is for guest VMs"), "{error}");
+}
+
 #[test]
 fn an_unreadable_file_says_so() {
     let error = hv_manifest::load(Path::new("/nonexistent/x.toml")).unwrap_err();
@@ -404,6 +505,34 @@ fn an_unreadable_file_says_so() {
         error
             .to_string()
             .starts_with("/nonexistent/x.toml: cannot read the manifest")
+    );
+}
+
+#[test]
+fn the_guest_vm_test_system_loads() {
+    let manifest = load("../../manifests/tests/guest-vm.toml");
+    let host = manifest.host_vm();
+    assert_eq!(
+        (host.cpus.as_slice(), host.memory.base),
+        (&[0][..], 0x4200_0000)
+    );
+    let guest = manifest.guest_vms().next().unwrap();
+    assert_eq!(guest.name, "guest1");
+    assert_eq!(guest.kernel, KernelImage::Crate("hv-guest-vm-basic".into()));
+    assert_eq!(guest.initrd, Initrd::None);
+    assert_eq!(guest.cpus, [1]);
+    // The last 64 MiB of the machine's 1 GiB; the host has the rest.
+    assert_eq!(
+        guest.memory,
+        Region {
+            base: 0x7c00_0000,
+            size: 64 * MIB
+        }
+    );
+    assert_eq!(host.memory.end(), 0x7c00_0000);
+    assert_eq!(
+        device_names(&manifest, 1),
+        [("uart0", DeviceMode::Emulated)]
     );
 }
 
@@ -416,6 +545,7 @@ fn component_configurations_round_trip_through_their_files() {
         "../../manifests/qemu-virt.toml",
         "../../manifests/tests/mmio-guard.toml",
         "../../manifests/tests/mem-protect.toml",
+        "../../manifests/tests/guest-vm.toml",
         "tests/full/full.toml",
     ] {
         let manifest = load(relative);

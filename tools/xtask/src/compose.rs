@@ -4,8 +4,13 @@
 //! `image_load_address`): the kernel's code and data with the boot table filled in, zero
 //! padding up to the end of the kernel's bss and stacks, then the payloads in destination
 //! order. The kernel copies each payload to its destination at boot (see `hv_abi`). The host's
-//! DTB is QEMU's own for the same machine options, with the hypervisor's region reserved and
-//! `/chosen` set.
+//! DTB is QEMU's own for the same machine options, with the hypervisor's region reserved,
+//! `/chosen` set, and the guests' CPUs and memory left out. Each guest VM's images (`guest`)
+//! are kept in the hypervisor's region, after the components' image stores.
+
+mod guest;
+
+pub use guest::Guest;
 
 use crate::elf;
 use anyhow::{Context, Result, bail};
@@ -47,6 +52,8 @@ pub struct Request<'a> {
     pub components: &'a [BuiltComponent],
     /// Device ranges the host VM sees emulated (left out of its stage 2).
     pub host_emulated: &'a [PhysRange],
+    /// The guest VMs, by VM id.
+    pub guests: &'a [Guest],
 }
 
 /// A component built for its place in the layout.
@@ -93,35 +100,46 @@ pub struct Composed {
     pub map: Vec<(u64, u64, String)>,
 }
 
-/// The host kernel as loaded: its bytes, where it goes, how much memory it needs from there.
-struct HostKernel {
+/// A VM's kernel as loaded: its bytes, where it goes, how much memory it needs from there.
+struct LoadedKernel {
     bytes: Vec<u8>,
     load_address: u64,
     footprint: u64,
     entry: u64,
+    /// Whether it was an ELF (placed where it is linked) rather than an Image.
+    linked: bool,
 }
 
 /// Reads the host's kernel in any of the forms `--kernel` accepts.
-fn load_host_kernel(path: &Path, board: &Board) -> Result<HostKernel> {
+fn load_host_kernel(path: &Path, board: &Board) -> Result<LoadedKernel> {
+    let kernel = load_kernel(path, board.host_kernel_address)?;
+    if kernel.linked && kernel.load_address != board.host_kernel_address {
+        bail!(
+            "{} is linked at {:#x}, but {} starts the host kernel at {:#x}",
+            path.display(),
+            kernel.load_address,
+            board.name,
+            board.host_kernel_address
+        );
+    }
+    Ok(kernel)
+}
+
+/// Reads a kernel: an ELF goes where it is linked (flattened, entered at its entry point); an
+/// arm64 `Image` at `base` + its text_offset, a raw payload at `base`, entered at their first
+/// byte. `base` is 2 MiB aligned (booting.rst).
+fn load_kernel(path: &Path, base: u64) -> Result<LoadedKernel> {
     let bytes = std::fs::read(path)
-        .with_context(|| format!("cannot read the host kernel {}", path.display()))?;
+        .with_context(|| format!("cannot read the kernel {}", path.display()))?;
     if elf::is_elf(&bytes) {
         let flat = elf::to_flat(&bytes).with_context(|| format!("{}", path.display()))?;
-        if flat.load_address != board.host_kernel_address {
-            bail!(
-                "{} is linked at {:#x}, but {} starts the host kernel at {:#x}",
-                path.display(),
-                flat.load_address,
-                board.name,
-                board.host_kernel_address
-            );
-        }
         let footprint = align_up(flat.memory_size, PAGE);
-        return Ok(HostKernel {
+        return Ok(LoadedKernel {
             load_address: flat.load_address,
             entry: flat.entry,
             footprint,
             bytes: flat.bytes,
+            linked: true,
         });
     }
     let has_header = bytes.len() >= 64
@@ -144,12 +162,13 @@ fn load_host_kernel(path: &Path, board: &Board) -> Result<HostKernel> {
             path.display()
         );
     }
-    let load_address = board.host_kernel_address + text_offset;
-    Ok(HostKernel {
+    let load_address = base + text_offset;
+    Ok(LoadedKernel {
         bytes,
         load_address,
         footprint,
         entry: load_address,
+        linked: false,
     })
 }
 
@@ -193,6 +212,7 @@ pub fn compose(request: &Request) -> Result<Composed> {
     let mut dtb = DeviceTree::parse(request.base_dtb).context("the board's DTB")?;
     adapt_board_dtb(board, &mut dtb, ram)?;
     dtb.reserve_no_map("hypervisor", hypervisor.start, hypervisor.len())?;
+    leave_guests_out(&mut dtb, ram, request.guests)?;
     dtb.set_chosen(
         Some(request.cmdline),
         initrd
@@ -221,8 +241,8 @@ pub fn compose(request: &Request) -> Result<Composed> {
              add its [[component]] entry (as in manifests/qemu-virt.toml)"
         );
     };
-    let elf_bytes = std::fs::read(&owner.elf)?;
-    table.host_stage2_root = elf::symbol(&elf_bytes, "HOST_STAGE2_POOL")
+    let owner_elf = std::fs::read(&owner.elf)?;
+    table.host_stage2_root = elf::symbol(&owner_elf, "HOST_STAGE2_POOL")
         .with_context(|| format!("component {} takes host stage-2 faults", owner.name))?;
     if request.host_emulated.len() > hv_abi::MAX_EMULATED {
         bail!("at most {} emulated devices per VM", hv_abi::MAX_EMULATED);
@@ -284,6 +304,40 @@ pub fn compose(request: &Request) -> Result<Composed> {
     if store_next > hypervisor.end {
         bail!("the components' images do not fit the hypervisor's region");
     }
+    // Each guest's images, kept after the components' (what `VM_LOAD` copies back on reset).
+    let mut guest_images = Vec::new();
+    let mut guest_map = Vec::new();
+    if !request.guests.is_empty() {
+        let guest_roots = guest_stage2_roots(owner, &owner_elf)?;
+        for guest in request.guests {
+            let plan = guest.plan(board, request.base_dtb)?;
+            let root = guest::stage2_root(guest_roots, guest.id);
+            let (descriptor, stores) = guest.describe(&plan, root, store_next, hypervisor.end)?;
+            if let Some(last) = stores.last() {
+                store_next = align_up(last.end, PAGE);
+            }
+            table
+                .push_vm(descriptor)
+                .map_err(|e| anyhow::anyhow!("VM \"{}\": {e:?}", guest.name))?;
+            guest_map.push((
+                guest.memory.start,
+                guest.memory.end,
+                format!(
+                    "guest VM {} \"{}\": its RAM at IPA {:#x}, CPUs {:?}, entry {:#x}, DTB {:#x}",
+                    guest.id, guest.name, guest.ram_ipa, guest.cpus, plan.entry, plan.dtb
+                ),
+            ));
+            for (image, store) in plan.images.into_iter().zip(stores) {
+                guest_map.push((
+                    guest.pa(image.ipa),
+                    guest.pa(image.ipa) + image.footprint,
+                    format!("  {} (IPA {:#x})", image.what, image.ipa),
+                ));
+                let what = format!("  image store of VM {}: {}", guest.name, image.what);
+                guest_images.push((image.bytes, store, what));
+            }
+        }
+    }
     let mut image = kernel.bytes.clone();
     image.resize(align_up(kernel_footprint, PAGE) as usize, 0);
     let mut map = vec![
@@ -337,6 +391,9 @@ pub fn compose(request: &Request) -> Result<Composed> {
             what,
         )?;
     }
+    for (bytes, store, what) in guest_images {
+        add(PayloadKind::VmImage, &bytes, store.start, store.len(), what)?;
+    }
     add(
         PayloadKind::HostKernel,
         &host.bytes,
@@ -360,11 +417,15 @@ pub fn compose(request: &Request) -> Result<Composed> {
         dtb_bytes.len() as u64,
         "host DTB".to_owned(),
     )?;
-    map.push((
-        dtb_address + dtb_bytes.len() as u64,
-        ram.end,
-        "host RAM (free)".to_owned(),
-    ));
+    let host_free = PhysRange {
+        start: dtb_address + dtb_bytes.len() as u64,
+        end: ram.end,
+    };
+    for free in subtract(host_free, request.guests.iter().map(|g| g.memory)) {
+        map.push((free.start, free.end, "host RAM (free)".to_owned()));
+    }
+    map.extend(guest_map);
+    map.sort_by_key(|&(start, _, _)| start);
 
     table
         .validate(image.len() as u64)
@@ -374,6 +435,9 @@ pub fn compose(request: &Request) -> Result<Composed> {
         .map_err(|e| anyhow::anyhow!("boot table: {e:?}"))?;
     table
         .validate_components(kernel.load_address + kernel_footprint)
+        .map_err(|e| anyhow::anyhow!("boot table: {e:?}"))?;
+    table
+        .validate_vms()
         .map_err(|e| anyhow::anyhow!("boot table: {e:?}"))?;
     image[table_offset..table_offset + hv_abi::BOOT_TABLE_SIZE].copy_from_slice(&table.encode());
     let file_len = image.len() as u64;
@@ -419,6 +483,64 @@ pub fn adapt_board_dtb(board: &Board, dtb: &mut DeviceTree, ram: PhysRange) -> R
         node.set_string("enable-method", "psci");
         node.remove_property("cpu-release-addr");
     }
+    Ok(())
+}
+
+/// `GUEST_STAGE2_ROOTS` in the ELF of `owner`, the component routed "host-stage2": the
+/// root tables of the guests' stage 2s, which it writes.
+fn guest_stage2_roots(owner: &BuiltComponent, elf_bytes: &[u8]) -> Result<u64> {
+    elf::symbol(elf_bytes, "GUEST_STAGE2_ROOTS").map_err(|_| {
+        anyhow::anyhow!(
+            "component {} (routed \"host-stage2\") has no symbol GUEST_STAGE2_ROOTS: guest VMs \
+             need a memory-protection component that writes their stage 2s and exports their \
+             root tables (one 4 KiB table per guest); {} predates guest VMs",
+            owner.name,
+            crate::shown(&owner.elf)
+        )
+    })
+}
+
+/// What of `range` none of `holes` covers, in order.
+fn subtract(range: PhysRange, holes: impl Iterator<Item = PhysRange>) -> Vec<PhysRange> {
+    let mut holes: Vec<PhysRange> = holes.filter(|hole| hole.overlaps(&range)).collect();
+    holes.sort_by_key(|hole| hole.start);
+    let mut left = Vec::new();
+    let mut start = range.start;
+    for hole in holes {
+        if hole.start > start {
+            left.push(PhysRange {
+                start,
+                end: hole.start,
+            });
+        }
+        start = start.max(hole.end);
+    }
+    if start < range.end {
+        left.push(PhysRange {
+            start,
+            end: range.end,
+        });
+    }
+    left
+}
+
+/// The host's DTB lists neither the guests' CPUs nor their memory: its memory node becomes
+/// the composed RAM less the guests' (the hypervisor's region stays, reserved no-map).
+fn leave_guests_out(dtb: &mut DeviceTree, ram: PhysRange, guests: &[Guest]) -> Result<()> {
+    if guests.is_empty() {
+        return Ok(());
+    }
+    let cpus: Vec<usize> = guests
+        .iter()
+        .flat_map(|guest| guest.cpus.iter().map(|&cpu| usize::from(cpu)))
+        .collect();
+    dtb.remove_cpus(&cpus)
+        .context("the guests' CPUs: the machine has fewer CPUs than the manifest pins")?;
+    let host: Vec<(u64, u64)> = subtract(ram, guests.iter().map(|guest| guest.memory))
+        .into_iter()
+        .map(|range| (range.start, range.len()))
+        .collect();
+    dtb.set_memory(&host)?;
     Ok(())
 }
 
@@ -497,6 +619,86 @@ mod tests {
                 .lines()
                 .any(|line| line
                     == format!("kernel_address={:#x}", hv_board::RPI4.image_load_address))
+        );
+    }
+
+    #[test]
+    fn the_host_dtb_leaves_the_guests_cpus_and_memory_out() {
+        let virt = include_bytes!("../../devicetree/testdata/qemu-virt-gicv2.dtb");
+        let mut dtb = DeviceTree::parse(virt).unwrap();
+        let ram = PhysRange::from_size(0x4000_0000, 1 << 30).unwrap();
+        let kernel = PathBuf::from("guest.elf");
+        let guest = |id: u16, start: u64, cpus: Vec<u8>| Guest {
+            id,
+            name: format!("guest{id}"),
+            kernel: kernel.clone(),
+            initrd: None,
+            dtb: None,
+            cmdline: String::new(),
+            memory: PhysRange::from_size(start, 64 * MIB).unwrap(),
+            ram_ipa: 0x4000_0000,
+            cpus,
+            devices: Vec::new(),
+            console: None,
+            mte: false,
+        };
+        let guests = [
+            guest(1, 0x7c00_0000, vec![3]),
+            guest(2, 0x6000_0000, vec![1]),
+        ];
+        leave_guests_out(&mut dtb, ram, &guests).unwrap();
+        assert_eq!(dtb.cpu_mpidrs(), Ok(vec![0, 2]));
+        assert_eq!(
+            dtb.memory_ranges(),
+            Ok(vec![(0x4000_0000, 0x2000_0000), (0x6400_0000, 0x1800_0000)])
+        );
+
+        // Without guests the tree is QEMU's as it was.
+        let mut untouched = DeviceTree::parse(virt).unwrap();
+        leave_guests_out(&mut untouched, ram, &[]).unwrap();
+        assert_eq!(untouched, DeviceTree::parse(virt).unwrap());
+
+        // A guest on a CPU the machine lacks (e.g. `--smp 1`) is refused.
+        let error = leave_guests_out(&mut dtb, ram, &[guest(3, 0x5000_0000, vec![7])]).unwrap_err();
+        assert!(
+            format!("{error:#}").contains("fewer CPUs than the manifest pins"),
+            "{error:#}"
+        );
+    }
+
+    #[test]
+    fn subtract_leaves_what_no_hole_covers() {
+        let range = |start, end| PhysRange { start, end };
+        let left = subtract(
+            range(0x100, 0x1000),
+            [range(0x800, 0x900), range(0, 0x200), range(0xf00, 0x2000)].into_iter(),
+        );
+        assert_eq!(left, [range(0x200, 0x800), range(0x900, 0xf00)]);
+        assert_eq!(
+            subtract(range(0, 0x100), std::iter::empty()),
+            [range(0, 0x100)]
+        );
+    }
+
+    #[test]
+    fn a_stage2_builder_without_guest_roots_is_named() {
+        let owner = BuiltComponent {
+            name: "mem-protect".into(),
+            grants: hv_manifest::Grants::default(),
+            region: PhysRange::from_size(0x4080_0000, 0x60_0000).unwrap(),
+            elf: PathBuf::from("target/mem-protect.elf"),
+        };
+        let elf = guest::tests::fake_elf(0x4080_0000, 0x4080_0000, &[0; 16], 16);
+        let error = guest_stage2_roots(&owner, &elf).unwrap_err().to_string();
+        assert!(
+            error.starts_with(
+                "component mem-protect (routed \"host-stage2\") has no symbol GUEST_STAGE2_ROOTS"
+            ),
+            "{error}"
+        );
+        assert!(
+            error.contains("target/mem-protect.elf predates guest VMs"),
+            "{error}"
         );
     }
 

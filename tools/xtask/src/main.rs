@@ -149,14 +149,6 @@ impl SystemArgs {
         let manifest_path = self.manifest.clone().unwrap_or_else(default_manifest);
         let manifest =
             hv_manifest::load(&manifest_path).map_err(|error| anyhow::anyhow!("{error}"))?;
-        if let Some(guest) = manifest.guest_vms().next() {
-            bail!(
-                "{}: VM \"{}\": the manifest is valid, but the hypervisor runs only the host VM so far; \
-                 remove the guest VMs to build it",
-                manifest.file,
-                guest.name
-            );
-        }
         let board = manifest.board;
         let memory = match &self.mem {
             Some(size) => {
@@ -174,6 +166,7 @@ impl SystemArgs {
             (None, KernelImage::Debian) => prereqs::debian_kernel()?,
             (None, KernelImage::DebianArm64) => prereqs::debian_generic_kernel()?,
             (None, KernelImage::Path(path)) => path.clone(),
+            (None, KernelImage::Crate(package)) => artifacts::guest(package)?,
         };
         let initrd = match (&self.initrd, &host.initrd) {
             (Some(choice), _) if choice == "none" => None,
@@ -185,6 +178,7 @@ impl SystemArgs {
             (None, Initrd::Busybox) => Some(prereqs::busybox_initramfs()?),
             (None, Initrd::Path(path)) => Some(path.clone()),
         };
+        let mte = manifest.guest_vms().any(|vm| vm.mte);
         let name = manifest_path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -196,6 +190,7 @@ impl SystemArgs {
                 cpu: self.machine,
                 smp,
                 memory,
+                mte,
             },
             usable_ram: if self.mem.is_some() {
                 memory
@@ -233,9 +228,79 @@ pub fn component_regions(system: &System) -> Result<Vec<PhysRange>> {
     compose::layout_components(system.board, kernel_end, &sizes)
 }
 
+/// The guest VMs of `system`, their kernels fetched or built and their initrds found.
+fn guests(system: &System) -> Result<Vec<compose::Guest>> {
+    let board = system.board;
+    let mut guests = Vec::new();
+    for (id, vm) in (1u16..).zip(system.manifest.guest_vms()) {
+        if vm.mte && system.machine.cpu == CpuModel::A72 {
+            bail!(
+                "{}: VM \"{}\" may use MTE, but --machine a72 (Cortex-A72) has none; use \
+                 --machine max",
+                system.manifest.file,
+                vm.name
+            );
+        }
+        let kernel = match &vm.kernel {
+            KernelImage::Debian => prereqs::debian_kernel()?,
+            KernelImage::DebianArm64 => prereqs::debian_generic_kernel()?,
+            KernelImage::Path(path) => path.clone(),
+            KernelImage::Crate(package) => artifacts::guest(package)?,
+        };
+        let initrd = match &vm.initrd {
+            Initrd::None => None,
+            Initrd::Busybox => Some(prereqs::busybox_initramfs()?),
+            Initrd::Path(path) => Some(path.clone()),
+        };
+        let uarts: Vec<&str> = vm
+            .devices
+            .iter()
+            .map(|grant| grant.device.name)
+            .filter(|name| board.uart(name).is_some())
+            .collect();
+        // The board's console UART if the VM has it, else its first UART.
+        let console = uarts
+            .iter()
+            .find(|&&name| name == board.console().name)
+            .or(uarts.first())
+            .and_then(|name| board.uart(name))
+            .map(|uart| uart.region.base);
+        guests.push(compose::Guest {
+            id,
+            name: vm.name.clone(),
+            kernel,
+            initrd,
+            dtb: match &vm.dtb {
+                hv_manifest::Dtb::Board => None,
+                hv_manifest::Dtb::Path(path) => Some(path.clone()),
+            },
+            cmdline: vm.cmdline.clone(),
+            memory: PhysRange {
+                start: vm.memory.base,
+                end: vm.memory.end(),
+            },
+            ram_ipa: board.ram_base,
+            cpus: vm
+                .cpus
+                .iter()
+                .map(|&cpu| u8::try_from(cpu).context("CPU index"))
+                .collect::<Result<_>>()?,
+            devices: vm
+                .devices
+                .iter()
+                .map(|grant| grant.device.region.base)
+                .collect(),
+            console,
+            mte: vm.mte,
+        });
+    }
+    Ok(guests)
+}
+
 /// Builds the kernel and the components and composes `system`'s image.
 pub fn build_image(system: &System) -> Result<BuiltImage> {
     prereqs::ensure_qemu()?;
+    let guests = guests(system)?;
     let kernel_elf = artifacts::kernel(system.board, system.log_level, system.profile)?;
     let kernel_bytes = std::fs::read(&kernel_elf)?;
     let kernel_end = elf::symbol(&kernel_bytes, "__image_end")?;
@@ -299,6 +364,7 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
                 end: device.region.end(),
             })
             .collect::<Vec<_>>(),
+        guests: &guests,
     })?;
     compose::print_map(&composed, system.board);
     let out_dir = out.parent().unwrap_or(Path::new(".")).to_owned();

@@ -8,10 +8,11 @@ use super::{
 };
 use crate::component::{COMPONENT_NAME_LEN, ComponentDescriptor, MAX_SMCCC_RANGES};
 use crate::range::PhysRange;
+use crate::vm::{MAX_GUEST_VCPUS, MAX_GUESTS, MAX_VM_IMAGES, VmDescriptor, VmImage};
 
-/// Bytes before the payload records: magic, version, counts, ranges, entry, stage-2 root,
-/// emulated ranges.
-pub(super) const HEADER_LEN: usize = 8 + 4 + 4 + 8 * 6 + 8 + 16 * MAX_EMULATED;
+/// Bytes before the payload records: magic, version, counts (payloads, components, VMs),
+/// ranges, entry, stage-2 root, emulated ranges.
+pub(super) const HEADER_LEN: usize = 8 + 4 + 4 + 4 + 4 + 8 * 6 + 16 * MAX_EMULATED;
 /// Bytes of one payload record; the component records start after `MAX_PAYLOADS` of them.
 const PAYLOAD_LEN: usize = 4 + 4 + 8 * 3;
 /// Where the component records start.
@@ -19,6 +20,12 @@ pub(super) const COMPONENTS_AT: usize = HEADER_LEN + MAX_PAYLOADS * PAYLOAD_LEN;
 /// Bytes of one component record.
 pub(super) const COMPONENT_LEN: usize =
     COMPONENT_NAME_LEN + 8 * 4 + 8 * 3 + 2 + 2 + 4 * 4 + 8 * MAX_SMCCC_RANGES;
+/// Where the VM records start.
+pub(super) const VMS_AT: usize = COMPONENTS_AT + MAX_COMPONENTS * COMPONENT_LEN;
+/// Bytes of one VM record: id, MTE flag, padding, name, memory, RAM IPA, stage-2 root, CPUs,
+/// entry, DTB, then each image's store and load address.
+pub(super) const VM_LEN: usize =
+    2 + 1 + 5 + COMPONENT_NAME_LEN + 16 + 8 * 2 + MAX_GUEST_VCPUS + 8 * 2 + 24 * MAX_VM_IMAGES;
 
 impl BootTable {
     /// Encodes the table into the bytes the kernel image reserves for it.
@@ -31,7 +38,8 @@ impl BootTable {
         writer.bytes(&BOOT_TABLE_MAGIC);
         writer.u32(BOOT_TABLE_VERSION);
         writer.u32(self.payloads().count() as u32);
-        writer.u64(self.components().count() as u64);
+        writer.u32(self.components().count() as u32);
+        writer.u32(self.vms().count() as u32);
         for value in [
             self.ram.start,
             self.ram.end,
@@ -78,6 +86,23 @@ impl BootTable {
                 writer.u32(last);
             }
         }
+        writer.at = VMS_AT;
+        for vm in self.vms() {
+            writer.bytes(&vm.vm.to_le_bytes());
+            writer.bytes(&[u8::from(vm.mte), 0, 0, 0, 0, 0]);
+            writer.bytes(&vm.name);
+            for value in [vm.memory.start, vm.memory.end, vm.ram_ipa, vm.stage2_root] {
+                writer.u64(value);
+            }
+            writer.bytes(&vm.cpus);
+            writer.u64(vm.entry);
+            writer.u64(vm.dtb);
+            for image in &vm.images {
+                writer.u64(image.store.start);
+                writer.u64(image.store.end);
+                writer.u64(image.load_address);
+            }
+        }
         out
     }
 
@@ -95,9 +120,13 @@ impl BootTable {
         if count as usize > MAX_PAYLOADS {
             return Err(BootTableError::TooManyPayloads(count));
         }
-        let component_count = reader.u64()?;
-        if component_count > MAX_COMPONENTS as u64 {
-            return Err(BootTableError::TooManyComponents(component_count as u32));
+        let component_count = reader.u32()?;
+        if component_count as usize > MAX_COMPONENTS {
+            return Err(BootTableError::TooManyComponents(component_count));
+        }
+        let vm_count = reader.u32()?;
+        if vm_count as usize > MAX_GUESTS {
+            return Err(BootTableError::TooManyVms(vm_count));
         }
         let ram = reader.range()?;
         let hypervisor = reader.range()?;
@@ -153,6 +182,44 @@ impl BootTable {
                     }
                     ranges
                 },
+            });
+        }
+        reader.at = VMS_AT;
+        for slot in table.vms.iter_mut().take(vm_count as usize) {
+            let vm = u16::from_le_bytes([reader.take(1)?[0], reader.take(1)?[0]]);
+            let mte = match reader.take(1)?[0] {
+                0 => false,
+                1 => true,
+                _ => return Err(BootTableError::BadFlag),
+            };
+            reader.take(5)?;
+            let mut name = [0u8; COMPONENT_NAME_LEN];
+            name.copy_from_slice(reader.take(COMPONENT_NAME_LEN)?);
+            let memory = reader.range()?;
+            let ram_ipa = reader.u64()?;
+            let stage2_root = reader.u64()?;
+            let mut cpus = [0u8; MAX_GUEST_VCPUS];
+            cpus.copy_from_slice(reader.take(MAX_GUEST_VCPUS)?);
+            let entry = reader.u64()?;
+            let dtb = reader.u64()?;
+            let mut images = [VmImage::default(); MAX_VM_IMAGES];
+            for image in images.iter_mut() {
+                *image = VmImage {
+                    store: reader.range()?,
+                    load_address: reader.u64()?,
+                };
+            }
+            *slot = Some(VmDescriptor {
+                vm,
+                name,
+                memory,
+                ram_ipa,
+                stage2_root,
+                cpus,
+                entry,
+                dtb,
+                mte,
+                images,
             });
         }
         Ok(table)
@@ -212,4 +279,4 @@ impl<'a> Reader<'a> {
     }
 }
 
-const _: () = assert!(COMPONENTS_AT + MAX_COMPONENTS * COMPONENT_LEN <= BOOT_TABLE_SIZE);
+const _: () = assert!(VMS_AT + MAX_GUESTS * VM_LEN <= BOOT_TABLE_SIZE);

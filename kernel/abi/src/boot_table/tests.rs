@@ -1,7 +1,8 @@
-//! Host tests of the boot table: encoding, validation, placement, components.
+//! Host tests of the boot table: encoding, validation, placement, components, guest VMs.
 use super::encoding::HEADER_LEN;
 use super::*;
 use crate::component::{MAX_SMCCC_RANGES, ROUTE_SMCCC};
+use crate::vm::{MAX_GUEST_VCPUS, MAX_VM_IMAGES, NO_CPU, VmImage};
 
 const MIB: u64 = 1 << 20;
 
@@ -53,6 +54,12 @@ fn refuses_bad_shapes() {
     assert_eq!(
         BootTable::decode(&bytes),
         Err(BootTableError::UnsupportedVersion(2))
+    );
+    // A table from a composer before guest VMs.
+    bytes[8] = 3;
+    assert_eq!(
+        BootTable::decode(&bytes),
+        Err(BootTableError::UnsupportedVersion(3))
     );
     assert_eq!(BootTable::decode(&[0u8; 64]), Err(BootTableError::BadMagic));
     let mut bytes = sample().encode();
@@ -334,10 +341,10 @@ fn placement_must_move_payloads_up_and_clear_the_kernel() {
 
 #[test]
 fn decoding_random_bytes_never_panics() {
-    // Up to the end of the two component records, so every field (grants included) is hit.
-    let encoded_len = super::encoding::COMPONENTS_AT + 2 * super::encoding::COMPONENT_LEN;
+    // Up to the end of the two VM records, so every field (grants included) is hit.
+    let encoded_len = super::encoding::VMS_AT + 2 * super::encoding::VM_LEN;
     let mut state = 0x1234_5678_9abc_def0u64;
-    for table in [sample(), with_components()] {
+    for table in [sample(), with_components(), with_vms()] {
         for _ in 0..2000 {
             let mut bytes = table.encode();
             for _ in 0..8 {
@@ -350,7 +357,332 @@ fn decoding_random_bytes_never_panics() {
             if let Ok(table) = BootTable::decode(&bytes) {
                 let _ = table.validate(state);
                 let _ = table.validate_components(0x4040_0000);
+                let _ = table.validate_vms();
             }
         }
     }
+}
+
+/// Where guest 1's kernel and DTB are kept, and guest 2's kernel.
+const STORES: [(u64, u64); 3] = [
+    (0x4190_0000, 0x2_0000),
+    (0x41a0_0000, 0x2000),
+    (0x41b0_0000, 0x1000),
+];
+
+fn cpus(list: &[u8]) -> [u8; MAX_GUEST_VCPUS] {
+    let mut cpus = [NO_CPU; MAX_GUEST_VCPUS];
+    cpus[..list.len()].copy_from_slice(list);
+    cpus
+}
+
+fn images(list: &[(usize, u64)]) -> [VmImage; MAX_VM_IMAGES] {
+    let mut images = [VmImage::default(); MAX_VM_IMAGES];
+    for (slot, &(store, load_address)) in images.iter_mut().zip(list) {
+        let (start, len) = STORES[store];
+        *slot = VmImage {
+            store: PhysRange::from_size(start, len).unwrap(),
+            load_address,
+        };
+    }
+    images
+}
+
+/// Two guests beside the host: guest 1 (64 MiB at the top of RAM, CPU 1, MTE, kernel and DTB)
+/// and guest 2 (32 MiB below it, CPUs 2 and 3, a kernel). Component 0 builds every stage 2.
+fn with_vms() -> BootTable {
+    let mut table = with_components();
+    table.components[0].as_mut().unwrap().routes = ROUTE_HOST_STAGE2;
+    table.host_stage2_root = 0x4080_1000;
+    for (start, len) in STORES {
+        table
+            .push(Payload {
+                kind: PayloadKind::VmImage,
+                file_offset: 0x200,
+                file_size: len,
+                load_address: start,
+            })
+            .unwrap();
+    }
+    table
+        .push_vm(VmDescriptor {
+            vm: 1,
+            name: ComponentDescriptor::name_field("guest1"),
+            memory: PhysRange::from_size(0x7c00_0000, 64 * MIB).unwrap(),
+            ram_ipa: 0x4000_0000,
+            stage2_root: 0x4080_2000,
+            cpus: cpus(&[1]),
+            entry: 0x4200_0000,
+            dtb: 0x4220_0000,
+            mte: true,
+            images: images(&[(0, 0x7e00_0000), (1, 0x7e20_0000)]),
+        })
+        .unwrap();
+    table
+        .push_vm(VmDescriptor {
+            vm: 2,
+            name: ComponentDescriptor::name_field("guest2"),
+            memory: PhysRange::from_size(0x7800_0000, 32 * MIB).unwrap(),
+            ram_ipa: 0x4000_0000,
+            stage2_root: 0x4080_3000,
+            cpus: cpus(&[2, 3]),
+            entry: 0x4008_0000,
+            dtb: 0x4000_0000,
+            mte: false,
+            images: images(&[(2, 0x7808_0000)]),
+        })
+        .unwrap();
+    table
+}
+
+#[test]
+fn vms_round_trip_and_validate() {
+    let table = with_vms();
+    let decoded = BootTable::decode(&table.encode()).unwrap();
+    assert_eq!(decoded, table);
+    decoded.validate(0x120_0000).unwrap();
+    decoded.validate_components(0x4040_0000).unwrap();
+    decoded.validate_vms().unwrap();
+    let guest = decoded.vms().next().unwrap();
+    assert_eq!(
+        (guest.name(), guest.vmid(), guest.mte),
+        ("guest1", 17, true)
+    );
+    assert_eq!(guest.pa_of(0x4220_0000), Some(0x7e20_0000));
+    let second = decoded.vms().nth(1).unwrap();
+    assert_eq!((second.vcpu_count(), second.vcpu_on(3)), (2, Some(1)));
+    assert_eq!(second.images().count(), 1);
+    // A table without guests still round-trips to none.
+    assert_eq!(
+        BootTable::decode(&sample().encode()).unwrap().vms().count(),
+        0
+    );
+}
+
+#[test]
+fn vm_counts_and_flags_are_checked_when_decoding() {
+    let mut bytes = with_vms().encode();
+    // The VM count follows the payload and component counts.
+    bytes[20] = 4;
+    assert_eq!(
+        BootTable::decode(&bytes),
+        Err(BootTableError::TooManyVms(4))
+    );
+    let mut bytes = with_vms().encode();
+    bytes[super::encoding::VMS_AT + 2] = 2;
+    assert_eq!(BootTable::decode(&bytes), Err(BootTableError::BadFlag));
+    let mut full = with_vms();
+    let extra = *full.vms().next().unwrap();
+    full.push_vm(extra).unwrap();
+    assert_eq!(full.push_vm(extra), Err(BootTableError::TooManyVms(4)));
+}
+
+/// `with_vms()` with guest `index` changed by `edit`, and what `validate_vms` says.
+fn refusal(index: usize, edit: impl FnOnce(&mut VmDescriptor)) -> Result<(), BootTableError> {
+    let mut table = with_vms();
+    edit(table.vms[index].as_mut().unwrap());
+    // The encoding carries every field the checks read.
+    let decoded = BootTable::decode(&table.encode()).unwrap();
+    assert_eq!(decoded, table);
+    decoded.validate_vms()
+}
+
+#[test]
+fn vm_ids_must_be_guests_and_distinct() {
+    assert_eq!(
+        refusal(0, |vm| vm.vm = 0),
+        Err(BootTableError::VmIdInvalid(0))
+    );
+    assert_eq!(
+        refusal(1, |vm| vm.vm = 4),
+        Err(BootTableError::VmIdInvalid(1))
+    );
+    assert_eq!(
+        refusal(1, |vm| vm.vm = 1),
+        Err(BootTableError::VmIdDuplicate(0, 1))
+    );
+}
+
+#[test]
+fn vm_memory_must_be_aligned_ram_of_its_own() {
+    use BootTableError::*;
+    let moved = |start: u64, len: u64| {
+        move |vm: &mut VmDescriptor| vm.memory = PhysRange::from_size(start, len).unwrap()
+    };
+    assert_eq!(
+        refusal(0, moved(0x7c10_0000, 62 * MIB)),
+        Err(VmMemoryMisaligned(0))
+    );
+    assert_eq!(
+        refusal(0, moved(0x7c00_0000, 63 * MIB)),
+        Err(VmMemoryMisaligned(0))
+    );
+    assert_eq!(
+        refusal(0, moved(0x7c00_0000, 0)),
+        Err(VmMemoryMisaligned(0))
+    );
+    assert_eq!(
+        refusal(0, moved(0x7e00_0000, 64 * MIB)),
+        Err(VmMemoryMisplaced(0))
+    );
+    assert_eq!(
+        refusal(0, moved(0x4000_0000, 64 * MIB)),
+        Err(VmMemoryMisplaced(0))
+    );
+    // On the host kernel (0x4200_0000..0x4300_0000) and on the host DTB (0x4400_0000).
+    assert_eq!(
+        refusal(0, moved(0x4200_0000, 64 * MIB)),
+        Err(VmMemoryOnHostPayload(0))
+    );
+    assert_eq!(
+        refusal(0, moved(0x4400_0000, 2 * MIB)),
+        Err(VmMemoryOnHostPayload(0))
+    );
+    assert_eq!(
+        refusal(1, moved(0x7800_0000, 96 * MIB)),
+        Err(VmMemoryOverlap(0, 1))
+    );
+    assert_eq!(
+        refusal(0, |vm| vm.ram_ipa = 0x4010_0000),
+        Err(VmRamIpaMisaligned(0))
+    );
+    assert_eq!(
+        refusal(0, |vm| vm.ram_ipa = !(2 * MIB - 1)),
+        Err(VmRamIpaMisaligned(0))
+    );
+}
+
+#[test]
+fn vm_cpus_must_exist_and_be_its_own() {
+    use BootTableError::*;
+    assert_eq!(refusal(0, |vm| vm.cpus = cpus(&[])), Err(VmCpusInvalid(0)));
+    assert_eq!(refusal(0, |vm| vm.cpus = cpus(&[8])), Err(VmCpusInvalid(0)));
+    assert_eq!(
+        refusal(1, |vm| vm.cpus = cpus(&[2, 2])),
+        Err(VmCpusInvalid(1))
+    );
+    // A CPU after the list's end would be a vCPU nobody counts.
+    assert_eq!(
+        refusal(1, |vm| vm.cpus =
+            [2, NO_CPU, 3, NO_CPU, NO_CPU, NO_CPU, NO_CPU, NO_CPU]),
+        Err(VmCpusInvalid(1))
+    );
+    assert_eq!(
+        refusal(1, |vm| vm.cpus = cpus(&[2, 1])),
+        Err(VmCpuShared(0, 1))
+    );
+    assert_eq!(
+        refusal(1, |vm| vm.cpus = cpus(&[2, 3, 4, 5, 6, 7, 0])),
+        Ok(())
+    );
+}
+
+#[test]
+fn vm_stage2_roots_are_pages_of_the_stage2_builder() {
+    use BootTableError::*;
+    // Component 1's memory, which does not take host stage-2 faults.
+    assert_eq!(
+        refusal(0, |vm| vm.stage2_root = 0x4090_0000),
+        Err(VmStage2RootMisplaced(0))
+    );
+    assert_eq!(
+        refusal(0, |vm| vm.stage2_root = 0x4080_2008),
+        Err(VmStage2RootMisplaced(0))
+    );
+    // The last page of the region fits, one past it does not.
+    assert_eq!(refusal(0, |vm| vm.stage2_root = 0x408f_f000), Ok(()));
+    assert_eq!(
+        refusal(0, |vm| vm.stage2_root = 0x4090_0000 - 0x800),
+        Err(VmStage2RootMisplaced(0))
+    );
+    assert_eq!(
+        refusal(0, |vm| vm.stage2_root = 0x4080_1000),
+        Err(VmStage2RootMisplaced(0))
+    );
+    assert_eq!(
+        refusal(1, |vm| vm.stage2_root = 0x4080_2000),
+        Err(VmStage2RootMisplaced(1))
+    );
+}
+
+#[test]
+fn vm_entry_and_dtb_lie_in_its_ram() {
+    use BootTableError::*;
+    // Guest 1's RAM is IPA 0x4000_0000..0x4400_0000.
+    assert_eq!(
+        refusal(0, |vm| vm.entry = 0x4400_0000),
+        Err(VmEntryOutsideRam(0))
+    );
+    assert_eq!(
+        refusal(0, |vm| vm.entry = 0x3fff_fffc),
+        Err(VmEntryOutsideRam(0))
+    );
+    assert_eq!(
+        refusal(0, |vm| vm.entry = 0x4200_0002),
+        Err(VmEntryOutsideRam(0))
+    );
+    assert_eq!(refusal(0, |vm| vm.entry = 0x43ff_fffc), Ok(()));
+    assert_eq!(
+        refusal(0, |vm| vm.dtb = 0x7e20_0000),
+        Err(VmDtbOutsideRam(0))
+    );
+    assert_eq!(
+        refusal(0, |vm| vm.dtb = 0x4220_0004),
+        Err(VmDtbOutsideRam(0))
+    );
+}
+
+#[test]
+fn vm_images_are_kept_by_the_hypervisor_and_copied_into_its_memory() {
+    use BootTableError::*;
+    let store = |start: u64, len: u64| {
+        move |vm: &mut VmDescriptor| vm.images[1].store = PhysRange::from_size(start, len).unwrap()
+    };
+    // Not a payload's destination: shifted, shortened, or a component image's store.
+    assert_eq!(
+        refusal(0, store(0x41a0_1000, 0x1000)),
+        Err(VmImageMissing(0))
+    );
+    assert_eq!(
+        refusal(0, store(0x41a0_0000, 0x1000)),
+        Err(VmImageMissing(0))
+    );
+    assert_eq!(
+        refusal(0, store(0x4180_0000, 0x8000)),
+        Err(VmImageMissing(0))
+    );
+    assert_eq!(
+        refusal(0, |vm| vm.images[1].load_address = 0x7bff_f000),
+        Err(VmImageMisplaced(0))
+    );
+    assert_eq!(
+        refusal(0, |vm| vm.images[1].load_address = 0x7fff_f000),
+        Err(VmImageMisplaced(0))
+    );
+    assert_eq!(
+        refusal(0, |vm| vm.images[1].load_address = 0x7e01_f000),
+        Err(VmImageMisplaced(0))
+    );
+    assert_eq!(
+        refusal(0, |vm| vm.images[1].load_address = u64::MAX),
+        Err(VmImageMisplaced(0))
+    );
+    assert_eq!(
+        refusal(0, |vm| vm.images[1].load_address = 0x7e02_0000),
+        Ok(())
+    );
+
+    // A VM-image payload must lie in the hypervisor's region, like a component's.
+    let mut outside = with_vms();
+    outside.payloads[4].as_mut().unwrap().load_address = 0x7000_0000;
+    assert_eq!(
+        outside.validate(0x120_0000),
+        Err(BootTableError::PayloadDestinationInvalid(4))
+    );
+    // A VM image's store on a component's region is refused even if it is a payload.
+    let mut on_component = with_vms();
+    on_component.payloads[4].as_mut().unwrap().load_address = 0x4088_0000;
+    let vm = on_component.vms[0].as_mut().unwrap();
+    vm.images[0].store = PhysRange::from_size(0x4088_0000, 0x2_0000).unwrap();
+    assert_eq!(on_component.validate_vms(), Err(VmImageMissing(0)));
 }

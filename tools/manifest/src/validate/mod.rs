@@ -172,6 +172,7 @@ struct VmDraft {
     devices: Option<Vec<DeviceSpec>>,
     cmdline: Option<String>,
     mmio_guard: MmioGuard,
+    mte: Option<bool>,
 }
 
 /// A VM's checked numbers, before placement.
@@ -242,11 +243,13 @@ pub(crate) fn check(
         diagnostics.sort_by_key(|diagnostic| (diagnostic.line, diagnostic.column));
         return Err(diagnostics);
     }
-    let (Some(board), Some(machine), Some(vms), Some(components)) =
+    let (Some(board), Some(machine), Some(mut vms), Some(components)) =
         (board, machine, vms, components)
     else {
         unreachable!("every missing part left a diagnostic");
     };
+    // VM ids: the host is VM 0 wherever it is written, the guests follow in order.
+    vms.sort_by_key(|vm| !vm.host);
     Ok(Manifest {
         file: file.to_owned(),
         base_dir: base_dir.to_owned(),

@@ -22,6 +22,7 @@ pub(super) fn vm_drafts(checker: &mut Checker<'_>, spec: &ManifestSpec) -> Vec<V
             devices: None,
             cmdline: host.cmdline.clone(),
             mmio_guard: MmioGuard::default(),
+            mte: None,
         });
     }
     let explicit_hosts: Vec<usize> = spec
@@ -86,6 +87,7 @@ pub(super) fn vm_drafts(checker: &mut Checker<'_>, spec: &ManifestSpec) -> Vec<V
             devices: vm.devices.clone(),
             cmdline: vm.cmdline.clone(),
             mmio_guard: vm.protection.mmio_guard,
+            mte: vm.mte,
         });
     }
     drafts
@@ -132,7 +134,25 @@ pub(super) fn check_vms(
         let kernel = match draft.kernel.as_str() {
             "debian" => KernelImage::Debian,
             "debian-arm64" => KernelImage::DebianArm64,
-            text => KernelImage::Path(file(checker, &path.key("kernel"), base_dir, text)),
+            text => match text.strip_prefix("crate:") {
+                Some(package) => {
+                    let valid = !package.is_empty()
+                        && package
+                            .chars()
+                            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+                    if !valid {
+                        checker.error(
+                            &path.key("kernel"),
+                            format!(
+                                "\"{text}\" does not name a package; write \"crate:\" and a \
+                                 test guest's package name, e.g. \"crate:hv-guest-vm-basic\""
+                            ),
+                        );
+                    }
+                    KernelImage::Crate(package.to_owned())
+                }
+                None => KernelImage::Path(file(checker, &path.key("kernel"), base_dir, text)),
+            },
         };
         let initrd = match draft.initrd.as_str() {
             "busybox" => Initrd::Busybox,
@@ -170,6 +190,22 @@ pub(super) fn check_vms(
             );
         }
         sizes.push(VmSizes { memory, address });
+
+        let mte = draft.mte.unwrap_or(false);
+        if mte && draft.host {
+            checker.error(
+                &path.key("mte"),
+                "mte is for guest VMs: the host runs on the machine's CPUs as they are; remove it",
+            );
+        } else if mte && !extras.mte {
+            checker.error(
+                &path.key("mte"),
+                format!(
+                    "a {}'s CPUs have no MTE (Memory Tagging Extension); remove mte = true",
+                    board.name
+                ),
+            );
+        }
 
         // CPUs.
         let cpus_name = if draft.short_form { "cpus" } else { "vcpus" };
@@ -293,6 +329,7 @@ pub(super) fn check_vms(
                 .clone()
                 .unwrap_or_else(|| extras.default_cmdline.to_owned()),
             mmio_guard: draft.mmio_guard,
+            mte,
         });
     }
 
@@ -321,7 +358,96 @@ pub(super) fn check_vms(
     for (vm, region) in vms.iter_mut().zip(regions) {
         vm.memory = region;
     }
+    assign_cpus(checker, machine, &mut vms, &drafts);
+    if checker.diagnostics.len() > errors_before {
+        return None;
+    }
     Some(vms)
+}
+
+/// Gives each VM its physical CPUs: a CPU runs the host's vCPUs or one guest vCPU (DESIGN
+/// decision 12). Pinned CPUs (`cpus = [...]`) first, each CPU once and never a guest on CPU
+/// 0, where the host starts; then each guest without pins, in order, on the highest CPUs
+/// nobody pinned; then a host without pins on its CPUs 0 to vcpus - 1 less the guests'. Also:
+/// at most `hv_abi::MAX_GUESTS` guests (what the boot table holds).
+fn assign_cpus(checker: &mut Checker<'_>, machine: &Machine, vms: &mut [Vm], drafts: &[VmDraft]) {
+    let mut owners: Vec<Option<usize>> = vec![None; machine.cpus as usize];
+    for (index, (vm, draft)) in vms.iter().zip(drafts).enumerate() {
+        if !vm.pinned {
+            continue;
+        }
+        for (vcpu, &cpu) in vm.cpus.iter().enumerate() {
+            let field = draft.path.key("cpus").index(vcpu);
+            let owner = owners[cpu as usize];
+            if cpu == 0 && !vm.host {
+                checker.error(
+                    &field,
+                    "CPU 0 is where the host starts; pin the guest to another CPU",
+                );
+            } else if let Some(owner) = owner {
+                let line = checker.line_of(&drafts[owner].path);
+                let advice = if vms[owner].host || vm.host {
+                    "pin the guest to a CPU the host does not have, or give the host fewer CPUs"
+                } else {
+                    "pin each guest vCPU to a CPU of its own"
+                };
+                checker.error(
+                    &field,
+                    format!(
+                        "CPU {cpu} already runs VM \"{}\" (line {line}); a CPU runs the host's \
+                         vCPUs or one guest vCPU: {advice}",
+                        vms[owner].name
+                    ),
+                );
+            } else {
+                owners[cpu as usize] = Some(index);
+            }
+        }
+    }
+    for (index, (vm, draft)) in vms.iter_mut().zip(drafts).enumerate() {
+        if vm.host || vm.pinned {
+            continue;
+        }
+        let free: Vec<u32> = (1..machine.cpus)
+            .rev()
+            .filter(|&cpu| owners[cpu as usize].is_none())
+            .take(vm.vcpus as usize)
+            .collect();
+        if free.len() < vm.vcpus as usize {
+            checker.error(
+                &draft.path.key("vcpus"),
+                format!(
+                    "no free CPU is left for its {} vCPU(s): the host (from CPU 0) and the other \
+                     guests have the machine's {}; raise machine.cpus or give the host fewer \
+                     CPUs",
+                    vm.vcpus, machine.cpus
+                ),
+            );
+            continue;
+        }
+        for &cpu in &free {
+            owners[cpu as usize] = Some(index);
+        }
+        vm.cpus = free.into_iter().rev().collect();
+    }
+    for vm in vms.iter_mut() {
+        if !vm.host || vm.pinned {
+            continue;
+        }
+        vm.cpus.retain(|&cpu| owners[cpu as usize].is_none());
+        vm.vcpus = vm.cpus.len() as u32;
+    }
+    let guests = drafts.iter().filter(|draft| !draft.host);
+    if let Some(extra) = guests.clone().nth(hv_abi::MAX_GUESTS) {
+        checker.error(
+            &extra.path.key("name"),
+            format!(
+                "{} guest VMs, but an image holds at most {}; remove some",
+                guests.count(),
+                hv_abi::MAX_GUESTS
+            ),
+        );
+    }
 }
 
 /// Places every VM's RAM: explicit addresses first, then the host at the board's host kernel
