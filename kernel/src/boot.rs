@@ -260,6 +260,10 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
         defmt::error!("boot table: {}", defmt::Debug2Format(&error));
         fail("the boot table's components are misplaced, conflict or name bad notify targets");
     }
+    if let Err(error) = table.validate_vms() {
+        defmt::error!("boot table: {}", defmt::Debug2Format(&error));
+        fail("the boot table's guest VMs are misplaced or conflict");
+    }
     components::set_up(&table);
     guests::set_up(&table, &features);
     defmt::info!(

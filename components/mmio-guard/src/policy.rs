@@ -114,8 +114,9 @@ pub struct VmConfig {
     pub mode: Mode,
 }
 
-/// The VMs the guard serves, from the component's configuration: each VM's mode and RAM (the
-/// host's is all the RAM the system has, hypervisor included: none of it is MMIO). VMs past
+/// The VMs the guard serves, from the component's configuration: each VM's mode and RAM as
+/// the VM sees it (the host's is all the RAM the system has, hypervisor included: none of it
+/// is MMIO; a guest's starts at its `ram_ipa`, whatever physical memory backs it). VMs past
 /// [`MAX_VMS`] are left out (the tool refuses such systems).
 pub fn vm_configs(system: &hv_component_config::System) -> heapless::Vec<VmConfig, MAX_VMS> {
     use hv_component_config::MmioGuardMode;
@@ -124,11 +125,15 @@ pub fn vm_configs(system: &hv_component_config::System) -> heapless::Vec<VmConfi
         .iter()
         .filter(|vm| usize::from(vm.id) < MAX_VMS)
         .map(|vm| {
-            let ram = if vm.host { system.ram } else { vm.memory };
+            let (ram_start, ram_size) = if vm.host {
+                (system.ram.base, system.ram.size)
+            } else {
+                (vm.ram_ipa, vm.memory.size)
+            };
             VmConfig {
                 vm: vm.id,
-                ram_start: ram.base,
-                ram_end: ram.end(),
+                ram_start,
+                ram_end: ram_start + ram_size,
                 mode: match vm.mmio_guard {
                     MmioGuardMode::Off => Mode::Off,
                     MmioGuardMode::Optional => Mode::Optional,

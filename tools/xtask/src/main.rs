@@ -178,7 +178,6 @@ impl SystemArgs {
             (None, Initrd::Busybox) => Some(prereqs::busybox_initramfs()?),
             (None, Initrd::Path(path)) => Some(path.clone()),
         };
-        let mte = manifest.guest_vms().any(|vm| vm.mte);
         let name = manifest_path
             .file_stem()
             .and_then(|s| s.to_str())
@@ -190,7 +189,6 @@ impl SystemArgs {
                 cpu: self.machine,
                 smp,
                 memory,
-                mte,
             },
             usable_ram: if self.mem.is_some() {
                 memory

@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 pub enum CpuModel {
     /// Cortex-A72 with GICv2: Armv8.0, no VHE, the Raspberry Pi 4 stand-in.
     A72,
-    /// `-cpu max` with GICv3: VHE, SVE, SME, pointer auth, MTE (with [`Machine::mte`]).
+    /// `-cpu max` with GICv3: VHE, SVE, SME, pointer auth, MTE (with tag memory, `mte=on`).
     Max,
 }
 
@@ -29,30 +29,23 @@ pub struct Machine {
     pub smp: u32,
     /// RAM in bytes.
     pub memory: u64,
-    /// Give the machine MTE tag memory (`mte=on`; `max` only), for guests that may use MTE.
-    /// Only then: the host kernel would find MTE too and use it, and the hypervisor does not
-    /// let the host at its registers yet (HCR_EL2.ATA clear: its first GCR_EL1 write traps).
-    pub mte: bool,
 }
 
 impl Machine {
     /// The options that select this machine (shared by runs and DTB dumps).
     pub fn args(&self) -> Vec<String> {
+        // `max` gets MTE's tag memory: the host may use MTE there (HCR_EL2.ATA), and guests
+        // whose manifest says `mte = true` may too, with their tags scrubbed.
         let (machine, cpu) = match self.cpu {
             CpuModel::A72 => ("virt,virtualization=on,gic-version=2", "cortex-a72"),
             CpuModel::Max => (
-                "virt,virtualization=on,gic-version=3",
+                "virt,virtualization=on,gic-version=3,mte=on",
                 "max,pauth-impdef=on",
             ),
         };
-        let mte = if self.mte && self.cpu == CpuModel::Max {
-            ",mte=on"
-        } else {
-            ""
-        };
         vec![
             "-M".into(),
-            format!("{machine}{mte}"),
+            machine.into(),
             "-cpu".into(),
             cpu.into(),
             "-smp".into(),
@@ -64,8 +57,7 @@ impl Machine {
 
     /// A short name for logs and file names.
     pub fn label(&self) -> String {
-        let mte = if self.mte { "-mte" } else { "" };
-        format!("{:?}{mte}-smp{}-{}M", self.cpu, self.smp, self.memory >> 20).to_lowercase()
+        format!("{:?}-smp{}-{}M", self.cpu, self.smp, self.memory >> 20).to_lowercase()
     }
 
     /// The DTB QEMU gives a guest on this machine (`-machine dumpdtb`).
@@ -374,21 +366,17 @@ mod tests {
     use super::*;
 
     #[test]
-    fn mte_is_given_to_max_machines_that_ask() {
-        let machine = |cpu, mte| Machine {
+    fn max_machines_have_mte() {
+        let machine = |cpu| Machine {
             cpu,
             smp: 2,
             memory: 1 << 30,
-            mte,
         };
-        let max = machine(CpuModel::Max, true);
+        let max = machine(CpuModel::Max);
         assert_eq!(max.args()[1], "virt,virtualization=on,gic-version=3,mte=on");
-        assert_eq!(max.label(), "max-mte-smp2-1024m");
-        let plain = machine(CpuModel::Max, false);
-        assert_eq!(plain.args()[1], "virt,virtualization=on,gic-version=3");
-        assert_eq!(plain.label(), "max-smp2-1024m");
+        assert_eq!(max.label(), "max-smp2-1024m");
         // A Cortex-A72 has no MTE to give.
-        let a72 = machine(CpuModel::A72, true);
+        let a72 = machine(CpuModel::A72);
         assert_eq!(a72.args()[1], "virt,virtualization=on,gic-version=2");
     }
 }

@@ -592,7 +592,8 @@ fn the_configuration_gives_each_vm_its_ram_and_mode() {
             base,
             size: 0x1000_0000,
         },
-        ram_ipa: base,
+        // A guest sees its RAM at the board's RAM base whatever backs it; the host at its PA.
+        ram_ipa: if host { base } else { 0x4000_0000 },
         mte: false,
         cpus: Default::default(),
         mmio_guard: mode,
@@ -618,7 +619,8 @@ fn the_configuration_gives_each_vm_its_ram_and_mode() {
         system.vms.push(config).unwrap();
     }
     let configs = vm_configs(&system);
-    // The host's RAM is all of the system's, the hypervisor's part included.
+    // The host's RAM is all of the system's, the hypervisor's part included; a guest's is where
+    // it sees it (its IPAs), not the physical memory behind it.
     assert_eq!(
         configs[0],
         VmConfig {
@@ -632,8 +634,8 @@ fn the_configuration_gives_each_vm_its_ram_and_mode() {
         configs[1],
         VmConfig {
             vm: 1,
-            ram_start: 0x6000_0000,
-            ram_end: 0x7000_0000,
+            ram_start: 0x4000_0000,
+            ram_end: 0x5000_0000,
             mode: Mode::Enforced
         }
     );
