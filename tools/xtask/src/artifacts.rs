@@ -40,15 +40,14 @@ fn cargo_build_with(package: &str, features: &[&str], env: &[(String, String)]) 
     Ok(paths::target().join(TARGET).join("release").join(package))
 }
 
-/// Builds the EL2 kernel for `board`, logging at `log_level` and above (with `profile`, the
-/// trap path's phase readings for the benchmark too), and returns its ELF.
-pub fn kernel(board: &hv_board::Board, log_level: &str, profile: bool) -> Result<PathBuf> {
+/// Builds the EL2 kernel for `board`, logging at `log_level` and above, with `extra` cargo
+/// features (`profile`: the trap path's phase readings for the benchmark; `dirty-guest-tags`:
+/// a test build for the MTE system test), and returns its ELF.
+pub fn kernel(board: &hv_board::Board, log_level: &str, extra: &[&str]) -> Result<PathBuf> {
     let _timer = progress::timed(&format!("building the EL2 kernel for {}", board.name));
     let board_feature = format!("board-{}", board.name);
     let mut features = vec![board_feature.as_str()];
-    if profile {
-        features.push("profile");
-    }
+    features.extend_from_slice(extra);
     let env = [("DEFMT_LOG".to_owned(), log_level.to_owned())];
     cargo_build_with("hv-kernel", &features, &env)
 }

@@ -104,7 +104,7 @@ pub fn run() -> Result<()> {
         300,
         &[],
         None,
-        true,
+        &["profile"],
     )?;
     let phases =
         trap_profile(&profiled.hv_log).context("the profiled run logged no trap-profile line")?;
@@ -171,7 +171,7 @@ pub fn run() -> Result<()> {
                 600,
                 &settings,
                 Some("manifests/tests/mem-protect.toml"),
-                false,
+                &[],
             )?;
             if !outcome.console.contains("HV-INIT: done") {
                 bail!(
@@ -209,7 +209,7 @@ pub fn run() -> Result<()> {
         300,
         &[],
         Some("manifests/tests/mmio-guard.toml"),
-        false,
+        &[],
     )?;
     let mmio_figure = |name: &str| -> Result<u64> {
         mmio.console

@@ -107,8 +107,9 @@ pub struct System {
     usable_ram: u64,
     /// The kernel's defmt level.
     log_level: &'static str,
-    /// Build the kernel with its trap-path phase readings (the benchmark's breakdown).
-    pub(crate) profile: bool,
+    /// Cargo features the kernel is built with beyond its board's (`artifacts::kernel`): the
+    /// benchmark's trap-path readings, test builds.
+    pub(crate) kernel_features: &'static [&'static str],
     /// Devices the host VM sees emulated: (name, board device).
     host_emulated: Vec<&'static hv_board::Device>,
     /// The checked manifest: the components and what each is told about the system.
@@ -200,7 +201,7 @@ impl SystemArgs {
             cmdline: self.append.clone().unwrap_or_else(|| host.cmdline.clone()),
             name,
             log_level: manifest.kernel.log_level.as_str(),
-            profile: false,
+            kernel_features: &[],
             host_emulated: host
                 .devices
                 .iter()
@@ -215,7 +216,7 @@ impl SystemArgs {
 
 /// Where `system`'s components are placed (the kernel is built to learn where it ends).
 pub fn component_regions(system: &System) -> Result<Vec<PhysRange>> {
-    let kernel_elf = artifacts::kernel(system.board, system.log_level, system.profile)?;
+    let kernel_elf = artifacts::kernel(system.board, system.log_level, system.kernel_features)?;
     let kernel_end = elf::symbol(&std::fs::read(&kernel_elf)?, "__image_end")?;
     let sizes: Vec<u64> = system
         .manifest
@@ -299,7 +300,7 @@ fn guests(system: &System) -> Result<Vec<compose::Guest>> {
 pub fn build_image(system: &System) -> Result<BuiltImage> {
     prereqs::ensure_qemu()?;
     let guests = guests(system)?;
-    let kernel_elf = artifacts::kernel(system.board, system.log_level, system.profile)?;
+    let kernel_elf = artifacts::kernel(system.board, system.log_level, system.kernel_features)?;
     let kernel_bytes = std::fs::read(&kernel_elf)?;
     let kernel_end = elf::symbol(&kernel_bytes, "__image_end")?;
     let components = &system.manifest.components;

@@ -51,6 +51,12 @@ struct SystemTest {
     /// How the run must end: a power-off with the payload's checks passed, or another
     /// status (then only the log lines are checked: the payload never finishes).
     expect_exit: ExitStatus,
+    /// Lines the console must contain besides the payload's own checks (e.g. a guest VM's).
+    expect_console: &'static [&'static str],
+    /// Cargo features the kernel is built with (test builds).
+    kernel_features: &'static [&'static str],
+    /// CPUs Linux must bring online, when not the machine's (guests keep the others).
+    host_cpus: Option<u32>,
 }
 
 /// Every system test: Linux on both machines with 1 and 2 CPUs, and each test guest on both.
@@ -68,6 +74,9 @@ fn all_tests() -> Vec<SystemTest> {
                 manifest: None,
                 expect_log: &[],
                 expect_exit: ExitStatus::PoweredOff,
+                expect_console: &[],
+                kernel_features: &[],
+                host_cpus: None,
             });
         }
         tests.push(SystemTest {
@@ -80,6 +89,9 @@ fn all_tests() -> Vec<SystemTest> {
             manifest: None,
             expect_log: &[],
             expect_exit: ExitStatus::PoweredOff,
+            expect_console: &[],
+            kernel_features: &[],
+            host_cpus: None,
         });
         // Two CPUs calling the VM manager (and through it the supervisor) at once.
         tests.push(SystemTest {
@@ -92,6 +104,9 @@ fn all_tests() -> Vec<SystemTest> {
             manifest: None,
             expect_log: &[],
             expect_exit: ExitStatus::PoweredOff,
+            expect_console: &[],
+            kernel_features: &[],
+            host_cpus: None,
         });
     }
     // Component faults: the VM manager crashes once while Linux boots on two CPUs (its third
@@ -106,6 +121,9 @@ fn all_tests() -> Vec<SystemTest> {
         manifest: None,
         expect_log: &[],
         expect_exit: ExitStatus::PoweredOff,
+        expect_console: &[],
+        kernel_features: &[],
+        host_cpus: None,
     });
     for (name, crash) in [
         ("kernel", Crash::ReadKernel(1)),
@@ -121,6 +139,9 @@ fn all_tests() -> Vec<SystemTest> {
             manifest: None,
             expect_log: &[],
             expect_exit: ExitStatus::PoweredOff,
+            expect_console: &[],
+            kernel_features: &[],
+            host_cpus: None,
         });
     }
     // Memory protection: the host's stage 2 is built lazily by mem-protect; Linux boots on it
@@ -137,6 +158,9 @@ fn all_tests() -> Vec<SystemTest> {
                 manifest: Some("manifests/tests/mem-protect.toml"),
                 expect_log: &["host stage 2: built lazily", "stage2-stats faults="],
                 expect_exit: ExitStatus::PoweredOff,
+                expect_console: &[],
+                kernel_features: &[],
+                host_cpus: None,
             });
         }
         tests.push(SystemTest {
@@ -149,6 +173,9 @@ fn all_tests() -> Vec<SystemTest> {
             manifest: Some("manifests/tests/mem-protect.toml"),
             expect_log: &["host stage 2: built lazily"],
             expect_exit: ExitStatus::PoweredOff,
+            expect_console: &[],
+            kernel_features: &[],
+            host_cpus: None,
         });
     }
     // MMIO guard: the host VM's console is emulated and guarded; the guest exercises every
@@ -165,6 +192,9 @@ fn all_tests() -> Vec<SystemTest> {
             manifest: Some("manifests/tests/mmio-guard.toml"),
             expect_log: &["mmio-guard: refused vm0"],
             expect_exit: ExitStatus::PoweredOff,
+            expect_console: &[],
+            kernel_features: &[],
+            host_cpus: None,
         });
         tests.push(SystemTest {
             name: format!("guest-mmio-enforced-{cpu:?}").to_lowercase(),
@@ -176,6 +206,9 @@ fn all_tests() -> Vec<SystemTest> {
             manifest: Some("manifests/tests/mmio-guard-enforced.toml"),
             expect_log: &["mmio-guard: refused vm0"],
             expect_exit: ExitStatus::PoweredOff,
+            expect_console: &[],
+            kernel_features: &[],
+            host_cpus: None,
         });
     }
     // A trap no component can ever answer stops the VM: mem-protect (restart never) faults
@@ -195,6 +228,9 @@ fn all_tests() -> Vec<SystemTest> {
             "host VM stopped: its stage-2 fault goes to component mem-protect, which faulted and is never restarted",
         ],
         expect_exit: ExitStatus::VmStopped,
+        expect_console: &[],
+        kernel_features: &[],
+        host_cpus: None,
     });
     // An answer that does not fit the trap (Resume for an SMCCC call) is refused: the guest's
     // registers stay as they were and the VM stops with the reason.
@@ -212,7 +248,102 @@ fn all_tests() -> Vec<SystemTest> {
             "host VM stopped at pc",
         ],
         expect_exit: ExitStatus::VmStopped,
+        expect_console: &[],
+        kernel_features: &[],
+        host_cpus: None,
     });
+    // Guest VMs beside a test-guest host (tests/guests/vm-host), each running
+    // tests/guests/vm-basic on its own CPU: the machine a guest is promised, isolation both
+    // ways, PSCI on its own vCPUs; it powers off alone and the host restarts it (memory wiped,
+    // images reloaded, maintenance done again once); on max, a VM without MTE gets no tags.
+    for cpu in [CpuModel::A72, CpuModel::Max] {
+        tests.push(SystemTest {
+            name: format!("guest-vm-{cpu:?}").to_lowercase(),
+            cpu,
+            smp: 2,
+            payload: Payload::Guest("hv-guest-vm-host"),
+            crash: None,
+            probe_grants: false,
+            manifest: Some("manifests/tests/guest-vm.toml"),
+            expect_log: &[
+                "mem-protect: vm1 memslot ipa 0x40000000",
+                "vm-maintenance vm=guest1 loads=1 dcache-cleans=1 icache-invalidations=1 tag-scrubs=0",
+                "VM guest1 stopped: it powered off (PSCI SYSTEM_OFF); the host and other VMs go on",
+                "vm-maintenance vm=guest1 loads=2 dcache-cleans=2 icache-invalidations=2 tag-scrubs=0",
+            ],
+            expect_exit: ExitStatus::PoweredOff,
+            expect_console: &["[guest1] 6 passed, 0 failed", "the guest powered off twice"],
+            kernel_features: &[],
+            host_cpus: None,
+        });
+    }
+    // A guest that resets itself (PSCI SYSTEM_RESET) starts again from wiped memory, its
+    // maintenance done once per start; on max with MTE, its allocation tags (dirtied by a test
+    // build of the kernel before it first ran, and set by the guest before each reset) read
+    // zero at every start.
+    const RESET_LOG_A72: &[&str] = &[
+        "VM guest1: reset (vCPU 0)",
+        "VM guest1: images reloaded (load 2); maintenance owed",
+        "vm-maintenance vm=guest1 loads=2 dcache-cleans=2 icache-invalidations=2 tag-scrubs=0",
+    ];
+    const RESET_LOG_MTE: &[&str] = &[
+        "test build: guest VM guest1's memory tags set to 0xa",
+        "VM guest1: reset (vCPU 0)",
+        "VM guest1: images reloaded (load 2); maintenance owed",
+        "vm-maintenance vm=guest1 loads=1 dcache-cleans=1 icache-invalidations=1 tag-scrubs=1",
+        "vm-maintenance vm=guest1 loads=2 dcache-cleans=2 icache-invalidations=2 tag-scrubs=2",
+    ];
+    for (cpu, manifest, expect_log) in [
+        (
+            CpuModel::A72,
+            "manifests/tests/guest-vm-reset.toml",
+            RESET_LOG_A72,
+        ),
+        (
+            CpuModel::Max,
+            "manifests/tests/guest-vm-mte.toml",
+            RESET_LOG_MTE,
+        ),
+    ] {
+        tests.push(SystemTest {
+            name: format!("guest-vm-reset-{cpu:?}").to_lowercase(),
+            cpu,
+            smp: 2,
+            payload: Payload::Guest("hv-guest-vm-host"),
+            crash: None,
+            probe_grants: false,
+            manifest: Some(manifest),
+            expect_log,
+            expect_exit: ExitStatus::PoweredOff,
+            expect_console: &["[guest1] 6 passed, 0 failed", "the guest reset itself"],
+            kernel_features: if cpu == CpuModel::Max {
+                &["dirty-guest-tags"]
+            } else {
+                &[]
+            },
+            host_cpus: None,
+        });
+    }
+    // Linux as the host on CPUs 0-1 with two bare-metal guests on CPUs 2 and 3.
+    for cpu in [CpuModel::A72, CpuModel::Max] {
+        tests.push(SystemTest {
+            name: format!("linux-with-guests-{cpu:?}-smp4").to_lowercase(),
+            cpu,
+            smp: 4,
+            payload: Payload::Linux,
+            crash: None,
+            probe_grants: false,
+            manifest: Some("manifests/tests/guests-with-linux.toml"),
+            expect_log: &[
+                "VM guest1 stopped: it powered off (PSCI SYSTEM_OFF)",
+                "VM guest2 stopped: it powered off (PSCI SYSTEM_OFF)",
+            ],
+            expect_exit: ExitStatus::PoweredOff,
+            expect_console: &["[guest1] 6 passed, 0 failed", "[guest2] 6 passed, 0 failed"],
+            kernel_features: &[],
+            host_cpus: Some(2),
+        });
+    }
     // The component template joins a manifest and serves the hypercalls routed to it.
     tests.push(SystemTest {
         name: "guest-template-calls-a72".into(),
@@ -224,6 +355,9 @@ fn all_tests() -> Vec<SystemTest> {
         manifest: Some("manifests/tests/template.toml"),
         expect_log: &["template: component 3 up, counter at 40"],
         expect_exit: ExitStatus::PoweredOff,
+        expect_console: &[],
+        kernel_features: &[],
+        host_cpus: None,
     });
     tests
 }
@@ -289,7 +423,7 @@ pub fn boot(
         timeout,
         &[],
         None,
-        false,
+        &[],
     )
 }
 
@@ -306,7 +440,7 @@ pub fn boot_with(
     timeout: u64,
     settings: &[Settings],
     manifest: Option<&str>,
-    profile: bool,
+    kernel_features: &'static [&'static str],
 ) -> Result<Outcome> {
     let args = SystemArgs {
         manifest: manifest.map(|path| paths::workspace().join(path)),
@@ -318,7 +452,7 @@ pub fn boot_with(
         append: Some(append.to_owned()),
     };
     let mut system = args.resolve()?;
-    system.profile = profile;
+    system.kernel_features = kernel_features;
     for component in system.manifest.components.iter_mut() {
         let takes = Settings::for_crate(&component.crate_name).map(|kind| discriminant(&kind));
         if let Some(settings) = settings
@@ -371,7 +505,10 @@ fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> 
     match test.payload {
         Payload::Linux => {
             expect("HV-INIT: userspace up")?;
-            expect(&format!("HV-INIT: cpus online={}", test.smp))?;
+            expect(&format!(
+                "HV-INIT: cpus online={}",
+                test.host_cpus.unwrap_or(test.smp)
+            ))?;
             expect("CPU: All CPU(s) started at EL1")?;
             expect("HV-INIT: done")?;
             let routed = outcome
@@ -383,9 +520,10 @@ fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> 
             }
         }
         Payload::Guest(_) | Payload::GuestBin(..) => {
-            let summary = console
+            // Every VM's summary (a guest VM's too, and each of its runs) must be clean.
+            let summaries: Vec<(u32, u32)> = console
                 .lines()
-                .find_map(|line| {
+                .filter_map(|line| {
                     // An emulated console prefixes each line with the VM's name.
                     let line = line.trim();
                     let line = match line.strip_prefix('[') {
@@ -398,14 +536,20 @@ fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> 
                         failed.strip_suffix(" failed")?.parse::<u32>().ok()?,
                     ))
                 })
-                .ok_or("the guest printed no \"N passed, N failed\" line")?;
-            if summary.1 != 0 || summary.0 == 0 {
-                return Err(format!(
-                    "guest reported {} passed, {} failed",
-                    summary.0, summary.1
-                ));
+                .collect();
+            if summaries.is_empty() {
+                return Err("the guest printed no \"N passed, N failed\" line".into());
+            }
+            if let Some((passed, failed)) = summaries
+                .iter()
+                .find(|&&(passed, failed)| failed != 0 || passed == 0)
+            {
+                return Err(format!("guest reported {passed} passed, {failed} failed"));
             }
         }
+    }
+    for needle in test.expect_console {
+        expect(needle)?;
     }
     let log_has = |needle: &str| outcome.hv_log.iter().any(|line| line.contains(needle));
     // SMCCC and PSCI are answered by the VM manager component, through the kernel's routing.
@@ -494,7 +638,7 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
         timeout,
         &settings,
         test.manifest,
-        false,
+        test.kernel_features,
     )
     .map_err(|error| format!("{error:#}"))?;
     check(test, &outcome, peer).inspect_err(|_| {
@@ -550,7 +694,7 @@ fn check_unusable_firmware_dtb() -> Result<(), String> {
         60,
         &[],
         None,
-        false,
+        &[],
     )
     .map_err(|e| format!("{e:#}"))?;
     for needle in [
@@ -729,6 +873,9 @@ mod tests {
             manifest: None,
             expect_log: &[],
             expect_exit: ExitStatus::PoweredOff,
+            expect_console: &[],
+            kernel_features: &[],
+            host_cpus: None,
         }
     }
 
@@ -763,6 +910,9 @@ mod tests {
             manifest: None,
             expect_log: &[],
             expect_exit: ExitStatus::PoweredOff,
+            expect_console: &[],
+            kernel_features: &[],
+            host_cpus: None,
         };
         assert_eq!(
             check(
