@@ -11,8 +11,8 @@ use crate::{global::Global, smccc::Conduit};
 /// PSCI return codes (Arm DEN 0022, "Return error codes"), as the signed `x0` of a 64-bit call.
 pub use hv_ipc::guest_abi::psci::error;
 pub use hv_ipc::guest_abi::psci::{
-    AFFINITY_OFF, AFFINITY_ON, AFFINITY_ON_PENDING, PSCI_AFFINITY_INFO_64, PSCI_CPU_ON_64,
-    PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION, VERSION_1_1,
+    AFFINITY_OFF, AFFINITY_ON, AFFINITY_ON_PENDING, PSCI_AFFINITY_INFO_64, PSCI_CPU_OFF,
+    PSCI_CPU_ON_64, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION, VERSION_1_1,
 };
 
 /// The name of PSCI return code `code` (`"SUCCESS"`, `"ALREADY_ON"`, ...), or `"?"`.
@@ -90,6 +90,13 @@ pub fn version_raw() -> u32 {
 #[cfg(target_os = "none")]
 pub fn cpu_on(target_mpidr: u64, entry: u64, context: u64) -> i64 {
     conduit().call(PSCI_CPU_ON_64, &[target_mpidr, entry, context])[0] as i64
+}
+
+/// `CPU_OFF`: powers the calling CPU off. Returns only if the call failed, with its (signed)
+/// `x0` (e.g. [`error::DENIED`]).
+#[cfg(target_os = "none")]
+pub fn cpu_off() -> i64 {
+    conduit().call(PSCI_CPU_OFF, &[])[0] as i64
 }
 
 /// `AFFINITY_INFO` (64-bit) of `target_affinity` at `lowest_affinity_level` (0 = the CPU

@@ -522,7 +522,7 @@ fn the_guest_vm_test_system_loads() {
     assert_eq!(guest.name, "guest1");
     assert_eq!(guest.kernel, KernelImage::Crate("hv-guest-vm-basic".into()));
     assert_eq!(guest.initrd, Initrd::None);
-    assert_eq!(guest.cpus, [1]);
+    assert_eq!(guest.cpus, [1, 2]);
     // The last 64 MiB of the machine's 1 GiB; the host has the rest.
     assert_eq!(
         guest.memory,

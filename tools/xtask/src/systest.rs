@@ -252,15 +252,16 @@ fn all_tests() -> Vec<SystemTest> {
         kernel_features: &[],
         host_cpus: None,
     });
-    // Guest VMs beside a test-guest host (tests/guests/vm-host), each running
-    // tests/guests/vm-basic on its own CPU: the machine a guest is promised, isolation both
-    // ways, PSCI on its own vCPUs; it powers off alone and the host restarts it (memory wiped,
-    // images reloaded, maintenance done again once); on max, a VM without MTE gets no tags.
+    // A guest VM beside a test-guest host (tests/guests/vm-host), running tests/guests/vm-basic
+    // on two CPUs of its own: the machine a guest is promised, isolation both ways, PSCI on its
+    // own vCPUs (CPU_ON of its second); it powers off alone and the host restarts it (memory
+    // wiped, images reloaded, maintenance done again once); on max, a VM without MTE gets no
+    // tags.
     for cpu in [CpuModel::A72, CpuModel::Max] {
         tests.push(SystemTest {
             name: format!("guest-vm-{cpu:?}").to_lowercase(),
             cpu,
-            smp: 2,
+            smp: 3,
             payload: Payload::Guest("hv-guest-vm-host"),
             crash: None,
             probe_grants: false,
@@ -272,7 +273,7 @@ fn all_tests() -> Vec<SystemTest> {
                 "vm-maintenance vm=guest1 loads=2 dcache-cleans=2 icache-invalidations=2 tag-scrubs=0",
             ],
             expect_exit: ExitStatus::PoweredOff,
-            expect_console: &["[guest1] 6 passed, 0 failed", "the guest powered off twice"],
+            expect_console: &["[guest1] 7 passed, 0 failed", "the guest powered off twice"],
             kernel_features: &[],
             host_cpus: None,
         });
@@ -315,7 +316,7 @@ fn all_tests() -> Vec<SystemTest> {
             manifest: Some(manifest),
             expect_log,
             expect_exit: ExitStatus::PoweredOff,
-            expect_console: &["[guest1] 6 passed, 0 failed", "the guest reset itself"],
+            expect_console: &["[guest1] 7 passed, 0 failed", "the guest reset itself"],
             kernel_features: if cpu == CpuModel::Max {
                 &["dirty-guest-tags"]
             } else {
@@ -339,7 +340,7 @@ fn all_tests() -> Vec<SystemTest> {
                 "VM guest2 stopped: it powered off (PSCI SYSTEM_OFF)",
             ],
             expect_exit: ExitStatus::PoweredOff,
-            expect_console: &["[guest1] 6 passed, 0 failed", "[guest2] 6 passed, 0 failed"],
+            expect_console: &["[guest1] 7 passed, 0 failed", "[guest2] 7 passed, 0 failed"],
             kernel_features: &[],
             host_cpus: Some(2),
         });

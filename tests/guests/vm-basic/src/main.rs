@@ -6,9 +6,12 @@
 //! - `ram_is_at_the_board_ram_base`: the DTB has one memory range, at 0x4000_0000 (QEMU virt's
 //!   RAM base, whatever physical memory backs it), with the size the manifest gives; its first
 //!   and last words read and write.
-//! - `cpus_are_numbered_from_zero`: the DTB lists one CPU, `reg` 0, and MPIDR_EL1 reads 0 in
-//!   its affinity fields; PSCI AFFINITY_INFO says vCPU 0 is on and CPU_ON of a vCPU the VM does
-//!   not have is INVALID_PARAMETERS.
+//! - `cpus_are_numbered_from_zero`: the DTB lists its vCPUs as `reg` 0, 1, ..., and MPIDR_EL1
+//!   reads 0 in its affinity fields; PSCI AFFINITY_INFO says vCPU 0 is on and CPU_ON of a vCPU
+//!   the VM does not have is INVALID_PARAMETERS.
+//! - `a_second_vcpu_starts_and_stops` (a VM with two vCPUs or more): CPU_ON of vCPU 1 runs Rust
+//!   code there, which reads MPIDR_EL1 = 1 and powers itself off with CPU_OFF; AFFINITY_INFO
+//!   then says OFF. (With one vCPU: nothing to start.)
 //! - `memory_outside_its_ram_aborts`: reads and writes just past its RAM and at 0x7000_0000
 //!   (RAM of the machine, but not this VM's) take a synchronous external data abort, and a
 //!   fetch there an instruction abort; the guest goes on.
@@ -40,8 +43,10 @@ mod guest {
     use core::ptr;
 
     use hv_guest_rt::{
-        Env, TestCase, TestResult, branch_and_link, ensure, ensure_eq, exception::ec,
+        Env, TestCase, TestResult, branch_and_link, counter, ensure, ensure_eq,
+        exception::ec,
         expect_exception, fail, mte, println, psci, run_cases,
+        smp::{self, SecondaryStack, SharedWord},
     };
 
     hv_guest_rt::guest_main!(main);
@@ -70,6 +75,10 @@ mod guest {
             TestCase {
                 name: "cpus_are_numbered_from_zero",
                 run: cpus_are_numbered_from_zero,
+            },
+            TestCase {
+                name: "a_second_vcpu_starts_and_stops",
+                run: a_second_vcpu_starts_and_stops,
             },
             TestCase {
                 name: "memory_outside_its_ram_aborts",
@@ -164,20 +173,76 @@ mod guest {
         Ok(())
     }
 
+    /// How many vCPUs the DTB lists.
+    fn vcpus(env: &Env) -> u64 {
+        env.cpu_mpidrs().count() as u64
+    }
+
     fn cpus_are_numbered_from_zero(env: &Env) -> TestResult {
-        let mut mpidrs = env.cpu_mpidrs();
-        ensure_eq!(mpidrs.next(), Some(0));
-        ensure_eq!(mpidrs.next(), None);
+        for (index, mpidr) in env.cpu_mpidrs().enumerate() {
+            ensure_eq!(mpidr, index as u64, "CPU {index} of the DTB");
+        }
+        ensure!(vcpus(env) >= 1, "the DTB lists no CPU");
+        ensure_eq!(smp::current_mpidr() & smp::MPIDR_AFFINITY_MASK, 0);
         ensure_eq!(
-            hv_guest_rt::smp::current_mpidr() & hv_guest_rt::smp::MPIDR_AFFINITY_MASK,
-            0
+            psci::affinity_info(0, 0),
+            psci::AFFINITY_ON,
+            "AFFINITY_INFO(0)"
         );
-        ensure_eq!(psci::affinity_info(0, 0), 0, "AFFINITY_INFO(0): not ON");
         let entry = (&raw const __image_start) as u64;
         ensure_eq!(
-            psci::cpu_on(1, entry, 0),
-            -2,
-            "CPU_ON of a vCPU it does not have: not INVALID_PARAMETERS"
+            psci::cpu_on(vcpus(env), entry, 0),
+            psci::error::INVALID_PARAMETERS,
+            "CPU_ON of a vCPU it does not have"
+        );
+        Ok(())
+    }
+
+    static VCPU1_STACK: SecondaryStack<0x4000> = SecondaryStack::new();
+    /// What vCPU 1 read as its MPIDR affinity, plus one (0: it has not run yet).
+    static VCPU1_SAW: SharedWord = SharedWord::new(0);
+
+    fn vcpu1_main(_arg: u64) -> ! {
+        VCPU1_SAW.store((smp::current_mpidr() & smp::MPIDR_AFFINITY_MASK) + 1);
+        psci::cpu_off();
+        smp::park()
+    }
+
+    /// Polls until `done` or 5 s of counter time pass.
+    fn wait_until(done: impl Fn() -> bool) -> bool {
+        let deadline = counter::ticks() + 5 * counter::frequency();
+        while !done() {
+            if counter::ticks() > deadline {
+                return false;
+            }
+        }
+        true
+    }
+
+    fn a_second_vcpu_starts_and_stops(env: &Env) -> TestResult {
+        if vcpus(env) < 2 {
+            println!("(one vCPU: nothing to start)");
+            return Ok(());
+        }
+        let Some(stack) = VCPU1_STACK.take() else {
+            fail!("vCPU 1's stack was taken already");
+        };
+        ensure_eq!(
+            psci::affinity_info(1, 0),
+            psci::AFFINITY_OFF,
+            "vCPU 1 at start"
+        );
+        if let Err(code) = smp::start_secondary(1, stack, vcpu1_main, 0) {
+            fail!("CPU_ON of vCPU 1: {}", psci::error_name(code));
+        }
+        ensure!(
+            wait_until(|| VCPU1_SAW.load() != 0),
+            "vCPU 1 did not run within 5 s"
+        );
+        ensure_eq!(VCPU1_SAW.load() - 1, 1, "vCPU 1's MPIDR affinity");
+        ensure!(
+            wait_until(|| psci::affinity_info(1, 0) == psci::AFFINITY_OFF),
+            "vCPU 1 is not OFF 5 s after its CPU_OFF"
         );
         Ok(())
     }
