@@ -61,12 +61,7 @@ impl ComponentDescriptor {
 
     /// The name as text.
     pub fn name(&self) -> &str {
-        let len = self
-            .name
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(COMPONENT_NAME_LEN);
-        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+        name_text(&self.name)
     }
 
     /// A name field from text (truncated to fit).
@@ -76,4 +71,13 @@ impl ComponentDescriptor {
         field[..len].copy_from_slice(&name.as_bytes()[..len]);
         field
     }
+}
+
+/// A NUL-padded name field (a component's or a VM's) as text; "?" if it is not UTF-8.
+pub(crate) fn name_text(field: &[u8; COMPONENT_NAME_LEN]) -> &str {
+    let len = field
+        .iter()
+        .position(|&b| b == 0)
+        .unwrap_or(COMPONENT_NAME_LEN);
+    core::str::from_utf8(&field[..len]).unwrap_or("?")
 }

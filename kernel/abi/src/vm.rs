@@ -62,12 +62,7 @@ pub struct VmDescriptor {
 impl VmDescriptor {
     /// The name as text.
     pub fn name(&self) -> &str {
-        let len = self
-            .name
-            .iter()
-            .position(|&b| b == 0)
-            .unwrap_or(COMPONENT_NAME_LEN);
-        core::str::from_utf8(&self.name[..len]).unwrap_or("?")
+        crate::component::name_text(&self.name)
     }
 
     /// Its VMID.

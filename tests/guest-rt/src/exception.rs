@@ -72,6 +72,66 @@ impl TakenException {
     pub fn is_data_external_abort(&self) -> bool {
         self.ec() == ec::DATA_ABORT_SAME_EL && self.fsc() == FSC_SYNC_EXTERNAL_ABORT
     }
+
+    /// The abort pKVM injects into its host for memory the host does not own: a data abort
+    /// from EL1 with `ISS.S1PTW` (bit 7) set as the marker.
+    pub fn is_host_ownership_abort(&self) -> bool {
+        self.ec() == ec::DATA_ABORT_SAME_EL && self.esr & (1 << 7) != 0
+    }
+}
+
+/// Reads and then writes the doubleword at `address` (`what` names it in failures), expecting
+/// each to take a data abort from EL1 at that address; returns the read's and the write's
+/// exceptions for further checks.
+#[cfg(target_os = "none")]
+pub fn expect_data_aborts(
+    address: u64,
+    what: &str,
+) -> Result<[TakenException; 2], crate::TestFailure> {
+    let mut taken = [None; 2];
+    for (slot, write) in taken.iter_mut().zip([false, true]) {
+        let access = if write { "write" } else { "read" };
+        // SAFETY: an access expected to fault; the handler skips the instruction. Were it not
+        // to fault, a write would store into memory the caller says is not its to touch, and
+        // the test fails right below.
+        let exception = expect_exception(|| unsafe {
+            if write {
+                core::ptr::write_volatile(address as *mut u64, 0x6775_6573_7421);
+            } else {
+                core::ptr::read_volatile(address as *const u64);
+            }
+        });
+        let Some(exception) = exception else {
+            crate::fail!("a {access} of {what} ({address:#x}) did not abort");
+        };
+        crate::ensure!(
+            exception.ec() == ec::DATA_ABORT_SAME_EL && exception.far == address,
+            "a {access} of {what} ({address:#x}): not a data abort there: {exception}"
+        );
+        *slot = Some(exception);
+    }
+    let [Some(read), Some(write)] = taken else {
+        unreachable!("both accesses were checked")
+    };
+    Ok([read, write])
+}
+
+/// Branches with link to `address` (`what` names it), expecting an instruction abort there
+/// (the guest goes on after the `blr`); returns it.
+#[cfg(target_os = "none")]
+pub fn expect_fetch_abort(address: u64, what: &str) -> Result<TakenException, crate::TestFailure> {
+    // SAFETY: the caller names an address where nothing executable is: the fetch aborts and
+    // the handler resumes after the `blr` (were something there, the test fails on whatever
+    // it did).
+    let taken = expect_exception(|| unsafe { crate::branch_and_link(address) });
+    let Some(taken) = taken else {
+        crate::fail!("a fetch from {what} ({address:#x}) did not abort");
+    };
+    crate::ensure!(
+        taken.ec() == ec::INSTRUCTION_ABORT_SAME_EL && taken.far == address,
+        "a fetch from {what} ({address:#x}): not an instruction abort there: {taken}"
+    );
+    Ok(taken)
 }
 
 impl fmt::Display for TakenException {

@@ -119,7 +119,7 @@ pub use boot::{QEMU_DIRECT_DTB_ADDRESS, env};
 pub use env::{BadDtb, Env, MemoryRange};
 pub use exception::TakenException;
 #[cfg(target_os = "none")]
-pub use exception::{catch_exception, expect_exception};
+pub use exception::{catch_exception, expect_data_aborts, expect_exception, expect_fetch_abort};
 #[cfg(target_os = "none")]
 pub use fatal::fail_run;
 pub use harness::{FAILURE_MESSAGE_CAPACITY, TestCase, TestFailure, TestResult};

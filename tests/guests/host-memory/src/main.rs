@@ -33,8 +33,8 @@ mod guest {
     use core::ptr;
 
     use hv_guest_rt::{
-        Env, TakenException, TestResult, branch_and_link, catch_exception, ensure, ensure_eq,
-        exception::ec, expect_exception, fail, smccc::hvc,
+        Env, TakenException, TestResult, catch_exception, ensure, ensure_eq, expect_data_aborts,
+        expect_exception, expect_fetch_abort, fail, smccc::hvc,
     };
 
     hv_guest_rt::test_guest![
@@ -60,8 +60,6 @@ mod guest {
     /// The guest the test donates to.
     const GUEST: u64 = 1;
     const PAGE_SIZE: u64 = 4096;
-    /// `ISS.S1PTW`, the marker of the abort the hypervisor injects.
-    const ISS_S1PTW: u64 = 1 << 7;
     const PATTERN: u64 = 0x686f_7374_6d65_6d00;
 
     /// A page of the guest's own memory, alone in its page.
@@ -95,14 +93,8 @@ mod guest {
             fail!("{access} of {address:#x} did not fault");
         };
         ensure!(
-            taken.ec() == ec::DATA_ABORT_SAME_EL,
-            "{access} of {address:#x}: EC {:#x}, expected {:#x}: {taken}",
-            taken.ec(),
-            ec::DATA_ABORT_SAME_EL
-        );
-        ensure!(
-            taken.esr & ISS_S1PTW != 0,
-            "{access} of {address:#x}: ISS.S1PTW clear: {taken}"
+            taken.is_host_ownership_abort(),
+            "{access} of {address:#x}: not a data abort with ISS.S1PTW set: {taken}"
         );
         ensure!(
             taken.far == address,
@@ -206,43 +198,6 @@ mod guest {
         Ok(())
     }
 
-    /// Fetches from `address` (a `blr` there) and checks an instruction abort came back.
-    fn check_fetch_aborts(address: u64, what: &str) -> TestResult {
-        // SAFETY: nothing executable is at `address`: the fetch aborts and the handler resumes
-        // after the `blr` (were something there, the test fails on whatever it did).
-        let taken = expect_exception(|| unsafe { branch_and_link(address) });
-        let Some(taken) = taken else {
-            fail!("a fetch from {what} ({address:#x}) did not abort");
-        };
-        ensure!(
-            taken.ec() == ec::INSTRUCTION_ABORT_SAME_EL && taken.far == address,
-            "a fetch from {what} ({address:#x}): not an instruction abort there: {taken}"
-        );
-        Ok(())
-    }
-
-    /// Reads and writes `address` and checks both take a data abort.
-    fn check_data_aborts(address: u64, what: &str) -> TestResult {
-        for write_access in [false, true] {
-            let taken = expect_exception(|| {
-                if write_access {
-                    write(address, PATTERN)
-                } else {
-                    let _ = read(address);
-                }
-            });
-            let access = if write_access { "write" } else { "read" };
-            let Some(taken) = taken else {
-                fail!("a {access} of {what} ({address:#x}) did not abort");
-            };
-            ensure!(
-                taken.ec() == ec::DATA_ABORT_SAME_EL,
-                "a {access} of {what} ({address:#x}): not a data abort: {taken}"
-            );
-        }
-        Ok(())
-    }
-
     fn accesses_no_mapping_can_serve_abort(env: &Env) -> TestResult {
         let Some(ram_end) = env
             .fdt()
@@ -261,19 +216,19 @@ mod guest {
         };
         // Twice each: the second fetch meets whatever the first one's fault left mapped.
         for _ in 0..2 {
-            check_fetch_aborts(ram_end, "the first page past RAM")?;
-            check_fetch_aborts(MMIO_GAP, "the MMIO gap")?;
-            check_fetch_aborts(uart as u64, "the UART's page")?;
-            check_fetch_aborts(
+            expect_fetch_abort(ram_end, "the first page past RAM")?;
+            expect_fetch_abort(MMIO_GAP, "the MMIO gap")?;
+            expect_fetch_abort(uart as u64, "the UART's page")?;
+            expect_fetch_abort(
                 hypervisor.base.next_multiple_of(8),
                 "the hypervisor's memory",
             )?;
         }
-        check_data_aborts(ram_end, "the first page past RAM")?;
-        check_data_aborts(MMIO_GAP, "the MMIO gap")?;
+        expect_data_aborts(ram_end, "the first page past RAM")?;
+        expect_data_aborts(MMIO_GAP, "the MMIO gap")?;
         // A fetch after a data access mapped the page as device memory still aborts.
-        check_fetch_aborts(ram_end + 0x40, "a device-mapped page past RAM")?;
-        check_fetch_aborts(MMIO_GAP + 0x40, "a device-mapped page of the MMIO gap")?;
+        expect_fetch_abort(ram_end + 0x40, "a device-mapped page past RAM")?;
+        expect_fetch_abort(MMIO_GAP + 0x40, "a device-mapped page of the MMIO gap")?;
         Ok(())
     }
 }

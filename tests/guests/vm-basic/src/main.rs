@@ -43,9 +43,10 @@ mod guest {
     use core::ptr;
 
     use hv_guest_rt::{
-        Env, TestCase, TestResult, branch_and_link, counter, ensure, ensure_eq,
+        Env, TestCase, TestResult, counter, ensure, ensure_eq,
         exception::ec,
-        expect_exception, fail, mte, println, psci, run_cases,
+        expect_data_aborts, expect_exception, expect_fetch_abort, fail, mte, println, psci,
+        run_cases,
         smp::{self, SecondaryStack, SharedWord},
     };
 
@@ -247,49 +248,21 @@ mod guest {
         Ok(())
     }
 
-    /// Reads and writes `address` and checks both take a synchronous external data abort.
-    fn check_data_aborts(address: u64, what: &str) -> TestResult {
-        for write_access in [false, true] {
-            let taken = expect_exception(|| {
-                if write_access {
-                    write(address, PATTERN)
-                } else {
-                    let _ = read(address);
-                }
-            });
-            let access = if write_access { "write" } else { "read" };
-            let Some(taken) = taken else {
-                fail!("a {access} of {what} ({address:#x}) did not abort");
-            };
-            ensure!(
-                taken.is_data_external_abort() && taken.far == address,
-                "a {access} of {what} ({address:#x}): not an external data abort there: {taken}"
-            );
-        }
-        Ok(())
-    }
-
-    /// Fetches from `address` (a `blr` there) and checks an instruction abort came back.
-    fn check_fetch_aborts(address: u64, what: &str) -> TestResult {
-        // SAFETY: nothing executable is at `address`: the fetch aborts and the handler resumes
-        // after the `blr` (were something there, the test fails on whatever it did).
-        let taken = expect_exception(|| unsafe { branch_and_link(address) });
-        let Some(taken) = taken else {
-            fail!("a fetch from {what} ({address:#x}) did not abort");
-        };
-        ensure!(
-            taken.ec() == ec::INSTRUCTION_ABORT_SAME_EL && taken.far == address,
-            "a fetch from {what} ({address:#x}): not an instruction abort there: {taken}"
-        );
-        Ok(())
-    }
-
     fn memory_outside_its_ram_aborts(env: &Env) -> TestResult {
         let (_, end) = ram(env)?;
-        check_data_aborts(end, "the first byte past its RAM")?;
-        check_data_aborts(OTHER_RAM, "the machine's RAM outside its own")?;
-        check_fetch_aborts(end, "the first byte past its RAM")?;
-        check_fetch_aborts(OTHER_RAM, "the machine's RAM outside its own")
+        for (address, what) in [
+            (end, "the first byte past its RAM"),
+            (OTHER_RAM, "the machine's RAM outside its own"),
+        ] {
+            for taken in expect_data_aborts(address, what)? {
+                ensure!(
+                    taken.is_data_external_abort(),
+                    "an access to {what} ({address:#x}): not an external abort: {taken}"
+                );
+            }
+            expect_fetch_abort(address, what)?;
+        }
+        Ok(())
     }
 
     fn devices_it_was_not_given_abort(_env: &Env) -> TestResult {

@@ -25,13 +25,11 @@
 mod guest {
     //! The test cases (bare metal only).
 
-    use core::ptr;
-
     use hv_guest_rt::smccc::host::code::{INVALID_PARAMETER, SUCCESS, VM_RUNNING};
     use hv_guest_rt::smccc::host::{HOST_VM_RESTART, HOST_VM_STATE, vm_state};
     use hv_guest_rt::{
-        Env, TakenException, TestFailure, TestResult, counter, ensure, ensure_eq, exception::ec,
-        expect_exception, fail, psci, smccc::hvc,
+        Env, TestFailure, TestResult, counter, ensure, ensure_eq, expect_data_aborts, fail, psci,
+        smccc::hvc,
     };
 
     hv_guest_rt::test_guest![
@@ -43,20 +41,8 @@ mod guest {
 
     /// The guest VM.
     const GUEST: u64 = 1;
-    /// `ISS.S1PTW`, the marker of the abort the hypervisor injects.
-    const ISS_S1PTW: u64 = 1 << 7;
     /// PSCI DENIED.
     const DENIED: i64 = -3;
-
-    fn read(address: u64) -> u64 {
-        // SAFETY: an access expected to fault; the exception handler skips it.
-        unsafe { ptr::read_volatile(address as *const u64) }
-    }
-
-    fn write(address: u64, value: u64) {
-        // SAFETY: as for `read`.
-        unsafe { ptr::write_volatile(address as *mut u64, value) }
-    }
 
     /// HOST_VM_STATE of `vm`: (x0, state, starts).
     fn vm_state_of(vm: u64) -> (i64, u64, u64) {
@@ -66,20 +52,6 @@ mod guest {
 
     fn restart(vm: u64) -> i64 {
         hvc(HOST_VM_RESTART, &[vm])[0] as i64
-    }
-
-    fn check_marked_abort(address: u64, write: bool, taken: Option<TakenException>) -> TestResult {
-        let access = if write { "write" } else { "read" };
-        let Some(taken) = taken else {
-            fail!("{access} of {address:#x} (the guest's memory) did not fault");
-        };
-        ensure!(
-            taken.ec() == ec::DATA_ABORT_SAME_EL
-                && taken.esr & ISS_S1PTW != 0
-                && taken.far == address,
-            "{access} of {address:#x}: not the injected abort: {taken}"
-        );
-        Ok(())
     }
 
     fn guest_memory_is_not_the_hosts(env: &Env) -> TestResult {
@@ -92,10 +64,13 @@ mod guest {
         else {
             fail!("the DTB has no memory range");
         };
-        let taken = expect_exception(|| read(host_end));
-        check_marked_abort(host_end, false, taken)?;
-        let taken = expect_exception(|| write(host_end, 0x686f_7374));
-        check_marked_abort(host_end, true, taken)
+        for taken in expect_data_aborts(host_end, "the guest's memory")? {
+            ensure!(
+                taken.is_host_ownership_abort(),
+                "an access to the guest's memory ({host_end:#x}): not the injected abort: {taken}"
+            );
+        }
+        Ok(())
     }
 
     fn guest_cpus_are_not_the_hosts(env: &Env) -> TestResult {
