@@ -86,6 +86,13 @@ pub mod kernel_op {
     /// its deferred cache (and MTE tag) maintenance pending: for a reset, after its memory was
     /// wiped. Refused with `BadArgument` while any vCPU of the VM runs on another CPU.
     pub const VM_LOAD: u64 = 8;
+    /// Stop guest VM x2 (the host's request): vCPUs started but not yet running are cancelled,
+    /// running ones stop at their next exit to the kernel. Returns x1 = 1 if it is stopped
+    /// already. It is neither started nor reloaded until every vCPU is off.
+    pub const VM_STOP: u64 = 9;
+    /// Guest VM x2's run state: returns x1 = how many of its vCPUs are on or being started,
+    /// x2 = 1 if it is stopped (asked to stop, none of its vCPUs on).
+    pub const VM_STATUS: u64 = 10;
 }
 
 /// Notification bit the kernel sets on the supervisor when a component faults.

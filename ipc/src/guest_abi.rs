@@ -197,6 +197,11 @@ pub mod host {
     /// INVALID_PARAMETER for no such guest, [`code::VM_RUNNING`] if it is not off, NOT_SUPPORTED
     /// if it could not be reloaded.
     pub const HOST_VM_RESTART: u32 = function_id(0xB1);
+    /// Stop guest VM x1: vCPUs not yet running are cancelled, running ones stop at their next
+    /// exit to the hypervisor; HOST_VM_STATE says OFF once none runs. x0 = SUCCESS (also for a
+    /// guest already off), INVALID_PARAMETER for no such guest, NOT_SUPPORTED if it could not
+    /// be stopped.
+    pub const HOST_VM_STOP: u32 = function_id(0xB2);
 
     /// HOST_VM_STATE's answers.
     pub mod vm_state {
@@ -255,8 +260,12 @@ mod tests {
             [0xC600_00A0, 0xC600_00A1]
         );
         assert_eq!(
-            [host::HOST_VM_STATE, host::HOST_VM_RESTART],
-            [0xC600_00B0, 0xC600_00B1]
+            [
+                host::HOST_VM_STATE,
+                host::HOST_VM_RESTART,
+                host::HOST_VM_STOP
+            ],
+            [0xC600_00B0, 0xC600_00B1, 0xC600_00B2]
         );
         assert_eq!(psci::PSCI_CPU_ON_64, smccc::fast_call(4, true, 3));
     }

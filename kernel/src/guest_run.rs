@@ -19,6 +19,16 @@
 //! PSCI's view of a vCPU (CPU_ON, AFFINITY_INFO): off, on pending (started, not yet running)
 //! or on. A guest's vCPUs are pinned to physical CPUs, so "on" also means its CPU runs it.
 //! The kernel keeps one [`GuestRun`] per guest under a lock; this module only decides.
+//!
+//! # Stopping a VM
+//!
+//! A VM stops (SYSTEM_OFF from one of its vCPUs, the host's HOST_VM_STOP, a trap nothing can
+//! answer) in two steps: [`GuestRun::request_stop`] marks it stopping, and each of its vCPUs
+//! that is on stops at its next exit to the kernel ([`GuestRun::must_stop`],
+//! [`GuestRun::stopped`]); the VM counts as stopped once the last is off. Until then it is
+//! neither reloaded nor started again, so no vCPU of the old run ever sees memory being
+//! rewritten. A vCPU that was started but has not run yet is simply cancelled. (A vCPU that
+//! never exits is not stopped until interrupts reach the kernel on guest CPUs.)
 
 /// How many vCPUs one guest may have (`hv_abi::MAX_GUEST_VCPUS`).
 pub const MAX_VCPUS: usize = 8;
@@ -108,7 +118,8 @@ pub struct GuestRun {
     scrubs_tags: bool,
     owed: Maintenance,
     counts: MaintenanceCounts,
-    stopped: bool,
+    /// Stopping or stopped: no vCPU starts until the VM is reloaded.
+    stopping: bool,
 }
 
 impl GuestRun {
@@ -122,7 +133,7 @@ impl GuestRun {
             scrubs_tags,
             owed: Maintenance::NONE,
             counts: MaintenanceCounts::default(),
-            stopped: false,
+            stopping: false,
         };
         run.owe_maintenance();
         run
@@ -152,9 +163,19 @@ impl GuestRun {
         self.counts
     }
 
-    /// Whether the VM is stopped for good.
+    /// Whether the VM is stopped: asked to stop, and none of its vCPUs on any more.
     pub fn is_stopped(&self) -> bool {
-        self.stopped
+        self.stopping && !self.any_on()
+    }
+
+    /// Whether the VM was asked to stop (its vCPUs that are on stop at their next exit).
+    pub fn is_stopping(&self) -> bool {
+        self.stopping
+    }
+
+    /// Whether vCPU `vcpu`, which has just exited to the kernel, must stop now.
+    pub fn must_stop(&self, vcpu: usize) -> bool {
+        self.stopping && self.vcpu(vcpu) == Some(VcpuState::On)
     }
 
     /// Whether any vCPU is on or being started.
@@ -166,7 +187,7 @@ impl GuestRun {
 
     /// CPU_ON (or the VM's start): vCPU `vcpu` is to enter at `entry` with x0 = `context`.
     pub fn start(&mut self, vcpu: usize, entry: u64, context: u64) -> Result<(), StartError> {
-        if self.stopped {
+        if self.stopping {
             return Err(StartError::VmStopped);
         }
         let state = self.vcpus[..self.vcpu_count]
@@ -215,11 +236,17 @@ impl GuestRun {
         }
     }
 
-    /// The VM powered off, or is stopped after an error: every vCPU is off for good (the
-    /// others stop at their next exit to the kernel).
-    pub fn stop(&mut self) {
-        self.stopped = true;
-        self.vcpus = [VcpuState::Off; MAX_VCPUS];
+    /// The VM is to stop (it powered off, the host stops it, or it is stopped after an
+    /// error): vCPUs started but not yet running are cancelled, those that run stop at their
+    /// next exit. Returns whether it is stopped already.
+    pub fn request_stop(&mut self) -> bool {
+        self.stopping = true;
+        for state in &mut self.vcpus[..self.vcpu_count] {
+            if matches!(state, VcpuState::Starting { .. }) {
+                *state = VcpuState::Off;
+            }
+        }
+        self.is_stopped()
     }
 
     /// The VM's memory was wiped and its images copied back (a reset): the maintenance is
@@ -235,7 +262,7 @@ impl GuestRun {
         if let Some(vcpu) = caller {
             self.stopped(vcpu);
         }
-        self.stopped = false;
+        self.stopping = false;
         self.owe_maintenance();
         Ok(())
     }

@@ -168,12 +168,14 @@ pub fn vcpu_off(vm: u16, vcpu: usize) -> ! {
     cpus::power_off_this_cpu()
 }
 
-/// Stops guest `vm` for good from its vCPU on this CPU (it powered off, or nothing can answer
+/// Stops guest `vm` from its vCPU `vcpu` on this CPU (it powered off, or nothing can answer
 /// its traps): the host and the other VMs go on. Its other vCPUs, if any run, stop at their
 /// next exit to the kernel.
-pub fn stop(vm: u16, why: &str) -> ! {
+pub fn stop(vm: u16, vcpu: usize, why: &str) -> ! {
     if let Some(guest) = guest(vm) {
-        guest.run.lock().stop();
+        let mut run = guest.run.lock();
+        run.stopped(vcpu);
+        run.request_stop();
     }
     defmt::info!(
         "VM {=str} stopped: {=str}; the host and other VMs go on",
@@ -183,9 +185,55 @@ pub fn stop(vm: u16, why: &str) -> ! {
     cpus::power_off_this_cpu()
 }
 
-/// Whether guest `vm` was stopped (its vCPUs stop at their next exit).
-pub fn is_stopped(vm: u16) -> bool {
-    guest(vm).is_some_and(|guest| guest.run.lock().is_stopped())
+/// Whether vCPU `vcpu` of guest `vm`, which just exited to the kernel, must stop because its VM
+/// is stopping.
+pub fn must_stop(vm: u16, vcpu: usize) -> bool {
+    guest(vm).is_some_and(|guest| guest.run.lock().must_stop(vcpu))
+}
+
+/// vCPU `vcpu` of guest `vm` (on this CPU) stops because its VM is stopping; the VM is stopped
+/// once its last vCPU is.
+pub fn stop_for_vm(vm: u16, vcpu: usize) -> ! {
+    let stopped = guest(vm).is_some_and(|guest| {
+        let mut run = guest.run.lock();
+        run.stopped(vcpu);
+        run.is_stopped()
+    });
+    defmt::info!(
+        "VM {=str}: vCPU {=usize} stopped with its VM{=str}",
+        name(vm),
+        vcpu,
+        if stopped { "; the VM is stopped" } else { "" }
+    );
+    cpus::power_off_this_cpu()
+}
+
+/// VM_STOP: guest `vm` is to stop (the host's request, through the VM manager). Returns whether
+/// it is stopped already; otherwise its running vCPUs stop at their next exit.
+pub fn request_stop(vm: u16) -> Result<bool, SyscallError> {
+    let guest = guest(vm).ok_or(SyscallError::BadArgument)?;
+    let stopped = guest.run.lock().request_stop();
+    defmt::info!(
+        "VM {=str}: stop requested{=str}",
+        guest.descriptor.name(),
+        if stopped {
+            "; it is stopped"
+        } else {
+            "; its vCPUs stop at their next exit"
+        }
+    );
+    Ok(stopped)
+}
+
+/// VM_STATUS: how many of guest `vm`'s vCPUs are on or being started, and whether it is
+/// stopped (asked to stop, with none of them on).
+pub fn status(vm: u16) -> Result<(u64, bool), SyscallError> {
+    let guest = guest(vm).ok_or(SyscallError::BadArgument)?;
+    let run = guest.run.lock();
+    let on = (0..guest.descriptor.vcpu_count())
+        .filter(|&vcpu| run.vcpu(vcpu).is_some_and(|state| state != VcpuState::Off))
+        .count();
+    Ok((on as u64, run.is_stopped()))
 }
 
 /// VM_LOAD: copies guest `vm`'s pristine images back into its memory and owes its maintenance
@@ -226,7 +274,7 @@ pub fn reset(vm: u16, vcpu: usize, features: &CpuFeatures) -> ! {
             "VM {=str}: reset answered without reloading its memory",
             guest.descriptor.name()
         );
-        stop(vm, "its reset could not be carried out");
+        stop(vm, vcpu, "its reset could not be carried out");
     }
     let descriptor = &guest.descriptor;
     if vcpu == 0 {
@@ -234,15 +282,15 @@ pub fn reset(vm: u16, vcpu: usize, features: &CpuFeatures) -> ! {
         if started.is_ok() {
             enter_on_this_cpu(arch::cpu_index(), features);
         }
-        stop(vm, "its vCPU 0 could not be restarted");
+        stop(vm, vcpu, "its vCPU 0 could not be restarted");
     }
     start_vm(vm).ok();
     cpus::power_off_this_cpu()
 }
 
 /// Runs, on this CPU, the guest vCPU pinned to it that was just started: its VM's owed
-/// maintenance first, then its first instruction with fresh registers. Parks the CPU if it
-/// runs no vCPU that was started.
+/// maintenance first, then its first instruction with fresh registers. Powers the CPU off if
+/// it has no vCPU to run (its start was cancelled by a stop), so that it can be started again.
 pub fn enter_on_this_cpu(index: usize, features: &CpuFeatures) -> ! {
     let Some((vm, vcpu)) = owner_of_cpu(index) else {
         arch::park()
@@ -250,8 +298,13 @@ pub fn enter_on_this_cpu(index: usize, features: &CpuFeatures) -> ! {
     let Some(guest) = guest(vm) else { arch::park() };
     let descriptor = &guest.descriptor;
     let Some((entry, context, owed)) = guest.run.lock().entering(vcpu) else {
-        defmt::warn!("cpu{=usize} started with no vCPU to run", index);
-        arch::park()
+        defmt::info!(
+            "cpu{=usize}: VM {=str}'s vCPU {=usize} was stopped before it ran",
+            index,
+            descriptor.name(),
+            vcpu
+        );
+        cpus::power_off_this_cpu()
     };
     if owed.any() {
         run_maintenance(descriptor, owed);

@@ -82,6 +82,7 @@ fn handle(here: &mut Here, kind: u64) {
             }
             None => {
                 COUNTERS.record(cpu, TrapClass::Hvc);
+                stop_if_its_vm_stops(here);
                 let retry_pc = here.frame().elr - 4;
                 route_smccc(here, Conduit::Hvc, retry_pc);
             }
@@ -193,11 +194,8 @@ fn component_trap(here: &mut Here, component: usize, trap: Trap, esr: u64, ipa: 
 
 /// A trap from this CPU's vCPU (the host's or a guest's).
 fn vcpu_trap(here: &mut Here, cpu: usize, trap: Trap, esr: u64, far: u64, ipa: Ipa) {
-    let (vm, _) = here.vcpu();
-    if vm != HOST_VM && guests::is_stopped(vm) {
-        // Its VM was stopped from another of its vCPUs: this one stops at this exit.
-        guests::stop(vm, "another of its vCPUs stopped it");
-    }
+    stop_if_its_vm_stops(here);
+    let vm = here.vcpu().0;
     match trap {
         // HVC returns after the call; the retry point is the HVC itself.
         Trap::Hvc { .. } => {
@@ -245,6 +243,16 @@ fn vcpu_trap(here: &mut Here, cpu: usize, trap: Trap, esr: u64, far: u64, ipa: I
     }
 }
 
+/// A guest vCPU whose VM is stopping (powered off from another of its vCPUs, or stopped by the
+/// host) stops at this exit, its trap unanswered. The host's vCPUs pay one compare.
+#[inline(always)]
+fn stop_if_its_vm_stops(here: &Here) {
+    let (vm, vcpu) = here.vcpu();
+    if vm != HOST_VM && guests::must_stop(vm, usize::from(vcpu)) {
+        guests::stop_for_vm(vm, usize::from(vcpu));
+    }
+}
+
 /// What became of a guest trap sent to a component.
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Sent {
@@ -268,14 +276,14 @@ fn send_guest_trap(here: &mut Here, server: usize, trap: &GuestTrap, pending: Pe
     match here.call_from_vcpu(server, abi::interface::GUEST_TRAP, encode, pending) {
         Ok(()) => Sent::Delivered,
         Err(CallError::Retired) => {
-            let vm = here.vcpu().0;
+            let vcpu = here.vcpu();
             defmt::error!(
                 "{=str} VM stopped: its {=str} goes to component {=str}, which faulted and is never restarted",
-                vm_name(vm),
+                vm_name(vcpu.0),
                 pending.kind.name(),
                 components::name(server)
             );
-            stop_vm(vm);
+            stop_vm(vcpu);
         }
         Err(CallError::Stopped) => {
             here.frame().elr = pending.retry_pc;
@@ -407,13 +415,13 @@ fn vm_name(vm: u16) -> &'static str {
     }
 }
 
-/// Stops VM `vm` after its vCPU on this CPU made a trap nothing will answer: a guest stops
-/// alone; the host's end ends the run.
-fn stop_vm(vm: u16) -> ! {
+/// Stops VM `vm` after its vCPU `vcpu` on this CPU made a trap nothing will answer: a guest
+/// stops alone; the host's end ends the run.
+fn stop_vm((vm, vcpu): (u16, u16)) -> ! {
     if vm == HOST_VM {
         crate::end_run(ExitStatus::VmStopped);
     }
-    guests::stop(vm, "a trap of its could not be answered")
+    guests::stop(vm, usize::from(vcpu), "a trap of its could not be answered")
 }
 
 /// Carries out a component's answer to this CPU's vCPU trap `pending` (`frame` is the
@@ -572,14 +580,14 @@ fn apply_guest_resolution(
                 guest_vcpu_of(target_mpidr).map_or(invalid, |target| guests::affinity(vm, target));
             set_return(frame, [result, 0, 0, 0]);
         }
-        Decision::SystemOff => guests::stop(vm, "it powered off (PSCI SYSTEM_OFF)"),
+        Decision::SystemOff => guests::stop(vm, vcpu, "it powered off (PSCI SYSTEM_OFF)"),
         Decision::SystemReset => {
             defmt::info!("VM {=str}: reset (vCPU {=usize})", guests::name(vm), vcpu);
             guests::reset(vm, vcpu, &arch::cpu_features())
         }
         Decision::Refuse(refusal) => {
             log_refusal(guests::name(vm), pending, refusal);
-            guests::stop(vm, "an answer to its trap could not be carried out")
+            guests::stop(vm, vcpu, "an answer to its trap could not be carried out")
         }
         other => apply_common_resolution(frame, cpu, other),
     }

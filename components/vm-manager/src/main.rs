@@ -422,6 +422,52 @@ mod component {
             Ok(())
         }
 
+        /// Takes in what the kernel knows of guest `vm` (if it is one): a guest the kernel
+        /// reports stopped (after HOST_VM_STOP, or a trap nothing could answer) is off.
+        fn refresh_guest_state(&mut self, vm: u64) {
+            let Some(vm) = guests::guest_id(self.system, vm) else {
+                return;
+            };
+            if let Ok([_, 1, _]) =
+                hv_component_rt::kernel_op(kernel_op::VM_STATUS, [u64::from(vm), 0, 0, 0])
+            {
+                self.lifecycle.off(vm);
+            }
+        }
+
+        /// HOST_VM_STOP: guest `vm` stops (at once, or as its vCPUs next exit). Returns the
+        /// code for the host's x0.
+        fn stop_guest(&mut self, vm: u64) -> i64 {
+            let Some(vm) = guests::guest_id(self.system, vm) else {
+                return smccc::INVALID_PARAMETER;
+            };
+            match hv_component_rt::kernel_op(kernel_op::VM_STOP, [u64::from(vm), 0, 0, 0]) {
+                Ok([stopped, ..]) => {
+                    info!(
+                        "vm-manager: vm{=u16} stopped for the host{=str}",
+                        vm,
+                        if stopped == 1 {
+                            ""
+                        } else {
+                            " (as its vCPUs next exit)"
+                        }
+                    );
+                    if stopped == 1 {
+                        self.lifecycle.off(vm);
+                    }
+                    smccc::SUCCESS
+                }
+                Err(error) => {
+                    warn!(
+                        "vm-manager: vm{=u16}: VM_STOP refused ({=i64})",
+                        vm,
+                        error.code()
+                    );
+                    smccc::NOT_SUPPORTED
+                }
+            }
+        }
+
         /// HOST_VM_RESTART: guest `vm`, off, is wiped, reloaded and started afresh. Returns the
         /// code for the host's x0.
         fn restart_guest(&mut self, ipc: &mut Ipc, vm: u64) -> i64 {
@@ -431,6 +477,7 @@ mod component {
             if !self.lifecycle.is_off(vm) {
                 return host::code::VM_RUNNING;
             }
+            self.reset_devices(vm);
             if Self::reset_guest(ipc, vm) != TrapResolution::SystemReset {
                 return smccc::NOT_SUPPORTED;
             }
@@ -488,6 +535,17 @@ mod component {
             for (device, uart) in self.emulated.iter().zip(self.uarts.iter_mut()) {
                 if device.vm == vm {
                     uart.flush(|line| console.write_line(vm, line));
+                }
+            }
+        }
+
+        /// Guest `vm` starts afresh: what its devices hold from its last run (a partial line
+        /// included) goes out, and they are back in their reset state.
+        fn reset_devices(&mut self, vm: u16) {
+            self.flush_consoles(vm);
+            for (device, uart) in self.emulated.iter().zip(self.uarts.iter_mut()) {
+                if device.vm == vm {
+                    *uart = Pl011::new();
                 }
             }
         }
@@ -569,6 +627,7 @@ mod component {
                     return VmManager::ping_supervisor(self.ipc, regs[1] as u32);
                 }
                 host::HOST_VM_STATE if vm == 0 => {
+                    self.manager.refresh_guest_state(regs[1]);
                     let state = self.manager.lifecycle.state(self.manager.system, regs[1]);
                     let regs = match state {
                         Some((state, starts)) => [smccc::SUCCESS as u64, state, starts, 0],
@@ -577,7 +636,14 @@ mod component {
                     return TrapResolution::Return { regs };
                 }
                 host::HOST_VM_RESTART if vm == 0 => {
+                    self.manager.refresh_guest_state(regs[1]);
                     let code = self.manager.restart_guest(self.ipc, regs[1]);
+                    return TrapResolution::Return {
+                        regs: [code as u64, 0, 0, 0],
+                    };
+                }
+                host::HOST_VM_STOP if vm == 0 => {
+                    let code = self.manager.stop_guest(regs[1]);
                     return TrapResolution::Return {
                         regs: [code as u64, 0, 0, 0],
                     };
@@ -591,6 +657,7 @@ mod component {
             // A guest resets alone: its memory is wiped and reloaded before the kernel
             // restarts it. (The host's reset ends the run.)
             if vm != 0 && resolution == TrapResolution::SystemReset {
+                self.manager.reset_devices(vm);
                 let resolution = VmManager::reset_guest(self.ipc, vm);
                 if resolution == TrapResolution::SystemOff {
                     self.manager.lifecycle.off(vm);

@@ -131,6 +131,14 @@ fn kernel_operation(
             );
             Ok([status, 0, 0])
         }
+        kernel_op::VM_STOP => {
+            let vm = u16::try_from(a).map_err(|_| SyscallError::BadArgument)?;
+            guests::request_stop(vm).map(|stopped| [u64::from(stopped), 0, 0])
+        }
+        kernel_op::VM_STATUS => {
+            let vm = u16::try_from(a).map_err(|_| SyscallError::BadArgument)?;
+            guests::status(vm).map(|(on, stopped)| [on, u64::from(stopped), 0])
+        }
         kernel_op::VM_LOAD => {
             let target = u16::try_from(a).map_err(|_| SyscallError::BadArgument)?;
             // The vCPU under this call, if it is the VM's, is stopped here serving the reset.

@@ -131,15 +131,42 @@ fn a_stopped_vm_starts_nothing_until_reloaded() {
     let mut run = GuestRun::new(2, false);
     run.start(0, 0, 0).unwrap();
     run.entering(0).unwrap();
-    run.stop();
+    // vCPU 0 powers the VM off: it stops at once, and the VM with it (vCPU 1 is off).
+    run.stopped(0);
+    assert!(run.request_stop());
     assert!(run.is_stopped());
-    assert!(!run.any_on());
     assert_eq!(run.start(0, 0, 0), Err(StartError::VmStopped));
     // The host restarts it: wiped, reloaded, started afresh.
     run.loaded(None).unwrap();
-    assert!(!run.is_stopped());
+    assert!(!run.is_stopped() && !run.is_stopping());
     run.start(0, 0, 0).unwrap();
     assert_eq!(run.entering(0).map(|(.., owed)| owed), Some(ALL));
+}
+
+#[test]
+fn running_vcpus_stop_at_their_next_exit_and_only_then_is_the_vm_stopped() {
+    let mut run = GuestRun::new(3, false);
+    run.start(0, 0, 0).unwrap();
+    run.entering(0).unwrap();
+    run.start(1, 0, 0).unwrap();
+    run.entering(1).unwrap();
+    run.start(2, 0, 0).unwrap();
+    // The host stops the VM: vCPU 2, started but not running, is cancelled; 0 and 1 run on.
+    assert!(!run.request_stop());
+    assert_eq!(run.vcpu(2), Some(VcpuState::Off));
+    assert!(run.is_stopping() && !run.is_stopped());
+    assert!(run.must_stop(0) && run.must_stop(1) && !run.must_stop(2));
+    // Not reloadable, not startable, while they run.
+    assert_eq!(run.loaded(None), Err(LoadError::VcpuRuns(0)));
+    assert_eq!(run.start(2, 0, 0), Err(StartError::VmStopped));
+    run.stopped(0);
+    assert!(!run.is_stopped());
+    run.stopped(1);
+    assert!(run.is_stopped());
+    // A cancelled vCPU's CPU finds nothing to run.
+    assert_eq!(run.entering(2), None);
+    run.loaded(None).unwrap();
+    assert_eq!(run.counts().loads, 2);
 }
 
 #[test]

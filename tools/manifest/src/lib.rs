@@ -63,6 +63,8 @@ pub const KERNEL_OPS: &[(&str, u64)] = &[
     ("zero-pages", hv_ipc::abi::kernel_op::ZERO_PAGES),
     ("vm-start", hv_ipc::abi::kernel_op::VM_START),
     ("vm-load", hv_ipc::abi::kernel_op::VM_LOAD),
+    ("vm-stop", hv_ipc::abi::kernel_op::VM_STOP),
+    ("vm-status", hv_ipc::abi::kernel_op::VM_STATUS),
 ];
 
 /// Guest trap classes a component can take, with their route bits (`hv_abi::ROUTE_*`).

@@ -72,7 +72,9 @@ fn the_default_manifest_loads() {
             may_call: 1 << interface::SUPERVISOR | 1 << interface::MEM_PROTECT,
             kernel_ops: 1 << kernel_op::READ_COUNTER
                 | 1 << kernel_op::VM_START
-                | 1 << kernel_op::VM_LOAD,
+                | 1 << kernel_op::VM_LOAD
+                | 1 << kernel_op::VM_STOP
+                | 1 << kernel_op::VM_STATUS,
             may_notify: 0,
             routes: hv_abi::ROUTE_SMCCC,
             smccc_ranges: Default::default(),

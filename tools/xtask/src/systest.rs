@@ -254,9 +254,9 @@ fn all_tests() -> Vec<SystemTest> {
     });
     // A guest VM beside a test-guest host (tests/guests/vm-host), running tests/guests/vm-basic
     // on two CPUs of its own: the machine a guest is promised, isolation both ways, PSCI on its
-    // own vCPUs (CPU_ON of its second); it powers off alone and the host restarts it (memory
-    // wiped, images reloaded, maintenance done again once); on max, a VM without MTE gets no
-    // tags.
+    // own vCPUs (CPU_ON of its second); it powers off alone, the host restarts it (memory
+    // wiped, images reloaded, maintenance done again once), stops it while it runs and restarts
+    // it again; on max, a VM without MTE gets no tags.
     for cpu in [CpuModel::A72, CpuModel::Max] {
         tests.push(SystemTest {
             name: format!("guest-vm-{cpu:?}").to_lowercase(),
@@ -271,9 +271,14 @@ fn all_tests() -> Vec<SystemTest> {
                 "vm-maintenance vm=guest1 loads=1 dcache-cleans=1 icache-invalidations=1 tag-scrubs=0",
                 "VM guest1 stopped: it powered off (PSCI SYSTEM_OFF); the host and other VMs go on",
                 "vm-maintenance vm=guest1 loads=2 dcache-cleans=2 icache-invalidations=2 tag-scrubs=0",
+                "VM guest1: stop requested",
+                "vm-maintenance vm=guest1 loads=3 dcache-cleans=3 icache-invalidations=3 tag-scrubs=0",
             ],
             expect_exit: ExitStatus::PoweredOff,
-            expect_console: &["[guest1] 7 passed, 0 failed", "the guest powered off twice"],
+            expect_console: &[
+                "[guest1] 7 passed, 0 failed",
+                "the guest was stopped and powered off again",
+            ],
             kernel_features: &[],
             host_cpus: None,
         });

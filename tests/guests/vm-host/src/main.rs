@@ -12,9 +12,10 @@
 //! - `host_calls_refuse_what_is_not_a_guest`: HOST_VM_STATE and HOST_VM_RESTART of the host
 //!   (VM 0) and of VM 5 answer INVALID_PARAMETER.
 //! - `the_guest_runs_its_course`: polls HOST_VM_STATE(1). A guest that powers off is restarted
-//!   once with HOST_VM_RESTART (a second restart while it runs answers VM_RUNNING) and must
-//!   power off again after its second start; a guest that resets itself must reach its third
-//!   start. Fails after 60 s of counter time.
+//!   with HOST_VM_RESTART (a second restart while it runs answers VM_RUNNING), stopped 10 ms
+//!   into its second run with HOST_VM_STOP (it must be OFF soon after, with two starts),
+//!   restarted again and must power off by itself after its third start; a guest that resets
+//!   itself must reach its third start. Fails after 60 s of counter time.
 //!
 //! Built for the host the crate is an empty program, so `cargo check --workspace` works.
 
@@ -26,7 +27,7 @@ mod guest {
     //! The test cases (bare metal only).
 
     use hv_guest_rt::smccc::host::code::{INVALID_PARAMETER, SUCCESS, VM_RUNNING};
-    use hv_guest_rt::smccc::host::{HOST_VM_RESTART, HOST_VM_STATE, vm_state};
+    use hv_guest_rt::smccc::host::{HOST_VM_RESTART, HOST_VM_STATE, HOST_VM_STOP, vm_state};
     use hv_guest_rt::{
         Env, TestFailure, TestResult, counter, ensure, ensure_eq, expect_data_aborts, fail, psci,
         smccc::hvc,
@@ -52,6 +53,10 @@ mod guest {
 
     fn restart(vm: u64) -> i64 {
         hvc(HOST_VM_RESTART, &[vm])[0] as i64
+    }
+
+    fn stop(vm: u64) -> i64 {
+        hvc(HOST_VM_STOP, &[vm])[0] as i64
     }
 
     fn guest_memory_is_not_the_hosts(env: &Env) -> TestResult {
@@ -85,6 +90,7 @@ mod guest {
         for vm in [0, 5] {
             ensure_eq!(vm_state_of(vm).0, INVALID_PARAMETER, "HOST_VM_STATE({vm})");
             ensure_eq!(restart(vm), INVALID_PARAMETER, "HOST_VM_RESTART({vm})");
+            ensure_eq!(stop(vm), INVALID_PARAMETER, "HOST_VM_STOP({vm})");
         }
         Ok(())
     }
@@ -119,16 +125,22 @@ mod guest {
         }
         ensure_eq!(starts, 1, "starts when it first powered off");
         ensure_eq!(restart(GUEST), SUCCESS, "HOST_VM_RESTART of the guest");
-        // It runs now (or already powered off again, if it was quick): either way not OFF
-        // with one start any more.
         let (code, state, starts) = vm_state_of(GUEST);
         ensure_eq!(code, SUCCESS);
         ensure_eq!(starts, 2, "starts after the restart");
-        if state == vm_state::RUNNING {
-            ensure_eq!(restart(GUEST), VM_RUNNING, "a restart while it runs");
-        }
-        wait_for("power off again", |state, _| state == vm_state::OFF)?;
-        hv_guest_rt::println!("the guest powered off twice");
+        ensure_eq!(state, vm_state::RUNNING, "state after the restart");
+        ensure_eq!(restart(GUEST), VM_RUNNING, "a restart while it runs");
+        // Its cases take about 50 ms: stop it 10 ms in, while it runs them.
+        let deadline = counter::ticks() + counter::frequency() / 100;
+        while counter::ticks() < deadline {}
+        ensure_eq!(stop(GUEST), SUCCESS, "HOST_VM_STOP of the running guest");
+        let (_, starts) = wait_for("stop", |state, _| state == vm_state::OFF)?;
+        ensure_eq!(starts, 2, "starts when it was stopped");
+        ensure_eq!(stop(GUEST), SUCCESS, "HOST_VM_STOP of a stopped guest");
+        ensure_eq!(restart(GUEST), SUCCESS, "HOST_VM_RESTART after the stop");
+        let (_, starts) = wait_for("power off again", |state, _| state == vm_state::OFF)?;
+        ensure_eq!(starts, 3, "starts when it powered off again");
+        hv_guest_rt::println!("the guest was stopped and powered off again");
         Ok(())
     }
 }
