@@ -93,6 +93,10 @@ pub mod kernel_op {
     /// Guest VM x2's run state: returns x1 = how many of its vCPUs are on or being started,
     /// x2 = 1 if it is stopped (asked to stop, none of its vCPUs on).
     pub const VM_STATUS: u64 = 10;
+    /// Invalidate guest VM x2's stage-2 TLB entries for the page at IPA x3 (`u64::MAX`: every
+    /// entry of its VMID). For the memory-protection component after it changes a guest's
+    /// tables (each alias of a page is a page of its own).
+    pub const GUEST_TLB_INVALIDATE: u64 = 11;
 }
 
 /// Notification bit the kernel sets on the supervisor when a component faults.

@@ -183,6 +183,10 @@ pub mod host {
     pub const HOST_DONATE_GUEST: u32 = function_id(0x92);
     /// Take x2 pages from PA x1 back from guest x3.
     pub const HOST_RECLAIM: u32 = function_id(0x93);
+    /// The pages guest VM x1 shares with the host (MEM_SHARE), in ascending physical order:
+    /// x2 = n gives x0 = SUCCESS, x1 = the PA of the n-th, x2 = how many there are; x0 =
+    /// INVALID_PARAMETER for no such guest or n past the last.
+    pub const HOST_GUEST_SHARED: u32 = function_id(0x94);
     /// The component template's counter (`components/template`): add x1, return the total in
     /// x1 (x0 = INVALID_PARAMETER, nothing added, if it would overflow).
     pub const TEMPLATE_ADD: u32 = function_id(0xA0);
@@ -255,6 +259,7 @@ mod tests {
             ],
             [0xC600_0090, 0xC600_0091, 0xC600_0092, 0xC600_0093]
         );
+        assert_eq!(host::HOST_GUEST_SHARED, 0xC600_0094);
         assert_eq!(
             [host::TEMPLATE_ADD, host::TEMPLATE_READ],
             [0xC600_00A0, 0xC600_00A1]

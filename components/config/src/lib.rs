@@ -139,6 +139,10 @@ pub struct Vm {
     pub ram_ipa: u64,
     /// Whether it may use MTE (allocation tags scrubbed before it runs; HCR_EL2.ATA set).
     pub mte: bool,
+    /// The IPA bit it uses as its "shared" attribute (seed 004), if any: a page it shared
+    /// (MEM_SHARE) is also reachable at its IPA with this bit set.
+    #[serde(default)]
+    pub shared_ipa_bit: Option<u8>,
     /// The physical CPU of each vCPU, by vCPU index.
     pub cpus: Vec<u8, MAX_VCPUS>,
     /// Its MMIO guard mode.

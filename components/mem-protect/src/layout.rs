@@ -159,6 +159,7 @@ mod tests {
             memory,
             ram_ipa,
             mte: false,
+            shared_ipa_bit: None,
             cpus: Default::default(),
             mmio_guard: MmioGuardMode::Off,
             devices: devices

@@ -82,6 +82,7 @@ mod tests {
             memory: Region::default(),
             ram_ipa: 0,
             mte: false,
+            shared_ipa_bit: None,
             cpus: Default::default(),
             mmio_guard: MmioGuardMode::Optional,
             devices: devices.iter().cloned().collect(),

@@ -151,6 +151,7 @@ mod tests {
             },
             ram_ipa: 0x4000_0000,
             mte: false,
+            shared_ipa_bit: None,
             cpus: Default::default(),
             mmio_guard: MmioGuardMode::Optional,
             devices: devices

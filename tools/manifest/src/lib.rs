@@ -65,6 +65,10 @@ pub const KERNEL_OPS: &[(&str, u64)] = &[
     ("vm-load", hv_ipc::abi::kernel_op::VM_LOAD),
     ("vm-stop", hv_ipc::abi::kernel_op::VM_STOP),
     ("vm-status", hv_ipc::abi::kernel_op::VM_STATUS),
+    (
+        "guest-tlb-invalidate",
+        hv_ipc::abi::kernel_op::GUEST_TLB_INVALIDATE,
+    ),
 ];
 
 /// Guest trap classes a component can take, with their route bits (`hv_abi::ROUTE_*`).

@@ -595,6 +595,7 @@ fn the_configuration_gives_each_vm_its_ram_and_mode() {
         // A guest sees its RAM at the board's RAM base whatever backs it; the host at its PA.
         ram_ipa: if host { base } else { 0x4000_0000 },
         mte: false,
+        shared_ipa_bit: None,
         cpus: Default::default(),
         mmio_guard: mode,
         devices: Default::default(),

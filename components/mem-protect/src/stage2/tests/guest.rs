@@ -393,6 +393,7 @@ fn vm(ram_ipa: u64, base: u64, size: u64, devices: &[(u64, u64)]) -> hv_componen
         memory: Region { base, size },
         ram_ipa,
         mte: false,
+        shared_ipa_bit: None,
         cpus: Default::default(),
         mmio_guard: MmioGuardMode::Off,
         devices: devices
