@@ -39,6 +39,11 @@ pub fn owner_of_cpu(index: usize) -> Option<(u16, usize)> {
     })
 }
 
+/// Guest VM `vm`'s VTTBR_EL2 value (its stage-2 root and VMID), if it is a guest.
+pub fn vttbr(vm: u16) -> Option<u64> {
+    guest(vm).map(|guest| guest.descriptor.stage2_root | (guest.descriptor.vmid() << 48))
+}
+
 /// Guest VM `vm`'s name, for logs.
 pub fn name(vm: u16) -> &'static str {
     guest(vm).map_or("?", |guest| guest.descriptor.name())
@@ -319,6 +324,7 @@ pub fn enter_on_this_cpu(index: usize, features: &CpuFeatures) -> ! {
         );
     }
     let vttbr = descriptor.stage2_root | (descriptor.vmid() << 48);
+    debug_assert_eq!(Some(vttbr), self::vttbr(vm));
     let vmpidr = (1 << 31) | vcpu as u64;
     let controls = arch::configure_guest_controls(vttbr, features, vmpidr).guest(descriptor.mte);
     components::set_vcpu_world(controls, vttbr, vm, vcpu as u16);

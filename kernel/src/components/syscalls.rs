@@ -98,7 +98,7 @@ fn kernel_operation(
         }
         kernel_op::HOST_TLB_INVALIDATE => {
             let range = (b != u64::MAX).then_some((a, b));
-            arch::invalidate_host_stage2(crate::boot::host_vttbr(), range);
+            arch::invalidate_stage2(crate::boot::host_vttbr(), range);
             Ok([0; 3])
         }
         kernel_op::ZERO_PAGES => {
@@ -138,6 +138,13 @@ fn kernel_operation(
         kernel_op::VM_STATUS => {
             let vm = u16::try_from(a).map_err(|_| SyscallError::BadArgument)?;
             guests::status(vm).map(|(on, stopped)| [on, u64::from(stopped), 0])
+        }
+        kernel_op::GUEST_TLB_INVALIDATE => {
+            let vm = u16::try_from(a).map_err(|_| SyscallError::BadArgument)?;
+            let vttbr = guests::vttbr(vm).ok_or(SyscallError::BadArgument)?;
+            let range = (b != u64::MAX).then_some((b, 4096));
+            arch::invalidate_stage2(vttbr, range);
+            Ok([0; 3])
         }
         kernel_op::VM_LOAD => {
             let target = u16::try_from(a).map_err(|_| SyscallError::BadArgument)?;

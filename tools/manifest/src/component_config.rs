@@ -79,7 +79,7 @@ impl Manifest {
                     self.board.ram_base
                 },
                 mte: vm.mte,
-                shared_ipa_bit: None,
+                shared_ipa_bit: vm.shared_ipa_bit,
                 cpus,
                 mmio_guard: match vm.mmio_guard {
                     MmioGuard::Off => config::MmioGuardMode::Off,

@@ -156,6 +156,11 @@ pub struct VmSpec {
     /// CPUs lack it, and on the host. Default false.
     #[serde(default)]
     pub mte: Option<bool>,
+    /// The IPA bit the guest uses as its "shared" attribute (seed 004): a page it shares with
+    /// MEM_SHARE is also reachable at its IPA with this bit set. 32 to 39, above its RAM and
+    /// devices. Default: none.
+    #[serde(default)]
+    pub shared_ipa_bit: Option<u8>,
     /// How many vCPUs it has. Default: the length of `cpus` if given, else all the machine's
     /// CPUs for the host and 1 for a guest.
     #[serde(default)]

@@ -105,6 +105,8 @@ pub struct Vm {
     pub mmio_guard: MmioGuard,
     /// Whether it may use MTE (guests only).
     pub mte: bool,
+    /// Its shared IPA bit, if any (guests only).
+    pub shared_ipa_bit: Option<u8>,
 }
 
 /// A VM's kernel.

@@ -209,6 +209,16 @@ const CASES: &[(&str, usize, &str)] = &[
         "vm[0].memory: a guest VM needs its memory size",
     ),
     (
+        "shared-bit-too-low",
+        9,
+        "vm[0].shared-ipa-bit: 30 is not a bit a guest can steal: use 32 to 39 (above its RAM and devices, inside the 40-bit IPA space)",
+    ),
+    (
+        "shared-bit-on-host",
+        6,
+        "vm[0].shared-ipa-bit: shared-ipa-bit is for guest VMs: the host reaches every page it owns; remove it",
+    ),
+    (
         "mte-without-mte-cpus",
         9,
         "vm[0].mte: a rpi4's CPUs have no MTE (Memory Tagging Extension); remove mte = true",

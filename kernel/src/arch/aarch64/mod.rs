@@ -296,20 +296,23 @@ pub fn clean_dcache_to_poc(start: u64, len: u64) {
     unsafe { asm!("dsb sy", options(nostack)) };
 }
 
-/// Invalidates the host VM's stage-2 TLB entries for `range` = (first IPA, length), or all of
-/// them, from any world: TLBI by IPA acts on the VMID in VTTBR_EL2, so the host's is loaded for
-/// the operation and the caller's restored.
-pub fn invalidate_host_stage2(host_vttbr: u64, range: Option<(u64, u64)>) {
+/// Invalidates the stage-2 TLB entries of the VM whose VTTBR_EL2 is `vttbr` (the host's or a
+/// guest's) for `range` = (first IPA, length), or all of them, from any world: TLBI by IPA
+/// acts on the VMID in VTTBR_EL2, so the VM's is loaded for the operation and the caller's
+/// restored.
+pub fn invalidate_stage2(vttbr: u64, range: Option<(u64, u64)>) {
     /// Beyond this many pages one invalidation of the whole VMID is cheaper.
     const MAX_PAGES_BY_IPA: u64 = 512;
     let previous = VTTBR_EL2.get();
-    VTTBR_EL2.set(host_vttbr);
-    // SAFETY: TLB maintenance and barriers only drop cached translations of the host's VMID;
+    VTTBR_EL2.set(vttbr);
+    // SAFETY: TLB maintenance and barriers only drop cached translations of that VMID;
     // VTTBR_EL2 is restored before returning and EL2's own translation does not use it.
     unsafe {
         asm!("isb", options(nostack));
         match range {
             Some((start, len)) if len.div_ceil(4096) <= MAX_PAGES_BY_IPA => {
+                // The table writes that made the change reach the walker first.
+                asm!("dsb ishst", options(nostack));
                 let mut ipa = start & !0xfff;
                 while ipa < start.saturating_add(len) {
                     asm!("tlbi ipas2e1is, {}", in(reg) ipa >> 12, options(nostack));

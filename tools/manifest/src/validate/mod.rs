@@ -173,6 +173,7 @@ struct VmDraft {
     cmdline: Option<String>,
     mmio_guard: MmioGuard,
     mte: Option<bool>,
+    shared_ipa_bit: Option<u8>,
 }
 
 /// A VM's checked numbers, before placement.

@@ -2,6 +2,12 @@
 
 use super::*;
 
+/// The lowest IPA bit a guest may use as its shared attribute: above the 4 GiB that hold its
+/// RAM (from the board's RAM base) and its devices on the boards supported.
+const SHARED_BIT_MIN: u8 = 32;
+/// The highest: the kernel's stage-2 IPA space is at least 40 bits on every CPU.
+const SHARED_BIT_MAX: u8 = 39;
+
 /// The VMs in one list, deciding which is the host.
 pub(super) fn vm_drafts(checker: &mut Checker<'_>, spec: &ManifestSpec) -> Vec<VmDraft> {
     let mut drafts = Vec::new();
@@ -23,6 +29,7 @@ pub(super) fn vm_drafts(checker: &mut Checker<'_>, spec: &ManifestSpec) -> Vec<V
             cmdline: host.cmdline.clone(),
             mmio_guard: MmioGuard::default(),
             mte: None,
+            shared_ipa_bit: None,
         });
     }
     let explicit_hosts: Vec<usize> = spec
@@ -88,6 +95,7 @@ pub(super) fn vm_drafts(checker: &mut Checker<'_>, spec: &ManifestSpec) -> Vec<V
             cmdline: vm.cmdline.clone(),
             mmio_guard: vm.protection.mmio_guard,
             mte: vm.mte,
+            shared_ipa_bit: vm.shared_ipa_bit,
         });
     }
     drafts
@@ -205,6 +213,38 @@ pub(super) fn check_vms(
                     board.name
                 ),
             );
+        }
+
+        if let Some(bit) = draft.shared_ipa_bit {
+            let field = path.key("shared-ipa-bit");
+            if draft.host {
+                checker.error(
+                    &field,
+                    "shared-ipa-bit is for guest VMs: the host reaches every page it owns; remove it",
+                );
+            } else if let Some(memory) = memory.filter(|&memory| {
+                (SHARED_BIT_MIN..=SHARED_BIT_MAX).contains(&bit)
+                    && board.ram_base + memory > 1 << bit
+            }) {
+                checker.error(
+                    &field,
+                    format!(
+                        "bit {bit} lies inside the guest's RAM (IPA {:#x}..{:#x}); use a higher bit",
+                        board.ram_base,
+                        board.ram_base + memory
+                    ),
+                );
+            } else if !(SHARED_BIT_MIN..=SHARED_BIT_MAX).contains(&bit) {
+                // Below 32 it would fall inside the guest's RAM or devices; the kernel's stage-2
+                // IPA space is at least 40 bits on every CPU, so 39 is the highest it holds.
+                checker.error(
+                    &field,
+                    format!(
+                        "{bit} is not a bit a guest can steal: use {SHARED_BIT_MIN} to {SHARED_BIT_MAX} \
+                         (above its RAM and devices, inside the 40-bit IPA space)"
+                    ),
+                );
+            }
         }
 
         // CPUs.
@@ -330,6 +370,7 @@ pub(super) fn check_vms(
                 .unwrap_or_else(|| extras.default_cmdline.to_owned()),
             mmio_guard: draft.mmio_guard,
             mte,
+            shared_ipa_bit: draft.shared_ipa_bit.filter(|_| !draft.host),
         });
     }
 
