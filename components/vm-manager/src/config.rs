@@ -54,6 +54,12 @@ pub fn has_mmio_guard(system: &System) -> bool {
     system.serves(MmioGuardInterface::NAME)
 }
 
+/// Whether the memory-protection component serves the system (it takes the guests' MEM_SHARE
+/// and MEM_UNSHARE by function ID).
+pub fn shares_guest_memory(system: &System) -> bool {
+    system.serves(hv_ipc::interfaces::MemProtectInterface::NAME)
+}
+
 /// The name of VM `vm`, if it has one.
 pub fn vm_name(system: &System, vm: u16) -> Option<&str> {
     system.vm(vm).map(|vm| vm.name.as_str())

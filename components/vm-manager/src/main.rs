@@ -117,7 +117,10 @@ mod component {
         let mut server = VmManager {
             system,
             emulated,
-            services: policy::Services { mmio_guard },
+            services: policy::Services {
+                mmio_guard,
+                mem_share: config::shares_guest_memory(system),
+            },
             crash: settings.crash,
             start_count: info.start_count,
             served: 0,
@@ -298,7 +301,12 @@ mod component {
 
         /// An SMCCC call other than HYP_PING_SUPERVISOR: decided by the policy, and logged.
         fn smccc(&mut self, vm: u16, vcpu: u16, regs: [u64; 8]) -> TrapResolution {
-            let resolution = policy::decide(&regs, self.services);
+            // Only guests share memory; the host owns its own.
+            let services = policy::Services {
+                mem_share: self.services.mem_share && vm != 0,
+                ..self.services
+            };
+            let resolution = policy::decide(&regs, services);
             let function = regs[0] as u32;
             let (kind, value) = policy::summarize(&resolution);
             // Calls that change a CPU's or the VM's state are logged; queries (VERSION,

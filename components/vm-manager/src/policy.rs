@@ -14,8 +14,10 @@
 //!   for guests that may use the MMIO guard. The bitmap claims exactly what the system serves
 //!   ([`kvm_features_bitmap`]): the FEATURES call itself (bit 0, answered here), and, when the
 //!   system has an mmio-guard component ([`Services::mmio_guard`]), HYP_MEMINFO (bit 2) and
-//!   MMIO_GUARD_INFO / ENROLL / MAP / UNMAP (bits 5..=8). Those the kernel routes by function ID
-//!   to the mmio-guard component, never here, so this policy answers them NOT_SUPPORTED.
+//!   MMIO_GUARD_INFO / ENROLL / MAP / UNMAP (bits 5..=8), and, to a guest when the
+//!   memory-protection component serves the system ([`Services::mem_share`]), MEM_SHARE and
+//!   MEM_UNSHARE (bits 3, 4). Those the kernel routes by function ID to their components, never
+//!   here, so this policy answers them NOT_SUPPORTED.
 //!
 //! Only the low 32 bits of x0 name the function (SMCCC 1.1 section 2.5), and SMC32/HVC32 calls
 //! (bit 30 clear) take 32-bit arguments: the upper halves of x1.. are not the caller's.
@@ -37,12 +39,18 @@ pub const MMIO_GUARD_FUNCTIONS: [u32; 5] = [
 pub struct Services {
     /// There is an mmio-guard component (the kernel routes kvm::HYP_MEMINFO and MMIO_GUARD_* to it).
     pub mmio_guard: bool,
+    /// The caller is a guest and the memory-protection component serves its MEM_SHARE and
+    /// MEM_UNSHARE (the host shares nothing: it owns its memory).
+    pub mem_share: bool,
 }
 
 /// The KVM vendor functions the system implements, as the FEATURES call reports them (r0 =
 /// functions 0..31, r1 = 32..63, r2 = 64..95, r3 = 96..127).
 pub const fn kvm_features_bitmap(services: Services) -> [u64; 4] {
     let mut r0 = 1 << kvm::FUNC_FEATURES;
+    if services.mem_share {
+        r0 |= (1 << kvm::FUNC_MEM_SHARE) | (1 << kvm::FUNC_MEM_UNSHARE);
+    }
     if services.mmio_guard {
         let mut i = 0;
         while i < MMIO_GUARD_FUNCTIONS.len() {
@@ -216,7 +224,10 @@ pub fn summarize(resolution: &TrapResolution) -> (&'static str, u64) {
 mod tests {
     use super::*;
 
-    const WITH_GUARD: Services = Services { mmio_guard: true };
+    const WITH_GUARD: Services = Services {
+        mmio_guard: true,
+        mem_share: false,
+    };
 
     fn call_with(services: Services, function: u32, args: [u64; 3]) -> TrapResolution {
         decide(
@@ -398,6 +409,26 @@ mod tests {
                 "KVM function {n}"
             );
         }
+    }
+
+    #[test]
+    fn a_guest_whose_memory_can_be_shared_is_told_so() {
+        let sharing = Services {
+            mmio_guard: true,
+            mem_share: true,
+        };
+        let claimed = claimed_by(sharing);
+        for n in [kvm::FUNC_MEM_SHARE, kvm::FUNC_MEM_UNSHARE] {
+            assert!(claimed.contains(&n), "KVM function {n}");
+            // Routed to the memory-protection component by ID, never answered here.
+            assert!(!served_here(sharing, n), "KVM function {n}");
+        }
+        // The host (or a system without sharing) is not.
+        assert!(!claimed_by(WITH_GUARD).contains(&kvm::FUNC_MEM_SHARE));
+    }
+
+    fn claimed_by(services: Services) -> Vec<u32> {
+        claimed(kvm_features_bitmap(services))
     }
 
     #[test]
