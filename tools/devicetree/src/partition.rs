@@ -25,6 +25,9 @@ pub struct GuestView<'a> {
     pub bootargs: &'a str,
     /// Its initrd, `(start, end)` IPAs.
     pub initrd: Option<(u64, u64)>,
+    /// The IPA bit it uses as its shared attribute, if any: told to it in a `/hypervisor` node
+    /// (`compatible = "hv,partition"`, `hv,shared-ipa-bit = <bit>`).
+    pub shared_ipa_bit: Option<u8>,
 }
 
 /// Whether `name` is `base` or `base@unit-address`.
@@ -201,6 +204,11 @@ impl DeviceTree {
             chosen.set_string("stdout-path", &console);
         }
         tree.set_chosen(Some(view.bootargs), view.initrd);
+        if let Some(bit) = view.shared_ipa_bit {
+            let hypervisor = tree.ensure_node("/hypervisor");
+            hypervisor.set_string("compatible", "hv,partition");
+            hypervisor.set_u32("hv,shared-ipa-bit", u32::from(bit));
+        }
 
         if let Some(aliases) = tree.node("/aliases") {
             let dangling: Vec<String> = aliases

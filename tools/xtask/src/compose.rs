@@ -641,6 +641,7 @@ mod tests {
             devices: Vec::new(),
             console: None,
             mte: false,
+            shared_ipa_bit: None,
         };
         let guests = [
             guest(1, 0x7c00_0000, vec![3]),

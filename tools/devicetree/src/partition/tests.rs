@@ -18,6 +18,7 @@ fn view(devices: &[u64]) -> GuestView<'_> {
         console: Some(PL011),
         bootargs: "console=ttyAMA0 earlycon",
         initrd: None,
+        shared_ipa_bit: None,
     }
 }
 
@@ -231,6 +232,7 @@ fn devices_on_a_bus_are_found_by_their_cpu_address() {
             console: Some(0xfe20_1000),
             bootargs: "",
             initrd: None,
+            shared_ipa_bit: None,
         })
         .unwrap();
     assert_eq!(
@@ -266,4 +268,23 @@ fn devices_on_a_bus_are_found_by_their_cpu_address() {
             .string_property("enable-method"),
         Some("psci")
     );
+}
+
+#[test]
+fn a_guest_with_a_shared_bit_is_told_it() {
+    let board = DeviceTree::parse(GICV2).unwrap();
+    let plain = board.for_guest(&view(&[PL011])).unwrap();
+    assert!(plain.node("/hypervisor").is_none());
+    let guest = board
+        .for_guest(&GuestView {
+            shared_ipa_bit: Some(39),
+            ..view(&[PL011])
+        })
+        .unwrap();
+    let hypervisor = guest.node("/hypervisor").unwrap();
+    assert_eq!(
+        hypervisor.string_property("compatible"),
+        Some("hv,partition")
+    );
+    assert_eq!(hypervisor.u32_property("hv,shared-ipa-bit"), Some(39));
 }

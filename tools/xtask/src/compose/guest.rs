@@ -42,6 +42,8 @@ pub struct Guest {
     pub console: Option<u64>,
     /// Whether it may use MTE.
     pub mte: bool,
+    /// The IPA bit it uses as its shared attribute, if any (told to it in its DTB).
+    pub shared_ipa_bit: Option<u8>,
 }
 
 /// One image of a guest and where it goes.
@@ -152,6 +154,7 @@ impl Guest {
                         console: self.console,
                         bootargs: &self.cmdline,
                         initrd: initrd_range,
+                        shared_ipa_bit: self.shared_ipa_bit,
                     })
                     .with_context(|| format!("VM \"{name}\": making its DTB"))?
             }
