@@ -330,6 +330,24 @@ fn all_tests() -> Vec<SystemTest> {
             host_cpus: None,
         });
     }
+    // Shared guest memory (seed 004): the guest shares a page through MEM_SHARE and its shared
+    // IPA alias, the host finds, reads and answers it, MEM_UNSHARE takes it back from both.
+    for cpu in [CpuModel::A72, CpuModel::Max] {
+        tests.push(SystemTest {
+            name: format!("guest-share-{cpu:?}").to_lowercase(),
+            cpu,
+            smp: 2,
+            payload: Payload::GuestBin("hv-guest-vm-share", "hv-guest-vm-share-host"),
+            crash: None,
+            probe_grants: false,
+            manifest: Some("manifests/tests/guest-share.toml"),
+            expect_log: &[],
+            expect_exit: ExitStatus::PoweredOff,
+            expect_console: &["[guest1] 4 passed, 0 failed"],
+            kernel_features: &[],
+            host_cpus: None,
+        });
+    }
     // Linux as the host on CPUs 0-1 with two bare-metal guests on CPUs 2 and 3.
     for cpu in [CpuModel::A72, CpuModel::Max] {
         tests.push(SystemTest {
