@@ -340,6 +340,7 @@ mod component {
         }
 
         /// Creates and starts every guest VM, once, if the kernel asked for it.
+        #[cold]
         fn create_guests(&mut self, ipc: &mut Ipc) {
             if !core::mem::take(&mut self.creating_guests) {
                 return;
@@ -621,6 +622,37 @@ mod component {
         ipc: &'a mut Ipc,
     }
 
+    impl Serving<'_> {
+        /// Our own vendor-hypervisor calls: the supervisor ping, and the host's calls on guest
+        /// VMs (from the host only). `None`: not one of ours, for the policy to answer.
+        #[inline(always)]
+        fn vendor_call(&mut self, vm: u16, regs: &[u64; 8]) -> Option<TrapResolution> {
+            let code = match regs[0] as u32 {
+                host::HYP_PING_SUPERVISOR => {
+                    return Some(VmManager::ping_supervisor(self.ipc, regs[1] as u32));
+                }
+                host::HOST_VM_STATE if vm == 0 => {
+                    self.manager.refresh_guest_state(regs[1]);
+                    let state = self.manager.lifecycle.state(self.manager.system, regs[1]);
+                    let regs = match state {
+                        Some((state, starts)) => [smccc::SUCCESS as u64, state, starts, 0],
+                        None => [smccc::INVALID_PARAMETER as u64, 0, 0, 0],
+                    };
+                    return Some(TrapResolution::Return { regs });
+                }
+                host::HOST_VM_RESTART if vm == 0 => {
+                    self.manager.refresh_guest_state(regs[1]);
+                    self.manager.restart_guest(self.ipc, regs[1])
+                }
+                host::HOST_VM_STOP if vm == 0 => self.manager.stop_guest(regs[1]),
+                _ => return None,
+            };
+            Some(TrapResolution::Return {
+                regs: [code as u64, 0, 0, 0],
+            })
+        }
+    }
+
     impl GuestTrapServer for Serving<'_> {
         fn smccc(
             &mut self,
@@ -630,41 +662,19 @@ mod component {
             regs: [u64; 8],
         ) -> TrapResolution {
             self.manager.served += 1;
-            match regs[0] as u32 {
-                host::HYP_PING_SUPERVISOR => {
-                    return VmManager::ping_supervisor(self.ipc, regs[1] as u32);
-                }
-                host::HOST_VM_STATE if vm == 0 => {
-                    self.manager.refresh_guest_state(regs[1]);
-                    let state = self.manager.lifecycle.state(self.manager.system, regs[1]);
-                    let regs = match state {
-                        Some((state, starts)) => [smccc::SUCCESS as u64, state, starts, 0],
-                        None => [smccc::INVALID_PARAMETER as u64, 0, 0, 0],
-                    };
-                    return TrapResolution::Return { regs };
-                }
-                host::HOST_VM_RESTART if vm == 0 => {
-                    self.manager.refresh_guest_state(regs[1]);
-                    let code = self.manager.restart_guest(self.ipc, regs[1]);
-                    return TrapResolution::Return {
-                        regs: [code as u64, 0, 0, 0],
-                    };
-                }
-                host::HOST_VM_STOP if vm == 0 => {
-                    let code = self.manager.stop_guest(regs[1]);
-                    return TrapResolution::Return {
-                        regs: [code as u64, 0, 0, 0],
-                    };
-                }
-                _ => {}
+            if let Some(answer) = self.vendor_call(vm, &regs) {
+                return answer;
             }
             if let Some(wrong) = self.manager.crash_hook() {
                 return wrong;
             }
             let resolution = self.manager.smccc(vm, vcpu, regs);
+            if vm == 0 {
+                return resolution;
+            }
             // A guest resets alone: its memory is wiped and reloaded before the kernel
             // restarts it. (The host's reset ends the run.)
-            if vm != 0 && resolution == TrapResolution::SystemReset {
+            if resolution == TrapResolution::SystemReset {
                 self.manager.reset_devices(vm);
                 let resolution = VmManager::reset_guest(self.ipc, vm);
                 if resolution == TrapResolution::SystemOff {
@@ -674,7 +684,7 @@ mod component {
                 }
                 return resolution;
             }
-            if vm != 0 && resolution == TrapResolution::SystemOff {
+            if resolution == TrapResolution::SystemOff {
                 self.manager.lifecycle.off(vm);
             }
             resolution
@@ -728,7 +738,9 @@ mod component {
             );
             // Guests not yet created (the start notification came with this call): now, with
             // the request safely out of RX.
-            self.create_guests(ipc);
+            if self.creating_guests {
+                self.create_guests(ipc);
+            }
             let answer = call.map(|request| {
                 GuestTrapInterface::serve(&mut Serving { manager: self, ipc }, request)
             });
