@@ -436,6 +436,10 @@ fn apply_resolution(
     answer: worlds::VcpuAnswer,
 ) {
     let decision = pending::decide(pending, answer);
+    // The hot answer (an SMCCC call's results) is the same for every VM.
+    if let Decision::Return(regs) = decision {
+        return set_return(frame, regs);
+    }
     if vm != HOST_VM {
         return apply_guest_resolution(frame, cpu, (vm, usize::from(vcpu)), pending, decision);
     }
