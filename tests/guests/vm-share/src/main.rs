@@ -166,8 +166,8 @@ mod guest {
         ensure_eq!(call(MEM_SHARE, &[page, 0, 0]), SUCCESS, "MEM_SHARE");
         ensure_eq!(call(MEM_SHARE, &[shared, 0, 0]), ALREADY_SHARED, "twice");
         ensure_eq!(read(shared + GUEST_WORD), PATTERN, "through the alias");
-        write(shared + PAGE - 8, 0x616c_6961_73);
-        ensure_eq!(read(page + PAGE - 8), 0x616c_6961_73, "an alias write");
+        write(shared + PAGE - 8, 0x0061_6c69_6173);
+        ensure_eq!(read(page + PAGE - 8), 0x0061_6c69_6173, "an alias write");
         ensure!(
             wait_until(|| read(page + HOST_WORD) == ANSWER),
             "the host did not answer within {PATIENCE_S} s"
