@@ -134,15 +134,15 @@ pub fn guest_layouts(
             .map(|(start, end)| IpaRange::new(start, end))
             .collect();
         if let Some(bit) = vm.shared_ipa_bit {
-            // Its RAM and devices (IPA = PA) lie below the bit, so every IPA with the bit set
-            // is an alias.
-            let ram_end = vm.ram_ipa.checked_add(vm.memory.size);
-            let below = |end: Option<u64>| {
-                crate::stage2::plan::alias(0, bit)
-                    .is_some_and(|mask| end.is_some_and(|e| e <= mask))
+            // A page-number bit below 48 (`alias` of 0 is the bit itself), above its RAM and
+            // devices (IPA = PA), so every IPA with the bit set is an alias.
+            let bad = Err(LayoutError::BadSharedBit(vm.id));
+            let Some(limit) = crate::stage2::plan::alias(0, bit) else {
+                return bad;
             };
-            if !below(ram_end) || !devices.iter().all(|device| below(Some(device.end))) {
-                return Err(LayoutError::BadSharedBit(vm.id));
+            let ram_end = vm.ram_ipa.checked_add(vm.memory.size);
+            if ram_end.is_none_or(|end| end > limit) || devices.iter().any(|d| d.end > limit) {
+                return bad;
             }
         }
         // At most MAX_VMS - 1 guests besides the host.

@@ -42,6 +42,7 @@ use hv_component_config::heapless::Vec;
 use super::{GuestInvalidation, Kernel, MemProtect, code, error_code, function};
 use crate::memslots::{MAX_MEMSLOTS, Slot, SlotKind};
 use crate::ownership::{PAGE_SIZE, PageState, Party, PhysAddr};
+use crate::stage2::Reservation;
 
 /// A guest's call, its arguments validated.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -96,6 +97,8 @@ struct Checked {
     guest: u8,
     page: PhysAddr,
     alias: Option<u64>,
+    /// MEM_SHARE's alias page, reserved.
+    reservation: Option<Reservation>,
 }
 
 impl MemProtect<'_> {
@@ -163,16 +166,18 @@ impl MemProtect<'_> {
         let fail = |code| Err((code, Some(page)));
         let alias = guest_vm.slots.alias(guest_vm.slots.canonical(ipa));
         let stage2 = &guest_vm.stage2;
+        let mut reservation = None;
         match call {
             GuestCall::Share { .. } => {
                 if let Err(error) = self.ownership.check_guest_share_host(page, guest) {
                     return fail(error_code(error));
                 }
                 // The alias entry is empty, in a table its memslot prepared.
-                if let Some(alias) = alias
-                    && stage2.reserve_alias_page(alias, page.0).is_err()
-                {
-                    return fail(code::NOT_SUPPORTED);
+                if let Some(alias) = alias {
+                    match stage2.reserve_alias_page(alias, page.0) {
+                        Ok(reserved) => reservation = Some(reserved),
+                        Err(_) => return fail(code::NOT_SUPPORTED),
+                    }
                 }
             }
             GuestCall::Unshare { .. } => {
@@ -194,6 +199,7 @@ impl MemProtect<'_> {
             guest,
             page,
             alias,
+            reservation,
         })
     }
 
@@ -210,12 +216,8 @@ impl MemProtect<'_> {
             return 1;
         }
         let guest_vm = &mut self.guests[checked.index];
-        if let Some(alias) = checked.alias {
-            let mapped = guest_vm
-                .stage2
-                .reserve_alias_page(alias, checked.page.0)
-                .and_then(|reservation| guest_vm.stage2.commit_alias(reservation));
-            failures += u64::from(mapped.is_err());
+        if let Some(reservation) = checked.reservation {
+            failures += u64::from(guest_vm.stage2.commit_alias(reservation).is_err());
         }
         guest_vm.shared_pages += 1;
         self.shared_cursor = None;
