@@ -151,10 +151,20 @@ pub mod kvm {
     pub const FEATURES: u32 = fast_call(OWNER_VENDOR_HYP, false, FUNC_FEATURES);
     /// HYP_MEMINFO's ID.
     pub const HYP_MEMINFO: u32 = function_id(FUNC_HYP_MEMINFO);
-    /// MEM_SHARE's ID.
+    /// MEM_SHARE's ID: x1 = the IPA of one 4 KiB page of the guest's RAM (with or without its
+    /// shared IPA bit), x2 = x3 = 0. The host may then access the page, and a VM with a shared
+    /// bit also reaches it at its IPA with the bit set. x0 = a [`code`].
     pub const MEM_SHARE: u32 = function_id(FUNC_MEM_SHARE);
-    /// MEM_UNSHARE's ID.
+    /// MEM_UNSHARE's ID: x1 = the IPA of one page it shares, x2 = x3 = 0. When it returns the
+    /// host can no longer reach the page, nor the guest through its alias. x0 = a [`code`].
     pub const MEM_UNSHARE: u32 = function_id(FUNC_MEM_UNSHARE);
+
+    /// What MEM_SHARE and MEM_UNSHARE return in x0: the host page-ownership calls' codes.
+    pub mod code {
+        pub use crate::guest_abi::host::code::{
+            ALREADY_SHARED, INVALID_PARAMETER, NOT_OWNED, NOT_SHARED, NOT_SUPPORTED, SUCCESS,
+        };
+    }
     /// MMIO_GUARD_INFO's ID.
     pub const MMIO_GUARD_INFO: u32 = function_id(FUNC_MMIO_GUARD_INFO);
     /// MMIO_GUARD_ENROLL's ID.
@@ -296,6 +306,17 @@ mod tests {
             [-1, -2, -4, -9]
         );
         assert_eq!(smccc::NOT_SUPPORTED as u64, u64::MAX);
+        assert_eq!(
+            [
+                kvm::code::SUCCESS,
+                kvm::code::NOT_SUPPORTED,
+                kvm::code::INVALID_PARAMETER,
+                kvm::code::NOT_OWNED,
+                kvm::code::ALREADY_SHARED,
+                kvm::code::NOT_SHARED
+            ],
+            [0, -1, -3, -5, -6, -7]
+        );
     }
 
     #[test]

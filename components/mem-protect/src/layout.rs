@@ -45,6 +45,9 @@ pub enum LayoutError {
     HoleInRam,
     /// A guest VM's id is 0 or too large for a guest number.
     BadGuest(u16),
+    /// A guest VM's shared IPA bit is not a page-number bit below 48, or its RAM or a device
+    /// reaches it.
+    BadSharedBit(u16),
 }
 
 /// A guest VM as mem-protect serves it.
@@ -55,6 +58,18 @@ pub struct GuestLayout {
     /// The devices passed through to it: the only MMIO it may be given (physical, page
     /// aligned).
     pub devices: Vec<IpaRange, MAX_DEVICES>,
+    /// The IPA bit it uses as its shared attribute (seed 004), if any.
+    pub shared_bit: Option<u8>,
+}
+
+/// The IPA size of a guest's stage 2: the host's 40 bits, or more so that the alias of every
+/// IPA below its shared bit fits (bit 40 needs 41). The kernel's VTCR_EL2 translates the
+/// CPU's physical address size (at least 40 bits, at most 48), which must cover it.
+pub const fn guest_ipa_bits(shared_bit: Option<u8>) -> u8 {
+    match shared_bit {
+        Some(bit) if bit >= 40 => bit + 1,
+        _ => 40,
+    }
 }
 
 /// The layout `config` describes.
@@ -115,12 +130,28 @@ pub fn guest_layouts(
         if vm.id == 0 || usize::from(vm.id) > MAX_GUEST_VMS {
             return Err(LayoutError::BadGuest(vm.id));
         }
-        let devices = passthrough_spans(vm)
+        let devices: Vec<IpaRange, MAX_DEVICES> = passthrough_spans(vm)
             .map(|(start, end)| IpaRange::new(start, end))
             .collect();
+        if let Some(bit) = vm.shared_ipa_bit {
+            // A page-number bit below 48 (`alias` of 0 is the bit itself), above its RAM and
+            // devices (IPA = PA), so every IPA with the bit set is an alias.
+            let bad = Err(LayoutError::BadSharedBit(vm.id));
+            let Some(limit) = crate::stage2::plan::alias(0, bit) else {
+                return bad;
+            };
+            let ram_end = vm.ram_ipa.checked_add(vm.memory.size);
+            if ram_end.is_none_or(|end| end > limit) || devices.iter().any(|d| d.end > limit) {
+                return bad;
+            }
+        }
         // At most MAX_VMS - 1 guests besides the host.
         guests
-            .push(GuestLayout { vm: vm.id, devices })
+            .push(GuestLayout {
+                vm: vm.id,
+                devices,
+                shared_bit: vm.shared_ipa_bit,
+            })
             .map_err(|_| LayoutError::BadGuest(vm.id))?;
     }
     guests.sort_unstable_by_key(|guest| guest.vm);
@@ -289,10 +320,12 @@ mod tests {
                 GuestLayout {
                     vm: 1,
                     devices: Vec::from_slice(&[IpaRange::new(0x903_0000, 0x903_1000)]).unwrap(),
+                    shared_bit: None,
                 },
                 GuestLayout {
                     vm: 2,
                     devices: Vec::new(),
+                    shared_bit: None,
                 },
             ]
         );
@@ -318,6 +351,42 @@ mod tests {
                 .unwrap()
                 .is_empty()
         );
+    }
+
+    #[test]
+    fn a_shared_bit_lies_above_the_guests_ram_and_devices() {
+        let with_bit = |bit: u8, devices: &[(u64, u64, DeviceMode)]| {
+            let mut config = config(&[], Settings::None);
+            let vm = Vm {
+                shared_ipa_bit: Some(bit),
+                ..guest(1, devices)
+            };
+            config.system.vms.push(vm).unwrap();
+            guest_layouts(&config)
+        };
+        let passthrough = [(0x903_0000, 0x1000, DeviceMode::Passthrough)];
+        // Its RAM is IPA 0x4000_0000..0x5000_0000.
+        for bit in [31, 40, 47] {
+            let guests = with_bit(bit, &passthrough).unwrap();
+            assert_eq!(guests[0].shared_bit, Some(bit));
+        }
+        // Inside its RAM, below its end, outside a 48-bit IPA, not a page-number bit.
+        for bit in [30, 29, 48, 63, 64, 200, 11, 0] {
+            assert_eq!(
+                with_bit(bit, &[]),
+                Err(LayoutError::BadSharedBit(1)),
+                "{bit}"
+            );
+        }
+        // A device passed through at or above the bit.
+        let high = [(1 << 32, 0x1000, DeviceMode::Passthrough)];
+        assert_eq!(with_bit(32, &high), Err(LayoutError::BadSharedBit(1)));
+        assert!(with_bit(33, &high).is_ok());
+        // The stage 2 grows past 40 bits only for a bit that needs it.
+        assert_eq!(guest_ipa_bits(None), 40);
+        assert_eq!(guest_ipa_bits(Some(39)), 40);
+        assert_eq!(guest_ipa_bits(Some(40)), 41);
+        assert_eq!(guest_ipa_bits(Some(47)), 48);
     }
 
     #[test]

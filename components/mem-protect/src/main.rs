@@ -8,7 +8,12 @@
 //!   build-time policy) and answered `Resume`, or refused with `InjectHostAbort` (the page is
 //!   someone else's, or the tables ran out). See `hv_mem_protect::service`.
 //! - `GuestTrap::Smccc` from the host: HOST_SHARE_HYP, HOST_UNSHARE_HYP, HOST_DONATE_GUEST,
-//!   HOST_RECLAIM (`0xC600_0090..=0xC600_0093`), answered with `Return` (x0 = the code).
+//!   HOST_RECLAIM, HOST_GUEST_SHARED (`0xC600_0090..=0xC600_0094`), answered with `Return`
+//!   (x0 = the code, x1..x2 HOST_GUEST_SHARED's answer); from a guest VM, NOT_SUPPORTED.
+//! - `GuestTrap::Smccc` from a guest VM: MEM_SHARE and MEM_UNSHARE (`0xC600_0003..=0xC600_0004`),
+//!   answered with `Return` (x0 = the code); from the host, NOT_SUPPORTED. Each is logged at
+//!   debug level when done (`mem-protect: vm<v> vcpu<c> share ipa <ipa> pa <pa>: done`), at
+//!   warn level when refused (`... share ipa <ipa>: refused <code>`).
 //!
 //! and serves `mem-protect` (`MemProtectInterface`) to the VM manager: AddMemslot, MapDevice and
 //! WipeVm for the guest VMs of its configuration (see `hv_mem_protect::service`'s guest module).
@@ -57,10 +62,11 @@ mod component {
         MemProtectInterface, MemProtectRefusal, MemProtectReply, MemProtectServer,
     };
     use hv_component_rt::{Ipc, Server, StartInfo, serve_forever, syscall};
-    use hv_mem_protect::layout::{guest_layouts, host_layout};
+    use hv_mem_protect::layout::{guest_ipa_bits, guest_layouts, host_layout};
     use hv_mem_protect::ownership::{OwnershipTable, PAGE_SIZE, Party, PhysAddr};
     use hv_mem_protect::service::{
-        self, FaultOutcome, GuestVm, Guests, HostCall, Kernel, MemProtect,
+        self, FaultOutcome, GuestCall, GuestInvalidation, GuestVm, Guests, HostCall, Kernel,
+        MemProtect,
     };
     use hv_mem_protect::stage2::{
         Access, GuestStage2, HostStage2, Invalidation, IpaRange, Mapped, MemoryMap, PoolKind,
@@ -231,7 +237,8 @@ mod component {
                 continue;
             };
             let (root_pa, share_pa) = (root.as_ptr() as u64, share.as_ptr() as u64);
-            let stage2 = match GuestStage2::new(root, root_pa, share, share_pa, IPA_BITS) {
+            let ipa_bits = guest_ipa_bits(layout.shared_bit);
+            let stage2 = match GuestStage2::new(root, root_pa, share, share_pa, ipa_bits) {
                 Ok(stage2) => stage2,
                 Err(_) => panic!("mem-protect: bad guest tables for vm{}", vm),
             };
@@ -239,10 +246,18 @@ mod component {
                 "mem-protect: vm{=u16} stage-2 root {=u64:#x}, {=usize} tables",
                 vm, root_pa, tables
             );
-            if guests
-                .push(GuestVm::new(vm, layout.devices.clone(), stage2))
-                .is_err()
-            {
+            let mut guest = GuestVm::new(vm, layout.devices.clone(), stage2);
+            if let Some(bit) = layout.shared_bit {
+                guest = match guest.with_shared_bit(bit) {
+                    Some(guest) => guest,
+                    None => panic!("mem-protect: vm{} cannot use shared IPA bit {}", vm, bit),
+                };
+                info!(
+                    "mem-protect: vm{=u16} shared IPA bit {=u8}, {=u8}-bit stage 2",
+                    vm, bit, ipa_bits
+                );
+            }
+            if guests.push(guest).is_err() {
                 panic!("mem-protect: too many guests");
             }
         }
@@ -267,6 +282,23 @@ mod component {
                     "mem-protect: HOST_TLB_INVALIDATE {=u64:#x}+{=u64:#x} failed: {=i64}",
                     ipa,
                     len,
+                    error.code()
+                );
+            }
+        }
+
+        fn invalidate_guest(&mut self, vm: u16, what: GuestInvalidation) {
+            let ipa = match what {
+                GuestInvalidation::Page(ipa) => ipa,
+                GuestInvalidation::All => u64::MAX,
+            };
+            if let Err(error) =
+                syscall::kernel_op(kernel_op::GUEST_TLB_INVALIDATE, [u64::from(vm), ipa, 0, 0])
+            {
+                error!(
+                    "mem-protect: GUEST_TLB_INVALIDATE vm{=u16} ipa {=u64:#x} failed: {=i64}",
+                    vm,
+                    ipa,
                     error.code()
                 );
             }
@@ -400,48 +432,98 @@ mod component {
 
         fn host_call(&mut self, vm: u16, vcpu: u16, regs: [u64; 8]) -> TrapResolution {
             let function = regs[0] as u32;
-            let code = if vm != 0 {
+            if vm != 0 {
                 warn!(
                     "mem-protect: vm{=u16} made host call {=u32:#x}; refused",
                     vm, function
                 );
-                service::code::NOT_SUPPORTED
-            } else {
-                let outcome = self.state.host_call(&regs, &mut KernelOps);
-                if outcome.table_failures > 0 {
-                    error!(
-                        "mem-protect: host call {=u32:#x} x1 {=u64:#x}: {=u64} pages left unmapped instead of annotated",
-                        function, regs[1], outcome.table_failures
-                    );
-                }
-                let name = match outcome.call {
-                    Some(HostCall::ShareHyp { .. }) => "share",
-                    Some(HostCall::UnshareHyp { .. }) => "unshare",
-                    Some(HostCall::DonateGuest { .. }) => "donate",
-                    Some(HostCall::Reclaim { .. }) => "reclaim",
-                    None => "call",
+                return TrapResolution::Return {
+                    regs: [service::code::NOT_SUPPORTED as u64, 0, 0, 0],
                 };
-                if outcome.code == service::code::SUCCESS {
-                    info!(
-                        "mem-protect: vcpu{=u16} {=str} x1 {=u64:#x} x2 {=u64} x3 {=u64}: done",
-                        vcpu, name, regs[1], regs[2], regs[3]
-                    );
-                } else {
-                    debug!(
-                        "mem-protect: vcpu{=u16} {=str} ({=u32:#x}) x1 {=u64:#x} x2 {=u64} x3 {=u64}: {=i64}",
-                        vcpu, name, function, regs[1], regs[2], regs[3], outcome.code
-                    );
-                }
-                outcome.code
+            }
+            let outcome = self.state.host_call(&regs, &mut KernelOps);
+            if outcome.table_failures > 0 {
+                error!(
+                    "mem-protect: host call {=u32:#x} x1 {=u64:#x}: {=u64} pages left unmapped instead of annotated",
+                    function, regs[1], outcome.table_failures
+                );
+            }
+            let name = match outcome.call {
+                Some(HostCall::ShareHyp { .. }) => "share",
+                Some(HostCall::UnshareHyp { .. }) => "unshare",
+                Some(HostCall::DonateGuest { .. }) => "donate",
+                Some(HostCall::Reclaim { .. }) => "reclaim",
+                Some(HostCall::GuestShared { .. }) => "guest-shared",
+                None => "call",
             };
+            let query = matches!(outcome.call, Some(HostCall::GuestShared { .. }));
+            if outcome.code == service::code::SUCCESS && query {
+                // Asked once per page shared: not worth an info line each.
+                debug!(
+                    "mem-protect: vcpu{=u16} guest-shared vm{=u64} n {=u64}: pa {=u64:#x} of {=u64}",
+                    vcpu, regs[1], regs[2], outcome.results[0], outcome.results[1]
+                );
+            } else if outcome.code == service::code::SUCCESS {
+                info!(
+                    "mem-protect: vcpu{=u16} {=str} x1 {=u64:#x} x2 {=u64} x3 {=u64}: done",
+                    vcpu, name, regs[1], regs[2], regs[3]
+                );
+            } else {
+                debug!(
+                    "mem-protect: vcpu{=u16} {=str} ({=u32:#x}) x1 {=u64:#x} x2 {=u64} x3 {=u64}: {=i64}",
+                    vcpu, name, function, regs[1], regs[2], regs[3], outcome.code
+                );
+            }
+            let [x1, x2, x3] = outcome.results;
             TrapResolution::Return {
-                regs: [code as u64, 0, 0, 0],
+                regs: [outcome.code as u64, x1, x2, x3],
+            }
+        }
+
+        /// A guest VM's MEM_SHARE or MEM_UNSHARE (the host's get NOT_SUPPORTED).
+        fn guest_call(&mut self, vm: u16, vcpu: u16, regs: [u64; 8]) -> TrapResolution {
+            let function = regs[0] as u32;
+            if vm == 0 {
+                warn!(
+                    "mem-protect: the host made guest call {=u32:#x}; refused",
+                    function
+                );
+                return TrapResolution::Return {
+                    regs: [service::code::NOT_SUPPORTED as u64, 0, 0, 0],
+                };
+            }
+            let outcome = self.state.guest_call(vm, &regs, &mut KernelOps);
+            let name = match outcome.call {
+                Some(GuestCall::Share { .. }) => "share",
+                Some(GuestCall::Unshare { .. }) => "unshare",
+                None => "call",
+            };
+            let pa = outcome.page.map_or(0, |page| page.0);
+            if outcome.code == service::code::SUCCESS {
+                debug!(
+                    "mem-protect: vm{=u16} vcpu{=u16} {=str} ipa {=u64:#x} pa {=u64:#x}: done",
+                    vm, vcpu, name, regs[1], pa
+                );
+            } else {
+                warn!(
+                    "mem-protect: vm{=u16} vcpu{=u16} {=str} ({=u32:#x}) ipa {=u64:#x} x2 {=u64} x3 {=u64}: refused {=i64}",
+                    vm, vcpu, name, function, regs[1], regs[2], regs[3], outcome.code
+                );
+            }
+            if outcome.table_failures > 0 {
+                error!(
+                    "mem-protect: vm{=u16} {=str} pa {=u64:#x}: {=u64} table changes failed after the commit",
+                    vm, name, pa, outcome.table_failures
+                );
+            }
+            TrapResolution::Return {
+                regs: [outcome.code as u64, 0, 0, 0],
             }
         }
     }
 
     impl GuestTrapServer for Component<'_> {
-        /// The host's page-ownership calls.
+        /// Guests' MEM_SHARE / MEM_UNSHARE and the host's page-ownership calls.
         fn smccc(
             &mut self,
             vm: u16,
@@ -449,7 +531,12 @@ mod component {
             _conduit: Conduit,
             regs: [u64; 8],
         ) -> TrapResolution {
-            self.host_call(vm, vcpu, regs)
+            match regs[0] as u32 {
+                service::function::MEM_SHARE | service::function::MEM_UNSHARE => {
+                    self.guest_call(vm, vcpu, regs)
+                }
+                _ => self.host_call(vm, vcpu, regs),
+            }
         }
 
         fn stage2_fault(
@@ -605,8 +692,17 @@ mod component {
 
         fn wipe_vm(&mut self, vm: u16) -> MemProtectReply {
             match self.state.wipe_vm(vm, &mut KernelOps) {
-                Ok(bytes) => {
-                    info!("mem-protect: vm{=u16} wiped ({=u64:#x} bytes)", vm, bytes);
+                Ok(wiped) => {
+                    info!(
+                        "mem-protect: vm{=u16} wiped ({=u64:#x} bytes, {=u64} shared pages unshared first)",
+                        vm, wiped.bytes, wiped.unshared
+                    );
+                    if wiped.table_failures > 0 {
+                        error!(
+                            "mem-protect: vm{=u16} wipe: {=u64} table changes failed unsharing",
+                            vm, wiped.table_failures
+                        );
+                    }
                     MemProtectReply::Done { leaves: 0 }
                 }
                 Err(reason) => {

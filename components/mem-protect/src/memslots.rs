@@ -5,6 +5,12 @@
 //! is mapped once: overlaps are refused, adjacent ranges are fine) and a wipe zeroes exactly
 //! their pages. Fixed capacity ([`MAX_MEMSLOTS`] memslots, [`MAX_DEVICES`] devices): no
 //! allocator, and a bound the caller hears about ([`SlotError::Full`]).
+//!
+//! A VM with a shared IPA bit (seed 004, DESIGN decision 14) reaches each page of its RAM at
+//! two IPAs, without and with the bit: lookups of RAM strip the bit, so both aliases resolve
+//! to the same memslot page. Slots must therefore lie wholly below the bit
+//! ([`SlotError::AboveSharedBit`]): an IPA with the bit set always names an alias. Devices
+//! have no alias.
 
 use hv_component_config::MAX_DEVICES;
 use hv_component_config::heapless::Vec;
@@ -62,6 +68,8 @@ pub enum SlotError {
     Overlaps(Slot),
     /// The table holds as many slots of that kind as it can.
     Full,
+    /// The slot reaches the shared IPA bit.
+    AboveSharedBit,
 }
 
 /// One guest's memslots and devices.
@@ -69,6 +77,8 @@ pub enum SlotError {
 pub struct Memslots {
     memory: Vec<Slot, MAX_MEMSLOTS>,
     devices: Vec<Slot, MAX_DEVICES>,
+    /// The shared IPA bit as a mask, 0 for none.
+    shared: u64,
 }
 
 impl Memslots {
@@ -77,12 +87,48 @@ impl Memslots {
         Self {
             memory: Vec::new(),
             devices: Vec::new(),
+            shared: 0,
         }
     }
 
-    /// Whether `slot` can be added as a `kind`: its IPA range overlaps no memslot and no
-    /// device, and there is room.
+    /// No memslot and no device, for a VM whose shared IPA bit is `bit` (12 to 47: a bit of a
+    /// page number in a 48-bit IPA); `None` for another bit.
+    pub const fn with_shared_bit(bit: u8) -> Option<Self> {
+        if bit < 12 || bit >= 48 {
+            return None;
+        }
+        Some(Self {
+            memory: Vec::new(),
+            devices: Vec::new(),
+            shared: 1 << bit,
+        })
+    }
+
+    /// The shared IPA bit as a mask (0 for a VM without one).
+    pub const fn shared_mask(&self) -> u64 {
+        self.shared
+    }
+
+    /// `ipa` without the shared bit: the IPA memslots are looked up with.
+    pub const fn canonical(&self, ipa: u64) -> u64 {
+        ipa & !self.shared
+    }
+
+    /// The shared alias of `ipa` (the bit set), if the VM has a shared bit.
+    pub const fn alias(&self, ipa: u64) -> Option<u64> {
+        if self.shared == 0 {
+            None
+        } else {
+            Some(ipa | self.shared)
+        }
+    }
+
+    /// Whether `slot` can be added as a `kind`: it lies below the shared bit, its IPA range
+    /// overlaps no memslot and no device, and there is room.
     pub fn check(&self, kind: SlotKind, slot: &Slot) -> Result<(), SlotError> {
+        if self.shared != 0 && slot.ipa_end() > self.shared {
+            return Err(SlotError::AboveSharedBit);
+        }
         if let Some(other) = self.all().find(|other| other.overlaps(slot)) {
             return Err(SlotError::Overlaps(*other));
         }
@@ -107,13 +153,19 @@ impl Memslots {
         pushed.map_err(|_| SlotError::Full)
     }
 
-    /// The physical address `ipa` translates to, and whether it is RAM or a device.
+    /// The physical address `ipa` translates to, and whether it is RAM or a device. RAM is
+    /// looked up without the shared bit (both aliases name one page); devices as they are.
     pub fn translate(&self, ipa: u64) -> Option<(u64, SlotKind)> {
-        let memory = self.memory.iter().map(|slot| (slot, SlotKind::Memory));
-        let devices = self.devices.iter().map(|slot| (slot, SlotKind::Device));
-        memory
-            .chain(devices)
-            .find_map(|(slot, kind)| Some((slot.translate(ipa)?, kind)))
+        let canonical = self.canonical(ipa);
+        if let Some(pa) = self
+            .memory
+            .iter()
+            .find_map(|slot| slot.translate(canonical))
+        {
+            return Some((pa, SlotKind::Memory));
+        }
+        let device = self.devices.iter().find_map(|slot| slot.translate(ipa));
+        device.map(|pa| (pa, SlotKind::Device))
     }
 
     /// The memslots, in the order they were added.
@@ -217,6 +269,54 @@ mod tests {
             .unwrap();
         assert_eq!(slots.memory().len(), 3);
         assert_eq!(slots.devices().len(), 2);
+    }
+
+    #[test]
+    fn with_a_shared_bit_both_aliases_of_ram_name_one_page() {
+        const SHARED: u64 = 1 << 40;
+        let mut slots = Memslots::with_shared_bit(40).unwrap();
+        assert_eq!(slots.shared_mask(), SHARED);
+        let ram = slot(0x4000_0000, 0x6000_0000, 16 * MIB);
+        slots.add(SlotKind::Memory, ram).unwrap();
+        slots
+            .add(SlotKind::Device, slot(0x900_0000, 0x900_0000, 0x1000))
+            .unwrap();
+        for ipa in [0x4000_0000, 0x4000_1234, 0x40ff_f000] {
+            let expected = Some((0x6000_0000 + (ipa - 0x4000_0000), SlotKind::Memory));
+            assert_eq!(slots.translate(ipa), expected);
+            assert_eq!(slots.translate(ipa | SHARED), expected);
+            assert_eq!(slots.canonical(ipa | SHARED), ipa);
+            assert_eq!(slots.alias(ipa), Some(ipa | SHARED));
+        }
+        // Devices have no alias; past the memslot is nothing at either alias.
+        assert_eq!(
+            slots.translate(0x900_0000),
+            Some((0x900_0000, SlotKind::Device))
+        );
+        assert_eq!(slots.translate(0x900_0000 | SHARED), None);
+        assert_eq!(slots.translate(0x4100_0000 | SHARED), None);
+        // A slot reaching the bit is refused, RAM or device; one ending at it is fine.
+        for kind in [SlotKind::Memory, SlotKind::Device] {
+            assert_eq!(
+                slots.check(kind, &slot(SHARED - 0x1000, 0x7000_0000, 0x2000)),
+                Err(SlotError::AboveSharedBit)
+            );
+            assert_eq!(
+                slots.check(kind, &slot(SHARED | 0x4000_0000, 0x7000_0000, 0x1000)),
+                Err(SlotError::AboveSharedBit)
+            );
+            assert_eq!(
+                slots.check(kind, &slot(SHARED - 0x1000, 0x7000_0000, 0x1000)),
+                Ok(())
+            );
+        }
+        // Without a bit, an IPA is what it says; bits that name no page are refused.
+        let plain = Memslots::new();
+        assert_eq!(plain.alias(0x4000_0000), None);
+        assert_eq!(plain.canonical(SHARED | 0x4000_0000), SHARED | 0x4000_0000);
+        for bit in [0, 11, 48, 63, 64, 255] {
+            assert!(Memslots::with_shared_bit(bit).is_none(), "{bit}");
+        }
     }
 
     #[test]

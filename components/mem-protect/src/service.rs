@@ -12,12 +12,15 @@
 //! | [`HOST_UNSHARE_HYP`](function::HOST_UNSHARE_HYP) `0xC600_0091` | PA of one page | | |
 //! | [`HOST_DONATE_GUEST`](function::HOST_DONATE_GUEST) `0xC600_0092` | PA | pages ≥ 1 | guest |
 //! | [`HOST_RECLAIM`](function::HOST_RECLAIM) `0xC600_0093` | PA | pages ≥ 1 | guest |
+//! | [`HOST_GUEST_SHARED`](function::HOST_GUEST_SHARED) `0xC600_0094` | guest VM id | n | |
 //!
 //! x0 returns a [`code`]: `SUCCESS` 0; `INVALID_PARAMETER` -3 (misaligned, not RAM, zero
 //! pages, a range that overflows, no such guest, a guest VM of the configuration); `NOT_OWNED`
 //! -5 (a page is not owned by the party the call needs: the host, or that guest);
 //! `ALREADY_SHARED` -6; `NOT_SHARED` -7; `NOT_SUPPORTED` -1 for any other function routed here.
-//! A refused call changes nothing.
+//! A refused call changes nothing. HOST_GUEST_SHARED answers x1 = the PA of the n-th page
+//! guest VM x1 shares with the host (ascending PA), x2 = how many it shares; -3 for no such
+//! guest VM or n past the last. Guests' MEM_SHARE and MEM_UNSHARE are in `sharing.rs`.
 //!
 //! # Order of operations
 //!
@@ -55,13 +58,15 @@ use crate::stage2::{
 };
 use hv_ipc::addr::Ipa;
 
-pub use guests::{GuestVm, Guests, MAX_GUESTS as MAX_GUEST_VMS, MemslotAdded};
+pub use guests::{GuestVm, Guests, MAX_GUESTS as MAX_GUEST_VMS, MemslotAdded, Wiped};
+pub use sharing::{GuestCall, GuestCallOutcome, decode_guest_call};
 
 /// The host calls' function IDs (w0), defined with the rest of the guest ABI.
 pub mod function {
     pub use hv_ipc::guest_abi::host::{
-        HOST_DONATE_GUEST, HOST_RECLAIM, HOST_SHARE_HYP, HOST_UNSHARE_HYP,
+        HOST_DONATE_GUEST, HOST_GUEST_SHARED, HOST_RECLAIM, HOST_SHARE_HYP, HOST_UNSHARE_HYP,
     };
+    pub use hv_ipc::guest_abi::kvm::{MEM_SHARE, MEM_UNSHARE};
 }
 
 /// Return codes in x0 (as signed values), defined with the rest of the guest ABI.
@@ -93,6 +98,13 @@ pub enum HostCall {
         pages: Range<PhysAddr>,
         /// The guest's number.
         guest: u8,
+    },
+    /// The `n`-th page guest VM `vm` shares with the host.
+    GuestShared {
+        /// The guest VM.
+        vm: u16,
+        /// Which page, from 0 in ascending PA.
+        n: u64,
     },
 }
 
@@ -138,6 +150,10 @@ pub fn decode_host_call(regs: &[u64; 8]) -> Result<HostCall, i64> {
             pages: range(regs[1], regs[2])?,
             guest: guest(regs[3])?,
         }),
+        function::HOST_GUEST_SHARED => Ok(HostCall::GuestShared {
+            vm: u16::try_from(regs[1]).map_err(|_| code::INVALID_PARAMETER)?,
+            n: regs[2],
+        }),
         _ => Err(code::NOT_SUPPORTED),
     }
 }
@@ -180,10 +196,22 @@ pub fn host_may_map(
     }
 }
 
+/// A guest VM's stage-2 TLB entries to invalidate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum GuestInvalidation {
+    /// Those for the page at this IPA (an alias is a page of its own).
+    Page(u64),
+    /// Every entry of its VMID.
+    All,
+}
+
 /// What the component needs of the kernel.
 pub trait Kernel {
     /// Invalidates the host's stage-2 TLB entries (HOST_TLB_INVALIDATE), synchronously.
     fn invalidate(&mut self, what: Invalidation);
+    /// Invalidates guest VM `vm`'s stage-2 TLB entries (GUEST_TLB_INVALIDATE), synchronously:
+    /// after an entry that was valid (a shared alias) is cleared.
+    fn invalidate_guest(&mut self, vm: u16, what: GuestInvalidation);
     /// Zeroes `[start, start + len)` and cleans it to PoC (ZERO_PAGES); `false` if refused.
     fn zero_pages(&mut self, start: u64, len: u64) -> bool;
 }
@@ -216,6 +244,8 @@ pub struct CallOutcome {
     /// Donated pages whose annotation failed (they were unmapped instead) or reclaimed pages
     /// whose annotation could not be cleared: a table problem worth an error in the log.
     pub table_failures: u64,
+    /// x1..x3 of the answer (HOST_GUEST_SHARED's page and count; zero otherwise).
+    pub results: [u64; 3],
 }
 
 /// The component's state: page ownership and the host's stage 2.
@@ -225,6 +255,9 @@ pub struct MemProtect<'a> {
     reserved: &'a [IpaRange],
     holes: &'a [IpaRange],
     guests: Guests<'a>,
+    /// Where the last HOST_GUEST_SHARED found its page: (VM, n, PA). The next n resumes the
+    /// scan there; any change to what a guest shares forgets it.
+    shared_cursor: Option<(u16, u64, u64)>,
 }
 
 impl<'a> MemProtect<'a> {
@@ -242,6 +275,7 @@ impl<'a> MemProtect<'a> {
             reserved,
             holes,
             guests: Guests::new(),
+            shared_cursor: None,
         }
     }
 
@@ -316,14 +350,29 @@ impl<'a> MemProtect<'a> {
                     code,
                     call: None,
                     table_failures: 0,
+                    results: [0; 3],
                 };
             }
         };
+        if let HostCall::GuestShared { vm, n } = call {
+            let (code, results) = match self.guest_shared(vm, n) {
+                Ok((page, count)) => (code::SUCCESS, [page.0, count, 0]),
+                Err(code) => (code, [0; 3]),
+            };
+            return CallOutcome {
+                code,
+                call: Some(call),
+                table_failures: 0,
+                results,
+            };
+        }
         let guest_vm = match &call {
             HostCall::DonateGuest { guest, .. } | HostCall::Reclaim { guest, .. } => {
                 self.is_guest_vm(*guest)
             }
-            HostCall::ShareHyp { .. } | HostCall::UnshareHyp { .. } => false,
+            HostCall::ShareHyp { .. }
+            | HostCall::UnshareHyp { .. }
+            | HostCall::GuestShared { .. } => false,
         };
         if guest_vm {
             // A guest VM's memory is given by the VM manager and never handed back to the host
@@ -332,6 +381,7 @@ impl<'a> MemProtect<'a> {
                 code: code::INVALID_PARAMETER,
                 call: Some(call),
                 table_failures: 0,
+                results: [0; 3],
             };
         }
         let (result, table_failures) = match &call {
@@ -349,6 +399,8 @@ impl<'a> MemProtect<'a> {
             ),
             HostCall::DonateGuest { pages, guest } => self.donate(pages.clone(), *guest, kernel),
             HostCall::Reclaim { pages, guest } => self.reclaim(pages.clone(), *guest, kernel),
+            // Answered above; it changes nothing.
+            HostCall::GuestShared { .. } => (Ok(()), 0),
         };
         let code = match result {
             Ok(()) => code::SUCCESS,
@@ -359,6 +411,7 @@ impl<'a> MemProtect<'a> {
             code,
             call: Some(call),
             table_failures,
+            results: [0; 3],
         }
     }
 
@@ -440,5 +493,6 @@ pub const fn policy_name(policy: MappingPolicy) -> &'static str {
 }
 
 mod guests;
+mod sharing;
 #[cfg(test)]
 mod tests;

@@ -400,26 +400,43 @@ impl<'a> OwnershipTable<'a> {
     /// caller has translated the guest's IPA to `page` through the guest's stage 2. Afterwards
     /// the host may access the page; its fault path maps it on first use.
     pub fn guest_share_host(&mut self, page: PhysAddr, guest: u8) -> Result<(), OwnershipError> {
-        let owner = Party::Guest(guest).checked_id()?;
-        let pages = self.page(page)?;
-        self.check_each(pages.clone(), |record, addr| {
-            record.expect_guest_exclusive(addr, guest)
-        })?;
+        self.check_guest_share_host(page, guest)?;
+        let (owner, pages) = (Party::Guest(guest).checked_id()?, self.page(page)?);
         self.commit(pages, Record::owned_by(owner).shared());
         Ok(())
+    }
+
+    /// What [`guest_share_host`](Self::guest_share_host) would answer, changing nothing: a
+    /// caller with more to check (a guest's stage 2) checks this first and commits last.
+    pub fn check_guest_share_host(&self, page: PhysAddr, guest: u8) -> Result<(), OwnershipError> {
+        Party::Guest(guest).checked_id()?;
+        let pages = self.page(page)?;
+        self.check_each(pages, |record, addr| {
+            record.expect_guest_exclusive(addr, guest)
+        })
     }
 
     /// `guest` stops sharing `page` with the host (MEM_UNSHARE). Afterwards the caller removes
     /// the page from the host's stage 2 (annotated) and invalidates the host's TLB entries for
     /// it before answering the guest, which may then rely on the host no longer seeing it.
     pub fn guest_unshare_host(&mut self, page: PhysAddr, guest: u8) -> Result<(), OwnershipError> {
-        let owner = Party::Guest(guest).checked_id()?;
-        let pages = self.page(page)?;
-        self.check_each(pages.clone(), |record, addr| {
-            record.expect_guest_shared(addr, guest)
-        })?;
+        self.check_guest_unshare_host(page, guest)?;
+        let (owner, pages) = (Party::Guest(guest).checked_id()?, self.page(page)?);
         self.commit(pages, Record::owned_by(owner));
         Ok(())
+    }
+
+    /// What [`guest_unshare_host`](Self::guest_unshare_host) would answer, changing nothing.
+    pub fn check_guest_unshare_host(
+        &self,
+        page: PhysAddr,
+        guest: u8,
+    ) -> Result<(), OwnershipError> {
+        Party::Guest(guest).checked_id()?;
+        let pages = self.page(page)?;
+        self.check_each(pages, |record, addr| {
+            record.expect_guest_shared(addr, guest)
+        })
     }
 
     /// Who owns the page holding `addr` (any address in it).

@@ -16,6 +16,11 @@
 //!    them all to `Party::Guest(vm)` ([`OwnershipTable::host_donate_guest`]), so this check is
 //!    the first commit.
 //!
+//! For a VM with a shared IPA bit the reservation (4) also covers the memslot's alias range
+//! (the same IPAs with the bit set): nothing may be mapped there, and the level-3 tables that
+//! would map every page of it are counted and, at the commit, linked empty, so that MEM_SHARE
+//! never needs a table (see `sharing.rs`). The memslot must lie below the bit (`BadRange`).
+//!
 //! Then, none of which can fail: the host's stage 2 loses the pages (every leaf over them
 //! unmapped with its TLB invalidation, then each page annotated with its new owner, which
 //! needs no more invalidation since the entries are empty by then), *then* the guest's stage
@@ -33,7 +38,9 @@
 //!
 //! # WipeVm
 //!
-//! Each memslot's pages are zeroed and cleaned to the point of coherency by the kernel
+//! First every page the guest shares is unshared, as MEM_UNSHARE does (its alias unmapped,
+//! the host's access removed, the guest's VMID invalidated once at the end): a reset guest
+//! starts with all its memory private. Then each memslot's pages are zeroed and cleaned to the point of coherency by the kernel
 //! (ZERO_PAGES), one request per memslot; mappings and ownership stay. A refusal stops there and
 //! answers `WipeFailed`: the memslots before it are zeroed already (zeroing cannot be undone,
 //! and a reset wipes them anyway).
@@ -54,11 +61,13 @@ pub const MAX_GUESTS: usize = hv_component_config::MAX_VMS - 1;
 
 /// One guest VM of the configuration: what it may be given, what it has, and its stage 2.
 pub struct GuestVm<'a> {
-    vm: u16,
+    pub(super) vm: u16,
     /// The MMIO the configuration passes through to it (physical, page-rounded).
     devices: Vec<IpaRange, MAX_DEVICES>,
-    slots: Memslots,
-    stage2: GuestStage2<'a>,
+    pub(super) slots: Memslots,
+    pub(super) stage2: GuestStage2<'a>,
+    /// Pages it shares with the host now (what HOST_GUEST_SHARED counts).
+    pub(super) shared_pages: u64,
 }
 
 impl<'a> GuestVm<'a> {
@@ -70,7 +79,34 @@ impl<'a> GuestVm<'a> {
             devices,
             slots: Memslots::new(),
             stage2,
+            shared_pages: 0,
         }
+    }
+
+    /// The same VM using IPA bit `bit` as its shared attribute (seed 004): a page it shares is
+    /// also mapped at its IPA with the bit set. `None` (the VM unchanged is dropped) unless the
+    /// bit is a page-number bit below 48, every alias fits its stage 2's IPA space
+    /// (`2 << bit` at most its limit), and nothing was added yet.
+    pub fn with_shared_bit(mut self, bit: u8) -> Option<Self> {
+        let slots = Memslots::with_shared_bit(bit)?;
+        let fits = 2u64.checked_shl(u32::from(bit))? <= self.stage2.ipa_limit();
+        let empty = self.slots.memory().is_empty() && self.slots.devices().is_empty();
+        if !fits || !empty {
+            return None;
+        }
+        self.slots = slots;
+        Some(self)
+    }
+
+    /// Its shared IPA bit, if it has one.
+    pub fn shared_bit(&self) -> Option<u8> {
+        let mask = self.slots.shared_mask();
+        (mask != 0).then(|| mask.trailing_zeros() as u8)
+    }
+
+    /// Pages it shares with the host now.
+    pub fn shared_pages(&self) -> u64 {
+        self.shared_pages
     }
 
     /// Its VM id.
@@ -91,6 +127,17 @@ impl<'a> GuestVm<'a> {
 
 /// The guests the component serves.
 pub type Guests<'a> = Vec<GuestVm<'a>, MAX_GUESTS>;
+
+/// What a WipeVm did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Wiped {
+    /// Bytes zeroed.
+    pub bytes: u64,
+    /// Pages it shared that were unshared first.
+    pub unshared: u64,
+    /// Table changes of the unsharing that failed (see [`super::GuestCallOutcome`]).
+    pub table_failures: u64,
+}
 
 /// What an AddMemslot did.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -203,21 +250,30 @@ impl<'a> MemProtect<'a> {
         Ok(leaves)
     }
 
-    /// Zeroes every page of guest `vm`'s memslots and cleans it to the point of coherency
-    /// through the kernel; returns the bytes zeroed.
-    pub fn wipe_vm(&mut self, vm: u16, kernel: &mut impl Kernel) -> Result<u64, MemProtectRefusal> {
+    /// Unshares every page guest `vm` shares, then zeroes every page of its memslots and
+    /// cleans it to the point of coherency through the kernel.
+    pub fn wipe_vm(
+        &mut self,
+        vm: u16,
+        kernel: &mut impl Kernel,
+    ) -> Result<Wiped, MemProtectRefusal> {
         let index = self.guest_index(vm)?;
-        let mut zeroed = 0;
+        let (unshared, table_failures) = self.unshare_all(index, kernel);
+        let mut bytes = 0;
         for slot in self.guests[index].slots.memory() {
             if !kernel.zero_pages(slot.pa, slot.size) {
                 return Err(MemProtectRefusal::WipeFailed);
             }
-            zeroed += slot.size;
+            bytes += slot.size;
         }
-        Ok(zeroed)
+        Ok(Wiped {
+            bytes,
+            unshared,
+            table_failures,
+        })
     }
 
-    fn guest_index(&self, vm: u16) -> Result<usize, MemProtectRefusal> {
+    pub(super) fn guest_index(&self, vm: u16) -> Result<usize, MemProtectRefusal> {
         self.guests
             .iter()
             .position(|guest| guest.vm == vm && vm != 0)
@@ -235,10 +291,16 @@ impl<'a> MemProtect<'a> {
         guest.slots.check(kind, slot).map_err(|error| match error {
             SlotError::Overlaps(_) => MemProtectRefusal::Overlaps,
             SlotError::Full => MemProtectRefusal::TooManySlots,
+            SlotError::AboveSharedBit => MemProtectRefusal::BadRange,
         })?;
+        // RAM has an alias when the VM has a shared bit; devices never do.
+        let alias = match kind {
+            SlotKind::Memory => guest.slots.alias(slot.ipa),
+            SlotKind::Device => None,
+        };
         guest
             .stage2
-            .reserve(slot.ipa, slot.pa, slot.size)
+            .reserve_with_alias(slot.ipa, slot.pa, slot.size, alias)
             .map_err(map_refusal)
     }
 
@@ -278,7 +340,9 @@ fn map_refusal(error: GuestMapError) -> MemProtectRefusal {
         // or stale walk included, which the interface has no better word for).
         GuestMapError::Overlaps { .. }
         | GuestMapError::Corrupt { .. }
-        | GuestMapError::StaleReservation => MemProtectRefusal::Overlaps,
+        | GuestMapError::StaleReservation
+        | GuestMapError::Unprepared { .. }
+        | GuestMapError::NotAnAlias { .. } => MemProtectRefusal::Overlaps,
     }
 }
 

@@ -1,6 +1,8 @@
 //! Tests of the component's decisions over a Vec-backed ownership table and stage 2.
 
 mod guests;
+mod sharing;
+mod sharing_model;
 
 use super::*;
 use crate::stage2::{Entry, MemoryMap, PoolKind, RegionKind, TABLE_ENTRIES, Table, TablePools};
@@ -16,18 +18,27 @@ const DEVICE_PA: u64 = 0x9000_0000_0000;
 #[derive(Default)]
 struct FakeKernel {
     invalidations: Vec<Invalidation>,
+    guest_invalidations: Vec<(u16, GuestInvalidation)>,
     zeroed: Vec<(u64, u64)>,
     refuse_zeroing: bool,
+    /// Every request in order: "host-tlb", "guest-tlb", "zero".
+    sequence: Vec<&'static str>,
 }
 
 impl Kernel for FakeKernel {
     fn invalidate(&mut self, what: Invalidation) {
+        self.sequence.push("host-tlb");
         self.invalidations.push(what);
+    }
+    fn invalidate_guest(&mut self, vm: u16, what: GuestInvalidation) {
+        self.sequence.push("guest-tlb");
+        self.guest_invalidations.push((vm, what));
     }
     fn zero_pages(&mut self, start: u64, len: u64) -> bool {
         if self.refuse_zeroing {
             return false;
         }
+        self.sequence.push("zero");
         self.zeroed.push((start, len));
         true
     }
@@ -100,7 +111,21 @@ fn decode_validates_arguments() {
         bad
     );
     assert_eq!(
-        decode_host_call(&call(0xC600_0094, PAGE, 1, 1)),
+        decode_host_call(&call(0xC600_0095, PAGE, 1, 1)),
+        Err(code::NOT_SUPPORTED)
+    );
+    // HOST_GUEST_SHARED: a VM id that fits a u16, any n (whether it is a guest is checked
+    // later); MEM_SHARE is not a host call.
+    assert_eq!(
+        decode_host_call(&call(HOST_GUEST_SHARED, 0x1_0000, 0, 0)),
+        bad
+    );
+    assert_eq!(
+        decode_host_call(&call(HOST_GUEST_SHARED, 1, u64::MAX, 7)),
+        Ok(HostCall::GuestShared { vm: 1, n: u64::MAX })
+    );
+    assert_eq!(
+        decode_host_call(&call(MEM_SHARE, PAGE, 0, 0)),
         Err(code::NOT_SUPPORTED)
     );
     assert_eq!(

@@ -81,6 +81,15 @@ impl Attributes {
         af: true,
         xn: false,
     };
+    /// A guest's shared alias of one of its pages (seed 004): Normal Write-Back, Inner
+    /// Shareable, read/write, never executable.
+    pub const SHARED: Self = Self {
+        mem_attr: 0b1111,
+        s2ap: 0b11,
+        sh: 0b11,
+        af: true,
+        xn: true,
+    };
     /// Host MMIO: Device-nGnRE, read/write, never executable.
     pub const DEVICE: Self = Self {
         mem_attr: 0b0001,
@@ -182,6 +191,16 @@ pub const fn leaf(oa: u64, level: u8, kind: RegionKind) -> u64 {
         RegionKind::Device => MEMATTR_DEVICE_NGNRE | S2AP_READ_WRITE | AF | XN,
     };
     leaf_with(attributes, oa, level)
+}
+
+/// A page (level 3) mapping `oa` as a guest's shared alias ([`Attributes::SHARED`]): what the
+/// host may write, so never executable through the alias.
+pub const fn shared_page(oa: u64) -> u64 {
+    leaf_with(
+        MEMATTR_NORMAL_WB | S2AP_READ_WRITE | SH_INNER | AF | XN,
+        oa,
+        3,
+    )
 }
 
 /// A leaf at `level` mapping `oa` with the attributes of leaf `template` (splitting a block).

@@ -18,10 +18,22 @@
 //!   what the pool has left; [`GuestStage2::commit`] then writes, and cannot run out. So a
 //!   refused request changes nothing, and the caller can make its other checks (ownership)
 //!   between the two (DESIGN decision 6).
-//! - Nothing is ever unmapped or split, and leaves are only written into empty entries, so no
-//!   change here needs TLB maintenance (invalid entries are never cached). A new table is
-//!   zeroed before the descriptor linking it is written, with a release fence between, as on
-//!   the host.
+//! - Memslots and devices are never unmapped or split, and leaves are only written into empty
+//!   entries, so mapping them needs no TLB maintenance (invalid entries are never cached). A
+//!   new table is zeroed before the descriptor linking it is written, with a release fence
+//!   between, as on the host.
+//!
+//! # Shared aliases (seed 004)
+//!
+//! A VM with a shared IPA bit sees a page it shared (MEM_SHARE) at a second IPA, the page's
+//! IPA with the bit set. Aliases are single pages ([`Attributes::SHARED`]: RW, never
+//! executable), written into and cleared from level-3 tables that a memslot's reservation
+//! prepared when it was added ([`GuestStage2::reserve_with_alias`]: the tables its alias
+//! range needs, linked and empty). So mapping an alias takes no table and cannot run out
+//! ([`GuestStage2::reserve_alias_page`] refuses where the tables are missing instead), and
+//! unmapping one ([`GuestStage2::unmap_alias`]) only clears an entry: the caller then has the
+//! guest's TLB entry for that IPA invalidated, since a valid entry may be cached. Nothing but
+//! an alias page is ever cleared.
 
 use core::sync::atomic::{Ordering, fence};
 
@@ -29,6 +41,15 @@ use super::descriptor::{self, Descriptor, align_down, index};
 use super::plan::{self, GuestRange, TableCount};
 use super::pools::Pool;
 use super::{Attributes, Entry, IPA_BITS, LAST_LEVEL, RegionKind, SetupError, Stage2Error, Table};
+
+/// How a committed leaf is written.
+#[derive(Clone, Copy)]
+enum LeafKind {
+    /// RAM or a device, the largest blocks the plan allows.
+    Region(RegionKind),
+    /// A shared alias page.
+    Alias,
+}
 
 /// A table of a guest's stage 2.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,6 +85,17 @@ pub enum GuestMapError {
     },
     /// A reservation was committed to another stage 2, or after another commit.
     StaleReservation,
+    /// An alias page's level-3 table does not exist: no memslot prepared it.
+    Unprepared {
+        /// The alias IPA.
+        ipa: u64,
+    },
+    /// The entry at this IPA is a mapping that is not a shared alias page (a memslot's block
+    /// or page, a device): aliases never replace or remove one.
+    NotAnAlias {
+        /// The IPA.
+        ipa: u64,
+    },
 }
 
 /// A range [`GuestStage2::reserve`] checked: it can be committed as long as nothing else was
@@ -72,6 +104,10 @@ pub enum GuestMapError {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Reservation {
     range: GuestRange,
+    /// The first IPA of the range's alias, whose tables the commit prepares.
+    alias: Option<u64>,
+    /// Whether the leaf is a shared alias page.
+    shared: bool,
     root_pa: u64,
     generation: u64,
     tables: usize,
@@ -100,6 +136,8 @@ pub struct GuestStage2<'a> {
     generation: u64,
     /// Leaves written, by level.
     leaves: [u64; 4],
+    /// Alias pages mapped now.
+    aliases: u64,
 }
 
 impl<'a> GuestStage2<'a> {
@@ -129,6 +167,7 @@ impl<'a> GuestStage2<'a> {
             ipa_limit: 1 << ipa_bits,
             generation: 0,
             leaves: [0; 4],
+            aliases: 0,
         })
     }
 
@@ -152,9 +191,14 @@ impl<'a> GuestStage2<'a> {
         self.pool.available()
     }
 
-    /// Leaves written so far, by level (index 1: 1 GiB, 2: 2 MiB, 3: 4 KiB).
+    /// Leaves memslots and devices wrote so far, by level (index 1: 1 GiB, 2: 2 MiB, 3: 4 KiB).
     pub fn leaves(&self) -> [u64; 4] {
         self.leaves
+    }
+
+    /// Shared alias pages mapped now.
+    pub fn aliases(&self) -> u64 {
+        self.aliases
     }
 
     /// The root and the pool as raw tables with their physical addresses: what a walker (a
@@ -170,7 +214,32 @@ impl<'a> GuestStage2<'a> {
     /// valid, every planned leaf's entry is empty (nothing of it is mapped), and the pool has
     /// the tables it lacks. Changes nothing.
     pub fn reserve(&self, ipa: u64, pa: u64, size: u64) -> Result<Reservation, GuestMapError> {
+        self.reserve_with_alias(ipa, pa, size, None)
+    }
+
+    /// [`Self::reserve`], and with `alias` (the first IPA of the range's shared alias, above
+    /// the range and page aligned) also the level-3 tables that would map every page of
+    /// `[alias, alias + size)`: none of those pages may be mapped, and the tables missing are
+    /// counted too. The commit then links them, empty, so that later alias pages need none.
+    pub fn reserve_with_alias(
+        &self,
+        ipa: u64,
+        pa: u64,
+        size: u64,
+        alias: Option<u64>,
+    ) -> Result<Reservation, GuestMapError> {
         let range = self.checked_range(ipa, pa, size)?;
+        if let Some(alias) = alias {
+            // Above the range, so the table count below stays in IPA order.
+            let fits = alias.is_multiple_of(plan::PAGE)
+                && alias >= ipa + size
+                && alias
+                    .checked_add(size)
+                    .is_some_and(|end| end <= self.ipa_limit);
+            if !fits {
+                return Err(GuestMapError::BadRange);
+            }
+        }
         let mut missing = TableCount::default();
         let mut leaves = [0u64; 4];
         for leaf in plan::leaves(range) {
@@ -199,12 +268,19 @@ impl<'a> GuestStage2<'a> {
                 return Err(GuestMapError::Overlaps { ipa: leaf.ipa });
             }
         }
+        if let Some(alias) = alias {
+            for window in plan::alias_windows(alias, size) {
+                self.count_alias_window(window, alias, alias + size, &mut missing)?;
+            }
+        }
         let (needed, available) = (missing.tables(), self.pool.available());
         if needed > available {
             return Err(GuestMapError::OutOfTables { needed, available });
         }
         Ok(Reservation {
             range,
+            alias,
+            shared: false,
             root_pa: self.root_pa,
             generation: self.generation,
             tables: needed,
@@ -212,15 +288,94 @@ impl<'a> GuestStage2<'a> {
         })
     }
 
-    /// Maps what `reservation` checked, RAM or device attributes as `kind` says, and returns
-    /// the leaves written by level. Fails only for a reservation of another stage 2 or one
-    /// made before another commit (nothing is written then): the reservation counted every
-    /// table, so the pool cannot run out.
+    /// Maps what `reservation` checked, RAM or device attributes as `kind` says (and links
+    /// the empty tables of its alias, if it has one), and returns the leaves written by level.
+    /// Fails only for a reservation of another stage 2, one made before another change, or an
+    /// alias page's (nothing is written then): the reservation counted every table, so the
+    /// pool cannot run out.
     pub fn commit(
         &mut self,
         reservation: Reservation,
         kind: RegionKind,
     ) -> Result<[u64; 4], GuestMapError> {
+        if reservation.shared {
+            return Err(GuestMapError::StaleReservation);
+        }
+        self.commit_as(reservation, LeafKind::Region(kind))?;
+        for (total, more) in self.leaves.iter_mut().zip(reservation.leaves) {
+            *total += more;
+        }
+        Ok(reservation.leaves)
+    }
+
+    /// Checks that the page at `ipa` can become a shared alias of the page at `pa`: both page
+    /// aligned, `ipa` in the IPA space, its level-3 table there already (a memslot's
+    /// reservation prepared it: [`GuestMapError::Unprepared`] otherwise) and its entry empty.
+    /// Changes nothing.
+    pub fn reserve_alias_page(&self, ipa: u64, pa: u64) -> Result<Reservation, GuestMapError> {
+        // A missing table is missing whether or not the pool could make it.
+        let reservation = match self.reserve(ipa, pa, plan::PAGE) {
+            Err(GuestMapError::OutOfTables { .. }) => Err(GuestMapError::Unprepared { ipa }),
+            other => other,
+        }?;
+        if reservation.tables != 0 {
+            return Err(GuestMapError::Unprepared { ipa });
+        }
+        Ok(Reservation {
+            shared: true,
+            ..reservation
+        })
+    }
+
+    /// Maps the alias page [`Self::reserve_alias_page`] checked. Needs no TLB maintenance (the
+    /// entry was empty) and takes no table; fails, writing nothing, only for a stale
+    /// reservation or one that is not an alias page's.
+    pub fn commit_alias(&mut self, reservation: Reservation) -> Result<(), GuestMapError> {
+        if !reservation.shared {
+            return Err(GuestMapError::StaleReservation);
+        }
+        self.commit_as(reservation, LeafKind::Alias)?;
+        self.aliases += 1;
+        Ok(())
+    }
+
+    /// What the entry at `ipa` (page aligned) holds as an alias: the physical page a shared
+    /// alias page maps, or `None` if nothing is mapped there. [`GuestMapError::NotAnAlias`]
+    /// for any other mapping (a block over it, a page with other attributes).
+    pub fn alias_at(&self, ipa: u64) -> Result<Option<u64>, GuestMapError> {
+        let Some(table) = self.page_table(ipa)? else {
+            return Ok(None);
+        };
+        let level = LAST_LEVEL;
+        match descriptor::decode(self.read(table, ipa, level)?, level) {
+            Descriptor::Empty => Ok(None),
+            Descriptor::Leaf(desc) if Attributes::of(desc) == Attributes::SHARED => {
+                Ok(Some(descriptor::leaf_address(desc, level)))
+            }
+            Descriptor::Leaf(_) => Err(GuestMapError::NotAnAlias { ipa }),
+            _ => Err(GuestMapError::Corrupt { ipa, level }),
+        }
+    }
+
+    /// Unmaps the shared alias page at `ipa`, if one is mapped there, and returns the physical
+    /// page it mapped. Anything but an alias page is refused ([`Self::alias_at`]) and left
+    /// alone. The caller must then have the guest's TLB entries for `ipa` invalidated before
+    /// it relies on the page being unreachable there.
+    pub fn unmap_alias(&mut self, ipa: u64) -> Result<Option<u64>, GuestMapError> {
+        let Some(pa) = self.alias_at(ipa)? else {
+            return Ok(None);
+        };
+        // `alias_at` walked to this table.
+        let table = self
+            .page_table(ipa)?
+            .ok_or(GuestMapError::Corrupt { ipa, level: 0 })?;
+        self.write(table, ipa, LAST_LEVEL, 0)?;
+        self.generation += 1;
+        self.aliases -= 1;
+        Ok(Some(pa))
+    }
+
+    fn commit_as(&mut self, reservation: Reservation, kind: LeafKind) -> Result<(), GuestMapError> {
         if reservation.root_pa != self.root_pa || reservation.generation != self.generation {
             return Err(GuestMapError::StaleReservation);
         }
@@ -230,13 +385,79 @@ impl<'a> GuestStage2<'a> {
             for level in 0..leaf.level {
                 table = self.descend(table, leaf.ipa, level)?;
             }
-            let desc = descriptor::leaf(leaf.pa, leaf.level, kind);
+            let desc = match kind {
+                LeafKind::Region(kind) => descriptor::leaf(leaf.pa, leaf.level, kind),
+                LeafKind::Alias => descriptor::shared_page(leaf.pa),
+            };
             self.write(table, leaf.ipa, leaf.level, desc)?;
         }
-        for (total, more) in self.leaves.iter_mut().zip(reservation.leaves) {
-            *total += more;
+        if let Some(alias) = reservation.alias {
+            for window in plan::alias_windows(alias, reservation.range.size) {
+                let mut table = GuestTable::Root;
+                for level in 0..LAST_LEVEL {
+                    table = self.descend(table, window, level)?;
+                }
+            }
         }
-        Ok(reservation.leaves)
+        Ok(())
+    }
+
+    /// Counts the tables the alias window from `window` (2 MiB) lacks, and checks that no page
+    /// of `[start, end)` in it is mapped (nor any block over it).
+    fn count_alias_window(
+        &self,
+        window: u64,
+        start: u64,
+        end: u64,
+        missing: &mut TableCount,
+    ) -> Result<(), GuestMapError> {
+        let mut table = GuestTable::Root;
+        for level in 0..LAST_LEVEL {
+            match descriptor::decode(self.read(table, window, level)?, level) {
+                Descriptor::Table(pa) => table = self.resolve(pa, window, level)?,
+                Descriptor::Empty => {
+                    missing.add(window, level + 1, LAST_LEVEL);
+                    return Ok(());
+                }
+                Descriptor::Leaf(_) => {
+                    return Err(GuestMapError::Overlaps {
+                        ipa: window.max(start),
+                    });
+                }
+                Descriptor::Annotated(_) | Descriptor::Unknown => {
+                    return Err(GuestMapError::Corrupt { ipa: window, level });
+                }
+            }
+        }
+        let window_end = window + descriptor::entry_size(LAST_LEVEL - 1);
+        let pages = window.max(start)..window_end.min(end);
+        for page in pages.step_by(plan::PAGE as usize) {
+            if self.read(table, page, LAST_LEVEL)? != 0 {
+                return Err(GuestMapError::Overlaps { ipa: page });
+            }
+        }
+        Ok(())
+    }
+
+    /// The level-3 table holding the entry for `ipa` (page aligned, in the IPA space), or
+    /// `None` if the walk meets an empty entry first. A block on the way is
+    /// [`GuestMapError::NotAnAlias`].
+    fn page_table(&self, ipa: u64) -> Result<Option<GuestTable>, GuestMapError> {
+        if !ipa.is_multiple_of(plan::PAGE) || ipa >= self.ipa_limit {
+            return Err(GuestMapError::BadRange);
+        }
+        let mut table = GuestTable::Root;
+        for level in 0..LAST_LEVEL {
+            match descriptor::decode(self.read(table, ipa, level)?, level) {
+                Descriptor::Table(pa) => table = self.resolve(pa, ipa, level)?,
+                Descriptor::Empty => return Ok(None),
+                Descriptor::Leaf(_) => return Err(GuestMapError::NotAnAlias { ipa }),
+                Descriptor::Annotated(_) | Descriptor::Unknown => {
+                    return Err(GuestMapError::Corrupt { ipa, level });
+                }
+            }
+        }
+        Ok(Some(table))
     }
 
     /// [`Self::reserve`], then [`Self::commit`].

@@ -3,6 +3,11 @@
 //! it, and `build.rs` sizes the guest table pool with it (it compiles this file by path), so
 //! the pool is exactly what the configuration's own memslot and devices need.
 //!
+//! A VM with a shared IPA bit (seed 004) also gets, for each memslot, the tables its shared
+//! alias needs were every page of it shared page by page ([`alias_windows`]): aliases are only
+//! ever 4 KiB pages, one per MEM_SHARE, so the pool is sized for all of them and MEM_SHARE
+//! never needs a table it might not get.
+//!
 //! Self-contained on purpose: it names only `core` and `hv_component_config`, which the build
 //! script has too.
 
@@ -98,6 +103,27 @@ impl TableCount {
     }
 }
 
+/// The first IPA of each 2 MiB window (one level-3 table) holding part of `[ipa, ipa + size)`,
+/// in IPA order: the tables a shared alias over that range takes, mapped page by page.
+pub fn alias_windows(ipa: u64, size: u64) -> impl Iterator<Item = u64> {
+    let window = block_size(LAST_LEVEL - 1);
+    let end = ipa.saturating_add(size);
+    // An empty range has no window.
+    let first = if size == 0 { end } else { ipa & !(window - 1) };
+    (0..)
+        .map(move |n: u64| first.saturating_add(n.saturating_mul(window)))
+        .take_while(move |&start| start < end)
+}
+
+/// `ipa` with the shared bit `bit` set: its alias. `None` if the bit is not a page-number bit
+/// of a 48-bit IPA.
+pub const fn alias(ipa: u64, bit: u8) -> Option<u64> {
+    if bit < 12 || bit >= 48 {
+        return None;
+    }
+    Some(ipa | 1 << bit)
+}
+
 /// The pages a region occupies: its start rounded down and its end rounded up to a page.
 pub fn page_span(region: &Region) -> (u64, u64) {
     let start = region.base & !(PAGE - 1);
@@ -138,12 +164,19 @@ pub fn vm_ranges(vm: &Vm) -> Vec<GuestRange, { MAX_DEVICES + 1 }> {
     ranges
 }
 
-/// Tables below the root that mapping [`vm_ranges`] with [`leaves`] takes: the guest's share
-/// of the guest table pool.
+/// Tables below the root that mapping [`vm_ranges`] with [`leaves`] takes, and, for a VM with
+/// a shared IPA bit, the tables of its RAM's alias mapped page by page ([`alias_windows`]):
+/// the guest's share of the guest table pool. The alias lies above every range (the bit is
+/// above the VM's RAM and devices), so counting it last keeps the count in IPA order.
 pub fn vm_tables(vm: &Vm) -> usize {
     let mut count = TableCount::default();
     for leaf in vm_ranges(vm).into_iter().flat_map(leaves) {
         count.add(leaf.ipa, FIRST_BLOCK_LEVEL, leaf.level);
+    }
+    if let Some(start) = vm.shared_ipa_bit.and_then(|bit| alias(vm.ram_ipa, bit)) {
+        for window in alias_windows(start, vm.memory.size) {
+            count.add(window, FIRST_BLOCK_LEVEL, LAST_LEVEL);
+        }
     }
     count.tables()
 }

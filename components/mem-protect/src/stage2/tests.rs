@@ -2,9 +2,10 @@
 //! [`walker`], which knows only the Arm ARM's descriptor format, never the mapper's internals.
 //! [`model`] holds the property test against a reference model; the scenarios here pin down
 //! faults, pool sizing and bad input, those in [`changes`] annotation, unmapping and
-//! device-pool recycling, those in [`fill`] the largest-block policy's table fill, and those in
-//! [`guest`] a guest's stage 2, mapped in full.
+//! device-pool recycling, those in [`fill`] the largest-block policy's table fill, those in
+//! [`guest`] a guest's stage 2, mapped in full, and those in [`aliases`] its shared aliases.
 
+mod aliases;
 mod changes;
 mod fill;
 mod guest;

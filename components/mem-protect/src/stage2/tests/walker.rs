@@ -10,6 +10,8 @@ const ADDRESS: u64 = 0x0000_ffff_ffff_f000;
 
 /// Normal WB (MemAttr 0b1111), S2AP RW, SH inner shareable, AF; XN clear.
 pub const MEMORY_ATTRIBUTES: u64 = (0b1111 << 2) | (0b11 << 6) | (0b11 << 8) | (1 << 10);
+/// A guest's shared alias: as memory, but XN (bit 54).
+pub const SHARED_ATTRIBUTES: u64 = MEMORY_ATTRIBUTES | (1 << 54);
 /// Device-nGnRE (MemAttr 0b0001), S2AP RW, AF, XN (bit 54).
 pub const DEVICE_ATTRIBUTES: u64 = (0b0001 << 2) | (0b11 << 6) | (1 << 10) | (1 << 54);
 
