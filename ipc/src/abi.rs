@@ -97,6 +97,17 @@ pub mod kernel_op {
     /// entry of its VMID). For the memory-protection component after it changes a guest's
     /// tables (each alias of a page is a page of its own).
     pub const GUEST_TLB_INVALIDATE: u64 = 11;
+    /// Make a virtual interrupt pending on a guest vCPU: x2 = guest VM | vCPU << 16, x3 = the
+    /// interrupt packed as `hv_kernel::virq::VirtualIrq::pack` does (INTID bits 0..10,
+    /// priority 16..24, group 1 bit 24, GICv2 SGI source 32..35). The kernel puts it in a list
+    /// register of that vCPU's CPU before the vCPU next runs (kicking that CPU). For the
+    /// component that emulates the guests' distributors. `BadArgument` for the virtual timer's
+    /// INTID (the kernel forwards it), an INTID past 1019, or a vCPU with 32 waiting already.
+    pub const VIRQ_INJECT: u64 = 12;
+    /// How a guest configured its virtual timer's PPI on one vCPU: x2 = guest VM | vCPU << 16,
+    /// x3 = bit 40 set if enabled, with priority (bits 16..24) and group 1 (bit 24). The kernel
+    /// forwards the timer's physical interrupt to that vCPU only while it is enabled.
+    pub const VIRQ_TIMER: u64 = 13;
 }
 
 /// Notification bit the kernel sets on the supervisor when a component faults.

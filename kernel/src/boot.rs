@@ -266,6 +266,7 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
     }
     components::set_up(&table);
     guests::set_up(&table, &features);
+    arch::gic::set_up(&features);
     defmt::info!(
         "kernel tables: {=usize} pages in use (EL2 map, component stage 2s)",
         arch::mmu::pool_pages_used()

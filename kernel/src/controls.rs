@@ -149,16 +149,16 @@ impl TrapControls {
         }
     }
 
-    /// A guest vCPU's, from the host's: allocation tags only for a VM that may use MTE (with
-    /// HCR_EL2.ATA clear its tag accesses are prevented and the MTE registers trap).
+    /// A guest vCPU's, from the host's: physical interrupts (IRQ and FIQ) go to EL2, which
+    /// forwards them as virtual interrupts (and with IMO set the guest's GIC CPU interface is
+    /// the virtual one); allocation tags only for a VM that may use MTE (with HCR_EL2.ATA clear
+    /// its tag accesses are prevented and the MTE registers trap). The host keeps IMO/FMO
+    /// clear: it drives its own CPU interface, as under pKVM.
     pub fn guest(self, may_use_tags: bool) -> Self {
-        if may_use_tags {
-            self
-        } else {
-            Self {
-                hcr: self.hcr & !HCR_ATA,
-                ..self
-            }
+        let hcr = self.hcr | HCR_INTERRUPTS_TO_EL2;
+        Self {
+            hcr: if may_use_tags { hcr } else { hcr & !HCR_ATA },
+            ..self
         }
     }
 
@@ -170,13 +170,16 @@ impl TrapControls {
     /// (`arch::el1`).
     pub fn component(self) -> Self {
         Self {
-            hcr: (self.hcr & !HCR_ATA)
+            hcr: (self.hcr & !(HCR_ATA | HCR_INTERRUPTS_TO_EL2))
                 | (HCR_EL2::TWI::SET + HCR_EL2::TWE::SET + HCR_EL2::TVM::SET + HCR_EL2::TRVM::SET)
                     .value,
             cptr: self.cptr | (CPTR_EL2::TFP::Trapped + CPTR_EL2::TCPAC::SET).value,
         }
     }
 }
+
+/// HCR_EL2.IMO | FMO: physical IRQs and FIQs are taken to EL2.
+const HCR_INTERRUPTS_TO_EL2: u64 = (1 << 4) | (1 << 3);
 
 /// HCR_EL2.ATA (bit 56, FEAT_MTE2): EL1 and EL0 may access allocation tags. `aarch64-cpu`
 /// does not name it.
@@ -327,11 +330,16 @@ mod tests {
     #[test]
     fn tags_are_for_the_host_and_guests_that_may_use_them_only() {
         let host = TrapControls::host(&RICH);
-        assert_eq!(host.guest(true), host);
-        assert_eq!(host.guest(false).hcr, host.hcr & !(1 << 56));
+        let interrupts = (1 << 4) | (1 << 3);
+        assert_eq!(host.guest(true).hcr, host.hcr | interrupts);
+        assert_eq!(host.guest(false).hcr, (host.hcr | interrupts) & !(1 << 56));
         assert_eq!(host.component().hcr & (1 << 56), 0);
         let plain = TrapControls::host(&PLAIN);
-        assert_eq!(plain.guest(true), plain, "no MTE, no tags to give");
+        assert_eq!(
+            plain.guest(true).hcr,
+            plain.hcr | interrupts,
+            "no MTE, no tags to give"
+        );
     }
 
     #[test]
@@ -352,10 +360,10 @@ mod tests {
         for features in [PLAIN, RICH] {
             let host = TrapControls::host(&features);
             let component = host.component();
-            assert_eq!(
-                component.hcr,
-                (host.hcr & !(1 << 56)) | (1 << 13) | (1 << 14) | (1 << 26) | (1 << 30)
-            );
+            let expected = (host.hcr & !(1 << 56)) | (1 << 13) | (1 << 14) | (1 << 26) | (1 << 30);
+            assert_eq!(component.hcr, expected);
+            // Under a guest vCPU too: a component never takes the guest's interrupts.
+            assert_eq!(host.guest(true).component().hcr, expected);
             assert_eq!(component.cptr, host.cptr | (1 << 10) | (1 << 31));
         }
     }

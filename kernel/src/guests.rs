@@ -8,7 +8,7 @@
 //! enforces what the manifest fixed: which CPU runs which vCPU, and that a VM's memory is
 //! reloaded only while none of its vCPUs runs.
 
-use crate::{arch, components, cpus};
+use crate::{arch, components, cpus, interrupts};
 use hv_abi::{BootTable, MAX_GUESTS, VmDescriptor};
 use hv_ipc::abi::SyscallError;
 use hv_ipc::guest_abi::psci;
@@ -37,6 +37,18 @@ pub fn owner_of_cpu(index: usize) -> Option<(u16, usize)> {
         let vcpu = guest.descriptor.vcpu_on(index)?;
         Some((guest.descriptor.vm, vcpu))
     })
+}
+
+/// The physical CPU of the guest vCPU a kernel operation names as `vm | vcpu << 16`.
+pub fn cpu_of_vcpu(vm_and_vcpu: u64) -> Result<usize, SyscallError> {
+    let vm = (vm_and_vcpu & 0xffff) as u16;
+    let vcpu = (vm_and_vcpu >> 16) as usize;
+    if vm_and_vcpu >> 32 != 0 {
+        return Err(SyscallError::BadArgument);
+    }
+    guest(vm)
+        .and_then(|guest| guest.descriptor.cpu_of(vcpu))
+        .ok_or(SyscallError::BadArgument)
 }
 
 /// Guest VM `vm`'s VTTBR_EL2 value (its stage-2 root and VMID), if it is a guest.
@@ -218,6 +230,12 @@ pub fn stop_for_vm(vm: u16, vcpu: usize) -> ! {
 pub fn request_stop(vm: u16) -> Result<bool, SyscallError> {
     let guest = guest(vm).ok_or(SyscallError::BadArgument)?;
     let stopped = guest.run.lock().request_stop();
+    // Its running vCPUs exit at once: the kick is a physical interrupt on their CPUs.
+    for vcpu in 0..guest.descriptor.vcpu_count() {
+        if let Some(cpu) = guest.descriptor.cpu_of(vcpu) {
+            crate::arch::gic::kick(cpu);
+        }
+    }
     defmt::info!(
         "VM {=str}: stop requested{=str}",
         guest.descriptor.name(),
@@ -256,6 +274,11 @@ pub fn load(vm: u16, caller: Option<usize>) -> Result<(), SyscallError> {
         return Err(SyscallError::BadArgument);
     }
     copy_images(&guest.descriptor);
+    for vcpu in 0..guest.descriptor.vcpu_count() {
+        if let Some(cpu) = guest.descriptor.cpu_of(vcpu) {
+            interrupts::forget(cpu);
+        }
+    }
     let loads = run.counts().loads;
     drop(run);
     defmt::info!(
@@ -328,6 +351,8 @@ pub fn enter_on_this_cpu(index: usize, features: &CpuFeatures) -> ! {
     let vmpidr = (1 << 31) | vcpu as u64;
     let controls = arch::configure_guest_controls(vttbr, features, vmpidr).guest(descriptor.mte);
     components::set_vcpu_world(controls, vttbr, vm, vcpu as u16);
+    interrupts::start_vcpu(index);
+    interrupts::before_resuming_vcpu(index);
     defmt::info!(
         "cpu{=usize}: VM {=str} vCPU {=usize} enters at {=u64:#x} (x0 {=u64:#x})",
         index,

@@ -23,4 +23,5 @@ pub mod memory_map;
 pub mod pending;
 pub mod profile;
 pub mod trap_stats;
+pub mod virq;
 pub mod worlds;

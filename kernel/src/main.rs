@@ -21,6 +21,8 @@ mod cpus;
 #[cfg(target_os = "none")]
 mod guests;
 #[cfg(target_os = "none")]
+mod interrupts;
+#[cfg(target_os = "none")]
 mod log;
 #[cfg(target_os = "none")]
 mod traps;

@@ -16,6 +16,7 @@ use crate::arch::{self, GuestFrame};
 use crate::components::{self, Here};
 use crate::cpus::{self, psci_status};
 use crate::guests;
+use crate::interrupts;
 use hv_abi::ExitStatus;
 use hv_ipc::abi;
 use hv_ipc::addr::Ipa;
@@ -39,6 +40,8 @@ pub static COUNTERS: TrapCounters = TrapCounters::new();
 
 /// Exception kinds as the vectors in entry.S number them.
 const KIND_SYNC: u64 = 0;
+const KIND_IRQ: u64 = 1;
+const KIND_FIQ: u64 = 2;
 const KIND_AARCH32: u64 = 4;
 
 /// Called by entry.S for every exception from a guest or a component (whose registers it saved
@@ -57,8 +60,14 @@ extern "C" fn handle_guest_exit(kind: u64) -> *mut GuestFrame {
 fn handle(here: &mut Here, kind: u64) {
     let cpu = arch::cpu_index();
     if kind != KIND_SYNC && kind != KIND_AARCH32 {
-        // With IMO/FMO/AMO clear, interrupts go to EL1; one here is spurious. Count it.
+        // Only a guest vCPU runs with IMO/FMO set: a physical interrupt on its CPU. (The host
+        // and components run with them clear; an SError is only counted.)
         COUNTERS.record(cpu, TrapClass::Interrupt);
+        if kind == KIND_IRQ || kind == KIND_FIQ {
+            interrupts::take_physical(cpu);
+            stop_if_its_vm_stops(here);
+            interrupts::before_resuming_vcpu(cpu);
+        }
         return;
     }
     let component = here.current();
@@ -103,6 +112,9 @@ fn handle(here: &mut Here, kind: u64) {
         };
         checkpoint(cpu, point);
     }
+    // Virtual interrupts made pending meanwhile reach the vCPU's list registers (a load and a
+    // branch on CPUs that have none).
+    interrupts::before_resuming_vcpu(cpu);
 }
 
 /// Every trap but an HVC: decoded in full.
@@ -691,5 +703,9 @@ pub fn report_counters() {
                 COUNTERS.get(cpu, class)
             );
         }
+    }
+    let delivered = interrupts::delivered();
+    if delivered != 0 {
+        defmt::info!("virq-count delivered={=u64}", delivered);
     }
 }

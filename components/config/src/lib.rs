@@ -106,6 +106,35 @@ pub struct System {
     pub vms: Vec<Vm, MAX_VMS>,
     /// Every component, by id.
     pub components: Vec<ComponentSummary, MAX_COMPONENTS>,
+    /// The board's interrupt controllers, one per GIC version it may have (QEMU's virt has a
+    /// GICv2 and a GICv3, chosen when it starts; the CPU tells which is there). Guests see the
+    /// same layout, emulated.
+    #[serde(default)]
+    pub gics: Vec<Gic, 2>,
+}
+
+/// One GIC configuration of the board, where every VM sees it.
+#[derive(Serialize, Deserialize, Debug, Clone, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct Gic {
+    /// The architecture version: 2 or 3.
+    pub version: u8,
+    /// The distributor (GICD).
+    pub distributor: Region,
+    /// GICv3: the redistributors (GICR), one frame of `redistributor_stride` bytes per CPU.
+    #[serde(default)]
+    pub redistributors: Region,
+    /// GICv3: bytes per CPU within `redistributors`.
+    #[serde(default)]
+    pub redistributor_stride: u64,
+    /// GICv2: the CPU interface (GICC), where a guest finds its virtual one.
+    #[serde(default)]
+    pub cpu_interface: Region,
+    /// GICv2: the virtual CPU interface (GICV) mapped at a guest's `cpu_interface`.
+    #[serde(default)]
+    pub virtual_cpu_interface: Region,
+    /// The EL1 virtual timer's PPI (INTID).
+    pub virtual_timer: u32,
 }
 
 impl System {
@@ -175,6 +204,9 @@ pub struct Device {
     pub region: Region,
     /// How the VM reaches it.
     pub mode: DeviceMode,
+    /// Its interrupt (GIC INTID), if it has one: the SPI an emulated device raises.
+    #[serde(default)]
+    pub interrupt: Option<u32>,
 }
 
 /// Device models components tell apart.

@@ -9,7 +9,7 @@ use crate::service::MAX_GUEST_VMS;
 use crate::stage2::plan::{page_span, passthrough_spans};
 use crate::stage2::{IpaRange, MappingPolicy};
 use hv_component_config::heapless::Vec;
-use hv_component_config::{ComponentConfig, DeviceMode, MAX_DEVICES, MAX_VMS};
+use hv_component_config::{ComponentConfig, DeviceMode, MAX_DEVICES, MAX_VMS, System};
 
 /// The page size every range is rounded to.
 const PAGE: u64 = 4096;
@@ -121,6 +121,15 @@ pub fn host_layout(config: &ComponentConfig) -> Result<HostLayout, LayoutError> 
     })
 }
 
+/// The GICv2 virtual CPU interfaces (GICV) of the board, as `(start, end)` pages.
+fn virtual_cpu_interfaces(system: &System) -> impl Iterator<Item = (u64, u64)> + '_ {
+    system
+        .gics
+        .iter()
+        .filter(|gic| gic.version == 2 && gic.virtual_cpu_interface.size != 0)
+        .map(|gic| page_span(&gic.virtual_cpu_interface))
+}
+
 /// The guest VMs `config` declares (every VM but the host), by id.
 pub fn guest_layouts(
     config: &ComponentConfig,
@@ -130,8 +139,12 @@ pub fn guest_layouts(
         if vm.id == 0 || usize::from(vm.id) > MAX_GUEST_VMS {
             return Err(LayoutError::BadGuest(vm.id));
         }
+        // Its passed-through devices, and a GICv2's virtual CPU interface (GICV, banked per
+        // CPU), which the VM manager maps where the guest finds its CPU interface.
         let devices: Vec<IpaRange, MAX_DEVICES> = passthrough_spans(vm)
+            .chain(virtual_cpu_interfaces(&config.system))
             .map(|(start, end)| IpaRange::new(start, end))
+            .take(MAX_DEVICES)
             .collect();
         if let Some(bit) = vm.shared_ipa_bit {
             // A page-number bit below 48 (`alias` of 0 is the bit itself), above its RAM and
@@ -200,6 +213,7 @@ mod tests {
                     kind: DeviceKind::Pl011,
                     region: Region { base, size },
                     mode,
+                    interrupt: None,
                 })
                 .collect(),
         }
@@ -231,6 +245,7 @@ mod tests {
                 },
                 vms: [host].into_iter().collect(),
                 components: Default::default(),
+                gics: Default::default(),
             },
             settings,
         }

@@ -133,6 +133,15 @@ __component_rt_vectors:
         unsafe { asm!("udf #0", options(noreturn, nomem, nostack)) }
     }
 
+    /// Whether the CPU has the GICv3 system-register interface (ID_AA64PFR0_EL1.GIC): the
+    /// machine's GIC is a GICv3 (else a GICv2, on the boards this hypervisor runs on).
+    pub fn has_gic_system_registers() -> bool {
+        let pfr0: u64;
+        // SAFETY: reading an ID register at EL1 (not trapped for components) has no effect.
+        unsafe { asm!("mrs {}, id_aa64pfr0_el1", out(reg) pfr0, options(nomem, nostack)) };
+        (pfr0 >> 24) & 0xf != 0
+    }
+
     /// Waits forever (after a system call that should not have returned).
     pub fn halt() -> ! {
         loop {
@@ -159,6 +168,11 @@ mod host {
     /// Host stand-in for `udf #0`.
     pub fn udf() -> ! {
         panic!("hv-component-rt: udf executed on the host")
+    }
+
+    /// Host stand-in: components only run on aarch64.
+    pub fn has_gic_system_registers() -> bool {
+        panic!("hv-component-rt: ID register read on the host")
     }
 
     /// Host stand-in: components only run on aarch64.

@@ -217,6 +217,19 @@ impl Distributor {
         count
     }
 
+    /// How `vcpu`'s private interrupt `intid` (a PPI) is to be delivered, for one whose
+    /// pending state lives elsewhere (the virtual timer, which the kernel forwards from the
+    /// hardware): its priority and group while it is enabled and its group is enabled in
+    /// GICD_CTLR, `None` otherwise (also for an SGI, an SPI or a vCPU the VM does not have).
+    pub fn private_delivery(&self, vcpu: usize, intid: u32) -> Option<(u8, bool)> {
+        let intid = intid as usize;
+        if vcpu >= self.nr_vcpus || !(NR_SGIS..NR_PRIVATE).contains(&intid) {
+            return None;
+        }
+        let irq = self.irq(vcpu, intid);
+        (irq.enabled && self.group_enabled(irq.group1)).then_some((irq.priority, irq.group1))
+    }
+
     /// The kernel put this interrupt into one of `vcpu`'s list registers, as pending. An edge
     /// moves its pending state into the register; a level-sensitive interrupt stays pending as
     /// long as its line is high. `source`: the sender of a GICv2 SGI (ignored otherwise).

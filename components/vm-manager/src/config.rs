@@ -20,6 +20,8 @@ pub struct EmulatedDevice<'a> {
     pub base: u64,
     /// Size in bytes (a non-zero multiple of 4 KiB).
     pub size: u64,
+    /// The interrupt (GIC INTID) its model raises, if the board gives it one.
+    pub interrupt: Option<u32>,
 }
 
 impl EmulatedDevice<'_> {
@@ -44,6 +46,7 @@ pub fn emulated_devices(system: &System) -> heapless::Vec<EmulatedDevice<'_>, MA
             name: device.name.as_str(),
             base: device.region.base,
             size: device.region.size,
+            interrupt: device.interrupt,
         })
         .take(MAX_EMULATED)
         .collect()
@@ -80,6 +83,7 @@ mod tests {
             kind: DeviceKind::Pl011,
             region: Region { base, size: 0x1000 },
             mode,
+            interrupt: None,
         };
         let vm = |id, vm_name: &str, devices: &[Device]| Vm {
             id,
@@ -124,6 +128,7 @@ mod tests {
             .into_iter()
             .collect(),
             components,
+            gics: Default::default(),
         }
     }
 
@@ -138,13 +143,15 @@ mod tests {
                     vm: 0,
                     name: "uart0",
                     base: 0x900_0000,
-                    size: 0x1000
+                    size: 0x1000,
+                    interrupt: None
                 },
                 EmulatedDevice {
                     vm: 1,
                     name: "uart0",
                     base: 0x900_0000,
-                    size: 0x1000
+                    size: 0x1000,
+                    interrupt: None
                 },
             ]
         );

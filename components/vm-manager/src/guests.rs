@@ -8,10 +8,11 @@
 //! memslot per guest today (the manifest gives each VM one RAM range); the memory-protection
 //! component keeps several, so a VM with split RAM needs no new protocol.
 
-use hv_component_config::{DeviceMode, System, Vm};
+use hv_component_config::{DeviceMode, Region, System, Vm};
 
-/// Most memslots and passed-through devices one guest is created with.
-pub const MAX_STEPS: usize = 1 + hv_component_config::MAX_DEVICES;
+/// Most memslots and devices one guest is created with: its RAM, its passed-through devices
+/// and a GICv2 virtual CPU interface.
+pub const MAX_STEPS: usize = 2 + hv_component_config::MAX_DEVICES;
 
 /// One step of a guest's creation.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -25,10 +26,14 @@ pub enum Step {
         /// Bytes.
         size: u64,
     },
-    /// Map a device passed through to the guest (IPA = PA).
+    /// Map device registers `[pa, pa + size)` at `[ipa, ipa + size)`: a device passed through
+    /// (IPA = PA), or the GICv2 virtual CPU interface (GICV) where the guest's GIC has its CPU
+    /// interface (GICC).
     Device {
-        /// First address.
-        base: u64,
+        /// First IPA.
+        ipa: u64,
+        /// First physical address.
+        pa: u64,
         /// Bytes, page aligned.
         size: u64,
     },
@@ -40,8 +45,12 @@ pub fn guests(system: &System) -> impl Iterator<Item = &Vm> {
 }
 
 /// How guest `vm` is created: its memslot, then its passed-through devices (each rounded out
-/// to whole pages).
-pub fn plan(vm: &Vm) -> heapless::Vec<Step, MAX_STEPS> {
+/// to whole pages), then, on a GICv2, `virtual_cpu_interface` (GICV's physical range and the
+/// GICC address the guest finds it at).
+pub fn plan(
+    vm: &Vm,
+    virtual_cpu_interface: Option<(u64, Region)>,
+) -> heapless::Vec<Step, MAX_STEPS> {
     const PAGE: u64 = 4096;
     let mut steps = heapless::Vec::new();
     // The capacity holds one memslot and every device a VM can have.
@@ -58,8 +67,16 @@ pub fn plan(vm: &Vm) -> heapless::Vec<Step, MAX_STEPS> {
         let base = device.region.base & !(PAGE - 1);
         let end = device.region.end().next_multiple_of(PAGE);
         let _ = steps.push(Step::Device {
-            base,
+            ipa: base,
+            pa: base,
             size: end - base,
+        });
+    }
+    if let Some((ipa, gicv)) = virtual_cpu_interface {
+        let _ = steps.push(Step::Device {
+            ipa,
+            pa: gicv.base,
+            size: gicv.size,
         });
     }
     steps
@@ -161,6 +178,7 @@ mod tests {
                     kind: DeviceKind::Other,
                     region: Region { base, size },
                     mode,
+                    interrupt: None,
                 })
                 .collect(),
         }
@@ -177,7 +195,7 @@ mod tests {
             ],
         );
         assert_eq!(
-            plan(&guest).as_slice(),
+            plan(&guest, None).as_slice(),
             [
                 Step::Memslot {
                     ipa: 0x4000_0000,
@@ -186,10 +204,24 @@ mod tests {
                 },
                 // Emulated devices stay unmapped; a passed-through one is rounded to its page.
                 Step::Device {
-                    base: 0x0901_0000,
+                    ipa: 0x0901_0000,
+                    pa: 0x0901_0000,
                     size: 0x1000
                 },
             ]
+        );
+        // On a GICv2 the virtual CPU interface comes last, at the CPU interface's address.
+        let gicv = Region {
+            base: 0x0804_0000,
+            size: 0x2000,
+        };
+        assert_eq!(
+            plan(&guest, Some((0x0801_0000, gicv))).last(),
+            Some(&Step::Device {
+                ipa: 0x0801_0000,
+                pa: 0x0804_0000,
+                size: 0x2000
+            })
         );
     }
 
@@ -199,6 +231,7 @@ mod tests {
             hypervisor: Region::default(),
             vms: Default::default(),
             components: Default::default(),
+            gics: Default::default(),
         };
         system.vms.push(vm(0, true, &[])).unwrap();
         system.vms.push(vm(1, false, &[])).unwrap();

@@ -46,6 +46,8 @@ mod pl011;
 mod policy;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod probe;
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod vgic;
 
 #[cfg(target_os = "none")]
 mod component {
@@ -76,8 +78,12 @@ mod component {
     use crate::guests::{self, Step};
     use crate::mmio::{self, Refusal};
     use crate::pl011::Pl011;
+    use crate::vgic::{self, Gics, Outcome};
     use crate::{console, policy};
-    use hv_component_rt::hv_component_config::System;
+    use hv_component_rt::hv_component_config::{Region, System};
+
+    /// The guests' emulated GICs: several KiB each, more than the stack holds.
+    static mut GUEST_GICS: Gics = Gics::EMPTY;
 
     hv_component_rt::component_main!(main);
 
@@ -114,6 +120,17 @@ mod component {
         if settings.probe_grants {
             crate::probe::run(&mut ipc);
         }
+        let gic_layout = vgic::layout(system, arch::has_gic_system_registers());
+        match &gic_layout {
+            Some(layout) => info!(
+                "vm-manager: guests' GIC: {}, distributor at {=u64:#x}",
+                defmt::Debug2Format(&layout.version),
+                layout.distributor.base
+            ),
+            None => {
+                warn!("vm-manager: the configuration describes no GIC: guests get no interrupts")
+            }
+        }
         let mut server = VmManager {
             system,
             emulated,
@@ -129,6 +146,14 @@ mod component {
             guard_cache: GuardCache::new(),
             creating_guests: false,
             lifecycle: guests::Lifecycle::new(),
+            gics: {
+                let gics = &raw mut GUEST_GICS;
+                // SAFETY: `main` runs once per start and is the only code that names the
+                // static; the reference lives for the rest of the component's life.
+                let gics = unsafe { &mut *gics };
+                gics.set_up(system, gic_layout);
+                gics
+            },
         };
         serve_forever(&mut ipc, &mut server)
     }
@@ -157,6 +182,8 @@ mod component {
         creating_guests: bool,
         /// What became of each guest, for the host's HOST_VM_STATE.
         lifecycle: guests::Lifecycle,
+        /// The guests' emulated interrupt controllers.
+        gics: &'static mut Gics,
     }
 
     impl VmManager {
@@ -238,12 +265,40 @@ mod component {
 
         fn emulate(
             ipc: &mut Ipc,
-            devices: Devices,
+            mut devices: Devices,
             access: Access,
             console: &mut Console,
         ) -> Result<TrapResolution, Refusal> {
-            let (index, offset) =
-                mmio::locate(devices.emulated, access.vm, access.ipa, access.size)?;
+            let located = mmio::locate(devices.emulated, access.vm, access.ipa, access.size);
+            let gic_access = matches!(located, Err(Refusal::NoDevice))
+                && devices.gics.layout().is_some()
+                && access.vm != 0;
+            if let Some(cache) = devices.mmio_guard.as_deref_mut()
+                && gic_access
+            {
+                let len = u64::from(access.size);
+                if !cache.allows(access.vm, access.ipa, len) && Self::ask_guard(ipc, access)? {
+                    cache.remember(access.vm, access.ipa, len);
+                }
+            }
+            if gic_access {
+                let value = access.write.then_some(access.value);
+                let outcome = devices.gics.access(
+                    access.vm,
+                    usize::from(access.vcpu),
+                    access.ipa.0,
+                    access.size,
+                    value,
+                    &mut KernelVirqs,
+                );
+                return match outcome {
+                    None => Err(Refusal::NoDevice),
+                    Some(Err(bad)) => Err(Refusal::Gic(bad)),
+                    Some(Ok(Outcome::Read(value))) => Ok(TrapResolution::MmioRead { value }),
+                    Some(Ok(Outcome::Written)) => Ok(TrapResolution::MmioWritten),
+                };
+            }
+            let (index, offset) = located?;
             if let Some(cache) = devices.mmio_guard {
                 let len = u64::from(access.size);
                 if !cache.allows(access.vm, access.ipa, len) && Self::ask_guard(ipc, access)? {
@@ -251,16 +306,25 @@ mod component {
                 }
             }
             let uart = devices.uarts.get_mut(index).ok_or(Refusal::NoDevice)?;
-            if access.write {
+            let resolution = if access.write {
                 uart.write(offset, access.size, access.value, |line| {
                     console.write_line(access.vm, line)
                 })
                 .map_err(Refusal::Device)?;
-                Ok(TrapResolution::MmioWritten)
+                TrapResolution::MmioWritten
             } else {
                 let value = uart.read(offset, access.size).map_err(Refusal::Device)?;
-                Ok(TrapResolution::MmioRead { value })
+                TrapResolution::MmioRead { value }
+            };
+            // The UART's interrupt line drives the SPI the guest's DTB names.
+            if let (Some(level), Some(intid)) =
+                (uart.take_line_change(), devices.emulated[index].interrupt)
+            {
+                devices
+                    .gics
+                    .set_line(access.vm, intid, level, &mut KernelVirqs);
             }
+            Ok(resolution)
         }
 
         /// Asks the MMIO guard whether the access may be emulated; `Ok(true)` if the "yes" may
@@ -345,8 +409,14 @@ mod component {
             if !core::mem::take(&mut self.creating_guests) {
                 return;
             }
+            // A GICv2 guest's CPU interface is GICV, mapped where the board has GICC.
+            let virtual_cpu_interface = self
+                .gics
+                .layout()
+                .filter(|layout| layout.version == hv_vgic::Version::V2)
+                .map(|layout| (layout.cpu_interface.base, layout.virtual_cpu_interface));
             for vm in guests::guests(self.system) {
-                if let Err(why) = Self::create_guest(ipc, vm) {
+                if let Err(why) = Self::create_guest(ipc, vm, virtual_cpu_interface) {
                     self.lifecycle.failed(vm.id);
                     warn!(
                         "vm-manager: guest VM {=u16} {=str} not created: {=str}",
@@ -385,8 +455,9 @@ mod component {
         fn create_guest(
             ipc: &mut Ipc,
             vm: &hv_component_rt::hv_component_config::Vm,
+            virtual_cpu_interface: Option<(u64, Region)>,
         ) -> Result<(), &'static str> {
-            for step in guests::plan(vm) {
+            for step in guests::plan(vm, virtual_cpu_interface) {
                 let request = match step {
                     Step::Memslot { ipa, pa, size } => MemProtectRequest::AddMemslot {
                         vm: vm.id,
@@ -394,10 +465,10 @@ mod component {
                         pa,
                         size,
                     },
-                    Step::Device { base, size } => MemProtectRequest::MapDevice {
+                    Step::Device { ipa, pa, size } => MemProtectRequest::MapDevice {
                         vm: vm.id,
-                        ipa: base,
-                        pa: base,
+                        ipa,
+                        pa,
                         size,
                     },
                 };
@@ -552,6 +623,7 @@ mod component {
         /// included) goes out, and they are back in their reset state.
         fn reset_devices(&mut self, vm: u16) {
             self.flush_consoles(vm);
+            self.gics.reset(vm);
             for (device, uart) in self.emulated.iter().zip(self.uarts.iter_mut()) {
                 if device.vm == vm {
                     *uart = Pl011::new();
@@ -571,6 +643,47 @@ mod component {
         value: u64,
     }
 
+    /// The kernel operations the guests' emulated GICs need.
+    struct KernelVirqs;
+
+    impl vgic::Kernel for KernelVirqs {
+        fn inject(&mut self, vm: u16, vcpu: usize, irq: &hv_vgic::Pending) {
+            let packed = u64::from(irq.intid)
+                | u64::from(irq.priority) << 16
+                | u64::from(irq.group1) << 24
+                | u64::from(irq.source.unwrap_or(0)) << 32;
+            let target = u64::from(vm) | (vcpu as u64) << 16;
+            if let Err(error) =
+                hv_component_rt::kernel_op(kernel_op::VIRQ_INJECT, [target, packed, 0, 0])
+            {
+                warn!(
+                    "vm-manager: vm{=u16} vcpu{=usize}: VIRQ_INJECT of INTID {=u32} refused ({=i64})",
+                    vm,
+                    vcpu,
+                    irq.intid,
+                    error.code()
+                );
+            }
+        }
+
+        fn timer(&mut self, vm: u16, vcpu: usize, delivery: Option<(u8, bool)>) {
+            let configuration = delivery.map_or(0, |(priority, group1)| {
+                1 << 40 | u64::from(priority) << 16 | u64::from(group1) << 24
+            });
+            let target = u64::from(vm) | (vcpu as u64) << 16;
+            if let Err(error) =
+                hv_component_rt::kernel_op(kernel_op::VIRQ_TIMER, [target, configuration, 0, 0])
+            {
+                warn!(
+                    "vm-manager: vm{=u16} vcpu{=usize}: VIRQ_TIMER refused ({=i64})",
+                    vm,
+                    vcpu,
+                    error.code()
+                );
+            }
+        }
+    }
+
     /// The emulated devices and their models, for one access.
     struct Devices<'a> {
         /// The devices, by index.
@@ -579,6 +692,8 @@ mod component {
         uarts: &'a mut [Pl011],
         /// When the MMIO guard must be asked first: what it allowed before.
         mmio_guard: Option<&'a mut GuardCache>,
+        /// The guests' emulated GICs.
+        gics: &'a mut Gics,
     }
 
     /// The machine's console, for VMs' lines.
@@ -723,6 +838,7 @@ mod component {
                     .services
                     .mmio_guard
                     .then_some(&mut manager.guard_cache),
+                gics: &mut *manager.gics,
             };
             VmManager::mmio(self.ipc, devices, access, &mut console)
         }

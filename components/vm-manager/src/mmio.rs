@@ -26,6 +26,8 @@ pub enum Refusal {
     GuardUnavailable,
     /// The device model cannot take it (see [`crate::pl011::BadAccess`]).
     Device(crate::pl011::BadAccess),
+    /// The emulated GIC cannot take it (a size or offset its registers do not accept).
+    Gic(hv_vgic::BadAccess),
 }
 
 impl Refusal {
@@ -38,6 +40,7 @@ impl Refusal {
             Refusal::GuardRefused => "refused by the MMIO guard",
             Refusal::GuardUnavailable => "MMIO guard unavailable",
             Refusal::Device(bad) => bad.name(),
+            Refusal::Gic(_) => "GIC register access the architecture does not allow",
         }
     }
 }
@@ -78,18 +81,21 @@ mod tests {
             name: "uart0",
             base: 0x900_0000,
             size: 0x1000,
+            interrupt: None,
         },
         EmulatedDevice {
             vm: 1,
             name: "uart0",
             base: 0x900_0000,
             size: 0x1000,
+            interrupt: None,
         },
         EmulatedDevice {
             vm: 0,
             name: "uart1",
             base: 0x900_2000,
             size: 0x2000,
+            interrupt: None,
         },
     ];
 

@@ -3,9 +3,10 @@
 //! PANIC, FAULT and the granted kernel operations that touch the machine.
 
 use super::{Here, registry};
-use crate::{arch, guests};
+use crate::{arch, guests, interrupts};
 use hv_abi::ComponentDescriptor;
 use hv_ipc::abi::{self, SyscallError, kernel_op, syscall};
+use hv_kernel::virq::VirtualIrq;
 
 /// Serves system call `number` with x1..x3 = `args` from component `index` (on top of this
 /// CPU). KERNEL_OP has been checked against the manifest's grants.
@@ -151,6 +152,24 @@ fn kernel_operation(
             // The vCPU under this call, if it is the VM's, is stopped here serving the reset.
             let caller = (target == vm).then_some(usize::from(vcpu));
             guests::load(target, caller).map(|()| [0; 3])
+        }
+        kernel_op::VIRQ_INJECT => {
+            let target = guests::cpu_of_vcpu(a)?;
+            let irq = VirtualIrq::unpack(b).ok_or(SyscallError::BadArgument)?;
+            interrupts::inject(arch::cpu_index(), target, irq).map(|()| [0; 3])
+        }
+        kernel_op::VIRQ_TIMER => {
+            let target = guests::cpu_of_vcpu(a)?;
+            const ENABLED: u64 = 1 << 40;
+            let irq = VirtualIrq::unpack(b & !ENABLED).ok_or(SyscallError::BadArgument)?;
+            interrupts::configure_timer(
+                arch::cpu_index(),
+                target,
+                b & ENABLED != 0,
+                irq.priority,
+                irq.group1,
+            );
+            Ok([0; 3])
         }
         _ => Err(SyscallError::NoSuchTarget),
     }

@@ -172,6 +172,22 @@ const VECTOR_NAMES: [&str; 16] = [
     "SError (lower EL, AArch32)",
 ];
 
+/// Vector index of "IRQ, current EL with SP_ELx" (`VBAR_EL1 + 0x280`).
+#[cfg(target_os = "none")]
+const IRQ_CURRENT_EL_SPX: u64 = 5;
+
+/// The IRQ handler [`set_irq_handler`] installed (a `fn()` as an address; 0: none).
+#[cfg(target_os = "none")]
+static IRQ_HANDLER: core::sync::atomic::AtomicUsize = core::sync::atomic::AtomicUsize::new(0);
+
+/// Installs `handler` for IRQs taken at EL1 on any CPU (tests of interrupt delivery). Without
+/// one, an IRQ is an unexpected exception and ends the run. The handler acknowledges and
+/// completes the interrupt itself; it runs with IRQs masked.
+#[cfg(target_os = "none")]
+pub fn set_irq_handler(handler: fn()) {
+    IRQ_HANDLER.store(handler as usize, core::sync::atomic::Ordering::Release);
+}
+
 #[cfg(target_os = "none")]
 static ARMED: Global<bool> = Global::new(false);
 #[cfg(target_os = "none")]
@@ -230,6 +246,15 @@ pub(crate) fn handle(kind: u64, elr: &mut u64, lr: u64, esr: u64, far: u64) {
         far,
         elr: *elr,
     };
+    if kind == IRQ_CURRENT_EL_SPX {
+        let handler = IRQ_HANDLER.load(core::sync::atomic::Ordering::Acquire);
+        if handler != 0 {
+            // SAFETY: only `set_irq_handler` stores here, and it stores a `fn()`.
+            let handler: fn() = unsafe { core::mem::transmute::<usize, fn()>(handler) };
+            handler();
+            return;
+        }
+    }
     if kind == SYNC_CURRENT_EL_SPX && crate::smp::is_boot_cpu() && ARMED.get() {
         ARMED.set(false);
         TAKEN.set(Some(taken));

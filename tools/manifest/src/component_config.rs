@@ -60,6 +60,7 @@ impl Manifest {
                         DeviceMode::Passthrough => config::DeviceMode::Passthrough,
                         DeviceMode::Emulated => config::DeviceMode::Emulated,
                     },
+                    interrupt: grant.device.interrupt,
                 };
                 push(&mut devices, device, "devices in one VM")?;
             }
@@ -112,11 +113,36 @@ impl Manifest {
             };
             push(&mut components, summary, "components")?;
         }
+        let mut gics = heapless::Vec::new();
+        for gic in self.board.gics {
+            let mut described = config::Gic {
+                version: 2,
+                distributor: region(gic.gicd),
+                redistributors: config::Region::default(),
+                redistributor_stride: 0,
+                cpu_interface: config::Region::default(),
+                virtual_cpu_interface: config::Region::default(),
+                virtual_timer: self.board.timer.virt,
+            };
+            match gic.cpu_interfaces {
+                hv_board::GicCpuInterfaces::V2 { gicc, gicv, .. } => {
+                    described.cpu_interface = region(gicc);
+                    described.virtual_cpu_interface = region(gicv);
+                }
+                hv_board::GicCpuInterfaces::V3 { gicr, gicr_stride } => {
+                    described.version = 3;
+                    described.redistributors = region(gicr);
+                    described.redistributor_stride = gicr_stride;
+                }
+            }
+            push(&mut gics, described, "GICs")?;
+        }
         Ok(config::System {
             ram: region(self.machine.usable),
             hypervisor: region(self.machine.hypervisor),
             vms,
             components,
+            gics,
         })
     }
 

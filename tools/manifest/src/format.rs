@@ -241,7 +241,8 @@ pub struct ComponentSpec {
     /// Its memory: code, data, stack and message buffers; a multiple of 4 KiB. Default "1M".
     #[serde(default)]
     pub memory: Option<String>,
-    /// Its stack, a multiple of 4 KiB below `memory`. Default "16K".
+    /// Its stack, a multiple of 4 KiB below `memory`. Default "64K" (the VM manager builds one
+    /// emulated GIC distributor of several KiB per guest on it).
     #[serde(default)]
     pub stack: Option<String>,
     /// The interface it serves ("guest-trap", "supervisor"), if any; one server per interface.

@@ -69,6 +69,8 @@ pub const KERNEL_OPS: &[(&str, u64)] = &[
         "guest-tlb-invalidate",
         hv_ipc::abi::kernel_op::GUEST_TLB_INVALIDATE,
     ),
+    ("virq-inject", hv_ipc::abi::kernel_op::VIRQ_INJECT),
+    ("virq-timer", hv_ipc::abi::kernel_op::VIRQ_TIMER),
 ];
 
 /// Guest trap classes a component can take, with their route bits (`hv_abi::ROUTE_*`).

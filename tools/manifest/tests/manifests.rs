@@ -151,7 +151,7 @@ fn a_small_manifest_gets_the_documented_defaults() {
 
     let component = &manifest.components[0];
     assert_eq!(component.memory, MIB);
-    assert_eq!(component.stack, 16 << 10);
+    assert_eq!(component.stack, 64 << 10);
     assert_eq!(component.grants, Grants::default());
     assert_eq!(
         component.restart,

@@ -140,7 +140,7 @@ fn ensure_program(program: &str, package: &str) -> Result<()> {
 }
 
 /// Makes apt see arm64 packages (needed to download the guest's kernel and busybox).
-fn ensure_arm64_packages() -> Result<()> {
+pub fn ensure_arm64_packages() -> Result<()> {
     let foreign = Command::new("dpkg")
         .arg("--print-foreign-architectures")
         .output()

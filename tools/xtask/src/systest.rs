@@ -348,6 +348,24 @@ fn all_tests() -> Vec<SystemTest> {
             host_cpus: None,
         });
     }
+    // Interrupts for a guest: the emulated distributor, the virtual CPU interface, the
+    // forwarded virtual timer, masking by distributor and by priority.
+    for cpu in [CpuModel::A72, CpuModel::Max] {
+        tests.push(SystemTest {
+            name: format!("guest-irq-{cpu:?}").to_lowercase(),
+            cpu,
+            smp: 2,
+            payload: Payload::GuestBin("hv-guest-vm-irq", "hv-guest-vm-irq-host"),
+            crash: None,
+            probe_grants: false,
+            manifest: Some("manifests/tests/guest-irq.toml"),
+            expect_log: &["virq-count delivered="],
+            expect_exit: ExitStatus::PoweredOff,
+            expect_console: &["[guest1] 4 passed, 0 failed"],
+            kernel_features: &[],
+            host_cpus: None,
+        });
+    }
     // Linux as the host on CPUs 0-1 with two bare-metal guests on CPUs 2 and 3.
     for cpu in [CpuModel::A72, CpuModel::Max] {
         tests.push(SystemTest {
@@ -803,6 +821,10 @@ fn check_rpi4_image() -> Result<(), String> {
 pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
     crate::prereqs::ensure_targets()?;
     crate::prereqs::ensure_cpio()?;
+    // The board crate's host tests read QEMU's own trees and Debian's Pi 4 tree (apt with
+    // arm64 packages): both must be there on a fresh machine before `cargo test` runs.
+    crate::prereqs::ensure_qemu()?;
+    crate::prereqs::ensure_arm64_packages()?;
     progress::step("host tests (cargo test --workspace)");
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let host_ok = std::process::Command::new(cargo)
@@ -823,7 +845,6 @@ pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
     if host_only {
         return Ok(if host_ok { 0 } else { 1 });
     }
-    crate::prereqs::ensure_qemu()?;
     let tests: Vec<_> = all_tests()
         .into_iter()
         .filter(|test| filter.is_none_or(|filter| test.name.contains(filter)))

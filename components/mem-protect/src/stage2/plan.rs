@@ -12,7 +12,7 @@
 //! script has too.
 
 use hv_component_config::heapless::Vec;
-use hv_component_config::{DeviceMode, MAX_DEVICES, Region, Vm};
+use hv_component_config::{DeviceMode, Gic, MAX_DEVICES, Region, Vm};
 
 /// The translation granule: the smallest leaf.
 pub const PAGE: u64 = 4096;
@@ -140,10 +140,12 @@ pub fn passthrough_spans(vm: &Vm) -> impl Iterator<Item = (u64, u64)> + '_ {
 }
 
 /// What a guest's configuration maps into its stage 2, in IPA order: its RAM (one memslot,
-/// IPA `ram_ipa` → PA `memory.base`) and each device passed through to it, page-rounded, at
-/// the address the VM sees it at (IPA = PA).
-pub fn vm_ranges(vm: &Vm) -> Vec<GuestRange, { MAX_DEVICES + 1 }> {
-    let mut ranges: Vec<GuestRange, { MAX_DEVICES + 1 }> = Vec::new();
+/// IPA `ram_ipa` → PA `memory.base`), each device passed through to it, page-rounded, at the
+/// address the VM sees it at (IPA = PA), and each of `gics`' GICv2 virtual CPU interfaces
+/// (GICV) where the guest finds its CPU interface (GICC): the VM manager maps it there when
+/// the machine's GIC is a GICv2.
+pub fn vm_ranges(vm: &Vm, gics: &[Gic]) -> Vec<GuestRange, { MAX_DEVICES + 2 }> {
+    let mut ranges: Vec<GuestRange, { MAX_DEVICES + 2 }> = Vec::new();
     let ram = GuestRange {
         ipa: vm.ram_ipa,
         pa: vm.memory.base,
@@ -154,8 +156,23 @@ pub fn vm_ranges(vm: &Vm) -> Vec<GuestRange, { MAX_DEVICES + 1 }> {
         pa: start,
         size: end - start,
     });
-    // One memslot and at most MAX_DEVICES devices: the capacity holds them all.
-    for range in core::iter::once(ram).chain(devices) {
+    let virtual_cpu_interfaces = gics
+        .iter()
+        .filter(|gic| gic.version == 2 && gic.virtual_cpu_interface.size != 0)
+        .map(|gic| {
+            let (start, end) = page_span(&gic.virtual_cpu_interface);
+            GuestRange {
+                ipa: gic.cpu_interface.base & !(PAGE - 1),
+                pa: start,
+                size: end - start,
+            }
+        })
+        .take(1);
+    // One memslot, at most MAX_DEVICES devices and one GICV: the capacity holds them all.
+    for range in core::iter::once(ram)
+        .chain(devices)
+        .chain(virtual_cpu_interfaces)
+    {
         if range.size > 0 {
             let _ = ranges.push(range);
         }
@@ -168,9 +185,9 @@ pub fn vm_ranges(vm: &Vm) -> Vec<GuestRange, { MAX_DEVICES + 1 }> {
 /// a shared IPA bit, the tables of its RAM's alias mapped page by page ([`alias_windows`]):
 /// the guest's share of the guest table pool. The alias lies above every range (the bit is
 /// above the VM's RAM and devices), so counting it last keeps the count in IPA order.
-pub fn vm_tables(vm: &Vm) -> usize {
+pub fn vm_tables(vm: &Vm, gics: &[Gic]) -> usize {
     let mut count = TableCount::default();
-    for leaf in vm_ranges(vm).into_iter().flat_map(leaves) {
+    for leaf in vm_ranges(vm, gics).into_iter().flat_map(leaves) {
         count.add(leaf.ipa, FIRST_BLOCK_LEVEL, leaf.level);
     }
     if let Some(start) = vm.shared_ipa_bit.and_then(|bit| alias(vm.ram_ipa, bit)) {

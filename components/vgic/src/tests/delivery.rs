@@ -245,3 +245,27 @@ fn out_of_range_interrupt_calls_are_ignored() {
     assert_eq!(gic.deliverable(9, &mut [Pending::default(); 4]), 0);
     assert_eq!(gic.list_register_state(0, 999, None), LrState::Invalid);
 }
+
+#[test]
+fn a_forwarded_ppi_is_delivered_only_while_enabled_and_its_group_is() {
+    for version in [Version::V2, Version::V3] {
+        let mut gic = gic(version, 2);
+        assert_eq!(gic.private_delivery(1, 27), None, "{version:?}: reset");
+        enable(&mut gic, 1, 27, true);
+        set_priority(&mut gic, 1, 27, 0xa0);
+        // Every group off in GICD_CTLR.
+        write(&mut gic, Frame::Gicd, 0, CTLR, 4, 0);
+        assert_eq!(gic.private_delivery(1, 27), None, "{version:?}: group off");
+        write(&mut gic, Frame::Gicd, 0, CTLR, 4, 0b11);
+        let delivery = gic.private_delivery(1, 27).expect("enabled");
+        assert_eq!(delivery.0, 0xa0, "{version:?}");
+        assert_eq!(gic.private_delivery(0, 27), None, "{version:?}: banked");
+        set_irq_bit(&mut gic, 1, 27, ICENABLER);
+        assert_eq!(gic.private_delivery(1, 27), None, "{version:?}: disabled");
+        // Not a PPI, or not a vCPU.
+        enable(&mut gic, 1, 3, true);
+        assert_eq!(gic.private_delivery(1, 3), None);
+        assert_eq!(gic.private_delivery(2, 27), None);
+        assert_eq!(gic.private_delivery(1, 40), None);
+    }
+}

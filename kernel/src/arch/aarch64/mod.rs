@@ -2,6 +2,7 @@
 //!
 //! - `entry.S`: the Image header, CPU entry points, EL2 vectors and the guest entry/exit path.
 //! - `memcpy.S`: the kernel's `memcpy` (word-at-a-time where compiler_builtins' goes bytewise).
+//! - [`gic`]: the physical GIC on guest CPUs: acknowledge, complete, kick, list registers.
 //! - [`mmu`]: the EL2 stage-1 and the guests' stage-2 tables (built with `aarch64-paging`).
 //! - [`semihosting`]: the host channel QEMU offers (log frames out, exit status).
 //! - [`mini_uart`]: the Raspberry Pi 4's log sink.
@@ -13,6 +14,7 @@
 
 pub mod console;
 pub mod el1;
+pub mod gic;
 pub mod mini_uart;
 pub mod mmu;
 pub mod semihosting;

@@ -35,7 +35,7 @@ pub(super) fn check_components(
 
         let memory_text = spec.memory.as_deref().unwrap_or("1M");
         let memory = checker.size(&path.key("memory"), memory_text, PAGE);
-        let stack_text = spec.stack.as_deref().unwrap_or("16K");
+        let stack_text = spec.stack.as_deref().unwrap_or("64K");
         let stack_field = path.key("stack");
         let stack = checker.size(&stack_field, stack_text, PAGE);
         if let (Some(memory), Some(stack)) = (memory, stack)

@@ -280,6 +280,7 @@ fn vm(base: u64, size: u64, devices: &[(u64, u64)]) -> hv_component_config::Vm {
                 kind: DeviceKind::Other,
                 region: Region { base, size },
                 mode: DeviceMode::Passthrough,
+                interrupt: None,
             })
             .collect(),
     }
@@ -299,10 +300,10 @@ fn the_planned_pool_covers_every_page_shared() {
             &[(0x0900_0000, 0x1000), (0x0901_0000, 0x20)],
         ),
     ] {
-        let tables = plan::vm_tables(&vm);
+        let tables = plan::vm_tables(&vm, &[]);
         let mut backing = Backing::new(tables);
         let mut stage2 = backing.stage2();
-        for range in plan::vm_ranges(&vm) {
+        for range in plan::vm_ranges(&vm, &[]) {
             let ram = range.ipa == vm.ram_ipa;
             let alias = ram.then(|| plan::alias(range.ipa, BIT).unwrap());
             let (kind, reservation) = (

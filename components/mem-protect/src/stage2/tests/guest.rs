@@ -403,6 +403,7 @@ fn vm(ram_ipa: u64, base: u64, size: u64, devices: &[(u64, u64)]) -> hv_componen
                 kind: DeviceKind::Other,
                 region: Region { base, size },
                 mode: DeviceMode::Passthrough,
+                interrupt: None,
             })
             .collect(),
     }
@@ -424,10 +425,10 @@ fn the_planned_pool_is_exactly_what_a_vm_takes() {
             &[(0x0900_0000, 0x1000), (0x0901_0000, 0x20)],
         ),
     ] {
-        let tables = plan::vm_tables(&vm);
+        let tables = plan::vm_tables(&vm, &[]);
         let mut backing = GuestBacking::new(tables);
         let mut stage2 = backing.stage2();
-        for range in plan::vm_ranges(&vm) {
+        for range in plan::vm_ranges(&vm, &[]) {
             stage2
                 .map(range.ipa, range.pa, range.size, RegionKind::Memory)
                 .unwrap();
