@@ -6,7 +6,7 @@ use hv_ipc::abi::{self, MESSAGE_MAX};
 use hv_ipc::addr::Ipa;
 use hv_ipc::generate::{Entropy, Generate};
 use hv_ipc::interfaces::guest_trap::{
-    Conduit, GuestTrap, GuestTrapInterface, GuestTrapServer, TrapResolution,
+    Conduit, GuestTrap, GuestTrapInterface, GuestTrapServer, SgiRegister, TrapResolution,
 };
 use hv_ipc::interfaces::mem_protect::{
     MemProtectInterface, MemProtectRefusal, MemProtectReply, MemProtectServer,
@@ -31,6 +31,7 @@ enum Seen {
     Wipe(u16),
     Mmio(u16, u16, Ipa, u8, bool, u64),
     Stage2Fault(u16, u16, Ipa, u64, bool, bool, bool),
+    SgiWrite(u16, u16, SgiRegister, u64),
     Ping(u32),
     Status,
     Check(u16, Ipa, u64),
@@ -63,6 +64,12 @@ fn expected_guest_trap(request: &GuestTrap) -> Seen {
             instruction,
             from_el0,
         } => Seen::Stage2Fault(vm, vcpu, ipa, far, write, instruction, from_el0),
+        GuestTrap::SgiWrite {
+            vm,
+            vcpu,
+            register,
+            value,
+        } => Seen::SgiWrite(vm, vcpu, register, value),
     }
 }
 
@@ -128,6 +135,17 @@ impl GuestTrapServer for Recorder {
             from_el0,
         ));
         TrapResolution::Resume
+    }
+
+    fn sgi_write(
+        &mut self,
+        vm: u16,
+        vcpu: u16,
+        register: SgiRegister,
+        value: u64,
+    ) -> TrapResolution {
+        self.seen.push(Seen::SgiWrite(vm, vcpu, register, value));
+        TrapResolution::MmioWritten
     }
 }
 
@@ -541,4 +559,11 @@ fn requests_a_server_does_not_take_get_the_interfaces_default_answers() {
         from_el0: false,
     };
     assert_eq!(serve(&fault), Ok(TrapResolution::InjectHostAbort));
+    let sgi = GuestTrap::SgiWrite {
+        vm: 1,
+        vcpu: 0,
+        register: SgiRegister::Sgi1r,
+        value: 5 << 24 | 0b10,
+    };
+    assert_eq!(serve(&sgi), Ok(TrapResolution::InjectUndefined));
 }

@@ -3,7 +3,9 @@
 
 use hv_ipc::abi::{self, MESSAGE_MAX};
 use hv_ipc::addr::Ipa;
-use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface, TrapResolution};
+use hv_ipc::interfaces::guest_trap::{
+    Conduit, GuestTrap, GuestTrapInterface, SgiRegister, TrapResolution,
+};
 use hv_ipc::interfaces::mem_protect::{
     MemProtectInterface, MemProtectRefusal, MemProtectReply, MemProtectRequest,
 };
@@ -25,7 +27,7 @@ trait Samples: Sized {
 }
 
 impl Samples for GuestTrap {
-    const VARIANTS: usize = 3;
+    const VARIANTS: usize = 4;
     fn samples() -> Vec<Self> {
         vec![
             GuestTrap::Smccc {
@@ -65,6 +67,18 @@ impl Samples for GuestTrap {
                 instruction: false,
                 from_el0: false,
             },
+            GuestTrap::SgiWrite {
+                vm: 1,
+                vcpu: 7,
+                register: SgiRegister::Sgi1r,
+                value: 5 << 24 | 0b10,
+            },
+            GuestTrap::SgiWrite {
+                vm: u16::MAX,
+                vcpu: u16::MAX,
+                register: SgiRegister::Sgi0r,
+                value: u64::MAX,
+            },
         ]
     }
     fn variant(&self) -> usize {
@@ -72,6 +86,7 @@ impl Samples for GuestTrap {
             GuestTrap::Smccc { .. } => 0,
             GuestTrap::Mmio { .. } => 1,
             GuestTrap::Stage2Fault { .. } => 2,
+            GuestTrap::SgiWrite { .. } => 3,
         }
     }
 }
@@ -556,7 +571,7 @@ fn schema_hashes_are_the_hashes_of_the_schemas() {
 /// to check a new image against, so a change to an interface's messages must be a decision,
 /// never a side effect of an edit.
 const GOLDEN_SCHEMA_HASHES: &[(&str, u64)] = &[
-    ("guest-trap", 0xff36_0988_11f9_611e),
+    ("guest-trap", 0xde73_add2_e271_96c4),
     ("supervisor", 0x4522_b636_5d95_5ba2),
     ("mmio-guard", 0x56bf_446b_ba2c_67cf),
     ("mem-protect", 0x4ac1_6a1a_f1dd_fd11),

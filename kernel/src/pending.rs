@@ -27,6 +27,8 @@ pub enum TrapKind {
         /// The faulting virtual address, for an injected abort.
         far: u64,
     },
+    /// A write of a GICv3 SGI register; the vCPU continues after it.
+    SgiWrite,
     /// A host stage-2 fault.
     Stage2Fault {
         /// ESR_EL2 of the fault, repainted for an injected abort.
@@ -42,6 +44,7 @@ impl TrapKind {
         match self {
             Self::Smccc => "SMCCC call",
             Self::Mmio { .. } => "emulated MMIO access",
+            Self::SgiWrite => "SGI register write",
             Self::Stage2Fault { .. } => "stage-2 fault",
         }
     }
@@ -185,6 +188,11 @@ pub fn decide(pending: &PendingTrap, reply: Result<TrapResolution, Refusal>) -> 
                 write: abort.write,
                 far,
             }),
+            TrapResolution::InjectUndefined => Some(Decision::InjectUndefined),
+            _ => None,
+        },
+        (TrapKind::SgiWrite, resolution) => match resolution {
+            TrapResolution::MmioWritten => Some(Decision::CompleteMmio { load: None }),
             TrapResolution::InjectUndefined => Some(Decision::InjectUndefined),
             _ => None,
         },

@@ -21,7 +21,7 @@ use hv_abi::ExitStatus;
 use hv_ipc::abi;
 use hv_ipc::addr::Ipa;
 use hv_ipc::guest_abi::{psci, smccc};
-use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface};
+use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface, SgiRegister};
 use hv_kernel::esr::{DataAbort, Syndrome, Trap, ec};
 use hv_kernel::inject::{self, AbortKind, InjectedException};
 use hv_kernel::pending::{self, Decision, PendingTrap, Refusal, TrapKind};
@@ -242,16 +242,61 @@ fn vcpu_trap(here: &mut Here, cpu: usize, trap: Trap, esr: u64, far: u64, ipa: I
             );
             inject_into(frame, injected);
         }
-        Trap::SysReg(_) | Trap::Wfx { .. } | Trap::Other { .. } => {
-            let frame = here.frame();
-            defmt::warn!(
-                "cpu{=usize}: unexpected trap (ESR {=u64:#x}) at pc {=u64:#x}: undefined instruction injected",
-                cpu,
-                esr,
-                frame.elr
-            );
-            inject_undefined(frame);
+        Trap::SysReg(access) if vm != HOST_VM && !access.read => {
+            match sgi_register(access.encoding) {
+                Some(register) => route_sgi_write(here, cpu, register, access.register),
+                None => undefined_trap(here, cpu, esr),
+            }
         }
+        Trap::SysReg(_) | Trap::Wfx { .. } | Trap::Other { .. } => undefined_trap(here, cpu, esr),
+    }
+}
+
+/// Anything a guest cannot do: an UNDEFINED instruction exception, logged.
+fn undefined_trap(here: &mut Here, cpu: usize, esr: u64) {
+    let frame = here.frame();
+    defmt::warn!(
+        "cpu{=usize}: unexpected trap (ESR {=u64:#x}) at pc {=u64:#x}: undefined instruction injected",
+        cpu,
+        esr,
+        frame.elr
+    );
+    inject_undefined(frame);
+}
+
+/// The GICv3 SGI register with this encoding (op0, op1, CRn, CRm, op2), if it is one: a
+/// guest's write of one traps while its interrupts are virtual.
+fn sgi_register(encoding: (u8, u8, u8, u8, u8)) -> Option<SgiRegister> {
+    match encoding {
+        (3, 0, 12, 11, 5) => Some(SgiRegister::Sgi1r),
+        (3, 1, 12, 11, 6) => Some(SgiRegister::Asgi1r),
+        (3, 2, 12, 11, 7) => Some(SgiRegister::Sgi0r),
+        _ => None,
+    }
+}
+
+/// Sends a guest's SGI register write to the component that emulates its GIC (the `mmio`
+/// route); without one, the write is UNDEFINED, as for any register nothing emulates.
+fn route_sgi_write(here: &mut Here, cpu: usize, register: SgiRegister, source: u8) {
+    let (vm, vcpu) = here.vcpu();
+    let Some(server) = components::mmio_route() else {
+        undefined_trap(here, cpu, arch::syndrome());
+        return;
+    };
+    let frame = here.frame();
+    let value = frame.x.get(usize::from(source)).copied().unwrap_or(0);
+    let trap = GuestTrap::SgiWrite {
+        vm,
+        vcpu,
+        register,
+        value,
+    };
+    let pending = PendingTrap {
+        kind: TrapKind::SgiWrite,
+        retry_pc: frame.elr,
+    };
+    if send_guest_trap(here, server, &trap, pending) == Sent::Unencodable {
+        inject_undefined(here.frame());
     }
 }
 

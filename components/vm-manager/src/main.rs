@@ -58,7 +58,7 @@ mod component {
     use hv_component_rt::hv_ipc::addr::Ipa;
     use hv_component_rt::hv_ipc::guest_abi::{host, smccc};
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
-        Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
+        Conduit, GuestTrapInterface, GuestTrapServer, SgiRegister, TrapResolution,
     };
     use hv_component_rt::hv_ipc::interfaces::mem_protect::{
         MemProtectInterface, MemProtectReply, MemProtectRequest,
@@ -803,6 +803,30 @@ mod component {
                 self.manager.lifecycle.off(vm);
             }
             resolution
+        }
+
+        fn sgi_write(
+            &mut self,
+            vm: u16,
+            vcpu: u16,
+            register: SgiRegister,
+            value: u64,
+        ) -> TrapResolution {
+            let manager = &mut *self.manager;
+            manager.served += 1;
+            // One security state: ICC_SGI1R_EL1 is how a guest sends; group 0 and the other
+            // security state's SGIs reach no vCPU (as on a GIC whose guest SGIs are group 1).
+            let sent = register == SgiRegister::Sgi1r
+                && manager
+                    .gics
+                    .send_sgi(vm, usize::from(vcpu), value, &mut KernelVirqs);
+            if !sent {
+                debug!(
+                    "vm{=u16} vcpu{=u16}: SGI register write {=u64:#x} reaches no vCPU",
+                    vm, vcpu, value
+                );
+            }
+            TrapResolution::MmioWritten
         }
 
         fn mmio(

@@ -194,6 +194,30 @@ impl Gics {
         }
     }
 
+    /// Guest `vm`'s vCPU `vcpu` wrote `icc_sgi1r` to ICC_SGI1R_EL1 (GICv3): the SGI is sent
+    /// to the vCPUs it names. `false` if `vm` has no emulated GICv3.
+    pub fn send_sgi(
+        &mut self,
+        vm: u16,
+        vcpu: usize,
+        icc_sgi1r: u64,
+        kernel: &mut impl Kernel,
+    ) -> bool {
+        let Some(layout) = self.layout.as_ref() else {
+            return false;
+        };
+        let timer = layout.timer;
+        let v3 = layout.version == Version::V3;
+        match self.guests.iter_mut().find(|guest| guest.vm == vm) {
+            Some(guest) if v3 => {
+                let changes = guest.model.send_sgi_v3(vcpu, icc_sgi1r);
+                guest.tell(changes, timer, kernel);
+                true
+            }
+            _ => false,
+        }
+    }
+
     /// Guest `vm` starts afresh: its distributor is back in its reset state (the kernel forgets
     /// what waited for its vCPUs and disables their timers itself).
     pub fn reset(&mut self, vm: u16) {

@@ -54,7 +54,22 @@ crate::interface! {
             // A component the manifest routes no MMIO to never sees one: the default is what
             // the hardware does for an access nothing serves.
             } => mmio else TrapResolution::ExternalAbort,
-            /// A host VM access its stage 2 does not translate (the memory-protection component
+            /// A guest's write of a GICv3 SGI register (ICC_SGI1R_EL1, ICC_ASGI1R_EL1 or
+            /// ICC_SGI0R_EL1), which traps to EL2 while its interrupts are virtual
+            /// (HCR_EL2.IMO/FMO): it sends software-generated interrupts to vCPUs of its VM.
+            /// Routed with `"mmio"`: the component that emulates the guest's devices emulates
+            /// its distributor. Answered with [`TrapResolution::MmioWritten`].
+            SgiWrite {
+                /// The VM.
+                vm: u16,
+                /// The sending vCPU.
+                vcpu: u16,
+                /// The register written: [`SgiRegister`].
+                register: SgiRegister,
+                /// The value written (the SGI's INTID, target list and affinity).
+                value: u64,
+            } => sgi_write else TrapResolution::InjectUndefined,
+                        /// A host VM access its stage 2 does not translate (the memory-protection component
             /// builds that stage 2 lazily). Routed by `"host-stage2"`.
             Stage2Fault {
                 /// The VM (the host, 0).
@@ -125,7 +140,8 @@ crate::interface! {
                 /// The value read (the low `size` bytes count).
                 value: u64,
             },
-            /// An emulated write ([`GuestTrap::Mmio`]) is done: the kernel steps over it.
+            /// An emulated write ([`GuestTrap::Mmio`], [`GuestTrap::SgiWrite`]) is done: the
+            /// kernel steps over it.
             MmioWritten,
             /// Refuse the access ([`GuestTrap::Mmio`]): the kernel injects a synchronous external
             /// abort into the guest at the access, with FAR set, as the hardware would for a bus
@@ -141,7 +157,17 @@ crate::interface! {
             InjectHostAbort,
         }
 
-        /// The instruction that made an SMCCC call. It matters for where the guest resumes: a
+        /// Which GICv3 SGI register a [`GuestTrap::SgiWrite`] wrote.
+        enum SgiRegister {
+            /// ICC_SGI1R_EL1: a group 1 SGI for the current security state.
+            Sgi1r,
+            /// ICC_ASGI1R_EL1: a group 1 SGI for the other security state.
+            Asgi1r,
+            /// ICC_SGI0R_EL1: a group 0 SGI.
+            Sgi0r,
+        }
+
+                /// The instruction that made an SMCCC call. It matters for where the guest resumes: a
         /// trapped HVC returns past the instruction, a trapped SMC at it, so the kernel steps
         /// over it for [`TrapResolution::Return`]; and a guest may treat the two differently.
         enum Conduit {

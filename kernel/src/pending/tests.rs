@@ -93,13 +93,29 @@ fn accepted(pending: &PendingTrap) -> &'static [&'static str] {
             &["MmioWritten", "ExternalAbort", "InjectUndefined", "Retry"]
         }
         TrapKind::Mmio { .. } => &["MmioRead", "ExternalAbort", "InjectUndefined", "Retry"],
+        TrapKind::SgiWrite => &["MmioWritten", "InjectUndefined", "Retry"],
         TrapKind::Stage2Fault { .. } => &["Resume", "InjectHostAbort", "Retry"],
     }
 }
 
+fn sgi_write() -> PendingTrap {
+    PendingTrap {
+        kind: TrapKind::SgiWrite,
+        retry_pc: PC,
+    }
+}
+
+#[test]
+fn an_sgi_write_is_stepped_over_once_done() {
+    assert_eq!(
+        decide(&sgi_write(), Ok(TrapResolution::MmioWritten)),
+        Decision::CompleteMmio { load: None }
+    );
+}
+
 #[test]
 fn every_pair_is_applied_or_refused_as_a_mismatch() {
-    for pending in [smccc(), mmio(false), mmio(true), stage2()] {
+    for pending in [smccc(), mmio(false), mmio(true), stage2(), sgi_write()] {
         for resolution in every_resolution() {
             let name = resolution.variant_name();
             let decision = decide(&pending, Ok(resolution));

@@ -354,14 +354,14 @@ fn all_tests() -> Vec<SystemTest> {
         tests.push(SystemTest {
             name: format!("guest-irq-{cpu:?}").to_lowercase(),
             cpu,
-            smp: 2,
+            smp: 3,
             payload: Payload::GuestBin("hv-guest-vm-irq", "hv-guest-vm-irq-host"),
             crash: None,
             probe_grants: false,
             manifest: Some("manifests/tests/guest-irq.toml"),
             expect_log: &["virq-count delivered="],
             expect_exit: ExitStatus::PoweredOff,
-            expect_console: &["[guest1] 4 passed, 0 failed"],
+            expect_console: &["[guest1] 5 passed, 0 failed"],
             kernel_features: &[],
             host_cpus: None,
         });

@@ -219,3 +219,24 @@ fn a_device_line_is_injected_when_it_rises() {
     gics.set_line(1, 33, true, &mut kernel);
     assert_eq!(kernel.injected.len(), 1);
 }
+
+#[test]
+fn a_gicv3_sgi_goes_to_the_vcpus_its_target_list_names() {
+    let mut gics = gics(true);
+    let mut kernel = Recorder::default();
+    write(&mut gics, &mut kernel, 0, GICD, 4, 0x12);
+    // vCPU 1's SGI 5: group 1, priority 0x80, enabled in its redistributor.
+    let sgi_base = GICR + 0x2_0000 + 0x1_0000;
+    write(&mut gics, &mut kernel, 1, sgi_base + 0x80, 4, 1 << 5);
+    write(&mut gics, &mut kernel, 1, sgi_base + 0x400 + 5, 1, 0x80);
+    write(&mut gics, &mut kernel, 1, sgi_base + 0x100, 4, 1 << 5);
+    // From vCPU 0: INTID 5 (bits 27:24), target list 0b10 (vCPU Aff0 = 1).
+    assert!(gics.send_sgi(1, 0, (5 << 24) | 0b10, &mut kernel));
+    assert_eq!(kernel.injected, [(1, 1, 5, 0x80, None)]);
+    // To vCPU 0, whose SGI 5 is not enabled: nothing.
+    assert!(gics.send_sgi(1, 1, (5 << 24) | 0b01, &mut kernel));
+    assert_eq!(kernel.injected.len(), 1);
+    // The host has no emulated GIC, a GICv2 guest sends SGIs through GICD_SGIR.
+    assert!(!gics.send_sgi(0, 0, (5 << 24) | 0b10, &mut kernel));
+    assert!(!self::gics(false).send_sgi(1, 0, (5 << 24) | 0b10, &mut kernel));
+}

@@ -16,6 +16,10 @@
 //! - `the_priority_mask_holds_back_lower_priorities`: the timer's priority is set to 0xc0 in
 //!   the distributor; with the CPU interface's priority mask at 0xc0 it is not taken, at 0xd0
 //!   it is (the priority went from the emulated distributor into the list register).
+//! - `sgis_go_between_vcpus` (a VM with two vCPUs): vCPU 1 enables SGI 5 in its banked
+//!   registers and waits; vCPU 0 sends it SGI 5 (GICv3: ICC_SGI1R_EL1, trapped to the VM
+//!   manager; GICv2: GICD_SGIR), vCPU 1 takes it and answers with SGI 6, which vCPU 0 takes
+//!   (on GICv2 with vCPU 1 as its source in GICC_IAR.CPUID).
 //!
 //! Then it prints the summary and powers its VM off (PSCI SYSTEM_OFF).
 //!
@@ -29,9 +33,9 @@ mod guest {
     //! The test cases (bare metal only).
 
     use core::arch::asm;
-    use core::ptr;
     use core::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 
+    use hv_guest_rt::smp::{self, SecondaryStack, SharedWord};
     use hv_guest_rt::{
         Env, TestCase, TestFailure, TestResult, counter, ensure, ensure_eq, exception, fail, psci,
         run_cases,
@@ -65,6 +69,7 @@ mod guest {
     const GICD_IPRIORITYR: u64 = 0x400;
     const GICD_IGROUPR: u64 = 0x080;
     /// GICD_PIDR2: at 0xFE8 in a GICv2's 4 KiB distributor, 0xFFE8 in a GICv3's 64 KiB one.
+    const GICD_SGIR: u64 = 0xf00;
     const GICD_PIDR2_V2: u64 = 0xfe8;
     const GICD_PIDR2_V3: u64 = 0xffe8;
     const GICR_WAKER: u64 = 0x014;
@@ -107,6 +112,10 @@ mod guest {
                 name: "the_priority_mask_holds_back_lower_priorities",
                 run: the_priority_mask_holds_back_lower_priorities,
             },
+            TestCase {
+                name: "sgis_go_between_vcpus",
+                run: sgis_go_between_vcpus,
+            },
         ]);
         let _ = failed;
         psci::system_off()
@@ -143,20 +152,25 @@ mod guest {
         fail!("the DTB has no GICv2 or GICv3 node")
     }
 
+    // MMIO through single loads and stores without writeback, as Linux's accessors do: only
+    // such accesses give the hypervisor a full syndrome (ESR ISV) to emulate them by.
+
     fn read32(address: u64) -> u32 {
+        let value: u32;
         // SAFETY: a register of the GIC the DTB describes (emulated or the virtual interface);
         // reading it has no effect on memory.
-        unsafe { ptr::read_volatile(address as *const u32) }
+        unsafe { asm!("ldr {0:w}, [{1}]", out(reg) value, in(reg) address, options(nostack)) };
+        value
     }
 
     fn write32(address: u64, value: u32) {
         // SAFETY: as in `read32`.
-        unsafe { ptr::write_volatile(address as *mut u32, value) }
+        unsafe { asm!("str {0:w}, [{1}]", in(reg) value, in(reg) address, options(nostack)) };
     }
 
     fn write8(address: u64, value: u8) {
         // SAFETY: as in `read32`; priority registers are byte-accessible.
-        unsafe { ptr::write_volatile(address as *mut u8, value) }
+        unsafe { asm!("strb {0:w}, [{1}]", in(reg) value, in(reg) address, options(nostack)) };
     }
 
     /// The frame holding the banked SGI/PPI registers of this (the only) vCPU.
@@ -261,7 +275,16 @@ mod guest {
         if intid == SPURIOUS {
             return;
         }
-        if intid == TIMER {
+        if intid < 16 {
+            // An SGI: recorded by the CPU that took it, with its GICv2 source.
+            let cpu = (smp::current_mpidr() & 0xff) as usize;
+            if let Some(seen) = SGIS_SEEN.get(cpu) {
+                seen.store(seen.load() | 1 << intid);
+            }
+            if let Some(source) = SGI_SOURCE.get(cpu) {
+                source.store(u64::from((iar >> 10) & 0x7));
+            }
+        } else if intid == TIMER {
             TICKS.fetch_add(1, Ordering::Relaxed);
             let period = PERIOD.load(Ordering::Relaxed);
             set_timer(period.max(1), period != 0);
@@ -270,6 +293,122 @@ mod guest {
             LAST_OTHER.store(intid, Ordering::Relaxed);
         }
         complete(iar);
+    }
+
+    /// SGIs each vCPU took (bit n: SGI n), by vCPU.
+    static SGIS_SEEN: [SharedWord; 2] = [SharedWord::new(0), SharedWord::new(0)];
+    /// The GICv2 source (GICC_IAR.CPUID) of the last SGI each vCPU took.
+    static SGI_SOURCE: [SharedWord; 2] = [SharedWord::new(u64::MAX), SharedWord::new(u64::MAX)];
+    /// vCPU 1 is ready for its SGI.
+    static VCPU1_READY: SharedWord = SharedWord::new(0);
+    static VCPU1_STACK: SecondaryStack<0x4000> = SecondaryStack::new();
+    const SGI_TO_VCPU1: u32 = 5;
+    const SGI_TO_VCPU0: u32 = 6;
+
+    /// Enables SGI `sgi` in this vCPU's banked registers and its CPU interface (`vcpu`: its
+    /// index, which names its GICv3 redistributor).
+    fn enable_sgi_here(vcpu: u64, sgi: u32) {
+        match gic() {
+            Gic::V2 { gicd, gicc } => {
+                write32(gicd + GICD_ISENABLER, 1 << sgi);
+                write8(gicd + GICD_IPRIORITYR + u64::from(sgi), 0x80);
+                write32(gicc + GICC_PMR, 0xff);
+                write32(gicc + GICC_CTLR, 1);
+            }
+            Gic::V3 { gicr, .. } => {
+                let frame = gicr + vcpu * 0x2_0000;
+                write32(frame + GICR_WAKER, read32(frame + GICR_WAKER) & !(1 << 1));
+                let sgi_base = frame + GICR_SGI_BASE;
+                write32(
+                    sgi_base + GICD_IGROUPR,
+                    read32(sgi_base + GICD_IGROUPR) | 1 << sgi,
+                );
+                write8(sgi_base + GICD_IPRIORITYR + u64::from(sgi), 0x80);
+                write32(sgi_base + GICD_ISENABLER, 1 << sgi);
+                // SAFETY: ICC_SRE_EL1.SRE, the priority mask and the group 1 enable of this
+                // vCPU's (virtual) CPU interface.
+                unsafe {
+                    asm!(
+                        "mrs {t}, S3_0_C12_C12_5",
+                        "orr {t}, {t}, #1",
+                        "msr S3_0_C12_C12_5, {t}",
+                        "isb",
+                        "msr S3_0_C4_C6_0, {mask}",
+                        "msr S3_0_C12_C12_7, {one}",
+                        "isb",
+                        t = out(reg) _,
+                        mask = in(reg) 0xffu64,
+                        one = in(reg) 1u64,
+                        options(nostack),
+                    )
+                };
+            }
+        }
+    }
+
+    /// Sends SGI `sgi` to vCPU `target` (0 or 1).
+    fn send_sgi(target: u64, sgi: u32) {
+        match gic() {
+            Gic::V2 { gicd, .. } => write32(gicd + GICD_SGIR, (1 << (16 + target)) | sgi),
+            // SAFETY: ICC_SGI1R_EL1: INTID in bits 27:24, target list (Aff0) in 15:0.
+            Gic::V3 { .. } => unsafe {
+                asm!(
+                    "msr S3_0_C12_C11_5, {}",
+                    "isb",
+                    in(reg) u64::from(sgi) << 24 | 1 << target,
+                    options(nostack),
+                )
+            },
+        }
+    }
+
+    fn vcpu1_main(_arg: u64) -> ! {
+        enable_sgi_here(1, SGI_TO_VCPU1);
+        VCPU1_READY.store(1);
+        let got =
+            with_irqs_unmasked(|| wait_for(5000, || SGIS_SEEN[1].load() & 1 << SGI_TO_VCPU1 != 0));
+        if got {
+            send_sgi(0, SGI_TO_VCPU0);
+        }
+        psci::cpu_off();
+        smp::park()
+    }
+
+    fn sgis_go_between_vcpus(env: &Env) -> TestResult {
+        if env.cpu_mpidrs().count() < 2 {
+            hv_guest_rt::println!("(one vCPU: no SGI to send)");
+            return Ok(());
+        }
+        enable_sgi_here(0, SGI_TO_VCPU0);
+        let Some(stack) = VCPU1_STACK.take() else {
+            fail!("vCPU 1's stack was taken already");
+        };
+        if let Err(code) = smp::start_secondary(1, stack, vcpu1_main, 0) {
+            fail!("CPU_ON of vCPU 1: {}", psci::error_name(code));
+        }
+        ensure!(
+            wait_for(5000, || VCPU1_READY.load() != 0),
+            "vCPU 1 did not get ready within 5 s"
+        );
+        send_sgi(1, SGI_TO_VCPU1);
+        let answered =
+            with_irqs_unmasked(|| wait_for(5000, || SGIS_SEEN[0].load() & 1 << SGI_TO_VCPU0 != 0));
+        ensure!(
+            SGIS_SEEN[1].load() & 1 << SGI_TO_VCPU1 != 0,
+            "vCPU 1 did not take SGI {SGI_TO_VCPU1} (it saw {:#x})",
+            SGIS_SEEN[1].load()
+        );
+        ensure!(answered, "vCPU 0 did not take vCPU 1's SGI {SGI_TO_VCPU0}");
+        if let Gic::V2 { .. } = gic() {
+            ensure_eq!(SGI_SOURCE[0].load(), 1, "the source of vCPU 1's SGI");
+            ensure_eq!(SGI_SOURCE[1].load(), 0, "the source of vCPU 0's SGI");
+        }
+        ensure_eq!(
+            OTHERS.load(Ordering::Relaxed),
+            0,
+            "interrupts other than SGIs and the timer"
+        );
+        Ok(())
     }
 
     fn with_irqs_unmasked<R>(f: impl FnOnce() -> R) -> R {
