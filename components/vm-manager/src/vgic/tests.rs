@@ -4,10 +4,15 @@
 use super::*;
 use hv_component_config::{Gic, MmioGuardMode, Name, Vm};
 
+/// An injection as the kernel got it: VM, vCPU, INTID, priority, GICv2 source.
+type Injected = (u16, usize, u32, u8, Option<u8>);
+/// A timer configuration as the kernel got it: VM, vCPU, (priority, group 1) if enabled.
+type TimerTold = (u16, usize, Option<(u8, bool)>);
+
 #[derive(Default)]
 struct Recorder {
-    injected: std::vec::Vec<(u16, usize, u32, u8, Option<u8>)>,
-    timers: std::vec::Vec<(u16, usize, Option<(u8, bool)>)>,
+    injected: std::vec::Vec<Injected>,
+    timers: std::vec::Vec<TimerTold>,
 }
 
 impl Kernel for Recorder {
