@@ -152,12 +152,19 @@ impl TrapControls {
     /// A guest vCPU's, from the host's: physical interrupts (IRQ and FIQ) go to EL2, which
     /// forwards them as virtual interrupts (and with IMO set the guest's GIC CPU interface is
     /// the virtual one); allocation tags only for a VM that may use MTE (with HCR_EL2.ATA clear
-    /// its tag accesses are prevented and the MTE registers trap). The host keeps IMO/FMO
-    /// clear: it drives its own CPU interface, as under pKVM.
+    /// its tag accesses are prevented and the MTE registers trap). On a CPU with MTE, a VM that
+    /// may not use it also has its ID register reads trapped (HCR_EL2.TID3) so that it does not
+    /// see MTE ([`guest_id_register`]): a kernel that saw it would use the trapped registers.
+    /// The host keeps IMO/FMO clear: it drives its own CPU interface, as under pKVM.
     pub fn guest(self, may_use_tags: bool) -> Self {
         let hcr = self.hcr | HCR_INTERRUPTS_TO_EL2;
+        let cpu_has_tags = self.hcr & HCR_ATA != 0;
         Self {
-            hcr: if may_use_tags { hcr } else { hcr & !HCR_ATA },
+            hcr: match (may_use_tags, cpu_has_tags) {
+                (true, _) => hcr,
+                (false, true) => (hcr & !HCR_ATA) | HCR_TID3,
+                (false, false) => hcr & !HCR_ATA,
+            },
             ..self
         }
     }
@@ -170,11 +177,28 @@ impl TrapControls {
     /// (`arch::el1`).
     pub fn component(self) -> Self {
         Self {
-            hcr: (self.hcr & !(HCR_ATA | HCR_INTERRUPTS_TO_EL2))
+            hcr: (self.hcr & !(HCR_ATA | HCR_INTERRUPTS_TO_EL2 | HCR_TID3))
                 | (HCR_EL2::TWI::SET + HCR_EL2::TWE::SET + HCR_EL2::TVM::SET + HCR_EL2::TRVM::SET)
                     .value,
             cptr: self.cptr | (CPTR_EL2::TFP::Trapped + CPTR_EL2::TCPAC::SET).value,
         }
+    }
+}
+
+/// HCR_EL2.TID3: EL1 reads of the ID group 3 registers (ID_AA64*_EL1 and the AArch32 ones)
+/// trap to EL2.
+const HCR_TID3: u64 = 1 << 18;
+
+/// What a guest reads from the ID register `S3_0_C0_C<crm>_<op2>` when its reads trap
+/// (HCR_EL2.TID3), given the hardware's value `raw`: the same, but for a VM that may not use
+/// MTE, ID_AA64PFR1_EL1 says it has none (MTE and MTE_frac zero).
+pub fn guest_id_register(crm: u8, op2: u8, raw: u64, may_use_tags: bool) -> u64 {
+    const ID_AA64PFR1: (u8, u8) = (4, 1);
+    const MTE_FIELDS: u64 = (0xf << 8) | (0xf << 40);
+    if (crm, op2) == ID_AA64PFR1 && !may_use_tags {
+        raw & !MTE_FIELDS
+    } else {
+        raw
     }
 }
 
@@ -332,7 +356,12 @@ mod tests {
         let host = TrapControls::host(&RICH);
         let interrupts = (1 << 4) | (1 << 3);
         assert_eq!(host.guest(true).hcr, host.hcr | interrupts);
-        assert_eq!(host.guest(false).hcr, (host.hcr | interrupts) & !(1 << 56));
+        // No tags, and ID reads trapped so that MTE can be hidden (TID3, bit 18).
+        assert_eq!(
+            host.guest(false).hcr,
+            ((host.hcr | interrupts) & !(1 << 56)) | (1 << 18)
+        );
+        assert_eq!(host.guest(false).component().hcr & (1 << 18), 0);
         assert_eq!(host.component().hcr & (1 << 56), 0);
         let plain = TrapControls::host(&PLAIN);
         assert_eq!(
@@ -340,6 +369,17 @@ mod tests {
             plain.hcr | interrupts,
             "no MTE, no tags to give"
         );
+    }
+
+    #[test]
+    fn mte_is_hidden_from_guests_that_may_not_use_it() {
+        // ID_AA64PFR1_EL1 with MTE = 3, MTE_frac = 0xf, BT = 1, SSBS = 2.
+        let raw = (3 << 8) | (0xf << 40) | 1 | (2 << 4);
+        assert_eq!(guest_id_register(4, 1, raw, false), 1 | (2 << 4));
+        assert_eq!(guest_id_register(4, 1, raw, true), raw);
+        // Other ID registers pass through.
+        assert_eq!(guest_id_register(4, 0, raw, false), raw);
+        assert_eq!(guest_id_register(7, 1, raw, false), raw);
     }
 
     #[test]

@@ -13,7 +13,9 @@ use hv_abi::{BootTable, MAX_GUESTS, VmDescriptor};
 use hv_ipc::abi::SyscallError;
 use hv_ipc::guest_abi::psci;
 use hv_kernel::controls::CpuFeatures;
+use hv_kernel::guest_image;
 use hv_kernel::guest_run::{GuestRun, LoadError, Maintenance, StartError, VcpuState};
+use miniz_oxide::inflate::core::DecompressorOxide;
 
 /// One guest VM.
 struct Guest {
@@ -56,6 +58,11 @@ pub fn vttbr(vm: u16) -> Option<u64> {
     guest(vm).map(|guest| guest.descriptor.stage2_root | (guest.descriptor.vmid() << 48))
 }
 
+/// Whether guest VM `vm` may use MTE (its manifest says `mte = true`).
+pub fn may_use_tags(vm: u16) -> bool {
+    guest(vm).is_some_and(|guest| guest.descriptor.mte)
+}
+
 /// Guest VM `vm`'s name, for logs.
 pub fn name(vm: u16) -> &'static str {
     guest(vm).map_or("?", |guest| guest.descriptor.name())
@@ -78,7 +85,7 @@ pub fn set_up(table: &BootTable, features: &CpuFeatures) {
                 }
                 !descriptor.mte || features.mte
             })
-            .map(|descriptor| {
+            .filter_map(|descriptor| {
                 if cfg!(feature = "dirty-guest-tags") && descriptor.mte {
                     // Stands for a previous owner's tags, which the scrub must remove.
                     arch::set_allocation_tags(descriptor.memory.start, descriptor.memory.len(), 0xa);
@@ -87,7 +94,13 @@ pub fn set_up(table: &BootTable, features: &CpuFeatures) {
                         descriptor.name()
                     );
                 }
-                copy_images(descriptor);
+                if !copy_images(descriptor) {
+                    defmt::error!(
+                        "guest VM {=str}: its images do not load: it is not created",
+                        descriptor.name()
+                    );
+                    return None;
+                }
                 defmt::info!(
                     "guest VM {=u16} {=str}: RAM at IPA {=u64:#x} backed by {=u64:#x}..{=u64:#x}, {=usize} vCPU(s), stage-2 root {=u64:#x}",
                     descriptor.vm,
@@ -98,30 +111,58 @@ pub fn set_up(table: &BootTable, features: &CpuFeatures) {
                     descriptor.vcpu_count(),
                     descriptor.stage2_root
                 );
-                Guest {
+                Some(Guest {
                     descriptor: *descriptor,
                     run: spin::Mutex::new(GuestRun::new(descriptor.vcpu_count(), descriptor.mte)),
-                }
+                })
             })
             .collect()
     });
 }
 
-/// Copies the VM's pristine images from the kernel's store into its memory.
-fn copy_images(descriptor: &VmDescriptor) {
+/// The inflater's working memory, shared by every load (one at a time: at boot, and in
+/// VM_LOAD). About 11 KiB, too much for an EL2 stack.
+/// Made on first use (its constructor is not `const`).
+static INFLATER: spin::Once<spin::Mutex<DecompressorOxide>> = spin::Once::new();
+
+/// Puts the VM's pristine images from the kernel's store into its memory (inflating the
+/// compressed ones). Returns whether every image loaded; a corrupt one is logged.
+fn copy_images(descriptor: &VmDescriptor) -> bool {
+    let mut inflater = INFLATER
+        .call_once(|| spin::Mutex::new(DecompressorOxide::new()))
+        .lock();
+    let mut loaded = true;
     for image in descriptor.images() {
         // SAFETY: the boot table's checks keep each store inside the hypervisor's region (a
-        // VmImage payload's destination) and each destination inside the VM's memory, off the
-        // hypervisor's region; both are mapped at EL2. No vCPU of the VM runs: at boot none
-        // does, and VM_LOAD is refused while one does (`GuestRun::loaded`).
-        unsafe {
-            core::ptr::copy_nonoverlapping(
-                image.store.start as *const u8,
-                image.load_address as *mut u8,
-                image.store.len() as usize,
+        // VmImage payload's destination) and each destination (`loaded_len` bytes) inside the
+        // VM's memory, off the hypervisor's region; both are mapped at EL2 and do not overlap.
+        // No vCPU of the VM runs: at boot none does, and VM_LOAD is refused while one does
+        // (`GuestRun::loaded`).
+        let (store, destination) = unsafe {
+            (
+                core::slice::from_raw_parts(
+                    image.store.start as *const u8,
+                    image.store.len() as usize,
+                ),
+                core::slice::from_raw_parts_mut(
+                    image.load_address as *mut u8,
+                    image.loaded_len as usize,
+                ),
+            )
+        };
+        if let Err(error) =
+            guest_image::load(store, image.is_compressed(), destination, &mut inflater)
+        {
+            defmt::error!(
+                "guest VM {=str}: its image at {=u64:#x} does not load: {}",
+                descriptor.name(),
+                image.load_address,
+                defmt::Debug2Format(&error)
             );
+            loaded = false;
         }
     }
+    loaded
 }
 
 /// VM_START: starts guest `vm`'s vCPU 0 at its boot entry with x0 = its DTB. Returns a PSCI
@@ -273,7 +314,10 @@ pub fn load(vm: u16, caller: Option<usize>) -> Result<(), SyscallError> {
         );
         return Err(SyscallError::BadArgument);
     }
-    copy_images(&guest.descriptor);
+    if !copy_images(&guest.descriptor) {
+        // Its memory is in no state to run: the VM manager stops it.
+        return Err(SyscallError::BadArgument);
+    }
     for vcpu in 0..guest.descriptor.vcpu_count() {
         if let Some(cpu) = guest.descriptor.cpu_of(vcpu) {
             interrupts::forget(cpu);

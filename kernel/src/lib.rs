@@ -17,6 +17,7 @@ pub mod controls;
 pub mod esr;
 pub mod frame;
 pub mod grants;
+pub mod guest_image;
 pub mod guest_run;
 pub mod inject;
 pub mod memory_map;

@@ -242,6 +242,21 @@ fn vcpu_trap(here: &mut Here, cpu: usize, trap: Trap, esr: u64, far: u64, ipa: I
             );
             inject_into(frame, injected);
         }
+        Trap::SysReg(access)
+            if vm != HOST_VM && access.read && matches!(access.encoding, (3, 0, 0, 1..=7, _)) =>
+        {
+            // An ID register read (HCR_EL2.TID3, set to hide MTE): the hardware's value with
+            // what the VM may not use taken out.
+            let (_, _, _, crm, op2) = access.encoding;
+            let raw = arch::read_id_register(crm, op2);
+            let value =
+                hv_kernel::controls::guest_id_register(crm, op2, raw, guests::may_use_tags(vm));
+            let frame = here.frame();
+            if let Some(register) = frame.x.get_mut(usize::from(access.register)) {
+                *register = value;
+            }
+            frame.elr += 4;
+        }
         Trap::SysReg(access) if vm != HOST_VM && !access.read => {
             match sgi_register(access.encoding) {
                 Some(register) => route_sgi_write(here, cpu, register, access.register),

@@ -13,7 +13,7 @@ mod vms;
 /// First bytes of a boot table.
 pub const BOOT_TABLE_MAGIC: [u8; 8] = *b"HVBOOT\0\0";
 /// Layout version of the boot table; bumped on any incompatible change.
-pub const BOOT_TABLE_VERSION: u32 = 4;
+pub const BOOT_TABLE_VERSION: u32 = 5;
 /// Size in bytes of the space the kernel image reserves for the table.
 pub const BOOT_TABLE_SIZE: usize = 4096;
 /// Most payloads one image carries.

@@ -30,6 +30,17 @@ pub struct VmImage {
     pub store: PhysRange,
     /// The physical address in the guest's memory it is copied to (at boot and at VM_LOAD).
     pub load_address: u64,
+    /// The bytes it occupies in the guest's memory. Equal to the store's length when it is
+    /// kept as is; otherwise the store holds a zlib stream (RFC 1950) that inflates to exactly
+    /// this many bytes (a Linux kernel would not fit the hypervisor's region uncompressed).
+    pub loaded_len: u64,
+}
+
+impl VmImage {
+    /// Whether the store is compressed.
+    pub fn is_compressed(&self) -> bool {
+        self.loaded_len != self.store.len()
+    }
 }
 
 /// A guest VM.

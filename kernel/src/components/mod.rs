@@ -209,7 +209,9 @@ fn registry() -> &'static Registry<El1Context> {
 }
 
 /// Records how this CPU runs its vCPU: vCPU `vcpu` of VM `vm` (0: the host), with `controls`
-/// and stage 2 `vttbr` (called before the CPU enters the vCPU).
+/// and stage 2 `vttbr` (called before the CPU enters the vCPU), and puts them in force: the
+/// vCPU's first instruction already runs under them (a guest's interrupts go to EL2, its ID
+/// registers are filtered), not only after its first trap.
 pub fn set_vcpu_world(controls: TrapControls, vttbr: u64, vm: u16, vcpu: u16) {
     // SAFETY: as in `this_cpu`.
     let cpu = unsafe { &mut *PER_CPU[arch::cpu_index()].0.get() };
@@ -219,6 +221,7 @@ pub fn set_vcpu_world(controls: TrapControls, vttbr: u64, vm: u16, vcpu: u16) {
         vm,
         vcpu,
     };
+    arch::el1::enter_world(arch::el1::World::Host, vttbr, controls);
 }
 
 /// Records how this CPU runs the host's vCPU (its vCPU *i* is CPU *i*).

@@ -312,7 +312,8 @@ pub fn compose(request: &Request) -> Result<Composed> {
         for guest in request.guests {
             let plan = guest.plan(board, request.base_dtb)?;
             let root = guest::stage2_root(guest_roots, guest.id);
-            let (descriptor, stores) = guest.describe(&plan, root, store_next, hypervisor.end)?;
+            let (descriptor, stores, kept) =
+                guest.describe(&plan, root, store_next, hypervisor.end)?;
             if let Some(last) = stores.last() {
                 store_next = align_up(last.end, PAGE);
             }
@@ -327,14 +328,22 @@ pub fn compose(request: &Request) -> Result<Composed> {
                     guest.id, guest.name, guest.ram_ipa, guest.cpus, plan.entry, plan.dtb
                 ),
             ));
-            for (image, store) in plan.images.into_iter().zip(stores) {
+            for ((image, store), bytes) in plan.images.into_iter().zip(stores).zip(kept) {
                 guest_map.push((
                     guest.pa(image.ipa),
                     guest.pa(image.ipa) + image.footprint,
                     format!("  {} (IPA {:#x})", image.what, image.ipa),
                 ));
-                let what = format!("  image store of VM {}: {}", guest.name, image.what);
-                guest_images.push((image.bytes, store, what));
+                let compressed = if bytes.len() == image.bytes.len() {
+                    ""
+                } else {
+                    " (zlib)"
+                };
+                let what = format!(
+                    "  image store of VM {}: {}{compressed}",
+                    guest.name, image.what
+                );
+                guest_images.push((bytes, store, what));
             }
         }
     }

@@ -23,9 +23,9 @@ pub(super) const COMPONENT_LEN: usize =
 /// Where the VM records start.
 pub(super) const VMS_AT: usize = COMPONENTS_AT + MAX_COMPONENTS * COMPONENT_LEN;
 /// Bytes of one VM record: id, MTE flag, padding, name, memory, RAM IPA, stage-2 root, CPUs,
-/// entry, DTB, then each image's store and load address.
+/// entry, DTB, then each image's store, load address and loaded length.
 pub(super) const VM_LEN: usize =
-    2 + 1 + 5 + COMPONENT_NAME_LEN + 16 + 8 * 2 + MAX_GUEST_VCPUS + 8 * 2 + 24 * MAX_VM_IMAGES;
+    2 + 1 + 5 + COMPONENT_NAME_LEN + 16 + 8 * 2 + MAX_GUEST_VCPUS + 8 * 2 + 32 * MAX_VM_IMAGES;
 
 impl BootTable {
     /// Encodes the table into the bytes the kernel image reserves for it.
@@ -101,6 +101,7 @@ impl BootTable {
                 writer.u64(image.store.start);
                 writer.u64(image.store.end);
                 writer.u64(image.load_address);
+                writer.u64(image.loaded_len);
             }
         }
         out
@@ -207,6 +208,7 @@ impl BootTable {
                 *image = VmImage {
                     store: reader.range()?,
                     load_address: reader.u64()?,
+                    loaded_len: reader.u64()?,
                 };
             }
             *slot = Some(VmDescriptor {

@@ -383,6 +383,7 @@ fn images(list: &[(usize, u64)]) -> [VmImage; MAX_VM_IMAGES] {
         *slot = VmImage {
             store: PhysRange::from_size(start, len).unwrap(),
             load_address,
+            loaded_len: len,
         };
     }
     images

@@ -118,10 +118,10 @@ impl BootTable {
             if !kept {
                 return Err(BootTableError::VmImageMissing(index));
             }
-            let target = PhysRange::from_size(image.load_address, store.len())
+            let target = PhysRange::from_size(image.load_address, image.loaded_len)
                 .ok_or(BootTableError::VmImageMisplaced(index))?;
             let collides = vm.images().take(at).any(|other| {
-                PhysRange::from_size(other.load_address, other.store.len())
+                PhysRange::from_size(other.load_address, other.loaded_len)
                     .is_none_or(|other| other.overlaps(&target))
             });
             if !memory.contains_range(&target) || collides {

@@ -198,6 +198,87 @@ pub fn configure_guest_controls(vttbr: u64, features: &CpuFeatures, vmpidr: u64)
     host
 }
 
+/// Reads the ID register `S3_0_C0_C<crm>_<op2>` (`crm` 1 to 7: the ID group 3 registers a
+/// guest's trapped read names), for [`controls::guest_id_register`]. An MRS names its register
+/// in the instruction, so each one has its own; reserved encodings read as zero, as the
+/// architecture defines for that space.
+pub fn read_id_register(crm: u8, op2: u8) -> u64 {
+    macro_rules! id_registers {
+        ($(($c:literal, $o:literal)),* $(,)?) => {
+            match (crm, op2) {
+                $(($c, $o) => {
+                    let value: u64;
+                    // SAFETY: reading an ID register has no side effect.
+                    unsafe {
+                        asm!(concat!("mrs {}, S3_0_C0_C", $c, "_", $o), out(reg) value,
+                             options(nomem, nostack, preserves_flags))
+                    };
+                    value
+                })*
+                _ => 0,
+            }
+        };
+    }
+    id_registers!(
+        (1, 0),
+        (1, 1),
+        (1, 2),
+        (1, 3),
+        (1, 4),
+        (1, 5),
+        (1, 6),
+        (1, 7),
+        (2, 0),
+        (2, 1),
+        (2, 2),
+        (2, 3),
+        (2, 4),
+        (2, 5),
+        (2, 6),
+        (2, 7),
+        (3, 0),
+        (3, 1),
+        (3, 2),
+        (3, 3),
+        (3, 4),
+        (3, 5),
+        (3, 6),
+        (3, 7),
+        (4, 0),
+        (4, 1),
+        (4, 2),
+        (4, 3),
+        (4, 4),
+        (4, 5),
+        (4, 6),
+        (4, 7),
+        (5, 0),
+        (5, 1),
+        (5, 2),
+        (5, 3),
+        (5, 4),
+        (5, 5),
+        (5, 6),
+        (5, 7),
+        (6, 0),
+        (6, 1),
+        (6, 2),
+        (6, 3),
+        (6, 4),
+        (6, 5),
+        (6, 6),
+        (6, 7),
+        (7, 0),
+        (7, 1),
+        (7, 2),
+        (7, 3),
+        (7, 4),
+        (7, 5),
+        (7, 6),
+        (7, 7),
+    )
+}
+
 /// Makes instructions the kernel just wrote to `[start, start + len)` visible to instruction
 /// fetches (a component image copied into place).
 pub fn sync_instructions(start: u64, len: u64) {

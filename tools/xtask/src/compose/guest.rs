@@ -199,15 +199,17 @@ impl Guest {
     }
 
     /// The guest's descriptor, its images kept from `store_start` on (page aligned, in order);
-    /// also returns each image's store. Fails if they pass `store_limit` (the end of the
-    /// hypervisor's region), saying by how much.
+    /// also returns each image's store and the bytes kept there (an image of 1 MiB or more is
+    /// kept zlib-compressed when that saves an eighth: the kernel inflates it into the guest's
+    /// memory). Fails if they pass `store_limit` (the end of the hypervisor's region), saying by
+    /// how much.
     pub fn describe(
         &self,
         plan: &Plan,
         stage2_root: u64,
         store_start: u64,
         store_limit: u64,
-    ) -> Result<(VmDescriptor, Vec<PhysRange>)> {
+    ) -> Result<(VmDescriptor, Vec<PhysRange>, Vec<Vec<u8>>)> {
         if self.cpus.is_empty() || self.cpus.len() > MAX_GUEST_VCPUS {
             bail!(
                 "VM \"{}\" has {} vCPUs; a guest has 1 to {MAX_GUEST_VCPUS}",
@@ -218,11 +220,15 @@ impl Guest {
         if plan.images.len() > MAX_VM_IMAGES {
             bail!("VM \"{}\" has more than {MAX_VM_IMAGES} images", self.name);
         }
+        let kept: Vec<Vec<u8>> = plan
+            .images
+            .iter()
+            .map(|image| kept_bytes(&image.bytes))
+            .collect();
         let mut stores = Vec::new();
         let mut next = align_up(store_start, PAGE);
-        for image in &plan.images {
-            let store =
-                PhysRange::from_size(next, image.bytes.len() as u64).context("image store")?;
+        for bytes in &kept {
+            let store = PhysRange::from_size(next, bytes.len() as u64).context("image store")?;
             next = align_up(store.end, PAGE);
             stores.push(store);
         }
@@ -230,7 +236,8 @@ impl Guest {
             let sizes: Vec<String> = plan
                 .images
                 .iter()
-                .map(|image| format!("{} {} KiB", image.what, image.bytes.len().div_ceil(1024)))
+                .zip(&kept)
+                .map(|(image, bytes)| format!("{} {} KiB", image.what, bytes.len().div_ceil(1024)))
                 .collect();
             bail!(
                 "VM \"{}\": the hypervisor keeps a pristine copy of each guest image (to reload \
@@ -250,6 +257,7 @@ impl Guest {
             *slot = VmImage {
                 store: *store,
                 load_address: self.pa(image.ipa),
+                loaded_len: image.bytes.len() as u64,
             };
         }
         let descriptor = VmDescriptor {
@@ -264,8 +272,21 @@ impl Guest {
             mte: self.mte,
             images,
         };
-        Ok((descriptor, stores))
+        Ok((descriptor, stores, kept))
     }
+}
+
+/// What the hypervisor keeps of an image: zlib-compressed if it is 1 MiB or more and that saves
+/// at least an eighth (`hv_abi::VmImage::loaded_len` then tells the kernel to inflate it), else
+/// the bytes as they are.
+fn kept_bytes(bytes: &[u8]) -> Vec<u8> {
+    if bytes.len() >= MIB as usize {
+        let compressed = miniz_oxide::deflate::compress_to_vec_zlib(bytes, 6);
+        if compressed.len() <= bytes.len() - bytes.len() / 8 {
+            return compressed;
+        }
+    }
+    bytes.to_vec()
 }
 
 /// Guest VM `vm`'s stage-2 root: page `vm - 1` of `GUEST_STAGE2_ROOTS`, the array of root

@@ -106,7 +106,7 @@ fn an_elf_guest_runs_where_it_is_linked_with_its_dtb_above() {
     assert!(dtb.node("/fw-cfg@9020000").is_none() && dtb.node("/pcie@10000000").is_none());
     assert!(dtb.node("/reserved-memory").is_none());
 
-    let (descriptor, stores) = guest
+    let (descriptor, stores, _) = guest
         .describe(&plan, 0x4080_2000, 0x4150_0123, 0x4200_0000)
         .unwrap();
     assert_eq!(
@@ -171,7 +171,7 @@ fn an_image_guest_starts_at_its_ram_base_plus_text_offset_with_its_initrd() {
         chosen.property("linux,initrd-end"),
         Some(&0x4020_1000u64.to_be_bytes()[..])
     );
-    let (descriptor, _) = guest
+    let (descriptor, _, _) = guest
         .describe(&plan, 0x4080_2000, 0x4150_0000, 0x4200_0000)
         .unwrap();
     assert_eq!(descriptor.vcpu_count(), 2);
@@ -242,6 +242,32 @@ fn misplaced_or_oversized_guests_are_refused_with_their_name() {
     .describe(&plan, 0x4080_2000, 0x4150_0000, 0x4200_0000)
     .unwrap_err();
     assert!(error.to_string().contains("has 0 vCPUs"), "{error}");
+}
+
+#[test]
+fn a_large_image_is_kept_compressed_and_loaded_at_its_full_length() {
+    // A 3 MiB raw kernel of a kernel-like mix: kept compressed, loaded as 3 MiB.
+    let mut bytes = fake_image(0, 3 * MIB, 3 * MIB as usize);
+    for (i, byte) in bytes.iter_mut().enumerate().skip(64) {
+        *byte = if i % 5 == 0 { (i >> 3) as u8 } else { 0 };
+    }
+    let kernel = scratch("large-Image", &bytes);
+    let guest = guest(&kernel);
+    let plan = guest.plan(BOARD, VIRT).unwrap();
+    let (descriptor, stores, kept) = guest
+        .describe(&plan, 0x4080_2000, 0x4150_0000, 0x4200_0000)
+        .unwrap();
+    let image = descriptor.images().next().unwrap();
+    assert_eq!(image.loaded_len, plan.images[0].bytes.len() as u64);
+    assert!(image.is_compressed());
+    assert_eq!(stores[0].len(), kept[0].len() as u64);
+    assert!(kept[0].len() < plan.images[0].bytes.len() / 2);
+    let inflated = miniz_oxide::inflate::decompress_to_vec_zlib(&kept[0]).unwrap();
+    assert!(inflated == plan.images[0].bytes);
+    // The small DTB is kept as it is.
+    let dtb = descriptor.images().last().unwrap();
+    assert!(!dtb.is_compressed());
+    assert_eq!(kept.last().unwrap(), &plan.images.last().unwrap().bytes);
 }
 
 #[test]
