@@ -14,9 +14,9 @@ const EM_AARCH64: u16 = 183;
 
 /// The applets `/init` calls by name, linked next to busybox so the script reads like plain shell.
 const BIN_APPLETS: &[&str] = &[
-    "sh", "cat", "grep", "mount", "uname", "sync", "setsid", "cttyhack",
+    "sh", "cat", "grep", "mount", "uname", "sync", "setsid", "cttyhack", "dd", "md5sum", "awk",
 ];
-const SBIN_APPLETS: &[&str] = &["poweroff"];
+const SBIN_APPLETS: &[&str] = &["poweroff", "reboot"];
 
 /// Choices that change what `/init` does; the default is the plain boot.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -141,18 +141,34 @@ echo "HV-INIT: cpus online=$(grep -c '^processor' /proc/cpuinfo)"
 echo "HV-INIT: kernel $(uname -r)"
 
 mode=shell
+wait_console=no
+then=poweroff
 for word in $(cat /proc/cmdline); do
     case "$word" in
         hv.init=test) mode=test ;;
         hv.init=shell) mode=shell ;;
+        hv.wait=console) wait_console=yes ;;
+        hv.then=reboot) then=reboot ;;
     esac
 done
 
 if [ "$mode" = test ]; then
+    # A workload: 16 MiB through md5sum (the digest of zeros is fixed).
+    echo "HV-INIT: workload $(dd if=/dev/zero bs=64k count=256 2>/dev/null | md5sum)"
+    # Interrupts that counted: the per-CPU columns of the timer's, the UART's and the IPIs' lines.
+    awk '/arch_timer|pl011|IPI/ { n = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i; name = ($1 ~ /^IPI/) ? $1 : $NF; print "HV-INIT: interrupts " name " " n }' /proc/interrupts
 "#;
 
-const INIT_TAIL: &str = r#"    echo "HV-INIT: done"
+const INIT_TAIL: &str = r#"    if [ "$wait_console" = yes ]; then
+        # Held until a line comes on the console (a test harness ends the run when it chooses).
+        echo "HV-INIT: waiting for a line on the console"
+        read -r line
+    fi
+    echo "HV-INIT: done"
     sync
+    if [ "$then" = reboot ]; then
+        reboot -f
+    fi
     poweroff -f
 fi
 
@@ -245,6 +261,12 @@ mod tests {
             "echo \"HV-INIT: done\"",
             "echo \"HV-INIT: interactive shell; 'poweroff -f' or exit to power off\"",
             "hv.init=test) mode=test",
+            "hv.wait=console) wait_console=yes",
+            "hv.then=reboot) then=reboot",
+            "echo \"HV-INIT: workload $(dd if=/dev/zero bs=64k count=256 2>/dev/null | md5sum)\"",
+            "print \"HV-INIT: interrupts \" name \" \" n",
+            "read -r line",
+            "reboot -f",
             "setsid cttyhack sh",
             "poweroff -f",
         ] {
@@ -252,7 +274,8 @@ mod tests {
         }
         // Every applet the script relies on by name is linked.
         for applet in [
-            "mount", "grep", "uname", "cat", "sync", "poweroff", "setsid",
+            "mount", "grep", "uname", "cat", "sync", "poweroff", "setsid", "dd", "md5sum", "awk",
+            "reboot",
         ] {
             assert!(BIN_APPLETS.contains(&applet) || SBIN_APPLETS.contains(&applet));
         }

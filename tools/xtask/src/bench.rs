@@ -105,6 +105,7 @@ pub fn run() -> Result<()> {
         &[],
         None,
         &["profile"],
+        &[],
     )?;
     let phases =
         trap_profile(&profiled.hv_log).context("the profiled run logged no trap-profile line")?;
@@ -172,6 +173,7 @@ pub fn run() -> Result<()> {
                 &settings,
                 Some("manifests/tests/mem-protect.toml"),
                 &[],
+                &[],
             )?;
             if !outcome.console.contains("HV-INIT: done") {
                 bail!(
@@ -209,6 +211,7 @@ pub fn run() -> Result<()> {
         300,
         &[],
         Some("manifests/tests/mmio-guard.toml"),
+        &[],
         &[],
     )?;
     let mmio_figure = |name: &str| -> Result<u64> {

@@ -415,6 +415,7 @@ fn run(args: &RunArgs) -> Result<i32> {
         extra_args: &args.qemu_args,
         log_dir: paths::xtask_out().join("logs").join("run"),
         show_hv_log: true,
+        input: &[],
     })?;
     Ok(match (outcome.timed_out, outcome.status()) {
         (false, Some(hv_abi::ExitStatus::PoweredOff)) => 0,

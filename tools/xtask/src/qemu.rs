@@ -114,6 +114,20 @@ pub struct Run<'a> {
     pub log_dir: PathBuf,
     /// Print the decoded hypervisor log as it arrives.
     pub show_hv_log: bool,
+    /// Lines typed on the console when the run reaches a point (captured runs only).
+    pub input: &'a [ConsoleInput],
+}
+
+/// A line a captured run types on the machine's console (its first UART: the host's) once the
+/// console or the hypervisor's log holds `after` at least `times` times.
+#[derive(Clone, Copy, Debug)]
+pub struct ConsoleInput {
+    /// What to wait for.
+    pub after: &'static str,
+    /// How many times it must have appeared.
+    pub times: usize,
+    /// What to type (a newline is added).
+    pub line: &'static str,
 }
 
 /// How a run ended.
@@ -275,7 +289,12 @@ pub fn run(run: &Run) -> Result<Outcome> {
         }
         Console::Captured { .. } => {
             command.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
-            command.stdin(Stdio::null()).stdout(Stdio::piped());
+            let stdin = if run.input.is_empty() {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            };
+            command.stdin(stdin).stdout(Stdio::piped());
         }
     }
     command.args(run.extra_args);
@@ -288,6 +307,8 @@ pub fn run(run: &Run) -> Result<Outcome> {
         .spawn()
         .with_context(|| format!("starting {QEMU}"))?;
 
+    let mut stdin = child.stdin.take();
+    let mut typed = vec![false; run.input.len()];
     let console_text = Arc::new(Mutex::new(String::new()));
     let console_thread = child.stdout.take().map(|mut stdout| {
         let console_text = Arc::clone(&console_text);
@@ -333,6 +354,25 @@ pub fn run(run: &Run) -> Result<Outcome> {
                 let _ = child.kill();
                 let _ = child.wait();
                 break Ok((None, true));
+            }
+            if let Some(stdin) = stdin.as_mut() {
+                for (input, typed) in run.input.iter().zip(typed.iter_mut()) {
+                    if *typed {
+                        continue;
+                    }
+                    let seen = console_text.lock().unwrap().matches(input.after).count()
+                        + hv_lines
+                            .lock()
+                            .unwrap()
+                            .iter()
+                            .filter(|line| line.contains(input.after))
+                            .count();
+                    if seen >= input.times {
+                        *typed = true;
+                        let _ = writeln!(stdin, "{}", input.line);
+                        let _ = stdin.flush();
+                    }
+                }
             }
             std::thread::sleep(Duration::from_millis(50));
         };

@@ -4,7 +4,7 @@
 //! the guest printed and how the run ended. Console and hypervisor logs of every test are kept
 //! under `target/xtask/logs/<test>/`; a failure prints where, and the tail of the console.
 
-use crate::qemu::{self, Console, CpuModel, Outcome};
+use crate::qemu::{self, Console, ConsoleInput, CpuModel, Outcome};
 use crate::{SystemArgs, build_image, paths, progress};
 use anyhow::{Context, Result};
 use hv_abi::ExitStatus;
@@ -17,6 +17,13 @@ use std::time::Duration;
 enum Payload {
     /// Debian's Linux with the busybox initramfs in test mode.
     Linux,
+    /// Debian's Linux as the host in test mode, held until a line comes on its console
+    /// (`hv.wait=console`), beside a guest VM named `guest` running Linux too with this many
+    /// vCPUs (the manifest gives its command line).
+    LinuxBesideLinux {
+        /// The guest's vCPUs.
+        guest_vcpus: u32,
+    },
     /// A bare-metal test guest (a package under `tests/guests/`).
     Guest(&'static str),
     /// A bare-metal test guest built as binary `.1` of package `.0`.
@@ -57,6 +64,8 @@ struct SystemTest {
     kernel_features: &'static [&'static str],
     /// CPUs Linux must bring online, when not the machine's (guests keep the others).
     host_cpus: Option<u32>,
+    /// Lines typed on the host's console along the way.
+    input: &'static [ConsoleInput],
 }
 
 /// Every system test: Linux on both machines with 1 and 2 CPUs, and each test guest on both.
@@ -77,6 +86,7 @@ fn all_tests() -> Vec<SystemTest> {
                 expect_console: &[],
                 kernel_features: &[],
                 host_cpus: None,
+                input: &[],
             });
         }
         tests.push(SystemTest {
@@ -92,6 +102,7 @@ fn all_tests() -> Vec<SystemTest> {
             expect_console: &[],
             kernel_features: &[],
             host_cpus: None,
+            input: &[],
         });
         // Two CPUs calling the VM manager (and through it the supervisor) at once.
         tests.push(SystemTest {
@@ -107,6 +118,7 @@ fn all_tests() -> Vec<SystemTest> {
             expect_console: &[],
             kernel_features: &[],
             host_cpus: None,
+            input: &[],
         });
     }
     // Component faults: the VM manager crashes once while Linux boots on two CPUs (its third
@@ -124,6 +136,7 @@ fn all_tests() -> Vec<SystemTest> {
         expect_console: &[],
         kernel_features: &[],
         host_cpus: None,
+        input: &[],
     });
     for (name, crash) in [
         ("kernel", Crash::ReadKernel(1)),
@@ -142,6 +155,7 @@ fn all_tests() -> Vec<SystemTest> {
             expect_console: &[],
             kernel_features: &[],
             host_cpus: None,
+            input: &[],
         });
     }
     // Memory protection: the host's stage 2 is built lazily by mem-protect; Linux boots on it
@@ -161,6 +175,7 @@ fn all_tests() -> Vec<SystemTest> {
                 expect_console: &[],
                 kernel_features: &[],
                 host_cpus: None,
+                input: &[],
             });
         }
         tests.push(SystemTest {
@@ -176,6 +191,7 @@ fn all_tests() -> Vec<SystemTest> {
             expect_console: &[],
             kernel_features: &[],
             host_cpus: None,
+            input: &[],
         });
     }
     // MMIO guard: the host VM's console is emulated and guarded; the guest exercises every
@@ -195,6 +211,7 @@ fn all_tests() -> Vec<SystemTest> {
             expect_console: &[],
             kernel_features: &[],
             host_cpus: None,
+            input: &[],
         });
         tests.push(SystemTest {
             name: format!("guest-mmio-enforced-{cpu:?}").to_lowercase(),
@@ -209,6 +226,7 @@ fn all_tests() -> Vec<SystemTest> {
             expect_console: &[],
             kernel_features: &[],
             host_cpus: None,
+            input: &[],
         });
     }
     // A trap no component can ever answer stops the VM: mem-protect (restart never) faults
@@ -231,6 +249,7 @@ fn all_tests() -> Vec<SystemTest> {
         expect_console: &[],
         kernel_features: &[],
         host_cpus: None,
+        input: &[],
     });
     // An answer that does not fit the trap (Resume for an SMCCC call) is refused: the guest's
     // registers stay as they were and the VM stops with the reason.
@@ -251,6 +270,7 @@ fn all_tests() -> Vec<SystemTest> {
         expect_console: &[],
         kernel_features: &[],
         host_cpus: None,
+        input: &[],
     });
     // A guest VM beside a test-guest host (tests/guests/vm-host), running tests/guests/vm-basic
     // on two CPUs of its own: the machine a guest is promised, isolation both ways, PSCI on its
@@ -281,6 +301,7 @@ fn all_tests() -> Vec<SystemTest> {
             ],
             kernel_features: &[],
             host_cpus: None,
+            input: &[],
         });
     }
     // A guest that resets itself (PSCI SYSTEM_RESET) starts again from wiped memory, its
@@ -328,6 +349,7 @@ fn all_tests() -> Vec<SystemTest> {
                 &[]
             },
             host_cpus: None,
+            input: &[],
         });
     }
     // Shared guest memory (seed 004): the guest shares a page through MEM_SHARE and its shared
@@ -346,6 +368,7 @@ fn all_tests() -> Vec<SystemTest> {
             expect_console: &["[guest1] 4 passed, 0 failed"],
             kernel_features: &[],
             host_cpus: None,
+            input: &[],
         });
     }
     // Interrupts for a guest: the emulated distributor, the virtual CPU interface, the
@@ -364,6 +387,49 @@ fn all_tests() -> Vec<SystemTest> {
             expect_console: &["[guest1] 5 passed, 0 failed"],
             kernel_features: &[],
             host_cpus: None,
+            input: &[],
+        });
+    }
+    // Debian's Linux as a guest VM beside the host's: a two-vCPU guest that powers off (the
+    // host goes on, and powers off when told), and a one-vCPU guest that reboots and comes back.
+    for cpu in [CpuModel::A72, CpuModel::Max] {
+        tests.push(SystemTest {
+            name: format!("linux-guest-poweroff-{cpu:?}").to_lowercase(),
+            cpu,
+            smp: 3,
+            payload: Payload::LinuxBesideLinux { guest_vcpus: 2 },
+            crash: None,
+            probe_grants: false,
+            manifest: Some("manifests/tests/linux-guest.toml"),
+            expect_log: &["VM guest stopped: it powered off (PSCI SYSTEM_OFF)"],
+            expect_exit: ExitStatus::PoweredOff,
+            expect_console: &[],
+            kernel_features: &[],
+            host_cpus: Some(1),
+            input: &[ConsoleInput {
+                after: "VM guest stopped: it powered off",
+                times: 1,
+                line: "go",
+            }],
+        });
+        tests.push(SystemTest {
+            name: format!("linux-guest-reboot-{cpu:?}").to_lowercase(),
+            cpu,
+            smp: 2,
+            payload: Payload::LinuxBesideLinux { guest_vcpus: 1 },
+            crash: None,
+            probe_grants: false,
+            manifest: Some("manifests/tests/linux-guest-reboot.toml"),
+            expect_log: &["VM guest: images reloaded (load 2)"],
+            expect_exit: ExitStatus::PoweredOff,
+            expect_console: &[],
+            kernel_features: &[],
+            host_cpus: Some(1),
+            input: &[ConsoleInput {
+                after: "[guest] HV-INIT: done",
+                times: 2,
+                line: "go",
+            }],
         });
     }
     // Linux as the host on CPUs 0-1 with two bare-metal guests on CPUs 2 and 3.
@@ -384,6 +450,7 @@ fn all_tests() -> Vec<SystemTest> {
             expect_console: &["[guest1] 7 passed, 0 failed", "[guest2] 7 passed, 0 failed"],
             kernel_features: &[],
             host_cpus: Some(2),
+            input: &[],
         });
     }
     // The component template joins a manifest and serves the hypercalls routed to it.
@@ -400,6 +467,7 @@ fn all_tests() -> Vec<SystemTest> {
         expect_console: &[],
         kernel_features: &[],
         host_cpus: None,
+        input: &[],
     });
     tests
 }
@@ -466,6 +534,7 @@ pub fn boot(
         &[],
         None,
         &[],
+        &[],
     )
 }
 
@@ -483,6 +552,7 @@ pub fn boot_with(
     settings: &[Settings],
     manifest: Option<&str>,
     kernel_features: &'static [&'static str],
+    input: &[ConsoleInput],
 ) -> Result<Outcome> {
     let args = SystemArgs {
         manifest: manifest.map(|path| paths::workspace().join(path)),
@@ -516,6 +586,7 @@ pub fn boot_with(
         extra_args: extra,
         log_dir: paths::xtask_out().join("logs").join(name),
         show_hv_log: false,
+        input,
     })
 }
 
@@ -560,6 +631,9 @@ fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> 
             if !routed {
                 return Err("the hypervisor log lacks \"entering the host\"".into());
             }
+        }
+        Payload::LinuxBesideLinux { guest_vcpus } => {
+            check_linux_beside_linux(outcome, test.host_cpus.unwrap_or(1), guest_vcpus)?;
         }
         Payload::Guest(_) | Payload::GuestBin(..) => {
             // Every VM's summary (a guest VM's too, and each of its runs) must be clean.
@@ -659,6 +733,9 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
     }
     let (kernel, append, timeout) = match test.payload {
         Payload::Linux => (None, "console=ttyAMA0 hv.init=test", 300),
+        Payload::LinuxBesideLinux { .. } => {
+            (None, "console=ttyAMA0 hv.init=test hv.wait=console", 420)
+        }
         Payload::Guest(package) => (
             Some(crate::artifacts::guest(package).map_err(|e| format!("{e:#}"))?),
             "",
@@ -681,6 +758,7 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
         &settings,
         test.manifest,
         test.kernel_features,
+        test.input,
     )
     .map_err(|error| format!("{error:#}"))?;
     check(test, &outcome, peer).inspect_err(|_| {
@@ -694,6 +772,68 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
             paths::xtask_out().join("logs").join(&test.name).display()
         );
     })
+}
+
+/// The `HV-INIT:` markers on `console` of the host (`guest` false) or of the guest VM named
+/// `guest`, whose lines the VM manager prefixes with `[guest] ` (another VM's output may have
+/// broken into the line before it).
+fn init_markers(console: &str, guest: bool) -> Vec<&str> {
+    const GUEST: &str = "[guest] HV-INIT: ";
+    const ANY: &str = "HV-INIT: ";
+    console
+        .lines()
+        .filter_map(|line| match (line.find(GUEST), guest) {
+            (Some(at), true) => Some(&line[at + GUEST.len()..]),
+            (None, false) => line.find(ANY).map(|at| &line[at + ANY.len()..]),
+            _ => None,
+        })
+        .map(str::trim_end)
+        .collect()
+}
+
+/// Host and guest Linux both reached userspace with their CPUs, the guest ran its workload and
+/// its timer, console (and, with several vCPUs, IPI) interrupts counted, and both finished.
+fn check_linux_beside_linux(
+    outcome: &Outcome,
+    host_cpus: u32,
+    guest_vcpus: u32,
+) -> Result<(), String> {
+    for (who, guest, cpus) in [("host", false, host_cpus), ("guest", true, guest_vcpus)] {
+        let markers = init_markers(&outcome.console, guest);
+        let has = |prefix: &str| markers.iter().any(|marker| marker.starts_with(prefix));
+        for wanted in [
+            "userspace up".to_owned(),
+            format!("cpus online={cpus}"),
+            "workload ".to_owned(),
+            "done".to_owned(),
+        ] {
+            if !has(&wanted) {
+                return Err(format!("the {who}'s console lacks \"HV-INIT: {wanted}\""));
+            }
+        }
+        if !guest {
+            continue;
+        }
+        let mut counted = vec!["arch_timer", "uart-pl011"];
+        if guest_vcpus > 1 {
+            counted.push("IPI0:");
+        }
+        for name in counted {
+            let count = markers
+                .iter()
+                .find_map(|marker| marker.strip_prefix(&format!("interrupts {name} ")))
+                .and_then(|count| count.trim().parse::<u64>().ok());
+            match count {
+                Some(count) if count > 0 => {}
+                other => {
+                    return Err(format!(
+                        "the guest's {name} interrupts did not count ({other:?})"
+                    ));
+                }
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A system test that is a function of its own rather than a [`SystemTest`].
@@ -736,6 +876,7 @@ fn check_unusable_firmware_dtb() -> Result<(), String> {
         60,
         &[],
         None,
+        &[],
         &[],
     )
     .map_err(|e| format!("{e:#}"))?;
@@ -921,6 +1062,7 @@ mod tests {
             expect_console: &[],
             kernel_features: &[],
             host_cpus: None,
+            input: &[],
         }
     }
 
@@ -958,6 +1100,7 @@ mod tests {
             expect_console: &[],
             kernel_features: &[],
             host_cpus: None,
+            input: &[],
         };
         assert_eq!(
             check(
