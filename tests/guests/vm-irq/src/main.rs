@@ -20,6 +20,9 @@
 //!   registers and waits; vCPU 0 sends it SGI 5 (GICv3: ICC_SGI1R_EL1, trapped to the VM
 //!   manager; GICv2: GICD_SGIR), vCPU 1 takes it and answers with SGI 6, which vCPU 0 takes
 //!   (on GICv2 with vCPU 1 as its source in GICC_IAR.CPUID).
+//! - `virtual_interrupt_latency`: a figure for `cargo xtask bench`, not a check: counter ticks
+//!   (instructions under `-icount shift=0`) from the timer's compare value to the handler's
+//!   first instruction, printed as a `BENCH virq-latency` line.
 //!
 //! Then it prints the summary and powers its VM off (PSCI SYSTEM_OFF).
 //!
@@ -115,6 +118,10 @@ mod guest {
             TestCase {
                 name: "sgis_go_between_vcpus",
                 run: sgis_go_between_vcpus,
+            },
+            TestCase {
+                name: "virtual_interrupt_latency",
+                run: virtual_interrupt_latency,
             },
         ]);
         let _ = failed;
@@ -270,6 +277,8 @@ mod guest {
     }
 
     fn on_irq() {
+        // First, for the latency figure: when the handler was entered.
+        ENTERED_AT.store(counter::ticks(), Ordering::Relaxed);
         let iar = acknowledge();
         let intid = iar & 0x3ff;
         if intid == SPURIOUS {
@@ -293,6 +302,58 @@ mod guest {
             LAST_OTHER.store(intid, Ordering::Relaxed);
         }
         complete(iar);
+    }
+
+    /// The counter when the IRQ handler was last entered.
+    static ENTERED_AT: AtomicU64 = AtomicU64::new(0);
+
+    /// Arms the timer to fire at counter value `at` (CNTV_CVAL_EL0).
+    fn set_timer_at(at: u64) {
+        // SAFETY: the EL1 virtual timer's compare value and control (ENABLE, IMASK clear).
+        unsafe {
+            asm!(
+                "msr cntv_cval_el0, {cval}",
+                "msr cntv_ctl_el0, {ctl}",
+                "isb",
+                cval = in(reg) at,
+                ctl = in(reg) 1u64,
+                options(nostack),
+            )
+        };
+    }
+
+    /// Not a check but a figure for `cargo xtask bench` (meaningful under `-icount shift=0`):
+    /// the timer is armed for a known counter value while the vCPU spins with IRQs unmasked,
+    /// and the handler's first instruction reads the counter. The difference is the cost of
+    /// one forwarded interrupt: the physical timer interrupt taken at EL2, the list register
+    /// filled, the return, and the guest's own exception entry.
+    fn virtual_interrupt_latency(_env: &Env) -> TestResult {
+        const SAMPLES: u64 = 32;
+        PERIOD.store(0, Ordering::Relaxed);
+        set_timer(0, false);
+        with_irqs_unmasked(|| wait_for(5, || false));
+        let (mut total, mut least) = (0u64, u64::MAX);
+        for _ in 0..SAMPLES {
+            let before = TICKS.load(Ordering::Relaxed);
+            let due = counter::ticks() + counter::frequency() / 1000;
+            set_timer_at(due);
+            let arrived = with_irqs_unmasked(|| {
+                wait_for(1000, || TICKS.load(Ordering::Relaxed) != before)
+            });
+            ensure!(arrived, "the timer armed for {due} did not interrupt");
+            let ticks = ENTERED_AT.load(Ordering::Relaxed).saturating_sub(due);
+            total += ticks;
+            least = least.min(ticks);
+        }
+        // One instruction per nanosecond under -icount shift=0.
+        let ns_per_tick = 1_000_000_000 / counter::frequency();
+        hv_guest_rt::println!(
+            "BENCH virq-latency samples={SAMPLES} mean-insns={} min-insns={} counter-hz={}",
+            total * ns_per_tick / SAMPLES,
+            least * ns_per_tick,
+            counter::frequency()
+        );
+        Ok(())
     }
 
     /// SGIs each vCPU took (bit n: SGI n), by vCPU.
