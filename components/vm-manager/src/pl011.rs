@@ -1,4 +1,4 @@
-//! An emulated ARM PrimeCell UART (PL011 r1p5, ARM DDI 0183) with a receive FIFO and
+//! An emulated ARM PrimeCell UART (PL011 r1p5, ARM DDI 0183) with its FIFOs and
 //! interrupts: enough for a guest's console, polled (earlycon, the test runtime) or
 //! interrupt-driven (Linux's `amba-pl011` driver: `ttyAMA0` with an IRQ). Pure logic,
 //! host-tested; the component feeds it the accesses the kernel routes and the bytes the guest
@@ -10,16 +10,38 @@
 //!
 //! - `UARTDR` (0x000): a write transmits its low byte at once (into the VM's line buffer),
 //!   whatever `UARTCR` says — even with UARTEN or TXE clear, like QEMU's model, so firmware
-//!   and earlycon drivers that write without enabling the UART keep working. The transmitter
-//!   never waits, so the transmit FIFO is always empty. A read pops the oldest receive FIFO
+//!   and earlycon drivers that write without enabling the UART keep working — and adds an
+//!   entry to the transmit FIFO's level (below). A read pops the oldest receive FIFO
 //!   entry: the byte in bits 7:0, its error flags FE, PE, BE, OE in bits 8..11 (only OE is
 //!   ever set: on the first byte queued after bytes were lost); an empty FIFO reads 0.
 //! - `UARTRSR/UARTECR` (0x004): reads the error flags of the entry last read from DR (bits
 //!   3:0); OE (bit 3) is also set as soon as a byte is lost, and stays set until cleared. Any
 //!   write clears them all.
-//! - `UARTFR` (0x018): TXFE (bit 7) always; RXFE (bit 4) while the receive FIFO is empty, RXFF
-//!   (bit 6) while it is full. Never BUSY or TXFF, so a polling writer never waits; CTS, DSR,
-//!   DCD and RI read 0.
+//! - `UARTFR` (0x018): TXFE (bit 7) while the transmit FIFO is empty, TXFF (bit 5) while it
+//!   is full, BUSY (bit 3) while it is not empty; RXFE (bit 4) while the receive FIFO is
+//!   empty, RXFF (bit 6) while it is full. CTS, DSR, DCD and RI read 0.
+//! - The transmit FIFO holds 16 entries when `UARTLCR_H.FEN` (bit 4) is set, 1 (a holding
+//!   register) when it is clear. Bytes never wait in it (they are out already): it only keeps
+//!   a level, which paces the guest as a real FIFO would. There is no clock to empty it, so
+//!   the guest's accesses stand in for time:
+//!   - a DR write adds 1 to the level; a write to a full FIFO is transmitted all the same and
+//!     the level stays at full (output is never dropped);
+//!   - an FR read that finds the FIFO not full leaves it as it is — unless the guest's
+//!     previous access was an FR read too: then the FIFO empties before this read reports;
+//!   - an FR read that finds the FIFO full reports TXFF, then the FIFO empties;
+//!   - every other access (any other register, read or written, and FR writes) empties it
+//!     first, then takes effect. A refused access ([`BadAccess`]) changes nothing.
+//!
+//!   Why: Linux's `amba-pl011` driver starts transmitting by reading FR before each byte and
+//!   writing while TXFF is clear, and unmasks its transmit interrupt (TXIM) only when it finds
+//!   the FIFO full; with a FIFO that is always empty it never transmits by interrupt. With
+//!   these rules it fills the FIFO and unmasks TXIM (the access empties the FIFO: TXIS); its
+//!   interrupt handler writes half a FIFO without reading FR, then reads MIS, which empties
+//!   the FIFO and raises TXIS again, so it goes on while it has data and masks TXIM when it
+//!   has none. And no polling writer waits for long: one that waits for TXFF to clear before
+//!   each byte finds room on its next read; one that waits for BUSY (or TXFE) after writing,
+//!   as Linux's earlycon and console do, finds the FIFO empty on its second read in a row
+//!   (which is why FR reads in a row empty it: without that it would wait forever).
 //! - The receive FIFO holds 16 entries when `UARTLCR_H.FEN` (bit 4) is set, 1 (a holding
 //!   register) when it is clear. Turning FEN off keeps what the FIFO holds: it reads as full
 //!   until the guest has read it. A byte is received only while UARTEN (bit 0) and RXE (bit 9)
@@ -36,19 +58,22 @@
 //!     read that leaves the FIFO not empty but below the trigger level (data that waits and
 //!     will not reach the trigger, such as a single typed character, which Linux picks up on
 //!     RTIS). The FIFO becoming empty clears it.
-//!   - TXIS (bit 5): as the transmit FIFO empties at once, its level falls to the trigger
-//!     after every byte. So TXIS is set by each DR write while the transmitter is enabled
-//!     (UARTEN and TXE, bit 8) and by a `UARTCR` write that enables it; only ICR clears it.
-//!     Why: Linux writes at most half a FIFO per transmit interrupt and waits for the next
-//!     one; with TXIS still set its handler goes on until it has nothing left to send, then
-//!     masks TXIM, so the line does not stay high. DR writes with the transmitter disabled
-//!     (still transmitted) raise nothing.
+//!   - TXIS (bit 5) by the transmit FIFO falling to its trigger level or below: `UARTIFLS`
+//!     bits 2:0 = 0, 1, 2, 3, 4 select 2, 4, 8, 12, 14 entries (the reserved 5..7 act as 4);
+//!     with FEN clear, an empty holding register. Set when the FIFO empties with entries in it
+//!     (the level falls to 0, at or below any trigger), and when a `UARTCR` write enables the
+//!     transmitter (UARTEN and TXE, bit 8; the FIFO is empty then). Cleared by a DR write that
+//!     takes the level above the trigger, and by ICR. Only an enabled transmitter raises it:
+//!     DR writes with the transmitter disabled (still transmitted) raise nothing. Without a
+//!     clock, a guest that waits for TXIS with the level above the trigger, and does not touch
+//!     the UART meanwhile, waits until its next access (Linux does not: it writes half a FIFO
+//!     per pass at a trigger of half, and reads MIS after each pass).
 //!   - OEIS (bit 10) by a byte lost to a full FIFO.
 //!   - FEIS, PEIS, BEIS (bits 7..9) and the modem interrupts (bits 0..3) are never raised.
 //! - `UARTILPR`, `UARTIBRD`, `UARTFBRD`, `UARTLCR_H`, `UARTCR`, `UARTIFLS`, `UARTIMSC`,
 //!   `UARTDMACR`: read back what was last written, cut to the register's width, or the reset
 //!   value (`UARTCR` 0x0300, `UARTIFLS` 0x12, the rest 0). Beyond what is described above
-//!   (FEN, UARTEN, TXE, RXE, the RX trigger level, the mask) they change nothing: no loopback,
+//!   (FEN, UARTEN, TXE, RXE, the trigger levels, the mask) they change nothing: no loopback,
 //!   flow control, break, baud rate or DMA.
 //! - `UARTPeriphID0..3`, `UARTPCellID0..3` (0xFE0..0xFFC): 0x11, 0x10, 0x14, 0x00, 0x0D, 0xF0,
 //!   0x05, 0xB1 (part 0x011, designer ARM, revision 1: what QEMU's model reports; Linux then
@@ -56,7 +81,7 @@
 //! - Every other offset (reserved, test registers, and beyond 0x1000 in a larger window) reads
 //!   as zero and ignores writes.
 //!
-//! Reset is a new model ([`Pl011::default`]): registers at their reset values, FIFO empty, no
+//! Reset is a new model ([`Pl011::default`]): registers at their reset values, FIFOs empty, no
 //! interrupt pending, the line low and last reported low. The component lowers the VM's
 //! interrupt line itself when it resets the VM (the new model reports no change).
 //!
@@ -161,6 +186,8 @@ pub const INT_ALL: u32 = 0x7FF;
 
 /// Entries of the receive FIFO when FIFOs are enabled.
 pub const RX_FIFO_DEPTH: usize = 16;
+/// Entries of the transmit FIFO when FIFOs are enabled.
+pub const TX_FIFO_DEPTH: usize = 16;
 
 /// `UARTPeriphID0..3`, `UARTPCellID0..3`.
 pub const ID_REGISTERS: [u32; 8] = [0x11, 0x10, 0x14, 0x00, 0x0D, 0xF0, 0x05, 0xB1];
@@ -256,6 +283,11 @@ pub struct Pl011 {
     receive_status: u32,
     /// A byte was lost: the next one queued carries `UARTDR.OE`.
     overrun_pending: bool,
+    /// Entries in the transmit FIFO (bytes already sent, see the module docs), at most its
+    /// depth.
+    transmit_level: usize,
+    /// The guest's last accepted access was an FR read: a writer waiting for the transmitter.
+    flags_read_last: bool,
     /// `UARTRIS`.
     raw_interrupts: u32,
     /// The interrupt line's level as [`Pl011::take_line_change`] last reported it.
@@ -274,6 +306,18 @@ fn truncate(value: u64, size: u8) -> u64 {
     match size {
         8 => value,
         _ => value & ((1u64 << (8 * u32::from(size))) - 1),
+    }
+}
+
+/// Entries a `UARTIFLS` level selection (3 bits) stands for: 1/8, 1/4, 1/2, 3/4, 7/8 of a
+/// 16-entry FIFO; the reserved values act as 7/8.
+fn trigger_entries(select: u32) -> usize {
+    match select & 0x7 {
+        0 => 2,
+        1 => 4,
+        2 => 8,
+        3 => 12,
+        _ => 14,
     }
 }
 
@@ -302,6 +346,8 @@ impl Pl011 {
             received: ReceiveFifo::new(),
             receive_status: 0,
             overrun_pending: false,
+            transmit_level: 0,
+            flags_read_last: false,
             raw_interrupts: 0,
             reported_line: false,
             line: LineBuffer::new(),
@@ -309,13 +355,18 @@ impl Pl011 {
     }
 
     /// A read of `size` bytes at `offset` into the register block: the value read (its low
-    /// `size` bytes). A read of `UARTDR` takes the oldest received entry.
+    /// `size` bytes). A read of `UARTDR` takes the oldest received entry; a read may empty the
+    /// transmit FIFO (see the module docs).
     pub fn read(&mut self, offset: u64, size: u8) -> Result<u64, BadAccess> {
         check(offset, size)?;
+        let flags_read = offset == UARTFR;
+        if !flags_read {
+            self.drain_transmit_fifo();
+        }
         let value = match offset {
             UARTDR => self.read_data(),
             UARTRSR_ECR => self.receive_status,
-            UARTFR => self.flags(),
+            UARTFR => self.read_flags(),
             UARTILPR => self.ilpr,
             UARTIBRD => self.ibrd,
             UARTFBRD => self.fbrd,
@@ -332,11 +383,13 @@ impl Pl011 {
             // Reserved and test registers.
             _ => 0,
         };
+        self.flags_read_last = flags_read;
         Ok(truncate(u64::from(value), size))
     }
 
     /// A write of `value` (`size` bytes) at `offset`; `emit` gets every console line the write
-    /// completes (see [`LineBuffer::push`]).
+    /// completes (see [`LineBuffer::push`]). A write other than to `UARTDR` empties the
+    /// transmit FIFO first (see the module docs).
     pub fn write(
         &mut self,
         offset: u64,
@@ -346,13 +399,18 @@ impl Pl011 {
     ) -> Result<(), BadAccess> {
         check(offset, size)?;
         let value = truncate(value, size) as u32;
+        if offset != UARTDR {
+            self.drain_transmit_fifo();
+        }
+        self.flags_read_last = false;
         match offset {
             UARTDR => {
-                // Transmitted whatever UARTCR says (see the module docs); only an enabled
-                // transmitter interrupts.
+                // Transmitted whatever UARTCR says (see the module docs), even into a full
+                // FIFO: the level only paces the guest, output is never dropped.
                 self.line.push(value as u8, emit);
-                if self.transmitter_enabled() {
-                    self.raw_interrupts |= INT_TX;
+                self.transmit_level = (self.transmit_level + 1).min(self.transmit_depth());
+                if self.transmit_level > self.transmit_trigger() {
+                    self.raw_interrupts &= !INT_TX;
                 }
             }
             UARTRSR_ECR => self.receive_status = 0,
@@ -363,6 +421,7 @@ impl Pl011 {
             UARTCR => {
                 let was_enabled = self.transmitter_enabled();
                 self.cr = value & 0xFFFF;
+                // Enabled with the FIFO empty (this write drained it): at or below the trigger.
                 if !was_enabled && self.transmitter_enabled() {
                     self.raw_interrupts |= INT_TX;
                 }
@@ -452,19 +511,34 @@ impl Pl011 {
         self.received.len >= capacity
     }
 
+    /// Entries the transmit FIFO holds: 1 (the holding register) with FIFOs disabled.
+    fn transmit_depth(&self) -> usize {
+        if self.fifos_enabled() {
+            TX_FIFO_DEPTH
+        } else {
+            1
+        }
+    }
+
+    fn transmit_fifo_full(&self) -> bool {
+        self.transmit_level >= self.transmit_depth()
+    }
+
     /// Entries at which RXIS is raised (`UARTIFLS` RXIFLSEL, bits 5:3).
     fn receive_trigger(&self) -> usize {
         if !self.fifos_enabled() {
             return 1;
         }
-        match (self.ifls >> 3) & 0x7 {
-            0 => 2,
-            1 => 4,
-            2 => 8,
-            3 => 12,
-            // 7/8; the reserved values act as it.
-            _ => 14,
+        trigger_entries(self.ifls >> 3)
+    }
+
+    /// Entries at or below which TXIS is raised (`UARTIFLS` TXIFLSEL, bits 2:0); with FIFOs
+    /// disabled, an empty holding register.
+    fn transmit_trigger(&self) -> usize {
+        if !self.fifos_enabled() {
+            return 0;
         }
+        trigger_entries(self.ifls)
     }
 
     fn masked_interrupts(&self) -> u32 {
@@ -472,7 +546,15 @@ impl Pl011 {
     }
 
     fn flags(&self) -> u32 {
-        let mut flags = FR_TXFE;
+        let mut flags = 0;
+        if self.transmit_level == 0 {
+            flags |= FR_TXFE;
+        } else {
+            flags |= FR_BUSY;
+        }
+        if self.transmit_fifo_full() {
+            flags |= FR_TXFF;
+        }
         if self.received.len == 0 {
             flags |= FR_RXFE;
         }
@@ -480,6 +562,32 @@ impl Pl011 {
             flags |= FR_RXFF;
         }
         flags
+    }
+
+    /// `UARTFR` read, which paces a polling writer (see the module docs).
+    fn read_flags(&mut self) -> u32 {
+        // A second read in a row: the guest waits for the transmitter to finish.
+        if self.flags_read_last {
+            self.drain_transmit_fifo();
+        }
+        let flags = self.flags();
+        // The writer has seen TXFF: by its next read the FIFO has room.
+        if self.transmit_fifo_full() {
+            self.drain_transmit_fifo();
+        }
+        flags
+    }
+
+    /// The transmit FIFO empties: without a clock, at the guest's accesses (see the module
+    /// docs). The level falls to 0, at or below any trigger: TXIS.
+    fn drain_transmit_fifo(&mut self) {
+        if self.transmit_level == 0 {
+            return;
+        }
+        self.transmit_level = 0;
+        if self.transmitter_enabled() {
+            self.raw_interrupts |= INT_TX;
+        }
     }
 
     /// `UARTDR` read: the oldest entry, whose errors `UARTRSR` then shows (OE stays until
@@ -565,24 +673,221 @@ mod tests {
     }
 
     #[test]
-    fn flags_never_make_a_writer_wait() {
+    fn flags_follow_the_transmit_fifo_level() {
+        // At reset (FEN clear) the FIFO is a holding register, and paces a writer even with the
+        // UART disabled.
         let mut uart = Pl011::new();
         assert_eq!(uart.read(UARTFR, 4), Ok(0x90));
-        for enable in [false, true] {
-            if enable {
-                write(&mut uart, UARTCR, 4, ENABLED);
+        write(&mut uart, UARTDR, 4, u64::from(b'a'));
+        assert_eq!(reg(&mut uart, UARTFR), FR_TXFF | FR_BUSY | FR_RXFE);
+        assert_eq!(reg(&mut uart, UARTFR), FR_TXFE | FR_RXFE);
+        for (fifos, depth) in [(true, TX_FIFO_DEPTH), (false, 1)] {
+            let mut uart = enabled(fifos, 2);
+            assert_eq!(reg(&mut uart, UARTFR), FR_TXFE | FR_RXFE);
+            // A writer that reads FR before each byte fills the FIFO.
+            for n in 1..=depth {
+                write(&mut uart, UARTDR, 4, u64::from(b'b'));
+                let full = if n == depth { FR_TXFF } else { 0 };
+                assert_eq!(reg(&mut uart, UARTFR), full | FR_BUSY | FR_RXFE, "{n}");
             }
-            for _ in 0..1000 {
-                write(&mut uart, UARTDR, 4, u64::from(b'a'));
-                let fr = reg(&mut uart, UARTFR);
-                assert_eq!(fr & (FR_BUSY | FR_TXFF), 0);
-                assert_eq!(fr, FR_TXFE | FR_RXFE);
+            // It has seen TXFF: its next read finds the FIFO empty.
+            assert_eq!(uart.transmit_level, 0);
+            assert_eq!(reg(&mut uart, UARTFR), FR_TXFE | FR_RXFE);
+            // Writes into a full FIFO are transmitted; the level stays at full.
+            let mut lines = Vec::new();
+            for byte in *b"0123456789abcdefghij\n" {
+                lines.extend(write(&mut uart, UARTDR, 4, u64::from(byte)));
+                assert!(uart.transmit_level <= depth);
+            }
+            let full_line = [&[b'b'; TX_FIFO_DEPTH][..depth], b"0123456789abcdefghij"].concat();
+            assert_eq!(lines, [full_line]);
+            assert_eq!(uart.transmit_level, depth);
+            assert_eq!(reg(&mut uart, UARTFR), FR_TXFF | FR_BUSY | FR_RXFE);
+            assert_eq!(reg(&mut uart, UARTFR), FR_TXFE | FR_RXFE);
+            // Read-only: a write changes nothing but, as any access, empties the FIFO.
+            write(&mut uart, UARTDR, 4, u64::from(b'c'));
+            write(&mut uart, UARTFR, 4, 0xFFFF_FFFF);
+            assert_eq!(uart.transmit_level, 0);
+            assert_eq!(uart.read(UARTFR, 1), Ok(0x90));
+        }
+    }
+
+    /// Reads FR while it shows `flag`, at most `cap` times in all (the test fails beyond):
+    /// how many reads it took.
+    fn wait_while(uart: &mut Pl011, flag: u32, cap: usize) -> usize {
+        let mut reads = 1;
+        while reg(uart, UARTFR) & flag != 0 {
+            reads += 1;
+            assert!(reads <= cap, "still waiting after {cap} FR reads");
+        }
+        reads
+    }
+
+    /// 100 bytes of text in lines: what a polling writer sends.
+    fn hundred_bytes() -> (Vec<u8>, Vec<Vec<u8>>) {
+        let text: Vec<u8> = (0..100u8)
+            .map(|n| if n % 20 == 19 { b'\n' } else { b'a' + n % 26 })
+            .collect();
+        let lines = text
+            .split(|&byte| byte == b'\n')
+            .filter(|line| !line.is_empty())
+            .map(<[u8]>::to_vec)
+            .collect();
+        (text, lines)
+    }
+
+    /// The test runtime's writer (and Linux's console): waits while FR shows TXFF, then writes.
+    #[test]
+    fn polling_writer_never_waits_long() {
+        let (text, expected) = hundred_bytes();
+        for fifos in [true, false] {
+            for cr in [CR_RESET, CR_UARTEN | CR_TXE | CR_RXE] {
+                let mut uart = Pl011::new();
+                let lcr_h = if fifos { 0x70 } else { 0x60 };
+                write(&mut uart, UARTLCR_H, 4, lcr_h);
+                write(&mut uart, UARTCR, 4, u64::from(cr));
+                let mut lines = Vec::new();
+                let mut waited = 0;
+                for &byte in &text {
+                    waited += wait_while(&mut uart, FR_TXFF, 3) - 1;
+                    lines.extend(write(&mut uart, UARTDR, 4, u64::from(byte)));
+                }
+                uart.flush(|line| lines.push(line.to_vec()));
+                assert_eq!(lines, expected, "FEN {fifos}, CR {cr:#x}");
+                // It did wait: the FIFO filled (every 16th byte with FIFOs, every byte without).
+                let depth = if fifos { TX_FIFO_DEPTH } else { 1 };
+                assert_eq!(waited, (text.len() - 1) / depth, "FEN {fifos}, CR {cr:#x}");
             }
         }
-        assert_eq!(uart.read(UARTFR, 1), Ok(0x90));
-        // Read-only: a write changes nothing.
-        write(&mut uart, UARTFR, 4, 0xFFFF_FFFF);
-        assert_eq!(uart.read(UARTFR, 4), Ok(0x90));
+    }
+
+    /// Linux's earlycon waits for TXFF to clear before each byte and for BUSY to clear after
+    /// it; its console (printk) waits for BUSY to clear after the last byte.
+    #[test]
+    fn writer_waiting_for_the_transmitter_sees_it_idle_on_the_second_read() {
+        let (text, expected) = hundred_bytes();
+        for fifos in [true, false] {
+            let mut uart = enabled(fifos, 2);
+            let mut lines = Vec::new();
+            for &byte in &text {
+                assert_eq!(wait_while(&mut uart, FR_TXFF, 3), 1);
+                lines.extend(write(&mut uart, UARTDR, 1, u64::from(byte)));
+                assert_eq!(wait_while(&mut uart, FR_BUSY, 3), 2);
+            }
+            for &byte in &text {
+                wait_while(&mut uart, FR_TXFF, 3);
+                lines.extend(write(&mut uart, UARTDR, 4, u64::from(byte)));
+            }
+            assert!(uart.transmit_level > 0);
+            assert_eq!(wait_while(&mut uart, FR_BUSY, 3), 2);
+            assert_eq!(reg(&mut uart, UARTFR), FR_TXFE | FR_RXFE);
+            let twice: Vec<Vec<u8>> = expected.iter().chain(&expected).cloned().collect();
+            assert_eq!(lines, twice, "FEN {fifos}");
+        }
+    }
+
+    #[test]
+    fn accesses_that_empty_the_transmit_fifo() {
+        // With the transmitter enabled, TXIS cleared and 3 bytes in the FIFO.
+        let filled = || {
+            let mut uart = enabled(true, 2);
+            for byte in *b"abc" {
+                write(&mut uart, UARTDR, 4, u64::from(byte));
+            }
+            assert_eq!(uart.transmit_level, 3);
+            assert_eq!(uart.raw_interrupts, 0);
+            uart
+        };
+        // An FR read that finds room leaves it; a second one in a row empties it first.
+        let mut uart = filled();
+        assert_eq!(reg(&mut uart, UARTFR), FR_BUSY | FR_RXFE);
+        assert_eq!(uart.transmit_level, 3);
+        assert_eq!(reg(&mut uart, UARTFR), FR_TXFE | FR_RXFE);
+        assert_eq!(uart.raw_interrupts, INT_TX);
+        // A DR write in between: not in a row.
+        let mut uart = filled();
+        reg(&mut uart, UARTFR);
+        write(&mut uart, UARTDR, 4, u64::from(b'd'));
+        assert_eq!(reg(&mut uart, UARTFR), FR_BUSY | FR_RXFE);
+        assert_eq!(uart.transmit_level, 4);
+        // Every other read empties it before it reads: RIS and MIS show TXIS at once.
+        let reads = [
+            UARTDR,
+            UARTRSR_ECR,
+            UARTILPR,
+            UARTIBRD,
+            UARTFBRD,
+            UARTLCR_H,
+            UARTCR,
+            UARTIFLS,
+            UARTIMSC,
+            UARTRIS,
+            UARTMIS,
+            UARTICR,
+            UARTDMACR,
+            UARTPERIPHID0,
+            0x008,
+            0x1000,
+        ];
+        for offset in reads {
+            let mut uart = filled();
+            write(&mut uart, UARTIMSC, 4, u64::from(INT_TX));
+            assert_eq!(uart.transmit_level, 0, "{offset:#x}");
+            write(&mut uart, UARTICR, 4, u64::from(INT_TX));
+            write(&mut uart, UARTDR, 4, u64::from(b'd'));
+            let value = uart.read(offset, 1).unwrap() as u32;
+            assert_eq!(uart.transmit_level, 0, "{offset:#x}");
+            assert_eq!(uart.raw_interrupts, INT_TX, "{offset:#x}");
+            if matches!(offset, UARTRIS | UARTMIS) {
+                assert_eq!(value, INT_TX);
+            }
+        }
+        // So does every write but to DR, before it takes effect (ICR clears the TXIS it
+        // raised).
+        let writes = [
+            (UARTRSR_ECR, 0, INT_TX),
+            (UARTILPR, 0, INT_TX),
+            (UARTIBRD, 0, INT_TX),
+            (UARTFBRD, 0, INT_TX),
+            (UARTLCR_H, 0x70, INT_TX),
+            (UARTCR, ENABLED, INT_TX),
+            (UARTIFLS, 0x12, INT_TX),
+            (UARTIMSC, 0, INT_TX),
+            (UARTICR, 0, INT_TX),
+            (UARTICR, u64::from(INT_TX), 0),
+            (UARTDMACR, 0, INT_TX),
+            (UARTFR, 0, INT_TX),
+            (UARTRIS, 0, INT_TX),
+            (UARTMIS, 0, INT_TX),
+            (UARTPERIPHID0, 0, INT_TX),
+            (0x008, 0, INT_TX),
+        ];
+        for (offset, value, raw) in writes {
+            let mut uart = filled();
+            write(&mut uart, offset, 2, value);
+            assert_eq!(uart.transmit_level, 0, "{offset:#x}");
+            assert_eq!(uart.raw_interrupts, raw, "{offset:#x}");
+        }
+        // A refused access changes nothing, not even which access came last.
+        let mut uart = filled();
+        assert_eq!(uart.read(UARTCR, 8), Err(BadAccess::Size));
+        assert_eq!(uart.read(UARTCR + 2, 2), Err(BadAccess::Misaligned));
+        assert_eq!(uart.write(UARTCR, 8, 0, |_| {}), Err(BadAccess::Size));
+        assert_eq!(uart.transmit_level, 3);
+        reg(&mut uart, UARTFR);
+        assert_eq!(uart.read(UARTFR, 8), Err(BadAccess::Size));
+        assert_eq!(
+            uart.write(UARTICR + 1, 1, 0, |_| {}),
+            Err(BadAccess::Misaligned)
+        );
+        assert_eq!(uart.transmit_level, 3);
+        assert_eq!(reg(&mut uart, UARTFR), FR_TXFE | FR_RXFE);
+        // The receiving side is not an access.
+        let mut uart = filled();
+        uart.receive(b'r').unwrap();
+        assert!(uart.can_receive());
+        uart.take_line_change();
+        assert_eq!(uart.transmit_level, 3);
     }
 
     #[test]
@@ -971,11 +1276,55 @@ mod tests {
     }
 
     #[test]
-    fn tx_interrupt_on_write_and_on_enabling() {
+    fn tx_interrupt_at_each_trigger_level() {
+        let levels = [(0, 2), (1, 4), (2, 8), (3, 12), (4, 14), (5, 14), (7, 14)];
+        for (tx_level, trigger) in levels {
+            let mut uart = Pl011::new();
+            write(&mut uart, UARTLCR_H, 4, 0x70);
+            write(&mut uart, UARTIFLS, 4, (2 << 3) | tx_level);
+            write(&mut uart, UARTIMSC, 4, u64::from(INT_TX));
+            // Enabling: the empty FIFO is below the trigger.
+            write(&mut uart, UARTCR, 4, ENABLED);
+            assert_eq!(uart.raw_interrupts, INT_TX);
+            // Writes clear it once they take the level above the trigger.
+            for n in 1..=TX_FIFO_DEPTH + 2 {
+                write(&mut uart, UARTDR, 4, u64::from(b'.'));
+                let tx = uart.raw_interrupts & INT_TX != 0;
+                assert_eq!(tx, n <= trigger, "IFLS {tx_level}, {n} written");
+                assert!(uart.interrupt_line() == tx);
+            }
+            // Emptying takes the level back below it: the read sees TXIS.
+            assert_eq!(reg(&mut uart, UARTMIS), INT_TX);
+            // ICR clears it; accesses to a FIFO already empty do not raise it again.
+            write(&mut uart, UARTICR, 4, u64::from(INT_TX));
+            assert_eq!(reg(&mut uart, UARTRIS), 0);
+            assert_eq!(reg(&mut uart, UARTRIS), 0);
+            // Bytes that stay at or below the trigger leave it clear until they have gone.
+            write(&mut uart, UARTDR, 4, u64::from(b'.'));
+            write(&mut uart, UARTDR, 4, u64::from(b'.'));
+            assert_eq!(uart.raw_interrupts, 0);
+            assert_eq!(reg(&mut uart, UARTFR) & FR_TXFE, 0);
+            assert_eq!(reg(&mut uart, UARTRIS), INT_TX);
+        }
+        // FIFOs off: each write fills the holding register and clears it; emptying raises it.
+        let mut uart = enabled(false, 2);
+        write(&mut uart, UARTIFLS, 4, 0);
+        assert_eq!(reg(&mut uart, UARTRIS), 0);
+        for byte in *b"xy" {
+            write(&mut uart, UARTDR, 4, u64::from(byte));
+            assert_eq!(uart.raw_interrupts, 0);
+            assert_eq!(reg(&mut uart, UARTFR), FR_TXFF | FR_BUSY | FR_RXFE);
+            assert_eq!(uart.raw_interrupts, INT_TX);
+        }
+    }
+
+    #[test]
+    fn tx_interrupt_on_enabling_and_only_when_enabled() {
         let mut uart = Pl011::new();
         write(&mut uart, UARTIMSC, 4, u64::from(INT_TX));
-        // Disabled: transmitted all the same, but no interrupt.
+        // Disabled: transmitted and paced all the same, but no interrupt.
         write(&mut uart, UARTDR, 4, u64::from(b'a'));
+        assert_eq!(reg(&mut uart, UARTFR) & FR_TXFF, FR_TXFF);
         assert_eq!(reg(&mut uart, UARTRIS), 0);
         // Enabling the transmitter: the (empty) FIFO is at the trigger.
         write(&mut uart, UARTCR, 4, u64::from(CR_UARTEN));
@@ -987,9 +1336,10 @@ mod tests {
         // Writing CR again while enabled is no new edge.
         write(&mut uart, UARTCR, 4, ENABLED);
         assert_eq!(reg(&mut uart, UARTRIS), 0);
-        // Every byte written: the FIFO drained past the trigger again.
+        // Every byte written fills the holding register, which the next access empties.
         for byte in *b"bc" {
             write(&mut uart, UARTDR, 4, u64::from(byte));
+            assert_eq!(uart.raw_interrupts, 0);
             assert_eq!(reg(&mut uart, UARTMIS), INT_TX);
             write(&mut uart, UARTICR, 4, u64::from(INT_TX));
         }
@@ -999,9 +1349,15 @@ mod tests {
         assert_eq!(reg(&mut uart, UARTRIS), 0);
         write(&mut uart, UARTCR, 4, ENABLED);
         assert_eq!(reg(&mut uart, UARTRIS), INT_TX);
+        // The FIFO empties before an access takes effect: a CR write that disables the
+        // transmitter finds it still enabled.
+        write(&mut uart, UARTICR, 4, u64::from(INT_TX));
+        write(&mut uart, UARTDR, 4, u64::from(b'e'));
+        write(&mut uart, UARTCR, 4, u64::from(CR_UARTEN | CR_RXE));
+        assert_eq!(reg(&mut uart, UARTRIS), INT_TX);
         let mut lines = Vec::new();
         uart.flush(|line| lines.push(line.to_vec()));
-        assert_eq!(lines, [b"abcd".to_vec()]);
+        assert_eq!(lines, [b"abcde".to_vec()]);
     }
 
     #[test]
@@ -1039,81 +1395,242 @@ mod tests {
         assert_eq!(uart.take_line_change(), None);
     }
 
-    /// What Linux's `amba-pl011` interrupt handler does: while MIS is not 0, clear the error
-    /// interrupts, drain the receive FIFO on RXIS/RTIS, send at most half a FIFO on TXIS (and
-    /// mask TXIM when nothing is left to send). Returns the console lines it completed.
-    fn linux_interrupt(
-        uart: &mut Pl011,
-        typed: &mut Vec<u8>,
-        to_send: &mut VecDeque<u8>,
-    ) -> Vec<Vec<u8>> {
-        let mut lines = Vec::new();
-        let mut status = reg(uart, UARTMIS);
-        let mut passes = 0;
-        while status != 0 {
-            passes += 1;
-            assert!(passes < 256, "interrupt storm");
-            let clear = status & !(INT_TX | INT_RT | INT_RX);
-            write(uart, UARTICR, 4, u64::from(clear));
-            if status & (INT_RT | INT_RX) != 0 {
-                while reg(uart, UARTFR) & FR_RXFE == 0 {
-                    typed.push(reg(uart, UARTDR) as u8);
+    /// Linux's `amba-pl011` driver (6.1, without DMA), as far as the UART sees it: the accesses
+    /// of its start-up, of `pl011_start_tx`/`pl011_tx_chars` (transmitting), of its interrupt
+    /// handler `pl011_int` and of its console (`pl011_console_write`), in their order.
+    struct LinuxDriver {
+        /// Its copy of IMSC (`uap->im`).
+        im: u32,
+        /// The tty's transmit buffer.
+        to_send: VecDeque<u8>,
+        /// What it has received.
+        typed: Vec<u8>,
+        /// The console lines the UART completed.
+        lines: Vec<Vec<u8>>,
+        /// Bytes written in the interrupt handler.
+        sent_by_interrupt: usize,
+    }
+
+    impl LinuxDriver {
+        /// The FIFO size it assumes for a PL011 of revision 1.
+        const FIFO_SIZE: usize = 16;
+        /// `AMBA_ISR_PASS_LIMIT`: passes of the handler's loop per interrupt.
+        const PASS_LIMIT: usize = 256;
+
+        /// `pl011_startup` (with `pl011_hwinit` and `pl011_enable_interrupts`), then termios.
+        fn start_up(uart: &mut Pl011) -> Self {
+            let errors_and_rx = INT_OE | INT_BE | INT_PE | INT_FE | INT_RT | INT_RX;
+            write(uart, UARTICR, 4, u64::from(errors_and_rx));
+            let saved_mask = reg(uart, UARTIMSC);
+            assert_eq!(saved_mask, 0);
+            write(uart, UARTIMSC, 4, u64::from(INT_RT | INT_RX));
+            write(uart, UARTIFLS, 4, 0x12);
+            write(uart, UARTCR, 4, ENABLED);
+            // The modem lines' first state.
+            reg(uart, UARTFR);
+            write(uart, UARTICR, 4, u64::from(INT_RT | INT_RX));
+            for _ in 0..2 * Self::FIFO_SIZE {
+                if reg(uart, UARTFR) & FR_RXFE != 0 {
+                    break;
                 }
+                reg(uart, UARTDR);
             }
-            if status & INT_TX != 0 {
-                for _ in 0..RX_FIFO_DEPTH / 2 {
-                    if reg(uart, UARTFR) & FR_TXFF != 0 {
+            let mut linux = LinuxDriver {
+                im: 0,
+                to_send: VecDeque::new(),
+                typed: Vec::new(),
+                lines: Vec::new(),
+                sent_by_interrupt: 0,
+            };
+            linux.set_mask(uart, INT_RT | INT_RX);
+            write(uart, UARTIBRD, 4, 1);
+            write(uart, UARTFBRD, 4, 40);
+            write(uart, UARTLCR_H, 4, 0x70);
+            linux
+        }
+
+        fn set_mask(&mut self, uart: &mut Pl011, im: u32) {
+            self.im = im;
+            write(uart, UARTIMSC, 4, u64::from(im));
+        }
+
+        fn write_data(&mut self, uart: &mut Pl011, byte: u8) {
+            self.lines.extend(write(uart, UARTDR, 4, u64::from(byte)));
+        }
+
+        /// `pl011_start_tx`: sends while FR shows room, and unmasks TXIM only if it found the
+        /// FIFO full with data left.
+        fn start_tx(&mut self, uart: &mut Pl011) {
+            if self.tx_chars(uart, false) {
+                self.set_mask(uart, self.im | INT_TX);
+            }
+        }
+
+        fn stop_tx(&mut self, uart: &mut Pl011) {
+            self.set_mask(uart, self.im & !INT_TX);
+        }
+
+        /// `pl011_tx_chars`: outside the handler it reads FR before each byte and stops at
+        /// TXFF; in the handler it writes at most half a FIFO without reading FR. With nothing
+        /// left it masks TXIM. Whether data is left.
+        fn tx_chars(&mut self, uart: &mut Pl011, from_irq: bool) -> bool {
+            if self.to_send.is_empty() {
+                self.stop_tx(uart);
+                return false;
+            }
+            let mut count = Self::FIFO_SIZE / 2;
+            while let Some(&byte) = self.to_send.front() {
+                if from_irq {
+                    if count == 0 {
                         break;
                     }
-                    let Some(byte) = to_send.pop_front() else {
-                        break;
-                    };
-                    lines.extend(write(uart, UARTDR, 4, u64::from(byte)));
+                    count -= 1;
+                } else if reg(uart, UARTFR) & FR_TXFF != 0 {
+                    break;
                 }
-                if to_send.is_empty() {
-                    let imsc = reg(uart, UARTIMSC) & !INT_TX;
-                    write(uart, UARTIMSC, 4, u64::from(imsc));
+                self.write_data(uart, byte);
+                self.to_send.pop_front();
+                if from_irq {
+                    self.sent_by_interrupt += 1;
                 }
             }
-            status = reg(uart, UARTMIS);
+            if self.to_send.is_empty() {
+                self.stop_tx(uart);
+                return false;
+            }
+            true
         }
-        lines
+
+        /// `pl011_int`: while an unmasked interrupt is pending, clear the error interrupts,
+        /// empty the receive FIFO on RXIS/RTIS, send on TXIS.
+        fn interrupt(&mut self, uart: &mut Pl011) {
+            let mut status = reg(uart, UARTMIS);
+            let mut passes_left = Self::PASS_LIMIT;
+            while status != 0 {
+                let clear = status & !(INT_TX | INT_RT | INT_RX);
+                write(uart, UARTICR, 4, u64::from(clear));
+                if status & (INT_RT | INT_RX) != 0 {
+                    for _ in 0..256 {
+                        if reg(uart, UARTFR) & FR_RXFE != 0 {
+                            break;
+                        }
+                        self.typed.push(reg(uart, UARTDR) as u8);
+                    }
+                }
+                if status & INT_TX != 0 {
+                    self.tx_chars(uart, true);
+                }
+                if passes_left == 0 {
+                    break;
+                }
+                passes_left -= 1;
+                status = reg(uart, UARTMIS);
+            }
+        }
+
+        /// `pl011_console_write` (printk): enables the transmitter, writes each byte (`\n` as
+        /// `\r\n`) when FR shows room, waits for BUSY to clear, restores CR.
+        fn console_write(&mut self, uart: &mut Pl011, text: &[u8]) {
+            let old_cr = reg(uart, UARTCR);
+            write(uart, UARTCR, 4, u64::from(old_cr | CR_UARTEN | CR_TXE));
+            for &byte in text {
+                if byte == b'\n' {
+                    wait_while(uart, FR_TXFF, 3);
+                    self.write_data(uart, b'\r');
+                }
+                wait_while(uart, FR_TXFF, 3);
+                self.write_data(uart, byte);
+            }
+            wait_while(uart, FR_BUSY, 3);
+            write(uart, UARTCR, 4, u64::from(old_cr));
+        }
+
+        /// Takes interrupts while the line is high (at most `cap`); how many it took.
+        fn serve(&mut self, uart: &mut Pl011, cap: usize) -> usize {
+            let mut interrupts = 0;
+            while uart.interrupt_line() {
+                interrupts += 1;
+                assert!(interrupts <= cap, "interrupt storm");
+                self.interrupt(uart);
+            }
+            interrupts
+        }
+
+        /// The console lines so far, with the partial one.
+        fn output(&mut self, uart: &mut Pl011) -> Vec<Vec<u8>> {
+            uart.flush(|line| self.lines.push(line.to_vec()));
+            core::mem::take(&mut self.lines)
+        }
+    }
+
+    /// `lines` lines of text, each ending in `\n`: the bytes, and the console lines they make.
+    fn text_lines(lines: usize) -> (Vec<u8>, Vec<Vec<u8>>) {
+        let lines: Vec<Vec<u8>> = (0..lines)
+            .map(|n| format!("line {n}: the quick brown fox jumps over the lazy dog").into_bytes())
+            .collect();
+        let mut text = Vec::new();
+        for line in &lines {
+            text.extend(line);
+            text.push(b'\n');
+        }
+        (text, lines)
+    }
+
+    #[test]
+    fn linux_driver_transmits_by_interrupt() {
+        // Linux's trigger level (half) and the others; text for one interrupt, and for
+        // several (the handler stops at its pass limit with the level at 8: TXIS stays set
+        // at a trigger of 8 or more, as Linux programs; below, it would wait for the guest's
+        // next access).
+        let cases = (0..5u32)
+            .map(|tx_level| (tx_level, 5))
+            .chain([(2, 60), (4, 60)]);
+        for (tx_level, line_count) in cases {
+            let what = format!("TX trigger {tx_level}, {line_count} lines");
+            let mut uart = Pl011::new();
+            let mut linux = LinuxDriver::start_up(&mut uart);
+            write(&mut uart, UARTIFLS, 4, u64::from((2 << 3) | tx_level));
+            assert_eq!(uart.take_line_change(), None);
+            let (text, expected) = text_lines(line_count);
+            linux.to_send.extend(&text);
+            // 16 bytes fill the FIFO; the 17th FR read shows TXFF (and empties it), so it
+            // unmasks TXIM, and TXIS is pending: the line goes high.
+            linux.start_tx(&mut uart);
+            assert_eq!(linux.to_send.len(), text.len() - TX_FIFO_DEPTH, "{what}");
+            assert_eq!(linux.im, INT_RT | INT_RX | INT_TX, "{what}");
+            assert_eq!(reg(&mut uart, UARTMIS), INT_TX, "{what}");
+            assert_eq!(uart.take_line_change(), Some(true), "{what}");
+            // The handler sends half a FIFO per pass, and its MIS read empties the FIFO:
+            // TXIS again, until nothing is left and it masks TXIM.
+            let interrupts = linux.serve(&mut uart, 10);
+            let passes = (text.len() - TX_FIFO_DEPTH).div_ceil(TX_FIFO_DEPTH / 2);
+            let expected_interrupts = passes.div_ceil(LinuxDriver::PASS_LIMIT + 1);
+            assert_eq!(interrupts, expected_interrupts, "{what}");
+            assert!(linux.to_send.is_empty(), "{what}");
+            let by_interrupt = text.len() - TX_FIFO_DEPTH;
+            assert_eq!(linux.sent_by_interrupt, by_interrupt, "{what}");
+            assert_eq!(reg(&mut uart, UARTIMSC), INT_RT | INT_RX, "{what}");
+            assert_eq!(uart.take_line_change(), Some(false), "{what}");
+            assert!(!uart.interrupt_line(), "{what}");
+            // Every byte, in order.
+            assert_eq!(linux.output(&mut uart), expected, "{what}");
+        }
     }
 
     #[test]
     fn linux_driver_start_up_and_interrupts() {
         let mut uart = Pl011::new();
-        // Start-up: clear and mask, FIFO levels, enable, drain, unmask RX; then termios.
-        let errors_and_rx = INT_OE | INT_BE | INT_PE | INT_FE | INT_RT | INT_RX;
-        write(&mut uart, UARTICR, 4, u64::from(errors_and_rx));
-        let saved_mask = reg(&mut uart, UARTIMSC);
-        assert_eq!(saved_mask, 0);
-        write(&mut uart, UARTIMSC, 4, u64::from(INT_RT | INT_RX));
-        write(&mut uart, UARTIFLS, 4, 0x12);
-        write(&mut uart, UARTCR, 4, ENABLED);
-        write(&mut uart, UARTICR, 4, u64::from(INT_RT | INT_RX));
-        for _ in 0..32 {
-            if reg(&mut uart, UARTFR) & FR_RXFE != 0 {
-                break;
-            }
-            reg(&mut uart, UARTDR);
-        }
-        write(&mut uart, UARTIMSC, 4, u64::from(INT_RT | INT_RX));
-        write(&mut uart, UARTLCR_H, 4, 0x70);
-        write(&mut uart, UARTIBRD, 4, 1);
-        write(&mut uart, UARTFBRD, 4, 40);
+        let mut linux = LinuxDriver::start_up(&mut uart);
         // TXIS is pending from the enable but masked: the line stays low.
         assert_eq!(reg(&mut uart, UARTRIS), INT_TX);
         assert_eq!(uart.take_line_change(), None);
 
-        let mut typed = Vec::new();
-        let mut to_send = VecDeque::new();
         // One key: RTIS.
         uart.receive(b'l').unwrap();
         assert_eq!(uart.take_line_change(), Some(true));
-        assert!(linux_interrupt(&mut uart, &mut typed, &mut to_send).is_empty());
+        linux.interrupt(&mut uart);
         assert_eq!(uart.take_line_change(), Some(false));
-        assert_eq!(typed, b"l");
+        assert_eq!(linux.typed, b"l");
 
         // A paste larger than the FIFO: the owner holds back what does not fit.
         let paste = b"ls -l /sys/class/tty\n";
@@ -1126,38 +1643,51 @@ mod tests {
                 uart.receive(byte).unwrap();
             }
             assert_eq!(uart.take_line_change(), Some(true));
-            assert!(linux_interrupt(&mut uart, &mut typed, &mut to_send).is_empty());
+            linux.interrupt(&mut uart);
             assert_eq!(uart.take_line_change(), Some(false));
         }
-        assert_eq!(&typed[1..], paste);
+        assert_eq!(&linux.typed[1..], paste);
         assert_eq!(reg(&mut uart, UARTRSR_ECR), 0);
+        assert!(linux.output(&mut uart).is_empty());
 
-        // Writing: start_tx fills the FIFO until TXFF, which never comes.
-        for byte in *b"# " {
-            write(&mut uart, UARTDR, 4, u64::from(byte));
-        }
-        assert_eq!(reg(&mut uart, UARTFR) & FR_TXFF, 0);
+        // A prompt shorter than the FIFO: written at once, TXIM stays masked.
+        linux.to_send.extend(b"# ");
+        linux.start_tx(&mut uart);
+        assert!(linux.to_send.is_empty());
+        assert_eq!(linux.im, INT_RT | INT_RX);
         assert_eq!(uart.take_line_change(), None);
-        // Interrupt-driven writing (unmasking TXIM with more queued) goes on until done.
-        to_send.extend(b"console output of forty-two bytes or so\r\n");
-        write(&mut uart, UARTIMSC, 4, u64::from(INT_RT | INT_RX | INT_TX));
+
+        // Longer output: by interrupt, and a key typed meanwhile is taken in the same
+        // handler.
+        linux
+            .to_send
+            .extend(b"\nconsole output of more than sixteen bytes\r\n");
+        linux.start_tx(&mut uart);
+        assert_eq!(linux.im, INT_RT | INT_RX | INT_TX);
         assert_eq!(uart.take_line_change(), Some(true));
-        let mut lines = Vec::new();
-        uart.flush(|line| lines.push(line.to_vec()));
-        lines.extend(linux_interrupt(&mut uart, &mut typed, &mut to_send));
-        assert!(to_send.is_empty());
-        assert_eq!(reg(&mut uart, UARTIMSC), INT_RT | INT_RX);
+        uart.receive(b'q').unwrap();
+        assert_eq!(linux.serve(&mut uart, 1), 1);
+        assert!(linux.to_send.is_empty());
+        assert_eq!(linux.typed.last(), Some(&b'q'));
         assert_eq!(uart.take_line_change(), Some(false));
-        uart.flush(|line| lines.push(line.to_vec()));
+
+        // A kernel message in between (polled, with the FIFO pacing it), then the tty again.
+        linux.console_write(&mut uart, b"[   42.000000] a kernel message\n");
+        assert_eq!(uart.take_line_change(), None);
+        assert_eq!(reg(&mut uart, UARTCR), ENABLED as u32);
+        linux.to_send.extend(b"# exit\r\n");
+        linux.start_tx(&mut uart);
+        assert_eq!(uart.take_line_change(), None);
         assert_eq!(
-            lines,
+            linux.output(&mut uart),
             [
                 b"# ".to_vec(),
-                b"console output of forty-two bytes or so".to_vec()
+                b"console output of more than sixteen bytes".to_vec(),
+                b"[   42.000000] a kernel message".to_vec(),
+                b"# exit".to_vec(),
             ]
         );
     }
-
     /// Random accesses, receives and line queries: no panic, and the invariants hold.
     #[test]
     fn random_accesses_keep_the_invariants() {
@@ -1191,6 +1721,8 @@ mod tests {
             let mut uart = Pl011::new();
             let mut queued = VecDeque::new();
             let mut reported = false;
+            // Times the writer found the holding register, and the FIFO, full.
+            let mut filled = [0; 2];
             for step in 0..50_000 {
                 let choice = next();
                 let offset = match next() % 8 {
@@ -1198,7 +1730,18 @@ mod tests {
                     _ => OFFSETS[(next() % 16) as usize],
                 };
                 let size = SIZES[(next() % 7) as usize];
-                match choice % 6 {
+                let level_before = uart.transmit_level;
+                let depth_before = uart.transmit_depth();
+                let flags_read_last = uart.flags_read_last;
+                // The transmit FIFO's level after an accepted read or write at `offset`.
+                let level_after = |offset: u64, write: bool| match offset {
+                    UARTDR if write => (level_before + 1).min(depth_before),
+                    UARTFR if !write && !flags_read_last && level_before < depth_before => {
+                        level_before
+                    }
+                    _ => 0,
+                };
+                match choice % 8 {
                     0 | 1 => {
                         let read = uart.read(offset, size);
                         if offset == UARTDR
@@ -1207,6 +1750,11 @@ mod tests {
                             let expected = queued.pop_front().map_or(0, u64::from);
                             assert_eq!(value & 0xFF, expected, "step {step}");
                         }
+                        let level = match read {
+                            Ok(_) => level_after(offset, false),
+                            Err(_) => level_before,
+                        };
+                        assert_eq!(uart.transmit_level, level, "step {step}");
                     }
                     2 => {
                         // Mostly values that enable things.
@@ -1215,7 +1763,12 @@ mod tests {
                             1 => next() | ENABLED | u64::from(LCR_H_FEN),
                             _ => next() & 0x7FF,
                         };
-                        let _ = uart.write(offset, size, value, |_| {});
+                        let written = uart.write(offset, size, value, |_| {});
+                        let level = match written {
+                            Ok(()) => level_after(offset, true),
+                            Err(_) => level_before,
+                        };
+                        assert_eq!(uart.transmit_level, level, "step {step}");
                     }
                     3 | 4 => {
                         let byte = next() as u8;
@@ -1225,28 +1778,65 @@ mod tests {
                         if received.is_ok() {
                             queued.push_back(byte);
                         }
+                        assert_eq!(uart.transmit_level, level_before, "step {step}");
                     }
-                    _ => {
+                    5 => {
                         let line = uart.interrupt_line();
                         let change = uart.take_line_change();
                         assert_eq!(change, (line != reported).then_some(line), "step {step}");
                         reported = line;
                     }
+                    _ => {
+                        // Linux's start-tx: FR before each byte, a byte while it shows room.
+                        for _ in 0..next() % 24 {
+                            let depth = uart.transmit_depth();
+                            let full = !uart.flags_read_last && uart.transmit_level == depth;
+                            let fr = reg(&mut uart, UARTFR);
+                            assert_eq!(fr & FR_TXFF != 0, full, "step {step}");
+                            if full {
+                                filled[usize::from(depth == TX_FIFO_DEPTH)] += 1;
+                                break;
+                            }
+                            let level = uart.transmit_level;
+                            write(&mut uart, UARTDR, [4, 1, 2][(next() % 3) as usize], next());
+                            assert_eq!(uart.transmit_level, level + 1, "step {step}");
+                        }
+                    }
                 }
-                let ris = reg(&mut uart, UARTRIS);
-                let imsc = reg(&mut uart, UARTIMSC);
-                let mis = reg(&mut uart, UARTMIS);
-                assert_eq!(mis, ris & imsc, "step {step}");
-                assert_eq!(uart.interrupt_line(), mis != 0, "step {step}");
+                // The FIFO's level and the flags it shows (a read in a row would empty it).
+                let level = uart.transmit_level;
+                let depth = uart.transmit_depth();
+                assert!(level <= depth, "step {step}");
+                let flags = uart.flags();
+                assert_eq!(flags & FR_TXFF != 0, level == depth, "step {step}");
+                assert_eq!(flags & FR_TXFE != 0, level == 0, "step {step}");
+                assert_eq!(flags & FR_BUSY != 0, level != 0, "step {step}");
+                assert_eq!(flags & FR_RXFE != 0, queued.is_empty(), "step {step}");
+                let seen = if uart.flags_read_last { 0 } else { level };
+                let fr = reg(&mut uart.clone(), UARTFR);
+                assert_eq!(fr & FR_TXFF != 0, seen == depth, "step {step}");
+                assert_eq!(fr & FR_TXFE != 0, seen == 0, "step {step}");
+                // TXIS only at or below the trigger.
+                let ris = uart.raw_interrupts;
+                if level > uart.transmit_trigger() {
+                    assert_eq!(ris & INT_TX, 0, "step {step}");
+                }
                 assert_eq!(ris & !(INT_RX | INT_TX | INT_RT | INT_OE), 0, "step {step}");
-                let fr = reg(&mut uart, UARTFR);
-                assert_eq!(fr & (FR_TXFE | FR_TXFF | FR_BUSY), FR_TXFE, "step {step}");
-                assert_eq!(fr & FR_RXFE != 0, queued.is_empty(), "step {step}");
+                assert_eq!(uart.interrupt_line(), ris & uart.imsc != 0, "step {step}");
+                // The registers, read on a copy (a read empties the FIFO, raising TXIS).
+                let mut copy = uart.clone();
+                let mis = reg(&mut copy, UARTMIS);
+                let ris = reg(&mut copy, UARTRIS);
+                let imsc = reg(&mut copy, UARTIMSC);
+                assert_eq!(mis, ris & imsc, "step {step}");
+                assert_eq!(copy.interrupt_line(), mis != 0, "step {step}");
                 assert!(queued.len() <= RX_FIFO_DEPTH, "step {step}");
                 if queued.is_empty() {
                     assert_eq!(ris & (INT_RX | INT_RT), 0, "step {step}");
                 }
             }
+            // The writer did fill both, often.
+            assert!(filled.iter().all(|&times| times > 50), "{filled:?}");
         }
     }
 }
