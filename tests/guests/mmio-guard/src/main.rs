@@ -140,8 +140,12 @@ mod guest {
             let misaligned_ram = PATTERN.0.as_ptr() as u64 + 1;
             let probe = || {
                 let console = catch_exception(|| {
-                    // SAFETY: UARTFR is an aligned 32-bit register without read side effects.
-                    unsafe { core::ptr::read_volatile(UARTFR as *const u32) }
+                    // SAFETY: UARTFR is an aligned 32-bit register without read side effects
+                    // on memory; read twice, as `read_fr` does (the second shows it idle).
+                    unsafe {
+                        core::ptr::read_volatile(UARTFR as *const u32);
+                        core::ptr::read_volatile(UARTFR as *const u32)
+                    }
                 });
                 // SAFETY: PATTERN's bytes 1..9, readable; with the MMU on they are Normal
                 // memory, which takes the misaligned load.

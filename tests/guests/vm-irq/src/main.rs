@@ -337,9 +337,8 @@ mod guest {
             let before = TICKS.load(Ordering::Relaxed);
             let due = counter::ticks() + counter::frequency() / 1000;
             set_timer_at(due);
-            let arrived = with_irqs_unmasked(|| {
-                wait_for(1000, || TICKS.load(Ordering::Relaxed) != before)
-            });
+            let arrived =
+                with_irqs_unmasked(|| wait_for(1000, || TICKS.load(Ordering::Relaxed) != before));
             ensure!(arrived, "the timer armed for {due} did not interrupt");
             let ticks = ENTERED_AT.load(Ordering::Relaxed).saturating_sub(due);
             total += ticks;
