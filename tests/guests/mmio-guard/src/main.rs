@@ -42,8 +42,8 @@ mod guest {
         Env, TestResult, catch_exception, ensure, ensure_eq, expect_exception, fail,
     };
     use mmio_guard_common::{
-        FR_IDLE, GRANULE, KVM_FEATURES_SERVED, UART, UARTFR, check_external_abort, console_aborts,
-        console_works, enroll, hyp_meminfo, info, map, restoring_console, unmap,
+        FR_IDLE, GRANULE, KVM_FEATURES_SERVED, UART, check_external_abort, console_aborts,
+        console_works, enroll, hyp_meminfo, info, map, read_fr, restoring_console, unmap,
     };
 
     hv_guest_rt::test_guest![
@@ -139,14 +139,7 @@ mod guest {
             let straddle = UART + GRANULE - 4;
             let misaligned_ram = PATTERN.0.as_ptr() as u64 + 1;
             let probe = || {
-                let console = catch_exception(|| {
-                    // SAFETY: UARTFR is an aligned 32-bit register without read side effects
-                    // on memory; read twice, as `read_fr` does (the second shows it idle).
-                    unsafe {
-                        core::ptr::read_volatile(UARTFR as *const u32);
-                        core::ptr::read_volatile(UARTFR as *const u32)
-                    }
-                });
+                let console = read_fr();
                 // SAFETY: PATTERN's bytes 1..9, readable; with the MMU on they are Normal
                 // memory, which takes the misaligned load.
                 let ram = catch_exception(|| unsafe { load_u64(misaligned_ram) });
