@@ -27,6 +27,23 @@ fn trap_counts(hv_log: &[String]) -> BTreeMap<String, u64> {
     counts
 }
 
+/// Sums the kernel's `trap-count` report lines of the CPUs `cpus` by class.
+fn trap_counts_on(hv_log: &[String], cpus: &[u64]) -> BTreeMap<String, u64> {
+    let lines: Vec<String> = hv_log
+        .iter()
+        .filter(|line| {
+            line.split("trap-count ").nth(1).is_some_and(|rest| {
+                rest.split_whitespace()
+                    .find_map(|kv| kv.strip_prefix("cpu="))
+                    .and_then(|cpu| cpu.parse::<u64>().ok())
+                    .is_some_and(|cpu| cpus.contains(&cpu))
+            })
+        })
+        .cloned()
+        .collect();
+    trap_counts(&lines)
+}
+
 /// The kernel's `trap-profile` lines (profiled kernel): per kind of answer (`direct`,
 /// `nested`), the traps and the counter ticks of each phase, summed over CPUs.
 fn trap_profile(hv_log: &[String]) -> Option<BTreeMap<String, [u64; 4]>> {
@@ -286,6 +303,34 @@ pub fn run() -> Result<()> {
         println!("  {policy:<14} {smp} CPU(s): {stats}");
     }
     println!();
+    let (guest_counts, host_counts, virq_line, virq_instructions) = guest_figures()?;
+    println!(
+        "Traps while Debian's Linux boots as a guest VM (2 vCPUs on CPUs 1-2, cortex-a72 GICv2)\nbeside the host's Linux (CPU 0), through the guest's workload and power-off:"
+    );
+    println!("  {:<20}{:>12}{:>12}", "class", "guest CPUs", "host CPU");
+    for class in TrapClass::ALL {
+        let guest = guest_counts.get(class.name()).copied().unwrap_or(0);
+        let host = host_counts.get(class.name()).copied().unwrap_or(0);
+        if guest + host != 0 {
+            println!("  {:<20}{guest:>12}{host:>12}", class.name());
+        }
+    }
+    println!(
+        "  {:<20}{:>12}{:>12}",
+        "total",
+        guest_counts.values().sum::<u64>(),
+        host_counts.values().sum::<u64>()
+    );
+    println!(
+        "  (a guest's WFI does not trap: its vCPU owns its CPU, and interrupts wake it there)"
+    );
+    println!();
+    println!("One forwarded virtual interrupt, instructions under -icount shift=0 (cortex-a72):");
+    println!(
+        "  physical timer interrupt at EL2 -> list register -> guest handler entry   {virq_instructions:>6}"
+    );
+    println!("  {virq_line}");
+    println!();
     println!("MMIO guard, instructions under -icount shift=0:");
     println!(
         "  MMIO_GUARD_MAP (guest -> kernel -> mmio-guard -> guest)  {map_instructions:>6}  [<= 900]"
@@ -296,9 +341,93 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
+/// Trap counts on the guest's and the host's CPUs while a Linux guest boots, runs its test
+/// workload and powers off beside a Linux host; and the forwarded-interrupt latency line and
+/// figure the vm-irq guest prints under `-icount shift=0`.
+fn guest_figures() -> Result<(BTreeMap<String, u64>, BTreeMap<String, u64>, String, u64)> {
+    let go = [crate::qemu::ConsoleInput {
+        after: "VM guest stopped: it powered off",
+        times: 1,
+        line: "go",
+    }];
+    let linux = crate::systest::boot_with(
+        "bench-linux-guest",
+        CpuModel::A72,
+        3,
+        None,
+        "console=ttyAMA0 hv.init=test hv.wait=console",
+        &[],
+        420,
+        &[],
+        Some("manifests/tests/linux-guest.toml"),
+        &[],
+        &go,
+    )?;
+    if !linux.console.contains("[guest] HV-INIT: done") {
+        bail!(
+            "the Linux guest did not finish ({}); see target/xtask/logs/bench-linux-guest",
+            linux.describe()
+        );
+    }
+    let guest = trap_counts_on(&linux.hv_log, &[1, 2]);
+    let host = trap_counts_on(&linux.hv_log, &[0]);
+    // The vm-irq guest alone on its CPU: its host idles, and the run ends at the timeout.
+    let host_bin = crate::artifacts::guest_bin("hv-guest-vm-irq", "hv-guest-vm-irq-host")?;
+    let icount = ["-icount".to_owned(), "shift=0".to_owned()];
+    let irq = crate::systest::boot_with(
+        "bench-virq-latency",
+        CpuModel::A72,
+        2,
+        Some(host_bin),
+        "idle",
+        &icount,
+        60,
+        &[],
+        Some("manifests/tests/guest-irq-bench.toml"),
+        &[],
+        &[],
+    )?;
+    let line = irq
+        .console
+        .lines()
+        .find_map(|line| line.split_once("BENCH virq-latency ").map(|(_, rest)| rest))
+        .context("the vm-irq guest printed no BENCH virq-latency line")?
+        .trim()
+        .to_owned();
+    let instructions = line
+        .split_whitespace()
+        .find_map(|field| field.strip_prefix("mean-insns="))
+        .and_then(|value| value.parse().ok())
+        .with_context(|| format!("no mean-insns in: {line}"))?;
+    Ok((
+        guest,
+        host,
+        format!("BENCH virq-latency {line}"),
+        instructions,
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn trap_counts_of_some_cpus_only() {
+        let log: Vec<String> = [
+            "0.1 INFO  trap-count cpu=0 class=hvc count=5",
+            "0.1 INFO  trap-count cpu=1 class=hvc count=7",
+            "0.1 INFO  trap-count cpu=2 class=interrupt count=3",
+            "0.1 INFO  trap-count cpu=12 class=hvc count=100",
+        ]
+        .iter()
+        .map(|line| line.to_string())
+        .collect();
+        let guest = trap_counts_on(&log, &[1, 2]);
+        assert_eq!(guest.get("hvc"), Some(&7));
+        assert_eq!(guest.get("interrupt"), Some(&3));
+        assert_eq!(trap_counts_on(&log, &[0]).get("hvc"), Some(&5));
+        assert!(trap_counts_on(&log, &[3]).is_empty());
+    }
 
     #[test]
     fn trap_profile_lines_are_summed_by_kind_over_cpus() {

@@ -1,7 +1,9 @@
 //! Test guest `vm-irq-host`: the host VM beside the `vm-irq` guest
 //! (`manifests/tests/guest-irq.toml`). Its one case, `the_guest_powers_off`, polls
 //! HOST_VM_STATE(1) until the guest has run its cases and powered off (60 s at most), so the
-//! run ends after the guest's.
+//! run ends after the guest's. With `idle` on its command line it does nothing at all (it waits
+//! for an interrupt that never comes), so that under `-icount` the guest's CPU runs alone
+//! (`cargo xtask bench`, which ends that run at its timeout).
 //!
 //! Built for the host the crate is an empty program, so `cargo check --workspace` works.
 
@@ -23,7 +25,19 @@ mod guest {
 
     hv_guest_rt::test_guest![the_guest_powers_off];
 
-    fn the_guest_powers_off(_env: &Env) -> TestResult {
+    fn the_guest_powers_off(env: &Env) -> TestResult {
+        let idle = env
+            .fdt()
+            .chosen()
+            .bootargs()
+            .is_some_and(|args| args.split(' ').any(|arg| arg == "idle"));
+        if idle {
+            hv_guest_rt::println!("idle: waiting for nothing");
+            loop {
+                // SAFETY: WFI only waits; the host gets no interrupt, so it waits for good.
+                unsafe { core::arch::asm!("wfi", options(nomem, nostack)) };
+            }
+        }
         let deadline = counter::ticks() + PATIENCE_S * counter::frequency();
         loop {
             let [code, state, ..] = hvc(HOST_VM_STATE, &[GUEST]);
