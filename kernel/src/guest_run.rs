@@ -27,8 +27,8 @@
 //! that is on stops at its next exit to the kernel ([`GuestRun::must_stop`],
 //! [`GuestRun::stopped`]); the VM counts as stopped once the last is off. Until then it is
 //! neither reloaded nor started again, so no vCPU of the old run ever sees memory being
-//! rewritten. A vCPU that was started but has not run yet is simply cancelled. (A vCPU that
-//! never exits is not stopped until interrupts reach the kernel on guest CPUs.)
+//! rewritten. A vCPU that was started but has not run yet is simply cancelled. (The kernel
+//! kicks the VM's CPUs, whose interrupts it takes, so a vCPU that never traps exits at once.)
 
 /// How many vCPUs one guest may have (`hv_abi::MAX_GUEST_VCPUS`).
 pub const MAX_VCPUS: usize = 8;
