@@ -108,6 +108,12 @@ pub mod kernel_op {
     /// x3 = bit 40 set if enabled, with priority (bits 16..24) and group 1 (bit 24). The kernel
     /// forwards the timer's physical interrupt to that vCPU only while it is enabled.
     pub const VIRQ_TIMER: u64 = 13;
+    /// Make one access to the physical GIC's distributor or redistributors for the host, as
+    /// the component filtering the host's GIC accesses decided: x2 = physical address (bits
+    /// 0..48) | size in bytes (1, 2, 4 or 8) << 48 | 1 << 63 for a write, x3 = the value
+    /// written. Returns x1 = the value read. `BadArgument` outside those registers, for a size
+    /// other than these or an address not aligned to it.
+    pub const GIC_ACCESS: u64 = 14;
 }
 
 /// Notification bit the kernel sets on the supervisor when a component faults.

@@ -37,6 +37,8 @@ pub const MAX_COMPONENTS: usize = 8;
 pub const MAX_DEVICES: usize = 16;
 /// Most vCPUs one VM has.
 pub const MAX_VCPUS: usize = 8;
+/// Most GIC ranges the host is kept from: the distributor and one per guest CPU.
+pub const MAX_FILTERED_GIC_RANGES: usize = 1 + MAX_VMS * MAX_VCPUS;
 /// Longest name (of a VM, a component or a device) in bytes.
 pub const NAME_MAX: usize = 32;
 
@@ -141,6 +143,56 @@ impl System {
     /// VM `id`, if there is one.
     pub fn vm(&self, id: u16) -> Option<&Vm> {
         self.vms.iter().find(|vm| vm.id == id)
+    }
+
+    /// The GIC ranges the host may not reach directly once guests run beside it: the
+    /// distributor (whose group enables gate every CPU's interrupts, the guests' included) and,
+    /// on a GICv3, the redistributor frames of the CPUs guests are pinned to (frame *n* is CPU
+    /// *n*'s), consecutive frames merged. They are left out of the host's stage 2 and its
+    /// accesses there are filtered by the component that takes the `mmio` route
+    /// (docs/vgic.md). Empty for a system without guests: the host keeps its direct GIC.
+    pub fn host_filtered_gic_ranges(&self) -> Vec<Region, MAX_FILTERED_GIC_RANGES> {
+        let mut ranges: Vec<Region, MAX_FILTERED_GIC_RANGES> = Vec::new();
+        let mut guest_cpus: Vec<u8, { MAX_VMS * MAX_VCPUS }> = self
+            .vms
+            .iter()
+            .filter(|vm| !vm.host)
+            .flat_map(|vm| vm.cpus.iter().copied())
+            .collect();
+        if guest_cpus.is_empty() {
+            return ranges;
+        }
+        guest_cpus.sort_unstable();
+        // The distributors of every GIC version the board may have share a base: one range
+        // covers the largest.
+        if let Some(base) = self.gics.iter().map(|gic| gic.distributor.base).min() {
+            let end = self
+                .gics
+                .iter()
+                .map(|gic| gic.distributor.end())
+                .max()
+                .unwrap_or(base);
+            let _ = ranges.push(Region {
+                base,
+                size: end - base,
+            });
+        }
+        for gic in self.gics.iter().filter(|gic| gic.redistributor_stride != 0) {
+            let stride = gic.redistributor_stride;
+            for &cpu in &guest_cpus {
+                let base = gic.redistributors.base + u64::from(cpu) * stride;
+                if base + stride > gic.redistributors.end() {
+                    continue;
+                }
+                match ranges.last_mut() {
+                    Some(last) if last.end() == base => last.size += stride,
+                    _ => {
+                        let _ = ranges.push(Region { base, size: stride });
+                    }
+                }
+            }
+        }
+        ranges
     }
 
     /// Whether some component serves the interface named `interface`.
@@ -284,5 +336,82 @@ mod tests {
             size * 8 <= STARTUP_STACK,
             "ComponentConfig is {size} bytes: raise STARTUP_STACK (and check regions still fit)"
         );
+    }
+
+    fn system(guest_cpus: &[&[u8]]) -> System {
+        let vm = |id: u16, cpus: &[u8]| Vm {
+            id,
+            name: Name::try_from("vm").unwrap(),
+            host: id == 0,
+            memory: Region::default(),
+            ram_ipa: 0,
+            mte: false,
+            shared_ipa_bit: None,
+            cpus: cpus.iter().copied().collect(),
+            mmio_guard: MmioGuardMode::Off,
+            devices: Vec::new(),
+        };
+        let mut vms: Vec<Vm, MAX_VMS> = Vec::new();
+        let _ = vms.push(vm(0, &[0]));
+        for (n, cpus) in guest_cpus.iter().enumerate() {
+            let _ = vms.push(vm(n as u16 + 1, cpus));
+        }
+        let region = |base, size| Region { base, size };
+        let mut gics = Vec::new();
+        let _ = gics.push(Gic {
+            version: 2,
+            distributor: region(0x0800_0000, 0x1000),
+            redistributors: Region::default(),
+            redistributor_stride: 0,
+            cpu_interface: region(0x0801_0000, 0x2000),
+            virtual_cpu_interface: region(0x0804_0000, 0x2000),
+            virtual_timer: 27,
+        });
+        let _ = gics.push(Gic {
+            version: 3,
+            distributor: region(0x0800_0000, 0x1_0000),
+            redistributors: region(0x080a_0000, 8 * 0x2_0000),
+            redistributor_stride: 0x2_0000,
+            cpu_interface: Region::default(),
+            virtual_cpu_interface: Region::default(),
+            virtual_timer: 27,
+        });
+        System {
+            ram: Region::default(),
+            hypervisor: Region::default(),
+            vms,
+            components: Vec::new(),
+            gics,
+        }
+    }
+
+    #[test]
+    fn the_host_is_kept_from_the_distributor_and_guest_redistributors() {
+        assert!(
+            system(&[]).host_filtered_gic_ranges().is_empty(),
+            "no guest"
+        );
+        let ranges = system(&[&[2, 1], &[5]]).host_filtered_gic_ranges();
+        assert_eq!(
+            ranges.as_slice(),
+            [
+                Region {
+                    base: 0x0800_0000,
+                    size: 0x1_0000
+                },
+                // CPUs 1 and 2 merged, then CPU 5.
+                Region {
+                    base: 0x080c_0000,
+                    size: 0x4_0000
+                },
+                Region {
+                    base: 0x0814_0000,
+                    size: 0x2_0000
+                },
+            ]
+        );
+        // A CPU past the redistributor region has no frame to keep.
+        let past = system(&[&[9]]).host_filtered_gic_ranges();
+        assert_eq!(past.len(), 1);
     }
 }

@@ -13,8 +13,8 @@ use hv_component_config::{ComponentConfig, DeviceMode, MAX_DEVICES, MAX_VMS, Sys
 
 /// The page size every range is rounded to.
 const PAGE: u64 = 4096;
-/// Most device holes: every device of every VM.
-pub const MAX_HOLES: usize = MAX_DEVICES * MAX_VMS;
+/// Most device holes: every device of every VM, and the GIC ranges kept from the host.
+pub const MAX_HOLES: usize = MAX_DEVICES * MAX_VMS + hv_component_config::MAX_FILTERED_GIC_RANGES;
 /// The host's IPA space (40 bits).
 const IPA_LIMIT: u64 = 1 << 40;
 
@@ -97,9 +97,12 @@ pub fn host_layout(config: &ComponentConfig) -> Result<HostLayout, LayoutError> 
         .iter()
         .filter(|vm| !vm.host)
         .flat_map(passthrough_spans);
+    // With guests, the host reaches the GIC's shared parts only through the VM manager's filter.
+    let filtered_gic = system.host_filtered_gic_ranges();
     let mut device_holes: Vec<IpaRange, MAX_HOLES> = emulated
         .map(|device| page_span(&device.region))
         .chain(given_to_guests)
+        .chain(filtered_gic.iter().map(page_span))
         .map(|(start, end)| IpaRange::new(start, end))
         .collect();
     if device_holes

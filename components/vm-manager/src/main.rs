@@ -39,6 +39,8 @@ mod guard_cache;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod guests;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod host_gic;
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod mmio;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod pl011;
@@ -76,6 +78,7 @@ mod component {
     use crate::crash_hook::{self, CrashHook, CrashKind};
     use crate::guard_cache::GuardCache;
     use crate::guests::{self, Step};
+    use crate::host_gic::{self, HostGic};
     use crate::mmio::{self, Refusal};
     use crate::pl011::Pl011;
     use crate::vgic::{self, Gics, Outcome};
@@ -131,6 +134,25 @@ mod component {
                 warn!("vm-manager: the configuration describes no GIC: guests get no interrupts")
             }
         }
+        let host_filtered = system.host_filtered_gic_ranges();
+        if let Some(first) = host_filtered.first() {
+            info!(
+                "vm-manager: the host's accesses to the GIC distributor at {=u64:#x} (and guest CPUs' redistributors: {=usize} range(s)) are filtered",
+                first.base,
+                host_filtered.len() - 1
+            );
+        }
+        let cpu_mask = |host: bool| {
+            system
+                .vms
+                .iter()
+                .filter(|vm| vm.host == host)
+                .flat_map(|vm| vm.cpus.iter())
+                .fold(0u8, |mask, &cpu| {
+                    mask | 1u8.checked_shl(u32::from(cpu)).unwrap_or(0)
+                })
+        };
+        let (guest_cpus, host_cpus) = (cpu_mask(false), cpu_mask(true));
         let mut server = VmManager {
             system,
             emulated,
@@ -146,6 +168,9 @@ mod component {
             guard_cache: GuardCache::new(),
             creating_guests: false,
             lifecycle: guests::Lifecycle::new(),
+            host_filtered,
+            guest_cpus,
+            all_cpus: guest_cpus | host_cpus,
             gics: {
                 let gics = &raw mut GUEST_GICS;
                 // SAFETY: `main` runs once per start and is the only code that names the
@@ -184,6 +209,14 @@ mod component {
         lifecycle: guests::Lifecycle,
         /// The guests' emulated interrupt controllers.
         gics: &'static mut Gics,
+        /// The GIC ranges kept from the host (`System::host_filtered_gic_ranges`).
+        host_filtered: heapless::Vec<
+            Region,
+            { hv_component_rt::hv_component_config::MAX_FILTERED_GIC_RANGES },
+        >,
+        /// CPUs pinned to guests, and every CPU of the system (bit n: CPU n).
+        guest_cpus: u8,
+        all_cpus: u8,
     }
 
     impl VmManager {
@@ -269,6 +302,39 @@ mod component {
             access: Access,
             console: &mut Console,
         ) -> Result<TrapResolution, Refusal> {
+            if access.vm == 0
+                && let Some(host_gic) = devices.host_gic
+            {
+                let decision = host_gic.decide(
+                    access.ipa.0,
+                    access.write.then_some(access.value),
+                    access.vcpu,
+                );
+                let request = match decision {
+                    host_gic::Decision::NotGic => None,
+                    host_gic::Decision::Drop => {
+                        debug!(
+                            "host: GIC write of {=u64:#x} at {=u64:#x} dropped",
+                            access.value, access.ipa.0
+                        );
+                        return Ok(TrapResolution::MmioWritten);
+                    }
+                    host_gic::Decision::Read => Some((false, 0)),
+                    host_gic::Decision::Write(value) => Some((true, value)),
+                };
+                if let Some((write, value)) = request {
+                    let address =
+                        access.ipa.0 | u64::from(access.size) << 48 | u64::from(write) << 63;
+                    let [read, ..] =
+                        hv_component_rt::kernel_op(kernel_op::GIC_ACCESS, [address, value, 0, 0])
+                            .map_err(|_| Refusal::GicAccessRefused)?;
+                    return Ok(if write {
+                        TrapResolution::MmioWritten
+                    } else {
+                        TrapResolution::MmioRead { value: read }
+                    });
+                }
+            }
             let located = mmio::locate(devices.emulated, access.vm, access.ipa, access.size);
             let gic_access = matches!(located, Err(Refusal::NoDevice))
                 && devices.gics.layout().is_some()
@@ -694,6 +760,8 @@ mod component {
         mmio_guard: Option<&'a mut GuardCache>,
         /// The guests' emulated GICs.
         gics: &'a mut Gics,
+        /// The host's filtered GIC, when guests run beside it.
+        host_gic: Option<HostGic<'a>>,
     }
 
     /// The machine's console, for VMs' lines.
@@ -862,6 +930,16 @@ mod component {
                     .services
                     .mmio_guard
                     .then_some(&mut manager.guard_cache),
+                host_gic: match (manager.gics.layout(), manager.host_filtered.first()) {
+                    (Some(layout), Some(&distributor)) => Some(HostGic {
+                        version: layout.version,
+                        distributor,
+                        filtered: &manager.host_filtered,
+                        guest_cpus: manager.guest_cpus,
+                        all_cpus: manager.all_cpus,
+                    }),
+                    _ => None,
+                },
                 gics: &mut *manager.gics,
             };
             VmManager::mmio(self.ipc, devices, access, &mut console)

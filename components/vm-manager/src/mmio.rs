@@ -28,6 +28,9 @@ pub enum Refusal {
     Device(crate::pl011::BadAccess),
     /// The emulated GIC cannot take it (a size or offset its registers do not accept).
     Gic(hv_vgic::BadAccess),
+    /// The kernel refused the host's GIC access (a size or alignment the GIC does not take, or
+    /// GIC_ACCESS not granted).
+    GicAccessRefused,
 }
 
 impl Refusal {
@@ -41,6 +44,7 @@ impl Refusal {
             Refusal::GuardUnavailable => "MMIO guard unavailable",
             Refusal::Device(bad) => bad.name(),
             Refusal::Gic(_) => "GIC register access the architecture does not allow",
+            Refusal::GicAccessRefused => "the kernel refused the host's GIC access",
         }
     }
 }

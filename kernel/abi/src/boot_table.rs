@@ -23,7 +23,7 @@ pub const MAX_COMPONENTS: usize = 8;
 // A grant names components by bit in a `u32` (`ComponentDescriptor::may_notify`).
 const _: () = assert!(MAX_COMPONENTS < 32);
 /// Most emulated device ranges of the host VM.
-pub const MAX_EMULATED: usize = 4;
+pub const MAX_EMULATED: usize = 16;
 
 /// What a payload is, so the kernel knows what to do with it beyond copying.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

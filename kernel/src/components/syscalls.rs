@@ -158,6 +158,14 @@ fn kernel_operation(
             let irq = VirtualIrq::unpack(b).ok_or(SyscallError::BadArgument)?;
             interrupts::inject(arch::cpu_index(), target, irq).map(|()| [0; 3])
         }
+        kernel_op::GIC_ACCESS => {
+            let address = a & ((1 << 48) - 1);
+            let size = (a >> 48) & 0x7fff;
+            let write = a >> 63 != 0;
+            arch::gic::host_access(address, size, write, b)
+                .map(|value| [value, 0, 0])
+                .ok_or(SyscallError::BadArgument)
+        }
         kernel_op::VIRQ_TIMER => {
             let target = guests::cpu_of_vcpu(a)?;
             const ENABLED: u64 = 1 << 40;

@@ -57,6 +57,11 @@ const CASES: &[(&str, usize, &str)] = &[
         "component[1].name: \"supervisor\" is already the name of component[0] (line 6)",
     ),
     (
+        "guest-without-interrupt-grants",
+        10,
+        "component[0]: component \"vm-manager\" takes the \"mmio\" route of a system with guest VMs, so it needs kernel-ops \"virq-timer\", \"gic-access\"",
+    ),
+    (
         "vm-named-twice",
         7,
         "vm[1].name: \"linux\" is already the name of vm[0] (line 4)",

@@ -363,6 +363,19 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
                 start: device.region.base,
                 end: device.region.end(),
             })
+            // With guests, the GIC's shared parts are the VM manager's to filter (docs/vgic.md).
+            .chain(
+                system
+                    .manifest
+                    .component_system()
+                    .map_err(|e| anyhow::anyhow!("{e:?}"))?
+                    .host_filtered_gic_ranges()
+                    .iter()
+                    .map(|gic| PhysRange {
+                        start: gic.base,
+                        end: gic.end(),
+                    }),
+            )
             .collect::<Vec<_>>(),
         guests: &guests,
     })?;

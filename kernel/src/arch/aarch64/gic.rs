@@ -280,6 +280,57 @@ pub fn set_ppi_enabled(intid: u32, enabled: bool) {
     write32(banked + register, 1 << intid);
 }
 
+/// One access, for the host, to the distributor or a redistributor (GIC_ACCESS: the component
+/// that filters the host's GIC accesses decided it may): `size` bytes at physical `address`,
+/// a write of `value` if `write`. `None` outside those registers or for a bad size or
+/// alignment.
+pub fn host_access(address: u64, size: u64, write: bool, value: u64) -> Option<u64> {
+    let gic = GIC.get()?;
+    let inside = |start: u64, end: u64| {
+        address >= start && address.checked_add(size).is_some_and(|last| last <= end)
+    };
+    let allowed = match *gic {
+        // The whole 64 KiB frame: a GICv2's 4 KiB of registers and what QEMU decodes after them.
+        Gic::V2 { gicd, .. } => inside(gicd, gicd + 0x1_0000),
+        Gic::V3 {
+            gicd,
+            gicr,
+            gicr_end,
+            ..
+        } => inside(gicd, gicd + 0x1_0000) || inside(gicr, gicr_end),
+    };
+    if !allowed || !matches!(size, 1 | 2 | 4 | 8) || !address.is_multiple_of(size) {
+        return None;
+    }
+    // SAFETY: a register of the GIC (checked above), mapped as device memory at EL2, accessed
+    // once with its natural size and alignment; what it does is the host's, as the filtering
+    // component decided.
+    unsafe {
+        Some(match (size, write) {
+            (1, false) => u64::from(read_volatile(address as *const u8)),
+            (2, false) => u64::from(read_volatile(address as *const u16)),
+            (4, false) => u64::from(read_volatile(address as *const u32)),
+            (_, false) => read_volatile(address as *const u64),
+            (1, true) => {
+                write_volatile(address as *mut u8, value as u8);
+                0
+            }
+            (2, true) => {
+                write_volatile(address as *mut u16, value as u16);
+                0
+            }
+            (4, true) => {
+                write_volatile(address as *mut u32, value as u32);
+                0
+            }
+            (_, true) => {
+                write_volatile(address as *mut u64, value);
+                0
+            }
+        })
+    }
+}
+
 /// Acknowledges the highest-priority pending interrupt of this CPU; returns the raw IAR value
 /// (INTID in bits 0..10; GICv2 SGIs add their source CPU), for [`drop_priority`] and
 /// [`deactivate`].

@@ -228,6 +228,7 @@ pub(crate) fn check(
         checker.name(&field, &draft.name, &mut names_seen);
     }
     let components = check_components(&mut checker, &spec.components, &mut names_seen);
+    let has_guests = vm_drafts.iter().any(|draft| !draft.host);
 
     let (machine, vms) = match board {
         Some(board) => {
@@ -239,6 +240,14 @@ pub(crate) fn check(
         None => (None, None),
     };
 
+    // Only once everything else holds: one clear error at a time.
+    if let (true, Some(components), true) = (
+        has_guests,
+        components.as_ref(),
+        checker.diagnostics.is_empty(),
+    ) {
+        check_guest_interrupts(&mut checker, components);
+    }
     let mut diagnostics = checker.diagnostics;
     if !diagnostics.is_empty() {
         diagnostics.sort_by_key(|diagnostic| (diagnostic.line, diagnostic.column));
@@ -260,6 +269,41 @@ pub(crate) fn check(
         vms,
         components,
     })
+}
+
+/// Guest VMs need the component that takes the `mmio` route (their emulated devices and GIC
+/// distributor) to be granted the kernel operations of their interrupts and of the host's GIC
+/// filter: without them a guest gets no interrupt and the host's first distributor access is
+/// refused, which a manifest check says far more clearly than a boot that hangs.
+fn check_guest_interrupts(checker: &mut Checker<'_>, components: &[Component]) {
+    const NEEDED: [&str; 3] = ["virq-inject", "virq-timer", "gic-access"];
+    let taker = components
+        .iter()
+        .enumerate()
+        .find(|(_, component)| component.routes.iter().any(|route| route == "mmio"));
+    // Without one, no guest is created at all (the VM manager creates them): nothing to grant.
+    let Some((index, component)) = taker else {
+        return;
+    };
+    let missing: Vec<&str> = NEEDED
+        .into_iter()
+        .filter(|op| !component.kernel_ops.iter().any(|granted| granted == op))
+        .collect();
+    if !missing.is_empty() {
+        checker.error(
+            &FieldPath::root().key("component").index(index),
+            format!(
+                "component \"{}\" takes the \"mmio\" route of a system with guest VMs, so it \
+                 needs kernel-ops {} (guests' interrupts and the host's GIC filter, docs/vgic.md)",
+                component.name,
+                missing
+                    .iter()
+                    .map(|op| format!("\"{op}\""))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        );
+    }
 }
 
 /// Whether `inner` lies wholly inside `outer`.
