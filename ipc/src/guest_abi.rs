@@ -216,6 +216,13 @@ pub mod host {
     /// guest already off), INVALID_PARAMETER for no such guest, NOT_SUPPORTED if it could not
     /// be stopped.
     pub const HOST_VM_STOP: u32 = function_id(0xB2);
+    /// Type into guest VM x1's console: x2 = how many bytes (0 to 16), x3 then x4 = the bytes,
+    /// first in the lowest byte of x3. They arrive in its emulated UART's receive FIFO (and
+    /// raise its receive interrupt as the guest set it up). x0 = SUCCESS with x1 = bytes taken
+    /// (fewer when its FIFO filled or its receiver is off: the rest are the caller's to resend),
+    /// INVALID_PARAMETER for no such guest, more than 16 bytes, or a guest without an emulated
+    /// console.
+    pub const HOST_VM_CONSOLE_INPUT: u32 = function_id(0xB3);
 
     /// HOST_VM_STATE's answers.
     pub mod vm_state {
@@ -278,9 +285,10 @@ mod tests {
             [
                 host::HOST_VM_STATE,
                 host::HOST_VM_RESTART,
-                host::HOST_VM_STOP
+                host::HOST_VM_STOP,
+                host::HOST_VM_CONSOLE_INPUT
             ],
-            [0xC600_00B0, 0xC600_00B1, 0xC600_00B2]
+            [0xC600_00B0, 0xC600_00B1, 0xC600_00B2, 0xC600_00B3]
         );
         assert_eq!(psci::PSCI_CPU_ON_64, smccc::fast_call(4, true, 3));
     }

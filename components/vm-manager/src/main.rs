@@ -685,6 +685,40 @@ mod component {
             }
         }
 
+        /// HOST_VM_CONSOLE_INPUT: the host types x2 bytes (x3, then x4) into guest x1's
+        /// console; its UART takes what its receive FIFO holds and raises its interrupt line.
+        fn console_input(&mut self, regs: &[u64; 8]) -> TrapResolution {
+            let refused = TrapResolution::Return {
+                regs: [smccc::INVALID_PARAMETER as u64, 0, 0, 0],
+            };
+            let (Ok(vm), Ok(count)) = (u16::try_from(regs[1]), usize::try_from(regs[2])) else {
+                return refused;
+            };
+            let console = self
+                .emulated
+                .iter()
+                .position(|device| device.vm == vm && vm != 0);
+            let (Some(index), true) = (console, count <= 16) else {
+                return refused;
+            };
+            let mut bytes = [0u8; 16];
+            bytes[..8].copy_from_slice(&regs[3].to_le_bytes());
+            bytes[8..].copy_from_slice(&regs[4].to_le_bytes());
+            let uart = &mut self.uarts[index];
+            let taken = bytes[..count]
+                .iter()
+                .take_while(|&&byte| uart.receive(byte).is_ok())
+                .count();
+            if let (Some(level), Some(intid)) =
+                (uart.take_line_change(), self.emulated[index].interrupt)
+            {
+                self.gics.set_line(vm, intid, level, &mut KernelVirqs);
+            }
+            TrapResolution::Return {
+                regs: [smccc::SUCCESS as u64, taken as u64, 0, 0],
+            }
+        }
+
         /// Guest `vm` starts afresh: what its devices hold from its last run (a partial line
         /// included) goes out, and they are back in their reset state.
         fn reset_devices(&mut self, vm: u16) {
@@ -828,6 +862,9 @@ mod component {
                     self.manager.restart_guest(self.ipc, regs[1])
                 }
                 host::HOST_VM_STOP if vm == 0 => self.manager.stop_guest(regs[1]),
+                host::HOST_VM_CONSOLE_INPUT if vm == 0 => {
+                    return Some(self.manager.console_input(regs));
+                }
                 _ => return None,
             };
             Some(TrapResolution::Return {

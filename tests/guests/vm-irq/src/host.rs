@@ -8,6 +8,8 @@
 //! pass all the same (the run checks its summary); this case checks that GICD_CTLR reads back
 //! with its enables and that the guest CPU's redistributor stays awake. (Its timer PPI's enable
 //! is the kernel's to change as the guest enables and disables it, so it is not checked here.)
+//! Each round until it is taken, it also types `hv!` into the guest's console
+//! (HOST_VM_CONSOLE_INPUT), which the guest's UART case must receive by interrupt.
 //!
 //! With `idle` on its command line it does nothing at all (it waits for an interrupt that never
 //! comes), so that under `-icount` the guest's CPU runs alone (`cargo xtask bench`, which ends
@@ -25,7 +27,7 @@ mod guest {
     use core::arch::asm;
 
     use hv_guest_rt::smccc::host::code::SUCCESS;
-    use hv_guest_rt::smccc::host::{HOST_VM_STATE, vm_state};
+    use hv_guest_rt::smccc::host::{HOST_VM_CONSOLE_INPUT, HOST_VM_STATE, vm_state};
     use hv_guest_rt::{Env, TestResult, counter, ensure, fail, smccc::hvc};
 
     /// The guest VM's id.
@@ -123,6 +125,7 @@ mod guest {
         };
         let deadline = counter::ticks() + PATIENCE_S * counter::frequency();
         let mut rounds = 0u64;
+        let mut typed = false;
         loop {
             let [code, state, ..] = hvc(HOST_VM_STATE, &[GUEST]);
             if code as i64 == SUCCESS && state == vm_state::OFF {
@@ -130,6 +133,20 @@ mod guest {
             }
             disturb(gicd, gicr);
             rounds += 1;
+            // Types "hv!" into the guest's console; taken once its receiver is on. Typed until
+            // taken once (then the guest has what its case waits for).
+            if !typed {
+                let [code, taken, ..] = hvc(
+                    HOST_VM_CONSOLE_INPUT,
+                    &[GUEST, 3, u64::from_le_bytes(*b"hv!\0\0\0\0\0")],
+                );
+                ensure!(
+                    code as i64 == SUCCESS,
+                    "HOST_VM_CONSOLE_INPUT answered {}",
+                    code as i64
+                );
+                typed = taken == 3;
+            }
             let ctlr = read32(gicd + GICD_CTLR);
             ensure!(
                 ctlr & 0b11 == 0b11,

@@ -24,6 +24,12 @@
 //!   (instructions under `-icount shift=0`) from the timer's compare value to the handler's
 //!   first instruction, printed as a `BENCH virq-latency` line.
 //!
+//! - `the_console_receives_by_interrupt`: the guest routes its console UART's SPI (from its
+//!   DTB) to vCPU 0 in the distributor and unmasks the UART's receive interrupts; the host
+//!   (`vm-irq-host`) types `hv!` into the guest's console with HOST_VM_CONSOLE_INPUT, and the
+//!   guest's interrupt handler drains the bytes from UARTDR: at least one `hv!` must arrive,
+//!   through the interrupt alone.
+//!
 //! Then it prints the summary and powers its VM off (PSCI SYSTEM_OFF).
 //!
 //! Built for the host the crate is an empty program, so `cargo check --workspace` works.
@@ -73,6 +79,8 @@ mod guest {
     const GICD_IGROUPR: u64 = 0x080;
     /// GICD_PIDR2: at 0xFE8 in a GICv2's 4 KiB distributor, 0xFFE8 in a GICv3's 64 KiB one.
     const GICD_SGIR: u64 = 0xf00;
+    const GICD_ITARGETSR: u64 = 0x800;
+    const GICD_IROUTER: u64 = 0x6000;
     const GICD_PIDR2_V2: u64 = 0xfe8;
     const GICD_PIDR2_V3: u64 = 0xffe8;
     const GICR_WAKER: u64 = 0x014;
@@ -122,6 +130,10 @@ mod guest {
             TestCase {
                 name: "virtual_interrupt_latency",
                 run: virtual_interrupt_latency,
+            },
+            TestCase {
+                name: "the_console_receives_by_interrupt",
+                run: the_console_receives_by_interrupt,
             },
         ]);
         let _ = failed;
@@ -293,6 +305,8 @@ mod guest {
             if let Some(source) = SGI_SOURCE.get(cpu) {
                 source.store(u64::from((iar >> 10) & 0x7));
             }
+        } else if intid == UART_INTID.load(Ordering::Relaxed) {
+            drain_console();
         } else if intid == TIMER {
             TICKS.fetch_add(1, Ordering::Relaxed);
             let period = PERIOD.load(Ordering::Relaxed);
@@ -302,6 +316,90 @@ mod guest {
             LAST_OTHER.store(intid, Ordering::Relaxed);
         }
         complete(iar);
+    }
+
+    /// The console UART's interrupt (0 until the UART case set it up).
+    static UART_INTID: AtomicU32 = AtomicU32::new(0);
+    /// The console UART's registers.
+    static UART_BASE: AtomicU64 = AtomicU64::new(0);
+    /// Bytes the console received (the first 16 kept), and how many.
+    static RECEIVED: [AtomicU32; 16] = [const { AtomicU32::new(0) }; 16];
+    static RECEIVED_COUNT: AtomicU32 = AtomicU32::new(0);
+    const UARTDR: u64 = 0x000;
+    const UARTFR: u64 = 0x018;
+    const UARTLCR_H: u64 = 0x02c;
+    const UARTCR: u64 = 0x030;
+    const UARTIMSC: u64 = 0x038;
+    const UARTICR: u64 = 0x044;
+    /// UARTFR.RXFE, UARTIMSC/ICR RXIM | RTIM, UARTCR UARTEN | TXE | RXE.
+    const FR_RXFE: u32 = 1 << 4;
+    const RECEIVE_INTERRUPTS: u32 = (1 << 4) | (1 << 6);
+    const CR_ON: u32 = 0x301;
+
+    /// In the interrupt handler: reads what the console holds.
+    fn drain_console() {
+        let base = UART_BASE.load(Ordering::Relaxed);
+        while read32(base + UARTFR) & FR_RXFE == 0 {
+            let byte = read32(base + UARTDR) & 0xff;
+            let at = RECEIVED_COUNT.fetch_add(1, Ordering::Relaxed) as usize;
+            if let Some(slot) = RECEIVED.get(at) {
+                slot.store(byte, Ordering::Relaxed);
+            }
+        }
+        write32(base + UARTICR, RECEIVE_INTERRUPTS);
+    }
+
+    /// The console's SPI as its DTB node gives it (`interrupts = <0 n flags>`: INTID 32 + n).
+    fn console_interrupt(env: &Env) -> Option<(u64, u32)> {
+        let base = env.console_pl011()? as u64;
+        let node = env.fdt().find_compatible(&["arm,pl011"])?;
+        let cells = node.property("interrupts")?.value;
+        let cell = |n: usize| {
+            cells
+                .get(4 * n..4 * n + 4)
+                .map(|bytes| u32::from_be_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]))
+        };
+        (cell(0)? == 0).then_some(())?;
+        Some((base, 32 + cell(1)?))
+    }
+
+    fn the_console_receives_by_interrupt(env: &Env) -> TestResult {
+        let Some((base, intid)) = console_interrupt(env) else {
+            fail!("the DTB gives the console no SPI");
+        };
+        let gicd = GIC.load(Ordering::Relaxed);
+        let (word, bit) = (u64::from(intid / 32) * 4, 1u32 << (intid % 32));
+        match gic() {
+            Gic::V2 { .. } => write8(gicd + GICD_ITARGETSR + u64::from(intid), 1),
+            Gic::V3 { .. } => {
+                write32(
+                    gicd + GICD_IGROUPR + word,
+                    read32(gicd + GICD_IGROUPR + word) | bit,
+                );
+                // IROUTER: affinity 0, vCPU 0 (a 64-bit register; its upper half stays zero).
+                write32(gicd + GICD_IROUTER + 8 * u64::from(intid), 0);
+            }
+        }
+        write8(gicd + GICD_IPRIORITYR + u64::from(intid), 0xa0);
+        write32(gicd + GICD_ISENABLER + word, bit);
+        UART_BASE.store(base, Ordering::Relaxed);
+        UART_INTID.store(intid, Ordering::Relaxed);
+        // 8 bits, FIFOs on (as Linux sets it): without FEN the receiver holds one byte.
+        write32(base + UARTLCR_H, 0x70);
+        write32(base + UARTCR, CR_ON);
+        write32(base + UARTIMSC, RECEIVE_INTERRUPTS);
+        let got =
+            with_irqs_unmasked(|| wait_for(5000, || RECEIVED_COUNT.load(Ordering::Relaxed) >= 3));
+        write32(base + UARTIMSC, 0);
+        let count = RECEIVED_COUNT.load(Ordering::Relaxed);
+        ensure!(
+            got,
+            "the console received {count} byte(s) by interrupt in 5 s"
+        );
+        let first: [u8; 3] = core::array::from_fn(|n| RECEIVED[n].load(Ordering::Relaxed) as u8);
+        ensure!(&first == b"hv!", "the first bytes typed: {first:02x?}, not \"hv!\"");
+        hv_guest_rt::println!("console: {count} byte(s) received by interrupt");
+        Ok(())
     }
 
     /// The counter when the IRQ handler was last entered.
