@@ -29,9 +29,6 @@ const TIMER_ENABLED: u64 = 1 << 40;
 struct CpuInterrupts {
     /// What waits for its list registers.
     waiting: spin::Mutex<Waiting>,
-    /// Something waits, or the timer's configuration changed: look before resuming the vCPU.
-    /// Lets every other exit cost one load.
-    look: AtomicBool,
     /// The timer's configuration as the VM manager last set it.
     timer: AtomicU64,
     /// The timer's configuration as this CPU's GIC has it (touched by this CPU only).
@@ -40,10 +37,14 @@ struct CpuInterrupts {
     list_registers: AtomicU64,
 }
 
+/// Per CPU: something waits for its vCPU, or its timer's configuration changed, so look before
+/// resuming the vCPU. Kept apart from [`CpuInterrupts`] so that every other exit costs one byte
+/// load (the trap path's hot loop runs through here on each exit).
+static LOOK: [AtomicBool; MAX_CPUS] = [const { AtomicBool::new(false) }; MAX_CPUS];
+
 static CPUS: [CpuInterrupts; MAX_CPUS] = [const {
     CpuInterrupts {
         waiting: spin::Mutex::new(Waiting::new()),
-        look: AtomicBool::new(false),
         timer: AtomicU64::new(0),
         timer_applied: AtomicU64::new(0),
         list_registers: AtomicU64::new(0),
@@ -76,7 +77,7 @@ pub fn start_vcpu(index: usize) {
     cpu.timer_applied.store(0, Ordering::Relaxed);
     let waits = !cpu.waiting.lock().is_empty();
     let timer_on = cpu.timer.load(Ordering::Relaxed) != 0;
-    cpu.look.store(waits || timer_on, Ordering::Relaxed);
+    LOOK[index].store(waits || timer_on, Ordering::Relaxed);
 }
 
 /// Forgets what waits for CPU `index`'s vCPU and the guest's timer configuration (its VM is
@@ -99,7 +100,7 @@ pub fn inject(here: usize, target: usize, irq: VirtualIrq) -> Result<(), Syscall
         .lock()
         .add(irq)
         .map_err(|virq::Full| SyscallError::BadArgument)?;
-    cpu.look.store(true, Ordering::Release);
+    LOOK[target].store(true, Ordering::Release);
     if target != here {
         gic::kick(target);
     }
@@ -124,7 +125,7 @@ pub fn configure_timer(here: usize, target: usize, enabled: bool, priority: u8, 
         0
     };
     cpu.timer.store(configuration, Ordering::Relaxed);
-    cpu.look.store(true, Ordering::Release);
+    LOOK[target].store(true, Ordering::Release);
     if target != here {
         gic::kick(target);
     }
@@ -150,7 +151,7 @@ pub fn take_physical(index: usize) {
                     ..irq
                 };
                 if cpu.waiting.lock().add(forwarded).is_ok() {
-                    cpu.look.store(true, Ordering::Relaxed);
+                    LOOK[index].store(true, Ordering::Relaxed);
                     return;
                 }
                 gic::deactivate(iar);
@@ -166,22 +167,22 @@ pub fn take_physical(index: usize) {
     // The kick and the maintenance interrupt only make the CPU look at what waits, which it
     // does before resuming the vCPU; anything else is not the guest's.
     gic::deactivate(iar);
-    cpu.look.store(true, Ordering::Relaxed);
+    LOOK[index].store(true, Ordering::Relaxed);
 }
 
 /// Before CPU `index` resumes its guest vCPU: applies the timer's configuration if it changed,
 /// then fills the list registers with what waits.
 #[inline(always)]
 pub fn before_resuming_vcpu(index: usize) {
-    let cpu = &CPUS[index];
-    if cpu.look.load(Ordering::Acquire) {
-        fill(cpu);
+    if LOOK.get(index).is_some_and(|look| look.load(Ordering::Acquire)) {
+        fill(index);
     }
 }
 
 #[inline(never)]
-fn fill(cpu: &CpuInterrupts) {
-    cpu.look.store(false, Ordering::Relaxed);
+fn fill(index: usize) {
+    let cpu = &CPUS[index];
+    LOOK[index].store(false, Ordering::Relaxed);
     let count = cpu.list_registers.load(Ordering::Relaxed) as usize;
     if count == 0 {
         return;
