@@ -9,6 +9,7 @@
 //! reloaded only while none of its vCPUs runs.
 
 use crate::{arch, components, cpus, interrupts};
+use core::sync::atomic::{AtomicU64, Ordering};
 use hv_abi::{BootTable, MAX_GUESTS, VmDescriptor};
 use hv_ipc::abi::SyscallError;
 use hv_ipc::guest_abi::psci;
@@ -21,6 +22,18 @@ use miniz_oxide::inflate::core::DecompressorOxide;
 struct Guest {
     descriptor: VmDescriptor,
     run: spin::Mutex<GuestRun>,
+    /// Its CNTVOFF_EL2: the physical counter when it was last loaded if its clock starts at
+    /// zero, else 0. One for all its vCPUs, so they agree on the time.
+    counter_offset: AtomicU64,
+}
+
+/// The CNTVOFF_EL2 a VM loaded now runs with.
+fn counter_offset_at_load(descriptor: &VmDescriptor) -> u64 {
+    if descriptor.counter_from_zero {
+        arch::counter().0
+    } else {
+        0
+    }
 }
 
 static GUESTS: spin::Once<heapless::Vec<Guest, MAX_GUESTS>> = spin::Once::new();
@@ -114,6 +127,7 @@ pub fn set_up(table: &BootTable, features: &CpuFeatures) {
                 Some(Guest {
                     descriptor: *descriptor,
                     run: spin::Mutex::new(GuestRun::new(descriptor.vcpu_count(), descriptor.mte)),
+                    counter_offset: AtomicU64::new(counter_offset_at_load(descriptor)),
                 })
             })
             .collect()
@@ -318,6 +332,9 @@ pub fn load(vm: u16, caller: Option<usize>) -> Result<(), SyscallError> {
         // Its memory is in no state to run: the VM manager stops it.
         return Err(SyscallError::BadArgument);
     }
+    guest
+        .counter_offset
+        .store(counter_offset_at_load(&guest.descriptor), Ordering::Relaxed);
     for vcpu in 0..guest.descriptor.vcpu_count() {
         if let Some(cpu) = guest.descriptor.cpu_of(vcpu) {
             interrupts::forget(cpu);
@@ -394,6 +411,7 @@ pub fn enter_on_this_cpu(index: usize, features: &CpuFeatures) -> ! {
     debug_assert_eq!(Some(vttbr), self::vttbr(vm));
     let vmpidr = (1 << 31) | vcpu as u64;
     let controls = arch::configure_guest_controls(vttbr, features, vmpidr).guest(descriptor.mte);
+    arch::set_virtual_counter_offset(guest.counter_offset.load(Ordering::Relaxed));
     components::set_vcpu_world(controls, vttbr, vm, vcpu as u16);
     interrupts::start_vcpu(index);
     interrupts::before_resuming_vcpu(index);

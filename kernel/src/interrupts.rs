@@ -174,7 +174,10 @@ pub fn take_physical(index: usize) {
 /// then fills the list registers with what waits.
 #[inline(always)]
 pub fn before_resuming_vcpu(index: usize) {
-    if LOOK.get(index).is_some_and(|look| look.load(Ordering::Acquire)) {
+    if LOOK
+        .get(index)
+        .is_some_and(|look| look.load(Ordering::Acquire))
+    {
         fill(index);
     }
 }

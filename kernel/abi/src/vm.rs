@@ -66,6 +66,9 @@ pub struct VmDescriptor {
     pub dtb: u64,
     /// Whether it may use MTE (its tags are scrubbed before it first runs and after resets).
     pub mte: bool,
+    /// Whether its virtual counter starts at zero when it is loaded (creation, each reset):
+    /// CNTVOFF_EL2 is the physical counter at that moment. Otherwise it reads the machine's.
+    pub counter_from_zero: bool,
     /// What the kernel copies into its memory (empty stores are unused slots).
     pub images: [VmImage; MAX_VM_IMAGES],
 }

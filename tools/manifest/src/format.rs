@@ -156,6 +156,11 @@ pub struct VmSpec {
     /// CPUs lack it, and on the host. Default false.
     #[serde(default)]
     pub mte: Option<bool>,
+    /// Guests only: where its virtual counter (the clock its timer runs on) starts:
+    /// `"host"`, the machine's counter as the host sees it, or `"zero"`, zero when the VM is
+    /// created and again at each of its resets (CNTVOFF_EL2). Default "host".
+    #[serde(default)]
+    pub clock: Option<String>,
     /// The IPA bit the guest uses as its "shared" attribute (seed 004): a page it shares with
     /// MEM_SHARE is also reachable at its IPA with this bit set. 32 to 39, above its RAM and
     /// devices. Default: none.

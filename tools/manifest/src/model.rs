@@ -105,6 +105,9 @@ pub struct Vm {
     pub mmio_guard: MmioGuard,
     /// Whether it may use MTE (guests only).
     pub mte: bool,
+    /// Whether its virtual counter starts at zero at its creation and each reset (guests
+    /// only; otherwise it is the machine's).
+    pub counter_from_zero: bool,
     /// Its shared IPA bit, if any (guests only).
     pub shared_ipa_bit: Option<u8>,
 }

@@ -62,6 +62,11 @@ const CASES: &[(&str, usize, &str)] = &[
         "component[0]: component \"vm-manager\" takes the \"mmio\" route of a system with guest VMs, so it needs kernel-ops \"virq-timer\", \"gic-access\"",
     ),
     (
+        "bad-clock",
+        9,
+        "vm[1].clock: \"guest\" is not a clock; use \"host\" or \"zero\"",
+    ),
+    (
         "vm-named-twice",
         7,
         "vm[1].name: \"linux\" is already the name of vm[0] (line 4)",

@@ -650,6 +650,7 @@ mod tests {
             devices: Vec::new(),
             console: None,
             mte: false,
+            counter_from_zero: false,
             shared_ipa_bit: None,
         };
         let guests = [

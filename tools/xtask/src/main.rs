@@ -291,6 +291,7 @@ fn guests(system: &System) -> Result<Vec<compose::Guest>> {
                 .collect(),
             console,
             mte: vm.mte,
+            counter_from_zero: vm.counter_from_zero,
             shared_ipa_bit: vm.shared_ipa_bit,
         });
     }

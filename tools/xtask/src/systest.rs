@@ -384,7 +384,7 @@ fn all_tests() -> Vec<SystemTest> {
             manifest: Some("manifests/tests/guest-irq.toml"),
             expect_log: &["virq-count delivered="],
             expect_exit: ExitStatus::PoweredOff,
-            expect_console: &["[guest1] 7 passed, 0 failed"],
+            expect_console: &["[guest1] 8 passed, 0 failed"],
             kernel_features: &[],
             host_cpus: None,
             input: &[],

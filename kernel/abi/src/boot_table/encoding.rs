@@ -22,7 +22,7 @@ pub(super) const COMPONENT_LEN: usize =
     COMPONENT_NAME_LEN + 8 * 4 + 8 * 3 + 2 + 2 + 4 * 4 + 8 * MAX_SMCCC_RANGES;
 /// Where the VM records start.
 pub(super) const VMS_AT: usize = COMPONENTS_AT + MAX_COMPONENTS * COMPONENT_LEN;
-/// Bytes of one VM record: id, MTE flag, padding, name, memory, RAM IPA, stage-2 root, CPUs,
+/// Bytes of one VM record: id, MTE and counter flags, padding, name, memory, RAM IPA, stage-2 root, CPUs,
 /// entry, DTB, then each image's store, load address and loaded length.
 pub(super) const VM_LEN: usize =
     2 + 1 + 5 + COMPONENT_NAME_LEN + 16 + 8 * 2 + MAX_GUEST_VCPUS + 8 * 2 + 32 * MAX_VM_IMAGES;
@@ -89,7 +89,7 @@ impl BootTable {
         writer.at = VMS_AT;
         for vm in self.vms() {
             writer.bytes(&vm.vm.to_le_bytes());
-            writer.bytes(&[u8::from(vm.mte), 0, 0, 0, 0, 0]);
+            writer.bytes(&[u8::from(vm.mte), u8::from(vm.counter_from_zero), 0, 0, 0, 0]);
             writer.bytes(&vm.name);
             for value in [vm.memory.start, vm.memory.end, vm.ram_ipa, vm.stage2_root] {
                 writer.u64(value);
@@ -188,12 +188,14 @@ impl BootTable {
         reader.at = VMS_AT;
         for slot in table.vms.iter_mut().take(vm_count as usize) {
             let vm = u16::from_le_bytes([reader.take(1)?[0], reader.take(1)?[0]]);
-            let mte = match reader.take(1)?[0] {
-                0 => false,
-                1 => true,
-                _ => return Err(BootTableError::BadFlag),
+            let mut flag = || match reader.take(1)?[0] {
+                0 => Ok(false),
+                1 => Ok(true),
+                _ => Err(BootTableError::BadFlag),
             };
-            reader.take(5)?;
+            let mte = flag()?;
+            let counter_from_zero = flag()?;
+            reader.take(4)?;
             let mut name = [0u8; COMPONENT_NAME_LEN];
             name.copy_from_slice(reader.take(COMPONENT_NAME_LEN)?);
             let memory = reader.range()?;
@@ -221,6 +223,7 @@ impl BootTable {
                 entry,
                 dtb,
                 mte,
+                counter_from_zero,
                 images,
             });
         }

@@ -416,6 +416,7 @@ fn with_vms() -> BootTable {
             entry: 0x4200_0000,
             dtb: 0x4220_0000,
             mte: true,
+            counter_from_zero: true,
             images: images(&[(0, 0x7e00_0000), (1, 0x7e20_0000)]),
         })
         .unwrap();
@@ -430,6 +431,7 @@ fn with_vms() -> BootTable {
             entry: 0x4008_0000,
             dtb: 0x4000_0000,
             mte: false,
+            counter_from_zero: false,
             images: images(&[(2, 0x7808_0000)]),
         })
         .unwrap();

@@ -279,6 +279,11 @@ pub fn read_id_register(crm: u8, op2: u8) -> u64 {
     )
 }
 
+/// Sets CNTVOFF_EL2: the guest's virtual counter reads the physical one minus `offset`.
+pub fn set_virtual_counter_offset(offset: u64) {
+    CNTVOFF_EL2.set(offset);
+}
+
 /// Makes instructions the kernel just wrote to `[start, start + len)` visible to instruction
 /// fetches (a component image copied into place).
 pub fn sync_instructions(start: u64, len: u64) {

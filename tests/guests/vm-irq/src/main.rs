@@ -30,6 +30,10 @@
 //!   guest's interrupt handler drains the bytes from UARTDR: at least one `hv!` must arrive,
 //!   through the interrupt alone.
 //!
+//! - `its_clock_is_as_the_manifest_says`: with `clock=zero` on its command line (the manifest's
+//!   `clock = "zero"`), its virtual counter runs behind the physical one by at least a
+//!   millisecond (the offset taken when the VM was loaded); without, the two agree.
+//!
 //! Then it prints the summary and powers its VM off (PSCI SYSTEM_OFF).
 //!
 //! Built for the host the crate is an empty program, so `cargo check --workspace` works.
@@ -134,6 +138,10 @@ mod guest {
             TestCase {
                 name: "the_console_receives_by_interrupt",
                 run: the_console_receives_by_interrupt,
+            },
+            TestCase {
+                name: "its_clock_is_as_the_manifest_says",
+                run: its_clock_is_as_the_manifest_says,
             },
         ]);
         let _ = failed;
@@ -397,8 +405,46 @@ mod guest {
             "the console received {count} byte(s) by interrupt in 5 s"
         );
         let first: [u8; 3] = core::array::from_fn(|n| RECEIVED[n].load(Ordering::Relaxed) as u8);
-        ensure!(&first == b"hv!", "the first bytes typed: {first:02x?}, not \"hv!\"");
+        ensure!(
+            &first == b"hv!",
+            "the first bytes typed: {first:02x?}, not \"hv!\""
+        );
         hv_guest_rt::println!("console: {count} byte(s) received by interrupt");
+        Ok(())
+    }
+
+    fn its_clock_is_as_the_manifest_says(env: &Env) -> TestResult {
+        let from_zero = env
+            .fdt()
+            .chosen()
+            .bootargs()
+            .is_some_and(|args| args.split(' ').any(|arg| arg == "clock=zero"));
+        let (virtual_count, physical_count): (u64, u64);
+        // SAFETY: reading the virtual, then the physical counter (EL1 may read both).
+        unsafe {
+            asm!(
+                "isb",
+                "mrs {v}, cntvct_el0",
+                "mrs {p}, cntpct_el0",
+                v = out(reg) virtual_count,
+                p = out(reg) physical_count,
+                options(nostack),
+            )
+        };
+        let behind = physical_count.wrapping_sub(virtual_count);
+        let millisecond = counter::frequency() / 1000;
+        if from_zero {
+            ensure!(
+                behind >= millisecond && behind < physical_count,
+                "clock=zero: the virtual counter {virtual_count} is not behind the physical {physical_count} by the VM's load time"
+            );
+            hv_guest_rt::println!("clock: started {behind} ticks after the machine's");
+        } else {
+            ensure!(
+                behind < millisecond,
+                "the virtual counter {virtual_count} is not the machine's ({physical_count})"
+            );
+        }
         Ok(())
     }
 

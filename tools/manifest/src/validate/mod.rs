@@ -173,6 +173,7 @@ struct VmDraft {
     cmdline: Option<String>,
     mmio_guard: MmioGuard,
     mte: Option<bool>,
+    clock: Option<String>,
     shared_ipa_bit: Option<u8>,
 }
 

@@ -29,6 +29,7 @@ pub(super) fn vm_drafts(checker: &mut Checker<'_>, spec: &ManifestSpec) -> Vec<V
             cmdline: host.cmdline.clone(),
             mmio_guard: MmioGuard::default(),
             mte: None,
+            clock: None,
             shared_ipa_bit: None,
         });
     }
@@ -95,6 +96,7 @@ pub(super) fn vm_drafts(checker: &mut Checker<'_>, spec: &ManifestSpec) -> Vec<V
             cmdline: vm.cmdline.clone(),
             mmio_guard: vm.protection.mmio_guard,
             mte: vm.mte,
+            clock: vm.clock.clone(),
             shared_ipa_bit: vm.shared_ipa_bit,
         });
     }
@@ -214,6 +216,25 @@ pub(super) fn check_vms(
                 ),
             );
         }
+
+        let counter_from_zero = match draft.clock.as_deref() {
+            None | Some("host") => false,
+            Some("zero") if draft.host => {
+                checker.error(
+                    &path.key("clock"),
+                    "clock is for guest VMs: the host's counter is the machine's; remove it",
+                );
+                false
+            }
+            Some("zero") => true,
+            Some(other) => {
+                checker.error(
+                    &path.key("clock"),
+                    format!("\"{other}\" is not a clock; use \"host\" or \"zero\""),
+                );
+                false
+            }
+        };
 
         if let Some(bit) = draft.shared_ipa_bit {
             let field = path.key("shared-ipa-bit");
@@ -370,6 +391,7 @@ pub(super) fn check_vms(
                 .unwrap_or_else(|| extras.default_cmdline.to_owned()),
             mmio_guard: draft.mmio_guard,
             mte,
+            counter_from_zero,
             shared_ipa_bit: draft.shared_ipa_bit.filter(|_| !draft.host),
         });
     }

@@ -42,6 +42,8 @@ pub struct Guest {
     pub console: Option<u64>,
     /// Whether it may use MTE.
     pub mte: bool,
+    /// Whether its virtual counter starts at zero at each load (`clock = "zero"`).
+    pub counter_from_zero: bool,
     /// The IPA bit it uses as its shared attribute, if any (told to it in its DTB).
     pub shared_ipa_bit: Option<u8>,
 }
@@ -270,6 +272,7 @@ impl Guest {
             entry: plan.entry,
             dtb: plan.dtb,
             mte: self.mte,
+            counter_from_zero: self.counter_from_zero,
             images,
         };
         Ok((descriptor, stores, kept))

@@ -67,6 +67,7 @@ fn guest(kernel: &Path) -> Guest {
         devices: vec![PL011],
         console: Some(PL011),
         mte: true,
+        counter_from_zero: true,
         shared_ipa_bit: None,
     }
 }
