@@ -64,7 +64,7 @@ const CASES: &[(&str, usize, &str)] = &[
     (
         "bad-clock",
         9,
-        "vm[1].clock: \"guest\" is not a clock; use \"host\" or \"zero\"",
+        "vm[0].clock: \"guest\" is not a clock; use \"host\" or \"zero\"",
     ),
     (
         "vm-named-twice",
