@@ -303,7 +303,12 @@ pub fn run() -> Result<()> {
         println!("  {policy:<14} {smp} CPU(s): {stats}");
     }
     println!();
-    let (guest_counts, host_counts, virq_line, virq_instructions) = guest_figures()?;
+    let GuestFigures {
+        guest_traps: guest_counts,
+        host_traps: host_counts,
+        virq_line,
+        virq_instructions,
+    } = guest_figures()?;
     println!(
         "Traps while Debian's Linux boots as a guest VM (2 vCPUs on CPUs 1-2, cortex-a72 GICv2)\nbeside the host's Linux (CPU 0), through the guest's workload and power-off:"
     );
@@ -341,10 +346,22 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
+/// What [`guest_figures`] measures.
+struct GuestFigures {
+    /// Traps per class on the Linux guest's CPUs.
+    guest_traps: BTreeMap<String, u64>,
+    /// Traps per class on the host's CPU meanwhile.
+    host_traps: BTreeMap<String, u64>,
+    /// The vm-irq guest's `BENCH virq-latency` line.
+    virq_line: String,
+    /// Instructions of one forwarded virtual interrupt.
+    virq_instructions: u64,
+}
+
 /// Trap counts on the guest's and the host's CPUs while a Linux guest boots, runs its test
 /// workload and powers off beside a Linux host; and the forwarded-interrupt latency line and
 /// figure the vm-irq guest prints under `-icount shift=0`.
-fn guest_figures() -> Result<(BTreeMap<String, u64>, BTreeMap<String, u64>, String, u64)> {
+fn guest_figures() -> Result<GuestFigures> {
     let go = [crate::qemu::ConsoleInput {
         after: "VM guest stopped: it powered off",
         times: 1,
@@ -399,12 +416,12 @@ fn guest_figures() -> Result<(BTreeMap<String, u64>, BTreeMap<String, u64>, Stri
         .find_map(|field| field.strip_prefix("mean-insns="))
         .and_then(|value| value.parse().ok())
         .with_context(|| format!("no mean-insns in: {line}"))?;
-    Ok((
-        guest,
-        host,
-        format!("BENCH virq-latency {line}"),
-        instructions,
-    ))
+    Ok(GuestFigures {
+        guest_traps: guest,
+        host_traps: host,
+        virq_line: format!("BENCH virq-latency {line}"),
+        virq_instructions: instructions,
+    })
 }
 
 #[cfg(test)]
