@@ -114,6 +114,11 @@ pub mod kernel_op {
     /// written. Returns x1 = the value read. `BadArgument` outside those registers, for a size
     /// other than these or an address not aligned to it.
     pub const GIC_ACCESS: u64 = 14;
+    /// Make one access to the board's console UART for the host, as the component that shares
+    /// its keyboard with guests decided: x2 = physical address | size << 48 | 1 << 63 for a
+    /// write, x3 = the value written. Returns x1 = the value read. `BadArgument` outside the
+    /// UART's registers, for a bad size or an unaligned address.
+    pub const CONSOLE_ACCESS: u64 = 15;
 }
 
 /// Notification bit the kernel sets on the supervisor when a component faults.

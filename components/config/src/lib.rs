@@ -113,6 +113,10 @@ pub struct System {
     /// same layout, emulated.
     #[serde(default)]
     pub gics: Vec<Gic, 2>,
+    /// The board's console UART (the host's, when it has it): with guests whose consoles are
+    /// emulated, the VM manager shares its keyboard between them (`host_console_mux`).
+    #[serde(default)]
+    pub console: Region,
 }
 
 /// One GIC configuration of the board, where every VM sees it.
@@ -193,6 +197,23 @@ impl System {
             }
         }
         ranges
+    }
+
+    /// The console UART the host reaches only through the VM manager, which shares the
+    /// keyboard between the host and the guests whose consoles it emulates (docs/vgic.md): the
+    /// board's console when some guest has an emulated PL011 and the host is given that UART.
+    pub fn host_console_mux(&self) -> Option<Region> {
+        let guest_console = self.vms.iter().filter(|vm| !vm.host).any(|vm| {
+            vm.devices.iter().any(|device| {
+                device.mode == DeviceMode::Emulated && device.kind == DeviceKind::Pl011
+            })
+        });
+        let host_has_it = self.vms.iter().filter(|vm| vm.host).any(|vm| {
+            vm.devices.iter().any(|device| {
+                device.mode == DeviceMode::Passthrough && device.region.base == self.console.base
+            })
+        });
+        (guest_console && host_has_it && self.console.size != 0).then_some(self.console)
     }
 
     /// Whether some component serves the interface named `interface`.
@@ -382,6 +403,7 @@ mod tests {
             vms,
             components: Vec::new(),
             gics,
+            console: Region::default(),
         }
     }
 

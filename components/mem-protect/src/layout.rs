@@ -103,6 +103,7 @@ pub fn host_layout(config: &ComponentConfig) -> Result<HostLayout, LayoutError> 
         .map(|device| page_span(&device.region))
         .chain(given_to_guests)
         .chain(filtered_gic.iter().map(page_span))
+        .chain(system.host_console_mux().iter().map(page_span))
         .map(|(start, end)| IpaRange::new(start, end))
         .collect();
     if device_holes
@@ -249,6 +250,7 @@ mod tests {
                 vms: [host].into_iter().collect(),
                 components: Default::default(),
                 gics: Default::default(),
+                console: Region::default(),
             },
             settings,
         }

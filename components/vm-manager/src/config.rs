@@ -129,6 +129,7 @@ mod tests {
             .collect(),
             components,
             gics: Default::default(),
+            console: Region::default(),
         }
     }
 

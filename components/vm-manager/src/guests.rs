@@ -232,6 +232,7 @@ mod tests {
             vms: Default::default(),
             components: Default::default(),
             gics: Default::default(),
+            console: Region::default(),
         };
         system.vms.push(vm(0, true, &[])).unwrap();
         system.vms.push(vm(1, false, &[])).unwrap();

@@ -33,6 +33,8 @@ mod config;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod console;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod console_mux;
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod crash_hook;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod guard_cache;
@@ -75,6 +77,7 @@ mod component {
     use hv_component_rt::{Ipc, Server, StartInfo, arch, serve_forever};
 
     use crate::config::{self, EmulatedDevice, MAX_EMULATED};
+    use crate::console_mux::{ConsoleMux, Route};
     use crate::crash_hook::{self, CrashHook, CrashKind};
     use crate::guard_cache::GuardCache;
     use crate::guests::{self, Step};
@@ -84,6 +87,9 @@ mod component {
     use crate::vgic::{self, Gics, Outcome};
     use crate::{console, policy};
     use hv_component_rt::hv_component_config::{Region, System};
+
+    /// Bytes typed ahead for one emulated console (a pasted line or two).
+    const TYPED_AHEAD: usize = 256;
 
     /// The guests' emulated GICs: several KiB each, more than the stack holds.
     static mut GUEST_GICS: Gics = Gics::EMPTY;
@@ -153,6 +159,19 @@ mod component {
                 })
         };
         let (guest_cpus, host_cpus) = (cpu_mask(false), cpu_mask(true));
+        let console_mux = system.host_console_mux();
+        // The guests whose consoles are emulated, in order: who the keyboard moves to.
+        let guest_consoles = emulated
+            .iter()
+            .filter(|device| device.vm != 0)
+            .map(|device| device.vm)
+            .collect::<heapless::Vec<u16, MAX_EMULATED>>();
+        if let Some(console) = console_mux {
+            info!(
+                "vm-manager: the console UART at {=u64:#x} is shared: Ctrl-] moves the keyboard between the host and each guest",
+                console.base
+            );
+        }
         let mut server = VmManager {
             system,
             emulated,
@@ -164,11 +183,13 @@ mod component {
             start_count: info.start_count,
             served: 0,
             uarts: [const { Pl011::new() }; MAX_EMULATED],
+            typed_ahead: [const { heapless::Deque::new() }; MAX_EMULATED],
             console_write_failed: false,
             guard_cache: GuardCache::new(),
             creating_guests: false,
             lifecycle: guests::Lifecycle::new(),
             host_filtered,
+            console_mux: console_mux.map(|region| (ConsoleMux::new(guest_consoles), region)),
             guest_cpus,
             all_cpus: guest_cpus | host_cpus,
             gics: {
@@ -198,6 +219,9 @@ mod component {
         served: u64,
         /// The state of each device of `emulated`, by index (all PL011s).
         uarts: [Pl011; MAX_EMULATED],
+        /// Bytes typed for each emulated console that its receive FIFO had no room for yet,
+        /// by the same index: given to it as the guest reads.
+        typed_ahead: [heapless::Deque<u8, TYPED_AHEAD>; MAX_EMULATED],
         /// CONSOLE_WRITE was refused once (logged once; lines then go to the log).
         console_write_failed: bool,
         /// The MMIO guard's verdicts kept until it says they changed.
@@ -214,6 +238,9 @@ mod component {
             Region,
             { hv_component_rt::hv_component_config::MAX_FILTERED_GIC_RANGES },
         >,
+        /// Who has the keyboard of the shared console UART, and its registers (with guests whose
+        /// consoles are emulated).
+        console_mux: Option<(ConsoleMux, Region)>,
         /// CPUs pinned to guests, and every CPU of the system (bit n: CPU n).
         guest_cpus: u8,
         all_cpus: u8,
@@ -303,6 +330,11 @@ mod component {
             console: &mut Console,
         ) -> Result<TrapResolution, Refusal> {
             if access.vm == 0
+                && let Some(answer) = Self::shared_console(&mut devices, access, console)
+            {
+                return answer;
+            }
+            if access.vm == 0
                 && let Some(host_gic) = devices.host_gic
             {
                 let decision = host_gic.decide(
@@ -327,7 +359,7 @@ mod component {
                         access.ipa.0 | u64::from(access.size) << 48 | u64::from(write) << 63;
                     let [read, ..] =
                         hv_component_rt::kernel_op(kernel_op::GIC_ACCESS, [address, value, 0, 0])
-                            .map_err(|_| Refusal::GicAccessRefused)?;
+                            .map_err(|_| Refusal::HostAccessRefused)?;
                     return Ok(if write {
                         TrapResolution::MmioWritten
                     } else {
@@ -365,7 +397,7 @@ mod component {
                 };
             }
             let (index, offset) = located?;
-            if let Some(cache) = devices.mmio_guard {
+            if let Some(cache) = devices.mmio_guard.as_deref_mut() {
                 let len = u64::from(access.size);
                 if !cache.allows(access.vm, access.ipa, len) && Self::ask_guard(ipc, access)? {
                     cache.remember(access.vm, access.ipa, len);
@@ -382,15 +414,129 @@ mod component {
                 let value = uart.read(offset, access.size).map_err(Refusal::Device)?;
                 TrapResolution::MmioRead { value }
             };
-            // The UART's interrupt line drives the SPI the guest's DTB names.
-            if let (Some(level), Some(intid)) =
-                (uart.take_line_change(), devices.emulated[index].interrupt)
-            {
-                devices
-                    .gics
-                    .set_line(access.vm, intid, level, &mut KernelVirqs);
-            }
+            // What was typed ahead fills the room the guest's read made; the UART's interrupt line
+            // drives the SPI the guest's DTB names.
+            Self::give_typed(
+                devices.uarts,
+                devices.typed_ahead,
+                devices.emulated,
+                devices.gics,
+                index,
+            );
             Ok(resolution)
+        }
+
+        /// The host's access to the console UART it shares with guests (`None`: not that UART):
+        /// passed through, but what was typed goes to the VM that has the keyboard.
+        fn shared_console(
+            devices: &mut Devices,
+            access: Access,
+            console: &mut Console,
+        ) -> Option<Result<TrapResolution, Refusal>> {
+            const UARTDR: u64 = 0x000;
+            const UARTFR: u64 = 0x018;
+            const UARTRIS: u64 = 0x03c;
+            const UARTMIS: u64 = 0x040;
+            const FR_RXFE: u64 = 1 << 4;
+            /// UARTDR's framing-error flag: what the host reads for the switch key it typed.
+            const DR_FE: u64 = 1 << 8;
+            let (mux, region) = devices.console_mux.as_deref_mut()?;
+            if !region.contains(access.ipa.0) {
+                return None;
+            }
+            let offset = access.ipa.0 - region.base;
+            let uart = |offset: u64, write: Option<u64>| {
+                let address = (region.base + offset) | 4 << 48 | u64::from(write.is_some()) << 63;
+                hv_component_rt::kernel_op(
+                    kernel_op::CONSOLE_ACCESS,
+                    [address, write.unwrap_or(0), 0, 0],
+                )
+                .map(|[value, ..]| value)
+                .map_err(|_| Refusal::HostAccessRefused)
+            };
+            let reads_receive_state =
+                !access.write && matches!(offset, UARTDR | UARTFR | UARTRIS | UARTMIS);
+            // A guest has the keyboard: what waits in the UART is the guest's, taken before the
+            // host looks (its receive interrupt then finds nothing).
+            if reads_receive_state && mux.focus().is_some() {
+                loop {
+                    match uart(UARTFR, None) {
+                        Ok(flags) if flags & FR_RXFE == 0 => {}
+                        Ok(_) => break,
+                        Err(refusal) => return Some(Err(refusal)),
+                    }
+                    let byte = match uart(UARTDR, None) {
+                        Ok(data) => data as u8,
+                        Err(refusal) => return Some(Err(refusal)),
+                    };
+                    match mux.route(byte) {
+                        Route::Guest(vm) => {
+                            if let Some(index) = devices.emulated.iter().position(|d| d.vm == vm) {
+                                // Typed faster than a guest reads: kept (a full buffer drops the
+                                // newest), given as its FIFO has room.
+                                let _ = devices.typed_ahead[index].push_back(byte);
+                                Self::give_typed(
+                                    devices.uarts,
+                                    devices.typed_ahead,
+                                    devices.emulated,
+                                    devices.gics,
+                                    index,
+                                );
+                            }
+                        }
+                        Route::Switched(to) => {
+                            console.keyboard_moved(to);
+                            // Back to the host: the rest is the host's to read.
+                            if to.is_none() {
+                                break;
+                            }
+                        }
+                        Route::Host => break,
+                    }
+                }
+            }
+            let resolution = if access.write {
+                let value = access.value & ((1 << (u32::from(access.size) * 8)) - 1);
+                uart(offset, Some(value)).map(|_| TrapResolution::MmioWritten)
+            } else {
+                uart(offset, None).map(|value| {
+                    if offset == UARTDR && value & 0xff == u64::from(crate::console_mux::SWITCH_KEY)
+                    {
+                        // The host had the keyboard and typed the switch key: not its byte.
+                        let to = match mux.route(value as u8) {
+                            Route::Switched(to) => to,
+                            _ => None,
+                        };
+                        console.keyboard_moved(to);
+                        TrapResolution::MmioRead { value: DR_FE }
+                    } else {
+                        TrapResolution::MmioRead { value }
+                    }
+                })
+            };
+            Some(resolution)
+        }
+
+        /// Moves what was typed for emulated console `index` into its receive FIFO while it has
+        /// room, and drives its interrupt line.
+        fn give_typed(
+            uarts: &mut [Pl011],
+            typed_ahead: &mut [heapless::Deque<u8, TYPED_AHEAD>],
+            emulated: &[EmulatedDevice<'static>],
+            gics: &mut Gics,
+            index: usize,
+        ) {
+            let uart = &mut uarts[index];
+            while uart.can_receive() {
+                let Some(byte) = typed_ahead[index].pop_front() else {
+                    break;
+                };
+                let _ = uart.receive(byte);
+            }
+            if let (Some(level), Some(intid)) = (uart.take_line_change(), emulated[index].interrupt)
+            {
+                gics.set_line(emulated[index].vm, intid, level, &mut KernelVirqs);
+            }
         }
 
         /// Asks the MMIO guard whether the access may be emulated; `Ok(true)` if the "yes" may
@@ -724,9 +870,15 @@ mod component {
         fn reset_devices(&mut self, vm: u16) {
             self.flush_consoles(vm);
             self.gics.reset(vm);
-            for (device, uart) in self.emulated.iter().zip(self.uarts.iter_mut()) {
+            for ((device, uart), typed) in self
+                .emulated
+                .iter()
+                .zip(self.uarts.iter_mut())
+                .zip(self.typed_ahead.iter_mut())
+            {
                 if device.vm == vm {
                     *uart = Pl011::new();
+                    typed.clear();
                 }
             }
         }
@@ -790,12 +942,16 @@ mod component {
         emulated: &'a [EmulatedDevice<'static>],
         /// Their models, by the same index.
         uarts: &'a mut [Pl011],
+        /// What was typed for each and does not fit its FIFO yet, by the same index.
+        typed_ahead: &'a mut [heapless::Deque<u8, TYPED_AHEAD>],
         /// When the MMIO guard must be asked first: what it allowed before.
         mmio_guard: Option<&'a mut GuardCache>,
         /// The guests' emulated GICs.
         gics: &'a mut Gics,
         /// The host's filtered GIC, when guests run beside it.
         host_gic: Option<HostGic<'a>>,
+        /// The shared console's keyboard, and the UART's registers.
+        console_mux: Option<&'a mut (ConsoleMux, Region)>,
     }
 
     /// The machine's console, for VMs' lines.
@@ -807,6 +963,14 @@ mod component {
     }
 
     impl Console<'_> {
+        /// Says on the console who has the keyboard now (`None`: the host).
+        fn keyboard_moved(&mut self, to: Option<u16>) {
+            self.write_line(
+                to.unwrap_or(0),
+                b"(the keyboard is here now; Ctrl-] moves it on)",
+            );
+        }
+
         /// Writes VM `vm`'s `line` to the machine's console as `[<name>] <line>\r\n`; if the
         /// kernel refuses (the manifest does not grant console-write), to the log instead.
         fn write_line(&mut self, vm: u16, line: &[u8]) {
@@ -963,6 +1127,7 @@ mod component {
             let devices = Devices {
                 emulated: &manager.emulated,
                 uarts: &mut manager.uarts,
+                typed_ahead: &mut manager.typed_ahead,
                 mmio_guard: manager
                     .services
                     .mmio_guard
@@ -978,6 +1143,7 @@ mod component {
                     _ => None,
                 },
                 gics: &mut *manager.gics,
+                console_mux: manager.console_mux.as_mut(),
             };
             VmManager::mmio(self.ipc, devices, access, &mut console)
         }

@@ -28,9 +28,9 @@ pub enum Refusal {
     Device(crate::pl011::BadAccess),
     /// The emulated GIC cannot take it (a size or offset its registers do not accept).
     Gic(hv_vgic::BadAccess),
-    /// The kernel refused the host's GIC access (a size or alignment the GIC does not take, or
-    /// GIC_ACCESS not granted).
-    GicAccessRefused,
+    /// The kernel refused the host's access to the GIC or the shared console UART (a size or
+    /// alignment the device does not take, or GIC_ACCESS / CONSOLE_ACCESS not granted).
+    HostAccessRefused,
 }
 
 impl Refusal {
@@ -44,7 +44,7 @@ impl Refusal {
             Refusal::GuardUnavailable => "MMIO guard unavailable",
             Refusal::Device(bad) => bad.name(),
             Refusal::Gic(_) => "GIC register access the architecture does not allow",
-            Refusal::GicAccessRefused => "the kernel refused the host's GIC access",
+            Refusal::HostAccessRefused => "the kernel refused the host's device access",
         }
     }
 }

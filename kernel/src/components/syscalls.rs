@@ -166,6 +166,13 @@ fn kernel_operation(
                 .map(|value| [value, 0, 0])
                 .ok_or(SyscallError::BadArgument)
         }
+        kernel_op::CONSOLE_ACCESS => {
+            let address = a & ((1 << 48) - 1);
+            let size = (a >> 48) & 0x7fff;
+            arch::console_access(address, size, a >> 63 != 0, b)
+                .map(|value| [value, 0, 0])
+                .ok_or(SyscallError::BadArgument)
+        }
         kernel_op::VIRQ_TIMER => {
             let target = guests::cpu_of_vcpu(a)?;
             const ENABLED: u64 = 1 << 40;

@@ -143,6 +143,7 @@ impl Manifest {
             vms,
             components,
             gics,
+            console: region(self.board.console().region),
         })
     }
 

@@ -72,6 +72,7 @@ pub const KERNEL_OPS: &[(&str, u64)] = &[
     ("virq-inject", hv_ipc::abi::kernel_op::VIRQ_INJECT),
     ("virq-timer", hv_ipc::abi::kernel_op::VIRQ_TIMER),
     ("gic-access", hv_ipc::abi::kernel_op::GIC_ACCESS),
+    ("console-access", hv_ipc::abi::kernel_op::CONSOLE_ACCESS),
 ];
 
 /// Guest trap classes a component can take, with their route bits (`hv_abi::ROUTE_*`).

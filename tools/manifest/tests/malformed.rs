@@ -59,7 +59,7 @@ const CASES: &[(&str, usize, &str)] = &[
     (
         "guest-without-interrupt-grants",
         10,
-        "component[0]: component \"vm-manager\" takes the \"mmio\" route of a system with guest VMs, so it needs kernel-ops \"virq-timer\", \"gic-access\"",
+        "component[0]: component \"vm-manager\" takes the \"mmio\" route of a system with guest VMs, so it needs kernel-ops \"virq-timer\", \"gic-access\", \"console-access\"",
     ),
     (
         "bad-clock",

@@ -372,9 +372,17 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
                     .map_err(|e| anyhow::anyhow!("{e:?}"))?
                     .host_filtered_gic_ranges()
                     .iter()
-                    .map(|gic| PhysRange {
-                        start: gic.base,
-                        end: gic.end(),
+                    .chain(
+                        system
+                            .manifest
+                            .component_system()
+                            .ok()
+                            .and_then(|s| s.host_console_mux())
+                            .as_ref(),
+                    )
+                    .map(|range| PhysRange {
+                        start: range.base,
+                        end: range.end(),
                     }),
             )
             .collect::<Vec<_>>(),

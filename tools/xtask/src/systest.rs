@@ -23,6 +23,8 @@ enum Payload {
     LinuxBesideLinux {
         /// The guest's vCPUs.
         guest_vcpus: u32,
+        /// The guest sits in its shell (no test mode): only its boot markers are checked.
+        guest_in_shell: bool,
     },
     /// A bare-metal test guest (a package under `tests/guests/`).
     Guest(&'static str),
@@ -397,7 +399,10 @@ fn all_tests() -> Vec<SystemTest> {
             name: format!("linux-guest-poweroff-{cpu:?}").to_lowercase(),
             cpu,
             smp: 3,
-            payload: Payload::LinuxBesideLinux { guest_vcpus: 2 },
+            payload: Payload::LinuxBesideLinux {
+                guest_vcpus: 2,
+                guest_in_shell: false,
+            },
             crash: None,
             probe_grants: false,
             manifest: Some("manifests/tests/linux-guest.toml"),
@@ -416,7 +421,10 @@ fn all_tests() -> Vec<SystemTest> {
             name: format!("linux-guest-reboot-{cpu:?}").to_lowercase(),
             cpu,
             smp: 2,
-            payload: Payload::LinuxBesideLinux { guest_vcpus: 1 },
+            payload: Payload::LinuxBesideLinux {
+                guest_vcpus: 1,
+                guest_in_shell: false,
+            },
             crash: None,
             probe_grants: false,
             manifest: Some("manifests/tests/linux-guest-reboot.toml"),
@@ -430,6 +438,41 @@ fn all_tests() -> Vec<SystemTest> {
                 times: 2,
                 line: "go",
             }],
+        });
+    }
+    // One keyboard for the host's and the guest's consoles: Ctrl-] moves it.
+    for cpu in [CpuModel::A72, CpuModel::Max] {
+        tests.push(SystemTest {
+            name: format!("linux-guest-console-{cpu:?}").to_lowercase(),
+            cpu,
+            smp: 2,
+            payload: Payload::LinuxBesideLinux {
+                guest_vcpus: 1,
+                guest_in_shell: true,
+            },
+            crash: None,
+            probe_grants: false,
+            manifest: Some("manifests/tests/linux-guest-console.toml"),
+            expect_log: &[
+                " console: b\"typed-into-the-guest\"",
+                "VM guest stopped: it powered off (PSCI SYSTEM_OFF)",
+            ],
+            expect_exit: ExitStatus::PoweredOff,
+            expect_console: &[],
+            kernel_features: &[],
+            host_cpus: Some(1),
+            input: &[
+                ConsoleInput {
+                    after: " console: b\"HV-INIT: interactive shell",
+                    times: 1,
+                    line: "\u{1d}echo typed-into-the-guest; poweroff -f",
+                },
+                ConsoleInput {
+                    after: "VM guest stopped: it powered off",
+                    times: 1,
+                    line: "\u{1d}go",
+                },
+            ],
         });
     }
     // Linux as the host on CPUs 0-1 with two bare-metal guests on CPUs 2 and 3.
@@ -632,8 +675,16 @@ fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> 
                 return Err("the hypervisor log lacks \"entering the host\"".into());
             }
         }
-        Payload::LinuxBesideLinux { guest_vcpus } => {
-            check_linux_beside_linux(outcome, test.host_cpus.unwrap_or(1), guest_vcpus)?;
+        Payload::LinuxBesideLinux {
+            guest_vcpus,
+            guest_in_shell,
+        } => {
+            check_linux_beside_linux(
+                outcome,
+                test.host_cpus.unwrap_or(1),
+                guest_vcpus,
+                guest_in_shell,
+            )?;
         }
         Payload::Guest(_) | Payload::GuestBin(..) => {
             // Every VM's summary (a guest VM's too, and each of its runs) must be clean.
@@ -804,21 +855,21 @@ fn check_linux_beside_linux(
     outcome: &Outcome,
     host_cpus: u32,
     guest_vcpus: u32,
+    guest_in_shell: bool,
 ) -> Result<(), String> {
     for (who, guest, cpus) in [("host", false, host_cpus), ("guest", true, guest_vcpus)] {
         let markers = init_markers(outcome, guest);
         let has = |prefix: &str| markers.iter().any(|marker| marker.starts_with(prefix));
-        for wanted in [
-            "userspace up".to_owned(),
-            format!("cpus online={cpus}"),
-            "workload ".to_owned(),
-            "done".to_owned(),
-        ] {
+        let mut wanted = vec!["userspace up".to_owned(), format!("cpus online={cpus}")];
+        if !(guest && guest_in_shell) {
+            wanted.extend(["workload ".to_owned(), "done".to_owned()]);
+        }
+        for wanted in wanted {
             if !has(&wanted) {
                 return Err(format!("the {who}'s console lacks \"HV-INIT: {wanted}\""));
             }
         }
-        if !guest {
+        if !guest || guest_in_shell {
             continue;
         }
         let mut counted = vec!["arch_timer", "uart-pl011"];

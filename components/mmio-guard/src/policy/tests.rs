@@ -612,6 +612,7 @@ fn the_configuration_gives_each_vm_its_ram_and_mode() {
         vms: Default::default(),
         components: Default::default(),
         gics: Default::default(),
+        console: Region::default(),
     };
     for config in [
         vm(0, true, 0x4200_0000, MmioGuardMode::Optional),

@@ -86,6 +86,7 @@ fn system() -> System {
         ]
         .into_iter()
         .collect(),
+        console: Region::default(),
     }
 }
 

@@ -302,33 +302,9 @@ pub fn host_access(address: u64, size: u64, write: bool, value: u64) -> Option<u
     if !allowed || !matches!(size, 1 | 2 | 4 | 8) || !address.is_multiple_of(size) {
         return None;
     }
-    // SAFETY: a register of the GIC (checked above), mapped as device memory at EL2, accessed
-    // once with its natural size and alignment; what it does is the host's, as the filtering
-    // component decided.
-    unsafe {
-        Some(match (size, write) {
-            (1, false) => u64::from(read_volatile(address as *const u8)),
-            (2, false) => u64::from(read_volatile(address as *const u16)),
-            (4, false) => u64::from(read_volatile(address as *const u32)),
-            (_, false) => read_volatile(address as *const u64),
-            (1, true) => {
-                write_volatile(address as *mut u8, value as u8);
-                0
-            }
-            (2, true) => {
-                write_volatile(address as *mut u16, value as u16);
-                0
-            }
-            (4, true) => {
-                write_volatile(address as *mut u32, value as u32);
-                0
-            }
-            (_, true) => {
-                write_volatile(address as *mut u64, value);
-                0
-            }
-        })
-    }
+    // SAFETY: a register of the GIC (checked above, size and alignment too), mapped as device
+    // memory at EL2; what the access does is the host's, as the filtering component decided.
+    Some(unsafe { super::device_access(address, size, write, value) })
 }
 
 /// Acknowledges the highest-priority pending interrupt of this CPU; returns the raw IAR value

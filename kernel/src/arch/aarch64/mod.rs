@@ -279,6 +279,60 @@ pub fn read_id_register(crm: u8, op2: u8) -> u64 {
     )
 }
 
+/// One access of `size` bytes (1, 2, 4 or 8) to device register `address`, a write of `value`
+/// if `write`; returns the value read (0 for a write).
+///
+/// # Safety
+///
+/// `address` must be a device register mapped at EL2, aligned to `size`, whose access has no
+/// effect on memory the kernel relies on.
+pub unsafe fn device_access(address: u64, size: u64, write: bool, value: u64) -> u64 {
+    use core::ptr::{read_volatile, write_volatile};
+    // SAFETY: the caller's contract.
+    unsafe {
+        match (size, write) {
+            (1, false) => u64::from(read_volatile(address as *const u8)),
+            (2, false) => u64::from(read_volatile(address as *const u16)),
+            (4, false) => u64::from(read_volatile(address as *const u32)),
+            (_, false) => read_volatile(address as *const u64),
+            (1, true) => {
+                write_volatile(address as *mut u8, value as u8);
+                0
+            }
+            (2, true) => {
+                write_volatile(address as *mut u16, value as u16);
+                0
+            }
+            (4, true) => {
+                write_volatile(address as *mut u32, value as u32);
+                0
+            }
+            (_, true) => {
+                write_volatile(address as *mut u64, value);
+                0
+            }
+        }
+    }
+}
+
+/// One access, for the host, to the board's console UART (CONSOLE_ACCESS: the component that
+/// shares its keyboard with guests decided it may). `None` outside its registers or for a bad
+/// size or alignment.
+pub fn console_access(address: u64, size: u64, write: bool, value: u64) -> Option<u64> {
+    let region = hv_board::CURRENT.console().region;
+    let inside = address >= region.base
+        && address
+            .checked_add(size)
+            .is_some_and(|end| end <= region.end());
+    if !inside || !matches!(size, 1 | 2 | 4) || !address.is_multiple_of(size) {
+        return None;
+    }
+    // SAFETY: a register of the console UART (checked above, with its size and alignment),
+    // mapped as device memory at EL2; the host owns the UART, and the component decided the
+    // access for it.
+    Some(unsafe { device_access(address, size, write, value) })
+}
+
 /// Sets CNTVOFF_EL2: the guest's virtual counter reads the physical one minus `offset`.
 pub fn set_virtual_counter_offset(offset: u64) {
     CNTVOFF_EL2.set(offset);

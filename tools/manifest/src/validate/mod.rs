@@ -277,7 +277,7 @@ pub(crate) fn check(
 /// filter: without them a guest gets no interrupt and the host's first distributor access is
 /// refused, which a manifest check says far more clearly than a boot that hangs.
 fn check_guest_interrupts(checker: &mut Checker<'_>, components: &[Component]) {
-    const NEEDED: [&str; 3] = ["virq-inject", "virq-timer", "gic-access"];
+    const NEEDED: [&str; 4] = ["virq-inject", "virq-timer", "gic-access", "console-access"];
     let taker = components
         .iter()
         .enumerate()
@@ -295,7 +295,7 @@ fn check_guest_interrupts(checker: &mut Checker<'_>, components: &[Component]) {
             &FieldPath::root().key("component").index(index),
             format!(
                 "component \"{}\" takes the \"mmio\" route of a system with guest VMs, so it \
-                 needs kernel-ops {} (guests' interrupts and the host's GIC filter, docs/vgic.md)",
+                 needs kernel-ops {} (guests' interrupts, the host's GIC filter and the shared console, docs/vgic.md)",
                 component.name,
                 missing
                     .iter()
