@@ -54,6 +54,94 @@ pub const RECV_NOTIFICATION: u64 = 1;
 /// The sender id of calls the kernel makes on a vCPU's behalf (a routed guest trap).
 pub const SENDER_KERNEL: u64 = 0xffff;
 
+/// The words some kernel operations take (VIRQ_INJECT, VIRQ_TIMER, GIC_ACCESS,
+/// CONSOLE_ACCESS): one encoding for the component that packs them and the kernel that reads
+/// them.
+pub mod kernel_op_args {
+    /// VIRQ_TIMER's x3: the timer's PPI is enabled (priority and group as [`interrupt`]).
+    pub const TIMER_ENABLED: u64 = 1 << 40;
+    const INTERRUPT_BITS: u64 = 0x3ff | 0xff << 16 | 1 << 24 | 0x7 << 32;
+
+    /// A guest's vCPU: VM id in bits 0..16, vCPU index in 16..32.
+    pub const fn vcpu(vm: u16, vcpu: u16) -> u64 {
+        vm as u64 | (vcpu as u64) << 16
+    }
+
+    /// The inverse of [`vcpu`]; `None` with bits set above.
+    pub const fn vcpu_of(word: u64) -> Option<(u16, u16)> {
+        if word >> 32 != 0 {
+            return None;
+        }
+        Some((word as u16, (word >> 16) as u16))
+    }
+
+    /// A virtual interrupt: INTID in bits 0..10, priority 16..24, group 1 in bit 24, the
+    /// sender of a GICv2 SGI in 32..35.
+    pub const fn interrupt(intid: u32, priority: u8, group1: bool, source: u8) -> u64 {
+        (intid as u64 & 0x3ff)
+            | (priority as u64) << 16
+            | (group1 as u64) << 24
+            | (source as u64 & 0x7) << 32
+    }
+
+    /// The inverse of [`interrupt`]: (INTID, priority, group 1, source); `None` with bits set
+    /// elsewhere.
+    pub const fn interrupt_of(word: u64) -> Option<(u32, u8, bool, u8)> {
+        if word & !INTERRUPT_BITS != 0 {
+            return None;
+        }
+        Some((
+            (word & 0x3ff) as u32,
+            (word >> 16) as u8,
+            word & (1 << 24) != 0,
+            ((word >> 32) & 0x7) as u8,
+        ))
+    }
+
+    /// One device access: physical address in bits 0..48, size in bytes in 48..63, a write in
+    /// bit 63.
+    pub const fn access(address: u64, size: u8, write: bool) -> u64 {
+        (address & ((1 << 48) - 1)) | (size as u64) << 48 | (write as u64) << 63
+    }
+
+    /// The inverse of [`access`]: (address, size, write).
+    pub const fn access_of(word: u64) -> (u64, u64, bool) {
+        (
+            word & ((1 << 48) - 1),
+            (word >> 48) & 0x7fff,
+            word >> 63 != 0,
+        )
+    }
+
+    #[cfg(test)]
+    mod tests {
+        use super::*;
+
+        #[test]
+        fn words_round_trip() {
+            assert_eq!(vcpu_of(vcpu(3, 7)), Some((3, 7)));
+            assert_eq!(vcpu_of(1 << 32), None);
+            assert_eq!(
+                interrupt_of(interrupt(1019, 0xa0, true, 7)),
+                Some((1019, 0xa0, true, 7))
+            );
+            assert_eq!(
+                interrupt_of(1 << 40),
+                None,
+                "the timer's enable is not an interrupt bit"
+            );
+            assert_eq!(
+                access_of(access(0x0800_0f00, 4, true)),
+                (0x0800_0f00, 4, true)
+            );
+            assert_eq!(
+                access_of(access(0x0900_0018, 1, false)),
+                (0x0900_0018, 1, false)
+            );
+        }
+    }
+}
+
 /// Kernel operations, granted per component by the manifest.
 pub mod kernel_op {
     /// Restart component x2 now (or, with x3 = a CNTPCT deadline, not before it; with x3 =

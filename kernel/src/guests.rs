@@ -56,13 +56,10 @@ pub fn owner_of_cpu(index: usize) -> Option<(u16, usize)> {
 
 /// The physical CPU of the guest vCPU a kernel operation names as `vm | vcpu << 16`.
 pub fn cpu_of_vcpu(vm_and_vcpu: u64) -> Result<usize, SyscallError> {
-    let vm = (vm_and_vcpu & 0xffff) as u16;
-    let vcpu = (vm_and_vcpu >> 16) as usize;
-    if vm_and_vcpu >> 32 != 0 {
-        return Err(SyscallError::BadArgument);
-    }
+    let (vm, vcpu) =
+        hv_ipc::abi::kernel_op_args::vcpu_of(vm_and_vcpu).ok_or(SyscallError::BadArgument)?;
     guest(vm)
-        .and_then(|guest| guest.descriptor.cpu_of(vcpu))
+        .and_then(|guest| guest.descriptor.cpu_of(usize::from(vcpu)))
         .ok_or(SyscallError::BadArgument)
 }
 

@@ -23,7 +23,7 @@ use hv_kernel::virq::{self, VirtualIrq, Waiting};
 
 /// The guest's view of its virtual timer's PPI: enabled (bit 40), and priority and group
 /// packed as [`VirtualIrq::pack`] does. Zero: disabled, as a PPI is at reset.
-const TIMER_ENABLED: u64 = 1 << 40;
+const TIMER_ENABLED: u64 = hv_ipc::abi::kernel_op_args::TIMER_ENABLED;
 
 /// One guest CPU's virtual interrupts.
 struct CpuInterrupts {

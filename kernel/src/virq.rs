@@ -18,6 +18,7 @@
 //! interrupt, which comes when the guest has completed enough of what the registers hold.
 
 use heapless::Vec;
+use hv_ipc::abi::kernel_op_args;
 
 /// Most list registers an implementation has (ICH_VTR_EL2.ListRegs + 1 ≤ 16; GICv2 ≤ 64, of
 /// which the kernel uses 16).
@@ -67,26 +68,19 @@ impl VirtualIrq {
     /// priority 16..24, group 1 in bit 24, GICv2 SGI source in 32..35. (Hardware links are
     /// the kernel's own and are not packed.)
     pub fn pack(&self) -> u64 {
-        u64::from(self.intid)
-            | u64::from(self.priority) << 16
-            | u64::from(self.group1) << 24
-            | u64::from(self.source) << 32
+        kernel_op_args::interrupt(self.intid, self.priority, self.group1, self.source)
     }
 
     /// The inverse of [`VirtualIrq::pack`]; `None` for an INTID no list register can hold, a
     /// source past 7 or bits set elsewhere.
     pub fn unpack(word: u64) -> Option<Self> {
-        const KNOWN: u64 = 0x3ff | 0xff << 16 | 1 << 24 | 0x7 << 32;
-        let intid = (word & 0x3ff) as u32;
-        if word & !KNOWN != 0 || intid > MAX_INTID {
-            return None;
-        }
-        Some(Self {
+        let (intid, priority, group1, source) = kernel_op_args::interrupt_of(word)?;
+        (intid <= MAX_INTID).then_some(Self {
             intid,
-            priority: (word >> 16) as u8,
-            group1: word & (1 << 24) != 0,
+            priority,
+            group1,
             hardware: None,
-            source: ((word >> 32) & 0x7) as u8,
+            source,
         })
     }
 }

@@ -58,7 +58,9 @@ mod component {
     //! The component proper: the server loop around the policy and the device models.
 
     use defmt::{debug, info, warn};
-    use hv_component_rt::hv_ipc::abi::{MESSAGE_MAX, NOTIFY_SYSTEM_STARTED, kernel_op};
+    use hv_component_rt::hv_ipc::abi::{
+        MESSAGE_MAX, NOTIFY_SYSTEM_STARTED, kernel_op, kernel_op_args,
+    };
     use hv_component_rt::hv_ipc::addr::Ipa;
     use hv_component_rt::hv_ipc::guest_abi::{host, smccc};
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
@@ -355,8 +357,7 @@ mod component {
                     host_gic::Decision::Write(value) => Some((true, value)),
                 };
                 if let Some((write, value)) = request {
-                    let address =
-                        access.ipa.0 | u64::from(access.size) << 48 | u64::from(write) << 63;
+                    let address = kernel_op_args::access(access.ipa.0, access.size, write);
                     let [read, ..] =
                         hv_component_rt::kernel_op(kernel_op::GIC_ACCESS, [address, value, 0, 0])
                             .map_err(|_| Refusal::HostAccessRefused)?;
@@ -433,11 +434,7 @@ mod component {
             access: Access,
             console: &mut Console,
         ) -> Option<Result<TrapResolution, Refusal>> {
-            const UARTDR: u64 = 0x000;
-            const UARTFR: u64 = 0x018;
-            const UARTRIS: u64 = 0x03c;
-            const UARTMIS: u64 = 0x040;
-            const FR_RXFE: u64 = 1 << 4;
+            use crate::pl011::{FR_RXFE, UARTDR, UARTFR, UARTMIS, UARTRIS};
             /// UARTDR's framing-error flag: what the host reads for the switch key it typed.
             const DR_FE: u64 = 1 << 8;
             let (mux, region) = devices.console_mux.as_deref_mut()?;
@@ -445,8 +442,9 @@ mod component {
                 return None;
             }
             let offset = access.ipa.0 - region.base;
-            let uart = |offset: u64, write: Option<u64>| {
-                let address = (region.base + offset) | 4 << 48 | u64::from(write.is_some()) << 63;
+            // The host's own access keeps its size; the reads made for a guest are words.
+            let uart = |offset: u64, size: u8, write: Option<u64>| {
+                let address = kernel_op_args::access(region.base + offset, size, write.is_some());
                 hv_component_rt::kernel_op(
                     kernel_op::CONSOLE_ACCESS,
                     [address, write.unwrap_or(0), 0, 0],
@@ -460,12 +458,12 @@ mod component {
             // host looks (its receive interrupt then finds nothing).
             if reads_receive_state && mux.focus().is_some() {
                 loop {
-                    match uart(UARTFR, None) {
-                        Ok(flags) if flags & FR_RXFE == 0 => {}
+                    match uart(UARTFR, 4, None) {
+                        Ok(flags) if flags & u64::from(FR_RXFE) == 0 => {}
                         Ok(_) => break,
                         Err(refusal) => return Some(Err(refusal)),
                     }
-                    let byte = match uart(UARTDR, None) {
+                    let byte = match uart(UARTDR, 4, None) {
                         Ok(data) => data as u8,
                         Err(refusal) => return Some(Err(refusal)),
                     };
@@ -497,9 +495,9 @@ mod component {
             }
             let resolution = if access.write {
                 let value = access.value & ((1 << (u32::from(access.size) * 8)) - 1);
-                uart(offset, Some(value)).map(|_| TrapResolution::MmioWritten)
+                uart(offset, access.size, Some(value)).map(|_| TrapResolution::MmioWritten)
             } else {
-                uart(offset, None).map(|value| {
+                uart(offset, access.size, None).map(|value| {
                     if offset == UARTDR && value & 0xff == u64::from(crate::console_mux::SWITCH_KEY)
                     {
                         // The host had the keyboard and typed the switch key: not its byte.
@@ -900,11 +898,13 @@ mod component {
 
     impl vgic::Kernel for KernelVirqs {
         fn inject(&mut self, vm: u16, vcpu: usize, irq: &hv_vgic::Pending) {
-            let packed = u64::from(irq.intid)
-                | u64::from(irq.priority) << 16
-                | u64::from(irq.group1) << 24
-                | u64::from(irq.source.unwrap_or(0)) << 32;
-            let target = u64::from(vm) | (vcpu as u64) << 16;
+            let packed = kernel_op_args::interrupt(
+                irq.intid,
+                irq.priority,
+                irq.group1,
+                irq.source.unwrap_or(0),
+            );
+            let target = kernel_op_args::vcpu(vm, vcpu as u16);
             if let Err(error) =
                 hv_component_rt::kernel_op(kernel_op::VIRQ_INJECT, [target, packed, 0, 0])
             {
@@ -920,9 +920,9 @@ mod component {
 
         fn timer(&mut self, vm: u16, vcpu: usize, delivery: Option<(u8, bool)>) {
             let configuration = delivery.map_or(0, |(priority, group1)| {
-                1 << 40 | u64::from(priority) << 16 | u64::from(group1) << 24
+                kernel_op_args::TIMER_ENABLED | kernel_op_args::interrupt(0, priority, group1, 0)
             });
-            let target = u64::from(vm) | (vcpu as u64) << 16;
+            let target = kernel_op_args::vcpu(vm, vcpu as u16);
             if let Err(error) =
                 hv_component_rt::kernel_op(kernel_op::VIRQ_TIMER, [target, configuration, 0, 0])
             {

@@ -94,13 +94,6 @@
 //! [`BadAccess`], which the component refuses with an external abort, the way a bus error
 //! would end it; a refused access changes nothing.
 
-// Receiving and the interrupt line are not wired to the guest yet (the component does that
-// later); until then the target build does not use them either.
-#![cfg_attr(
-    target_os = "none",
-    allow(dead_code, reason = "receive side and interrupt line not wired yet")
-)]
-
 use crate::console::LineBuffer;
 
 /// Size of the register block.

@@ -5,7 +5,7 @@
 use super::{Here, registry};
 use crate::{arch, guests, interrupts};
 use hv_abi::ComponentDescriptor;
-use hv_ipc::abi::{self, SyscallError, kernel_op, syscall};
+use hv_ipc::abi::{self, SyscallError, kernel_op, kernel_op_args, syscall};
 use hv_kernel::virq::VirtualIrq;
 
 /// Serves system call `number` with x1..x3 = `args` from component `index` (on top of this
@@ -159,28 +159,26 @@ fn kernel_operation(
             interrupts::inject(arch::cpu_index(), target, irq).map(|()| [0; 3])
         }
         kernel_op::GIC_ACCESS => {
-            let address = a & ((1 << 48) - 1);
-            let size = (a >> 48) & 0x7fff;
-            let write = a >> 63 != 0;
+            let (address, size, write) = kernel_op_args::access_of(a);
             arch::gic::host_access(address, size, write, b)
                 .map(|value| [value, 0, 0])
                 .ok_or(SyscallError::BadArgument)
         }
         kernel_op::CONSOLE_ACCESS => {
-            let address = a & ((1 << 48) - 1);
-            let size = (a >> 48) & 0x7fff;
-            arch::console_access(address, size, a >> 63 != 0, b)
+            let (address, size, write) = kernel_op_args::access_of(a);
+            arch::console_access(address, size, write, b)
                 .map(|value| [value, 0, 0])
                 .ok_or(SyscallError::BadArgument)
         }
         kernel_op::VIRQ_TIMER => {
             let target = guests::cpu_of_vcpu(a)?;
-            const ENABLED: u64 = 1 << 40;
-            let irq = VirtualIrq::unpack(b & !ENABLED).ok_or(SyscallError::BadArgument)?;
+            let enabled = b & kernel_op_args::TIMER_ENABLED != 0;
+            let irq = VirtualIrq::unpack(b & !kernel_op_args::TIMER_ENABLED)
+                .ok_or(SyscallError::BadArgument)?;
             interrupts::configure_timer(
                 arch::cpu_index(),
                 target,
-                b & ENABLED != 0,
+                enabled,
                 irq.priority,
                 irq.group1,
             );
