@@ -143,12 +143,14 @@ echo "HV-INIT: kernel $(uname -r)"
 mode=shell
 wait_console=no
 then=poweroff
+show_iomem=no
 for word in $(cat /proc/cmdline); do
     case "$word" in
         hv.init=test) mode=test ;;
         hv.init=shell) mode=shell ;;
         hv.wait=console) wait_console=yes ;;
         hv.then=reboot) then=reboot ;;
+        hv.show=iomem) show_iomem=yes ;;
     esac
 done
 
@@ -157,6 +159,10 @@ if [ "$mode" = test ]; then
     echo "HV-INIT: workload $(dd if=/dev/zero bs=64k count=256 2>/dev/null | md5sum)"
     # Interrupts that counted: the per-CPU columns of the timer's, the UART's and the IPIs' lines.
     awk '/arch_timer|pl011|IPI/ { n = 0; for (i = 2; i <= NF && $i ~ /^[0-9]+$/; i++) n += $i; name = ($1 ~ /^IPI/) ? $1 : $NF; print "HV-INIT: interrupts " name " " n }' /proc/interrupts
+    # The physical memory map, e.g. to show which devices a pKVM guest declared.
+    if [ "$show_iomem" = yes ]; then
+        awk '{ print "HV-INIT: iomem " $0 }' /proc/iomem
+    fi
 "#;
 
 const INIT_TAIL: &str = r#"    if [ "$wait_console" = yes ]; then
@@ -263,6 +269,8 @@ mod tests {
             "hv.init=test) mode=test",
             "hv.wait=console) wait_console=yes",
             "hv.then=reboot) then=reboot",
+            "hv.show=iomem) show_iomem=yes",
+            "print \"HV-INIT: iomem \" $0",
             "echo \"HV-INIT: workload $(dd if=/dev/zero bs=64k count=256 2>/dev/null | md5sum)\"",
             "print \"HV-INIT: interrupts \" name \" \" n",
             "read -r line",

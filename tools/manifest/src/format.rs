@@ -130,8 +130,10 @@ pub struct VmSpec {
     /// says `host = true`; if none does (and there is no `[host]`), the first VM is the host.
     #[serde(default)]
     pub host: Option<bool>,
-    /// "debian", "debian-arm64", "crate:<package>" (a bare-metal test guest of the workspace,
-    /// which the tool builds) or a path relative to the manifest's folder. Default "debian".
+    /// "debian", "debian-arm64", "linux-pkvm" (upstream Linux with its pKVM guest driver, built
+    /// by `cargo xtask build-pkvm-linux`), "crate:<package>" (a bare-metal test guest of the
+    /// workspace, which the tool builds) or a path relative to the manifest's folder. Default
+    /// "debian".
     #[serde(default)]
     pub kernel: Option<String>,
     /// "busybox", "none" or a path. Default "busybox".

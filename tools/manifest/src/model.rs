@@ -119,6 +119,9 @@ pub enum KernelImage {
     Debian,
     /// Debian's generic arm64 kernel, with real boards' drivers ("debian-arm64").
     DebianArm64,
+    /// Upstream Linux 6.12 with CONFIG_ARM_PKVM_GUEST, built by `cargo xtask build-pkvm-linux`
+    /// ("linux-pkvm").
+    UpstreamPkvmGuest,
     /// A bare-metal test guest of the workspace, by package ("crate:<package>"): the tool
     /// builds it and boots its ELF.
     Crate(String),

@@ -14,6 +14,7 @@ mod progress;
 mod qemu;
 mod systest;
 mod trace_profile;
+mod upstream_linux;
 
 use anyhow::{Context, Result, bail};
 use clap::{Args, Parser, Subcommand};
@@ -45,6 +46,9 @@ enum Subcommand_ {
     /// Instructions per function in a window of a loop, from a QEMU `-d in_asm,exec,nochain`
     /// log (docs/testing.md).
     TraceProfile(trace_profile::TraceProfileArgs),
+    /// Build upstream Linux 6.12 with CONFIG_ARM_PKVM_GUEST (from Debian's linux-source-6.12,
+    /// cached outside git), the kernel of manifests' `kernel = "linux-pkvm"`.
+    BuildPkvmLinux,
 }
 
 /// What system to build: the manifest, overridden piecewise from the command line.
@@ -166,6 +170,7 @@ impl SystemArgs {
             (Some(path), _) => path.clone(),
             (None, KernelImage::Debian) => prereqs::debian_kernel()?,
             (None, KernelImage::DebianArm64) => prereqs::debian_generic_kernel()?,
+            (None, KernelImage::UpstreamPkvmGuest) => upstream_linux::image_or_error()?,
             (None, KernelImage::Path(path)) => path.clone(),
             (None, KernelImage::Crate(package)) => artifacts::guest(package)?,
         };
@@ -243,6 +248,7 @@ fn guests(system: &System) -> Result<Vec<compose::Guest>> {
         let kernel = match &vm.kernel {
             KernelImage::Debian => prereqs::debian_kernel()?,
             KernelImage::DebianArm64 => prereqs::debian_generic_kernel()?,
+            KernelImage::UpstreamPkvmGuest => upstream_linux::image_or_error()?,
             KernelImage::Path(path) => path.clone(),
             KernelImage::Crate(package) => artifacts::guest(package)?,
         };
@@ -459,6 +465,7 @@ fn main() {
         Subcommand_::Bench => bench::run().map(|()| 0),
         Subcommand_::Lint => lint::run_all().map(|()| 0),
         Subcommand_::TraceProfile(args) => trace_profile::run(&args).map(|()| 0),
+        Subcommand_::BuildPkvmLinux => upstream_linux::build().map(|_| 0),
     };
     match result {
         Ok(code) => std::process::exit(code),

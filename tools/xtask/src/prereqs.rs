@@ -116,9 +116,77 @@ pub fn ensure_targets() -> Result<()> {
     Ok(())
 }
 
-/// Installs QEMU with apt when missing (as root), or says how.
+/// The QEMU machine the Raspberry Pi 4 image boots on (QEMU 9.0 and later).
+pub const RASPI4B_MACHINE: &str = "raspi4b";
+
+/// Whether the installed QEMU emulates `machine` (`-M help` lists it).
+fn qemu_has_machine(machine: &str) -> bool {
+    Command::new(QEMU)
+        .args(["-M", "help"])
+        .output()
+        .is_ok_and(|out| {
+            String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .any(|line| line.split_whitespace().next() == Some(machine))
+        })
+}
+
+/// Installs a QEMU that emulates the Raspberry Pi 4 (`raspi4b`) with apt when the machine has
+/// none (as root), or says how. Debian 12's own QEMU (7.2) lacks it, so there it comes from
+/// bookworm-backports (QEMU 10.0), which this adds to apt's sources; Debian 13's is new enough.
 pub fn ensure_qemu() -> Result<()> {
-    ensure_program(QEMU, "qemu-system-arm")
+    if have(QEMU) && qemu_has_machine(RASPI4B_MACHINE) {
+        return Ok(());
+    }
+    let install = if debian_codename().as_deref() == Some("bookworm") {
+        format!(
+            "{ENABLE_BOOKWORM_BACKPORTS} && apt-get install -y -t bookworm-backports qemu-system-arm"
+        )
+    } else {
+        "apt-get update && apt-get install -y qemu-system-arm".to_owned()
+    };
+    if !is_root() {
+        bail!(
+            "{QEMU} with the raspi4b machine is missing; install it with: sudo sh -c '{install}'"
+        );
+    }
+    progress::step(&format!("installing QEMU with raspi4b ({install})"));
+    run(Command::new("sh").args(["-c", &install]), &install)?;
+    if !qemu_has_machine(RASPI4B_MACHINE) {
+        bail!(
+            "the QEMU apt installed has no {RASPI4B_MACHINE} machine (QEMU 9.0 or later is needed)"
+        );
+    }
+    Ok(())
+}
+
+/// Adds Debian's bookworm-backports to apt's sources (when missing) and refreshes the lists.
+const ENABLE_BOOKWORM_BACKPORTS: &str = "{ grep -rqs bookworm-backports /etc/apt/sources.list /etc/apt/sources.list.d/ || printf 'Types: deb\\nURIs: http://deb.debian.org/debian\\nSuites: bookworm-backports\\nComponents: main\\nSigned-By: /usr/share/keyrings/debian-archive-keyring.gpg\\n' > /etc/apt/sources.list.d/bookworm-backports.sources; } && apt-get update";
+
+/// The Debian release's code name (`VERSION_CODENAME` in /etc/os-release), if any.
+fn debian_codename() -> Option<String> {
+    let release = std::fs::read_to_string("/etc/os-release").ok()?;
+    release
+        .lines()
+        .find_map(|line| line.strip_prefix("VERSION_CODENAME="))
+        .map(|name| name.trim_matches('"').to_owned())
+}
+
+/// Installs Debian packages from the release's newest suite that has them: bookworm-backports
+/// on Debian 12 (added to apt's sources when missing), the release itself elsewhere. `what`
+/// says what they are for, in messages.
+pub fn ensure_packages_from_backports(packages: &[&str], what: &str) -> Result<()> {
+    let list = packages.join(" ");
+    let install = if debian_codename().as_deref() == Some("bookworm") {
+        format!("{ENABLE_BOOKWORM_BACKPORTS} && apt-get install -y -t bookworm-backports {list}")
+    } else {
+        format!("apt-get update && apt-get install -y {list}")
+    };
+    if !is_root() {
+        bail!("{what} needs Debian packages; install them with: sudo sh -c '{install}'");
+    }
+    progress::step(&format!("installing {what} ({install})"));
+    run(Command::new("sh").args(["-c", &install]), &install)
 }
 
 /// Installs `cpio` when missing: the initramfs tests extract our archives with the real tool.

@@ -25,6 +25,10 @@ enum Payload {
         guest_vcpus: u32,
         /// The guest sits in its shell (no test mode): only its boot markers are checked.
         guest_in_shell: bool,
+        /// The guest is upstream Linux with its pKVM guest driver (`kernel = "linux-pkvm"`),
+        /// which `cargo xtask build-pkvm-linux` builds: the test is skipped, saying so, when
+        /// it is not built.
+        upstream_pkvm_guest: bool,
     },
     /// A bare-metal test guest (a package under `tests/guests/`).
     Guest(&'static str),
@@ -402,6 +406,7 @@ fn all_tests() -> Vec<SystemTest> {
             payload: Payload::LinuxBesideLinux {
                 guest_vcpus: 2,
                 guest_in_shell: false,
+                upstream_pkvm_guest: false,
             },
             crash: None,
             probe_grants: false,
@@ -424,6 +429,7 @@ fn all_tests() -> Vec<SystemTest> {
             payload: Payload::LinuxBesideLinux {
                 guest_vcpus: 1,
                 guest_in_shell: false,
+                upstream_pkvm_guest: false,
             },
             crash: None,
             probe_grants: false,
@@ -449,6 +455,7 @@ fn all_tests() -> Vec<SystemTest> {
             payload: Payload::LinuxBesideLinux {
                 guest_vcpus: 1,
                 guest_in_shell: true,
+                upstream_pkvm_guest: false,
             },
             crash: None,
             probe_grants: false,
@@ -473,6 +480,33 @@ fn all_tests() -> Vec<SystemTest> {
                     line: "\u{1d}go",
                 },
             ],
+        });
+    }
+    // Upstream Linux with its pKVM guest driver as an MMIO-guard-enforced guest beside the host:
+    // its ioremapped devices declared with MMIO_GUARD_MAP, its DMA pools shared with MEM_SHARE.
+    for cpu in [CpuModel::A72, CpuModel::Max] {
+        tests.push(SystemTest {
+            name: format!("linux-pkvm-guest-{cpu:?}").to_lowercase(),
+            cpu,
+            smp: 3,
+            payload: Payload::LinuxBesideLinux {
+                guest_vcpus: 2,
+                guest_in_shell: false,
+                upstream_pkvm_guest: true,
+            },
+            crash: None,
+            probe_grants: false,
+            manifest: Some("manifests/tests/linux-pkvm-guest.toml"),
+            expect_log: &["VM guest stopped: it powered off (PSCI SYSTEM_OFF)"],
+            expect_exit: ExitStatus::PoweredOff,
+            expect_console: &[],
+            kernel_features: &[],
+            host_cpus: Some(1),
+            input: &[ConsoleInput {
+                after: "VM guest stopped: it powered off",
+                times: 1,
+                line: "go",
+            }],
         });
     }
     // Linux as the host on CPUs 0-1 with two bare-metal guests on CPUs 2 and 3.
@@ -678,6 +712,7 @@ fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> 
         Payload::LinuxBesideLinux {
             guest_vcpus,
             guest_in_shell,
+            upstream_pkvm_guest,
         } => {
             check_linux_beside_linux(
                 outcome,
@@ -685,6 +720,9 @@ fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> 
                 guest_vcpus,
                 guest_in_shell,
             )?;
+            if upstream_pkvm_guest {
+                check_pkvm_guest(outcome)?;
+            }
         }
         Payload::Guest(_) | Payload::GuestBin(..) => {
             // Every VM's summary (a guest VM's too, and each of its runs) must be clean.
@@ -894,6 +932,45 @@ fn check_linux_beside_linux(
     Ok(())
 }
 
+/// Why `test` cannot run on this machine, if it cannot: only a kernel the tool builds on
+/// request (`cargo xtask build-pkvm-linux`, minutes of compiling) is ever missing; CI builds it.
+fn skip_reason(test: &SystemTest) -> Option<String> {
+    let Payload::LinuxBesideLinux {
+        upstream_pkvm_guest: true,
+        ..
+    } = test.payload
+    else {
+        return None;
+    };
+    crate::upstream_linux::built_image().is_none().then(|| {
+        "upstream Linux with CONFIG_ARM_PKVM_GUEST is not built (cargo xtask build-pkvm-linux)"
+            .to_owned()
+    })
+}
+
+/// What an upstream pKVM guest must show beyond any Linux guest: the driver found the services
+/// and shared its DMA pools (no "failed to allocate" pool), its devices are in /proc/iomem, and
+/// the MMIO guard refused none of its accesses.
+fn check_pkvm_guest(outcome: &Outcome) -> Result<(), String> {
+    let markers = init_markers(outcome, true);
+    if !markers
+        .iter()
+        .any(|marker| marker.starts_with("iomem ") && marker.contains("pl011"))
+    {
+        return Err("the guest's /proc/iomem lacks its console (pl011)".into());
+    }
+    let guest_console = |needle: &str| {
+        outcome
+            .hv_log
+            .iter()
+            .any(|line| line.contains(" console: b\"") && line.contains(needle))
+    };
+    if guest_console("failed to allocate") {
+        return Err("the guest could not allocate a DMA pool (MEM_SHARE refused?)".into());
+    }
+    Ok(())
+}
+
 /// A system test that is a function of its own rather than a [`SystemTest`].
 type Check = fn() -> Result<(), String>;
 
@@ -1049,7 +1126,13 @@ pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
         .filter(|test| filter.is_none_or(|filter| test.name.contains(filter)))
         .collect();
     let mut failures = Vec::new();
+    let mut skipped = 0;
     for test in &tests {
+        if let Some(reason) = skip_reason(test) {
+            eprintln!("system test {} ... skipped: {reason}", test.name);
+            skipped += 1;
+            continue;
+        }
         let result = run_one(test);
         match &result {
             Ok(()) => eprintln!("system test {} ... ok", test.name),
@@ -1059,7 +1142,7 @@ pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
             failures.push((test.name.clone(), reason));
         }
     }
-    let mut checks = tests.len();
+    let mut checks = tests.len() - skipped;
     let checks_by_function: [(&str, Check); 2] = [
         ("rpi4-image", check_rpi4_image),
         ("unusable-firmware-dtb-a72", check_unusable_firmware_dtb),
@@ -1083,9 +1166,14 @@ pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
     // The host tests count as one check.
     let total = checks + 1;
     println!(
-        "{} passed, {} failed",
+        "{} passed, {} failed{}",
         total - failures.len(),
-        failures.len()
+        failures.len(),
+        if skipped > 0 {
+            format!(", {skipped} skipped")
+        } else {
+            String::new()
+        }
     );
     Ok(if failures.is_empty() { 0 } else { 1 })
 }

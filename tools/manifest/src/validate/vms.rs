@@ -144,6 +144,7 @@ pub(super) fn check_vms(
         let kernel = match draft.kernel.as_str() {
             "debian" => KernelImage::Debian,
             "debian-arm64" => KernelImage::DebianArm64,
+            "linux-pkvm" => KernelImage::UpstreamPkvmGuest,
             text => match text.strip_prefix("crate:") {
                 Some(package) => {
                     let valid = !package.is_empty()
