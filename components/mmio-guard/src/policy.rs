@@ -37,10 +37,15 @@
 //!   declare its devices before it enrols, so no access to, say, its console falls in a window
 //!   where it is enrolled and the console not yet mapped. Granules mapped before enrolment have
 //!   no effect until then.
-//! - **A full set.** Each VM may map at most [`MAX_MAPPED_GRANULES`] granules. A MAP of one
-//!   more is refused with INVALID_PARAMETER: the reference defines no better code (pKVM would
-//!   fail its memory allocation), and the guest sees the MAP fail rather than an access abort
-//!   later. Mapping an already-mapped granule always succeeds, even when the set is full.
+//! - **A full set.** A VM's mapped granules are kept as runs of consecutive granules
+//!   ([`GranuleRanges`]), at most [`MAX_GRANULE_RANGES`] of them, each of any length. When a VM
+//!   has that many, a MAP that needs a run of its own (no granule next to it is mapped) is
+//!   refused with INVALID_PARAMETER: the reference defines no better code (pKVM would fail its
+//!   memory allocation), and the guest sees the MAP fail rather than an access abort later. A
+//!   MAP that extends or joins runs, or of a granule already mapped, still succeeds. An UNMAP
+//!   inside a run would split it in two, so it too is refused with INVALID_PARAMETER when the
+//!   VM has that many runs, and changes nothing: unmapping nothing and answering SUCCESS would
+//!   leave allowed an access the guest believes refused.
 //! - **UNMAP really unmaps** (accesses to the granule are refused again once enrolled). Current
 //!   pKVM made it a no-op returning SUCCESS; we keep the meaning the call has in the
 //!   documentation. UNMAP of a granule that is not mapped is SUCCESS.
@@ -66,6 +71,10 @@ use hv_ipc::guest_abi::kvm::{
 };
 use hv_ipc::guest_abi::smccc::{INVALID_PARAMETER, NOT_SUPPORTED, SUCCESS};
 
+mod ranges;
+
+pub use ranges::{GranuleRange, GranuleRanges};
+
 /// The protection granule: what MAP and UNMAP cover and what INFO and HYP_MEMINFO report.
 pub const GRANULE_SIZE: u64 = 4096;
 /// log2 of [`GRANULE_SIZE`].
@@ -74,8 +83,13 @@ pub const GRANULE_SHIFT: u32 = 12;
 pub const IPA_LIMIT: u64 = 1 << 48;
 /// VM ids the guard serves are below this.
 pub const MAX_VMS: usize = 4;
-/// Granules one VM can map.
-pub const MAX_MAPPED_GRANULES: usize = 64;
+/// Runs of consecutive granules one VM can map, each of any length. Linux maps each device
+/// region page by page, so the tens of thousands of MAPs of a boot (GIC redistributors, a PCIe
+/// ECAM) make one run per region: a few dozen at most. A run costs 16 bytes per VM: the
+/// [`Guard`] is 8,392 bytes, kept on the component's stack (64 KiB unless its manifest says
+/// more), and `Guard::new` needs about as much again while it builds it (19 KiB in all, as
+/// measured in a host release build). Raise this with that stack in mind.
+pub const MAX_GRANULE_RANGES: usize = 128;
 /// The longest access a check is asked about (a 64-bit load or store).
 pub const MAX_ACCESS_LEN: u64 = 8;
 
@@ -159,66 +173,17 @@ impl Granule {
     pub const fn base(self) -> u64 {
         self.0 << GRANULE_SHIFT
     }
+
+    /// The granule after it. A granule's number is an IPA shifted right by
+    /// [`GRANULE_SHIFT`], so this cannot overflow.
+    pub const fn next(self) -> Self {
+        Self(self.0 + 1)
+    }
 }
 
-/// The set is full: the granule was not added.
+/// The set would need one range more than it holds: it was left unchanged.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SetFull;
-
-/// A bounded set of granules, kept sorted so a check is a binary search.
-#[derive(Clone, Debug)]
-pub struct GranuleSet {
-    granules: [Granule; MAX_MAPPED_GRANULES],
-    len: usize,
-}
-
-impl Default for GranuleSet {
-    fn default() -> Self {
-        Self {
-            granules: [Granule(0); MAX_MAPPED_GRANULES],
-            len: 0,
-        }
-    }
-}
-
-impl GranuleSet {
-    /// The granules, in ascending order.
-    pub fn as_slice(&self) -> &[Granule] {
-        &self.granules[..self.len]
-    }
-
-    /// Whether `granule` is in the set.
-    pub fn contains(&self, granule: Granule) -> bool {
-        self.as_slice().binary_search(&granule).is_ok()
-    }
-
-    /// Adds `granule`: `Ok(true)` if it was not there, `Ok(false)` if it was, `Err` (and no
-    /// change) if it was not and the set is full.
-    pub fn insert(&mut self, granule: Granule) -> Result<bool, SetFull> {
-        match self.as_slice().binary_search(&granule) {
-            Ok(_) => Ok(false),
-            Err(_) if self.len == MAX_MAPPED_GRANULES => Err(SetFull),
-            Err(at) => {
-                self.granules.copy_within(at..self.len, at + 1);
-                self.granules[at] = granule;
-                self.len += 1;
-                Ok(true)
-            }
-        }
-    }
-
-    /// Removes `granule`; whether it was there.
-    pub fn remove(&mut self, granule: Granule) -> bool {
-        match self.as_slice().binary_search(&granule) {
-            Ok(at) => {
-                self.granules.copy_within(at + 1..self.len, at);
-                self.len -= 1;
-                true
-            }
-            Err(_) => false,
-        }
-    }
-}
 
 /// A state change a call made, for the log.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -273,7 +238,7 @@ struct VmState {
     config: VmConfig,
     /// Always true in [`Mode::Enforced`], never in [`Mode::Off`]; once true, never false again.
     enrolled: bool,
-    mapped: GranuleSet,
+    mapped: GranuleRanges<MAX_GRANULE_RANGES>,
     /// Checks refused since boot.
     refused: u64,
 }
@@ -283,7 +248,7 @@ impl VmState {
         Self {
             config,
             enrolled: config.mode == Mode::Enforced,
-            mapped: GranuleSet::default(),
+            mapped: GranuleRanges::default(),
             refused: 0,
         }
     }
@@ -323,12 +288,10 @@ impl VmState {
                 Some((_, Ok(false))) => Answer::success(None),
                 Some((_, Err(SetFull))) | None => Answer::status(INVALID_PARAMETER),
             },
-            MMIO_GUARD_UNMAP => match self.mmio_granule(x1) {
-                Some(granule) if self.mapped.remove(granule) => {
-                    Answer::success(Some(Change::Unmapped(granule)))
-                }
-                Some(_) => Answer::success(None),
-                None => Answer::status(INVALID_PARAMETER),
+            MMIO_GUARD_UNMAP => match self.mmio_granule(x1).map(|g| (g, self.mapped.remove(g))) {
+                Some((granule, Ok(true))) => Answer::success(Some(Change::Unmapped(granule))),
+                Some((_, Ok(false))) => Answer::success(None),
+                Some((_, Err(SetFull))) | None => Answer::status(INVALID_PARAMETER),
             },
             _ => Answer::status(NOT_SUPPORTED),
         }
@@ -440,9 +403,9 @@ impl Guard {
         self.vm(vm).is_some_and(|state| state.enrolled)
     }
 
-    /// The granules VM `vm` has mapped, in ascending order.
+    /// The ranges of granules VM `vm` has mapped, in ascending order.
     #[cfg_attr(not(test), allow(dead_code, reason = "read by the tests"))]
-    pub fn mapped(&self, vm: u16) -> &[Granule] {
+    pub fn mapped(&self, vm: u16) -> &[GranuleRange] {
         self.vm(vm).map_or(&[], |state| state.mapped.as_slice())
     }
 }
