@@ -103,6 +103,10 @@ pub struct CpuFeatures {
     pub gic_sysregs: bool,
     /// MTE with allocation tags in memory (FEAT_MTE2: ID_AA64PFR1_EL1.MTE ≥ 2).
     pub mte: bool,
+    /// HCRX_EL2 exists (FEAT_HCX: ID_AA64MMFR1_EL1.HCX ≠ 0).
+    pub hcx: bool,
+    /// The memory copy and set instructions (FEAT_MOPS: ID_AA64ISAR2_EL1.MOPS ≠ 0).
+    pub mops: bool,
 }
 
 /// The HCR_EL2 and CPTR_EL2 values one world runs with: what traps to EL2.
@@ -310,6 +314,22 @@ pub fn cnthctl() -> u64 {
     (CNTHCTL_EL2::EL1PCTEN::SET + CNTHCTL_EL2::EL1PCEN::SET).value
 }
 
+/// HCRX_EL2.MSCEn (bit 11): the memory copy and set instructions may run at EL1 and EL0.
+const HCRX_MSCEN: u64 = 1 << 11;
+
+/// HCRX_EL2, on a CPU that has it (FEAT_HCX); `None` otherwise. With EL2 enabled, FEAT_MOPS's
+/// CPY*/SET* are UNDEFINED at EL1 and EL0 unless HCRX_EL2.MSCEn is set, yet ID_AA64ISAR2_EL1
+/// advertises them: a kernel that believes it (Linux 6.3 and later enables them for its
+/// userspace) then has its processes die of SIGILL, so they are enabled. MCE2 stays clear: their
+/// exceptions go to EL1, whose kernel handles them. Nothing else in HCRX_EL2 is enabled: its
+/// other controls give EL1 registers (TCR2_EL1, SCTLR2_EL1...) that the world switch does not
+/// carry, so a kernel must not be told it may use them.
+pub fn hcrx_el2(features: &CpuFeatures) -> Option<u64> {
+    features
+        .hcx
+        .then_some(if features.mops { HCRX_MSCEN } else { 0 })
+}
+
 /// ICC_SRE_EL2: EL2 uses the GICv3 system registers and EL1 may too.
 pub fn icc_sre_el2() -> u64 {
     (ICC_SRE_EL2::SRE::SET + ICC_SRE_EL2::ENABLE::SET).value
@@ -328,6 +348,8 @@ mod tests {
         pointer_auth: false,
         gic_sysregs: false,
         mte: false,
+        hcx: false,
+        mops: false,
     };
     const RICH: CpuFeatures = CpuFeatures {
         pa_size_field: 0b101,
@@ -337,6 +359,8 @@ mod tests {
         pointer_auth: true,
         gic_sysregs: true,
         mte: true,
+        hcx: true,
+        mops: true,
     };
 
     /// The HCR_EL2 bits as a literal: VM, SWIO, FB, BSU = inner shareable, TSC, RW.
@@ -454,5 +478,13 @@ mod tests {
     fn timer_and_gic_controls_are_the_literals() {
         assert_eq!(cnthctl(), 0b11);
         assert_eq!(icc_sre_el2(), 0b1001);
+    }
+
+    #[test]
+    fn mops_is_enabled_where_hcrx_exists() {
+        assert_eq!(hcrx_el2(&PLAIN), None);
+        assert_eq!(hcrx_el2(&RICH), Some(1 << 11));
+        let hcx_only = CpuFeatures { hcx: true, ..PLAIN };
+        assert_eq!(hcrx_el2(&hcx_only), Some(0));
     }
 }

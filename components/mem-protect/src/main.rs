@@ -203,6 +203,7 @@ mod component {
                 state,
                 footprint_logged: None,
                 faults_served: 0,
+                guest_calls_done: [(0, 0); 8],
                 crash: hv_component_rt::config()
                     .settings
                     .mem_protect()
@@ -327,6 +328,9 @@ mod component {
         footprint_logged: Option<(usize, usize, u64, u64, u64)>,
         /// Host stage-2 faults this instance served, for the test crash hook.
         faults_served: u64,
+        /// Successful MEM_SHARE and MEM_UNSHARE calls per guest VM (by id), for the log: a guest
+        /// shares page by page (Linux its DMA pools at boot), so only powers of two are logged.
+        guest_calls_done: [(u64, u64); 8],
         /// The test crash hook (settings), armed in the first instance only.
         crash: Option<CrashHook>,
     }
@@ -504,6 +508,19 @@ mod component {
                     "mem-protect: vm{=u16} vcpu{=u16} {=str} ipa {=u64:#x} pa {=u64:#x}: done",
                     vm, vcpu, name, regs[1], pa
                 );
+                if let Some(done) = self.guest_calls_done.get_mut(usize::from(vm)) {
+                    let count = match outcome.call {
+                        Some(GuestCall::Unshare { .. }) => &mut done.1,
+                        _ => &mut done.0,
+                    };
+                    *count += 1;
+                    if count.is_power_of_two() {
+                        info!(
+                            "mem-protect: vm{=u16} guest-sharing shares={=u64} unshares={=u64}",
+                            vm, done.0, done.1
+                        );
+                    }
+                }
             } else {
                 warn!(
                     "mem-protect: vm{=u16} vcpu{=u16} {=str} ({=u32:#x}) ipa {=u64:#x} x2 {=u64} x3 {=u64}: refused {=i64}",

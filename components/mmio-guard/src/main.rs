@@ -10,14 +10,15 @@
 //! - `mmio-guard`: a component about to emulate an access (the VM manager) asks `Check` and
 //!   gets a verdict. Every refusal is logged at warn level and counted per VM. A verdict is
 //!   `cacheable` when the manifest lets this component notify the asker (probed once per asker
-//!   with an empty NOTIFY): every change of any VM's enrolment or granules then sets
-//!   `NOTIFY_MMIO_GUARD_CHANGED` on each such asker, and so does a restart of this component
+//!   with an empty NOTIFY): every enrolment or UNMAP of any VM then sets
+//!   `NOTIFY_MMIO_GUARD_CHANGED` on each such asker (askers keep only "allowed", which a MAP
+//!   never takes back), and so does a restart of this component
 //!   (on every component, since it no longer knows who kept what).
 //!
 //! The decisions live in [`policy`] (host-tested); the VM table comes from the manifest through
-//! the component's configuration (`hv_component_rt::config()`, see [`policy::vm_configs`]). State changes (enrolment, map,
-//! unmap) are logged at info level, the calls themselves at debug level, so a guest cannot
-//! flood the log with repeated calls.
+//! the component's configuration (`hv_component_rt::config()`, see [`policy::vm_configs`]). Enrolments, unmaps
+//! and MAPs that start a new range are logged at info level, other MAPs and the calls
+//! themselves at debug level, so a guest cannot flood the log (Linux maps page by page).
 //!
 //! Everything but the policy exists only for `target_os = "none"`.
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -126,6 +127,7 @@ mod component {
             _conduit: Conduit,
             regs: [u64; 8],
         ) -> TrapResolution {
+            let ranges_before = self.guard.mapped(vm).len();
             let answer = self.guard.hypercall(vm, &regs);
             let function = regs[0] as u32;
             debug!(
@@ -139,8 +141,18 @@ mod component {
             );
             match answer.change {
                 Some(Change::Enrolled) => info!("mmio-guard: vm{=u16} enrolled", vm),
+                // Linux maps every ioremapped page, one call each (tens of thousands per boot):
+                // only a MAP that starts a new range of declared granules is worth a line.
+                Some(Change::Mapped(granule)) if self.guard.mapped(vm).len() > ranges_before => {
+                    info!(
+                        "mmio-guard: vm{=u16} mapped {=u64:#x} ({=usize} ranges)",
+                        vm,
+                        granule.base(),
+                        self.guard.mapped(vm).len()
+                    )
+                }
                 Some(Change::Mapped(granule)) => {
-                    info!("mmio-guard: vm{=u16} mapped {=u64:#x}", vm, granule.base())
+                    debug!("mmio-guard: vm{=u16} mapped {=u64:#x}", vm, granule.base())
                 }
                 Some(Change::Unmapped(granule)) => {
                     info!(
@@ -151,7 +163,9 @@ mod component {
                 }
                 None => {}
             }
-            if answer.change.is_some() {
+            // Askers keep only "allowed" verdicts, which a MAP cannot make wrong: only an
+            // enrolment or an UNMAP takes one back.
+            if matches!(answer.change, Some(Change::Enrolled | Change::Unmapped(_))) {
                 self.verdicts_changed();
             }
             TrapResolution::Return { regs: answer.regs }

@@ -365,6 +365,7 @@ fn guest_figures() -> Result<GuestFigures> {
     let go = [crate::qemu::ConsoleInput {
         after: "VM guest stopped: it powered off",
         times: 1,
+        and_after: None,
         line: "go",
     }];
     let linux = crate::systest::boot_with(

@@ -119,13 +119,17 @@ pub struct Run<'a> {
 }
 
 /// A line a captured run types on the machine's console (its first UART: the host's) once the
-/// console or the hypervisor's log holds `after` at least `times` times.
+/// console or the hypervisor's log holds `after` at least `times` times, and `and_after` (when
+/// given) at least once.
 #[derive(Clone, Copy, Debug)]
 pub struct ConsoleInput {
     /// What to wait for.
     pub after: &'static str,
     /// How many times it must have appeared.
     pub times: usize,
+    /// Something else that must have appeared too, in either order (e.g. the host waiting for
+    /// the line, when a guest may finish before the host reads its console).
+    pub and_after: Option<&'static str>,
     /// What to type (a newline is added).
     pub line: &'static str,
 }
@@ -360,14 +364,18 @@ pub fn run(run: &Run) -> Result<Outcome> {
                     if *typed {
                         continue;
                     }
-                    let seen = console_text.lock().unwrap().matches(input.after).count()
-                        + hv_lines
-                            .lock()
-                            .unwrap()
-                            .iter()
-                            .filter(|line| line.contains(input.after))
-                            .count();
-                    if seen >= input.times {
+                    let seen = |needle: &str| {
+                        console_text.lock().unwrap().matches(needle).count()
+                            + hv_lines
+                                .lock()
+                                .unwrap()
+                                .iter()
+                                .filter(|line| line.contains(needle))
+                                .count()
+                    };
+                    if seen(input.after) >= input.times
+                        && input.and_after.is_none_or(|needle| seen(needle) > 0)
+                    {
                         *typed = true;
                         let _ = writeln!(stdin, "{}", input.line);
                         let _ = stdin.flush();

@@ -419,6 +419,7 @@ fn all_tests() -> Vec<SystemTest> {
             input: &[ConsoleInput {
                 after: "VM guest stopped: it powered off",
                 times: 1,
+                and_after: None,
                 line: "go",
             }],
         });
@@ -442,6 +443,7 @@ fn all_tests() -> Vec<SystemTest> {
             input: &[ConsoleInput {
                 after: " console: b\"HV-INIT: done",
                 times: 2,
+                and_after: None,
                 line: "go",
             }],
         });
@@ -472,11 +474,13 @@ fn all_tests() -> Vec<SystemTest> {
                 ConsoleInput {
                     after: " console: b\"HV-INIT: interactive shell",
                     times: 1,
+                    and_after: None,
                     line: "\u{1d}echo typed-into-the-guest; poweroff -f",
                 },
                 ConsoleInput {
                     after: "VM guest stopped: it powered off",
                     times: 1,
+                    and_after: None,
                     line: "\u{1d}go",
                 },
             ],
@@ -505,6 +509,9 @@ fn all_tests() -> Vec<SystemTest> {
             input: &[ConsoleInput {
                 after: "VM guest stopped: it powered off",
                 times: 1,
+                // This small guest can finish before the host reads its console: a line typed
+                // then would be lost.
+                and_after: Some("HV-INIT: waiting for a line on the console"),
                 line: "go",
             }],
         });
@@ -967,6 +974,17 @@ fn check_pkvm_guest(outcome: &Outcome) -> Result<(), String> {
     };
     if guest_console("failed to allocate") {
         return Err("the guest could not allocate a DMA pool (MEM_SHARE refused?)".into());
+    }
+    let logged = |needle: &str| outcome.hv_log.iter().any(|line| line.contains(needle));
+    // Its atomic DMA pool alone is 32 pages, each shared with its own call.
+    if !logged("mem-protect: vm1 guest-sharing shares=32 ") {
+        return Err("the guest did not share its DMA pool (32 MEM_SHAREs)".into());
+    }
+    if !logged("mmio-guard: vm1 mapped 0x8000000 ") {
+        return Err("the guest did not declare its GIC distributor with MMIO_GUARD_MAP".into());
+    }
+    if logged("mmio-guard: refused vm1 ") {
+        return Err("the MMIO guard refused an access of the guest".into());
     }
     Ok(())
 }

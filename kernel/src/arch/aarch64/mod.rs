@@ -100,6 +100,13 @@ pub fn cpu_features() -> CpuFeatures {
     let pfr0 = ID_AA64PFR0_EL1.get();
     let pfr1 = ID_AA64PFR1_EL1.get();
     let isar1 = ID_AA64ISAR1_EL1.get();
+    let (mmfr1, isar2): (u64, u64);
+    // SAFETY: reading ID registers (ID_AA64MMFR1_EL1, ID_AA64ISAR2_EL1, by their generic
+    // encodings: aarch64-cpu names neither) has no side effects; both exist on every ARMv8.0 CPU.
+    unsafe {
+        asm!("mrs {}, S3_0_C0_C7_1", out(reg) mmfr1, options(nomem, nostack));
+        asm!("mrs {}, S3_0_C0_C6_2", out(reg) isar2, options(nomem, nostack));
+    }
     let field = |value: u64, shift: u32| (value >> shift) & 0xf;
     let pa_size_field = field(mmfr0, 0).min(0b101);
     let pa_bits = [32, 36, 40, 42, 44, 48][pa_size_field as usize];
@@ -112,6 +119,8 @@ pub fn cpu_features() -> CpuFeatures {
         pointer_auth: [4, 8, 24, 28].iter().any(|&shift| field(isar1, shift) != 0),
         gic_sysregs: field(pfr0, 24) != 0,
         mte: field(pfr1, 8) >= 2,
+        hcx: field(mmfr1, 40) != 0,
+        mops: field(isar2, 16) != 0,
     }
 }
 
@@ -169,8 +178,8 @@ pub fn configure_guest_controls(vttbr: u64, features: &CpuFeatures, vmpidr: u64)
     VTCR_EL2.set(controls::vtcr(features));
     VTTBR_EL2.set(vttbr);
     // SAFETY: writing EL2 trap and feature controls changes only what the guest may do; the
-    // generic encodings name ZCR_EL2, SMCR_EL2, HSTR_EL2, MDCR_EL2 and ICC_SRE_EL2, written
-    // only when the feature that defines them exists.
+    // generic encodings name ZCR_EL2, SMCR_EL2, HSTR_EL2, MDCR_EL2, ICC_SRE_EL2 and HCRX_EL2,
+    // written only when the feature that defines them exists.
     unsafe {
         asm!("msr hcr_el2, {:x}", "msr cptr_el2, {:x}", "msr hstr_el2, xzr", "isb",
              in(reg) host.hcr, in(reg) host.cptr, options(nostack));
@@ -186,6 +195,10 @@ pub fn configure_guest_controls(vttbr: u64, features: &CpuFeatures, vmpidr: u64)
         asm!("msr mdcr_el2, {}", in(reg) (pmcr >> 11) & 0x1f, options(nostack));
         if features.gic_sysregs {
             asm!("msr S3_4_C12_C9_5, {}", "isb", in(reg) controls::icc_sre_el2(), options(nostack));
+        }
+        if let Some(hcrx) = controls::hcrx_el2(features) {
+            // HCRX_EL2.
+            asm!("msr S3_4_C1_C2_2, {}", in(reg) hcrx, options(nostack));
         }
     }
     // No virtual offset: the guest's virtual counter is the physical one.
