@@ -5,7 +5,7 @@
 //! (§3.6, with the `linux,initrd-*` properties Linux's arm64 boot reads) and the PSCI binding
 //! (`arm,psci.yaml`). Spec: <https://github.com/devicetree-org/devicetree-specification/releases/tag/v0.4>.
 
-use crate::{DeviceTree, Error, Node, decode_reg};
+use crate::{DeviceTree, Error, Node, Reservation, decode_reg};
 
 const RESERVED_MEMORY: &str = "/reserved-memory";
 
@@ -81,12 +81,35 @@ impl DeviceTree {
     /// `#size-cells` and an empty `ranges`, which the binding requires: children's `reg` is
     /// then in the root's (physical) address space. An existing node keeps its own cells and
     /// the child's `reg` is encoded with them.
+    ///
+    /// Entries of the memory reservation block (`/memreserve/`) are trimmed to what lies
+    /// outside the carved range: Linux refuses `no-map` for a range that overlaps memory
+    /// already reserved (`early_init_dt_reserve_memory` returns -EBUSY), and would then use
+    /// the whole range as RAM. The Raspberry Pi firmware reserves its spin-table page at 0,
+    /// inside the hypervisor's region.
     pub fn reserve_no_map(&mut self, name: &str, base: u64, size: u64) -> Result<(), Error> {
         if !valid_node_name(name) {
             return Err(Error::InvalidNodeName {
                 name: name.to_owned(),
             });
         }
+        let end = base.saturating_add(size);
+        self.reservations = self
+            .reservations
+            .iter()
+            .flat_map(|entry| {
+                let entry_end = entry.address.saturating_add(entry.size);
+                let below = (entry.address < base).then(|| Reservation {
+                    address: entry.address,
+                    size: entry_end.min(base) - entry.address,
+                });
+                let above = (entry_end > end).then(|| Reservation {
+                    address: entry.address.max(end),
+                    size: entry_end - entry.address.max(end),
+                });
+                [below, above].into_iter().flatten()
+            })
+            .collect();
         if self.node(RESERVED_MEMORY).is_none() {
             let address_cells = self.address_cells("/")?;
             let size_cells = self.size_cells("/")?;
@@ -277,6 +300,58 @@ mod tests {
                 .unwrap()
                 .property("reg"),
             Some(&[0x80, 0, 0, 0, 0, 0, 0x10, 0][..])
+        );
+    }
+
+    #[test]
+    fn reserve_no_map_trims_memreserve_entries_it_covers() {
+        let mut t = virt();
+        t.reservations = vec![
+            Reservation {
+                address: 0,
+                size: 0x1000,
+            },
+            Reservation {
+                address: 0x1f0_0000,
+                size: 0x20_0000,
+            },
+            Reservation {
+                address: 0x400_0000,
+                size: 0x1000,
+            },
+        ];
+        t.reserve_no_map("hypervisor", 0, 0x200_0000).unwrap();
+        assert_eq!(
+            t.reservations,
+            [
+                Reservation {
+                    address: 0x200_0000,
+                    size: 0x10_0000
+                },
+                Reservation {
+                    address: 0x400_0000,
+                    size: 0x1000
+                },
+            ]
+        );
+        // One entry around the whole range keeps both ends.
+        t.reservations = vec![Reservation {
+            address: 0x1000,
+            size: 0x5000,
+        }];
+        t.reserve_no_map("mid", 0x2000, 0x1000).unwrap();
+        assert_eq!(
+            t.reservations,
+            [
+                Reservation {
+                    address: 0x1000,
+                    size: 0x1000
+                },
+                Reservation {
+                    address: 0x3000,
+                    size: 0x3000
+                },
+            ]
         );
     }
 

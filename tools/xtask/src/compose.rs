@@ -581,6 +581,16 @@ pub fn write_debug_archive(
     for (name, elf) in components {
         archive.append_path_with_name(elf, format!("components/{name}.elf"))?;
     }
+    // The components' ids are their order here: their frames name them by id.
+    let order: String = components
+        .iter()
+        .map(|(name, _)| format!("{name}\n"))
+        .collect();
+    let mut header = tar::Header::new_gnu();
+    header.set_size(order.len() as u64);
+    header.set_mode(0o644);
+    header.set_cksum();
+    archive.append_data(&mut header, "components.txt", order.as_bytes())?;
     archive.append_path_with_name(manifest, "manifest.toml")?;
     archive.finish()?;
     Ok(path)

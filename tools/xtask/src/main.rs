@@ -6,12 +6,14 @@
 mod artifacts;
 mod bench;
 mod compose;
+mod decode;
 mod elf;
 mod lint;
 mod paths;
 mod prereqs;
 mod progress;
 mod qemu;
+mod serial_log;
 mod systest;
 mod trace_profile;
 mod upstream_linux;
@@ -46,6 +48,9 @@ enum Subcommand_ {
     /// Instructions per function in a window of a loop, from a QEMU `-d in_asm,exec,nochain`
     /// log (docs/testing.md).
     TraceProfile(trace_profile::TraceProfileArgs),
+    /// Decode a serial capture (a Raspberry Pi's mini-UART): the hypervisor's and components'
+    /// log frames with the ELFs of the image's debug.tar, the console text as it was.
+    Decode(decode::DecodeArgs),
     /// Build upstream Linux 6.12 with CONFIG_ARM_PKVM_GUEST (from Debian's linux-source-6.12,
     /// cached outside git), the kernel of manifests' `kernel = "linux-pkvm"`.
     BuildPkvmLinux,
@@ -465,6 +470,7 @@ fn main() {
         Subcommand_::Bench => bench::run().map(|()| 0),
         Subcommand_::Lint => lint::run_all().map(|()| 0),
         Subcommand_::TraceProfile(args) => trace_profile::run(&args).map(|()| 0),
+        Subcommand_::Decode(args) => decode::run(&args).map(|()| 0),
         Subcommand_::BuildPkvmLinux => upstream_linux::build().map(|_| 0),
     };
     match result {

@@ -168,7 +168,7 @@ impl Outcome {
 
 /// Decodes the kernel's defmt frames from a file QEMU appends to, and the components' frames
 /// the kernel forwards inside its own (`component-log <id> [bytes]`).
-struct LogDecoder {
+pub struct LogDecoder {
     table: defmt_decoder::Table,
     components: Vec<(String, Option<defmt_decoder::Table>)>,
 }
@@ -176,15 +176,22 @@ struct LogDecoder {
 impl LogDecoder {
     fn new(kernel_elf: &Path, components: &[(String, PathBuf)]) -> Result<Self> {
         let elf = std::fs::read(kernel_elf)?;
-        let table =
-            defmt_decoder::Table::parse(&elf)?.context("the kernel ELF has no defmt table")?;
         let components = components
             .iter()
-            .map(|(name, path)| {
-                let table = std::fs::read(path)
-                    .ok()
-                    .and_then(|elf| defmt_decoder::Table::parse(&elf).ok().flatten());
-                (name.clone(), table)
+            .map(|(name, path)| (name.clone(), std::fs::read(path).ok()))
+            .collect();
+        Self::from_elfs(&elf, components)
+    }
+
+    /// A decoder from the kernel's ELF and each component's (by id; `None` when missing).
+    pub fn from_elfs(kernel: &[u8], components: Vec<(String, Option<Vec<u8>>)>) -> Result<Self> {
+        let table =
+            defmt_decoder::Table::parse(kernel)?.context("the kernel ELF has no defmt table")?;
+        let components = components
+            .into_iter()
+            .map(|(name, elf)| {
+                let table = elf.and_then(|elf| defmt_decoder::Table::parse(&elf).ok().flatten());
+                (name, table)
             })
             .collect();
         Ok(Self { table, components })
@@ -223,6 +230,39 @@ impl LogDecoder {
         Some(line)
     }
 
+    /// A kernel frame as a log line: timestamp, level and message, or the component's line
+    /// it carries.
+    fn line(&self, frame: &defmt_decoder::Frame<'_>) -> String {
+        let timestamp = frame
+            .display_timestamp()
+            .map(|t| t.to_string())
+            .unwrap_or_default();
+        let level = frame
+            .level()
+            .map(|l| l.as_str().to_uppercase())
+            .unwrap_or_default();
+        let message = frame.display_message().to_string();
+        match self.component_line(&message) {
+            Some(line) => format!("{timestamp} {line}"),
+            None => format!("{timestamp} {level:5} {message}"),
+        }
+    }
+
+    /// The line of `candidate` (rzcobs bytes and their closing zero) if it is exactly one
+    /// kernel frame, for [`crate::serial_log::Demux`].
+    pub fn decode_frame(&self, candidate: &[u8]) -> Option<String> {
+        let mut decoder = self.table.new_stream_decoder();
+        decoder.received(candidate);
+        let line = self.line(&decoder.decode().ok()?);
+        // Nothing may be left over: a candidate that starts inside text decodes to garbage
+        // followed by more.
+        matches!(
+            decoder.decode(),
+            Err(defmt_decoder::DecodeError::UnexpectedEof)
+        )
+        .then_some(line)
+    }
+
     /// Follows `path` until `done` is set, handing each decoded line to `sink`.
     fn follow(&self, path: &Path, done: &Mutex<bool>, mut sink: impl FnMut(String)) {
         let mut decoder = self.table.new_stream_decoder();
@@ -239,21 +279,7 @@ impl LogDecoder {
                 decoder.received(&fresh);
                 loop {
                     match decoder.decode() {
-                        Ok(frame) => {
-                            let timestamp = frame
-                                .display_timestamp()
-                                .map(|t| t.to_string())
-                                .unwrap_or_default();
-                            let level = frame
-                                .level()
-                                .map(|l| l.as_str().to_uppercase())
-                                .unwrap_or_default();
-                            let message = frame.display_message().to_string();
-                            match self.component_line(&message) {
-                                Some(line) => sink(format!("{timestamp} {line}")),
-                                None => sink(format!("{timestamp} {level:5} {message}")),
-                            }
-                        }
+                        Ok(frame) => sink(self.line(&frame)),
                         Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
                         Err(defmt_decoder::DecodeError::Malformed) => {
                             sink("(malformed log frame skipped)".to_owned());

@@ -1,0 +1,273 @@
+//! One serial line carrying two streams: the hypervisor's defmt frames (rzcobs-encoded, each
+//! ending in a zero byte) and a VM's plain console text, interleaved (the Raspberry Pi 4's
+//! mini-UART). [`Demux`] separates them again, live or from a capture.
+//!
+//! Text never holds a zero byte, so every zero ends a frame, and the bytes since the previous
+//! zero are some text followed by that frame. Where the text ends is not marked: the demux
+//! tries the candidate frames from the longest down (a text prefix that is printable, the rest
+//! a frame), and takes the first the defmt table decodes in full. A segment no candidate of
+//! decodes (a frame whose bytes another CPU's text landed in the middle of) is reported as
+//! malformed, with its printable bytes kept as text so that none of the console is lost.
+
+/// Frames are shorter than this (the kernel's longest lines are about 200 bytes encoded): no
+/// candidate longer is tried, which bounds the work on long runs of text.
+const MAX_FRAME: usize = 1024;
+
+/// What a stretch of the line was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Piece {
+    /// Console text.
+    Text(String),
+    /// A hypervisor frame, decoded.
+    Frame(String),
+    /// Bytes ending in a zero that no candidate frame decoded from.
+    Malformed(usize),
+}
+
+/// Splits the byte stream into text and frames as it arrives.
+#[derive(Debug, Default)]
+pub struct Demux {
+    /// Bytes since the last zero: text so far, maybe the start of a frame.
+    pending: Vec<u8>,
+}
+
+/// Whether `byte` can be console text: printable ASCII, UTF-8 continuation and lead bytes,
+/// and the control characters a console prints (tab, line feed, carriage return, escape,
+/// backspace, bell).
+fn text_like(byte: u8) -> bool {
+    matches!(byte, b'\t' | b'\n' | b'\r' | 0x1b | 0x08 | 0x07 | 0x20..=0x7e | 0x80..)
+}
+
+impl Demux {
+    /// A demux with nothing pending.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Takes `bytes`; returns what they complete. `decode` is given a candidate frame with
+    /// its closing zero and answers its decoded line if it is one (a whole frame, nothing
+    /// left over). Text is returned as soon as no frame can start in it any more, that is at
+    /// each zero, and otherwise held up to [`MAX_FRAME`] bytes back (its tail may be a frame
+    /// still arriving).
+    pub fn push(&mut self, bytes: &[u8], decode: &dyn Fn(&[u8]) -> Option<String>) -> Vec<Piece> {
+        let mut pieces = Vec::new();
+        for &byte in bytes {
+            self.pending.push(byte);
+            if byte == 0 {
+                let segment = std::mem::take(&mut self.pending);
+                split_segment(&segment, decode, &mut pieces);
+            }
+        }
+        // Text too far back to belong to any frame can go now (a live console stays live).
+        let keep = self.pending.len().min(MAX_FRAME);
+        let done = self.pending.len() - keep;
+        if done > 0 {
+            let text: Vec<u8> = self.pending.drain(..done).collect();
+            push_text(&text, &mut pieces);
+        }
+        pieces
+    }
+
+    /// The end of the stream: what is pending is text (a frame always ends in a zero).
+    pub fn finish(self) -> Vec<Piece> {
+        let mut pieces = Vec::new();
+        push_text(&self.pending, &mut pieces);
+        pieces
+    }
+
+    /// The pending bytes that are text for certain (printable, before anything that could
+    /// start a frame), for a live console that should not wait for the next zero. They are
+    /// taken out of the pending bytes.
+    pub fn take_settled_text(&mut self) -> Option<String> {
+        // A frame's bytes are rarely all printable; text up to the last line end that is
+        // followed only by text-like bytes is settled once the line is complete.
+        let end = self.pending.iter().rposition(|&byte| byte == b'\n')? + 1;
+        if !self.pending[..end].iter().all(|&byte| text_like(byte)) {
+            return None;
+        }
+        let text: Vec<u8> = self.pending.drain(..end).collect();
+        Some(String::from_utf8_lossy(&text).into_owned())
+    }
+}
+
+fn push_text(text: &[u8], pieces: &mut Vec<Piece>) {
+    if text.is_empty() {
+        return;
+    }
+    let text = String::from_utf8_lossy(text).into_owned();
+    match pieces.last_mut() {
+        Some(Piece::Text(previous)) => previous.push_str(&text),
+        _ => pieces.push(Piece::Text(text)),
+    }
+}
+
+/// Splits one segment (bytes up to and including a zero) into its text and its frame.
+fn split_segment(
+    segment: &[u8],
+    decode: &dyn Fn(&[u8]) -> Option<String>,
+    pieces: &mut Vec<Piece>,
+) {
+    let body = segment.len() - 1;
+    // The text prefix can only be text-like bytes: candidates start no later than the first
+    // byte that is not, and no earlier than MAX_FRAME bytes before the zero.
+    let first_binary = segment[..body]
+        .iter()
+        .position(|&byte| !text_like(byte))
+        .unwrap_or(body);
+    let earliest = body.saturating_sub(MAX_FRAME);
+    for start in earliest..=first_binary.min(body.saturating_sub(1)) {
+        if let Some(line) = decode(&segment[start..]) {
+            push_text(&segment[..start], pieces);
+            pieces.push(Piece::Frame(line));
+            return;
+        }
+    }
+    // A lone zero decodes as nothing: no frame and nothing lost.
+    if body == 0 {
+        return;
+    }
+    // Frame bytes are as often above 0x7f as not: only plain ASCII is kept as text here.
+    let printable: Vec<u8> = segment[..body]
+        .iter()
+        .copied()
+        .filter(|&byte| matches!(byte, b'\t' | b'\n' | b'\r' | 0x20..=0x7e))
+        .collect();
+    push_text(&printable, pieces);
+    pieces.push(Piece::Malformed(segment.len()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A stand-in for the defmt table: a frame is 0xF5, its length plus one (never zero, as
+    /// in rzcobs), that many bytes and the zero; it decodes to `frame:<bytes as hex>`.
+    fn fake_decode(candidate: &[u8]) -> Option<String> {
+        match candidate {
+            [0xf5, len, rest @ ..] if *len > 0 && rest.len() == usize::from(*len) => {
+                let (payload, zero) = rest.split_at(usize::from(*len) - 1);
+                (zero == [0]).then(|| {
+                    let hex: Vec<String> = payload.iter().map(|b| format!("{b:02x}")).collect();
+                    format!("frame:{}", hex.join(""))
+                })
+            }
+            _ => None,
+        }
+    }
+
+    fn frame(payload: &[u8]) -> Vec<u8> {
+        let mut bytes = vec![0xf5, payload.len() as u8 + 1];
+        bytes.extend_from_slice(payload);
+        bytes.push(0);
+        bytes
+    }
+
+    fn run(chunks: &[&[u8]]) -> Vec<Piece> {
+        let mut demux = Demux::new();
+        let mut pieces = Vec::new();
+        for chunk in chunks {
+            pieces.extend(demux.push(chunk, &fake_decode));
+        }
+        pieces.extend(demux.finish());
+        // Merge adjacent text, as a reader would see it.
+        let mut merged: Vec<Piece> = Vec::new();
+        for piece in pieces {
+            match (merged.last_mut(), piece) {
+                (Some(Piece::Text(previous)), Piece::Text(text)) => previous.push_str(&text),
+                (_, piece) => merged.push(piece),
+            }
+        }
+        merged
+    }
+
+    #[test]
+    fn text_before_and_after_a_frame_is_kept() {
+        let mut stream = b"Booting Linux\r\n[    0.1] pl011".to_vec();
+        stream.extend(frame(&[1, 2, 3]));
+        stream.extend_from_slice(b" ttyAMA0\r\n");
+        assert_eq!(
+            run(&[&stream]),
+            [
+                Piece::Text("Booting Linux\r\n[    0.1] pl011".into()),
+                Piece::Frame("frame:010203".into()),
+                Piece::Text(" ttyAMA0\r\n".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn any_split_of_the_stream_gives_the_same_pieces() {
+        let mut stream = frame(&[9]);
+        stream.extend_from_slice(b"login: ");
+        stream.extend(frame(&[0x41, 0x42]));
+        stream.extend(frame(&[]));
+        stream.extend_from_slice(b"# ");
+        let whole = run(&[&stream]);
+        for at in 0..stream.len() {
+            let (a, b) = stream.split_at(at);
+            assert_eq!(run(&[a, b]), whole, "split at {at}");
+        }
+        assert_eq!(
+            whole,
+            [
+                Piece::Frame("frame:09".into()),
+                Piece::Text("login: ".into()),
+                Piece::Frame("frame:4142".into()),
+                Piece::Frame("frame:".into()),
+                Piece::Text("# ".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_frame_broken_by_text_is_malformed_and_its_text_survives() {
+        let mut broken = frame(&[0x10, 0x11, 0x12]);
+        broken.splice(2..2, b"hi".iter().copied());
+        let mut stream = b"ok ".to_vec();
+        stream.extend(&broken);
+        stream.extend(frame(&[7]));
+        let pieces = run(&[&stream]);
+        assert_eq!(pieces[0], Piece::Text("ok hi".into()));
+        assert!(matches!(pieces[1], Piece::Malformed(_)));
+        assert_eq!(pieces[2], Piece::Frame("frame:07".into()));
+    }
+
+    #[test]
+    fn long_text_without_zeros_is_released_before_the_end() {
+        let text = vec![b'x'; 5000];
+        let mut demux = Demux::new();
+        let pieces = demux.push(&text, &fake_decode);
+        let released: usize = pieces
+            .iter()
+            .map(|piece| match piece {
+                Piece::Text(text) => text.len(),
+                _ => 0,
+            })
+            .sum();
+        assert_eq!(released, 5000 - MAX_FRAME);
+        assert_eq!(demux.take_settled_text(), None, "no line end yet");
+        let mut demux = Demux::new();
+        demux.push(b"line one\nline tw", &fake_decode);
+        assert_eq!(demux.take_settled_text().as_deref(), Some("line one\n"));
+        assert_eq!(demux.finish(), [Piece::Text("line tw".into())]);
+    }
+
+    #[test]
+    fn random_bytes_never_panic() {
+        let mut state = 0x1234_5678_u32;
+        let mut demux = Demux::new();
+        for _ in 0..200 {
+            let chunk: Vec<u8> = (0..64)
+                .map(|_| {
+                    state ^= state << 13;
+                    state ^= state >> 17;
+                    state ^= state << 5;
+                    (state >> 24) as u8
+                })
+                .collect();
+            demux.push(&chunk, &fake_decode);
+            let _ = demux.take_settled_text();
+        }
+        let _ = demux.finish();
+    }
+}
