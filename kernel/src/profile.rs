@@ -16,13 +16,16 @@
 //! differences are instruction counts (in counter ticks); what a guest measures beyond their
 //! sum is the exception entry and exit around the handler and the guest's own loop.
 
+/// Components a stopwatch tells apart (the boot table's limit).
+pub const MAX_COMPONENTS: usize = hv_abi::MAX_COMPONENTS;
+
 /// A point on the trap path.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Point {
     /// The handler starts on a vCPU trap.
     TrapEntered,
-    /// The handler returns into the component that takes the trap.
-    ComponentEntered,
+    /// The handler returns into the component (by id) that takes the trap.
+    ComponentEntered(usize),
     /// A component's system call reaches the handler (the last one before the vCPU resumes
     /// is its REPLY).
     ComponentExited,
@@ -49,6 +52,12 @@ pub struct Stopwatch {
     component_entered: Option<u64>,
     component_exited: Option<u64>,
     syscalls: u64,
+    /// The component the trap in flight went to.
+    taken_by: usize,
+    /// Per component that took them (by id): complete traps and their counter ticks from
+    /// [`Point::TrapEntered`] to [`Point::GuestResumed`], whatever their kind (so, for one
+    /// guest call routed straight to its component, what that kind of call costs).
+    pub by_component: [(u64, u64); MAX_COMPONENTS],
     /// Counter ticks per phase, summed over the complete traps: [`DIRECT`], [`NESTED`],
     /// [`OTHER`].
     pub totals: [[u64; 3]; 3],
@@ -64,6 +73,8 @@ impl Stopwatch {
             component_entered: None,
             component_exited: None,
             syscalls: 0,
+            taken_by: 0,
+            by_component: [(0, 0); MAX_COMPONENTS],
             totals: [[0; 3]; 3],
             traps: [0; 3],
         }
@@ -79,9 +90,10 @@ impl Stopwatch {
                     ..Self::with_totals(self)
                 };
             }
-            Point::ComponentEntered => {
+            Point::ComponentEntered(component) => {
                 if self.entered.is_some() && self.component_entered.is_none() {
                     self.component_entered = Some(now);
+                    self.taken_by = component;
                 }
             }
             Point::ComponentExited => {
@@ -104,6 +116,10 @@ impl Stopwatch {
                         *total += phase;
                     }
                     self.traps[kind] += 1;
+                    if let Some(entry) = self.by_component.get_mut(self.taken_by) {
+                        entry.0 += 1;
+                        entry.1 += now - t0;
+                    }
                 }
                 *self = Self::with_totals(self);
             }
@@ -114,6 +130,7 @@ impl Stopwatch {
         Self {
             totals: from.totals,
             traps: from.traps,
+            by_component: from.by_component,
             ..Self::new()
         }
     }
@@ -128,7 +145,7 @@ mod tests {
         let mut watch = Stopwatch::new();
         for (point, now) in [
             (Point::TrapEntered, 100),
-            (Point::ComponentEntered, 130),
+            (Point::ComponentEntered(1), 130),
             (Point::ComponentExited, 200), // its CALL
             (Point::ComponentExited, 240), // the callee's REPLY
             (Point::ComponentExited, 250), // its REPLY: the last one counts
@@ -142,7 +159,7 @@ mod tests {
         );
         for (point, now) in [
             (Point::TrapEntered, 1000),
-            (Point::ComponentEntered, 1010),
+            (Point::ComponentEntered(1), 1010),
             (Point::ComponentExited, 1100),
             (Point::GuestResumed, 1105),
         ] {
@@ -154,13 +171,17 @@ mod tests {
         );
         // A first start, logging as it goes: neither of the two kinds above.
         watch.record(Point::TrapEntered, 2000);
-        watch.record(Point::ComponentEntered, 2001);
+        watch.record(Point::ComponentEntered(1), 2001);
         for now in [2100, 2200] {
             watch.record(Point::ComponentExited, now);
         }
         watch.record(Point::GuestResumed, 2300);
         assert_eq!(watch.traps, [1, 1, 1]);
         assert_eq!(watch.totals[OTHER], [1, 199, 100]);
+        // Per component, whole traps: component 1 took the first and the third, 2 the second.
+        assert_eq!(watch.by_component[1], (2, 170 + 300));
+        assert_eq!(watch.by_component[2], (1, 105));
+        assert_eq!(watch.by_component[0], (0, 0));
     }
 
     #[test]
@@ -173,5 +194,6 @@ mod tests {
         watch.record(Point::ComponentExited, 30);
         watch.record(Point::GuestResumed, 40);
         assert_eq!((watch.totals, watch.traps), ([[0; 3]; 3], [0; 3]));
+        assert_eq!(watch.by_component, [(0, 0); MAX_COMPONENTS]);
     }
 }

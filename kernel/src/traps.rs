@@ -105,10 +105,9 @@ fn handle(here: &mut Here, kind: u64) {
         apply_resolution(here.frame(), cpu, vcpu, &pending, answer);
         checkpoint(cpu, Point::GuestResumed);
     } else if cfg!(feature = "profile") && !from_component {
-        let point = if here.current().is_some() {
-            Point::ComponentEntered
-        } else {
-            Point::GuestResumed
+        let point = match here.current() {
+            Some(component) => Point::ComponentEntered(component),
+            None => Point::GuestResumed,
         };
         checkpoint(cpu, point);
     }
@@ -175,6 +174,17 @@ fn report_profile() {
                 component,
                 ret
             );
+        }
+        for (id, &(traps, ticks)) in watch.by_component.iter().enumerate() {
+            if traps != 0 {
+                defmt::info!(
+                    "trap-profile-by cpu={=usize} component={=str} traps={=u64} ticks={=u64}",
+                    cpu,
+                    components::name(id),
+                    traps,
+                    ticks
+                );
+            }
         }
     }
 }

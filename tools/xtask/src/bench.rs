@@ -343,7 +343,110 @@ pub fn run() -> Result<()> {
     println!(
         "  emulated console write through the guard                 {write_instructions:>6}  [<= 1500]"
     );
+    println!();
+    print_pkvm_guest_figures()?;
     Ok(())
+}
+
+/// The pKVM services as upstream Linux calls them while it boots: upstream Linux 6.12 with its
+/// pKVM guest driver as an MMIO-guard-enforced guest (GICv3, `max`), on the profiled kernel
+/// under `-icount shift=0`. Skipped, saying so, when `cargo xtask build-pkvm-linux` has not
+/// built that kernel.
+fn print_pkvm_guest_figures() -> Result<()> {
+    println!(
+        "Upstream Linux 6.12 with CONFIG_ARM_PKVM_GUEST booting as an enforced guest (2 vCPUs, max,\nGICv3), calls its guest CPUs made to each component and their instructions under\n-icount shift=0 (trap to resume, kernel and component):"
+    );
+    if crate::upstream_linux::built_image().is_none() {
+        println!("  skipped: the kernel is not built (cargo xtask build-pkvm-linux)");
+        return Ok(());
+    }
+    let go = [crate::qemu::ConsoleInput {
+        after: "VM guest stopped: it powered off",
+        times: 1,
+        and_after: Some("HV-INIT: waiting for a line on the console"),
+        line: "go",
+    }];
+    let icount = ["-icount".to_owned(), "shift=0".to_owned()];
+    let outcome = crate::systest::boot_with(
+        "bench-linux-pkvm-guest",
+        CpuModel::Max,
+        3,
+        None,
+        "console=ttyAMA0 hv.init=test hv.wait=console",
+        &icount,
+        600,
+        &[],
+        Some("manifests/tests/linux-pkvm-guest.toml"),
+        &["profile"],
+        &go,
+    )?;
+    if !outcome
+        .hv_log
+        .iter()
+        .any(|line| line.contains(" console: b\"HV-INIT: done"))
+    {
+        bail!(
+            "the pKVM guest did not finish ({}); see target/xtask/logs/bench-linux-pkvm-guest",
+            outcome.describe()
+        );
+    }
+    let counter_hz = guest_timer_hz(&outcome.hv_log)
+        .context("the guest's console shows no \"arch_timer: ... running at\" line")?;
+    let by_component = profile_by_component(&outcome.hv_log, &[1, 2]);
+    for (component, what) in [
+        ("mmio-guard", "MMIO_GUARD_* and HYP_MEMINFO"),
+        ("mem-protect", "MEM_SHARE and MEM_UNSHARE"),
+    ] {
+        let (calls, ticks) = by_component.get(component).copied().unwrap_or((0, 0));
+        let instructions = ticks_to_instructions(ticks, counter_hz);
+        println!(
+            "  {what:<30} ({component:<11}) {calls:>7} calls  {instructions:>11} instructions  {:>6} per call",
+            instructions.checked_div(calls).unwrap_or(0)
+        );
+    }
+    Ok(())
+}
+
+/// The guest's counter frequency, from Linux's `arch_timer: cp15 timer(s) running at
+/// 62.50MHz (virt).` line in the hypervisor's log.
+fn guest_timer_hz(hv_log: &[String]) -> Option<u64> {
+    hv_log.iter().find_map(|line| {
+        let rest = line.split("timer(s) running at ").nth(1)?;
+        let mhz: f64 = rest.split("MHz").next()?.parse().ok()?;
+        Some((mhz * 1_000_000.0).round() as u64)
+    })
+}
+
+/// Counter ticks as instructions: under `-icount shift=0` each instruction is one nanosecond.
+fn ticks_to_instructions(ticks: u64, counter_hz: u64) -> u64 {
+    (u128::from(ticks) * 1_000_000_000 / u128::from(counter_hz.max(1))) as u64
+}
+
+/// The profiled kernel's `trap-profile-by` lines of `cpus`: per component, the vCPU traps it
+/// took and their counter ticks, summed.
+fn profile_by_component(hv_log: &[String], cpus: &[u64]) -> BTreeMap<String, (u64, u64)> {
+    let mut sums = BTreeMap::new();
+    for line in hv_log {
+        let Some(rest) = line.split("trap-profile-by ").nth(1) else {
+            continue;
+        };
+        let field = |name: &str| rest.split_whitespace().find_map(|kv| kv.strip_prefix(name));
+        let number = |name: &str| field(name).and_then(|value| value.parse::<u64>().ok());
+        let (Some(cpu), Some(component), Some(traps), Some(ticks)) = (
+            number("cpu="),
+            field("component="),
+            number("traps="),
+            number("ticks="),
+        ) else {
+            continue;
+        };
+        if cpus.contains(&cpu) {
+            let entry: &mut (u64, u64) = sums.entry(component.to_owned()).or_default();
+            entry.0 += traps;
+            entry.1 += ticks;
+        }
+    }
+    sums
 }
 
 /// What [`guest_figures`] measures.
@@ -434,6 +537,35 @@ fn guest_figures() -> Result<GuestFigures> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn profile_lines_are_summed_per_component_over_some_cpus() {
+        let log: Vec<String> = [
+            "0.1 INFO  trap-profile-by cpu=0 component=vm-manager traps=9 ticks=900",
+            "0.1 INFO  trap-profile-by cpu=1 component=mmio-guard traps=3 ticks=30",
+            "0.1 INFO  trap-profile-by cpu=2 component=mmio-guard traps=1 ticks=12",
+            "0.1 INFO  trap-profile-by cpu=2 component=mem-protect traps=32 ticks=320",
+            "0.1 INFO  trap-profile-by cpu=2 component=broken",
+        ]
+        .iter()
+        .map(|line| line.to_string())
+        .collect();
+        let sums = profile_by_component(&log, &[1, 2]);
+        assert_eq!(sums.get("mmio-guard"), Some(&(4, 42)));
+        assert_eq!(sums.get("mem-protect"), Some(&(32, 320)));
+        assert_eq!(sums.get("vm-manager"), None);
+    }
+
+    #[test]
+    fn the_guest_timer_line_gives_the_counter_frequency() {
+        let log = [
+            "1.4 INFO  [vm-manager] vm1 console: b\"[    0.000000] arch_timer: cp15 timer(s) running at 62.50MHz (virt).\"".to_owned(),
+        ];
+        assert_eq!(guest_timer_hz(&log), Some(62_500_000));
+        assert_eq!(ticks_to_instructions(10, 62_500_000), 160);
+        assert_eq!(ticks_to_instructions(10, 1_000_000_000), 10);
+        assert_eq!(guest_timer_hz(&[]), None);
+    }
 
     #[test]
     fn trap_counts_of_some_cpus_only() {
