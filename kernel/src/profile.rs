@@ -159,7 +159,7 @@ mod tests {
         );
         for (point, now) in [
             (Point::TrapEntered, 1000),
-            (Point::ComponentEntered(1), 1010),
+            (Point::ComponentEntered(2), 1010),
             (Point::ComponentExited, 1100),
             (Point::GuestResumed, 1105),
         ] {
