@@ -62,6 +62,9 @@ fn fail(reason: &str) -> ! {
 struct FirmwareFacts {
     ram: heapless::Vec<PhysRange, MAX_RAM_BANKS>,
     cpus: usize,
+    /// Path hashes of the nodes the firmware disabled (`boot_dtb::FirmwareFacts::disabled`).
+    disabled: heapless::Vec<u64, { boot_dtb::MAX_DISABLED }>,
+    ignored_disabled: usize,
 }
 
 /// Reads RAM banks and CPUs from the firmware's DTB, or stops the boot saying what is wrong
@@ -117,7 +120,12 @@ fn read_firmware_dtb(dtb: usize) -> FirmwareFacts {
         }
     }
     let cpus = cpus::record(arch::current_mpidr(), facts.cpus.iter().copied());
-    FirmwareFacts { ram, cpus }
+    FirmwareFacts {
+        ram,
+        cpus,
+        disabled: facts.disabled,
+        ignored_disabled: facts.ignored_disabled,
+    }
 }
 
 fn boot_table() -> BootTable {
@@ -167,6 +175,43 @@ fn kind_name(kind: PayloadKind) -> &'static str {
         PayloadKind::HostInitrd => "host initrd",
         PayloadKind::ComponentImage => "component image",
         PayloadKind::VmImage => "guest VM image",
+    }
+}
+
+/// Disables in the host's DTB (placed, not yet handed over) the nodes the firmware's tree
+/// disabled (`boot_dtb::disable_nodes`): the host then leaves alone what this machine lacks or
+/// the firmware turned off. A host DTB that cannot be walked is left as it is (the host reads
+/// it as composed), with a warning.
+fn keep_firmware_disabled_nodes(table: &BootTable, firmware: &FirmwareFacts) {
+    if firmware.ignored_disabled > 0 {
+        defmt::warn!(
+            "the firmware's DTB disables {=usize} more node(s) than the kernel records; the host may see them",
+            firmware.ignored_disabled
+        );
+    }
+    let Some(payload) = table.payload(PayloadKind::HostDtb) else {
+        return;
+    };
+    if firmware.disabled.is_empty() {
+        return;
+    }
+    // SAFETY: the host DTB payload was just copied to `load_address`, inside the host's RAM
+    // that nothing else uses yet, `file_size` bytes long (the boot table was validated).
+    let dtb = unsafe {
+        core::slice::from_raw_parts_mut(
+            payload.load_address as usize as *mut u8,
+            payload.file_size as usize,
+        )
+    };
+    match boot_dtb::disable_nodes(dtb, &firmware.disabled) {
+        Ok(count) => defmt::info!(
+            "host dtb: {=usize} device(s) the firmware disabled are disabled",
+            count
+        ),
+        Err(error) => defmt::warn!(
+            "host dtb: cannot apply the firmware's disabled nodes: {=str}",
+            error.describe()
+        ),
     }
 }
 
@@ -230,6 +275,7 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
         table.hypervisor.end
     );
     place_payloads(&table, image_start);
+    keep_firmware_disabled_nodes(&table, &firmware);
 
     let emulated = HOST_EMULATED.call_once(|| table.emulated().copied().collect());
     for device in emulated {

@@ -200,3 +200,79 @@ fn nesting_is_bounded() {
     }
     assert_eq!(read(&tree.to_bytes()), Err(DtbError::TooDeep));
 }
+
+/// QEMU's tree with `/pl011@9000000` disabled by the "firmware" and `/pl031@9010000` okay.
+fn firmware_with_a_disabled_uart() -> Vec<u8> {
+    let mut tree = qemu_virt();
+    tree.ensure_node("/pl011@9000000")
+        .set_property("status", b"disabled\0".to_vec());
+    tree.ensure_node("/pl031@9010000")
+        .set_property("status", b"okay\0".to_vec());
+    tree.to_bytes()
+}
+
+#[test]
+fn the_firmwares_disabled_nodes_are_recorded_by_path() {
+    let facts = read_ok(&firmware_with_a_disabled_uart());
+    let uart = child_path_hash(ROOT_PATH_HASH, b"pl011@9000000");
+    assert_eq!(facts.disabled.as_slice(), [uart]);
+    assert_ne!(uart, child_path_hash(ROOT_PATH_HASH, b"pl031@9010000"));
+    // The same name under another parent is another path.
+    let nested = child_path_hash(child_path_hash(ROOT_PATH_HASH, b"soc"), b"pl011@9000000");
+    assert_ne!(uart, nested);
+}
+
+#[test]
+fn disabled_nodes_are_disabled_in_the_hosts_tree_in_place() {
+    let facts = read_ok(&firmware_with_a_disabled_uart());
+    let mut host = qemu_virt();
+    for path in ["/pl011@9000000", "/pl031@9010000"] {
+        host.ensure_node(path)
+            .set_property("status", PADDED_OKAY.to_vec());
+    }
+    // A node the composer left with a plain status has no room: left alone.
+    host.ensure_node("/fw-cfg@9020000")
+        .set_property("status", b"okay\0".to_vec());
+    let mut blob = host.to_bytes();
+    let len = blob.len();
+    let fw_cfg = child_path_hash(ROOT_PATH_HASH, b"fw-cfg@9020000");
+    let mut disabled = facts.disabled.to_vec();
+    disabled.push(fw_cfg);
+    assert_eq!(disable_nodes(&mut blob, &disabled), Ok(1));
+    assert_eq!(blob.len(), len);
+    let after = DeviceTree::parse(&blob).unwrap();
+    let status = |path: &str| {
+        after
+            .node(path)
+            .unwrap()
+            .property("status")
+            .unwrap()
+            .to_vec()
+    };
+    assert_eq!(status("/pl011@9000000"), b"disabled\0");
+    assert_eq!(status("/pl031@9010000"), PADDED_OKAY);
+    assert_eq!(status("/fw-cfg@9020000"), b"okay\0");
+    // Nothing to disable: nothing changes.
+    let before = blob.clone();
+    assert_eq!(disable_nodes(&mut blob, &[]), Ok(0));
+    assert_eq!(blob, before);
+}
+
+#[test]
+fn disabling_in_a_malformed_tree_is_an_error_and_changes_nothing() {
+    let facts = read_ok(&firmware_with_a_disabled_uart());
+    let mut host = qemu_virt();
+    host.ensure_node("/pl011@9000000")
+        .set_property("status", PADDED_OKAY.to_vec());
+    let blob = host.to_bytes();
+    for cut in (0..blob.len()).step_by(7) {
+        let mut short = blob[..cut].to_vec();
+        let _ = disable_nodes(&mut short, &facts.disabled);
+    }
+    let mut bad = blob.clone();
+    let structs = be32(&bad, 8).unwrap() as usize;
+    bad[structs..structs + 4].copy_from_slice(&7u32.to_be_bytes());
+    let copy = bad.clone();
+    assert!(disable_nodes(&mut bad, &facts.disabled).is_err());
+    assert_eq!(bad, copy);
+}

@@ -125,6 +125,29 @@ impl DeviceTree {
         Ok(())
     }
 
+    /// Gives every device node (one with `compatible`, below the root) that is enabled the
+    /// status `okay_value`, e.g. `"okay"` padded with NULs so that a later in-place edit can turn
+    /// it into `"disabled"` (the kernel does, for the nodes the firmware disabled). Nodes
+    /// already disabled keep their status. Returns how many nodes were given one.
+    pub fn pad_enabled_statuses(&mut self, okay_value: &[u8]) -> usize {
+        fn visit(node: &mut Node, okay_value: &[u8], count: &mut usize) {
+            for child in &mut node.children {
+                let enabled = child.property("status").is_none_or(|status| {
+                    let first = status.split(|&byte| byte == 0).next().unwrap_or_default();
+                    first == b"okay" || first == b"ok"
+                });
+                if enabled && child.property("compatible").is_some() {
+                    child.set_property("status", okay_value.to_vec());
+                    *count += 1;
+                }
+                visit(child, okay_value, count);
+            }
+        }
+        let mut count = 0;
+        visit(&mut self.root, okay_value, &mut count);
+        count
+    }
+
     /// Sets the kernel command line and initrd location in `/chosen` (created if missing).
     ///
     /// `None` removes the corresponding properties, so the result never carries a stale
@@ -353,6 +376,26 @@ mod tests {
                 },
             ]
         );
+    }
+
+    #[test]
+    fn enabled_device_nodes_get_the_padded_status() {
+        let mut t = DeviceTree::default();
+        t.ensure_node("/uart@1")
+            .set_string("compatible", "arm,pl011");
+        t.ensure_node("/uart@2")
+            .set_string("compatible", "arm,pl011");
+        t.ensure_node("/uart@2").set_string("status", "disabled");
+        t.ensure_node("/soc/i2c@3")
+            .set_string("compatible", "brcm,i2c");
+        t.ensure_node("/soc/i2c@3").set_string("status", "okay");
+        t.ensure_node("/chosen");
+        assert_eq!(t.pad_enabled_statuses(b"okay\0\0"), 2);
+        let status = |path: &str| t.node(path).unwrap().property("status").map(<[u8]>::to_vec);
+        assert_eq!(status("/uart@1"), Some(b"okay\0\0".to_vec()));
+        assert_eq!(status("/uart@2"), Some(b"disabled\0".to_vec()));
+        assert_eq!(status("/soc/i2c@3"), Some(b"okay\0\0".to_vec()));
+        assert_eq!(status("/chosen"), None);
     }
 
     #[test]

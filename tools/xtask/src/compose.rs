@@ -213,6 +213,8 @@ pub fn compose(request: &Request) -> Result<Composed> {
     adapt_board_dtb(board, &mut dtb, ram)?;
     dtb.reserve_no_map("hypervisor", hypervisor.start, hypervisor.len())?;
     leave_guests_out(&mut dtb, ram, request.guests)?;
+    // Room for the kernel to disable, at boot, what the firmware's own tree disables.
+    dtb.pad_enabled_statuses(hv_kernel::boot_dtb::PADDED_OKAY);
     dtb.set_chosen(
         Some(request.cmdline),
         initrd

@@ -200,6 +200,13 @@ impl SystemArgs {
                 cpu: self.machine,
                 smp,
                 memory,
+                model: match board.loader {
+                    hv_board::Loader::Qemu => qemu::Model::Virt,
+                    // Built for the Pi's firmware, emulated by QEMU's raspi4b.
+                    hv_board::Loader::RaspberryPiFirmware => qemu::Model::Raspi4b {
+                        firmware_dtb: qemu::raspi4b_firmware_dtb()?,
+                    },
+                },
             },
             usable_ram: if self.mem.is_some() {
                 memory
@@ -427,12 +434,6 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
 
 fn run(args: &RunArgs) -> Result<i32> {
     let system = args.system.resolve()?;
-    if system.board.loader != hv_board::Loader::Qemu {
-        bail!(
-            "`run` boots on QEMU; the {} board's image is built with `cargo xtask build`",
-            system.board.name
-        );
-    }
     let built = build_image(&system)?;
     progress::step(&format!(
         "booting on QEMU ({}); quit with Ctrl-A X, or power off from the guest",

@@ -20,20 +20,95 @@ pub enum CpuModel {
     Max,
 }
 
+/// The QEMU machine model a board boots on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Model {
+    /// `virt` with EL2 (`qemu-virt` board): the log on semihosting, the console on the PL011.
+    Virt,
+    /// `raspi4b` (`rpi4` board): four Cortex-A72s entering at EL2 through the spin table, 2 GiB,
+    /// the GIC-400; the image is `kernel8.img` with the firmware's DTB (this file), the
+    /// hypervisor's log on the mini-UART (QEMU's second serial port) beside whatever the host
+    /// writes there.
+    Raspi4b {
+        /// The DTB QEMU passes in x0, standing for the one the Pi firmware would.
+        firmware_dtb: PathBuf,
+    },
+}
+
 /// One QEMU machine configuration.
 #[derive(Clone, Debug)]
 pub struct Machine {
-    /// CPU model and GIC.
+    /// CPU model and GIC (`virt` only; raspi4b's are fixed).
     pub cpu: CpuModel,
     /// Number of CPUs.
     pub smp: u32,
     /// RAM in bytes.
     pub memory: u64,
+    /// The machine model.
+    pub model: Model,
+}
+
+/// Nodes of the Raspberry Pi 4's tree that QEMU's `raspi4b` does not emulate: accesses to
+/// them take an external abort (the HDMI block's interrupt controller and I2C, which Debian's
+/// kernel probes before its console is up), or they hang their drivers (PCIe, Ethernet, the
+/// AVS monitor). The firmware DTB of an emulated run disables them, as the Pi firmware disables
+/// what a board lacks, and the hypervisor carries that into the host's tree.
+pub const RASPI4B_ABSENT: &[&str] = &[
+    "/soc/avs-monitor@7d5d2000",
+    "/soc/clock@7ef00000",
+    "/soc/interrupt-controller@7ef00100",
+    "/soc/hdmi@7ef00700",
+    "/soc/i2c@7ef04500",
+    "/soc/hdmi@7ef05700",
+    "/soc/i2c@7ef09500",
+    "/scb/pcie@7d500000",
+    "/scb/ethernet@7d580000",
+];
+
+/// The firmware DTB of an emulated Raspberry Pi 4: Debian's `bcm2711-rpi-4-b.dtb` (the real
+/// board's) with [`RASPI4B_ABSENT`] disabled; written once per run of the tool.
+///
+/// QEMU removes some nodes itself, by compatible, before it passes the tree on (PCIe and
+/// Ethernet among them). A removed node says nothing to the hypervisor, which only carries
+/// *disabled* nodes into the host's tree (a node a real firmware's tree lacks may just be named
+/// differently there), so those nodes' compatibles get a suffix QEMU does not look for: they
+/// then reach the hypervisor disabled.
+pub fn raspi4b_firmware_dtb() -> Result<PathBuf> {
+    let source = crate::prereqs::debian_dtb("broadcom/bcm2711-rpi-4-b.dtb")?;
+    let mut tree = hv_devicetree::DeviceTree::parse(&std::fs::read(&source)?)
+        .map_err(|error| anyhow::anyhow!("{}: {error:?}", source.display()))?;
+    for path in RASPI4B_ABSENT {
+        let node = tree
+            .node_mut(path)
+            .with_context(|| format!("the Pi 4's tree has no {path}"))?;
+        node.set_string("status", "disabled");
+        if let Some(compatible) = node.property("compatible").map(<[u8]>::to_vec) {
+            let renamed: Vec<u8> = compatible
+                .split(|&byte| byte == 0)
+                .filter(|name| !name.is_empty())
+                .flat_map(|name| [name, b"-absent-in-qemu\0"].concat())
+                .collect();
+            node.set_property("compatible", renamed);
+        }
+    }
+    let out = paths::xtask_out().join("raspi4b-firmware.dtb");
+    std::fs::create_dir_all(paths::xtask_out())?;
+    std::fs::write(&out, tree.to_bytes())?;
+    Ok(out)
 }
 
 impl Machine {
     /// The options that select this machine (shared by runs and DTB dumps).
     pub fn args(&self) -> Vec<String> {
+        if let Model::Raspi4b { firmware_dtb } = &self.model {
+            // The CPUs and RAM are the model's: 4 x Cortex-A72, 2 GiB.
+            return vec![
+                "-M".into(),
+                crate::prereqs::RASPI4B_MACHINE.into(),
+                "-dtb".into(),
+                firmware_dtb.display().to_string(),
+            ];
+        }
         // `max` gets MTE's tag memory: the host may use MTE there (HCR_EL2.ATA), and guests
         // whose manifest says `mte = true` may too, with their tags scrubbed.
         let (machine, cpu) = match self.cpu {
@@ -57,6 +132,9 @@ impl Machine {
 
     /// A short name for logs and file names.
     pub fn label(&self) -> String {
+        if let Model::Raspi4b { .. } = self.model {
+            return "raspi4b".to_owned();
+        }
         format!("{:?}-smp{}-{}M", self.cpu, self.smp, self.memory >> 20).to_lowercase()
     }
 
@@ -295,9 +373,31 @@ impl LogDecoder {
     }
 }
 
+/// A file QEMU appends to, read to its end once `done` is set (until then a read at its
+/// current end waits for more).
+struct Tail {
+    file: std::fs::File,
+    done: Arc<Mutex<bool>>,
+}
+
+impl Read for Tail {
+    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
+        loop {
+            let finished = *self.done.lock().unwrap();
+            let read = self.file.read(buffer)?;
+            if read > 0 || finished {
+                return Ok(read);
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+}
+
 /// Boots the image and waits for the run to end.
 pub fn run(run: &Run) -> Result<Outcome> {
     std::fs::create_dir_all(&run.log_dir)?;
+    // A capture from an earlier run must not be read as this one's.
+    let _ = std::fs::remove_file(run.log_dir.join("serial.raw"));
     let hv_log_raw = run.log_dir.join("hv-log.defmt");
     let _ = std::fs::remove_file(&hv_log_raw);
     std::fs::write(&hv_log_raw, b"")?;
@@ -305,17 +405,53 @@ pub fn run(run: &Run) -> Result<Outcome> {
     command
         .args(run.machine.args())
         .arg("-kernel")
-        .arg(run.image)
-        .args([
-            "-semihosting-config",
-            "enable=on,target=native,chardev=hvlog",
-        ])
-        .arg("-chardev")
-        .arg(format!("file,id=hvlog,path={}", hv_log_raw.display()))
-        .arg("-no-reboot");
+        .arg(run.image);
+    // On raspi4b the log shares the mini-UART with the host's console: QEMU's stdout carries
+    // both, and the console thread below splits them.
+    let shared_serial = matches!(run.machine.model, Model::Raspi4b { .. });
+    if !shared_serial {
+        command
+            .args([
+                "-semihosting-config",
+                "enable=on,target=native,chardev=hvlog",
+            ])
+            .arg("-chardev")
+            .arg(format!("file,id=hvlog,path={}", hv_log_raw.display()));
+    }
+    command.arg("-no-reboot");
     match run.console {
+        Console::Interactive if shared_serial => {
+            // The PL011 (serial 0) goes nowhere; the mini-UART is the terminal, Ctrl-A X quits.
+            command.args([
+                "-display",
+                "none",
+                "-serial",
+                "null",
+                "-serial",
+                "mon:stdio",
+            ]);
+            command.stdout(Stdio::piped());
+        }
         Console::Interactive => {
             command.arg("-nographic");
+        }
+        Console::Captured { .. } if shared_serial => {
+            // The PL011 (serial 0) is the captured console; the mini-UART's bytes go to a file
+            // that a thread follows (its log frames, and any console text beside them).
+            command.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
+            command
+                .arg("-chardev")
+                .arg(format!(
+                    "file,id=miniuart,path={}",
+                    run.log_dir.join("serial.raw").display()
+                ))
+                .args(["-serial", "chardev:miniuart"]);
+            let stdin = if run.input.is_empty() {
+                Stdio::null()
+            } else {
+                Stdio::piped()
+            };
+            command.stdin(stdin).stdout(Stdio::piped());
         }
         Console::Captured { .. } => {
             command.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
@@ -340,9 +476,20 @@ pub fn run(run: &Run) -> Result<Outcome> {
     let mut stdin = child.stdin.take();
     let mut typed = vec![false; run.input.len()];
     let console_text = Arc::new(Mutex::new(String::new()));
-    let console_thread = child.stdout.take().map(|mut stdout| {
+    let echo = matches!(
+        run.console,
+        Console::Captured { echo: true } | Console::Interactive
+    );
+    // Interactive raspi4b runs have the mini-UART on stdout; captured ones in serial.raw.
+    let demuxed_stdout = shared_serial && run.console == Console::Interactive;
+    let plain_stdout = if demuxed_stdout {
+        None
+    } else {
+        child.stdout.take()
+    };
+    let serial_done = Arc::new(Mutex::new(false));
+    let console_thread = plain_stdout.map(|mut stdout| {
         let console_text = Arc::clone(&console_text);
-        let echo = matches!(run.console, Console::Captured { echo: true });
         std::thread::spawn(move || {
             let mut buffer = [0u8; 4096];
             while let Ok(read) = stdout.read(&mut buffer) {
@@ -356,6 +503,84 @@ pub fn run(run: &Run) -> Result<Outcome> {
                 }
                 console_text.lock().unwrap().push_str(&text);
             }
+        })
+    });
+    // The mini-UART's bytes, kept raw (`serial.raw`, what `cargo xtask decode` reads) and split
+    // into the console and the log.
+    let serial_source: Option<Box<dyn Read + Send>> = if demuxed_stdout {
+        child
+            .stdout
+            .take()
+            .map(|stdout| Box::new(stdout) as Box<dyn Read + Send>)
+    } else if shared_serial {
+        let path = run.log_dir.join("serial.raw");
+        // QEMU creates the file as it starts.
+        let start = Instant::now();
+        while !path.exists() && start.elapsed() < Duration::from_secs(10) {
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        Some(Box::new(Tail {
+            file: std::fs::File::open(&path)?,
+            done: Arc::clone(&serial_done),
+        }))
+    } else {
+        None
+    };
+    let shared_thread = serial_source.map(|mut stdout| {
+        let console_text = Arc::clone(&console_text);
+        let hv_lines = Arc::clone(&hv_lines);
+        // A captured run's file is the capture itself; stdout is copied to one.
+        let raw_path = demuxed_stdout.then(|| run.log_dir.join("serial.raw"));
+        let show = run.show_hv_log;
+        let interactive = run.console == Console::Interactive;
+        let decoder = LogDecoder::new(run.kernel_elf, run.components);
+        std::thread::spawn(move || -> Result<()> {
+            let decoder = decoder?;
+            let mut raw = raw_path.map(std::fs::File::create).transpose()?;
+            let mut demux = crate::serial_log::Demux::new();
+            let decode = |candidate: &[u8]| decoder.decode_frame(candidate);
+            let mut buffer = [0u8; 4096];
+            let take = |pieces: Vec<crate::serial_log::Piece>| {
+                for piece in pieces {
+                    match piece {
+                        crate::serial_log::Piece::Text(text) => {
+                            if echo {
+                                print!("{text}");
+                                let _ = std::io::stdout().flush();
+                            }
+                            console_text.lock().unwrap().push_str(&text);
+                        }
+                        crate::serial_log::Piece::Frame(line) => {
+                            if show {
+                                let end = if interactive { "\r\n" } else { "\n" };
+                                eprint!("\x1b[2m[hv] {line}\x1b[0m{end}");
+                            }
+                            hv_lines.lock().unwrap().push(line);
+                        }
+                        crate::serial_log::Piece::Malformed(len) => hv_lines
+                            .lock()
+                            .unwrap()
+                            .push(format!("(malformed frame, {len} bytes)")),
+                    }
+                }
+            };
+            while let Ok(read) = stdout.read(&mut buffer) {
+                if read == 0 {
+                    break;
+                }
+                if let Some(raw) = raw.as_mut() {
+                    raw.write_all(&buffer[..read])?;
+                }
+                let mut pieces = demux.push(&buffer[..read], &decode);
+                pieces.extend(
+                    demux
+                        .take_settled_text()
+                        .map(crate::serial_log::Piece::Text),
+                );
+                take(pieces);
+            }
+            take(demux.finish());
+            Ok(())
         })
     });
 
@@ -379,6 +604,20 @@ pub fn run(run: &Run) -> Result<Outcome> {
         let exit = loop {
             if let Some(status) = child.try_wait()? {
                 break Ok::<_, anyhow::Error>((status.code(), false));
+            }
+            // Without semihosting the run's end is the kernel's last line; its CPUs then park.
+            if shared_serial {
+                let ended = hv_lines.lock().unwrap().iter().find_map(|line| {
+                    let reason = line.split("run ends: ").nth(1)?;
+                    (0..=7)
+                        .filter_map(ExitStatus::from_code)
+                        .find(|status| status.describe() == reason.trim())
+                });
+                if let Some(status) = ended {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    break Ok((Some(status as i32), false));
+                }
             }
             if start.elapsed() > run.timeout {
                 let _ = child.kill();
@@ -417,6 +656,14 @@ pub fn run(run: &Run) -> Result<Outcome> {
     if let Some(thread) = console_thread {
         let _ = thread.join();
     }
+    *serial_done.lock().unwrap() = true;
+    if let Some(thread) = shared_thread {
+        match thread.join() {
+            Ok(Err(error)) => eprintln!("the serial line could not be read: {error:#}"),
+            Err(_) => eprintln!("the serial line's reader panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
     let console = console_text.lock().unwrap().clone();
     let hv_log = hv_lines.lock().unwrap().clone();
     std::fs::write(run.log_dir.join("console.log"), &console)?;
@@ -445,6 +692,7 @@ mod tests {
             cpu,
             smp: 2,
             memory: 1 << 30,
+            model: Model::Virt,
         };
         let max = machine(CpuModel::Max);
         assert_eq!(max.args()[1], "virt,virtualization=on,gic-version=3,mte=on");
