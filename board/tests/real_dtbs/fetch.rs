@@ -77,6 +77,24 @@ pub fn qemu_virt_dtb(machine: QemuMachine) -> Vec<u8> {
     dtb
 }
 
+/// The tree QEMU's `raspi4b` hands the kernel when given the Pi 4's real `dtb` (`-dtb`): QEMU
+/// writes the memory and removes the devices it does not emulate (`-machine dumpdtb`).
+pub fn raspi4b_dtb(dtb: &std::path::Path) -> Vec<u8> {
+    let path = std::env::temp_dir().join(format!("hv-board-raspi4b-{}.dtb", std::process::id()));
+    run(
+        Command::new(QEMU)
+            .args(["-M", "raspi4b", "-display", "none", "-dtb"])
+            .arg(dtb)
+            .arg("-machine")
+            .arg(format!("dumpdtb={}", path.display())),
+        &format!("{QEMU} -M raspi4b -machine dumpdtb"),
+        "install a QEMU with raspi4b (QEMU 9.0 or later; `cargo xtask test` installs it)",
+    );
+    let blob = std::fs::read(&path).unwrap_or_else(|e| panic!("reading {}: {e}", path.display()));
+    let _ = std::fs::remove_file(&path);
+    blob
+}
+
 const APT_HELP: &str = "this check needs Debian's apt with arm64 packages enabled: \
      sudo sh -c 'dpkg --add-architecture arm64 && apt-get update'";
 

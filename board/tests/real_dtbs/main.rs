@@ -303,3 +303,34 @@ fn the_kernels_boot_reader_reads_the_pi4_tree_or_says_why_not() {
         );
     }
 }
+
+/// The same reader on the tree as QEMU's `raspi4b` edits the Pi 4's (memory written, emulated
+/// devices removed with NOP tokens), and on bit-flipped copies of the real tree: answers or
+/// errors, never a panic.
+#[test]
+fn the_kernels_boot_reader_reads_raspi4bs_tree_and_survives_bit_flips() {
+    use hv_kernel::boot_dtb;
+    let HostDtbSource::DebianKernelPackage(relative) = hv_board::RPI4.host_dtb else {
+        panic!("the rpi4 board's host DTB comes from Debian's kernel package");
+    };
+    let (blob, path) = fetch::debian_dtb(relative);
+    let edited = fetch::raspi4b_dtb(&path);
+    let facts = boot_dtb::read(&edited)
+        .unwrap_or_else(|error| panic!("raspi4b's tree: {error:?}: {}", error.describe()));
+    assert_eq!(facts.cpus.to_vec(), [0, 1, 2, 3]);
+    assert_eq!(facts.ram.first().map(|bank| bank.0), Some(0));
+    // Its nodes disabled by Debian's tree stay recorded (QEMU removes others outright).
+    assert!(!facts.disabled.is_empty());
+
+    let structure_end = {
+        let be32 = |at: usize| u32::from_be_bytes(blob[at..at + 4].try_into().unwrap()) as usize;
+        be32(8) + be32(36)
+    };
+    for byte in (0..structure_end.min(blob.len())).step_by(97) {
+        for bit in 0..8 {
+            let mut flipped = blob.clone();
+            flipped[byte] ^= 1 << bit;
+            let _ = boot_dtb::read(&flipped);
+        }
+    }
+}
