@@ -58,6 +58,24 @@ pub fn guest(package: &str) -> Result<PathBuf> {
     cargo_build(package, &[])
 }
 
+/// Builds test-guest package `package` linked to run as the host kernel at `load_address` (a
+/// board other than qemu-virt; `hv-guest-rt`'s build script takes the address), and returns a
+/// copy of its ELF that a later build for another address does not overwrite.
+pub fn guest_at(package: &str, load_address: u64) -> Result<PathBuf> {
+    let _timer = progress::timed(&format!(
+        "building test guest {package} at {load_address:#x}"
+    ));
+    let env = [(
+        "HV_GUEST_LOAD_ADDRESS".to_owned(),
+        format!("{load_address:#x}"),
+    )];
+    let elf = cargo_build_with(package, &[], &env)?;
+    let kept = crate::paths::xtask_out().join(format!("{package}-at-{load_address:#x}.elf"));
+    std::fs::create_dir_all(crate::paths::xtask_out())?;
+    std::fs::copy(&elf, &kept).with_context(|| format!("copying {}", elf.display()))?;
+    Ok(kept)
+}
+
 /// Builds a component with the configuration in `config_file` (which links it at `region`)
 /// and keeps a copy of its ELF in `out_dir` for log decoding.
 pub fn component(

@@ -1066,6 +1066,47 @@ fn check_rpi4_on_raspi4b() -> Result<(), String> {
     Ok(())
 }
 
+/// The bare-metal `el1-basics` guest as the host of the Raspberry Pi 4 image on QEMU's
+/// `raspi4b` (linked for the Pi's host kernel address; its console is the PL011, QEMU's first
+/// serial port): every check passes and it powers off.
+fn check_el1_basics_on_raspi4b() -> Result<(), String> {
+    const NAME: &str = "rpi4-el1-basics-raspi4b";
+    let guest =
+        crate::artifacts::guest_at("hv-guest-el1-basics", hv_board::RPI4.host_kernel_address)
+            .map_err(|error| format!("{error:#}"))?;
+    let outcome = boot_with(
+        NAME,
+        CpuModel::A72,
+        4,
+        Some(guest),
+        "",
+        &[],
+        120,
+        &[],
+        Some("manifests/rpi4.toml"),
+        &[],
+        &[],
+    )
+    .map_err(|error| format!("{error:#}"))?;
+    let summary = outcome
+        .console
+        .lines()
+        .find(|line| line.contains(" passed, "))
+        .map(str::trim)
+        .map(str::to_owned);
+    match (outcome.status(), summary) {
+        (Some(ExitStatus::PoweredOff), Some(line))
+            if line.ends_with(" passed, 0 failed") && !line.starts_with("0 passed") =>
+        {
+            Ok(())
+        }
+        (status, line) => Err(format!(
+            "el1-basics on raspi4b: {status:?}, summary {line:?}; logs in {}",
+            paths::xtask_out().join("logs").join(NAME).display()
+        )),
+    }
+}
+
 /// A system test that is a function of its own rather than a [`SystemTest`].
 type Check = fn() -> Result<(), String>;
 
@@ -1238,9 +1279,10 @@ pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
         }
     }
     let mut checks = tests.len() - skipped;
-    let checks_by_function: [(&str, Check); 3] = [
+    let checks_by_function: [(&str, Check); 4] = [
         ("rpi4-image", check_rpi4_image),
         ("rpi4-raspi4b", check_rpi4_on_raspi4b),
+        ("rpi4-el1-basics-raspi4b", check_el1_basics_on_raspi4b),
         ("unusable-firmware-dtb-a72", check_unusable_firmware_dtb),
     ];
     for (name, run) in checks_by_function {
