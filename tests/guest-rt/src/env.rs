@@ -132,8 +132,21 @@ impl Env {
             .and_then(|path| self.find_node(path))
             .filter(is_pl011);
         let node = from_chosen.or_else(|| self.fdt.find_compatible(&[PL011_COMPATIBLE]))?;
-        let base = node.reg()?.next()?.starting_address as usize;
-        (base != 0).then_some(base)
+        let base = node.reg()?.next()?.starting_address as u64;
+        // A UART under a bus node (the Pi 4's `/soc`) has a bus address: the bus's `ranges`
+        // turn it into the CPU's.
+        let root_address_cells = self.fdt.find_node("/")?.cell_sizes().address_cells;
+        let base = self
+            .bus_of(node.name)
+            .map_or(Some(base), |bus| translate(bus, base, root_address_cells))?;
+        (base != 0).then_some(base as usize)
+    }
+
+    /// The top-level node with `ranges` that `name` is a child of, if any.
+    fn bus_of(&self, name: &str) -> Option<FdtNode<'_, '_>> {
+        self.fdt.find_node("/")?.children().find(|top| {
+            top.property("ranges").is_some() && top.children().any(|child| child.name == name)
+        })
     }
 
     /// The MPIDR affinity values of the machine's CPUs, in DTB order: the first `reg` value of
@@ -168,6 +181,33 @@ impl Env {
         self.reserved_memory()
             .filter(|r| r.name == "hypervisor" || r.name.starts_with("hypervisor@"))
     }
+}
+
+/// `address` on `bus` (a child of the root, whose addresses take `parent_address_cells`)
+/// translated through the bus's `ranges` (child address, parent address, size; an empty
+/// `ranges` maps one to one), or `None` if no range holds it.
+fn translate(bus: FdtNode<'_, '_>, address: u64, parent_address_cells: usize) -> Option<u64> {
+    let ranges = bus.property("ranges")?.value;
+    if ranges.is_empty() {
+        return Some(address);
+    }
+    let cells = |bytes: &[u8]| {
+        bytes.chunks_exact(4).fold(0u64, |value, cell| {
+            (value << 32) | u64::from(u32::from_be_bytes([cell[0], cell[1], cell[2], cell[3]]))
+        })
+    };
+    let child = bus.cell_sizes();
+    let entry = (child.address_cells + parent_address_cells + child.size_cells) * 4;
+    if entry == 0 {
+        return None;
+    }
+    ranges.chunks_exact(entry).find_map(|range| {
+        let (child_base, rest) = range.split_at(child.address_cells * 4);
+        let (parent_base, size) = rest.split_at(parent_address_cells * 4);
+        let (child_base, parent_base, size) = (cells(child_base), cells(parent_base), cells(size));
+        (address >= child_base && address - child_base < size)
+            .then(|| parent_base + (address - child_base))
+    })
 }
 
 #[cfg(test)]
@@ -206,6 +246,33 @@ mod tests {
     #[test]
     fn console_follows_stdout_path_alias() {
         assert_eq!(env().console_pl011(), Some(0x0900_0000));
+    }
+
+    #[test]
+    fn a_console_on_a_bus_is_found_at_its_cpu_address() {
+        // As the Raspberry Pi 4's tree has it: the PL011 under /soc, whose addresses are the
+        // VideoCore bus's (0x7e..), mapped to the CPU's 0xfe.. by /soc's ranges.
+        let mut tree = hv_devicetree::DeviceTree::default();
+        tree.root.set_u32("#address-cells", 2);
+        tree.root.set_u32("#size-cells", 1);
+        let soc = tree.ensure_node("/soc");
+        soc.set_u32("#address-cells", 1);
+        soc.set_u32("#size-cells", 1);
+        let ranges: Vec<u8> = [0x7e00_0000u32, 0, 0xfe00_0000, 0x180_0000]
+            .iter()
+            .flat_map(|cell| cell.to_be_bytes())
+            .collect();
+        soc.set_property("ranges", ranges);
+        let uart = tree.ensure_node("/soc/serial@7e201000");
+        uart.set_property("compatible", b"arm,pl011\0arm,primecell\0".to_vec());
+        let reg: Vec<u8> = [0x7e20_1000u32, 0x200]
+            .iter()
+            .flat_map(|cell| cell.to_be_bytes())
+            .collect();
+        uart.set_property("reg", reg);
+        let blob: &'static [u8] = Box::leak(tree.to_bytes().into_boxed_slice());
+        let env = Env::from_slice(blob).expect("the tree parses");
+        assert_eq!(env.console_pl011(), Some(0xfe20_1000));
     }
 
     #[test]

@@ -1245,8 +1245,6 @@ pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
             "test",
             "--workspace",
             "--exclude",
-            "hv-guest-rt",
-            "--exclude",
             "hv-guest-el1-basics",
             "--exclude",
             "hv-guest-null-hypercall",
