@@ -99,14 +99,17 @@ fn run(command: &mut Command, what: &str) -> Result<()> {
 }
 
 fn have_tools() -> bool {
-    Path::new(SOURCE_TARBALL).exists()
-        && Command::new("sh")
-            .args([
-                "-c",
-                &format!("command -v {CROSS_COMPILE}gcc flex bison bc make"),
-            ])
+    let have = |program: &str| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {program}")])
             .output()
             .is_ok_and(|out| out.status.success())
+    };
+    let compiler = format!("{CROSS_COMPILE}gcc");
+    Path::new(SOURCE_TARBALL).exists()
+        && [compiler.as_str(), "flex", "bison", "bc", "make"]
+            .into_iter()
+            .all(have)
 }
 
 /// The options of the fragment that the final `.config` lacks (Kconfig drops an option whose
