@@ -34,7 +34,8 @@ fn is_root() -> bool {
         .is_ok_and(|out| String::from_utf8_lossy(&out.stdout).trim() == "0")
 }
 
-fn run(command: &mut Command, what: &str) -> Result<()> {
+/// Runs `command` (described as `what` in errors) and fails unless it succeeds.
+pub fn run(command: &mut Command, what: &str) -> Result<()> {
     let status = command
         .status()
         .with_context(|| format!("could not start: {what}"))?;

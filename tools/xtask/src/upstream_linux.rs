@@ -9,7 +9,8 @@
 //! cache (`paths::cache()`), never in git; the Image is rebuilt only when the source package or
 //! the configuration fragment changes.
 
-use crate::{paths, prereqs, progress};
+use crate::prereqs::{self, run};
+use crate::{paths, progress};
 use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -86,16 +87,6 @@ pub fn image_or_error() -> Result<PathBuf> {
             build_root().display()
         )
     })
-}
-
-fn run(command: &mut Command, what: &str) -> Result<()> {
-    let status = command
-        .status()
-        .with_context(|| format!("could not start: {what}"))?;
-    if !status.success() {
-        bail!("`{what}` failed ({status})");
-    }
-    Ok(())
 }
 
 fn have_tools() -> bool {
