@@ -1,7 +1,8 @@
 //! `cargo xtask`: the project's one command line. It builds the EL2 kernel, composes a
 //! bootable image from a manifest, boots it on QEMU, runs every test and prints benchmarks.
 //!
-//! Subcommands: `build`, `run`, `test`, `bench`. `cargo xtask help` lists their options.
+//! Subcommands: `build`, `run`, `test`, `bench`, `lint`, `trace-profile`, `decode`,
+//! `build-pkvm-linux`. `cargo xtask help` lists their options.
 
 mod artifacts;
 mod bench;

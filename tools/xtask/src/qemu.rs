@@ -1,7 +1,9 @@
-//! Running an image on QEMU: the machine configurations, the command line, the guest console,
-//! the kernel's defmt log (decoded live from the semihosting chardev), timeouts and the exit
-//! status.
+//! Running an image on QEMU: the machine configurations (`virt`, and `raspi4b` for the
+//! Raspberry Pi 4 image), the command line, the guest console, the kernel's defmt log (decoded
+//! live from the semihosting chardev on virt, split from the console on the Pi's mini-UART),
+//! timeouts and the exit status.
 
+use crate::serial_log::{Demux, Piece};
 use crate::{paths, prereqs::QEMU, progress};
 use anyhow::{Context, Result, bail};
 use hv_abi::ExitStatus;
@@ -373,6 +375,78 @@ impl LogDecoder {
     }
 }
 
+/// Prints a decoded log line, dimmed. In the interactive terminal (raw mode) a bare \n does not
+/// return the carriage.
+fn print_hv_line(line: &str, interactive: bool) {
+    let end = if interactive { "\r\n" } else { "\n" };
+    eprint!("\x1b[2m[hv] {line}\x1b[0m{end}");
+}
+
+/// Where the pieces of a shared serial line go.
+struct SerialSinks {
+    console_text: Arc<Mutex<String>>,
+    hv_lines: Arc<Mutex<Vec<String>>>,
+    /// Print the console text as it comes.
+    echo: bool,
+    /// Print the log lines as they come.
+    show: bool,
+    interactive: bool,
+}
+
+impl SerialSinks {
+    fn take(&self, pieces: Vec<Piece>) {
+        for piece in pieces {
+            match piece {
+                Piece::Text(text) => {
+                    if self.echo {
+                        print!("{text}");
+                        let _ = std::io::stdout().flush();
+                    }
+                    self.console_text.lock().unwrap().push_str(&text);
+                }
+                Piece::Frame(line) => {
+                    if self.show {
+                        print_hv_line(&line, self.interactive);
+                    }
+                    self.hv_lines.lock().unwrap().push(line);
+                }
+                Piece::Malformed(len) => self
+                    .hv_lines
+                    .lock()
+                    .unwrap()
+                    .push(format!("(malformed frame, {len} bytes)")),
+            }
+        }
+    }
+}
+
+/// Reads a serial line that carries both the console and the log (the mini-UART) until it
+/// ends, splitting it as it comes ([`Demux`]); copies the raw bytes to `raw_path` if given.
+fn split_serial(
+    mut source: Box<dyn Read + Send>,
+    raw_path: Option<PathBuf>,
+    decoder: &LogDecoder,
+    sinks: &SerialSinks,
+) -> Result<()> {
+    let mut raw = raw_path.map(std::fs::File::create).transpose()?;
+    let mut demux = Demux::new();
+    let decode = |candidate: &[u8]| decoder.decode_frame(candidate);
+    let mut buffer = [0u8; 4096];
+    while let Ok(read) = source.read(&mut buffer) {
+        if read == 0 {
+            break;
+        }
+        if let Some(raw) = raw.as_mut() {
+            raw.write_all(&buffer[..read])?;
+        }
+        let mut pieces = demux.push(&buffer[..read], &decode);
+        pieces.extend(demux.take_settled_text().map(Piece::Text));
+        sinks.take(pieces);
+    }
+    sinks.take(demux.finish());
+    Ok(())
+}
+
 /// A file QEMU appends to, read to its end once `done` is set (until then a read at its
 /// current end waits for more).
 struct Tail {
@@ -465,7 +539,7 @@ pub fn run(run: &Run) -> Result<Outcome> {
     }
     command.args(run.extra_args);
 
-    let decoder = LogDecoder::new(run.kernel_elf, run.components)?;
+    let decoder = Arc::new(LogDecoder::new(run.kernel_elf, run.components)?);
     let hv_lines = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(Mutex::new(false));
     let start = Instant::now();
@@ -526,77 +600,31 @@ pub fn run(run: &Run) -> Result<Outcome> {
     } else {
         None
     };
-    let shared_thread = serial_source.map(|mut stdout| {
-        let console_text = Arc::clone(&console_text);
-        let hv_lines = Arc::clone(&hv_lines);
+    let shared_thread = serial_source.map(|source| {
+        let sinks = SerialSinks {
+            console_text: Arc::clone(&console_text),
+            hv_lines: Arc::clone(&hv_lines),
+            echo,
+            show: run.show_hv_log,
+            interactive: run.console == Console::Interactive,
+        };
         // A captured run's file is the capture itself; stdout is copied to one.
         let raw_path = demuxed_stdout.then(|| run.log_dir.join("serial.raw"));
-        let show = run.show_hv_log;
-        let interactive = run.console == Console::Interactive;
-        let decoder = LogDecoder::new(run.kernel_elf, run.components);
-        std::thread::spawn(move || -> Result<()> {
-            let decoder = decoder?;
-            let mut raw = raw_path.map(std::fs::File::create).transpose()?;
-            let mut demux = crate::serial_log::Demux::new();
-            let decode = |candidate: &[u8]| decoder.decode_frame(candidate);
-            let mut buffer = [0u8; 4096];
-            let take = |pieces: Vec<crate::serial_log::Piece>| {
-                for piece in pieces {
-                    match piece {
-                        crate::serial_log::Piece::Text(text) => {
-                            if echo {
-                                print!("{text}");
-                                let _ = std::io::stdout().flush();
-                            }
-                            console_text.lock().unwrap().push_str(&text);
-                        }
-                        crate::serial_log::Piece::Frame(line) => {
-                            if show {
-                                let end = if interactive { "\r\n" } else { "\n" };
-                                eprint!("\x1b[2m[hv] {line}\x1b[0m{end}");
-                            }
-                            hv_lines.lock().unwrap().push(line);
-                        }
-                        crate::serial_log::Piece::Malformed(len) => hv_lines
-                            .lock()
-                            .unwrap()
-                            .push(format!("(malformed frame, {len} bytes)")),
-                    }
-                }
-            };
-            while let Ok(read) = stdout.read(&mut buffer) {
-                if read == 0 {
-                    break;
-                }
-                if let Some(raw) = raw.as_mut() {
-                    raw.write_all(&buffer[..read])?;
-                }
-                let mut pieces = demux.push(&buffer[..read], &decode);
-                pieces.extend(
-                    demux
-                        .take_settled_text()
-                        .map(crate::serial_log::Piece::Text),
-                );
-                take(pieces);
-            }
-            take(demux.finish());
-            Ok(())
-        })
+        let decoder = Arc::clone(&decoder);
+        std::thread::spawn(move || split_serial(source, raw_path, &decoder, &sinks))
     });
 
     let exit = std::thread::scope(|scope| {
         let lines = Arc::clone(&hv_lines);
         let show = run.show_hv_log;
         let interactive = run.console == Console::Interactive;
-        let decoder = &decoder;
+        let decoder = &*decoder;
         let hv_log_raw = &hv_log_raw;
         let done = &done;
         let follower = scope.spawn(move || {
             decoder.follow(hv_log_raw, done, move |line| {
                 if show {
-                    // In the interactive terminal (raw mode) a bare \n does not return the carriage.
-                    let end = if interactive { "\r\n" } else { "\n" };
-                    eprint!("\x1b[2m[hv] {line}\x1b[0m{end}");
+                    print_hv_line(&line, interactive);
                 }
                 lines.lock().unwrap().push(line);
             })
