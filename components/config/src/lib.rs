@@ -94,6 +94,25 @@ pub struct ComponentConfig {
     /// Its own settings (the manifest's `[component.settings]`).
     #[serde(default)]
     pub settings: Settings,
+    /// A misbehaviour to show in a hot-swap (`cargo xtask swap --test-hook`; never set by a
+    /// manifest): the system tests of each rollback cause build a new image with one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub swap_test: Option<SwapTest>,
+}
+
+/// How a test build misbehaves when it is swapped in (docs/hot-swap.md).
+#[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum SwapTest {
+    /// It refuses the state the old instance hands over.
+    RefuseState,
+    /// It faults as it starts, before it is ready.
+    FaultAtStart,
+    /// It takes longer than the swap's deadline to accept the state.
+    Slow,
+    /// Its served interface's schema hash differs (as if the interface had changed), without
+    /// a migration declared.
+    SchemaChange,
 }
 
 /// The system as components need to know it.

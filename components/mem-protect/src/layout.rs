@@ -253,6 +253,7 @@ mod tests {
                 console: Region::default(),
             },
             settings,
+            swap_test: None,
         }
     }
 

@@ -165,6 +165,7 @@ impl Manifest {
             stack: component.stack,
             system: self.component_system()?,
             settings: component.settings,
+            swap_test: None,
         })
     }
 }
