@@ -207,10 +207,136 @@ pub mod kernel_op {
     /// write, x3 = the value written. Returns x1 = the value read. `BadArgument` outside the
     /// UART's registers, for a bad size or an unaligned address.
     pub const CONSOLE_ACCESS: u64 = 15;
+    /// Read bytes from the board's control UART (the hot-swap line, docs/hot-swap.md) into
+    /// `[x2, x2 + (x3 & 0xffff_ffff))` of the caller's region (at most `MESSAGE_MAX`), waiting
+    /// up to `x3 >> 32` milliseconds for the first byte and returning when the line has been
+    /// quiet for a moment after the last. Returns x1 = the number of bytes read (0: none came).
+    /// `NoSuchTarget` on a board without a control UART.
+    pub const CONTROL_READ: u64 = 16;
+    /// Write `[x2, x2 + x3)` of the caller's region (at most `MESSAGE_MAX` bytes) to the
+    /// control UART.
+    pub const CONTROL_WRITE: u64 = 17;
+    /// Swap component `(x3 >> 32) & 0xff` for the image at `[x2, x2 + (x3 & 0xffff_ffff))` of
+    /// the caller's region, entered at its region's start + `x3 >> 40`. The kernel checks the
+    /// request and returns at once; it carries the swap out as soon as the caller waits again
+    /// (RECV) and this CPU runs no other component, holding the component's callers
+    /// meanwhile, and then notifies the caller ([`super::NOTIFY_SWAP_DONE`]).
+    pub const SWAP: u64 = 18;
+    /// The outcome of the last swap: x1 = [`super::SwapOutcome`] code, x2 = the time it took
+    /// in microseconds, x3 = the bytes of state handed over.
+    pub const SWAP_STATUS: u64 = 19;
+
+    /// CONTROL_READ's x3: read up to `len` bytes, waiting up to `wait_ms` for the first.
+    pub const fn control_read_args(len: u32, wait_ms: u32) -> u64 {
+        len as u64 | (wait_ms as u64) << 32
+    }
+
+    /// SWAP's x3 for component `target`, an image of `len` bytes entered `entry_offset` bytes
+    /// into its region.
+    pub const fn swap_args(target: u8, len: u32, entry_offset: u32) -> u64 {
+        len as u64 | (target as u64) << 32 | (entry_offset as u64) << 40
+    }
+
+    /// The fields of SWAP's x3: (target, len, entry offset).
+    pub const fn swap_args_of(word: u64) -> (usize, u64, u64) {
+        (
+            ((word >> 32) & 0xff) as usize,
+            word & 0xffff_ffff,
+            word >> 40,
+        )
+    }
+}
+
+/// How a swap ended ([`kernel_op::SWAP_STATUS`]): swapped, or why not.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[repr(u64)]
+pub enum SwapOutcome {
+    /// The new instance runs with the old one's state.
+    Swapped = 0,
+    /// No swap has ended yet (or one is under way).
+    None = 1,
+    /// Refused before anything was touched: the component declares it is not swappable.
+    NotSwappable = 2,
+    /// Refused before anything was touched: the component is stopped or faulted.
+    NotRunning = 3,
+    /// Refused before anything was touched: its state is larger than the kernel can carry.
+    StateTooLarge = 4,
+    /// Refused: the old instance faulted while handing over its state (it restarts as after
+    /// any fault).
+    OldFaulted = 5,
+    /// Rolled back: the new instance faulted before it was ready.
+    NewFaulted = 6,
+    /// Rolled back: the new instance refused the state.
+    StateRefused = 7,
+    /// Rolled back: the new instance serves its interface with another schema, and declares
+    /// no migration from the old one.
+    InterfaceChanged = 8,
+    /// Rolled back: the new instance did not accept the state within the deadline.
+    TooSlow = 9,
+    /// Rolled back: the new instance's answers were not the lifecycle protocol's.
+    Misbehaved = 10,
+}
+
+impl SwapOutcome {
+    /// Every outcome, for decoding.
+    pub const ALL: [SwapOutcome; 11] = [
+        Self::Swapped,
+        Self::None,
+        Self::NotSwappable,
+        Self::NotRunning,
+        Self::StateTooLarge,
+        Self::OldFaulted,
+        Self::NewFaulted,
+        Self::StateRefused,
+        Self::InterfaceChanged,
+        Self::TooSlow,
+        Self::Misbehaved,
+    ];
+
+    /// The outcome of a SWAP_STATUS x1.
+    pub fn of(code: u64) -> Option<Self> {
+        Self::ALL.into_iter().find(|outcome| *outcome as u64 == code)
+    }
+
+    /// Whether the old instance was put back (the new image ran and was undone).
+    pub const fn rolled_back(self) -> bool {
+        matches!(
+            self,
+            Self::NewFaulted
+                | Self::StateRefused
+                | Self::InterfaceChanged
+                | Self::TooSlow
+                | Self::Misbehaved
+        )
+    }
+
+    /// The outcome in a few words (logs, the tool's report).
+    pub const fn describe(self) -> &'static str {
+        match self {
+            Self::Swapped => "swapped",
+            Self::None => "no swap has ended",
+            Self::NotSwappable => "the component declares it cannot be swapped",
+            Self::NotRunning => "the component is stopped",
+            Self::StateTooLarge => "the component's state is too large to hand over",
+            Self::OldFaulted => "the old instance faulted while handing over its state",
+            Self::NewFaulted => "the new instance faulted before it was ready",
+            Self::StateRefused => "the new instance refused the state",
+            Self::InterfaceChanged => {
+                "the new instance's interface schema differs and it declares no migration"
+            }
+            Self::TooSlow => "the new instance did not take the state within the deadline",
+            Self::Misbehaved => "the new instance did not answer the lifecycle protocol",
+        }
+    }
 }
 
 /// Notification bit the kernel sets on the supervisor when a component faults.
 pub const NOTIFY_COMPONENT_FAULTED: u64 = 1 << 0;
+/// Notification bit the kernel sets on the supervisor when bytes wait on the control UART.
+pub const NOTIFY_CONTROL_INPUT: u64 = 1 << 3;
+/// Notification bit the kernel sets on the component that asked for a swap when it ended
+/// ([`kernel_op::SWAP_STATUS`] says how).
+pub const NOTIFY_SWAP_DONE: u64 = 1 << 4;
 /// Notification bit the kernel sets once, at boot, on the server of the guest-trap interface
 /// (the VM manager), before the host's first instruction: time to create the guest VMs.
 pub const NOTIFY_SYSTEM_STARTED: u64 = 1 << 2;
