@@ -446,4 +446,7 @@ pub mod interface {
     pub const MMIO_GUARD: u16 = 3;
     /// The memory-protection component's interface (guest memory).
     pub const MEM_PROTECT: u16 = 4;
+    /// The kernel's hot-swap requests to any component (`hv_ipc::lifecycle`): never granted,
+    /// served by every component's runtime.
+    pub const LIFECYCLE: u16 = 5;
 }

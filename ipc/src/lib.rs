@@ -98,6 +98,7 @@ mod error;
 pub mod generate;
 pub mod guest_abi;
 pub mod interfaces;
+pub mod lifecycle;
 pub mod swap;
 mod schema;
 mod wire;

@@ -41,11 +41,16 @@ pub fn image_crc(image: &[u8]) -> u32 {
     CRC.checksum(image)
 }
 
-/// A build's id: FNV-1a 64 of its image bytes. The same bytes give the same id on the host
-/// (where the tool computes it) and in the hypervisor (which checks it), and log lines name a
-/// running instance by it.
+/// A build's id: FNV-1a 64 of its image bytes, trailing zero bytes left out. The same bytes
+/// give the same id on the host (where the tool computes it from the flat image) and in the
+/// hypervisor (which hashes the image store, whose slot is zero-padded past the image), and log
+/// lines name a running instance by it.
 pub fn build_id(image: &[u8]) -> u64 {
-    crate::schema::fnv1a_64(image)
+    let len = image
+        .iter()
+        .rposition(|&byte| byte != 0)
+        .map_or(0, |last| last + 1);
+    crate::schema::fnv1a_64(&image[..len])
 }
 
 /// What the tool says about the image it is about to send.
@@ -390,6 +395,8 @@ mod tests {
         // CRC-32/ISO-HDLC's check value.
         assert_eq!(image_crc(b"123456789"), 0xcbf4_3926);
         assert_ne!(build_id(b"a"), build_id(b"b"));
+        assert_eq!(build_id(b"ab\0\0\0"), build_id(b"ab"), "padding is not part of a build");
+        assert_ne!(build_id(b"a\0b"), build_id(b"ab"));
     }
 
     /// An owned mirror of [`Request`] for collecting decoded frames in tests.

@@ -28,9 +28,9 @@
 //! more than its body (docs/ipc.md has the figures).
 
 use core::cell::UnsafeCell;
-use core::sync::atomic::{AtomicU64, Ordering};
+use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
-use hv_abi::{ComponentDescriptor, MAX_COMPONENTS, MAX_SMCCC_RANGES};
+use hv_abi::{ComponentDescriptor, MAX_COMPONENTS, MAX_SMCCC_RANGES, PhysRange};
 use hv_ipc::abi::{self, ComponentState, MESSAGE_MAX, SyscallError};
 use hv_ipc::interfaces::guest_trap::TrapResolution;
 use spin::mutex::TicketMutex;
@@ -93,6 +93,30 @@ pub enum Event {
         /// Its index.
         index: usize,
     },
+    /// An instance of a component with build id `build` is about to run (at boot, and when a
+    /// swap loads a new image or a rollback the old one): the log's decoder switches to that
+    /// build's ELF.
+    Runs {
+        /// Its index.
+        index: usize,
+        /// The build id (`hv_ipc::swap::build_id` of its image).
+        build: u64,
+    },
+    /// A swap ended.
+    SwapEnded {
+        /// The component swapped.
+        index: usize,
+        /// How.
+        outcome: abi::SwapOutcome,
+        /// The build that ran before.
+        old_build: u64,
+        /// The build that runs now.
+        new_build: u64,
+        /// How long it took, in counter ticks.
+        ticks: u64,
+        /// Bytes of state handed over.
+        state_len: u32,
+    },
 }
 
 /// The hardware under the world stack: the kernel's `arch` implements it; tests fake it.
@@ -108,8 +132,19 @@ pub trait Machine {
     /// the CPU run `next` (its stage 2 and trap controls).
     fn switch(&mut self, from: WorldKind, save: &mut Self::El1, load: &Self::El1, next: WorldKind);
 
-    /// Copies a component's pristine image into its region and clears the rest of it.
-    fn load_image(&mut self, descriptor: &ComponentDescriptor);
+    /// Copies the image at `image` (its pristine copy in the image store, or a new one being
+    /// swapped in) into the component's region and clears the rest of the region.
+    fn load_image(&mut self, descriptor: &ComponentDescriptor, image: PhysRange);
+
+    /// Copies the image at `image` into the component's image store (its slot, which it fits)
+    /// and clears the rest of the slot: restarts load it from now on.
+    fn store_image(&mut self, descriptor: &ComponentDescriptor, image: PhysRange);
+
+    /// The build id of the image at `image` (`hv_ipc::swap::build_id`).
+    fn build_id(&mut self, image: PhysRange) -> u64;
+
+    /// The counter's frequency.
+    fn ticks_per_second(&self) -> u64;
 
     /// The message buffer at `address` (a component's `__ipc_rx` or `__ipc_tx`, which the boot
     /// table's checks keep inside its region). Only used for a component that is not running
@@ -135,6 +170,8 @@ pub enum Caller {
     Component(usize),
     /// Nobody: the kernel delivered a notification.
     Kernel,
+    /// The kernel, carrying out a hot-swap ([`swap`]): the answer moves the swap on.
+    Swap,
 }
 
 /// What a component receives when it next waits in RECV (or REPLY).
@@ -200,6 +237,8 @@ pub struct Component<E> {
     restart_at: AtomicU64,
     notifications: AtomicU64,
     calls: AtomicU64,
+    /// The build id of the instance in its region.
+    build: AtomicU64,
 }
 
 // SAFETY: `saved` and `fresh` are only accessed by the CPU that holds `lock` (module
@@ -246,6 +285,8 @@ pub struct Cpu<E> {
     pending: Option<PendingTrap>,
     /// A component's answer to that trap.
     answer: Option<VcpuAnswer>,
+    /// The hot-swap this CPU carries out, once asked for.
+    swap: Option<swap::SwapJob>,
 }
 
 /// A component's answer to a vCPU trap: the resolution, or why there is none.
@@ -263,6 +304,7 @@ impl<E: Copy> Cpu<E> {
             },
             pending: None,
             answer: None,
+            swap: None,
         }
     }
 
@@ -326,6 +368,24 @@ pub struct Registry<E> {
     smccc_default: Option<usize>,
     /// The server of each interface id a grant can name (`may_call` is a 32-bit set).
     servers: [Option<usize>; 32],
+    /// A swap is under way (on one CPU): another is refused.
+    swapping: AtomicBool,
+    /// The state an old instance hands over in a swap (only touched by the swapping CPU).
+    handoff: HandoffBuffer,
+    /// How the last swap ended.
+    last_swap: spin::Mutex<swap::SwapReport>,
+}
+
+/// The hand-off buffer, used by whichever CPU holds [`Registry::swapping`].
+struct HandoffBuffer(UnsafeCell<[u8; hv_ipc::lifecycle::STATE_MAX]>);
+
+// SAFETY: only the CPU whose swap set `swapping` touches the bytes, until it clears it.
+unsafe impl Sync for HandoffBuffer {}
+
+impl HandoffBuffer {
+    fn get(&self) -> *mut [u8; hv_ipc::lifecycle::STATE_MAX] {
+        self.0.get()
+    }
 }
 
 impl<E: Copy + Send> Registry<E> {
@@ -340,6 +400,9 @@ impl<E: Copy + Send> Registry<E> {
             smccc_ranges: heapless::Vec::new(),
             smccc_default: None,
             servers: [None; 32],
+            swapping: AtomicBool::new(false),
+            handoff: HandoffBuffer(UnsafeCell::new([0; hv_ipc::lifecycle::STATE_MAX])),
+            last_swap: spin::Mutex::new(swap::SwapReport::NONE),
         };
         for (descriptor, vttbr) in components {
             let component = Component {
@@ -358,6 +421,7 @@ impl<E: Copy + Send> Registry<E> {
                 restart_at: AtomicU64::new(0),
                 notifications: AtomicU64::new(0),
                 calls: AtomicU64::new(0),
+                build: AtomicU64::new(machine.build_id(descriptor.image_store)),
             };
             let index = registry.components.len();
             if registry.components.push(component).is_err() {
@@ -365,6 +429,10 @@ impl<E: Copy + Send> Registry<E> {
             }
             // SAFETY: no CPU runs components yet; the registry is not shared.
             unsafe { registry.load(machine, index) };
+            machine.report(Event::Runs {
+                index,
+                build: registry.components[index].build.load(Ordering::Relaxed),
+            });
         }
         registry.supervisor = registry.server_of(abi::interface::SUPERVISOR);
         registry.smccc_default = registry.route(hv_abi::ROUTE_SMCCC);
@@ -542,7 +610,7 @@ impl<E: Copy + Send> Registry<E> {
     unsafe fn load<M: Machine<El1 = E>>(&self, machine: &mut M, index: usize) {
         let component = &self.components[index];
         let descriptor = &component.descriptor;
-        machine.load_image(descriptor);
+        machine.load_image(descriptor, descriptor.image_store);
         let starts = component.starts.fetch_add(1, Ordering::Relaxed);
         let region = descriptor.region;
         let args = [
@@ -618,6 +686,9 @@ impl<E: Copy + Send> Registry<E> {
         let component = &self.components[level.index];
         component.set_state(ComponentState::Idle);
         release(component);
+        if cpu.swap.is_some() && cpu.stack.is_empty() {
+            self.start_swap(machine, cpu);
+        }
     }
 
     /// Sends the vCPU's trap `pending` to component `index` as a call on `interface`, whose
@@ -665,6 +736,9 @@ impl<E: Copy + Send> Registry<E> {
     /// or a broken protocol), answers its caller, and runs the supervisor with a notification
     /// (or, without another supervisor, restarts the component at once).
     pub fn fault<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>, esr: u64) {
+        if swap::is_swap_level(cpu.stack.last()) {
+            return self.swap_fault(machine, cpu, esr);
+        }
         let from = self.top_el1(cpu);
         let Some(Level { index, caller, .. }) = cpu.stack.pop() else {
             return;
@@ -703,7 +777,7 @@ impl<E: Copy + Send> Registry<E> {
                 let frame = unsafe { &mut self.components[caller_index].saved().frame };
                 frame.x[0] = SyscallError::CalleeFaulted as i64 as u64;
             }
-            Caller::Kernel => {}
+            Caller::Kernel | Caller::Swap => {}
         }
 
         if let Some(supervisor) = supervisor.filter(|&supervisor| supervisor != index) {
@@ -782,7 +856,10 @@ pub fn set_result(frame: &mut GuestFrame, result: Result<[u64; 3], SyscallError>
     }
 }
 
+mod swap;
 mod syscalls;
+
+pub use swap::{SWAP_DEADLINE_MS, SwapReport};
 
 #[cfg(test)]
 mod tests;

@@ -35,12 +35,12 @@ impl MessageBuffer {
 
 /// The receive buffer (`__ipc_rx`): requests and replies the kernel delivers.
 #[unsafe(export_name = "__ipc_rx")]
-#[unsafe(link_section = ".bss.__ipc_rx")]
+#[unsafe(link_section = ".ipc.rx")]
 static IPC_RX: MessageBuffer = MessageBuffer::new();
 
 /// The transmit buffer (`__ipc_tx`): requests and replies for the kernel to copy out.
 #[unsafe(export_name = "__ipc_tx")]
-#[unsafe(link_section = ".bss.__ipc_tx")]
+#[unsafe(link_section = ".ipc.tx")]
 static IPC_TX: MessageBuffer = MessageBuffer::new();
 
 /// What [`Ipc::recv`] returned.

@@ -38,6 +38,21 @@ impl<E: Copy + Send> Registry<E> {
                         .restart(machine, args[1] as usize, args[2])
                         .map(|()| [0; 3]),
                     (Ok(()), kernel_op::COMPONENT_STATE) => self.component_state(args[1] as usize),
+                    (Ok(()), kernel_op::SWAP) => {
+                        let (target, len, entry_offset) = kernel_op::swap_args_of(args[2]);
+                        hv_abi::PhysRange::from_size(args[1], len)
+                            .ok_or(SyscallError::BadArgument)
+                            .and_then(|image| {
+                                self.request_swap(cpu, index, target, image, entry_offset)
+                            })
+                            .map(|()| [0; 3])
+                    }
+                    (Ok(()), kernel_op::SWAP_STATUS) => {
+                        let report = self.last_swap();
+                        let micros = report.ticks.saturating_mul(1_000_000)
+                            / machine.ticks_per_second().max(1);
+                        Ok([report.outcome as u64, micros, u64::from(report.state_len)])
+                    }
                     (Ok(()), _) => {
                         return Syscall::Kernel {
                             index,
@@ -129,6 +144,10 @@ impl<E: Copy + Send> Registry<E> {
                 frame.x[1] = len as u64;
             }
             Caller::Kernel => {}
+            Caller::Swap => {
+                self.swap_reply(machine, cpu, len);
+                return Syscall::Done;
+            }
         }
         self.leave(machine, cpu);
         Syscall::Done

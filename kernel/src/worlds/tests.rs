@@ -24,6 +24,10 @@ struct Fake {
     running: Option<WorldKind>,
     switches: usize,
     loads: Arc<Mutex<Vec<u64>>>,
+    /// Where each load's image came from (the store, or a staged image), in order.
+    sources: Vec<u64>,
+    /// Images written into image stores: (store start, image start).
+    stored: Vec<(u64, u64)>,
     events: Vec<Event>,
     now: u64,
 }
@@ -55,8 +59,23 @@ impl Machine for Fake {
         self.switches += 1;
     }
 
-    fn load_image(&mut self, descriptor: &ComponentDescriptor) {
+    fn load_image(&mut self, descriptor: &ComponentDescriptor, image: PhysRange) {
         self.loads.lock().unwrap().push(descriptor.region.start);
+        self.sources.push(image.start);
+    }
+
+    fn store_image(&mut self, descriptor: &ComponentDescriptor, image: PhysRange) {
+        self.stored.push((descriptor.image_store.start, image.start));
+    }
+
+    /// The fake's build id: where the image is and how long.
+    fn build_id(&mut self, image: PhysRange) -> u64 {
+        image.start ^ image.len()
+    }
+
+    /// Ticks are milliseconds.
+    fn ticks_per_second(&self) -> u64 {
+        1000
     }
 
     fn message_buffer(&mut self, address: u64) -> &mut MessageBuffer {
@@ -893,3 +912,5 @@ fn the_kernel_notifies_an_idle_component_at_once_and_a_busy_one_later() {
     w.trap(VM_MANAGER).unwrap();
     assert_eq!(w.registry.frame_mut(&mut w.cpu).x[4], 1 << 5);
 }
+
+mod swap;
