@@ -20,6 +20,8 @@ struct BoardFile {
     image: Image,
     log: Log,
     console: Console,
+    #[serde(default)]
+    control: Option<Control>,
     secondaries: Secondaries,
     timer: Timer,
     gic: Vec<Gic>,
@@ -27,6 +29,13 @@ struct BoardFile {
     uart: Vec<Uart>,
     #[serde(default)]
     device: Vec<Device>,
+}
+
+/// The hot-swap control line: a PL011 only the hypervisor uses.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+struct Control {
+    pl011: u64,
 }
 
 #[derive(Deserialize)]
@@ -338,6 +347,7 @@ pub const {constant}: Board = Board {{
     release_addresses: &[{release}],
     console_uart: {console_uart:#x},
     linux_console: {linux_console:?},
+    control_uart: {control_uart},
     uarts: &[
 {uarts}    ],
     gics: &[
@@ -377,6 +387,10 @@ const {constant}_BOARD_TOML_IS_VALID: () = if let Err(error) = {constant}.valida
         host_kernel_address = image.host_kernel_address,
         release = release.join(", "),
         console_uart = console.base,
+        control_uart = match &board.control {
+            Some(control) => format!("Some({:#x})", control.pl011),
+            None => "None".to_owned(),
+        },
         gics = gics.join(",\n        "),
         secure_physical = timer.secure_physical,
         physical = timer.physical,

@@ -48,6 +48,9 @@
 //! uart = "uart1"                     # the UART the host's console uses
 //! linux-console = "ttyS1,115200"     # Linux's `console=` for it
 //!
+//! [control]                          # optional: the hot-swap control line (docs/hot-swap.md)
+//! pl011 = 0x0904_0000                # a PL011 the hypervisor keeps (not one of the UARTs)
+//!
 //! [secondaries]
 //! start = "spin-table"               # "psci-smc", or "spin-table" with:
 //! release-addresses = [0xd8, 0xe0, 0xe8, 0xf0]  # one per CPU, by MPIDR_EL1.Aff0
@@ -314,6 +317,9 @@ pub struct Board {
     pub console_uart: u64,
     /// Linux's `console=` argument for that UART (`ttyAMA0`, `ttyS1,115200`).
     pub linux_console: &'static str,
+    /// Base of the PL011 that carries the hot-swap control line (docs/hot-swap.md), if the
+    /// board has one the hypervisor keeps to itself: no VM is given it.
+    pub control_uart: Option<u64>,
     /// The UARTs (also listed in [`Board::devices`]).
     pub uarts: &'static [Uart],
     /// Every GIC configuration the board can have (QEMU's virt has two; the Pi one).

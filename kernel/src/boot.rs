@@ -311,6 +311,9 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
         fail("the boot table's guest VMs are misplaced or conflict");
     }
     components::set_up(&table);
+    if crate::control::set_up(components::control_granted()) {
+        defmt::info!("hot-swap: the control line is on");
+    }
     guests::set_up(&table, &features);
     arch::gic::set_up(&features);
     defmt::info!(
@@ -318,7 +321,11 @@ pub fn boot_cpu(firmware_dtb: usize) -> ! {
         arch::mmu::pool_pages_used()
     );
     let vttbr = HOST_VTTBR.load(Ordering::Relaxed);
-    let controls = arch::configure_guest_controls(vttbr, &features, arch::own_mpidr());
+    let controls = host_controls(arch::configure_guest_controls(
+        vttbr,
+        &features,
+        arch::own_mpidr(),
+    ));
     components::set_host_world(controls, vttbr);
     let dtb = table
         .payload(PayloadKind::HostDtb)
@@ -340,7 +347,11 @@ pub fn secondary_cpu(index: usize) -> ! {
         guests::enter_on_this_cpu(index, &features);
     }
     let vttbr = HOST_VTTBR.load(Ordering::Relaxed);
-    let controls = arch::configure_guest_controls(vttbr, &features, arch::own_mpidr());
+    let controls = host_controls(arch::configure_guest_controls(
+        vttbr,
+        &features,
+        arch::own_mpidr(),
+    ));
     components::set_host_world(controls, vttbr);
     let (entry, context) = cpus::host_entry(index);
     defmt::info!(
@@ -349,4 +360,14 @@ pub fn secondary_cpu(index: usize) -> ! {
         entry
     );
     components::enter_host(entry, context)
+}
+
+/// A host CPU's trap controls: with hot-swap's control line on, its WFI traps as well
+/// (`crate::control`).
+fn host_controls(controls: hv_kernel::controls::TrapControls) -> hv_kernel::controls::TrapControls {
+    if crate::control::on() {
+        controls.trapping_wfi()
+    } else {
+        controls
+    }
 }

@@ -153,6 +153,16 @@ impl TrapControls {
         }
     }
 
+    /// The host's with hot-swap's control line on: WFI traps too, so that an idle host CPU
+    /// gives the kernel a moment to look at the line before it waits for the host's next
+    /// interrupt itself (`control`, docs/hot-swap.md).
+    pub fn trapping_wfi(self) -> Self {
+        Self {
+            hcr: self.hcr | HCR_EL2::TWI::SET.value,
+            ..self
+        }
+    }
+
     /// A guest vCPU's, from the host's: physical interrupts (IRQ and FIQ) go to EL2, which
     /// forwards them as virtual interrupts (and with IMO set the guest's GIC CPU interface is
     /// the virtual one); allocation tags only for a VM that may use MTE (with HCR_EL2.ATA clear

@@ -17,6 +17,8 @@ mod boot;
 #[cfg(target_os = "none")]
 mod components;
 #[cfg(target_os = "none")]
+mod control;
+#[cfg(target_os = "none")]
 mod cpus;
 #[cfg(target_os = "none")]
 mod guests;

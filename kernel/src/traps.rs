@@ -111,6 +111,12 @@ fn handle(here: &mut Here, kind: u64) {
         };
         checkpoint(cpu, point);
     }
+    // Hot-swap's control line, at most every few milliseconds and only between calls (a load
+    // and a branch when it is off).
+    if crate::control::poll_due() && here.current().is_none() && crate::control::input_waiting()
+    {
+        here.notify_supervisor(abi::NOTIFY_CONTROL_INPUT);
+    }
     // Virtual interrupts made pending meanwhile reach the vCPU's list registers (a load and a
     // branch on CPUs that have none).
     interrupts::before_resuming_vcpu(cpu);
@@ -273,7 +279,20 @@ fn vcpu_trap(here: &mut Here, cpu: usize, trap: Trap, esr: u64, far: u64, ipa: I
                 None => undefined_trap(here, cpu, esr),
             }
         }
+        Trap::Wfx { wfe: false } if vm == HOST_VM && crate::control::on() => host_idle(here),
         Trap::SysReg(_) | Trap::Wfx { .. } | Trap::Other { .. } => undefined_trap(here, cpu, esr),
+    }
+}
+
+/// An idle host CPU's WFI (trapped while hot-swap's control line is on): the supervisor is
+/// told if bytes wait on the line; otherwise the CPU waits here for the host's next interrupt,
+/// as the WFI would have. Either way the WFI is done (a WFI may always return early).
+fn host_idle(here: &mut Here) {
+    here.frame().elr += 4;
+    if crate::control::input_waiting() {
+        here.notify_supervisor(abi::NOTIFY_CONTROL_INPUT);
+    } else {
+        arch::wait_for_interrupt();
     }
 }
 

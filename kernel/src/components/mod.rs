@@ -83,16 +83,18 @@ impl Machine for Hardware {
         }
     }
 
-    fn load_image(&mut self, descriptor: &ComponentDescriptor) {
+    fn load_image(&mut self, descriptor: &ComponentDescriptor, image: PhysRange) {
         let PhysRange { start, end } = descriptor.region;
-        let image_len = descriptor.image_store.len();
+        let image_len = image.len().min(end - start);
         // SAFETY: validate_components checked that region and store are disjoint parts of the
         // hypervisor's region, mapped at EL2 and in no other world's stage 2 but this
         // component's, which is not running (the world stack loads only a component that is
-        // locked by this CPU and on no CPU's stack, or before any CPU runs components).
+        // locked by this CPU and on no CPU's stack, or before any CPU runs components). A
+        // swapped-in image lies in the requesting component's region (checked by the world
+        // stack), which is not this one, and is at most this region's size.
         unsafe {
             core::ptr::copy_nonoverlapping(
-                descriptor.image_store.start as *const u8,
+                image.start as *const u8,
                 start as *mut u8,
                 image_len as usize,
             );
@@ -103,6 +105,30 @@ impl Machine for Hardware {
             );
         }
         arch::sync_instructions(start, end - start);
+    }
+
+    fn store_image(&mut self, descriptor: &ComponentDescriptor, image: PhysRange) {
+        let store = descriptor.image_store;
+        let len = image.len().min(store.len());
+        // SAFETY: the store is the component's slot in the hypervisor's region, mapped at EL2
+        // and in no component's stage 2; the image lies in another component's region
+        // (checked by the world stack) and fits the slot (also checked); the rest of the slot
+        // is cleared so that the store holds exactly the new image.
+        unsafe {
+            core::ptr::copy_nonoverlapping(image.start as *const u8, store.start as *mut u8, len as usize);
+            core::ptr::write_bytes((store.start + len) as *mut u8, 0, (store.len() - len) as usize);
+        }
+    }
+
+    fn build_id(&mut self, image: PhysRange) -> u64 {
+        // SAFETY: `image` is an image store or a staged image in a component's region, both
+        // inside the hypervisor's region and mapped at EL2; only read.
+        let bytes = unsafe { core::slice::from_raw_parts(image.start as *const u8, image.len() as usize) };
+        hv_ipc::swap::build_id(bytes)
+    }
+
+    fn ticks_per_second(&self) -> u64 {
+        arch::counter().1
     }
 
     fn message_buffer(&mut self, address: u64) -> &mut MessageBuffer {
@@ -169,6 +195,45 @@ impl Machine for Hardware {
                 "component {=str} waited for a call while its caller waits for its reply",
                 name(index)
             ),
+            Event::Runs { index, build } => defmt::info!(
+                "component {=str} (index {=usize}) runs build {=u64:#x}",
+                name(index),
+                index,
+                build
+            ),
+            Event::SwapEnded {
+                index,
+                outcome,
+                old_build,
+                new_build,
+                ticks,
+                state_len,
+            } => {
+                let micros = ticks.saturating_mul(1_000_000) / arch::counter().1.max(1);
+                match outcome {
+                    hv_ipc::abi::SwapOutcome::Swapped => defmt::info!(
+                        "component {=str} swapped: build {=u64:#x} -> {=u64:#x} in {=u64} us, {=u32} bytes of state handed over",
+                        name(index),
+                        old_build,
+                        new_build,
+                        micros,
+                        state_len
+                    ),
+                    outcome if outcome.rolled_back() => defmt::warn!(
+                        "component {=str}: swap rolled back in {=u64} us: {=str}; build {=u64:#x} serves with its state ({=u32} bytes)",
+                        name(index),
+                        micros,
+                        outcome.describe(),
+                        new_build,
+                        state_len
+                    ),
+                    outcome => defmt::warn!(
+                        "component {=str}: swap refused: {=str}",
+                        name(index),
+                        outcome.describe()
+                    ),
+                }
+            }
         }
     }
 }
@@ -285,6 +350,17 @@ pub fn set_up(table: &BootTable) {
     });
 }
 
+/// Whether the supervisor may read hot-swap's control line (the manifest's `hot-swap`).
+pub fn control_granted() -> bool {
+    let registry = registry();
+    registry
+        .server_of(hv_ipc::abi::interface::SUPERVISOR)
+        .is_some_and(|supervisor| {
+            let ops = registry.components()[supervisor].descriptor.kernel_ops;
+            ops & (1 << hv_ipc::abi::kernel_op::CONTROL_READ) != 0
+        })
+}
+
 /// The component SMCCC function `function` from a guest goes to.
 pub fn smccc_route(function: u32) -> Option<usize> {
     registry().smccc_route(function)
@@ -387,6 +463,15 @@ impl Here {
     /// runs the supervisor.
     pub fn fault(&mut self, esr: u64) {
         self.registry.fault(&mut self.hardware, self.cpu, esr);
+    }
+
+    /// Sets notification `bits` on the supervisor and runs it now if it is free (this CPU's
+    /// stack holds only its vCPU).
+    pub fn notify_supervisor(&mut self, bits: u64) {
+        if let Some(supervisor) = self.registry.server_of(hv_ipc::abi::interface::SUPERVISOR) {
+            self.registry
+                .notify_from_kernel(&mut self.hardware, self.cpu, supervisor, bits);
+        }
     }
 
     /// The result of a system call the kernel served, into the caller's registers.

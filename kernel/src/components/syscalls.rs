@@ -59,6 +59,18 @@ fn region_bytes(
     Ok(unsafe { core::slice::from_raw_parts(address as *const u8, len as usize) })
 }
 
+/// `[address, address + len)` of the component's region, to write into, if it lies inside.
+fn region_bytes_mut(
+    component: &ComponentDescriptor,
+    address: u64,
+    len: u64,
+) -> Result<&'static mut [u8], SyscallError> {
+    let bytes = region_bytes(component, address, len)?;
+    // SAFETY: as in `region_bytes`: the component's own memory, which it does not touch while
+    // it is stopped in this system call; the kernel fills it before the component runs again.
+    Ok(unsafe { core::slice::from_raw_parts_mut(bytes.as_ptr() as *mut u8, bytes.len()) })
+}
+
 /// LOG: forwards encoded defmt frames; the host tool decodes them with the component's ELF.
 fn log(
     component: &ComponentDescriptor,
@@ -169,6 +181,21 @@ fn kernel_operation(
             arch::console_access(address, size, write, b)
                 .map(|value| [value, 0, 0])
                 .ok_or(SyscallError::BadArgument)
+        }
+        kernel_op::CONTROL_READ => {
+            if !crate::control::on() {
+                return Err(SyscallError::NoSuchTarget);
+            }
+            let len = b & 0xffff_ffff;
+            let buffer = region_bytes_mut(component, a, len)?;
+            Ok([crate::control::read(buffer, b >> 32) as u64, 0, 0])
+        }
+        kernel_op::CONTROL_WRITE => {
+            if !crate::control::on() {
+                return Err(SyscallError::NoSuchTarget);
+            }
+            crate::control::write(region_bytes(component, a, b)?);
+            Ok([0; 3])
         }
         kernel_op::VIRQ_TIMER => {
             let target = guests::cpu_of_vcpu(a)?;

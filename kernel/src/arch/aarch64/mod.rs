@@ -13,6 +13,7 @@
 //! References: Arm ARM DDI 0487 (register descriptions in chapter D24), SMCCC DEN 0028.
 
 pub mod console;
+pub mod control_uart;
 pub mod el1;
 pub mod gic;
 pub mod mini_uart;

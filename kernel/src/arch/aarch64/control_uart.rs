@@ -1,0 +1,69 @@
+//! The board's control UART (a PL011 no VM is given): the hot-swap line the supervisor reads
+//! and answers through the CONTROL_READ and CONTROL_WRITE kernel operations
+//! (docs/hot-swap.md). Polled: its interrupt is not used, since the host owns the GIC.
+//!
+//! PL011 (ARM DDI 0183): DR at +0x000, FR at +0x018 (RXFE bit 4, TXFF bit 5), LCR_H at
+//! +0x02c, CR at +0x030, IMSC at +0x038. The baud rate is left as the firmware set it (QEMU
+//! ignores it).
+
+use core::ptr::{read_volatile, write_volatile};
+
+const DR: u64 = 0x000;
+const FR: u64 = 0x018;
+const LCR_H: u64 = 0x02c;
+const CR: u64 = 0x030;
+const IMSC: u64 = 0x038;
+const FR_RXFE: u32 = 1 << 4;
+const FR_TXFF: u32 = 1 << 5;
+/// 8 data bits, FIFOs on.
+const LCR_H_8N1_FIFO: u32 = (0b11 << 5) | (1 << 4);
+/// UARTEN, TXE, RXE.
+const CR_ENABLE: u32 = 1 | (1 << 8) | (1 << 9);
+
+fn base() -> Option<u64> {
+    hv_board::CURRENT.control_uart
+}
+
+/// Reads register `offset` of the control UART at `base`.
+fn read(base: u64, offset: u64) -> u32 {
+    // SAFETY: `base` is the board's control UART, identity-mapped as device memory at EL2 (the
+    // map covers all device space); these are its documented 32-bit registers, and no VM is
+    // given it.
+    unsafe { read_volatile((base + offset) as *const u32) }
+}
+
+/// Writes register `offset` of the control UART at `base`.
+fn write_register(base: u64, offset: u64, value: u32) {
+    // SAFETY: as in `read`.
+    unsafe { write_volatile((base + offset) as *mut u32, value) }
+}
+
+/// Turns the UART on, 8N1 with FIFOs, interrupts masked. Whether the board has one.
+pub fn init() -> bool {
+    let Some(base) = base() else { return false };
+    write_register(base, CR, 0);
+    write_register(base, IMSC, 0);
+    write_register(base, LCR_H, LCR_H_8N1_FIFO);
+    write_register(base, CR, CR_ENABLE);
+    true
+}
+
+/// Whether a byte waits in the receive FIFO.
+pub fn input_waiting() -> bool {
+    base().is_some_and(|base| read(base, FR) & FR_RXFE == 0)
+}
+
+/// The next received byte, if one waits.
+pub fn read_byte() -> Option<u8> {
+    let base = base()?;
+    (read(base, FR) & FR_RXFE == 0).then(|| read(base, DR) as u8)
+}
+
+/// Sends `bytes`, waiting for room in the transmit FIFO.
+pub fn write(bytes: &[u8]) {
+    let Some(base) = base() else { return };
+    for &byte in bytes {
+        while read(base, FR) & FR_TXFF != 0 {}
+        write_register(base, DR, u32::from(byte));
+    }
+}
