@@ -13,6 +13,8 @@
 // On the host only the tests use the policy.
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod policy;
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod swap;
 
 #[cfg(target_os = "none")]
 mod component {
