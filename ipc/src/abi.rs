@@ -295,7 +295,9 @@ impl SwapOutcome {
 
     /// The outcome of a SWAP_STATUS x1.
     pub fn of(code: u64) -> Option<Self> {
-        Self::ALL.into_iter().find(|outcome| *outcome as u64 == code)
+        Self::ALL
+            .into_iter()
+            .find(|outcome| *outcome as u64 == code)
     }
 
     /// Whether the old instance was put back (the new image ran and was undone).

@@ -99,8 +99,8 @@ pub mod generate;
 pub mod guest_abi;
 pub mod interfaces;
 pub mod lifecycle;
-pub mod swap;
 mod schema;
+pub mod swap;
 mod wire;
 
 pub use client::{Client, Transport};

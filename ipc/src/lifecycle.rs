@@ -94,7 +94,9 @@ pub enum LifecycleReply<'a> {
 
 /// Encodes a lifecycle message into `buf`, returning its length.
 pub fn encode<T: Serialize>(message: &T, buf: &mut [u8]) -> Option<usize> {
-    postcard::to_slice(message, buf).ok().map(|bytes| bytes.len())
+    postcard::to_slice(message, buf)
+        .ok()
+        .map(|bytes| bytes.len())
 }
 
 /// Decodes a lifecycle message.

@@ -350,7 +350,9 @@ mod tests {
     #[test]
     fn a_flipped_bit_is_caught_by_the_crc() {
         let mut buf = [0; FRAME_MAX];
-        let frame = encode(&Request::Begin(header()), &mut buf).unwrap().to_vec();
+        let frame = encode(&Request::Begin(header()), &mut buf)
+            .unwrap()
+            .to_vec();
         let body = frame.len() - 2;
         for position in 1..=body {
             for bit in 0..8 {
@@ -395,7 +397,11 @@ mod tests {
         // CRC-32/ISO-HDLC's check value.
         assert_eq!(image_crc(b"123456789"), 0xcbf4_3926);
         assert_ne!(build_id(b"a"), build_id(b"b"));
-        assert_eq!(build_id(b"ab\0\0\0"), build_id(b"ab"), "padding is not part of a build");
+        assert_eq!(
+            build_id(b"ab\0\0\0"),
+            build_id(b"ab"),
+            "padding is not part of a build"
+        );
         assert_ne!(build_id(b"a\0b"), build_id(b"ab"));
     }
 

@@ -113,8 +113,7 @@ fn handle(here: &mut Here, kind: u64) {
     }
     // Hot-swap's control line, at most every few milliseconds and only between calls (a load
     // and a branch when it is off).
-    if crate::control::poll_due() && here.current().is_none() && crate::control::input_waiting()
-    {
+    if crate::control::poll_due() && here.current().is_none() && crate::control::input_waiting() {
         here.notify_supervisor(abi::NOTIFY_CONTROL_INPUT);
     }
     // Virtual interrupts made pending meanwhile reach the vCPU's list registers (a load and a

@@ -115,15 +115,24 @@ impl Machine for Hardware {
         // (checked by the world stack) and fits the slot (also checked); the rest of the slot
         // is cleared so that the store holds exactly the new image.
         unsafe {
-            core::ptr::copy_nonoverlapping(image.start as *const u8, store.start as *mut u8, len as usize);
-            core::ptr::write_bytes((store.start + len) as *mut u8, 0, (store.len() - len) as usize);
+            core::ptr::copy_nonoverlapping(
+                image.start as *const u8,
+                store.start as *mut u8,
+                len as usize,
+            );
+            core::ptr::write_bytes(
+                (store.start + len) as *mut u8,
+                0,
+                (store.len() - len) as usize,
+            );
         }
     }
 
     fn build_id(&mut self, image: PhysRange) -> u64 {
         // SAFETY: `image` is an image store or a staged image in a component's region, both
         // inside the hypervisor's region and mapped at EL2; only read.
-        let bytes = unsafe { core::slice::from_raw_parts(image.start as *const u8, image.len() as usize) };
+        let bytes =
+            unsafe { core::slice::from_raw_parts(image.start as *const u8, image.len() as usize) };
         hv_ipc::swap::build_id(bytes)
     }
 

@@ -246,7 +246,9 @@ impl<E: Copy + Send> Registry<E> {
                 self.pop_swapped(machine, cpu);
                 self.end_swap(machine, cpu, SwapOutcome::NotSwappable);
             }
-            (Phase::Importing { .. }, _) if late => self.roll_back(machine, cpu, SwapOutcome::TooSlow),
+            (Phase::Importing { .. }, _) if late => {
+                self.roll_back(machine, cpu, SwapOutcome::TooSlow)
+            }
             (Phase::Importing { sent }, Some(LifecycleReply::More)) if sent < job.total => {
                 self.send_import(machine, cpu, sent)
             }
@@ -510,5 +512,11 @@ impl<E: Copy + Send> Registry<E> {
 
 /// Whether a level was pushed by a swap.
 pub(super) fn is_swap_level(level: Option<&Level>) -> bool {
-    matches!(level, Some(Level { caller: Caller::Swap, .. }))
+    matches!(
+        level,
+        Some(Level {
+            caller: Caller::Swap,
+            ..
+        })
+    )
 }

@@ -65,7 +65,8 @@ impl Machine for Fake {
     }
 
     fn store_image(&mut self, descriptor: &ComponentDescriptor, image: PhysRange) {
-        self.stored.push((descriptor.image_store.start, image.start));
+        self.stored
+            .push((descriptor.image_store.start, image.start));
     }
 
     /// The fake's build id: where the image is and how long.

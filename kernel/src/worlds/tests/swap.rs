@@ -30,8 +30,7 @@ fn swap_world() -> World {
         .iter()
         .map(|component| (component.descriptor, component.vttbr))
         .collect();
-    descriptors[SUPERVISOR].0.kernel_ops |=
-        (1 << kernel_op::SWAP) | (1 << kernel_op::SWAP_STATUS);
+    descriptors[SUPERVISOR].0.kernel_ops |= (1 << kernel_op::SWAP) | (1 << kernel_op::SWAP_STATUS);
     world.registry = Registry::new(&mut Fake::new(), descriptors);
     world
 }
@@ -128,7 +127,11 @@ impl World {
 
     /// The supervisor, notified that the swap ended, reads its outcome and waits again.
     fn swap_status(&mut self) -> (Option<SwapOutcome>, u64) {
-        assert_eq!(self.cpu.current(), Some(SUPERVISOR), "the requester is told");
+        assert_eq!(
+            self.cpu.current(),
+            Some(SUPERVISOR),
+            "the requester is told"
+        );
         let registers = self.registers();
         assert_eq!(registers[0], abi::RECV_NOTIFICATION);
         assert_ne!(registers[2] & NOTIFY_SWAP_DONE, 0);
@@ -232,7 +235,10 @@ fn rolled_back(misbehave: impl FnOnce(&mut World), expected: SwapOutcome) {
     assert_eq!(world.cpu.current(), Some(VM_MANAGER));
     assert_eq!(world.import(&LifecycleReply::Accepted), state());
     assert_eq!(world.swap_status(), (Some(expected), 500));
-    assert!(world.machine.stored.is_empty(), "the store keeps the old image");
+    assert!(
+        world.machine.stored.is_empty(),
+        "the store keeps the old image"
+    );
     assert_eq!(world.registry.build(VM_MANAGER), old_build);
     assert_eq!(
         world.machine.events.last(),
@@ -415,7 +421,10 @@ fn callers_on_another_cpu_wait_for_the_swap_and_are_served_by_the_new_instance()
         })
     };
     std::thread::sleep(Duration::from_millis(100));
-    assert!(!delivered.load(Ordering::SeqCst), "held while the swap runs");
+    assert!(
+        !delivered.load(Ordering::SeqCst),
+        "held while the swap runs"
+    );
     let mut cpu0 = World {
         registry: system(true),
         machine: core::mem::take(&mut world.machine),
@@ -445,7 +454,12 @@ fn callers_on_another_cpu_wait_for_the_swap_and_are_served_by_the_new_instance()
         };
         let tx = registry.components()[index].descriptor.ipc_tx;
         let len = lifecycle::encode(&reply, machine.message_buffer(tx)).unwrap();
-        hvc(registry, &mut machine, &mut cpu, [syscall::REPLY, len as u64, 0, 0]);
+        hvc(
+            registry,
+            &mut machine,
+            &mut cpu,
+            [syscall::REPLY, len as u64, 0, 0],
+        );
         if reply == LifecycleReply::Accepted {
             break;
         }
