@@ -225,6 +225,9 @@ pub mod kernel_op {
     /// The outcome of the last swap: x1 = [`super::SwapOutcome`] code, x2 = the time it took
     /// in microseconds, x3 = the bytes of state handed over.
     pub const SWAP_STATUS: u64 = 19;
+    /// The build id (`hv_ipc::swap::build_id` of its image) of component x2's running
+    /// instance: returns x1.
+    pub const COMPONENT_BUILD: u64 = 20;
 
     /// CONTROL_READ's x3: read up to `len` bytes, waiting up to `wait_ms` for the first.
     pub const fn control_read_args(len: u32, wait_ms: u32) -> u64 {

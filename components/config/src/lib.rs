@@ -332,6 +332,8 @@ pub struct ComponentSummary {
     pub serves: Option<Name>,
     /// What happens when it faults.
     pub restart: Restart,
+    /// Its memory (the supervisor checks a hot-swapped image was linked for it).
+    pub region: Region,
 }
 
 /// A restart policy.

@@ -69,6 +69,7 @@ mod ipc;
 mod logger;
 pub mod panic;
 mod server;
+pub mod swap;
 pub mod syscall;
 
 #[cfg(target_os = "none")]
@@ -80,6 +81,7 @@ pub use hv_component_config;
 pub use hv_ipc;
 pub use ipc::{Ipc, Received};
 pub use server::{Server, serve_forever};
+pub use swap::SwapState;
 pub use syscall::{kernel_op, log, notify};
 
 /// What the kernel tells a component at entry (x0..x3).

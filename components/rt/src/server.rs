@@ -27,6 +27,8 @@ use hv_ipc::RemoteError;
 use hv_ipc::abi::MESSAGE_MAX;
 
 use crate::ipc::{Ipc, Received};
+use crate::swap::SwapState;
+use hv_ipc::lifecycle::{Refusal, StateTag};
 
 /// A component's request and notification handlers.
 pub trait Server {
@@ -77,6 +79,92 @@ pub trait Server {
         let _ = ipc;
         self.handle_notification(bits);
     }
+
+    /// What the component keeps across a hot-swap (docs/hot-swap.md). By default nothing: a
+    /// new instance starts as at boot.
+    fn swap_state(&self) -> SwapState {
+        SwapState::Stateless
+    }
+
+    /// The schema hash of the interface it serves (`Interface::SCHEMA_HASH`; 0: none). A new
+    /// instance whose hash differs from the old one's refuses the swap unless
+    /// [`migrates_interface_from`](Self::migrates_interface_from) says otherwise.
+    fn interface_schema(&self) -> u64 {
+        0
+    }
+
+    /// Whether this build serves the clients of an older interface (schema hash `old`) too.
+    fn migrates_interface_from(&self, old: u64) -> bool {
+        let _ = old;
+        false
+    }
+
+    /// Writes the state to hand to the next instance into `out` (postcard of the component's
+    /// own type, as [`swap_state`](Self::swap_state) names it), returning its length; `None`
+    /// if it does not fit (the swap is then refused, nothing changed).
+    fn export_state(&mut self, out: &mut [u8]) -> Option<usize> {
+        let _ = out;
+        Some(0)
+    }
+
+    /// Takes the state the previous instance handed over (`tag` says what it is). Refusing
+    /// rolls the swap back: the previous instance serves on with its state.
+    fn import_state(&mut self, tag: StateTag, state: &[u8]) -> Result<(), Refusal> {
+        let _ = tag;
+        crate::swap::take_no_state(state)
+    }
+}
+
+/// The runtime's hand-over buffer (`hv_ipc::lifecycle::STATE_MAX` bytes of `.bss`).
+#[cfg(target_os = "none")]
+static mut HANDOVER: [u8; hv_ipc::lifecycle::STATE_MAX] = [0; hv_ipc::lifecycle::STATE_MAX];
+
+/// Bytes of state taken at the last export (the hand-over buffer keeps them between pages).
+#[cfg(target_os = "none")]
+static mut HANDOVER_STATE: (usize, StateTag) = (
+    0,
+    StateTag {
+        schema: 0,
+        version: 0,
+        interface: 0,
+    },
+);
+
+/// Answers the kernel's lifecycle request (a hot-swap step, `crate::swap`) in RX.
+#[cfg(target_os = "none")]
+fn serve_lifecycle(ipc: &mut Ipc, server: &mut (impl Server + ?Sized), len: usize) -> usize {
+    let test = crate::config().swap_test;
+    // SAFETY: single-threaded; the buffer and its bookkeeping are only named here, and the
+    // borrow ends before this function returns.
+    let (buffer, kept) = unsafe { (&mut *(&raw mut HANDOVER), &mut *(&raw mut HANDOVER_STATE)) };
+    let mut lifecycle = crate::swap::Lifecycle::resume(buffer, *kept);
+    let (rx, tx) = ipc.rx_tx();
+    let (reply_len, hook) = lifecycle.serve(server, test, &rx[..len.min(MESSAGE_MAX)], tx);
+    *kept = lifecycle.kept();
+    match hook {
+        crate::swap::Hook::None => {}
+        crate::swap::Hook::Fault => {
+            defmt::warn!("swap-test: faulting before the state is taken");
+            // SAFETY: deliberately reads outside the component's region (a test build): the
+            // stage-2 fault that follows is what the test wants.
+            unsafe { core::ptr::read_volatile(0x10 as *const u64) };
+        }
+        crate::swap::Hook::Stall(ms) => {
+            defmt::warn!("swap-test: taking {=u64} ms to accept the state", ms);
+            if let Ok((start, hz)) = crate::syscall::read_counter() {
+                while crate::syscall::read_counter()
+                    .is_ok_and(|(now, _)| now < start + hz * ms / 1000)
+                {}
+            }
+        }
+    }
+    reply_len
+}
+
+/// Host builds serve no lifecycle requests (only the pure logic is tested there).
+#[cfg(not(target_os = "none"))]
+fn serve_lifecycle(_ipc: &mut Ipc, _server: &mut (impl Server + ?Sized), _len: usize) -> usize {
+    0
 }
 
 /// Serves calls and notifications with `server` forever.
@@ -96,9 +184,14 @@ pub fn serve_forever(ipc: &mut Ipc, server: &mut impl Server) -> ! {
                 if notifications != 0 {
                     server.handle_notification(notifications);
                 }
-                let reply_len = server
-                    .serve_call(ipc, sender, interface, len)
-                    .min(MESSAGE_MAX);
+                let reply_len = if interface == hv_ipc::abi::interface::LIFECYCLE
+                    && sender == hv_ipc::abi::SENDER_KERNEL
+                {
+                    serve_lifecycle(ipc, server, len)
+                } else {
+                    server.serve_call(ipc, sender, interface, len)
+                }
+                .min(MESSAGE_MAX);
                 match ipc.reply(reply_len) {
                     Ok(received) => received,
                     Err(_error) => {

@@ -122,6 +122,44 @@ pub fn read_counter() -> Result<(u64, u64), SyscallError> {
     kernel_op(op::READ_COUNTER, [0; 4]).map(|[ticks, hz, _]| (ticks, hz))
 }
 
+/// [`op::CONTROL_READ`]: reads the control line into `buffer`, waiting up to `wait_ms` for
+/// the first byte; returns how many bytes came.
+pub fn control_read(buffer: &mut [u8], wait_ms: u32) -> Result<usize, SyscallError> {
+    let len = buffer.len().min(hv_ipc::abi::MESSAGE_MAX) as u32;
+    let args = op::control_read_args(len, wait_ms);
+    kernel_op(op::CONTROL_READ, [buffer.as_mut_ptr() as u64, args, 0, 0])
+        .map(|[count, ..]| count as usize)
+}
+
+/// [`op::CONTROL_WRITE`]: sends `bytes` (at most `MESSAGE_MAX` at a time) on the control line.
+pub fn control_write(bytes: &[u8]) -> Result<(), SyscallError> {
+    for chunk in bytes.chunks(hv_ipc::abi::MESSAGE_MAX) {
+        kernel_op(
+            op::CONTROL_WRITE,
+            [chunk.as_ptr() as u64, chunk.len() as u64, 0, 0],
+        )?;
+    }
+    Ok(())
+}
+
+/// [`op::SWAP`]: swap component `target` for `image` (in this component's memory), entered
+/// `entry_offset` bytes into its region. The swap happens once this component waits again.
+pub fn swap(target: u8, image: &[u8], entry_offset: u32) -> Result<(), SyscallError> {
+    let args = op::swap_args(target, image.len() as u32, entry_offset);
+    kernel_op(op::SWAP, [image.as_ptr() as u64, args, 0, 0]).map(drop)
+}
+
+/// [`op::SWAP_STATUS`]: how the last swap ended, the microseconds it took and the bytes of
+/// state handed over.
+pub fn swap_status() -> Result<(u64, u64, u64), SyscallError> {
+    kernel_op(op::SWAP_STATUS, [0; 4]).map(|[outcome, micros, state]| (outcome, micros, state))
+}
+
+/// [`op::COMPONENT_BUILD`]: the build id of component `index`'s running instance.
+pub fn component_build(index: usize) -> Result<u64, SyscallError> {
+    kernel_op(op::COMPONENT_BUILD, [index as u64, 0, 0, 0]).map(|[build, ..]| build)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -47,6 +47,11 @@ impl<E: Copy + Send> Registry<E> {
                             })
                             .map(|()| [0; 3])
                     }
+                    (Ok(()), kernel_op::COMPONENT_BUILD) => self
+                        .components
+                        .get(args[1] as usize)
+                        .map(|_| [self.build(args[1] as usize), 0, 0])
+                        .ok_or(SyscallError::NoSuchTarget),
                     (Ok(()), kernel_op::SWAP_STATUS) => {
                         let report = self.last_swap();
                         let micros = report.ticks.saturating_mul(1_000_000)

@@ -43,8 +43,17 @@ fn push<T, const N: usize>(
 }
 
 impl Manifest {
-    /// The system as every component is told it.
+    /// The system as every component is told it (without the components' regions, which the
+    /// composer places: [`Self::component_config`] has them).
     pub fn component_system(&self) -> Result<config::System, ConfigError> {
+        self.component_system_in(&[])
+    }
+
+    /// The system with the components' regions, by id.
+    fn component_system_in(
+        &self,
+        regions: &[hv_board::Region],
+    ) -> Result<config::System, ConfigError> {
         let mut vms = heapless::Vec::new();
         for (id, vm) in self.vms.iter().enumerate() {
             let mut devices = heapless::Vec::new();
@@ -110,6 +119,11 @@ impl Manifest {
                     },
                     Restart::Never => config::Restart::Never,
                 },
+                region: regions
+                    .get(components.len())
+                    .copied()
+                    .map(region)
+                    .unwrap_or_default(),
             };
             push(&mut components, summary, "components")?;
         }
@@ -147,12 +161,16 @@ impl Manifest {
         })
     }
 
-    /// Component `id`'s configuration, for the region the composer gave it.
+    /// Component `id`'s configuration, given the regions the composer gave every component
+    /// (by id).
     pub fn component_config(
         &self,
         id: usize,
-        placed_at: hv_board::Region,
+        regions: &[hv_board::Region],
     ) -> Result<config::ComponentConfig, ConfigError> {
+        let placed_at = *regions
+            .get(id)
+            .ok_or_else(|| ConfigError(format!("no region for component {id}")))?;
         let component = self
             .components
             .get(id)
@@ -163,7 +181,7 @@ impl Manifest {
             id: id as u16,
             region: region(placed_at),
             stack: component.stack,
-            system: self.component_system()?,
+            system: self.component_system_in(regions)?,
             settings: component.settings,
             swap_test: None,
         })

@@ -29,6 +29,10 @@ pub struct ManifestSpec {
     /// The component tasks, in order: a component's id is its position here.
     #[serde(default, rename = "component")]
     pub components: Vec<ComponentSpec>,
+    /// Hot-swap while the system runs (docs/hot-swap.md): the supervisor is granted the
+    /// board's control line and the SWAP operation. Needs a board with a control line.
+    #[serde(default)]
+    pub hot_swap: bool,
 }
 
 /// `[machine]`: the physical machine the image runs on.

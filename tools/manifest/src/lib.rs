@@ -73,6 +73,20 @@ pub const KERNEL_OPS: &[(&str, u64)] = &[
     ("virq-timer", hv_ipc::abi::kernel_op::VIRQ_TIMER),
     ("gic-access", hv_ipc::abi::kernel_op::GIC_ACCESS),
     ("console-access", hv_ipc::abi::kernel_op::CONSOLE_ACCESS),
+    ("control-read", hv_ipc::abi::kernel_op::CONTROL_READ),
+    ("control-write", hv_ipc::abi::kernel_op::CONTROL_WRITE),
+    ("swap", hv_ipc::abi::kernel_op::SWAP),
+    ("swap-status", hv_ipc::abi::kernel_op::SWAP_STATUS),
+    ("component-build", hv_ipc::abi::kernel_op::COMPONENT_BUILD),
+];
+
+/// The kernel operations `hot-swap = true` grants the supervisor.
+pub const HOT_SWAP_KERNEL_OPS: [&str; 5] = [
+    "control-read",
+    "control-write",
+    "swap",
+    "swap-status",
+    "component-build",
 ];
 
 /// Guest trap classes a component can take, with their route bits (`hv_abi::ROUTE_*`).

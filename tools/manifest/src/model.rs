@@ -23,6 +23,8 @@ pub struct Manifest {
     pub vms: Vec<Vm>,
     /// The components; a component's id is its index here.
     pub components: Vec<Component>,
+    /// Components can be hot-swapped (the supervisor holds the control line).
+    pub hot_swap: bool,
 }
 
 impl Manifest {

@@ -553,12 +553,18 @@ fn component_configurations_round_trip_through_their_files() {
         "tests/full/full.toml",
     ] {
         let manifest = load(relative);
-        for (id, component) in manifest.components.iter().enumerate() {
-            let placed = Region {
-                base: 0x4040_0000 + id as u64 * 0x10_0000,
+        let regions: Vec<Region> = manifest
+            .components
+            .iter()
+            .enumerate()
+            .map(|(id, component)| Region {
+                base: 0x4040_0000 + id as u64 * 0x100_0000,
                 size: component.memory,
-            };
-            let config = manifest.component_config(id, placed).unwrap();
+            })
+            .collect();
+        for (id, component) in manifest.components.iter().enumerate() {
+            let placed = regions[id];
+            let config = manifest.component_config(id, &regions).unwrap();
             let text = build::to_toml(&config);
             let read = build::parse(&component.crate_name, &text)
                 .unwrap_or_else(|e| panic!("{relative}: {}: {e}\n{text}", component.name));
@@ -569,6 +575,12 @@ fn component_configurations_round_trip_through_their_files() {
             // The system is the same for every component and matches the manifest.
             assert_eq!(read.system.vms.len(), manifest.vms.len());
             assert_eq!(read.system.components.len(), manifest.components.len());
+            // Every component is told where the others are (a swapped image is checked
+            // against its region).
+            for (summary, region) in read.system.components.iter().zip(&regions) {
+                assert_eq!(summary.region.base, region.base);
+                assert_eq!(summary.region.size, region.size);
+            }
             assert_eq!(read.system.ram.base, manifest.machine.usable.base);
             for (told, vm) in read.system.vms.iter().zip(&manifest.vms) {
                 assert_eq!((told.name.as_str(), told.host), (vm.name.as_str(), vm.host));
@@ -590,7 +602,9 @@ fn a_malformed_configuration_file_names_the_field() {
         base: 0x4100_0000,
         size: component.memory,
     };
-    let text = build::to_toml(&manifest.component_config(id, placed).unwrap());
+    let mut regions = vec![placed; manifest.components.len()];
+    regions[id] = placed;
+    let text = build::to_toml(&manifest.component_config(id, &regions).unwrap());
     let misspelt = text.replacen("stack = ", "stak = ", 1);
     let error = build::parse("hv-mem-protect", &misspelt).unwrap_err();
     assert!(error.contains("stak"), "{error}");
@@ -624,4 +638,50 @@ fn the_interface_names_are_hv_ipcs() {
     ] {
         assert!(defined.contains(&(name, id)), "{name}");
     }
+}
+
+#[test]
+fn hot_swap_grants_the_supervisor_the_control_line_and_swap() {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../manifests/qemu-virt.toml"
+    ))
+    .unwrap();
+    let without = text.replace("hot-swap = true", "");
+    let with = format!("hot-swap = true\n{without}");
+    let manifest = hv_manifest::parse(&with, "hot-swap.toml", Path::new(".")).unwrap();
+    assert!(manifest.hot_swap);
+    let (_, supervisor) = manifest.component("supervisor").unwrap();
+    for op in hv_manifest::HOT_SWAP_KERNEL_OPS {
+        assert!(supervisor.kernel_ops.iter().any(|granted| granted == op), "{op}");
+    }
+    let swap = 1 << hv_ipc::abi::kernel_op::SWAP;
+    assert_eq!(supervisor.grants.kernel_ops & swap, swap);
+    let (_, vm_manager) = manifest.component("vm-manager").unwrap();
+    assert_eq!(vm_manager.grants.kernel_ops & swap, 0, "only the supervisor swaps");
+    let plain = hv_manifest::parse(&without, "plain.toml", Path::new(".")).unwrap();
+    assert!(!plain.hot_swap);
+
+    // A board without a control line refuses it, and so does a system without a supervisor.
+    let pi = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../manifests/rpi4.toml"
+    ))
+    .unwrap();
+    let pi = format!("hot-swap = true\n{pi}");
+    let error = hv_manifest::parse(&pi, "pi.toml", Path::new(".")).unwrap_err();
+    let errors = error.diagnostics();
+    assert!(
+        errors.iter().any(|e| e.message.contains("no control line")),
+        "{errors:?}"
+    );
+    let no_supervisor = with
+        .replacen("serves = \"supervisor\"", "", 1)
+        .replacen("calls = [\"supervisor\", ", "calls = [", 1);
+    let error = hv_manifest::parse(&no_supervisor, "x.toml", Path::new(".")).unwrap_err();
+    let errors = error.diagnostics();
+    assert!(
+        errors.iter().any(|e| e.message.contains("add a component that serves")),
+        "{errors:?}"
+    );
 }

@@ -283,7 +283,15 @@ pub fn compose(request: &Request) -> Result<Composed> {
                 component.region.len() / 1024
             );
         }
-        let store = PhysRange::from_size(store_next, flat.bytes.len() as u64).context("store")?;
+        // The store is the image's slot, with room for a larger build swapped in later
+        // (docs/hot-swap.md): twice the image, within the region. The padding is zeros, which a
+        // build id leaves out.
+        let slot = align_up(2 * flat.bytes.len() as u64, PAGE)
+            .min(component.region.len())
+            .max(flat.bytes.len() as u64);
+        let mut stored_bytes = flat.bytes.clone();
+        stored_bytes.resize(slot as usize, 0);
+        let store = PhysRange::from_size(store_next, slot).context("store")?;
         store_next = align_up(store.end, PAGE);
         table
             .push_component(ComponentDescriptor {
@@ -301,7 +309,7 @@ pub fn compose(request: &Request) -> Result<Composed> {
                 smccc_ranges: component.grants.smccc_ranges,
             })
             .map_err(|e| anyhow::anyhow!("{e:?}"))?;
-        images.push((flat.bytes, store, component));
+        images.push((stored_bytes, store, component));
     }
     if store_next > hypervisor.end {
         bail!("the components' images do not fit the hypervisor's region");

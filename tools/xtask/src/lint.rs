@@ -110,14 +110,16 @@ fn component_config(crate_name: &str) -> Result<PathBuf> {
         else {
             continue;
         };
-        let regions = crate::component_regions(&system)?;
-        let region = hv_board::Region {
-            base: regions[id].start,
-            size: regions[id].len(),
-        };
+        let regions: Vec<hv_board::Region> = crate::component_regions(&system)?
+            .iter()
+            .map(|region| hv_board::Region {
+                base: region.start,
+                size: region.len(),
+            })
+            .collect();
         let config = system
             .manifest
-            .component_config(id, region)
+            .component_config(id, &regions)
             .map_err(|e| anyhow::anyhow!("{crate_name}: {e}"))?;
         let file = paths::xtask_out()
             .join("lint")

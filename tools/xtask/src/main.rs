@@ -332,14 +332,17 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
     let regions = compose::layout_components(system.board, kernel_end, &sizes)?;
     let component_dir = paths::xtask_out().join(&system.name).join("components");
     let mut built = Vec::new();
-    for (id, (spec, region)) in components.iter().zip(regions).enumerate() {
-        let placed = hv_board::Region {
+    let placed: Vec<hv_board::Region> = regions
+        .iter()
+        .map(|region| hv_board::Region {
             base: region.start,
             size: region.len(),
-        };
+        })
+        .collect();
+    for (id, (spec, region)) in components.iter().zip(regions).enumerate() {
         let config = system
             .manifest
-            .component_config(id, placed)
+            .component_config(id, &placed)
             .map_err(|error| anyhow::anyhow!("component {}: {error}", spec.name))?;
         let config_file = component_dir.join(format!("{}.toml", spec.name));
         hv_component_config::build::write(&config, &config_file)

@@ -228,7 +228,10 @@ pub(crate) fn check(
         };
         checker.name(&field, &draft.name, &mut names_seen);
     }
-    let components = check_components(&mut checker, &spec.components, &mut names_seen);
+    let mut components = check_components(&mut checker, &spec.components, &mut names_seen);
+    if spec.hot_swap {
+        grant_hot_swap(&mut checker, board, components.as_mut());
+    }
     let has_guests = vm_drafts.iter().any(|draft| !draft.host);
 
     let (machine, vms) = match board {
@@ -269,7 +272,51 @@ pub(crate) fn check(
         kernel,
         vms,
         components,
+        hot_swap: spec.hot_swap,
     })
+}
+
+/// `hot-swap = true`: the supervisor gets the control line and SWAP, on a board that has a
+/// control line.
+fn grant_hot_swap(
+    checker: &mut Checker<'_>,
+    board: Option<&'static hv_board::Board>,
+    components: Option<&mut Vec<Component>>,
+) {
+    let field = FieldPath::root().key("hot-swap");
+    if let Some(board) = board.filter(|board| board.control_uart.is_none()) {
+        checker.error(
+            &field,
+            format!(
+                "board \"{}\" has no control line for hot-swap (board.toml [control]); remove \
+                 `hot-swap = true`",
+                board.name
+            ),
+        );
+        return;
+    }
+    let Some(components) = components else { return };
+    let Some(supervisor) = components
+        .iter_mut()
+        .find(|component| component.serves.as_deref() == Some("supervisor"))
+    else {
+        checker.error(
+            &field,
+            "hot-swap is carried out by the supervisor: add a component that serves \"supervisor\"",
+        );
+        return;
+    };
+    for op in crate::HOT_SWAP_KERNEL_OPS {
+        if !supervisor.kernel_ops.iter().any(|granted| granted == op) {
+            supervisor.kernel_ops.push(op.to_owned());
+        }
+        let number = KERNEL_OPS
+            .iter()
+            .find(|(name, _)| *name == op)
+            .map(|(_, number)| *number)
+            .expect("hot-swap's operations are kernel operations");
+        supervisor.grants.kernel_ops |= 1 << number;
+    }
 }
 
 /// Guest VMs need the component that takes the `mmio` route (their emulated devices and GIC
