@@ -746,6 +746,14 @@ mod component {
                 self, interface, request, reply,
             )
         }
+
+        /// Its state is the system's memory map: every page's owner and every stage 2 it
+        /// wrote, which the hardware walks at this moment. A new instance would have to take it
+        /// over exactly or the isolation it guards breaks, so it is never swapped (the swap is
+        /// refused before anything changes; docs/hot-swap.md).
+        fn swap_state(&self) -> hv_component_rt::SwapState {
+            hv_component_rt::SwapState::NotSwappable
+        }
     }
 }
 

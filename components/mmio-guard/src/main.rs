@@ -41,7 +41,8 @@ mod component {
     use hv_component_rt::hv_ipc::interfaces::mmio_guard::{
         MmioGuardInterface, MmioGuardReply, MmioGuardServer, NOTIFY_MMIO_GUARD_CHANGED,
     };
-    use hv_component_rt::{Ipc, Server, StartInfo, serve_forever};
+    use hv_component_rt::hv_ipc::lifecycle::{Refusal, StateTag};
+    use hv_component_rt::{Ipc, Server, StartInfo, SwapState, serve_forever};
 
     use crate::policy::{self, Change, Guard};
 
@@ -54,7 +55,9 @@ mod component {
         );
         let system = &hv_component_rt::config().system;
         if info.start_count > 0 {
-            warn!("mmio-guard: restarted: enrolments and maps made before are lost");
+            warn!(
+                "mmio-guard: started again: enrolments and maps made before are lost, unless a swap hands them over"
+            );
             // Whoever kept a verdict of the previous instance must drop it; the manifest's
             // `notifies` decides who can be told (the others are refused, and kept nothing).
             for id in (0..system.components.len()).filter(|&id| id != info.index) {
@@ -203,6 +206,49 @@ mod component {
             hv_ipc::dispatch::<(GuestTrapInterface, MmioGuardInterface), _>(
                 self, interface, request, reply,
             )
+        }
+
+        /// Every VM's enrolment and mapped granules go to the next instance: a VM that
+        /// declared its MMIO keeps its declarations across a swap.
+        fn swap_state(&self) -> SwapState {
+            SwapState::Keeps {
+                schema: policy::STATE_SCHEMA,
+                version: policy::STATE_VERSION,
+            }
+        }
+
+        fn interface_schema(&self) -> u64 {
+            <MmioGuardInterface as hv_ipc::Interface>::SCHEMA_HASH
+        }
+
+        fn export_state(&mut self, out: &mut [u8]) -> Option<usize> {
+            self.guard.export(out)
+        }
+
+        fn import_state(&mut self, tag: StateTag, state: &[u8]) -> Result<(), Refusal> {
+            if (tag.schema, tag.version) != (policy::STATE_SCHEMA, policy::STATE_VERSION) {
+                warn!(
+                    "mmio-guard: a swap hands over state {=u64:#x} v{=u32}, not ours",
+                    tag.schema, tag.version
+                );
+                return Err(Refusal::State);
+            }
+            match self.guard.import(state) {
+                Ok(()) => {
+                    for config in self.guard.configs() {
+                        info!(
+                            "mmio-guard: vm{=u16} taken over: {=usize} mapped ranges",
+                            config.vm,
+                            self.guard.mapped(config.vm).len()
+                        );
+                    }
+                    Ok(())
+                }
+                Err(policy::NotTaken) => {
+                    warn!("mmio-guard: the state handed over is not a valid guard state");
+                    Err(Refusal::State)
+                }
+            }
         }
     }
 }

@@ -71,7 +71,10 @@ use hv_ipc::guest_abi::kvm::{
 };
 use hv_ipc::guest_abi::smccc::{INVALID_PARAMETER, NOT_SUPPORTED, SUCCESS};
 
+mod handover;
 mod ranges;
+
+pub use handover::{NotTaken, SCHEMA as STATE_SCHEMA, VERSION as STATE_VERSION};
 
 pub use ranges::{GranuleRange, GranuleRanges};
 

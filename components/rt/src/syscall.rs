@@ -142,10 +142,10 @@ pub fn control_write(bytes: &[u8]) -> Result<(), SyscallError> {
     Ok(())
 }
 
-/// [`op::SWAP`]: swap component `target` for `image` (in this component's memory), entered
-/// `entry_offset` bytes into its region. The swap happens once this component waits again.
-pub fn swap(target: u8, image: &[u8], entry_offset: u32) -> Result<(), SyscallError> {
-    let args = op::swap_args(target, image.len() as u32, entry_offset);
+/// [`op::SWAP`]: swap a component for `image` (in this component's memory), with `args`
+/// ([`op::swap_args`]: the component, the image's length, its entry offset). The swap happens
+/// once this component waits again.
+pub fn swap(image: &[u8], args: u64) -> Result<(), SyscallError> {
     kernel_op(op::SWAP, [image.as_ptr() as u64, args, 0, 0]).map(drop)
 }
 

@@ -180,7 +180,7 @@ mod component {
                         "supervisor: swapping component {=usize} for build {=u64:#x} ({=u32} bytes)",
                         order.index, order.build_id, order.image_len
                     );
-                    match syscall::swap(order.index as u8, image, order.entry_offset) {
+                    match syscall::swap(image, order.args()) {
                         Ok(()) => self.swapping = true,
                         Err(error) => {
                             warn!("supervisor: SWAP refused ({=i64})", error as i64);

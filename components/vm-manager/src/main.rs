@@ -76,7 +76,8 @@ mod component {
         SupervisorInterface, SupervisorReply, SupervisorRequest,
     };
     use hv_component_rt::hv_ipc::{self, Client, ServedBy};
-    use hv_component_rt::{Ipc, Server, StartInfo, arch, serve_forever};
+    use hv_component_rt::hv_ipc::lifecycle::{self, StateTag};
+    use hv_component_rt::{Ipc, Server, StartInfo, SwapState, arch, serve_forever};
 
     use crate::config::{self, EmulatedDevice, MAX_EMULATED};
     use crate::console_mux::{ConsoleMux, Route};
@@ -1181,7 +1182,68 @@ mod component {
             self.handle_notification(bits);
             self.create_guests(ipc);
         }
+
+        /// With only the host, the state is this instance's counters (the host's vCPUs and
+        /// their power state are the kernel's). Guest VMs' emulated devices (vGIC, UARTs,
+        /// lifecycle) are not handed over yet: with guests, a swap is refused before anything
+        /// changes (docs/hot-swap.md).
+        fn swap_state(&self) -> SwapState {
+            if self.system.vms.iter().any(|vm| !vm.host) {
+                SwapState::NotSwappable
+            } else {
+                SwapState::Keeps {
+                    schema: STATE_SCHEMA,
+                    version: 1,
+                }
+            }
+        }
+
+        fn interface_schema(&self) -> u64 {
+            <GuestTrapInterface as hv_ipc::Interface>::SCHEMA_HASH
+        }
+
+        fn export_state(&mut self, out: &mut [u8]) -> Option<usize> {
+            let state = HandOver {
+                served: self.served,
+                console_write_failed: self.console_write_failed,
+            };
+            postcard::to_slice(&state, out).ok().map(|bytes| bytes.len())
+        }
+
+        fn import_state(
+            &mut self,
+            tag: StateTag,
+            state: &[u8],
+        ) -> Result<(), lifecycle::Refusal> {
+            if tag.schema == 0 && state.is_empty() {
+                // The old build kept nothing: start as at boot.
+                return Ok(());
+            }
+            if (tag.schema, tag.version) != (STATE_SCHEMA, 1) {
+                return Err(lifecycle::Refusal::State);
+            }
+            let state: HandOver =
+                postcard::from_bytes(state).map_err(|_| lifecycle::Refusal::State)?;
+            info!(
+                "vm-manager: taken over after {=u64} guest-trap requests",
+                state.served
+            );
+            self.served = state.served;
+            self.console_write_failed = state.console_write_failed;
+            Ok(())
+        }
     }
+
+    /// What the VM manager hands over in a swap (host-only systems).
+    #[derive(serde::Serialize, serde::Deserialize)]
+    struct HandOver {
+        served: u64,
+        console_write_failed: bool,
+    }
+
+    /// [`HandOver`]'s schema hash.
+    const STATE_SCHEMA: u64 =
+        hv_ipc::schema_hash("HandOver { served: u64, console_write_failed: bool }");
 }
 
 #[cfg(not(target_os = "none"))]

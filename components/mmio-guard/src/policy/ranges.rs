@@ -36,6 +36,12 @@ pub struct GranuleRanges<const N: usize> {
 }
 
 impl<const N: usize> GranuleRanges<N> {
+    /// The set of `ranges`, which the caller has checked are sorted, disjoint, non-adjacent
+    /// and non-empty (a hot-swap's hand-over).
+    pub fn from_sorted(ranges: heapless::Vec<GranuleRange, N>) -> Self {
+        Self { ranges }
+    }
+
     /// The ranges, in ascending order.
     pub fn as_slice(&self) -> &[GranuleRange] {
         &self.ranges
