@@ -146,6 +146,11 @@ pub trait Machine {
     /// The counter's frequency.
     fn ticks_per_second(&self) -> u64;
 
+    /// The buffer a swap's state is handed over in ([`hv_ipc::lifecycle::STATE_MAX`] bytes):
+    /// only the CPU carrying out the one swap under way uses it. A static of its own, not part
+    /// of the registry, which is built on a boot stack far smaller than it.
+    fn handover(&mut self) -> &mut [u8];
+
     /// The message buffer at `address` (a component's `__ipc_rx` or `__ipc_tx`, which the boot
     /// table's checks keep inside its region). Only used for a component that is not running
     /// and is locked by this CPU.
@@ -368,25 +373,13 @@ pub struct Registry<E> {
     smccc_default: Option<usize>,
     /// The server of each interface id a grant can name (`may_call` is a 32-bit set).
     servers: [Option<usize>; 32],
-    /// A swap is under way (on one CPU): another is refused.
+    /// A swap is under way (on one CPU): another is refused, and that CPU alone uses the
+    /// machine's hand-over buffer ([`Machine::handover`]).
     swapping: AtomicBool,
-    /// The state an old instance hands over in a swap (only touched by the swapping CPU).
-    handoff: HandoffBuffer,
     /// How the last swap ended.
     last_swap: spin::Mutex<swap::SwapReport>,
 }
 
-/// The hand-off buffer, used by whichever CPU holds [`Registry::swapping`].
-struct HandoffBuffer(UnsafeCell<[u8; hv_ipc::lifecycle::STATE_MAX]>);
-
-// SAFETY: only the CPU whose swap set `swapping` touches the bytes, until it clears it.
-unsafe impl Sync for HandoffBuffer {}
-
-impl HandoffBuffer {
-    fn get(&self) -> *mut [u8; hv_ipc::lifecycle::STATE_MAX] {
-        self.0.get()
-    }
-}
 
 impl<E: Copy + Send> Registry<E> {
     /// Sets up `components` (descriptor and VTTBR_EL2 each) and loads their images.
@@ -401,7 +394,6 @@ impl<E: Copy + Send> Registry<E> {
             smccc_default: None,
             servers: [None; 32],
             swapping: AtomicBool::new(false),
-            handoff: HandoffBuffer(UnsafeCell::new([0; hv_ipc::lifecycle::STATE_MAX])),
             last_swap: spin::Mutex::new(swap::SwapReport::NONE),
         };
         for (descriptor, vttbr) in components {
@@ -429,10 +421,6 @@ impl<E: Copy + Send> Registry<E> {
             }
             // SAFETY: no CPU runs components yet; the registry is not shared.
             unsafe { registry.load(machine, index) };
-            machine.report(Event::Runs {
-                index,
-                build: registry.components[index].build.load(Ordering::Relaxed),
-            });
         }
         registry.supervisor = registry.server_of(abi::interface::SUPERVISOR);
         registry.smccc_default = registry.route(hv_abi::ROUTE_SMCCC);

@@ -123,7 +123,7 @@ pub fn configure() -> Option<ComponentConfig> {
     let config = parse(&crate_name, &text)
         .unwrap_or_else(|error| fail(format!("configuration {}: {error}", path.display())));
     let out = PathBuf::from(std::env::var_os("OUT_DIR").expect("cargo sets OUT_DIR"));
-    let bytes = postcard::to_stdvec(&config).expect("a configuration always encodes");
+    let bytes = embedded_bytes(&config);
     std::fs::write(out.join(EMBEDDED_FILE), bytes).expect("write the embedded configuration");
     std::fs::write(out.join("component.ld"), link_script(&config)).expect("write component.ld");
     println!("cargo:rustc-link-search={}", out.display());
@@ -139,4 +139,9 @@ pub fn link_script(config: &ComponentConfig) -> String {
         .replace("@SIZE@", &format!("{:#x}", config.region.size))
         .replace("@STACK_SIZE@", &format!("{:#x}", config.stack))
         .replace("@STARTUP_STACK@", &format!("{:#x}", crate::STARTUP_STACK))
+}
+
+/// The postcard bytes a component embeds (what [`ComponentConfig::decode`] reads at run time).
+pub fn embedded_bytes(config: &ComponentConfig) -> Vec<u8> {
+    postcard::to_stdvec(config).expect("a configuration always encodes")
 }

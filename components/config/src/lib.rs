@@ -96,7 +96,7 @@ pub struct ComponentConfig {
     pub settings: Settings,
     /// A misbehaviour to show in a hot-swap (`cargo xtask swap --test-hook`; never set by a
     /// manifest): the system tests of each rollback cause build a new image with one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub swap_test: Option<SwapTest>,
 }
 

@@ -74,6 +74,8 @@ use hv_ipc::guest_abi::smccc::{INVALID_PARAMETER, NOT_SUPPORTED, SUCCESS};
 mod handover;
 mod ranges;
 
+// Used by the component proper (target builds).
+#[cfg_attr(not(target_os = "none"), allow(unused_imports))]
 pub use handover::{NotTaken, SCHEMA as STATE_SCHEMA, VERSION as STATE_VERSION};
 
 pub use ranges::{GranuleRange, GranuleRanges};

@@ -104,6 +104,7 @@ mod tests {
                     name: name("guard"),
                     serves: Some(name("mmio-guard")),
                     restart: Restart::Never,
+                    region: Region::default(),
                 })
                 .unwrap();
         }

@@ -28,6 +28,9 @@ const FIRST_COMPONENT_VMID: u64 = 2;
 
 static REGISTRY: Once<Registry<El1Context>> = Once::new();
 
+/// The state handed over in a swap ([`Machine::handover`]).
+static mut HANDOVER: [u8; hv_ipc::lifecycle::STATE_MAX] = [0; hv_ipc::lifecycle::STATE_MAX];
+
 /// This CPU's hardware under the world stack: how it runs its vCPU (the host's, or the
 /// guest vCPU pinned to it) and components.
 #[derive(Clone, Copy)]
@@ -138,6 +141,12 @@ impl Machine for Hardware {
 
     fn ticks_per_second(&self) -> u64 {
         arch::counter().1
+    }
+
+    fn handover(&mut self) -> &mut [u8] {
+        // SAFETY: only the CPU carrying out the one swap under way asks (the world stack's
+        // `swapping` flag), and the reference ends before that swap does.
+        unsafe { &mut *(&raw mut HANDOVER) }
     }
 
     fn message_buffer(&mut self, address: u64) -> &mut MessageBuffer {
@@ -357,6 +366,12 @@ pub fn set_up(table: &BootTable) {
         let mut loader = Hardware::UNSET;
         Registry::new(&mut loader, components)
     });
+    // Which build each component runs: the log's decoder picks its ELF by this line.
+    let mut hardware = Hardware::UNSET;
+    for index in 0..registry().components().len() {
+        let build = registry().build(index);
+        hardware.report(Event::Runs { index, build });
+    }
 }
 
 /// Whether the supervisor may read hot-swap's control line (the manifest's `hot-swap`).

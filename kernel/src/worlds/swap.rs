@@ -224,11 +224,8 @@ impl<E: Copy + Send> Registry<E> {
                     self.pop_swapped(machine, cpu);
                     return self.end_swap(machine, cpu, outcome);
                 }
-                // SAFETY: `swapping` is held by this CPU's job: no other CPU touches the
-                // hand-off buffer until it ends.
-                let handoff = unsafe { &mut *self.handoff.get() };
                 let start = received as usize;
-                handoff[start..start + bytes.len()].copy_from_slice(bytes);
+                machine.handover()[start..start + bytes.len()].copy_from_slice(bytes);
                 let received = received + bytes.len() as u32;
                 (job.tag, job.total) = (tag, total);
                 if received < total {
@@ -365,13 +362,14 @@ impl<E: Copy + Send> Registry<E> {
     fn send_import<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>, sent: u32) {
         let Some(mut job) = cpu.swap else { return };
         let end = (sent as usize + PAGE_MAX).min(job.total as usize);
-        // SAFETY: as in `swap_reply`.
-        let handoff = unsafe { &*self.handoff.get() };
+        let mut page = [0u8; PAGE_MAX];
+        let page = &mut page[..end - sent as usize];
+        page.copy_from_slice(&machine.handover()[sent as usize..end]);
         let request = LifecycleRequest::Import {
             tag: job.tag,
             total: job.total,
             offset: sent,
-            bytes: &handoff[sent as usize..end],
+            bytes: page,
         };
         let fresh = sent == 0;
         job.phase = match job.phase {

@@ -30,6 +30,7 @@ struct Fake {
     stored: Vec<(u64, u64)>,
     events: Vec<Event>,
     now: u64,
+    handover: Vec<u8>,
 }
 
 impl Fake {
@@ -77,6 +78,13 @@ impl Machine for Fake {
     /// Ticks are milliseconds.
     fn ticks_per_second(&self) -> u64 {
         1000
+    }
+
+    fn handover(&mut self) -> &mut [u8] {
+        if self.handover.is_empty() {
+            self.handover = vec![0; hv_ipc::lifecycle::STATE_MAX];
+        }
+        &mut self.handover
     }
 
     fn message_buffer(&mut self, address: u64) -> &mut MessageBuffer {

@@ -569,6 +569,19 @@ fn component_configurations_round_trip_through_their_files() {
             let read = build::parse(&component.crate_name, &text)
                 .unwrap_or_else(|e| panic!("{relative}: {}: {e}\n{text}", component.name));
             assert_eq!(read, config, "{relative}: {}", component.name);
+            // And through the postcard bytes the component embeds, with and without a swap
+            // test hook (a field postcard cannot skip).
+            for swap_test in [None, Some(hv_component_config::SwapTest::Slow)] {
+                let config = hv_component_config::ComponentConfig {
+                    swap_test,
+                    ..config.clone()
+                };
+                let bytes = build::embedded_bytes(&config);
+                assert_eq!(
+                    hv_component_config::ComponentConfig::decode(&bytes),
+                    Ok(config)
+                );
+            }
             assert_eq!(read.settings, component.settings);
             assert_eq!(read.stack, component.stack);
             assert_eq!(read.region.base, placed.base);
