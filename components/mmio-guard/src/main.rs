@@ -157,8 +157,10 @@ mod component {
                 Some(Change::Mapped(granule)) => {
                     debug!("mmio-guard: vm{=u16} mapped {=u64:#x}", vm, granule.base())
                 }
+                // As MAPs that only grow a range: a guest that maps and unmaps in a loop must not
+                // flood the log.
                 Some(Change::Unmapped(granule)) => {
-                    info!(
+                    debug!(
                         "mmio-guard: vm{=u16} unmapped {=u64:#x}",
                         vm,
                         granule.base()
