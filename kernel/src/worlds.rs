@@ -380,7 +380,6 @@ pub struct Registry<E> {
     last_swap: spin::Mutex<swap::SwapReport>,
 }
 
-
 impl<E: Copy + Send> Registry<E> {
     /// Sets up `components` (descriptor and VTTBR_EL2 each) and loads their images.
     pub fn new<M: Machine<El1 = E>>(

@@ -98,7 +98,9 @@ impl<'b> Lifecycle<'b> {
     ) -> (usize, Hook) {
         let interface = own_interface(server, test);
         let (answer, hook) = match lifecycle::decode::<LifecycleRequest>(request) {
-            Some(LifecycleRequest::Export { offset }) => (self.export(server, offset, interface), Hook::None),
+            Some(LifecycleRequest::Export { offset }) => {
+                (self.export(server, offset, interface), Hook::None)
+            }
             Some(LifecycleRequest::Import {
                 tag,
                 total,
@@ -121,7 +123,12 @@ impl<'b> Lifecycle<'b> {
         (lifecycle::encode(&answer, reply).unwrap_or(0), hook)
     }
 
-    fn export<S: Server + ?Sized>(&mut self, server: &mut S, offset: u32, interface: u64) -> Answer {
+    fn export<S: Server + ?Sized>(
+        &mut self,
+        server: &mut S,
+        offset: u32,
+        interface: u64,
+    ) -> Answer {
         if offset == 0 {
             let (schema, version) = match server.swap_state() {
                 SwapState::NotSwappable => return Answer::Reply(LifecycleReply::NotSwappable),
@@ -162,16 +169,24 @@ impl<'b> Lifecycle<'b> {
         let (total, offset) = (total as usize, offset as usize);
         let end = offset + bytes.len();
         if total > self.buffer.len().min(STATE_MAX) || end > total {
-            return (Answer::Reply(LifecycleReply::Refused(Refusal::State)), Hook::None);
+            return (
+                Answer::Reply(LifecycleReply::Refused(Refusal::State)),
+                Hook::None,
+            );
         }
         self.buffer[offset..end].copy_from_slice(bytes);
         if end < total {
             return (Answer::Reply(LifecycleReply::More), Hook::None);
         }
         match test {
-            Some(SwapTest::FaultAtStart) => return (Answer::Reply(LifecycleReply::More), Hook::Fault),
+            Some(SwapTest::FaultAtStart) => {
+                return (Answer::Reply(LifecycleReply::More), Hook::Fault);
+            }
             Some(SwapTest::RefuseState) => {
-                return (Answer::Reply(LifecycleReply::Refused(Refusal::State)), Hook::None);
+                return (
+                    Answer::Reply(LifecycleReply::Refused(Refusal::State)),
+                    Hook::None,
+                );
             }
             _ => {}
         }
@@ -180,7 +195,10 @@ impl<'b> Lifecycle<'b> {
             _ => Hook::None,
         };
         if tag.interface != interface && !server.migrates_interface_from(tag.interface) {
-            return (Answer::Reply(LifecycleReply::Refused(Refusal::Interface)), hook);
+            return (
+                Answer::Reply(LifecycleReply::Refused(Refusal::Interface)),
+                hook,
+            );
         }
         let answer = match server.import_state(tag, &self.buffer[..total]) {
             Ok(()) => LifecycleReply::Accepted,
@@ -193,7 +211,11 @@ impl<'b> Lifecycle<'b> {
 /// An answer before it is encoded (a page borrows the buffer).
 enum Answer {
     Reply(LifecycleReply<'static>),
-    Page { total: u32, start: usize, end: usize },
+    Page {
+        total: u32,
+        start: usize,
+        end: usize,
+    },
 }
 
 /// The schema hash of the interface this build serves (a `schema-change` test build says
@@ -383,11 +405,17 @@ mod tests {
     fn test_builds_misbehave_as_asked() {
         let (tag, state) = export(&mut counter(7));
         let (answer, hook) = import(&mut counter(0), Some(SwapTest::RefuseState), tag, &state);
-        assert_eq!((answer, hook), (LifecycleReply::Refused(Refusal::State), Hook::None));
+        assert_eq!(
+            (answer, hook),
+            (LifecycleReply::Refused(Refusal::State), Hook::None)
+        );
         let (_, hook) = import(&mut counter(0), Some(SwapTest::FaultAtStart), tag, &state);
         assert_eq!(hook, Hook::Fault);
         let (answer, hook) = import(&mut counter(0), Some(SwapTest::Slow), tag, &state);
-        assert_eq!((answer, hook), (LifecycleReply::Accepted, Hook::Stall(SLOW_MS)));
+        assert_eq!(
+            (answer, hook),
+            (LifecycleReply::Accepted, Hook::Stall(SLOW_MS))
+        );
     }
 
     #[test]

@@ -32,10 +32,10 @@ mod component {
         ComponentState, MESSAGE_MAX, NOTIFY_COMPONENT_FAULTED, NOTIFY_CONTROL_INPUT,
         NOTIFY_SWAP_DONE, SwapOutcome, kernel_op,
     };
-    use hv_component_rt::hv_ipc::swap::{FRAME_MAX, FrameDecoder, Request, Step};
     use hv_component_rt::hv_ipc::interfaces::supervisor::{
         SupervisorInterface, SupervisorReply, SupervisorServer,
     };
+    use hv_component_rt::hv_ipc::swap::{FRAME_MAX, FrameDecoder, Request, Step};
     use hv_component_rt::{Ipc, Server, StartInfo, serve_forever, syscall};
 
     use crate::policy::{MAX_COMPONENTS, Supervisor};

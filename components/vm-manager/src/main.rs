@@ -75,8 +75,8 @@ mod component {
     use hv_component_rt::hv_ipc::interfaces::supervisor::{
         SupervisorInterface, SupervisorReply, SupervisorRequest,
     };
-    use hv_component_rt::hv_ipc::{self, Client, ServedBy};
     use hv_component_rt::hv_ipc::lifecycle::{self, StateTag};
+    use hv_component_rt::hv_ipc::{self, Client, ServedBy};
     use hv_component_rt::{Ipc, Server, StartInfo, SwapState, arch, serve_forever};
 
     use crate::config::{self, EmulatedDevice, MAX_EMULATED};
@@ -1207,14 +1207,12 @@ mod component {
                 served: self.served,
                 console_write_failed: self.console_write_failed,
             };
-            postcard::to_slice(&state, out).ok().map(|bytes| bytes.len())
+            postcard::to_slice(&state, out)
+                .ok()
+                .map(|bytes| bytes.len())
         }
 
-        fn import_state(
-            &mut self,
-            tag: StateTag,
-            state: &[u8],
-        ) -> Result<(), lifecycle::Refusal> {
+        fn import_state(&mut self, tag: StateTag, state: &[u8]) -> Result<(), lifecycle::Refusal> {
             if tag.schema == 0 && state.is_empty() {
                 // The old build kept nothing: start as at boot.
                 return Ok(());

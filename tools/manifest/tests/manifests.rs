@@ -666,12 +666,19 @@ fn hot_swap_grants_the_supervisor_the_control_line_and_swap() {
     assert!(manifest.hot_swap);
     let (_, supervisor) = manifest.component("supervisor").unwrap();
     for op in hv_manifest::HOT_SWAP_KERNEL_OPS {
-        assert!(supervisor.kernel_ops.iter().any(|granted| granted == op), "{op}");
+        assert!(
+            supervisor.kernel_ops.iter().any(|granted| granted == op),
+            "{op}"
+        );
     }
     let swap = 1 << hv_ipc::abi::kernel_op::SWAP;
     assert_eq!(supervisor.grants.kernel_ops & swap, swap);
     let (_, vm_manager) = manifest.component("vm-manager").unwrap();
-    assert_eq!(vm_manager.grants.kernel_ops & swap, 0, "only the supervisor swaps");
+    assert_eq!(
+        vm_manager.grants.kernel_ops & swap,
+        0,
+        "only the supervisor swaps"
+    );
     let plain = hv_manifest::parse(&without, "plain.toml", Path::new(".")).unwrap();
     assert!(!plain.hot_swap);
 
@@ -688,13 +695,17 @@ fn hot_swap_grants_the_supervisor_the_control_line_and_swap() {
         errors.iter().any(|e| e.message.contains("no control line")),
         "{errors:?}"
     );
-    let no_supervisor = with
-        .replacen("serves = \"supervisor\"", "", 1)
-        .replacen("calls = [\"supervisor\", ", "calls = [", 1);
+    let no_supervisor = with.replacen("serves = \"supervisor\"", "", 1).replacen(
+        "calls = [\"supervisor\", ",
+        "calls = [",
+        1,
+    );
     let error = hv_manifest::parse(&no_supervisor, "x.toml", Path::new(".")).unwrap_err();
     let errors = error.diagnostics();
     assert!(
-        errors.iter().any(|e| e.message.contains("add a component that serves")),
+        errors
+            .iter()
+            .any(|e| e.message.contains("add a component that serves")),
         "{errors:?}"
     );
 }

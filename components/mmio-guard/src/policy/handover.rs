@@ -6,7 +6,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ranges::{GranuleRange, GranuleRanges};
-use super::{Granule, Guard, IPA_LIMIT, GRANULE_SHIFT, MAX_GRANULE_RANGES, MAX_VMS};
+use super::{GRANULE_SHIFT, Granule, Guard, IPA_LIMIT, MAX_GRANULE_RANGES, MAX_VMS};
 
 /// The hand-over's shape, whose schema hash tags it.
 const SCHEMA_TEXT: &str = "HandOver { vms: [VmHandOver { vm: u16, enrolled: bool, \
@@ -60,7 +60,9 @@ impl Guard {
             vms,
             refused_unknown_vm: self.refused_unknown_vm,
         };
-        postcard::to_slice(&handover, out).ok().map(|bytes| bytes.len())
+        postcard::to_slice(&handover, out)
+            .ok()
+            .map(|bytes| bytes.len())
     }
 
     /// Takes the state `bytes` an instance of the same schema exported. Nothing changes
