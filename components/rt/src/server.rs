@@ -134,9 +134,10 @@ static mut HANDOVER_STATE: (usize, StateTag) = (
 #[cfg(target_os = "none")]
 fn serve_lifecycle(ipc: &mut Ipc, server: &mut (impl Server + ?Sized), len: usize) -> usize {
     let test = crate::config().swap_test;
+    let (buffer, kept) = (&raw mut HANDOVER, &raw mut HANDOVER_STATE);
     // SAFETY: single-threaded; the buffer and its bookkeeping are only named here, and the
     // borrow ends before this function returns.
-    let (buffer, kept) = unsafe { (&mut *(&raw mut HANDOVER), &mut *(&raw mut HANDOVER_STATE)) };
+    let (buffer, kept) = unsafe { (&mut *buffer, &mut *kept) };
     let mut lifecycle = crate::swap::Lifecycle::resume(buffer, *kept);
     let (rx, tx) = ipc.rx_tx();
     let (reply_len, hook) = lifecycle.serve(server, test, &rx[..len.min(MESSAGE_MAX)], tx);

@@ -144,9 +144,10 @@ impl Machine for Hardware {
     }
 
     fn handover(&mut self) -> &mut [u8] {
+        let buffer = &raw mut HANDOVER;
         // SAFETY: only the CPU carrying out the one swap under way asks (the world stack's
         // `swapping` flag), and the reference ends before that swap does.
-        unsafe { &mut *(&raw mut HANDOVER) }
+        unsafe { &mut *buffer }
     }
 
     fn message_buffer(&mut self, address: u64) -> &mut MessageBuffer {
