@@ -2,7 +2,7 @@
 
 use crate::{paths, progress};
 use anyhow::{Context, Result, bail};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 /// The target every bare-metal image is built for.
@@ -13,10 +13,24 @@ fn cargo_build(package: &str, features: &[&str]) -> Result<PathBuf> {
 }
 
 fn cargo_build_with(package: &str, features: &[&str], env: &[(String, String)]) -> Result<PathBuf> {
+    cargo_build_in(package, features, env, None)
+}
+
+/// Builds `package` with cargo into `target_dir` (default: the workspace's target directory)
+/// and returns its ELF.
+fn cargo_build_in(
+    package: &str,
+    features: &[&str],
+    env: &[(String, String)],
+    target_dir: Option<&Path>,
+) -> Result<PathBuf> {
     crate::prereqs::ensure_targets()?;
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let mut command = Command::new(cargo);
     command.envs(env.iter().map(|(k, v)| (k, v)));
+    if let Some(dir) = target_dir {
+        command.env("CARGO_TARGET_DIR", dir);
+    }
     command.current_dir(paths::workspace()).args([
         "build",
         "--release",
@@ -37,7 +51,8 @@ fn cargo_build_with(package: &str, features: &[&str], env: &[(String, String)]) 
     if !status.success() {
         bail!("building {package} failed");
     }
-    Ok(paths::target().join(TARGET).join("release").join(package))
+    let target = target_dir.map_or_else(paths::target, Path::to_owned);
+    Ok(target.join(TARGET).join("release").join(package))
 }
 
 /// Builds the EL2 kernel for `board`, logging at `log_level` and above, with `extra` cargo
@@ -77,12 +92,15 @@ pub fn guest_at(package: &str, load_address: u64) -> Result<PathBuf> {
 }
 
 /// Builds a component with the configuration in `config_file` (which links it at `region`)
-/// and keeps a copy of its ELF in `out_dir` for log decoding.
+/// and keeps a copy of its ELF in `out_dir` for log decoding. `target_dir` is cargo's target
+/// directory (default: the workspace's): a hot-swap test build, whose configuration differs,
+/// gets one of its own so that the image's build stays cached.
 pub fn component(
     spec: &hv_manifest::Component,
     region: hv_abi::PhysRange,
-    out_dir: &std::path::Path,
-    config_file: &std::path::Path,
+    out_dir: &Path,
+    config_file: &Path,
+    target_dir: Option<&Path>,
 ) -> Result<PathBuf> {
     let _timer = progress::timed(&format!(
         "building component {} at {:#x}",
@@ -92,7 +110,7 @@ pub fn component(
         hv_component_config::build::CONFIG_VARIABLE.to_owned(),
         config_file.display().to_string(),
     )];
-    let elf = cargo_build_with(&spec.crate_name, &[], &env)?;
+    let elf = cargo_build_in(&spec.crate_name, &[], &env, target_dir)?;
     std::fs::create_dir_all(out_dir)?;
     let kept = out_dir.join(format!("{}.elf", spec.name));
     std::fs::copy(&elf, &kept).with_context(|| format!("copying {}", elf.display()))?;

@@ -18,11 +18,15 @@ pub struct DecodeArgs {
     pub elfs: PathBuf,
     /// The raw capture (e.g. `cat /dev/ttyUSB0 > pi.log`), or a serial device to follow.
     pub log: PathBuf,
+    /// A run's `swapped/` folder: the ELFs of builds swapped in (`<build id>.elf`), for the
+    /// components' frames after a swap.
+    #[arg(long)]
+    pub swapped: Option<PathBuf>,
 }
 
 /// Reads the kernel's and the components' ELFs (in id order, `components.txt`) from a debug
-/// archive.
-pub fn decoder_from_archive(path: &Path) -> Result<LogDecoder> {
+/// archive; builds swapped in later are looked for in `swapped` (`<build id>.elf`).
+pub fn decoder_from_archive(path: &Path, swapped: Option<PathBuf>) -> Result<LogDecoder> {
     let file = std::fs::File::open(path).with_context(|| format!("opening {}", path.display()))?;
     let mut archive = tar::Archive::new(file);
     let mut files = std::collections::BTreeMap::new();
@@ -52,7 +56,7 @@ pub fn decoder_from_archive(path: &Path) -> Result<LogDecoder> {
             (name.to_owned(), elf)
         })
         .collect();
-    LogDecoder::from_elfs(kernel, components)
+    LogDecoder::from_elfs(kernel, components, swapped)
 }
 
 /// Turns pieces into output lines: console text line by line as it was, each frame on a line
@@ -96,7 +100,7 @@ pub fn decode_capture(decoder: &LogDecoder, bytes: &[u8]) -> Vec<String> {
 /// `cargo xtask decode`: prints the capture decoded. A serial device (or any file that is
 /// not a regular file) is followed until it ends or the user interrupts.
 pub fn run(args: &DecodeArgs) -> Result<()> {
-    let decoder = decoder_from_archive(&args.elfs)?;
+    let decoder = decoder_from_archive(&args.elfs, args.swapped.clone())?;
     let regular = std::fs::metadata(&args.log)
         .with_context(|| format!("reading {}", args.log.display()))?
         .is_file();

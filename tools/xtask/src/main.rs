@@ -1,7 +1,7 @@
 //! `cargo xtask`: the project's one command line. It builds the EL2 kernel, composes a
 //! bootable image from a manifest, boots it on QEMU, runs every test and prints benchmarks.
 //!
-//! Subcommands: `build`, `run`, `test`, `bench`, `lint`, `trace-profile`, `decode`,
+//! Subcommands: `build`, `run`, `swap`, `test`, `bench`, `lint`, `trace-profile`, `decode`,
 //! `build-pkvm-linux`. `cargo xtask help` lists their options.
 
 mod artifacts;
@@ -15,6 +15,7 @@ mod prereqs;
 mod progress;
 mod qemu;
 mod serial_log;
+mod swap;
 mod systest;
 mod trace_profile;
 mod upstream_linux;
@@ -40,6 +41,9 @@ enum Subcommand_ {
     Build(SystemArgs),
     /// Build, compose and boot on QEMU with the guest console on this terminal.
     Run(RunArgs),
+    /// Hot-swap one component of a running `cargo xtask run`: rebuild it and send the new
+    /// image over the control UART.
+    Swap(swap::SwapArgs),
     /// Run the host tests and every QEMU system test.
     Test(TestArgs),
     /// Print benchmark figures: trap counts of a Linux boot, null-hypercall instructions.
@@ -141,6 +145,16 @@ pub(crate) fn default_manifest() -> PathBuf {
     paths::workspace().join("manifests/qemu-virt.toml")
 }
 
+/// The name of the system a manifest describes: its file's stem (`qemu-virt`), which names
+/// its output folder `target/xtask/<name>/`.
+pub(crate) fn system_name(manifest: &Path) -> String {
+    manifest
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("system")
+        .to_owned()
+}
+
 impl SystemArgs {
     /// The system `manifest` describes with no guest images (nothing is fetched): enough to lay
     /// out and configure its components.
@@ -190,11 +204,7 @@ impl SystemArgs {
             (None, Initrd::Busybox) => Some(prereqs::busybox_initramfs()?),
             (None, Initrd::Path(path)) => Some(path.clone()),
         };
-        let name = manifest_path
-            .file_stem()
-            .and_then(|s| s.to_str())
-            .unwrap_or("system")
-            .to_owned();
+        let name = system_name(&manifest_path);
         Ok(System {
             board,
             machine: Machine {
@@ -317,6 +327,76 @@ fn guests(system: &System) -> Result<Vec<compose::Guest>> {
     Ok(guests)
 }
 
+/// Which build of a component [`build_component`] makes.
+pub enum ComponentBuild {
+    /// The image's: configuration and ELF in `target/xtask/<system>/components/`.
+    Image,
+    /// A build for `cargo xtask swap`, its ELF kept in `out_dir`: with `swap_test` set, its
+    /// configuration (written there too) gains that test hook and it is built in a cargo target
+    /// directory of its own, so that the image's build stays cached; without, it is the image's
+    /// build exactly (same configuration file, same target directory), of the sources as they
+    /// are now.
+    Swap {
+        /// Where its ELF (and, for a test build, its configuration) go.
+        out_dir: PathBuf,
+        /// The misbehaviour it is built with, if any.
+        swap_test: Option<hv_component_config::SwapTest>,
+    },
+}
+
+/// Builds component `id` of `system` with the configuration the manifest gives it (written
+/// beside it as `<name>.toml`), the components laid out at `regions`; returns its ELF.
+pub fn build_component(
+    system: &System,
+    id: usize,
+    regions: &[PhysRange],
+    build: &ComponentBuild,
+) -> Result<PathBuf> {
+    let spec = system
+        .manifest
+        .components
+        .get(id)
+        .with_context(|| format!("the manifest has no component {id}"))?;
+    let region = *regions
+        .get(id)
+        .with_context(|| format!("no region laid out for component {}", spec.name))?;
+    let placed: Vec<hv_board::Region> = regions
+        .iter()
+        .map(|region| hv_board::Region {
+            base: region.start,
+            size: region.len(),
+        })
+        .collect();
+    let mut config = system
+        .manifest
+        .component_config(id, &placed)
+        .map_err(|error| anyhow::anyhow!("component {}: {error}", spec.name))?;
+    let image_dir = paths::xtask_out().join(&system.name).join("components");
+    let image_config = image_dir.join(format!("{}.toml", spec.name));
+    let (out_dir, config_file, target_dir) = match build {
+        ComponentBuild::Image => (image_dir.clone(), image_config, None),
+        ComponentBuild::Swap {
+            out_dir,
+            swap_test: None,
+        } => (out_dir.clone(), image_config, None),
+        ComponentBuild::Swap {
+            out_dir,
+            swap_test: Some(hook),
+        } => {
+            config.swap_test = Some(*hook);
+            let config_file = out_dir.join(format!("{}.toml", spec.name));
+            (
+                out_dir.clone(),
+                config_file,
+                Some(paths::xtask_out().join("swap-target")),
+            )
+        }
+    };
+    hv_component_config::build::write(&config, &config_file)
+        .with_context(|| format!("writing {}", config_file.display()))?;
+    artifacts::component(spec, region, &out_dir, &config_file, target_dir.as_deref())
+}
+
 /// Builds the kernel and the components and composes `system`'s image.
 pub fn build_image(system: &System) -> Result<BuiltImage> {
     prereqs::ensure_qemu()?;
@@ -330,28 +410,13 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
         .map(|component| component.memory)
         .collect();
     let regions = compose::layout_components(system.board, kernel_end, &sizes)?;
-    let component_dir = paths::xtask_out().join(&system.name).join("components");
     let mut built = Vec::new();
-    let placed: Vec<hv_board::Region> = regions
-        .iter()
-        .map(|region| hv_board::Region {
-            base: region.start,
-            size: region.len(),
-        })
-        .collect();
-    for (id, (spec, region)) in components.iter().zip(regions).enumerate() {
-        let config = system
-            .manifest
-            .component_config(id, &placed)
-            .map_err(|error| anyhow::anyhow!("component {}: {error}", spec.name))?;
-        let config_file = component_dir.join(format!("{}.toml", spec.name));
-        hv_component_config::build::write(&config, &config_file)
-            .with_context(|| format!("writing {}", config_file.display()))?;
-        let elf = artifacts::component(spec, region, &component_dir, &config_file)?;
+    for (id, (spec, region)) in components.iter().zip(&regions).enumerate() {
+        let elf = build_component(system, id, &regions, &ComponentBuild::Image)?;
         built.push(compose::BuiltComponent {
             name: spec.name.clone(),
             grants: spec.grants,
-            region,
+            region: *region,
             elf,
         });
     }
@@ -443,6 +508,23 @@ fn run(args: &RunArgs) -> Result<i32> {
         "booting on QEMU ({}); quit with Ctrl-A X, or power off from the guest",
         system.machine.label()
     ));
+    let control = swap::ControlLine::of_run(&system.name);
+    if system.machine.model == qemu::Model::Virt {
+        let manifest = match &args.system.manifest {
+            Some(path) => format!(" --manifest {}", path.display()),
+            None => String::new(),
+        };
+        eprintln!(
+            "hot-swap: `cargo xtask swap <component>{manifest}` in another terminal (control \
+             line {})",
+            shown(&control.socket)
+        );
+    } else {
+        eprintln!(
+            "hot-swap: not on {} (no control line yet)",
+            system.machine.label()
+        );
+    }
     let outcome = qemu::run(&qemu::Run {
         machine: &system.machine,
         image: &built.image,
@@ -454,6 +536,8 @@ fn run(args: &RunArgs) -> Result<i32> {
         log_dir: paths::xtask_out().join("logs").join("run"),
         show_hv_log: true,
         input: &[],
+        control,
+        swaps: &[],
     })?;
     Ok(match (outcome.timed_out, outcome.status()) {
         (false, Some(hv_abi::ExitStatus::PoweredOff)) => 0,
@@ -471,6 +555,7 @@ fn main() {
             .and_then(|system| build_image(&system))
             .map(|_| 0),
         Subcommand_::Run(args) => run(&args),
+        Subcommand_::Swap(args) => swap::run(&args),
         Subcommand_::Test(args) => systest::run_all(args.host_only, args.filter.as_deref()),
         Subcommand_::Bench => bench::run().map(|()| 0),
         Subcommand_::Lint => lint::run_all().map(|()| 0),
@@ -547,6 +632,47 @@ mod tests {
         assert_eq!(run.system.machine, CpuModel::A72);
         assert!(run.system.manifest.is_none() && run.system.smp.is_none());
         assert!(run.qemu_args.is_empty());
+    }
+
+    #[test]
+    fn swap_options() {
+        let Subcommand_::Swap(swap) = parse(&[
+            "swap",
+            "vm-manager",
+            "--manifest",
+            "manifests/tests/swap.toml",
+            "--test-hook",
+            "refuse-state",
+            "--corrupt-frame",
+        ])
+        .unwrap()
+        .command
+        else {
+            panic!("not swap")
+        };
+        assert_eq!(swap.component, "vm-manager");
+        assert_eq!(
+            swap.manifest,
+            Some(PathBuf::from("manifests/tests/swap.toml"))
+        );
+        assert_eq!(swap.test_hook, Some(swap::Hook::RefuseState));
+        assert!(swap.corrupt_frame);
+        let Subcommand_::Swap(plain) = parse(&["swap", "mem-protect"]).unwrap().command else {
+            panic!("not swap")
+        };
+        assert!(plain.manifest.is_none() && plain.test_hook.is_none() && !plain.corrupt_frame);
+        assert!(parse(&["swap"]).is_err(), "the component is required");
+        assert!(parse(&["swap", "x", "--test-hook", "explode"]).is_err());
+        // Every hook the command line names is one of the configuration's, by the same name.
+        for hook in [
+            swap::Hook::RefuseState,
+            swap::Hook::FaultAtStart,
+            swap::Hook::Slow,
+            swap::Hook::SchemaChange,
+        ] {
+            let name = clap::ValueEnum::to_possible_value(&hook).unwrap();
+            assert_eq!(name.get_name(), swap::hook_name(hook.into()));
+        }
     }
 
     #[test]

@@ -4,9 +4,11 @@
 //! timeouts and the exit status.
 
 use crate::serial_log::{Demux, Piece};
+use crate::swap::{ControlLine, ScheduledSwap, SwapRecord};
 use crate::{paths, prereqs::QEMU, progress};
 use anyhow::{Context, Result, bail};
 use hv_abi::ExitStatus;
+use std::collections::HashMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -196,6 +198,12 @@ pub struct Run<'a> {
     pub show_hv_log: bool,
     /// Lines typed on the console when the run reaches a point (captured runs only).
     pub input: &'a [ConsoleInput],
+    /// The control line (`virt` only: QEMU's second serial port, the hypervisor's control
+    /// UART, served on a Unix socket for `cargo xtask swap`), and the folder where swapped-in
+    /// ELFs appear for decoding the log.
+    pub control: ControlLine,
+    /// Swaps to perform, in order, when the run reaches their points (captured runs only).
+    pub swaps: &'a [ScheduledSwap],
 }
 
 /// A line a captured run types on the machine's console (its first UART: the host's) once the
@@ -225,6 +233,8 @@ pub struct Outcome {
     pub console: String,
     /// The decoded hypervisor log lines.
     pub hv_log: Vec<String>,
+    /// The scheduled swaps that were started, in order.
+    pub swaps: Vec<SwapRecord>,
 }
 
 impl Outcome {
@@ -247,34 +257,165 @@ impl Outcome {
 }
 
 /// Decodes the kernel's defmt frames from a file QEMU appends to, and the components' frames
-/// the kernel forwards inside its own (`component-log <id> [bytes]`).
+/// the kernel forwards inside its own (`component-log <index> [bytes]`), each with the ELF of
+/// the build that component runs: the kernel names it (`component <name> (index <i>) runs
+/// build <id>`) at boot and after every swap or rollback, and the decoder switches to that
+/// build's ELF (the image's, by the build ids of their images, or one `cargo xtask swap` kept
+/// in the run's `swapped/` folder).
 pub struct LogDecoder {
     table: defmt_decoder::Table,
-    components: Vec<(String, Option<defmt_decoder::Table>)>,
+    components: Mutex<Components>,
+}
+
+/// The components' builds as the log has named them so far.
+struct Components {
+    /// By index.
+    running: Vec<Running>,
+    /// The defmt table of each build whose ELF is known, by build id.
+    builds: HashMap<u64, Arc<defmt_decoder::Table>>,
+    /// Where swapped-in builds' ELFs appear (`<build id as 016x>.elf`), if anywhere.
+    swapped_dir: Option<PathBuf>,
+}
+
+/// One component's build in the log.
+struct Running {
+    name: String,
+    /// The build it runs, if known.
+    build: Option<u64>,
+    /// That build's table (none: its frames are shown as bytes).
+    table: Option<Arc<defmt_decoder::Table>>,
+}
+
+/// A kernel line: `component <name> (index <i>) runs build <id>`, as (index, build id).
+fn runs_build(message: &str) -> Option<(usize, u64)> {
+    let rest = message.strip_prefix("component ")?;
+    let (_, rest) = rest.rsplit_once(" (index ")?;
+    let (index, build) = rest.split_once(") runs build ")?;
+    let build = build.trim();
+    let build = build.strip_prefix("0x").unwrap_or(build);
+    Some((index.parse().ok()?, u64::from_str_radix(build, 16).ok()?))
+}
+
+/// The build id of a component's ELF: that of the image the composer makes of it.
+fn elf_build_id(elf: &[u8]) -> Option<u64> {
+    crate::elf::to_flat(elf)
+        .ok()
+        .map(|flat| hv_ipc::swap::build_id(&flat.bytes))
+}
+
+/// Bytes as hex, for frames nothing can decode.
+fn hex(bytes: &[u8]) -> String {
+    bytes
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A kernel frame's parts, rendered (nothing decoded from them yet).
+struct KernelLine {
+    timestamp: String,
+    level: String,
+    message: String,
+}
+
+impl KernelLine {
+    fn of(frame: &defmt_decoder::Frame<'_>) -> Self {
+        Self {
+            timestamp: frame
+                .display_timestamp()
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            level: frame
+                .level()
+                .map(|l| l.as_str().to_uppercase())
+                .unwrap_or_default(),
+            message: frame.display_message().to_string(),
+        }
+    }
+}
+
+impl Components {
+    /// The table of build `build`: known already, or from the swapped-in ELFs (looked for
+    /// again each time, since `cargo xtask swap` adds them during the run).
+    fn table_of(&mut self, build: u64) -> Option<Arc<defmt_decoder::Table>> {
+        if let Some(table) = self.builds.get(&build) {
+            return Some(Arc::clone(table));
+        }
+        let path = crate::swap::swapped_elf(self.swapped_dir.as_deref()?, build);
+        let elf = std::fs::read(path).ok()?;
+        let table = Arc::new(defmt_decoder::Table::parse(&elf).ok().flatten()?);
+        self.builds.insert(build, Arc::clone(&table));
+        Some(table)
+    }
+
+    /// Component `index` runs build `build` from now on; returns a note for the log line
+    /// when its frames cannot be decoded.
+    fn switch(&mut self, index: usize, build: u64) -> Option<String> {
+        let table = self.table_of(build);
+        let missing = table.is_none();
+        let swapped_dir = self.swapped_dir.clone();
+        let running = self.running.get_mut(index)?;
+        running.build = Some(build);
+        running.table = table;
+        missing.then(|| {
+            let place =
+                swapped_dir.map_or_else(String::new, |dir| format!(" (nor in {})", dir.display()));
+            format!(
+                " [no ELF of this build among the image's{place}: {}'s frames are shown as \
+                 bytes]",
+                running.name
+            )
+        })
+    }
 }
 
 impl LogDecoder {
-    fn new(kernel_elf: &Path, components: &[(String, PathBuf)]) -> Result<Self> {
+    fn new(
+        kernel_elf: &Path,
+        components: &[(String, PathBuf)],
+        swapped_dir: Option<PathBuf>,
+    ) -> Result<Self> {
         let elf = std::fs::read(kernel_elf)?;
         let components = components
             .iter()
             .map(|(name, path)| (name.clone(), std::fs::read(path).ok()))
             .collect();
-        Self::from_elfs(&elf, components)
+        Self::from_elfs(&elf, components, swapped_dir)
     }
 
-    /// A decoder from the kernel's ELF and each component's (by id; `None` when missing).
-    pub fn from_elfs(kernel: &[u8], components: Vec<(String, Option<Vec<u8>>)>) -> Result<Self> {
+    /// A decoder from the kernel's ELF and each component's (by index; `None` when missing),
+    /// which looks for swapped-in builds in `swapped_dir`.
+    pub fn from_elfs(
+        kernel: &[u8],
+        components: Vec<(String, Option<Vec<u8>>)>,
+        swapped_dir: Option<PathBuf>,
+    ) -> Result<Self> {
         let table =
             defmt_decoder::Table::parse(kernel)?.context("the kernel ELF has no defmt table")?;
-        let components = components
+        let mut builds = HashMap::new();
+        let running = components
             .into_iter()
             .map(|(name, elf)| {
-                let table = elf.and_then(|elf| defmt_decoder::Table::parse(&elf).ok().flatten());
-                (name, table)
+                let table = elf
+                    .as_deref()
+                    .and_then(|elf| defmt_decoder::Table::parse(elf).ok().flatten())
+                    .map(Arc::new);
+                let build = elf.as_deref().and_then(elf_build_id);
+                if let (Some(build), Some(table)) = (build, &table) {
+                    builds.insert(build, Arc::clone(table));
+                }
+                Running { name, build, table }
             })
             .collect();
-        Ok(Self { table, components })
+        Ok(Self {
+            table,
+            components: Mutex::new(Components {
+                running,
+                builds,
+                swapped_dir,
+            }),
+        })
     }
 
     /// Turns a kernel line carrying a component's frame into that component's decoded line.
@@ -288,11 +429,17 @@ impl LogDecoder {
             .split(',')
             .filter_map(|byte| byte.trim().parse().ok())
             .collect();
-        let (name, table) = self.components.get(index)?;
+        let (name, build, table) = {
+            let components = self.components.lock().unwrap();
+            let running = components.running.get(index)?;
+            (running.name.clone(), running.build, running.table.clone())
+        };
         let Some(table) = table else {
+            let build = build.map_or_else(String::new, |build| format!(" of build {build:#x}"));
             return Some(format!(
-                "[{name}] (no defmt table to decode {} bytes)",
-                bytes.len()
+                "[{name}] (no defmt table{build} to decode {} bytes: {})",
+                bytes.len(),
+                hex(&bytes)
             ));
         };
         let mut decoder = table.new_stream_decoder();
@@ -305,27 +452,26 @@ impl LogDecoder {
                     .unwrap_or_default();
                 format!("{level:5} [{name}] {}", frame.display_message())
             }
-            Err(_) => format!("[{name}] (undecodable log frame)"),
+            Err(_) => format!("[{name}] (undecodable log frame: {})", hex(&bytes)),
         };
         Some(line)
     }
 
-    /// A kernel frame as a log line: timestamp, level and message, or the component's line
-    /// it carries.
-    fn line(&self, frame: &defmt_decoder::Frame<'_>) -> String {
-        let timestamp = frame
-            .display_timestamp()
-            .map(|t| t.to_string())
-            .unwrap_or_default();
-        let level = frame
-            .level()
-            .map(|l| l.as_str().to_uppercase())
-            .unwrap_or_default();
-        let message = frame.display_message().to_string();
-        match self.component_line(&message) {
-            Some(line) => format!("{timestamp} {line}"),
-            None => format!("{timestamp} {level:5} {message}"),
+    /// A kernel line as a log line: timestamp, level and message, or the component's line
+    /// it carries. A line naming a component's build switches that component's table.
+    fn line(&self, line: KernelLine) -> String {
+        let KernelLine {
+            timestamp,
+            level,
+            message,
+        } = line;
+        if let Some(decoded) = self.component_line(&message) {
+            return format!("{timestamp} {decoded}");
         }
+        let note = runs_build(&message)
+            .and_then(|(index, build)| self.components.lock().unwrap().switch(index, build))
+            .unwrap_or_default();
+        format!("{timestamp} {level:5} {message}{note}")
     }
 
     /// The line of `candidate` (rzcobs bytes and their closing zero) if it is exactly one
@@ -333,14 +479,14 @@ impl LogDecoder {
     pub fn decode_frame(&self, candidate: &[u8]) -> Option<String> {
         let mut decoder = self.table.new_stream_decoder();
         decoder.received(candidate);
-        let line = self.line(&decoder.decode().ok()?);
+        let line = KernelLine::of(&decoder.decode().ok()?);
         // Nothing may be left over: a candidate that starts inside text decodes to garbage
-        // followed by more.
+        // followed by more. Only a frame taken may switch a component's build.
         matches!(
             decoder.decode(),
             Err(defmt_decoder::DecodeError::UnexpectedEof)
         )
-        .then_some(line)
+        .then(|| self.line(line))
     }
 
     /// Follows `path` until `done` is set, handing each decoded line to `sink`.
@@ -359,7 +505,7 @@ impl LogDecoder {
                 decoder.received(&fresh);
                 loop {
                     match decoder.decode() {
-                        Ok(frame) => sink(self.line(&frame)),
+                        Ok(frame) => sink(self.line(KernelLine::of(&frame))),
                         Err(defmt_decoder::DecodeError::UnexpectedEof) => break,
                         Err(defmt_decoder::DecodeError::Malformed) => {
                             sink("(malformed log frame skipped)".to_owned());
@@ -467,8 +613,39 @@ impl Read for Tail {
     }
 }
 
+/// What became of `scheduled`, started `started` into the run, from its thread's result;
+/// printed as it comes.
+fn swap_record(
+    scheduled: &ScheduledSwap,
+    started: Duration,
+    joined: std::thread::Result<Result<crate::swap::SwapReport>>,
+) -> SwapRecord {
+    let result = match joined {
+        Ok(Ok(report)) => Ok(report),
+        Ok(Err(error)) => Err(format!("{error:#}")),
+        Err(_) => Err("the swap's thread panicked".to_owned()),
+    };
+    eprintln!(
+        "    swap of {} at {:.1}s: {}",
+        scheduled.image.component,
+        started.as_secs_f64(),
+        match &result {
+            Ok(report) => report.describe(),
+            Err(error) => format!("failed: {error}"),
+        }
+    );
+    SwapRecord {
+        component: scheduled.image.component.clone(),
+        started,
+        result,
+    }
+}
+
 /// Boots the image and waits for the run to end.
 pub fn run(run: &Run) -> Result<Outcome> {
+    if matches!(run.machine.model, Model::Raspi4b { .. }) && !run.swaps.is_empty() {
+        bail!("raspi4b runs have no control line yet: they cannot swap components");
+    }
     std::fs::create_dir_all(&run.log_dir)?;
     // A capture from an earlier run must not be read as this one's.
     let _ = std::fs::remove_file(run.log_dir.join("serial.raw"));
@@ -483,6 +660,22 @@ pub fn run(run: &Run) -> Result<Outcome> {
     // On raspi4b the log shares the mini-UART with the host's console: QEMU's stdout carries
     // both, and the console thread below splits them.
     let shared_serial = matches!(run.machine.model, Model::Raspi4b { .. });
+    // The control UART: QEMU serves its socket (no waiting for a client); a socket left by an
+    // earlier run would refuse `cargo xtask swap`'s connection.
+    let control_args = if shared_serial {
+        Vec::new()
+    } else {
+        let _ = std::fs::remove_file(&run.control.socket);
+        for dir in [Some(run.control.dir.as_path()), run.control.socket.parent()]
+            .into_iter()
+            .flatten()
+        {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        run.control.qemu_args()
+    };
+    // Lines to type need the console's input.
+    let typing = !run.input.is_empty() || run.swaps.iter().any(|s| s.plan.then_type.is_some());
     if !shared_serial {
         command
             .args([
@@ -507,7 +700,10 @@ pub fn run(run: &Run) -> Result<Outcome> {
             command.stdout(Stdio::piped());
         }
         Console::Interactive => {
-            command.arg("-nographic");
+            // `-nographic` alone would give the first serial port to the control line once
+            // another -serial is named: the console (muxed with the monitor) comes first.
+            command.args(["-nographic", "-serial", "mon:stdio"]);
+            command.args(&control_args);
         }
         Console::Captured { .. } if shared_serial => {
             // The PL011 (serial 0) is the captured console; the mini-UART's bytes go to a file
@@ -520,26 +716,31 @@ pub fn run(run: &Run) -> Result<Outcome> {
                     run.log_dir.join("serial.raw").display()
                 ))
                 .args(["-serial", "chardev:miniuart"]);
-            let stdin = if run.input.is_empty() {
-                Stdio::null()
-            } else {
+            let stdin = if typing {
                 Stdio::piped()
+            } else {
+                Stdio::null()
             };
             command.stdin(stdin).stdout(Stdio::piped());
         }
         Console::Captured { .. } => {
             command.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
-            let stdin = if run.input.is_empty() {
-                Stdio::null()
-            } else {
+            command.args(&control_args);
+            let stdin = if typing {
                 Stdio::piped()
+            } else {
+                Stdio::null()
             };
             command.stdin(stdin).stdout(Stdio::piped());
         }
     }
     command.args(run.extra_args);
 
-    let decoder = Arc::new(LogDecoder::new(run.kernel_elf, run.components)?);
+    let decoder = Arc::new(LogDecoder::new(
+        run.kernel_elf,
+        run.components,
+        Some(run.control.swapped_dir()),
+    )?);
     let hv_lines = Arc::new(Mutex::new(Vec::new()));
     let done = Arc::new(Mutex::new(false));
     let start = Instant::now();
@@ -614,7 +815,9 @@ pub fn run(run: &Run) -> Result<Outcome> {
         std::thread::spawn(move || split_serial(source, raw_path, &decoder, &sinks))
     });
 
+    let mut swap_records = Vec::new();
     let exit = std::thread::scope(|scope| {
+        let mut swapping = None;
         let lines = Arc::clone(&hv_lines);
         let show = run.show_hv_log;
         let interactive = run.console == Console::Interactive;
@@ -652,20 +855,20 @@ pub fn run(run: &Run) -> Result<Outcome> {
                 let _ = child.wait();
                 break Ok((None, true));
             }
+            let seen = |needle: &str| {
+                console_text.lock().unwrap().matches(needle).count()
+                    + hv_lines
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter(|line| line.contains(needle))
+                        .count()
+            };
             if let Some(stdin) = stdin.as_mut() {
                 for (input, typed) in run.input.iter().zip(typed.iter_mut()) {
                     if *typed {
                         continue;
                     }
-                    let seen = |needle: &str| {
-                        console_text.lock().unwrap().matches(needle).count()
-                            + hv_lines
-                                .lock()
-                                .unwrap()
-                                .iter()
-                                .filter(|line| line.contains(needle))
-                                .count()
-                    };
                     if seen(input.after) >= input.times
                         && input.and_after.is_none_or(|needle| seen(needle) > 0)
                     {
@@ -675,8 +878,40 @@ pub fn run(run: &Run) -> Result<Outcome> {
                     }
                 }
             }
+            // One swap at a time (QEMU's socket takes one client), each once its point is
+            // reached, in order.
+            if swapping.as_ref().is_some_and(
+                |(thread, _): &(std::thread::ScopedJoinHandle<_>, _)| thread.is_finished(),
+            ) && let Some((thread, started)) = swapping.take()
+                && let Some(scheduled) = run.swaps.get(swap_records.len())
+            {
+                swap_records.push(swap_record(scheduled, started, thread.join()));
+                if let (Some(line), Some(stdin)) = (scheduled.plan.then_type, stdin.as_mut()) {
+                    let _ = writeln!(stdin, "{line}");
+                    let _ = stdin.flush();
+                }
+            }
+            if swapping.is_none()
+                && let Some(scheduled) = run.swaps.get(swap_records.len())
+                && seen(scheduled.plan.after) >= scheduled.plan.times
+            {
+                let control = &run.control;
+                let options = crate::swap::Options {
+                    corrupt: scheduled.plan.corrupt,
+                    ..Default::default()
+                };
+                let image = &scheduled.image;
+                let thread = scope.spawn(move || crate::swap::transfer(control, image, &options));
+                swapping = Some((thread, start.elapsed()));
+            }
             std::thread::sleep(Duration::from_millis(50));
         };
+        // A swap still going when QEMU stopped ends as its line closes.
+        if let Some((thread, started)) = swapping.take()
+            && let Some(scheduled) = run.swaps.get(swap_records.len())
+        {
+            swap_records.push(swap_record(scheduled, started, thread.join()));
+        }
         *done.lock().unwrap() = true;
         let _ = follower.join();
         exit
@@ -701,6 +936,7 @@ pub fn run(run: &Run) -> Result<Outcome> {
         timed_out: exit.1,
         console,
         hv_log,
+        swaps: swap_records,
     };
     progress::step(&format!(
         "run ended after {:.1}s: {}",
@@ -709,6 +945,9 @@ pub fn run(run: &Run) -> Result<Outcome> {
     ));
     Ok(outcome)
 }
+
+#[cfg(test)]
+mod log_tests;
 
 #[cfg(test)]
 mod tests {

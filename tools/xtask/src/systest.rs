@@ -5,6 +5,7 @@
 //! under `target/xtask/logs/<test>/`; a failure prints where, and the tail of the console.
 
 use crate::qemu::{self, Console, ConsoleInput, CpuModel, Outcome};
+use crate::swap::{ControlLine, PlannedSwap, ScheduledSwap};
 use crate::{SystemArgs, build_image, paths, progress};
 use anyhow::{Context, Result};
 use hv_abi::ExitStatus;
@@ -72,6 +73,9 @@ struct SystemTest {
     host_cpus: Option<u32>,
     /// Lines typed on the host's console along the way.
     input: &'static [ConsoleInput],
+    /// Components hot-swapped along the way (`cargo xtask swap`'s exchange over the run's
+    /// control line), in order, each when its point is reached; each must end as it expects.
+    swaps: &'static [PlannedSwap],
 }
 
 /// Every system test: Linux on both machines with 1 and 2 CPUs, and each test guest on both.
@@ -93,6 +97,7 @@ fn all_tests() -> Vec<SystemTest> {
                 kernel_features: &[],
                 host_cpus: None,
                 input: &[],
+                swaps: &[],
             });
         }
         tests.push(SystemTest {
@@ -109,6 +114,7 @@ fn all_tests() -> Vec<SystemTest> {
             kernel_features: &[],
             host_cpus: None,
             input: &[],
+            swaps: &[],
         });
         // Two CPUs calling the VM manager (and through it the supervisor) at once.
         tests.push(SystemTest {
@@ -125,6 +131,7 @@ fn all_tests() -> Vec<SystemTest> {
             kernel_features: &[],
             host_cpus: None,
             input: &[],
+            swaps: &[],
         });
     }
     // Component faults: the VM manager crashes once while Linux boots on two CPUs (its third
@@ -143,6 +150,7 @@ fn all_tests() -> Vec<SystemTest> {
         kernel_features: &[],
         host_cpus: None,
         input: &[],
+        swaps: &[],
     });
     for (name, crash) in [
         ("kernel", Crash::ReadKernel(1)),
@@ -162,6 +170,7 @@ fn all_tests() -> Vec<SystemTest> {
             kernel_features: &[],
             host_cpus: None,
             input: &[],
+            swaps: &[],
         });
     }
     // Memory protection: the host's stage 2 is built lazily by mem-protect; Linux boots on it
@@ -182,6 +191,7 @@ fn all_tests() -> Vec<SystemTest> {
                 kernel_features: &[],
                 host_cpus: None,
                 input: &[],
+                swaps: &[],
             });
         }
         tests.push(SystemTest {
@@ -198,6 +208,7 @@ fn all_tests() -> Vec<SystemTest> {
             kernel_features: &[],
             host_cpus: None,
             input: &[],
+            swaps: &[],
         });
     }
     // MMIO guard: the host VM's console is emulated and guarded; the guest exercises every
@@ -218,6 +229,7 @@ fn all_tests() -> Vec<SystemTest> {
             kernel_features: &[],
             host_cpus: None,
             input: &[],
+            swaps: &[],
         });
         tests.push(SystemTest {
             name: format!("guest-mmio-enforced-{cpu:?}").to_lowercase(),
@@ -233,6 +245,7 @@ fn all_tests() -> Vec<SystemTest> {
             kernel_features: &[],
             host_cpus: None,
             input: &[],
+            swaps: &[],
         });
     }
     // A trap no component can ever answer stops the VM: mem-protect (restart never) faults
@@ -256,6 +269,7 @@ fn all_tests() -> Vec<SystemTest> {
         kernel_features: &[],
         host_cpus: None,
         input: &[],
+        swaps: &[],
     });
     // An answer that does not fit the trap (Resume for an SMCCC call) is refused: the guest's
     // registers stay as they were and the VM stops with the reason.
@@ -277,6 +291,7 @@ fn all_tests() -> Vec<SystemTest> {
         kernel_features: &[],
         host_cpus: None,
         input: &[],
+        swaps: &[],
     });
     // A guest VM beside a test-guest host (tests/guests/vm-host), running tests/guests/vm-basic
     // on two CPUs of its own: the machine a guest is promised, isolation both ways, PSCI on its
@@ -308,6 +323,7 @@ fn all_tests() -> Vec<SystemTest> {
             kernel_features: &[],
             host_cpus: None,
             input: &[],
+            swaps: &[],
         });
     }
     // A guest that resets itself (PSCI SYSTEM_RESET) starts again from wiped memory, its
@@ -356,6 +372,7 @@ fn all_tests() -> Vec<SystemTest> {
             },
             host_cpus: None,
             input: &[],
+            swaps: &[],
         });
     }
     // Shared guest memory (seed 004): the guest shares a page through MEM_SHARE and its shared
@@ -375,6 +392,7 @@ fn all_tests() -> Vec<SystemTest> {
             kernel_features: &[],
             host_cpus: None,
             input: &[],
+            swaps: &[],
         });
     }
     // Interrupts for a guest: the emulated distributor, the virtual CPU interface, the
@@ -394,6 +412,7 @@ fn all_tests() -> Vec<SystemTest> {
             kernel_features: &[],
             host_cpus: None,
             input: &[],
+            swaps: &[],
         });
     }
     // Debian's Linux as a guest VM beside the host's: a two-vCPU guest that powers off (the
@@ -422,6 +441,7 @@ fn all_tests() -> Vec<SystemTest> {
                 and_after: None,
                 line: "go",
             }],
+            swaps: &[],
         });
         tests.push(SystemTest {
             name: format!("linux-guest-reboot-{cpu:?}").to_lowercase(),
@@ -446,6 +466,7 @@ fn all_tests() -> Vec<SystemTest> {
                 and_after: None,
                 line: "go",
             }],
+            swaps: &[],
         });
     }
     // One keyboard for the host's and the guest's consoles: Ctrl-] moves it.
@@ -484,6 +505,7 @@ fn all_tests() -> Vec<SystemTest> {
                     line: "\u{1d}go",
                 },
             ],
+            swaps: &[],
         });
     }
     // Upstream Linux with its pKVM guest driver as an MMIO-guard-enforced guest beside the host:
@@ -514,6 +536,7 @@ fn all_tests() -> Vec<SystemTest> {
                 and_after: Some("HV-INIT: waiting for a line on the console"),
                 line: "go",
             }],
+            swaps: &[],
         });
     }
     // Linux as the host on CPUs 0-1 with two bare-metal guests on CPUs 2 and 3.
@@ -535,6 +558,7 @@ fn all_tests() -> Vec<SystemTest> {
             kernel_features: &[],
             host_cpus: Some(2),
             input: &[],
+            swaps: &[],
         });
     }
     // The component template joins a manifest and serves the hypercalls routed to it.
@@ -552,6 +576,7 @@ fn all_tests() -> Vec<SystemTest> {
         kernel_features: &[],
         host_cpus: None,
         input: &[],
+        swaps: &[],
     });
     tests
 }
@@ -638,6 +663,41 @@ pub fn boot_with(
     kernel_features: &'static [&'static str],
     input: &[ConsoleInput],
 ) -> Result<Outcome> {
+    boot_with_swaps(
+        name,
+        cpu,
+        smp,
+        kernel,
+        append,
+        extra,
+        timeout,
+        settings,
+        manifest,
+        kernel_features,
+        input,
+        &[],
+    )
+}
+
+/// [`boot_with`], hot-swapping components during the run: each of `swaps`' images is built
+/// before the boot (as `cargo xtask swap` builds it, for this very system), and sent over the
+/// run's control line (`target/xtask/logs/<name>/control.sock`) when the run reaches its point;
+/// the outcome's `swaps` says how each went (the bench reads its times there).
+#[allow(clippy::too_many_arguments)]
+pub fn boot_with_swaps(
+    name: &str,
+    cpu: CpuModel,
+    smp: u32,
+    kernel: Option<PathBuf>,
+    append: &str,
+    extra: &[String],
+    timeout: u64,
+    settings: &[Settings],
+    manifest: Option<&str>,
+    kernel_features: &'static [&'static str],
+    input: &[ConsoleInput],
+    swaps: &[PlannedSwap],
+) -> Result<Outcome> {
     let args = SystemArgs {
         manifest: manifest.map(|path| paths::workspace().join(path)),
         machine: cpu,
@@ -659,7 +719,16 @@ pub fn boot_with(
         }
     }
     let built = build_image(&system)?;
+    let swaps = swaps
+        .iter()
+        .map(|plan| {
+            let image = crate::swap::prepare(&system, plan.component, plan.hook)
+                .with_context(|| format!("building {} to swap in", plan.component))?;
+            Ok(ScheduledSwap { plan: *plan, image })
+        })
+        .collect::<Result<Vec<_>>>()?;
     progress::step(&format!("booting {name}"));
+    let log_dir = paths::xtask_out().join("logs").join(name);
     qemu::run(&qemu::Run {
         machine: &system.machine,
         image: &built.image,
@@ -668,14 +737,38 @@ pub fn boot_with(
         timeout: Duration::from_secs(timeout),
         console: Console::Captured { echo: false },
         extra_args: extra,
-        log_dir: paths::xtask_out().join("logs").join(name),
+        control: ControlLine::in_dir(&log_dir),
+        log_dir,
         show_hv_log: false,
         input,
+        swaps: &swaps,
     })
+}
+
+/// Checks that every planned swap of `test` ran and ended as expected.
+fn check_swaps(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
+    for (n, plan) in test.swaps.iter().enumerate() {
+        let which = format!("swap {} ({} after {:?})", n + 1, plan.component, plan.after);
+        let Some(record) = outcome.swaps.get(n) else {
+            return Err(format!("{which} never started: its point was not reached"));
+        };
+        let report = record.result.as_ref().map_err(|error| {
+            format!(
+                "{which} of {}, started {:.1}s into the run, failed: {error}",
+                record.component,
+                record.started.as_secs_f64()
+            )
+        })?;
+        plan.expect
+            .check(report)
+            .map_err(|error| format!("{which}: {error}"))?;
+    }
+    Ok(())
 }
 
 /// Checks an outcome (`peer`: the address a `Crash::ReadPeer` reads); returns why it failed.
 fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> {
+    check_swaps(test, outcome)?;
     if test.expect_exit != ExitStatus::PoweredOff {
         for needle in test.expect_log {
             if !outcome.hv_log.iter().any(|line| line.contains(needle)) {
@@ -843,7 +936,7 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
         }
     };
     let (name, cpu, smp) = (&test.name, test.cpu, test.smp);
-    let outcome = boot_with(
+    let outcome = boot_with_swaps(
         name,
         cpu,
         smp,
@@ -855,6 +948,7 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
         test.manifest,
         test.kernel_features,
         test.input,
+        test.swaps,
     )
     .map_err(|error| format!("{error:#}"))?;
     check(test, &outcome, peer).inspect_err(|_| {
@@ -1043,8 +1137,8 @@ fn check_rpi4_on_raspi4b() -> Result<(), String> {
         }
     }
     let archive = paths::xtask_out().join("rpi4").join("debug.tar");
-    let decoder =
-        crate::decode::decoder_from_archive(&archive).map_err(|error| format!("{error:#}"))?;
+    let decoder = crate::decode::decoder_from_archive(&archive, None)
+        .map_err(|error| format!("{error:#}"))?;
     let raw =
         std::fs::read(logs.join("serial.raw")).map_err(|error| format!("serial.raw: {error}"))?;
     let decoded: Vec<String> = crate::decode::decode_capture(&decoder, &raw)
@@ -1323,6 +1417,7 @@ mod tests {
             exit_code,
             timed_out,
             console: console.to_owned(),
+            swaps: Vec::new(),
             hv_log: vec![
                 "0.1 INFO  entering the host at 0x42000000 (dtb 0x43e00000)".into(),
                 "0.9 INFO  component-stats name=vm-manager calls=7 faults=0 starts=1".into(),
@@ -1345,6 +1440,7 @@ mod tests {
             kernel_features: &[],
             host_cpus: None,
             input: &[],
+            swaps: &[],
         }
     }
 
@@ -1383,6 +1479,7 @@ mod tests {
             kernel_features: &[],
             host_cpus: None,
             input: &[],
+            swaps: &[],
         };
         assert_eq!(
             check(
