@@ -509,7 +509,17 @@ fn run(args: &RunArgs) -> Result<i32> {
         system.machine.label()
     ));
     let control = swap::ControlLine::of_run(&system.name);
-    if system.machine.model == qemu::Model::Virt {
+    if system.machine.model != qemu::Model::Virt {
+        eprintln!(
+            "hot-swap: not on {} (no control line yet)",
+            system.machine.label()
+        );
+    } else if !system.manifest.hot_swap {
+        eprintln!(
+            "hot-swap: off (`hot-swap = true` in {} turns it on)",
+            shown(&system.manifest_path)
+        );
+    } else {
         let manifest = match &args.system.manifest {
             Some(path) => format!(" --manifest {}", path.display()),
             None => String::new(),
@@ -518,11 +528,6 @@ fn run(args: &RunArgs) -> Result<i32> {
             "hot-swap: `cargo xtask swap <component>{manifest}` in another terminal (control \
              line {})",
             shown(&control.socket)
-        );
-    } else {
-        eprintln!(
-            "hot-swap: not on {} (no control line yet)",
-            system.machine.label()
         );
     }
     let outcome = qemu::run(&qemu::Run {

@@ -35,7 +35,7 @@ pub struct ControlLine {
     /// The run's folder: `swapped/` in it keeps the swapped-in ELFs.
     pub dir: PathBuf,
     /// The Unix socket QEMU serves the control UART on: `<dir>/control.sock`, or, when that
-    /// path is too long for a socket, one in the temporary folder named after it (so every
+    /// path is too long for a socket, `/tmp/hv-control-<hash of that path>.sock` (so every
     /// tool finds the same).
     pub socket: PathBuf,
 }
@@ -47,9 +47,10 @@ impl ControlLine {
         let socket = if socket.as_os_str().len() <= SOCKET_PATH_MAX {
             socket
         } else {
-            // Any stable hash of the intended path will do; this one is at hand.
+            // Any stable hash of the intended path will do; this one is at hand. `/tmp`, not
+            // `$TMPDIR`: the run and the swap must agree whatever their environments.
             let hash = wire::build_id(socket.as_os_str().as_encoded_bytes());
-            std::env::temp_dir().join(format!("hv-control-{hash:016x}.sock"))
+            Path::new("/tmp").join(format!("hv-control-{hash:016x}.sock"))
         };
         Self {
             dir: dir.to_owned(),
@@ -380,7 +381,15 @@ impl SwapReport {
                 self.transfer.as_millis()
             ),
             SwapOutcome::RolledBack { reason } => format!("rolled back: {reason}"),
-            SwapOutcome::Refused { at, reason } => format!("refused: {reason} (at {at})"),
+            SwapOutcome::Refused { at, reason } => {
+                let at = match at {
+                    SwapStep::Chunk { index, offset } => {
+                        format!("chunk {index}, offset {offset}")
+                    }
+                    other => other.to_string(),
+                };
+                format!("refused: {reason} (at {at})")
+            }
         }
     }
 }
@@ -582,15 +591,32 @@ pub fn chunks(image: &[u8]) -> impl Iterator<Item = (u32, &[u8])> {
         .map(|(index, bytes)| ((index * CHUNK_MAX) as u32, bytes))
 }
 
-/// Flips one bit in the middle of `frame`, never making a byte zero (which would cut the
-/// frame in two rather than damage it).
+/// Flips one bit of a data byte near the middle of `frame` (a leading zero, COBS bytes, a
+/// closing zero), never of a COBS code byte and never making a byte zero: the frame still
+/// decodes as COBS, and only its CRC tells it is damaged (CRC-32 catches every single-bit
+/// error).
 pub fn corrupt(frame: &mut [u8]) {
-    let middle = frame.len() / 2;
-    let Some(byte) = frame.get_mut(middle) else {
+    let Some(body) = frame.len().checked_sub(1) else {
         return;
     };
-    let bit = if *byte == 1 { 2 } else { 1 };
-    *byte ^= bit;
+    // COBS: each code byte `c` is followed by `c - 1` data bytes.
+    let mut data = Vec::new();
+    let mut at = 1;
+    while at < body {
+        let code = usize::from(frame[at]);
+        data.extend((at + 1..at + code).filter(|&position| position < body));
+        at += code.max(1);
+    }
+    let middle = frame.len() / 2;
+    let Some(position) = data
+        .into_iter()
+        .min_by_key(|&position| position.abs_diff(middle))
+        .or((middle < frame.len()).then_some(middle))
+    else {
+        return;
+    };
+    let byte = &mut frame[position];
+    *byte ^= if *byte == 1 { 2 } else { 1 };
 }
 
 /// Sends `image` over `line` and returns what the hypervisor made of it. Errors are the
@@ -622,12 +648,25 @@ pub fn exchange(line: &mut impl Line, image: &SwapImage, options: &Options) -> R
         Ok(report)
     };
     let timeouts = options.timeouts;
-    match session.ask(
-        &encode(&Request::Begin(header))?,
-        SwapStep::Begin,
-        timeouts.ready,
-    )? {
-        Answer::Ready { running_build } => report.running_build = Some(running_build),
+    let ready = session
+        .ask(
+            &encode(&Request::Begin(header))?,
+            SwapStep::Begin,
+            timeouts.ready,
+        )
+        .context(
+            "the hypervisor did not take the transfer (the supervisor serves the control line)",
+        )?;
+    match ready {
+        Answer::Ready { running_build } => {
+            report.running_build = Some(running_build);
+            if options.show_progress && running_build == header.build_id {
+                eprintln!(
+                    "    this build runs already: the hypervisor will refuse it at the Commit \
+                     (change the component, or build it with --test-hook)"
+                );
+            }
+        }
         Answer::Refused { reason } => {
             let at = SwapStep::Begin;
             return finish(report, SwapOutcome::Refused { at, reason });
@@ -862,6 +901,12 @@ pub fn run(args: &SwapArgs) -> Result<i32> {
         );
     }
     let system = crate::SystemArgs::without_images(&manifest).resolve()?;
+    if !system.manifest.hot_swap {
+        bail!(
+            "{} does not turn hot-swap on: add `hot-swap = true` and start the run again",
+            crate::shown(&manifest)
+        );
+    }
     let report = swap(&SwapRequest {
         system: &system,
         control: &control,
@@ -1137,7 +1182,7 @@ mod tests {
         assert_eq!(report.commit, None);
         assert_eq!(
             report.describe(),
-            "refused: bad frame CRC (at chunk 1 (offset 192))"
+            "refused: bad frame CRC (at chunk 1, offset 192)"
         );
         assert!(SwapExpect::Refused("CRC").check(&report).is_ok());
         // Nothing after the refused chunk.
@@ -1271,14 +1316,33 @@ mod tests {
     }
 
     #[test]
-    fn corrupting_never_makes_a_delimiter() {
+    fn corrupting_flips_a_data_bit_so_that_the_crc_catches_it() {
+        // Code bytes (3, 2) are left alone; the data byte nearest the middle is flipped, and a
+        // byte of 1 becomes 3, never 0.
+        let mut frame = [0, 3, 1, 9, 2, 4, 0];
+        corrupt(&mut frame);
+        assert_eq!(frame, [0, 3, 1, 8, 2, 4, 0]);
+        let mut frame = [0, 2, 1, 2, 1, 0];
+        corrupt(&mut frame);
+        assert_eq!(frame, [0, 2, 3, 2, 1, 0]);
+        // Nothing but code bytes: the middle one, still never zero.
         let mut frame = [0, 1, 1, 1, 0];
         corrupt(&mut frame);
         assert_eq!(frame, [0, 1, 3, 1, 0]);
-        let mut frame = [0, 5, 6, 7, 0];
-        corrupt(&mut frame);
-        assert_eq!(frame, [0, 5, 7, 7, 0]);
         corrupt(&mut []);
+        corrupt(&mut [0]);
+        // Every frame the tool sends, damaged so, fails on its CRC alone.
+        let bytes: Vec<u8> = (0..=255).cycle().take(CHUNK_MAX).collect();
+        for (offset, bytes) in chunks(&bytes).chain(chunks(&[0; 100])) {
+            let mut frame = encode(&Request::Chunk { offset, bytes }).unwrap();
+            corrupt(&mut frame);
+            let mut inner = frame[1..frame.len() - 1].to_vec();
+            assert!(inner.iter().all(|&byte| byte != 0));
+            assert_eq!(
+                wire::decode::<Request>(&mut inner).unwrap_err(),
+                wire::FrameError::BadCrc
+            );
+        }
     }
 
     #[test]

@@ -1513,6 +1513,60 @@ mod tests {
     }
 
     #[test]
+    fn planned_swaps_must_run_and_end_as_expected() {
+        use crate::swap::{SwapExpect, SwapOutcome, SwapRecord, SwapReport};
+        const SWAPS: &[PlannedSwap] = &[PlannedSwap {
+            after: "HV-INIT: waiting",
+            times: 1,
+            component: "vm-manager",
+            hook: None,
+            corrupt: false,
+            then_type: Some("go"),
+            expect: SwapExpect::RolledBack("refused the state"),
+        }];
+        let test = SystemTest {
+            swaps: SWAPS,
+            ..linux(2)
+        };
+        let mut run = outcome(LINUX_OK, Some(0), false);
+        let never = check(&test, &run, 0).unwrap_err();
+        assert!(never.contains("never started"), "{never}");
+        let report = |outcome| SwapReport {
+            component: "vm-manager".into(),
+            build: 2,
+            running_build: Some(1),
+            image_len: 1000,
+            chunks: 6,
+            outcome,
+            transfer: Duration::from_millis(40),
+            commit: Some(Duration::from_millis(3)),
+            total: Duration::from_millis(43),
+        };
+        let record = |result| SwapRecord {
+            component: "vm-manager".into(),
+            started: Duration::from_secs(2),
+            result,
+        };
+        run.swaps = vec![record(Err(
+            "timed out: no answer to Begin within 20 s".into()
+        ))];
+        let failed = check(&test, &run, 0).unwrap_err();
+        assert!(failed.contains("failed: timed out"), "{failed}");
+        run.swaps = vec![record(Ok(report(SwapOutcome::Swapped {
+            old_build: 1,
+            new_build: 2,
+            micros: 3000,
+            state_len: 2,
+        })))];
+        let unexpected = check(&test, &run, 0).unwrap_err();
+        assert!(unexpected.contains("not RolledBack"), "{unexpected}");
+        run.swaps = vec![record(Ok(report(SwapOutcome::RolledBack {
+            reason: "the new instance refused the state".into(),
+        })))];
+        assert_eq!(check(&test, &run, 0), Ok(()));
+    }
+
+    #[test]
     fn a_run_without_routed_calls_fails() {
         let mut quiet = outcome(LINUX_OK, Some(0), false);
         quiet.hv_log[1] =
