@@ -104,6 +104,9 @@ pub struct ComponentConfig {
 #[derive(Serialize, Deserialize, Debug, Clone, Copy, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
 pub enum SwapTest {
+    /// Nothing: a build that differs from the running one only by this setting (a new build
+    /// id), and swaps in normally.
+    Rebuilt,
     /// It refuses the state the old instance hands over.
     RefuseState,
     /// It faults as it starts, before it is ready.

@@ -92,6 +92,8 @@ pub fn swapped_elf(dir: &Path, build: u64) -> PathBuf {
 /// `--test-hook`: how a test build misbehaves when swapped in (`SwapTest`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Hook {
+    /// Nothing: a new build id that behaves as the running one (a swap that succeeds).
+    Rebuilt,
     /// It refuses the state the old instance hands over.
     RefuseState,
     /// It faults as it starts.
@@ -105,6 +107,7 @@ pub enum Hook {
 impl From<Hook> for SwapTest {
     fn from(hook: Hook) -> Self {
         match hook {
+            Hook::Rebuilt => SwapTest::Rebuilt,
             Hook::RefuseState => SwapTest::RefuseState,
             Hook::FaultAtStart => SwapTest::FaultAtStart,
             Hook::Slow => SwapTest::Slow,
@@ -116,6 +119,7 @@ impl From<Hook> for SwapTest {
 /// A test hook's name as the command line and folder names spell it.
 pub fn hook_name(hook: SwapTest) -> &'static str {
     match hook {
+        SwapTest::Rebuilt => "rebuilt",
         SwapTest::RefuseState => "refuse-state",
         SwapTest::FaultAtStart => "fault-at-start",
         SwapTest::Slow => "slow",

@@ -14,6 +14,8 @@ use std::mem::discriminant;
 use std::path::PathBuf;
 use std::time::Duration;
 
+mod hot_swap;
+
 /// What a system test boots.
 enum Payload {
     /// Debian's Linux with the busybox initramfs in test mode.
@@ -578,6 +580,7 @@ fn all_tests() -> Vec<SystemTest> {
         input: &[],
         swaps: &[],
     });
+    hot_swap::tests(&mut tests);
     tests
 }
 

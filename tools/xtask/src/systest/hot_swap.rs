@@ -1,0 +1,119 @@
+//! The hot-swap system tests (docs/hot-swap.md): components swapped under a test guest that
+//! calls them in a tight loop on 2 CPUs (`tests/guests/swap-load`), which counts every call
+//! and checks every answer, so a call lost, refused or answered wrongly fails the test.
+//!
+//! - `hot-swap-vm-manager-a72`: the VM manager is swapped for a new build (its counters handed
+//!   over), then each rollback cause is tried in turn (a corrupt frame, a changed interface
+//!   schema, a build that faults before it is ready, one that refuses the state, one that is
+//!   too slow); the old instance serves on after each.
+//! - `hot-swap-mmio-guard-a72`: the MMIO guard is swapped while the guest maps and unmaps
+//!   granules beside a kept set that guards its console; the set survives (the guest checks
+//!   it, and its console writes go through the guard), then a build that refuses the state
+//!   is rolled back with the set intact.
+
+use super::{Payload, SystemTest};
+use crate::qemu::CpuModel;
+use crate::swap::{PlannedSwap, SwapExpect};
+use hv_abi::ExitStatus;
+use hv_component_config::SwapTest;
+
+/// Where the guest is looping on both CPUs.
+const LOOPING: &str = "swap-load: looping on 2 CPUs";
+
+/// A swap of `component` once the guest loops.
+const fn swap(component: &'static str, hook: Option<SwapTest>, expect: SwapExpect) -> PlannedSwap {
+    PlannedSwap {
+        after: LOOPING,
+        times: 1,
+        component,
+        hook,
+        corrupt: false,
+        then_type: None,
+        expect,
+    }
+}
+
+const VM_MANAGER_SWAPS: &[PlannedSwap] = &[
+    swap("vm-manager", Some(SwapTest::Rebuilt), SwapExpect::Swapped),
+    PlannedSwap {
+        corrupt: true,
+        ..swap("vm-manager", None, SwapExpect::Refused("bad frame CRC"))
+    },
+    swap(
+        "vm-manager",
+        Some(SwapTest::SchemaChange),
+        SwapExpect::RolledBack("interface schema differs"),
+    ),
+    swap(
+        "vm-manager",
+        Some(SwapTest::FaultAtStart),
+        SwapExpect::RolledBack("faulted before it was ready"),
+    ),
+    swap(
+        "vm-manager",
+        Some(SwapTest::RefuseState),
+        SwapExpect::RolledBack("refused the state"),
+    ),
+    PlannedSwap {
+        then_type: Some("q"),
+        ..swap(
+            "vm-manager",
+            Some(SwapTest::Slow),
+            SwapExpect::RolledBack("within the deadline"),
+        )
+    },
+];
+
+const MMIO_GUARD_SWAPS: &[PlannedSwap] = &[
+    swap("mmio-guard", Some(SwapTest::Rebuilt), SwapExpect::Swapped),
+    swap(
+        "mmio-guard",
+        Some(SwapTest::RefuseState),
+        SwapExpect::RolledBack("refused the state"),
+    ),
+];
+
+/// The hot-swap tests.
+pub(super) fn tests(tests: &mut Vec<SystemTest>) {
+    tests.push(SystemTest {
+        name: "hot-swap-vm-manager-a72".into(),
+        cpu: CpuModel::A72,
+        smp: 2,
+        payload: Payload::Guest("hv-guest-swap-load"),
+        crash: None,
+        probe_grants: false,
+        manifest: Some("manifests/tests/hot-swap-vm-manager.toml"),
+        expect_log: &[
+            "component vm-manager swapped: build",
+            "runs build",
+            "vm-manager: taken over after",
+            "component vm-manager: swap rolled back",
+        ],
+        expect_exit: ExitStatus::PoweredOff,
+        expect_console: &["swap-load: PASS"],
+        kernel_features: &[],
+        host_cpus: None,
+        input: &[],
+        swaps: VM_MANAGER_SWAPS,
+    });
+    tests.push(SystemTest {
+        name: "hot-swap-mmio-guard-a72".into(),
+        cpu: CpuModel::A72,
+        smp: 2,
+        payload: Payload::GuestBin("hv-guest-swap-load", "hv-guest-swap-load-mmio"),
+        crash: None,
+        probe_grants: false,
+        manifest: Some("manifests/tests/hot-swap-mmio-guard.toml"),
+        expect_log: &[
+            "component mmio-guard swapped: build",
+            "mmio-guard: vm0 taken over",
+            "component mmio-guard: swap rolled back",
+        ],
+        expect_exit: ExitStatus::PoweredOff,
+        expect_console: &["swap-load: PASS"],
+        kernel_features: &[],
+        host_cpus: None,
+        input: &[],
+        swaps: MMIO_GUARD_SWAPS,
+    });
+}
