@@ -2,79 +2,99 @@
 //! granules it mapped (as ranges) and its refusal count. A new instance takes it only for the
 //! VMs it serves itself, and only ranges that make a valid set; anything else is refused and
 //! the swap rolls back, so a VM never loses a granule it mapped.
+//!
+//! The bytes are a sequence of postcard values, written and read one at a time rather than as
+//! one structure: a whole hand-over decoded at once (and the guard copied to apply it
+//! atomically) would need tens of KiB of the component's 64 KiB stack. Reading is done twice
+//! instead, once to check everything and once to apply it, so that nothing changes unless all
+//! of it is taken.
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
+use serde::de::DeserializeOwned;
 
 use super::ranges::{GranuleRange, GranuleRanges};
-use super::{GRANULE_SHIFT, Granule, Guard, IPA_LIMIT, MAX_GRANULE_RANGES, MAX_VMS};
+use super::{Granule, GRANULE_SHIFT, Guard, IPA_LIMIT, MAX_GRANULE_RANGES, MAX_VMS};
 
 /// The hand-over's shape, whose schema hash tags it.
-const SCHEMA_TEXT: &str = "HandOver { vms: [VmHandOver { vm: u16, enrolled: bool, \
-                           refused: u64, ranges: [(u64, u64)] }], refused_unknown_vm: u64 }";
+const SCHEMA_TEXT: &str = "refused_unknown_vm: u64, vms: u32, then per VM: (vm: u16, \
+                           enrolled: bool, refused: u64, ranges: u32), then per range: \
+                           (first: u64, end: u64) in granules";
 
 /// The hand-over's schema hash.
 pub const SCHEMA: u64 = hv_ipc::schema_hash(SCHEMA_TEXT);
 
 /// Its version.
-pub const VERSION: u32 = 1;
-
-#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
-struct VmHandOver {
-    vm: u16,
-    enrolled: bool,
-    refused: u64,
-    /// Mapped granules `[first, end)`, by granule number.
-    ranges: heapless::Vec<(u64, u64), MAX_GRANULE_RANGES>,
-}
-
-#[derive(Serialize, Deserialize, Debug, PartialEq, Eq)]
-struct HandOver {
-    vms: heapless::Vec<VmHandOver, MAX_VMS>,
-    refused_unknown_vm: u64,
-}
+pub const VERSION: u32 = 2;
 
 /// Why a hand-over is not taken.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NotTaken;
 
+/// Appends postcard values to a buffer.
+struct Writer<'a> {
+    out: &'a mut [u8],
+    len: usize,
+}
+
+impl Writer<'_> {
+    fn put(&mut self, value: &impl Serialize) -> Option<()> {
+        let used = postcard::to_slice(value, &mut self.out[self.len..]).ok()?.len();
+        self.len += used;
+        Some(())
+    }
+}
+
+/// Takes postcard values from the front of a byte slice.
+struct Reader<'a>(&'a [u8]);
+
+impl Reader<'_> {
+    fn take<T: DeserializeOwned>(&mut self) -> Result<T, NotTaken> {
+        let (value, rest) = postcard::take_from_bytes(self.0).map_err(|_| NotTaken)?;
+        self.0 = rest;
+        Ok(value)
+    }
+}
+
 impl Guard {
     /// Writes the state into `out`, returning its length (`None` if it does not fit).
     pub fn export(&self, out: &mut [u8]) -> Option<usize> {
-        let mut vms = heapless::Vec::new();
+        let mut writer = Writer { out, len: 0 };
+        writer.put(&self.refused_unknown_vm)?;
+        writer.put(&(self.vms.iter().flatten().count() as u32))?;
         for state in self.vms.iter().flatten() {
-            let ranges = state
-                .mapped
-                .as_slice()
-                .iter()
-                .map(|range| (range.first.0, range.end.0))
-                .collect();
-            let vm = VmHandOver {
-                vm: state.config.vm,
-                enrolled: state.enrolled,
-                refused: state.refused,
-                ranges,
-            };
-            vms.push(vm).ok()?;
+            let ranges = state.mapped.as_slice();
+            writer.put(&(state.config.vm, state.enrolled, state.refused, ranges.len() as u32))?;
+            for range in ranges {
+                writer.put(&(range.first.0, range.end.0))?;
+            }
         }
-        let handover = HandOver {
-            vms,
-            refused_unknown_vm: self.refused_unknown_vm,
-        };
-        postcard::to_slice(&handover, out)
-            .ok()
-            .map(|bytes| bytes.len())
+        Some(writer.len)
     }
 
     /// Takes the state `bytes` an instance of the same schema exported. Nothing changes
     /// unless all of it is taken.
     pub fn import(&mut self, bytes: &[u8]) -> Result<(), NotTaken> {
-        let handover: HandOver = postcard::from_bytes(bytes).map_err(|_| NotTaken)?;
-        let mut taken = self.clone();
-        for vm in &handover.vms {
-            let state = taken.vm_mut(vm.vm).ok_or(NotTaken)?;
+        self.walk(bytes, false)?;
+        self.walk(bytes, true)
+    }
+
+    /// Reads a hand-over, checking it (and applying it, with `apply`).
+    fn walk(&mut self, bytes: &[u8], apply: bool) -> Result<(), NotTaken> {
+        let mut reader = Reader(bytes);
+        let refused_unknown_vm: u64 = reader.take()?;
+        let vms: u32 = reader.take()?;
+        if vms as usize > MAX_VMS {
+            return Err(NotTaken);
+        }
+        let limit = IPA_LIMIT >> GRANULE_SHIFT;
+        for _ in 0..vms {
+            let (vm, enrolled, refused, count): (u16, bool, u64, u32) = reader.take()?;
+            if self.vm(vm).is_none() || count as usize > MAX_GRANULE_RANGES {
+                return Err(NotTaken);
+            }
             let mut ranges = heapless::Vec::<GranuleRange, MAX_GRANULE_RANGES>::new();
-            let limit = IPA_LIMIT >> GRANULE_SHIFT;
-            for &(first, end) in &vm.ranges {
+            for _ in 0..count {
+                let (first, end): (u64, u64) = reader.take()?;
                 // Sorted, disjoint, non-adjacent, non-empty and inside the IPA space: a set
                 // `GranuleRanges` could have made.
                 let follows = ranges.last().is_none_or(|last| last.end.0 < first);
@@ -87,13 +107,20 @@ impl Guard {
                 };
                 ranges.push(range).map_err(|_| NotTaken)?;
             }
-            // A VM the configuration enforces stays enrolled whatever the state says.
-            state.enrolled |= vm.enrolled;
-            state.refused = vm.refused;
-            state.mapped = GranuleRanges::from_sorted(ranges);
+            if apply {
+                let state = self.vm_mut(vm).ok_or(NotTaken)?;
+                // A VM the configuration enforces stays enrolled whatever the state says.
+                state.enrolled |= enrolled;
+                state.refused = refused;
+                state.mapped = GranuleRanges::from_sorted(ranges);
+            }
         }
-        taken.refused_unknown_vm = handover.refused_unknown_vm;
-        *self = taken;
+        if !reader.0.is_empty() {
+            return Err(NotTaken);
+        }
+        if apply {
+            self.refused_unknown_vm = refused_unknown_vm;
+        }
         Ok(())
     }
 }
@@ -147,17 +174,14 @@ mod tests {
         call(&mut new, 0, MMIO_GUARD_MAP, 0x0900_0000);
         let before = new.mapped(0).to_vec();
         let bad = |ranges: &[(u64, u64)], vm: u16| {
-            let handover = HandOver {
-                vms: heapless::Vec::from_slice(&[VmHandOver {
-                    vm,
-                    enrolled: true,
-                    refused: 0,
-                    ranges: heapless::Vec::from_slice(ranges).unwrap(),
-                }])
-                .unwrap(),
-                refused_unknown_vm: 0,
-            };
-            postcard::to_allocvec(&handover).unwrap()
+            let mut bytes = postcard::to_allocvec(&0u64).unwrap();
+            bytes.extend(postcard::to_allocvec(&1u32).unwrap());
+            let header = (vm, true, 0u64, ranges.len() as u32);
+            bytes.extend(postcard::to_allocvec(&header).unwrap());
+            for range in ranges {
+                bytes.extend(postcard::to_allocvec(range).unwrap());
+            }
+            bytes
         };
         for bytes in [
             bad(&[(5, 5)], 0),
@@ -166,6 +190,20 @@ mod tests {
             bad(&[(1, u64::MAX)], 0),
             bad(&[(1, 2)], 3),
             vec![0xff; 16],
+            {
+                let mut trailing = bad(&[(1, 2)], 0);
+                trailing.push(0);
+                trailing
+            },
+            {
+                // VM 0's part is good, VM 3's is not: VM 0 is left as it was too.
+                let mut two = postcard::to_allocvec(&0u64).unwrap();
+                two.extend(postcard::to_allocvec(&2u32).unwrap());
+                two.extend(postcard::to_allocvec(&(0u16, true, 0u64, 1u32)).unwrap());
+                two.extend(postcard::to_allocvec(&(7u64, 9u64)).unwrap());
+                two.extend(postcard::to_allocvec(&(3u16, true, 0u64, 0u32)).unwrap());
+                two
+            },
         ] {
             assert_eq!(new.import(&bytes), Err(NotTaken), "{bytes:?}");
             assert_eq!(new.mapped(0), &before[..]);
