@@ -139,6 +139,23 @@ pub mod kernel_op_args {
                 (0x0900_0018, 1, false)
             );
         }
+
+        #[test]
+        fn hot_swap_words_round_trip() {
+            use super::super::kernel_op::*;
+            assert_eq!(
+                control_read_args_of(control_read_args(256, 500, true)),
+                (256, 500, true)
+            );
+            assert_eq!(
+                control_read_args_of(control_read_args(1, u32::MAX, false)),
+                (1, 0x7fff_ffff, false)
+            );
+            assert_eq!(
+                swap_args_of(swap_args(3, 0x1_2345, 0xab_cdef)),
+                (3, 0x1_2345, 0xab_cdef)
+            );
+        }
     }
 }
 
@@ -209,9 +226,11 @@ pub mod kernel_op {
     pub const CONSOLE_ACCESS: u64 = 15;
     /// Read bytes from the board's control UART (the hot-swap line, docs/hot-swap.md) into
     /// `[x2, x2 + (x3 & 0xffff_ffff))` of the caller's region (at most `MESSAGE_MAX`), waiting
-    /// up to `x3 >> 32` milliseconds for the first byte and returning when the line has been
-    /// quiet for a moment after the last. Returns x1 = the number of bytes read (0: none came).
-    /// `NoSuchTarget` on a board without a control UART.
+    /// up to `(x3 >> 32) & 0x7fff_ffff` milliseconds for the first byte and returning when the
+    /// line has been quiet for a moment after the last, or (with bit 63 of x3 set) at a zero
+    /// byte that is not the first one read: the end of a frame, so a reader that answers frame
+    /// by frame does not wait for the quiet. Returns x1 = the number of bytes read (0: none
+    /// came). `NoSuchTarget` on a board without a control UART.
     pub const CONTROL_READ: u64 = 16;
     /// Write `[x2, x2 + x3)` of the caller's region (at most `MESSAGE_MAX` bytes) to the
     /// control UART.
@@ -229,9 +248,19 @@ pub mod kernel_op {
     /// instance: returns x1.
     pub const COMPONENT_BUILD: u64 = 20;
 
-    /// CONTROL_READ's x3: read up to `len` bytes, waiting up to `wait_ms` for the first.
-    pub const fn control_read_args(len: u32, wait_ms: u32) -> u64 {
-        len as u64 | (wait_ms as u64) << 32
+    /// CONTROL_READ's x3: read up to `len` bytes, waiting up to `wait_ms` (at most 2^31 - 1)
+    /// for the first, and stopping at a zero byte past the first with `until_zero`.
+    pub const fn control_read_args(len: u32, wait_ms: u32, until_zero: bool) -> u64 {
+        len as u64 | ((wait_ms & 0x7fff_ffff) as u64) << 32 | (until_zero as u64) << 63
+    }
+
+    /// The fields of CONTROL_READ's x3: (len, wait_ms, until_zero).
+    pub const fn control_read_args_of(word: u64) -> (u64, u64, bool) {
+        (
+            word & 0xffff_ffff,
+            (word >> 32) & 0x7fff_ffff,
+            word >> 63 != 0,
+        )
     }
 
     /// SWAP's x3 for component `target`, an image of `len` bytes entered `entry_offset` bytes

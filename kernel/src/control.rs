@@ -59,8 +59,9 @@ pub fn input_waiting() -> bool {
 }
 
 /// Reads into `buffer`: waits up to `wait_ms` for the first byte, then takes bytes until the
-/// buffer is full or the line has been quiet for a moment. Returns how many it read.
-pub fn read(buffer: &mut [u8], wait_ms: u64) -> usize {
+/// buffer is full, the line has been quiet for a moment, or (with `until_zero`) a zero byte
+/// past the first has come. Returns how many it read.
+pub fn read(buffer: &mut [u8], wait_ms: u64, until_zero: bool) -> usize {
     let (start, frequency) = arch::counter();
     let ticks = |ms: u64| frequency * ms / 1000;
     let mut deadline = start + ticks(wait_ms);
@@ -70,6 +71,9 @@ pub fn read(buffer: &mut [u8], wait_ms: u64) -> usize {
             Some(byte) => {
                 buffer[len] = byte;
                 len += 1;
+                if until_zero && byte == 0 && len > 1 {
+                    break;
+                }
                 deadline = arch::counter().0 + ticks(QUIET_MS);
             }
             None if arch::counter().0 >= deadline => break,

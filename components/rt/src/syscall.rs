@@ -123,10 +123,15 @@ pub fn read_counter() -> Result<(u64, u64), SyscallError> {
 }
 
 /// [`op::CONTROL_READ`]: reads the control line into `buffer`, waiting up to `wait_ms` for
-/// the first byte; returns how many bytes came.
-pub fn control_read(buffer: &mut [u8], wait_ms: u32) -> Result<usize, SyscallError> {
+/// the first byte, and returning at the end of a frame (a zero byte past the first) with
+/// `until_zero`; returns how many bytes came.
+pub fn control_read(
+    buffer: &mut [u8],
+    wait_ms: u32,
+    until_zero: bool,
+) -> Result<usize, SyscallError> {
     let len = buffer.len().min(hv_ipc::abi::MESSAGE_MAX) as u32;
-    let args = op::control_read_args(len, wait_ms);
+    let args = op::control_read_args(len, wait_ms, until_zero);
     kernel_op(op::CONTROL_READ, [buffer.as_mut_ptr() as u64, args, 0, 0])
         .map(|[count, ..]| count as usize)
 }

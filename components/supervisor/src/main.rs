@@ -143,7 +143,8 @@ mod component {
         fn serve_control_line(&mut self) {
             let mut bytes = [0u8; MESSAGE_MAX];
             loop {
-                let Ok(count) = syscall::control_read(&mut bytes, TRANSFER_PAUSE_MS) else {
+                // Frame by frame: each is answered as soon as it is complete.
+                let Ok(count) = syscall::control_read(&mut bytes, TRANSFER_PAUSE_MS, true) else {
                     return;
                 };
                 if count == 0 {

@@ -186,9 +186,13 @@ fn kernel_operation(
             if !crate::control::on() {
                 return Err(SyscallError::NoSuchTarget);
             }
-            let len = b & 0xffff_ffff;
+            let (len, wait_ms, until_zero) = kernel_op::control_read_args_of(b);
             let buffer = region_bytes_mut(component, a, len)?;
-            Ok([crate::control::read(buffer, b >> 32) as u64, 0, 0])
+            Ok([
+                crate::control::read(buffer, wait_ms, until_zero) as u64,
+                0,
+                0,
+            ])
         }
         kernel_op::CONTROL_WRITE => {
             if !crate::control::on() {

@@ -56,14 +56,21 @@ fn the_default_manifest_loads() {
         Grants {
             serves: interface::SUPERVISOR,
             may_call: 0,
+            // Its own grants, and hot-swap's (`hot-swap = true`).
             kernel_ops: 1 << kernel_op::RESTART
                 | 1 << kernel_op::COMPONENT_STATE
-                | 1 << kernel_op::READ_COUNTER,
+                | 1 << kernel_op::READ_COUNTER
+                | 1 << kernel_op::CONTROL_READ
+                | 1 << kernel_op::CONTROL_WRITE
+                | 1 << kernel_op::SWAP
+                | 1 << kernel_op::SWAP_STATUS
+                | 1 << kernel_op::COMPONENT_BUILD,
             may_notify: 0,
             routes: 0,
             smccc_ranges: Default::default(),
         }
     );
+    assert!(manifest.hot_swap);
     let (_, vm_manager) = manifest.component("vm-manager").unwrap();
     assert_eq!(
         vm_manager.grants,

@@ -13,7 +13,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::ranges::{GranuleRange, GranuleRanges};
-use super::{Granule, GRANULE_SHIFT, Guard, IPA_LIMIT, MAX_GRANULE_RANGES, MAX_VMS};
+use super::{GRANULE_SHIFT, Granule, Guard, IPA_LIMIT, MAX_GRANULE_RANGES, MAX_VMS};
 
 /// The hand-over's shape, whose schema hash tags it.
 const SCHEMA_TEXT: &str = "refused_unknown_vm: u64, vms: u32, then per VM: (vm: u16, \
@@ -38,7 +38,9 @@ struct Writer<'a> {
 
 impl Writer<'_> {
     fn put(&mut self, value: &impl Serialize) -> Option<()> {
-        let used = postcard::to_slice(value, &mut self.out[self.len..]).ok()?.len();
+        let used = postcard::to_slice(value, &mut self.out[self.len..])
+            .ok()?
+            .len();
         self.len += used;
         Some(())
     }
@@ -63,7 +65,12 @@ impl Guard {
         writer.put(&(self.vms.iter().flatten().count() as u32))?;
         for state in self.vms.iter().flatten() {
             let ranges = state.mapped.as_slice();
-            writer.put(&(state.config.vm, state.enrolled, state.refused, ranges.len() as u32))?;
+            writer.put(&(
+                state.config.vm,
+                state.enrolled,
+                state.refused,
+                ranges.len() as u32,
+            ))?;
             for range in ranges {
                 writer.put(&(range.first.0, range.end.0))?;
             }
