@@ -5,6 +5,8 @@
 
 use crate::qemu::CpuModel;
 use crate::systest::boot;
+
+mod hot_swap;
 use anyhow::{Context, Result, bail};
 use hv_kernel::trap_stats::TrapClass;
 use std::collections::BTreeMap;
@@ -345,6 +347,8 @@ pub fn run() -> Result<()> {
     );
     println!();
     print_pkvm_guest_figures()?;
+    println!();
+    hot_swap::print_figures()?;
     Ok(())
 }
 

@@ -536,9 +536,19 @@ impl<'l, L: Line> Session<'l, L> {
 
     /// Sends `frame` (the request of `step`) and waits for its answer.
     fn ask(&mut self, frame: &[u8], step: SwapStep, timeout: Duration) -> Result<Answer> {
+        self.send(frame, step)?;
+        self.hear(step, timeout)
+    }
+
+    /// Sends `frame` (the request of `step`).
+    fn send(&mut self, frame: &[u8], step: SwapStep) -> Result<()> {
         self.line
             .send(frame)
-            .with_context(|| format!("sending {step} on the control line"))?;
+            .with_context(|| format!("sending {step} on the control line"))
+    }
+
+    /// Waits for the next answer, the one to `step`.
+    fn hear(&mut self, step: SwapStep, timeout: Duration) -> Result<Answer> {
         let deadline = Instant::now() + timeout;
         let mut buffer = [0u8; 512];
         loop {
@@ -623,6 +633,12 @@ pub fn corrupt(frame: &mut [u8]) {
     *byte ^= if *byte == 1 { 2 } else { 1 };
 }
 
+/// Chunks sent before the first is acknowledged. The supervisor reads the line continuously
+/// during a transfer and answers frame by frame, so a few frames in flight keep the line busy
+/// without overrunning a UART's FIFO between its reads (QEMU's chardev also holds back what
+/// the FIFO cannot take).
+const WINDOW: usize = 4;
+
 /// Sends `image` over `line` and returns what the hypervisor made of it. Errors are the
 /// tool's or the line's (a timeout names its step); a refusal or rollback is an outcome.
 pub fn exchange(line: &mut impl Line, image: &SwapImage, options: &Options) -> Result<SwapReport> {
@@ -678,16 +694,29 @@ pub fn exchange(line: &mut impl Line, image: &SwapImage, options: &Options) -> R
         other => bail!("the hypervisor answered Begin with {other:?}"),
     }
     let mut last_shown = 0;
-    for (index, (offset, bytes)) in chunks(&image.bytes).enumerate() {
-        let step = SwapStep::Chunk { index, offset };
-        let mut frame = encode(&Request::Chunk { offset, bytes })?;
-        if corrupt_at == Some(index) {
-            corrupt(&mut frame);
+    // Chunks sent and not yet acknowledged, oldest first: up to WINDOW are on their way, so the
+    // line stays busy while the hypervisor answers (answers come in order).
+    let mut in_flight: VecDeque<(SwapStep, u32)> = VecDeque::new();
+    let mut chunks = chunks(&image.bytes).enumerate().peekable();
+    while chunks.peek().is_some() || !in_flight.is_empty() {
+        if in_flight.len() < WINDOW
+            && let Some((index, (offset, bytes))) = chunks.next()
+        {
+            let step = SwapStep::Chunk { index, offset };
+            let mut frame = encode(&Request::Chunk { offset, bytes })?;
+            if corrupt_at == Some(index) {
+                corrupt(&mut frame);
+            }
+            session.send(&frame, step)?;
+            in_flight.push_back((step, offset + bytes.len() as u32));
+            continue;
         }
-        let answer = session.ask(&frame, step, timeouts.chunk).inspect_err(|_| {
+        let Some((step, expected)) = in_flight.pop_front() else {
+            break;
+        };
+        let answer = session.hear(step, timeouts.chunk).inspect_err(|_| {
             session.abort();
         })?;
-        let expected = offset + bytes.len() as u32;
         match answer {
             Answer::Received { next } if next == expected => report.chunks += 1,
             Answer::Received { next } => {
@@ -707,8 +736,8 @@ pub fn exchange(line: &mut impl Line, image: &SwapImage, options: &Options) -> R
             }
         }
         if options.show_progress {
-            let percent = (index + 1) * 100 / total_chunks;
-            if percent >= last_shown + 10 || index + 1 == total_chunks {
+            let percent = report.chunks * 100 / total_chunks;
+            if percent >= last_shown + 10 || report.chunks == total_chunks {
                 last_shown = percent;
                 eprintln!(
                     "    sent {} of {} bytes ({percent}%) in {:.1}s",
@@ -1189,8 +1218,9 @@ mod tests {
             "refused: bad frame CRC (at chunk 1, offset 192)"
         );
         assert!(SwapExpect::Refused("CRC").check(&report).is_ok());
-        // Nothing after the refused chunk.
-        assert_eq!(line.requests().len(), 3);
+        // Nothing is sent once the refusal is heard: Begin and the chunks already in flight
+        // (the window; here all four).
+        assert_eq!(line.requests().len(), 1 + WINDOW.min(4));
     }
 
     #[test]
