@@ -94,6 +94,10 @@ struct RunArgs {
     /// Stop QEMU after this many seconds (default: no limit).
     #[arg(long)]
     timeout: Option<u64>,
+    /// Swap a component into the running system whenever its sources change (hot-swap: the
+    /// manifest needs `hot-swap = true`).
+    #[arg(long)]
+    watch: bool,
     /// Options passed to QEMU unchanged.
     #[arg(last = true)]
     qemu_args: Vec<String>,
@@ -530,19 +534,34 @@ fn run(args: &RunArgs) -> Result<i32> {
             shown(&control.socket)
         );
     }
-    let outcome = qemu::run(&qemu::Run {
-        machine: &system.machine,
-        image: &built.image,
-        kernel_elf: &built.kernel_elf,
-        components: &built.components,
-        timeout: Duration::from_secs(args.timeout.unwrap_or(u64::MAX / 4)),
-        console: Console::Interactive,
-        extra_args: &args.qemu_args,
-        log_dir: paths::xtask_out().join("logs").join("run"),
-        show_hv_log: true,
-        input: &[],
-        control,
-        swaps: &[],
+    let watching = args.watch && system.manifest.hot_swap && system.machine.model == qemu::Model::Virt;
+    if args.watch && !watching {
+        eprintln!("hot-swap watch: off (no hot-swap on this system)");
+    } else if watching {
+        eprintln!("hot-swap watch: a component whose sources change is swapped in");
+    }
+    let stop = std::sync::atomic::AtomicBool::new(false);
+    let outcome = std::thread::scope(|scope| {
+        if watching {
+            let (system, control, stop) = (&system, control.clone(), &stop);
+            scope.spawn(move || swap::watch(system, &control, stop));
+        }
+        let outcome = qemu::run(&qemu::Run {
+            machine: &system.machine,
+            image: &built.image,
+            kernel_elf: &built.kernel_elf,
+            components: &built.components,
+            timeout: Duration::from_secs(args.timeout.unwrap_or(u64::MAX / 4)),
+            console: Console::Interactive,
+            extra_args: &args.qemu_args,
+            log_dir: paths::xtask_out().join("logs").join("run"),
+            show_hv_log: true,
+            input: &[],
+            control: control.clone(),
+            swaps: &[],
+        });
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        outcome
     })?;
     Ok(match (outcome.timed_out, outcome.status()) {
         (false, Some(hv_abi::ExitStatus::PoweredOff)) => 0,

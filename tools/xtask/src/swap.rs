@@ -26,6 +26,9 @@ use std::os::unix::net::UnixStream;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+mod watch;
+pub use watch::watch;
+
 /// Longest socket path used as it is: `sun_path` holds 108 bytes with its closing NUL.
 const SOCKET_PATH_MAX: usize = 100;
 
