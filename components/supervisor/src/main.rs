@@ -174,6 +174,7 @@ mod component {
 
         fn act(&mut self, action: Action) {
             match action {
+                Action::Ignore => {}
                 Action::Reply(response) => send(&response),
                 Action::Swap(order) => {
                     let image = self.receiver.image();

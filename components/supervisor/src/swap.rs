@@ -58,6 +58,10 @@ pub enum Action {
     Reply(Response<'static>),
     /// Ask the kernel for this swap; the response waits for its outcome ([`final_response`]).
     Swap(SwapOrder),
+    /// Nothing to answer: a broken frame while no transfer is under way (line noise, or the
+    /// rest of a frame whose sender hung up). Answered, it would reach the next tool as the
+    /// answer to its `Begin`.
+    Ignore,
 }
 
 /// A transfer being received: the header's facts, copied so no frame buffer stays borrowed.
@@ -138,10 +142,13 @@ impl<'s> Receiver<'s> {
     }
 
     /// Answers a frame that did not decode: the transfer is dropped, as the tool's next chunk
-    /// cannot be the one expected (a committed swap goes on).
+    /// cannot be the one expected (a committed swap goes on). Without a transfer, nothing is
+    /// answered ([`Action::Ignore`]).
     pub fn refuse_frame(&mut self, error: FrameError) -> Action {
-        if !matches!(self.state, State::Committed(_)) {
-            self.state = State::Idle;
+        match self.state {
+            State::Idle => return Action::Ignore,
+            State::Receiving(_) => self.state = State::Idle,
+            State::Committed(_) => {}
         }
         refused(error.describe())
     }
@@ -728,10 +735,9 @@ mod tests {
             handle(&mut receiver, Request::Abort),
             refusal("transfer aborted")
         );
-        assert_eq!(
-            receiver.refuse_frame(FrameError::TooLong),
-            refusal("frame too long")
-        );
+        // Without a transfer a broken frame gets no answer: the next tool's Begin must not
+        // hear it.
+        assert_eq!(receiver.refuse_frame(FrameError::TooLong), Action::Ignore);
     }
 
     #[test]
@@ -1006,6 +1012,10 @@ mod tests {
                         received.clear();
                     }
                     Action::Reply(other) => prop_assert!(false, "unexpected {:?}", other),
+                    Action::Ignore => {
+                        // Only a broken frame with no transfer is ignored.
+                        prop_assert!(accepted.is_none());
+                    }
                     Action::Swap(order) => {
                         let (index, header) = accepted.take().expect("a swap needs a Begin");
                         let image = receiver.image().to_vec();

@@ -352,6 +352,11 @@ pub fn run() -> Result<()> {
     Ok(())
 }
 
+/// Only the hot-swap figures (`cargo xtask bench --only hot-swap`).
+pub fn hot_swap_only() -> Result<()> {
+    hot_swap::print_figures()
+}
+
 /// The pKVM services as upstream Linux calls them while it boots: upstream Linux 6.12 with its
 /// pKVM guest driver as an MMIO-guard-enforced guest (GICv3, `max`), on the profiled kernel
 /// under `-icount shift=0`. Skipped, saying so, when `cargo xtask build-pkvm-linux` has not

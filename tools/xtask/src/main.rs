@@ -46,8 +46,9 @@ enum Subcommand_ {
     Swap(swap::SwapArgs),
     /// Run the host tests and every QEMU system test.
     Test(TestArgs),
-    /// Print benchmark figures: trap counts of a Linux boot, null-hypercall instructions.
-    Bench,
+    /// Print benchmark figures: trap counts of a Linux boot, null-hypercall instructions,
+    /// the trap path's cost, the pKVM guest's calls, a hot-swap's time.
+    Bench(BenchArgs),
     /// Check formatting and run clippy on every crate, for the host and for the target.
     Lint,
     /// Instructions per function in a window of a loop, from a QEMU `-d in_asm,exec,nochain`
@@ -101,6 +102,20 @@ struct RunArgs {
     /// Options passed to QEMU unchanged.
     #[arg(last = true)]
     qemu_args: Vec<String>,
+}
+
+#[derive(Args)]
+struct BenchArgs {
+    /// Print only this section's figures.
+    #[arg(long)]
+    only: Option<BenchSection>,
+}
+
+/// A section `cargo xtask bench --only` can print alone.
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum BenchSection {
+    /// The hot-swap figures.
+    HotSwap,
 }
 
 #[derive(Args)]
@@ -534,7 +549,8 @@ fn run(args: &RunArgs) -> Result<i32> {
             shown(&control.socket)
         );
     }
-    let watching = args.watch && system.manifest.hot_swap && system.machine.model == qemu::Model::Virt;
+    let watching =
+        args.watch && system.manifest.hot_swap && system.machine.model == qemu::Model::Virt;
     if args.watch && !watching {
         eprintln!("hot-swap watch: off (no hot-swap on this system)");
     } else if watching {
@@ -581,7 +597,10 @@ fn main() {
         Subcommand_::Run(args) => run(&args),
         Subcommand_::Swap(args) => swap::run(&args),
         Subcommand_::Test(args) => systest::run_all(args.host_only, args.filter.as_deref()),
-        Subcommand_::Bench => bench::run().map(|()| 0),
+        Subcommand_::Bench(args) => match args.only {
+            Some(BenchSection::HotSwap) => bench::hot_swap_only().map(|()| 0),
+            None => bench::run().map(|()| 0),
+        },
         Subcommand_::Lint => lint::run_all().map(|()| 0),
         Subcommand_::TraceProfile(args) => trace_profile::run(&args).map(|()| 0),
         Subcommand_::Decode(args) => decode::run(&args).map(|()| 0),
