@@ -8,14 +8,19 @@
 //! (an empty frame is ignored). Postcard with COBS is DESIGN.md's choice for the serial line;
 //! the CRC is postcard's own flavour over the `crc` crate (CRC-32/ISO-HDLC, the zlib one).
 //!
-//! The exchange is stop-and-wait, so that a receiver polling a 16-byte FIFO is never overrun
-//! (a real UART has no flow control):
+//! Every request is answered, in order, and the tool keeps only a few chunks in flight, so
+//! that a receiver polling a 16-byte FIFO is never far behind (a real UART has no flow
+//! control):
 //!
 //! | tool sends | hypervisor answers |
 //! |---|---|
 //! | [`Request::Begin`] (name, region, entry, length, CRC, build id) | [`Response::Ready`] or [`Response::Refused`] |
 //! | [`Request::Chunk`], in order, at most [`CHUNK_MAX`] bytes each | [`Response::Received`] (or `Refused`) |
 //! | [`Request::Commit`] | [`Response::Swapped`] or [`Response::RolledBack`] (or `Refused`) |
+//!
+//! The chunks carry the image zlib-compressed when the header says so (the tool always does:
+//! component images shrink by about half, and every byte costs the receiver two UART reads),
+//! and the receiver inflates it once it has all of it; chunk offsets count the bytes sent.
 //!
 //! [`Request::Abort`] drops a transfer at any point. Nothing in the running system changes
 //! before the hypervisor has the whole image and has checked it (length, CRC, the component's
@@ -70,6 +75,10 @@ pub struct ImageHeader<'a> {
     pub image_crc: u32,
     /// [`build_id`] of the image.
     pub build_id: u64,
+    /// Whether the chunks carry the image zlib-compressed (else as it is).
+    pub compressed: bool,
+    /// The bytes the chunks carry: `image_len` unless compressed.
+    pub sent_len: u32,
 }
 
 /// From the tool to the hypervisor.
@@ -265,6 +274,8 @@ mod tests {
             image_len: 100_000,
             image_crc: 0xdead_beef,
             build_id: 0x0123_4567_89ab_cdef,
+            compressed: true,
+            sent_len: 41_000,
         }
     }
 
@@ -423,6 +434,8 @@ mod tests {
         image_len: u32,
         image_crc: u32,
         build_id: u64,
+        compressed: bool,
+        sent_len: u32,
     }
 
     proptest! {

@@ -72,7 +72,13 @@ struct Transfer {
     image_len: u32,
     image_crc: u32,
     build_id: u64,
-    /// The image is received up to here.
+    /// The bytes the chunks carry (the zlib stream, or the image as it is).
+    sent_len: u32,
+    /// Where in the staging buffer they go: past the image's room when compressed (inflated
+    /// into the front at the Commit), at its start otherwise.
+    stream_at: usize,
+    compressed: bool,
+    /// The bytes sent are received up to here.
     next: u32,
 }
 
@@ -195,10 +201,20 @@ impl<'s> Receiver<'s> {
             return Err("the entry point is outside the region");
         }
         let image_len = u64::from(header.image_len);
-        if image_len == 0 {
+        let sent_len = u64::from(header.sent_len);
+        if image_len == 0 || sent_len == 0 {
             return Err("the image is empty");
         }
-        if image_len > self.staging.len() as u64 {
+        if !header.compressed && sent_len != image_len {
+            return Err("an uncompressed image is sent as it is");
+        }
+        // A compressed image's stream waits behind the room its inflated bytes take.
+        let room = if header.compressed {
+            image_len + sent_len
+        } else {
+            image_len
+        };
+        if room > self.staging.len() as u64 {
             return Err("the image is larger than the staging buffer");
         }
         if image_len > target.region_end.saturating_sub(target.region_start) {
@@ -219,6 +235,13 @@ impl<'s> Receiver<'s> {
             image_len: header.image_len,
             image_crc: header.image_crc,
             build_id: header.build_id,
+            sent_len: header.sent_len,
+            stream_at: if header.compressed {
+                self.staging.len() - header.sent_len as usize
+            } else {
+                0
+            },
+            compressed: header.compressed,
             next: 0,
         })
     }
@@ -232,13 +255,16 @@ impl<'s> Receiver<'s> {
             Some("chunk out of order")
         } else if bytes.len() > CHUNK_MAX {
             Some("chunk too long")
-        } else if end > u64::from(transfer.image_len) {
+        } else if end > u64::from(transfer.sent_len) {
             Some("chunk past the image's end")
         } else {
             None
         };
-        // `end` fits: it is at most image_len, which Begin held to the staging buffer.
-        let slot = self.staging.get_mut(offset as usize..end as usize);
+        // `end` fits: it is at most sent_len, which Begin held to the staging buffer.
+        let at = transfer.stream_at;
+        let slot = self
+            .staging
+            .get_mut(at + offset as usize..at + end as usize);
         match (problem, slot) {
             (None, Some(slot)) => {
                 slot.copy_from_slice(bytes);
@@ -262,8 +288,11 @@ impl<'s> Receiver<'s> {
         };
         // Refused or not, this commit ends the transfer.
         self.state = State::Idle;
-        if transfer.next != transfer.image_len {
+        if transfer.next != transfer.sent_len {
             return refused("the image is incomplete");
+        }
+        if transfer.compressed && !self.inflate(&transfer) {
+            return refused("the image does not inflate to its header's length");
         }
         let Some(image) = self.staging.get(..transfer.image_len as usize) else {
             return refused("the image is larger than the staging buffer");
@@ -288,6 +317,29 @@ impl<'s> Receiver<'s> {
         };
         self.state = State::Committed(order);
         Action::Swap(order)
+    }
+}
+
+impl Receiver<'_> {
+    /// Inflates the received zlib stream (at the back of the staging buffer) into the image's
+    /// place at the front; whether it made exactly `image_len` bytes from exactly the stream.
+    fn inflate(&mut self, transfer: &Transfer) -> bool {
+        use miniz_oxide::inflate::TINFLStatus;
+        use miniz_oxide::inflate::core::{DecompressorOxide, decompress, inflate_flags};
+        let (front, back) = self.staging.split_at_mut(transfer.stream_at);
+        let Some(stream) = back.get(..transfer.sent_len as usize) else {
+            return false;
+        };
+        let Some(image) = front.get_mut(..transfer.image_len as usize) else {
+            return false;
+        };
+        let flags = inflate_flags::TINFL_FLAG_PARSE_ZLIB_HEADER
+            | inflate_flags::TINFL_FLAG_COMPUTE_ADLER32
+            | inflate_flags::TINFL_FLAG_USING_NON_WRAPPING_OUTPUT_BUF;
+        // About 11 KiB: once per swap, on a stack with room for it.
+        let mut state = DecompressorOxide::new();
+        let (status, consumed, written) = decompress(&mut state, stream, image, 0, flags);
+        status == TINFLStatus::Done && consumed == stream.len() && written == image.len()
     }
 }
 
@@ -355,6 +407,8 @@ mod tests {
             image_len: image.len() as u32,
             image_crc: image_crc(image),
             build_id: build_id(image),
+            compressed: false,
+            sent_len: image.len() as u32,
         }
     }
 
@@ -467,19 +521,81 @@ mod tests {
     }
 
     #[test]
+    fn a_compressed_image_is_inflated_at_the_commit() {
+        let image = image(3000);
+        let stream = miniz_oxide::deflate::compress_to_vec_zlib(&image, 6);
+        assert!(stream.len() < image.len());
+        let compressed = ImageHeader {
+            compressed: true,
+            sent_len: stream.len() as u32,
+            ..header(&image)
+        };
+        let mut staging = [0; STAGING];
+        let mut receiver = Receiver::new(&mut staging, 0);
+        handle(&mut receiver, Request::Begin(compressed));
+        send(&mut receiver, &stream);
+        assert!(matches!(
+            handle(&mut receiver, Request::Commit),
+            Action::Swap(SwapOrder {
+                image_len: 3000,
+                ..
+            })
+        ));
+        assert_eq!(receiver.image(), &image[..]);
+
+        // A stream that does not inflate to the image's length is refused at the Commit.
+        for broken in [stream[..stream.len() - 1].to_vec(), {
+            let mut bad = stream.clone();
+            bad[stream.len() / 2] ^= 0x55;
+            bad
+        }] {
+            let mut staging = [0; STAGING];
+            let mut receiver = Receiver::new(&mut staging, 0);
+            let header = ImageHeader {
+                sent_len: broken.len() as u32,
+                ..compressed
+            };
+            handle(&mut receiver, Request::Begin(header));
+            send(&mut receiver, &broken);
+            let commit = handle(&mut receiver, Request::Commit);
+            assert!(
+                matches!(commit, Action::Reply(Response::Refused { .. })),
+                "{commit:?}"
+            );
+            assert!(receiver.image().is_empty());
+        }
+    }
+
+    #[test]
     fn begin_refuses_bad_lengths() {
+        let length = |len: u32| {
+            move |header: &mut ImageHeader| {
+                header.image_len = len;
+                header.sent_len = len;
+            }
+        };
+        assert_eq!(begin_with(length(0)), refusal("the image is empty"));
         assert_eq!(
-            begin_with(|header| header.image_len = 0),
-            refusal("the image is empty")
-        );
-        assert_eq!(
-            begin_with(|header| header.image_len = STAGING as u32 + 1),
+            begin_with(length(STAGING as u32 + 1)),
             refusal("the image is larger than the staging buffer")
         );
         assert!(matches!(
-            begin_with(|header| header.image_len = STAGING as u32),
+            begin_with(length(STAGING as u32)),
             Action::Reply(Response::Ready { .. })
         ));
+        assert_eq!(
+            begin_with(|header| header.sent_len = header.image_len - 1),
+            refusal("an uncompressed image is sent as it is")
+        );
+        // A compressed image needs room for its stream behind the inflated bytes.
+        assert_eq!(
+            begin_with(|header| {
+                header.compressed = true;
+                header.image_len = STAGING as u32 / 2;
+                header.sent_len = STAGING as u32 / 2 + 1;
+            }),
+            refusal("the image is larger than the staging buffer")
+        );
         let mem_protect = TARGETS[2];
         assert_eq!(
             begin_with(|header| {
@@ -488,6 +604,7 @@ mod tests {
                 header.region_end = mem_protect.region_end;
                 header.entry = mem_protect.region_start;
                 header.image_len = 0x801;
+                header.sent_len = 0x801;
             }),
             refusal("the image is larger than the region")
         );
@@ -940,6 +1057,8 @@ mod tests {
                         let header = ImageHeader {
                             component: names[component],
                             region_start, region_end, entry, image_len, image_crc, build_id,
+                            compressed: false,
+                            sent_len: image_len,
                         };
                         begun = Some((component, header));
                         handle(&mut receiver, Request::Begin(header))

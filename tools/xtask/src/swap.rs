@@ -157,6 +157,9 @@ pub struct SwapImage {
     pub entry: u64,
     /// The loadable bytes, as the composer puts them in the component's image store.
     pub bytes: Vec<u8>,
+    /// What the chunks carry: `bytes` zlib-compressed (about half: every byte costs the
+    /// hypervisor two UART reads), or `None` to send them as they are.
+    pub compressed: Option<Vec<u8>>,
     /// The ELF they come from (kept for log decoding).
     pub elf: PathBuf,
     /// The test hook it was built with.
@@ -191,14 +194,21 @@ impl SwapImage {
                 region.len() / 1024
             );
         }
+        let compressed = miniz_oxide::deflate::compress_to_vec_zlib(&flat.bytes, 9);
         Ok(Self {
             component: component.to_owned(),
             region,
             entry: flat.entry,
             bytes: flat.bytes,
+            compressed: Some(compressed),
             elf: elf_path.to_owned(),
             hook,
         })
+    }
+
+    /// The bytes the chunks carry.
+    pub fn sent(&self) -> &[u8] {
+        self.compressed.as_deref().unwrap_or(&self.bytes)
     }
 
     /// Its build id, as the hypervisor computes it.
@@ -216,6 +226,8 @@ impl SwapImage {
             image_len: u32::try_from(self.bytes.len()).context("the image passes 4 GiB")?,
             image_crc: wire::image_crc(&self.bytes),
             build_id: self.build_id(),
+            compressed: self.compressed.is_some(),
+            sent_len: u32::try_from(self.sent().len()).context("the image passes 4 GiB")?,
         })
     }
 }
@@ -646,7 +658,7 @@ const WINDOW: usize = 4;
 /// tool's or the line's (a timeout names its step); a refusal or rollback is an outcome.
 pub fn exchange(line: &mut impl Line, image: &SwapImage, options: &Options) -> Result<SwapReport> {
     let header = image.header()?;
-    let total_chunks = image.bytes.len().div_ceil(CHUNK_MAX);
+    let total_chunks = image.sent().len().div_ceil(CHUNK_MAX);
     let corrupt_at = options.corrupt.then_some(total_chunks / 2);
     let mut session = Session::new(line);
     session.drain()?;
@@ -700,7 +712,7 @@ pub fn exchange(line: &mut impl Line, image: &SwapImage, options: &Options) -> R
     // Chunks sent and not yet acknowledged, oldest first: up to WINDOW are on their way, so the
     // line stays busy while the hypervisor answers (answers come in order).
     let mut in_flight: VecDeque<(SwapStep, u32)> = VecDeque::new();
-    let mut chunks = chunks(&image.bytes).enumerate().peekable();
+    let mut chunks = chunks(image.sent()).enumerate().peekable();
     while chunks.peek().is_some() || !in_flight.is_empty() {
         if in_flight.len() < WINDOW
             && let Some((index, (offset, bytes))) = chunks.next()
@@ -745,7 +757,7 @@ pub fn exchange(line: &mut impl Line, image: &SwapImage, options: &Options) -> R
                 eprintln!(
                     "    sent {} of {} bytes ({percent}%) in {:.1}s",
                     expected,
-                    image.bytes.len(),
+                    image.sent().len(),
                     start.elapsed().as_secs_f64()
                 );
             }
@@ -792,11 +804,12 @@ pub fn transfer(control: &ControlLine, image: &SwapImage, options: &Options) -> 
             format!(" (test hook {})", hook_name(hook))
         });
         progress::step(&format!(
-            "swapping {} to build {:#018x}{hook}: {} bytes in {} chunks over {}",
+            "swapping {} to build {:#018x}{hook}: {} bytes ({} sent) in {} chunks over {}",
             image.component,
             image.build_id(),
             image.bytes.len(),
-            image.bytes.len().div_ceil(CHUNK_MAX),
+            image.sent().len(),
+            image.sent().len().div_ceil(CHUNK_MAX),
             crate::shown(&control.socket)
         ));
     }
@@ -1075,6 +1088,7 @@ mod tests {
             region: PhysRange::from_size(0x4040_0000, 0x10_0000).unwrap(),
             entry: 0x4040_0000,
             bytes: (0..len).map(|i| (i % 251) as u8).collect(),
+            compressed: None,
             elf: PathBuf::from("vm-manager.elf"),
             hook: None,
         }
@@ -1169,6 +1183,24 @@ mod tests {
         assert_eq!(header.image_len, 1000);
         assert_eq!(header.image_crc, wire::image_crc(&image.bytes));
         assert_eq!(header.build_id, wire::build_id(&image.bytes));
+        assert_eq!((header.compressed, header.sent_len), (false, 1000));
+        // Compressed, the chunks carry the zlib stream; the CRC and build id stay the image's.
+        let stream = miniz_oxide::deflate::compress_to_vec_zlib(&image.bytes, 9);
+        let compressed = SwapImage {
+            compressed: Some(stream.clone()),
+            ..image
+        };
+        let header = compressed.header().unwrap();
+        assert_eq!(
+            (header.compressed, header.sent_len),
+            (true, stream.len() as u32)
+        );
+        assert_eq!(header.image_len, 1000);
+        assert_eq!(compressed.sent(), &stream[..]);
+        assert_eq!(
+            miniz_oxide::inflate::decompress_to_vec_zlib(compressed.sent()).unwrap(),
+            compressed.bytes
+        );
     }
 
     #[test]
