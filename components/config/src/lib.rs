@@ -87,7 +87,8 @@ pub struct ComponentConfig {
     pub id: u16,
     /// The memory it is loaded into and runs in (IPA = PA).
     pub region: Region,
-    /// Its stack in bytes, at the top of its image.
+    /// Its stack in bytes, just above its IPC buffers at the region's start (an overflow
+    /// faults below the region instead of running into its data).
     pub stack: u64,
     /// The system around it.
     pub system: System,

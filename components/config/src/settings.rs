@@ -94,6 +94,9 @@ pub enum CrashKind {
     },
     /// `panic!`.
     Panic,
+    /// Recurse until the stack overflows: the stack lies just above the region's start, so
+    /// the overflow faults there (a stage-2 abort) instead of corrupting the component's data.
+    StackOverflow,
     /// Answer the call with a resolution that does not fit it (`Resume` for an SMCCC call):
     /// the kernel must refuse it without touching the guest and stop the VM.
     Misanswer,

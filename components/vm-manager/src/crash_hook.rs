@@ -20,8 +20,22 @@ pub const fn kind_name(kind: CrashKind) -> &'static str {
         CrashKind::Undefined => "undefined",
         CrashKind::Read { .. } => "read",
         CrashKind::Panic => "panic",
+        CrashKind::StackOverflow => "stack-overflow",
         CrashKind::Misanswer => "misanswer",
     }
+}
+
+/// Recurses with a page of stack per frame until the stack overflows (the `stack-overflow`
+/// hook); returns only if it never does, which the caller reports.
+#[inline(never)]
+pub fn overflow_stack(depth: u64) -> u64 {
+    let mut frame = [0u8; 4096];
+    frame[(depth % 4096) as usize] = depth as u8;
+    let frame = core::hint::black_box(frame);
+    if depth == u64::MAX {
+        return 0;
+    }
+    overflow_stack(depth + 1) + u64::from(frame[(depth % 4096) as usize])
 }
 
 #[cfg(test)]

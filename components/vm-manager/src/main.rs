@@ -279,6 +279,10 @@ mod component {
                     panic!("crash hook: read of {address:#x} did not fault");
                 }
                 CrashKind::Panic => panic!("crash hook: request {}", self.served),
+                CrashKind::StackOverflow => {
+                    let depth = crash_hook::overflow_stack(0);
+                    panic!("crash hook: {depth} frames did not overflow the stack");
+                }
                 CrashKind::Misanswer => Some(TrapResolution::Resume),
             }
         }

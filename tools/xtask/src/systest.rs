@@ -48,6 +48,8 @@ enum Crash {
     ReadKernel(u32),
     /// A read of the supervisor's memory (another component) on the given call.
     ReadPeer(u32),
+    /// A stack overflow on the given call.
+    StackOverflow(u32),
 }
 
 /// One system test.
@@ -157,6 +159,7 @@ fn all_tests() -> Vec<SystemTest> {
     for (name, crash) in [
         ("kernel", Crash::ReadKernel(1)),
         ("peer", Crash::ReadPeer(2)),
+        ("stack", Crash::StackOverflow(2)),
     ] {
         tests.push(SystemTest {
             name: format!("component-isolation-{name}-max"),
@@ -605,6 +608,7 @@ fn vm_manager_settings(crash: Option<Crash>, probe_grants: bool, peer: u64) -> S
                 },
             ),
             Crash::ReadPeer(call) => (call, CrashKind::Read { address: peer }),
+            Crash::StackOverflow(call) => (call, CrashKind::StackOverflow),
         };
         CrashHook { on_call, kind }
     });
@@ -875,6 +879,9 @@ fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> 
                 format!("touched IPA {:#x}", hv_board::QEMU_VIRT.image_load_address)
             }
             Crash::ReadPeer(_) => format!("touched IPA {peer:#x}"),
+            // Just below its region (the default system's vm-manager starts at 0x4050_0000):
+            // the stack ran off its bottom rather than into its data.
+            Crash::StackOverflow(_) => "component vm-manager touched IPA 0x404ff".to_owned(),
         };
         for needle in [
             evidence.as_str(),
