@@ -16,6 +16,7 @@ const ENTRY_OFFSET_LIMIT: u64 = 1 << 24;
 
 const UNDER_WAY: &str = "a swap is under way";
 const NO_TRANSFER: &str = "no transfer under way";
+const ALREADY_RUNS: &str = "this build already runs";
 
 /// A component a transfer may replace, where the configuration placed it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -129,6 +130,11 @@ impl<'s> Receiver<'s> {
                 // A Begin ends any earlier transfer, accepted or not.
                 self.state = State::Idle;
                 match self.check(&header, targets) {
+                    // Known before a byte is sent (`cargo xtask run --watch` after a save that
+                    // changed nothing); the Commit checks again, as the build may change.
+                    Ok(transfer) if running_build(transfer.index) == transfer.build_id => {
+                        refused(ALREADY_RUNS)
+                    }
                     Ok(transfer) => {
                         self.state = State::Receiving(transfer);
                         Action::Reply(Response::Ready {
@@ -306,7 +312,7 @@ impl<'s> Receiver<'s> {
         let old_build = running_build(transfer.index);
         if old_build == transfer.build_id {
             // Swapping a build for itself would only lose time and risk the state.
-            return refused("this build already runs");
+            return refused(ALREADY_RUNS);
         }
         let order = SwapOrder {
             index: transfer.index,
@@ -801,10 +807,17 @@ mod tests {
     }
 
     #[test]
-    fn commit_refuses_the_build_that_runs() {
+    fn begin_and_commit_refuse_the_build_that_runs() {
         let image = image(1000);
         let mut staging = [0; STAGING];
         let mut receiver = Receiver::new(&mut staging, 0);
+        assert_eq!(
+            receiver.handle(Request::Begin(header(&image)), &TARGETS, |_| build_id(
+                &image
+            )),
+            refusal("this build already runs")
+        );
+        // It may start running meanwhile (another swap): the Commit checks again.
         handle(&mut receiver, Request::Begin(header(&image)));
         send(&mut receiver, &image);
         assert_eq!(

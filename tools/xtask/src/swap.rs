@@ -697,8 +697,8 @@ pub fn exchange(line: &mut impl Line, image: &SwapImage, options: &Options) -> R
             report.running_build = Some(running_build);
             if options.show_progress && running_build == header.build_id {
                 eprintln!(
-                    "    this build runs already: the hypervisor will refuse it at the Commit \
-                     (change the component, or build it with --test-hook)"
+                    "    this build runs already (the hypervisor refuses a build for itself; \
+                     change the component, or build it with --test-hook)"
                 );
             }
         }
