@@ -732,17 +732,7 @@ impl<E: Copy + Send> Registry<E> {
         };
         self.switch_to_top(machine, cpu, from);
         let component = &self.components[index];
-        let faults = component.faults.fetch_add(1, Ordering::Relaxed) + 1;
-        component.last_esr.store(esr, Ordering::Relaxed);
-        component.set_state(ComponentState::Faulted);
-        // SAFETY: still locked by this CPU.
-        let pc = unsafe { component.saved().frame.elr };
-        machine.report(Event::Faulted {
-            index,
-            faults,
-            esr,
-            pc,
-        });
+        self.record_fault(machine, index, esr);
         let supervisor = self.supervisor;
         if supervisor.is_none_or(|supervisor| supervisor == index) {
             // Nobody else can restart the supervisor (or anything, without one): the kernel
@@ -770,6 +760,23 @@ impl<E: Copy + Send> Registry<E> {
         if let Some(supervisor) = supervisor.filter(|&supervisor| supervisor != index) {
             self.notify_from_kernel(machine, cpu, supervisor, abi::NOTIFY_COMPONENT_FAULTED);
         }
+    }
+
+    /// Stops component `index` (locked by this CPU, just off its stack) after a fault with
+    /// syndrome `esr`: counts it, keeps its syndrome and reports it with where it happened.
+    fn record_fault<M: Machine<El1 = E>>(&self, machine: &mut M, index: usize, esr: u64) {
+        let component = &self.components[index];
+        let faults = component.faults.fetch_add(1, Ordering::Relaxed) + 1;
+        component.last_esr.store(esr, Ordering::Relaxed);
+        component.set_state(ComponentState::Faulted);
+        // SAFETY: locked by this CPU (caller's contract); its frame is not in use.
+        let pc = unsafe { component.saved().frame.elr };
+        machine.report(Event::Faulted {
+            index,
+            faults,
+            esr,
+            pc,
+        });
     }
 
     /// Sets notification `bits` on component `index` for the kernel and runs it now on `cpu`

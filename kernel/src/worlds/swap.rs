@@ -292,16 +292,8 @@ impl<E: Copy + Send> Registry<E> {
         let Some(job) = cpu.swap else { return };
         match job.phase {
             Phase::Importing { .. } => {
-                let component = &self.components[job.target];
-                let faults = component.faults.fetch_add(1, Ordering::Relaxed) + 1;
-                // SAFETY: on top of this CPU's stack, so locked by this CPU.
-                let pc = unsafe { component.saved().frame.elr };
-                machine.report(Event::Faulted {
-                    index: job.target,
-                    faults,
-                    esr,
-                    pc,
-                });
+                // Counted and reported as any fault; the rollback starts the old image.
+                self.record_fault(machine, job.target, esr);
                 self.roll_back(machine, cpu, SwapOutcome::NewFaulted);
             }
             Phase::Exporting { .. } => {
@@ -426,19 +418,8 @@ impl<E: Copy + Send> Registry<E> {
     /// the supervisor, told as after any fault, restarts it.
     fn stop_swapped<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>, esr: u64) {
         let Some(job) = cpu.swap else { return };
-        let component = &self.components[job.target];
-        // SAFETY: on top of this CPU's stack, so locked by this CPU.
-        let pc = unsafe { component.saved().frame.elr };
         self.pop_swapped(machine, cpu);
-        let faults = component.faults.fetch_add(1, Ordering::Relaxed) + 1;
-        component.last_esr.store(esr, Ordering::Relaxed);
-        component.set_state(ComponentState::Faulted);
-        machine.report(Event::Faulted {
-            index: job.target,
-            faults,
-            esr,
-            pc,
-        });
+        self.record_fault(machine, job.target, esr);
         if let Some(supervisor) = self.supervisor {
             self.components[supervisor]
                 .notifications
