@@ -17,9 +17,9 @@
 //! Every interface is defined exactly once, here, with the [`interface!`] macro: a request enum,
 //! a reply enum and the types they use. Both ends link this crate, so a client and a server can
 //! never disagree about a message's shape short of running different builds, and that case is
-//! meant to be caught by the interface's [schema hash](Interface::SCHEMA_HASH). Nothing compares
-//! the hashes yet: the hot-swap work will have a swap refused when the new image's hash for an
-//! interface differs from its clients'.
+//! meant to be caught by the interface's [schema hash](Interface::SCHEMA_HASH): a hot-swapped
+//! instance whose served interface's hash differs from the instance it replaces refuses the
+//! swap unless it declares a migration ([`lifecycle`], docs/hot-swap.md).
 //!
 //! Messages are encoded with [postcard](https://docs.rs/postcard): compact (varints), `no_std`,
 //! no allocation, and its `MaxSize` bound lets every interface prove at compile time that its

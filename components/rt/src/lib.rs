@@ -17,8 +17,8 @@
 //! | x2       | its region's size in bytes                                       |
 //! | x3       | start count: starts before this one (0 at first boot, 1 after a restart) |
 //!
-//! The runtime ([`arch`]) sets SP to `__stack_top`, zeroes `.bss` (which holds the IPC
-//! buffers), installs its vector table in `VBAR_EL1` and calls the component's main function
+//! The runtime ([`arch`]) sets SP to `__stack_top`, zeroes `.bss` (not the IPC buffers, which
+//! hold the first request), installs its vector table in `VBAR_EL1` and calls the component's main function
 //! with a [`StartInfo`] and the [`Ipc`] token. Any exception the component takes at EL1 is
 //! reported with the FAULT system call; a panic with PANIC ([`mod@panic`]). Neither returns.
 //!
@@ -49,9 +49,10 @@
 //!
 //! `hv_component_config::build::configure` reads the configuration `cargo xtask` wrote from the
 //! manifest, writes the linker script from `link.ld.in` (the image starts at the component's
-//! region and everything it uses — text, rodata, data, bss (with `__ipc_rx` / `__ipc_tx`), the
-//! manifest's stack (`__stack_top`) — ends at `__image_end`, which the script asserts is
-//! within the region) and embeds the configuration, which [`config()`] returns at run time.
+//! region with `__ipc_rx` / `__ipc_tx`, at the same addresses in every build so that a
+//! hot-swapped image fits; then the manifest's stack (`__stack_top`), low so that an overflow
+//! faults below the region; then text, rodata, data and bss, which end at `__image_end`, which
+//! the script asserts is within the region) and embeds the configuration, which [`config()`] returns at run time.
 //!
 //! # System calls
 //!

@@ -280,8 +280,8 @@ impl<'s> Receiver<'s> {
                 })
             }
             (problem, _) => {
-                // Stop-and-wait: after a bad chunk the tool's stream is out of step; it begins
-                // again.
+                // After a bad chunk the tool's stream is out of step (the chunks behind it in
+                // flight are refused too): it begins again.
                 self.state = State::Idle;
                 refused(problem.unwrap_or("chunk past the staging buffer"))
             }

@@ -3,8 +3,9 @@
 //! The tool rebuilds the component as the image's composer built it (same region, same
 //! configuration; with `--test-hook`, a configuration that makes it misbehave on purpose), and
 //! hands the new image to the hypervisor over the board's control UART, which a QEMU `virt` run
-//! connects to a Unix socket ([`ControlLine`]). The exchange is `hv_ipc::swap`'s stop-and-wait
-//! protocol: Begin, the chunks in order, Commit, each answered before the next is sent.
+//! connects to a Unix socket ([`ControlLine`]). The exchange is `hv_ipc::swap`'s protocol:
+//! Begin, the chunks of the zlib-compressed image in order (up to [`WINDOW`] unanswered),
+//! Commit; every request is answered, in order.
 //!
 //! [`swap`] does it all and returns the outcome as data ([`SwapReport`]); [`prepare`] (the
 //! build) and [`transfer`] (the exchange) are its halves, for the system tests, which build
