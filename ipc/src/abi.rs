@@ -236,8 +236,9 @@ pub mod kernel_op {
     /// control UART.
     pub const CONTROL_WRITE: u64 = 17;
     /// Swap component `(x3 >> 32) & 0xff` for the image at `[x2, x2 + (x3 & 0xffff_ffff))` of
-    /// the caller's region, entered at its region's start + `x3 >> 40`. The kernel checks the
-    /// request and returns at once; it carries the swap out as soon as the caller waits again
+    /// the caller's region, entered at its region's start + `x3 >> 40`; the swap rolls back if
+    /// the new instance has not taken the state x4 milliseconds after it started (not 0: the
+    /// deadline is the caller's policy). The kernel checks the request and returns at once; it carries the swap out as soon as the caller waits again
     /// (RECV) and this CPU runs no other component, holding the component's callers
     /// meanwhile, and then notifies the caller ([`super::NOTIFY_SWAP_DONE`]).
     pub const SWAP: u64 = 18;

@@ -853,7 +853,7 @@ pub fn set_result(frame: &mut GuestFrame, result: Result<[u64; 3], SyscallError>
 mod swap;
 mod syscalls;
 
-pub use swap::{SWAP_DEADLINE_MS, SwapReport};
+pub use swap::SwapReport;
 
 #[cfg(test)]
 mod tests;

@@ -48,7 +48,7 @@ pub enum Hook {
     Stall(u64),
 }
 
-/// How long a `slow` test build waits: past the kernel's deadline (2 s).
+/// How long a `slow` test build waits: past the supervisor's deadline (2 s).
 pub const SLOW_MS: u64 = 3_000;
 
 /// The runtime's hand-over state.

@@ -148,10 +148,11 @@ pub fn control_write(bytes: &[u8]) -> Result<(), SyscallError> {
 }
 
 /// [`op::SWAP`]: swap a component for `image` (in this component's memory), with `args`
-/// ([`op::swap_args`]: the component, the image's length, its entry offset). The swap happens
+/// ([`op::swap_args`]: the component, the image's length, its entry offset), rolling back if
+/// the new instance has not taken the state `deadline_ms` after the start. The swap happens
 /// once this component waits again.
-pub fn swap(image: &[u8], args: u64) -> Result<(), SyscallError> {
-    kernel_op(op::SWAP, [image.as_ptr() as u64, args, 0, 0]).map(drop)
+pub fn swap(image: &[u8], args: u64, deadline_ms: u64) -> Result<(), SyscallError> {
+    kernel_op(op::SWAP, [image.as_ptr() as u64, args, deadline_ms, 0]).map(drop)
 }
 
 /// [`op::SWAP_STATUS`]: how the last swap ended, the microseconds it took and the bytes of

@@ -45,6 +45,10 @@ mod component {
     const STAGING: usize = 512 * 1024;
     static mut STAGING_AREA: [u8; STAGING] = [0; STAGING];
 
+    /// How long a new instance may take to accept the state, from the swap's start: past it,
+    /// the kernel rolls the swap back (docs/hot-swap.md).
+    const SWAP_DEADLINE_MS: u64 = 2_000;
+
     /// How long the line may stay quiet in the middle of a transfer before the supervisor
     /// goes back to waiting (the tool waits for each answer, so a pause means it is gone).
     const TRANSFER_PAUSE_MS: u32 = 500;
@@ -182,7 +186,7 @@ mod component {
                         "supervisor: swapping component {=usize} for build {=u64:#x} ({=u32} bytes)",
                         order.index, order.build_id, order.image_len
                     );
-                    match syscall::swap(image, order.args()) {
+                    match syscall::swap(image, order.args(), SWAP_DEADLINE_MS) {
                         Ok(()) => self.swapping = true,
                         Err(error) => {
                             warn!("supervisor: SWAP refused ({=i64})", error as i64);

@@ -31,9 +31,6 @@ use hv_ipc::lifecycle::{self, LifecycleReply, LifecycleRequest, PAGE_MAX, STATE_
 
 use super::{Caller, Cpu, Delivery, Event, Level, Machine, Registry, release};
 
-/// How long a new instance may take to accept its state, from the start of the swap.
-pub const SWAP_DEADLINE_MS: u64 = 2_000;
-
 /// A swap this CPU carries out.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct SwapJob {
@@ -50,6 +47,9 @@ pub struct SwapJob {
     started: u64,
     /// The old instance's build.
     old_build: u64,
+    /// How long the new instance may take to accept the state, from the start (the
+    /// requester's choice), in milliseconds.
+    deadline_ms: u64,
     /// The state handed over: its tag and length (valid once exported).
     tag: StateTag,
     total: u32,
@@ -90,8 +90,9 @@ impl SwapReport {
 impl<E: Copy + Send> Registry<E> {
     /// SWAP from component `requester` (on top of `cpu`): swap component `target` for the
     /// image at `image` in the requester's region, entered `entry_offset` bytes into the
-    /// target's region. Checks the request and records it; the swap starts once `cpu`'s stack
-    /// is empty.
+    /// target's region, rolling back if the new instance has not accepted the state
+    /// `deadline_ms` after the start. Checks the request and records it; the swap starts once
+    /// `cpu`'s stack is empty.
     ///
     /// # Errors
     /// `NoSuchTarget` for no such component; `BadArgument` for the requester itself or the
@@ -105,6 +106,7 @@ impl<E: Copy + Send> Registry<E> {
         target: usize,
         image: PhysRange,
         entry_offset: u64,
+        deadline_ms: u64,
     ) -> Result<(), SyscallError> {
         let component = self
             .components
@@ -120,6 +122,7 @@ impl<E: Copy + Send> Registry<E> {
             && image.len() <= component.descriptor.image_store.len()
             && image.len() <= region.len()
             && entry_offset < region.len()
+            && deadline_ms > 0
             && cpu.swap.is_none();
         if !acceptable {
             return Err(SyscallError::BadArgument);
@@ -140,6 +143,7 @@ impl<E: Copy + Send> Registry<E> {
             phase: Phase::Requested,
             started: 0,
             old_build: 0,
+            deadline_ms,
             tag: StateTag {
                 schema: 0,
                 version: 0,
@@ -207,7 +211,7 @@ impl<E: Copy + Send> Registry<E> {
         reply[..len].copy_from_slice(&machine.message_buffer(component.descriptor.ipc_tx)[..len]);
         let answer = lifecycle::decode::<LifecycleReply>(&reply[..len]);
         let late = machine.now().saturating_sub(job.started)
-            > SWAP_DEADLINE_MS * machine.ticks_per_second() / 1000;
+            > job.deadline_ms.saturating_mul(machine.ticks_per_second()) / 1000;
         match (job.phase, answer) {
             (Phase::Exporting { received }, Some(LifecycleReply::State { tag, total, bytes })) => {
                 let fits = total as usize <= STATE_MAX

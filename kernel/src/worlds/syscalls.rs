@@ -40,10 +40,13 @@ impl<E: Copy + Send> Registry<E> {
                     (Ok(()), kernel_op::COMPONENT_STATE) => self.component_state(args[1] as usize),
                     (Ok(()), kernel_op::SWAP) => {
                         let (target, len, entry_offset) = kernel_op::swap_args_of(args[2]);
+                        // x4: the deadline, past the three words the other operations use.
+                        let deadline_ms = frame.x[4];
                         hv_abi::PhysRange::from_size(args[1], len)
                             .ok_or(SyscallError::BadArgument)
                             .and_then(|image| {
-                                self.request_swap(cpu, index, target, image, entry_offset)
+                                let deadline = deadline_ms;
+                                self.request_swap(cpu, index, target, image, entry_offset, deadline)
                             })
                             .map(|()| [0; 3])
                     }

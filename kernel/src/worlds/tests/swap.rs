@@ -6,6 +6,9 @@ use super::*;
 use hv_ipc::abi::{NOTIFY_CONTROL_INPUT, NOTIFY_SWAP_DONE, SwapOutcome};
 use hv_ipc::lifecycle::{self, LifecycleReply, LifecycleRequest, Refusal, StateTag};
 
+/// The deadline the tests' supervisor gives (ticks are milliseconds on the fake machine).
+const DEADLINE_MS: u64 = 2_000;
+
 const TAG: StateTag = StateTag {
     schema: 0x5157,
     version: 3,
@@ -50,6 +53,7 @@ impl World {
             self.hvc([syscall::RECV, 0, 0, 0]);
         }
         let args = kernel_op::swap_args(target as u8, image.len() as u32, 0x800);
+        self.registry.frame_mut(&mut self.cpu).x[4] = DEADLINE_MS;
         self.hvc([syscall::KERNEL_OP, kernel_op::SWAP, image.start, args]);
         let result = self.registers()[0];
         self.hvc([syscall::RECV, 0, 0, 0]);
@@ -301,7 +305,7 @@ fn a_new_instance_answering_late_is_rolled_back() {
     rolled_back(
         |world| {
             world.lifecycle_request();
-            world.machine.now += SWAP_DEADLINE_MS + 1;
+            world.machine.now += DEADLINE_MS + 1;
             world.answer(&LifecycleReply::More);
         },
         SwapOutcome::TooSlow,
@@ -389,6 +393,19 @@ fn swap_requests_are_checked() {
         world.request_swap(7, staged()),
         error(SyscallError::NoSuchTarget)
     );
+    // Without a deadline (the supervisor's policy, x4), nothing starts either.
+    world.registry.notify_from_kernel(
+        &mut world.machine,
+        &mut world.cpu,
+        SUPERVISOR,
+        NOTIFY_CONTROL_INPUT,
+    );
+    world.registry.frame_mut(&mut world.cpu).x[4] = 0;
+    let args = kernel_op::swap_args(VM_MANAGER as u8, staged().len() as u32, 0x800);
+    world.hvc([syscall::KERNEL_OP, kernel_op::SWAP, staged().start, args]);
+    assert_eq!(world.registers()[0], bad);
+    world.hvc([syscall::RECV, 0, 0, 0]);
+    assert_eq!(world.cpu.depth(), 0, "nothing started");
     // A component without the grant may not ask.
     world.trap(VM_MANAGER).unwrap();
     world.hvc([syscall::RECV, 0, 0, 0]);
