@@ -100,53 +100,6 @@ pub fn run() -> Result<()> {
         }
         rows.push((smp, trap_counts(&outcome.hv_log)));
     }
-    let guest = crate::artifacts::guest("hv-guest-null-hypercall")?;
-    let icount = ["-icount".to_owned(), "shift=0".to_owned()];
-    let outcome = boot(
-        "bench-null-hypercall",
-        CpuModel::A72,
-        1,
-        Some(guest.clone()),
-        "",
-        &icount,
-        300,
-    )?;
-    // The same run on a kernel that reads the counter at four points of the trap path (the
-    // readings cost instructions themselves, so the figures above come from the plain kernel).
-    let profiled = crate::systest::boot_with(
-        "bench-null-hypercall-profile",
-        CpuModel::A72,
-        1,
-        Some(guest),
-        "",
-        &icount,
-        300,
-        &[],
-        None,
-        &["profile"],
-        &[],
-    )?;
-    let phases =
-        trap_profile(&profiled.hv_log).context("the profiled run logged no trap-profile line")?;
-    let figure_in = |outcome: &crate::qemu::Outcome, name: &str| -> Result<(String, u64)> {
-        let line = outcome
-            .console
-            .lines()
-            .find(|line| line.starts_with(&format!("BENCH {name} ")))
-            .with_context(|| format!("the benchmark guest printed no BENCH {name} line"))?;
-        let instructions = line
-            .split_whitespace()
-            .find_map(|field| field.strip_prefix("insns-per-call="))
-            .and_then(|value| value.parse().ok())
-            .with_context(|| format!("no insns-per-call in: {line}"))?;
-        Ok((line.to_owned(), instructions))
-    };
-    let figure = |name: &str| figure_in(&outcome, name);
-    let (null_line, null_instructions) = figure("null-hypercall")?;
-    let (ping_line, ping_instructions) = figure("ping-supervisor")?;
-    let (_, profiled_null) = figure_in(&profiled, "null-hypercall")?;
-    let (_, profiled_ping) = figure_in(&profiled, "ping-supervisor")?;
-
     println!();
     println!("Traps during a Linux boot to userspace and power-off (cortex-a72, GICv2):");
     print!("  {:<20}", "class");
@@ -218,6 +171,104 @@ pub fn run() -> Result<()> {
             stage2_rows.push((policy, smp, format!("faults={faults} {}", tables.join(" "))));
         }
     }
+
+    print_trap_path_figures()?;
+    println!();
+    println!(
+        "Host stage-2 faults and table pages during a Linux boot (mem-protect, cortex-a72; target\n<= 16 faults on 1 CPU):"
+    );
+    for (policy, smp, stats) in &stage2_rows {
+        println!("  {policy:<14} {smp} CPU(s): {stats}");
+    }
+    println!();
+    let GuestFigures {
+        guest_traps: guest_counts,
+        host_traps: host_counts,
+        virq_line,
+        virq_instructions,
+    } = guest_figures()?;
+    println!(
+        "Traps while Debian's Linux boots as a guest VM (2 vCPUs on CPUs 1-2, cortex-a72 GICv2)\nbeside the host's Linux (CPU 0), through the guest's workload and power-off:"
+    );
+    println!("  {:<20}{:>12}{:>12}", "class", "guest CPUs", "host CPU");
+    for class in TrapClass::ALL {
+        let guest = guest_counts.get(class.name()).copied().unwrap_or(0);
+        let host = host_counts.get(class.name()).copied().unwrap_or(0);
+        if guest + host != 0 {
+            println!("  {:<20}{guest:>12}{host:>12}", class.name());
+        }
+    }
+    println!(
+        "  {:<20}{:>12}{:>12}",
+        "total",
+        guest_counts.values().sum::<u64>(),
+        host_counts.values().sum::<u64>()
+    );
+    println!(
+        "  (a guest's WFI does not trap: its vCPU owns its CPU, and interrupts wake it there)"
+    );
+    println!();
+    println!("One forwarded virtual interrupt, instructions under -icount shift=0 (cortex-a72):");
+    println!(
+        "  physical timer interrupt at EL2 -> list register -> guest handler entry   {virq_instructions:>6}"
+    );
+    println!("  {virq_line}");
+    println!();
+    print_pkvm_guest_figures()?;
+    println!();
+    hot_swap::print_figures()?;
+    Ok(())
+}
+
+/// Instructions per hypercall round trip under `-icount shift=0`, with the profiled kernel's
+/// phases, and the MMIO guard's figures: the trap path's section (`--only trap-path`).
+fn print_trap_path_figures() -> Result<()> {
+    let guest = crate::artifacts::guest("hv-guest-null-hypercall")?;
+    let icount = ["-icount".to_owned(), "shift=0".to_owned()];
+    let outcome = boot(
+        "bench-null-hypercall",
+        CpuModel::A72,
+        1,
+        Some(guest.clone()),
+        "",
+        &icount,
+        300,
+    )?;
+    // The same run on a kernel that reads the counter at four points of the trap path (the
+    // readings cost instructions themselves, so the figures above come from the plain kernel).
+    let profiled = crate::systest::boot_with(
+        "bench-null-hypercall-profile",
+        CpuModel::A72,
+        1,
+        Some(guest),
+        "",
+        &icount,
+        300,
+        &[],
+        None,
+        &["profile"],
+        &[],
+    )?;
+    let phases =
+        trap_profile(&profiled.hv_log).context("the profiled run logged no trap-profile line")?;
+    let figure_in = |outcome: &crate::qemu::Outcome, name: &str| -> Result<(String, u64)> {
+        let line = outcome
+            .console
+            .lines()
+            .find(|line| line.starts_with(&format!("BENCH {name} ")))
+            .with_context(|| format!("the benchmark guest printed no BENCH {name} line"))?;
+        let instructions = line
+            .split_whitespace()
+            .find_map(|field| field.strip_prefix("insns-per-call="))
+            .and_then(|value| value.parse().ok())
+            .with_context(|| format!("no insns-per-call in: {line}"))?;
+        Ok((line.to_owned(), instructions))
+    };
+    let figure = |name: &str| figure_in(&outcome, name);
+    let (null_line, null_instructions) = figure("null-hypercall")?;
+    let (ping_line, ping_instructions) = figure("ping-supervisor")?;
+    let (_, profiled_null) = figure_in(&profiled, "null-hypercall")?;
+    let (_, profiled_ping) = figure_in(&profiled, "ping-supervisor")?;
 
     let mmio_guest = crate::artifacts::guest("hv-guest-mmio-bench")?;
     let mmio = crate::systest::boot_with(
@@ -298,46 +349,6 @@ pub fn run() -> Result<()> {
         );
     }
     println!();
-    println!(
-        "Host stage-2 faults and table pages during a Linux boot (mem-protect, cortex-a72; target\n<= 16 faults on 1 CPU):"
-    );
-    for (policy, smp, stats) in &stage2_rows {
-        println!("  {policy:<14} {smp} CPU(s): {stats}");
-    }
-    println!();
-    let GuestFigures {
-        guest_traps: guest_counts,
-        host_traps: host_counts,
-        virq_line,
-        virq_instructions,
-    } = guest_figures()?;
-    println!(
-        "Traps while Debian's Linux boots as a guest VM (2 vCPUs on CPUs 1-2, cortex-a72 GICv2)\nbeside the host's Linux (CPU 0), through the guest's workload and power-off:"
-    );
-    println!("  {:<20}{:>12}{:>12}", "class", "guest CPUs", "host CPU");
-    for class in TrapClass::ALL {
-        let guest = guest_counts.get(class.name()).copied().unwrap_or(0);
-        let host = host_counts.get(class.name()).copied().unwrap_or(0);
-        if guest + host != 0 {
-            println!("  {:<20}{guest:>12}{host:>12}", class.name());
-        }
-    }
-    println!(
-        "  {:<20}{:>12}{:>12}",
-        "total",
-        guest_counts.values().sum::<u64>(),
-        host_counts.values().sum::<u64>()
-    );
-    println!(
-        "  (a guest's WFI does not trap: its vCPU owns its CPU, and interrupts wake it there)"
-    );
-    println!();
-    println!("One forwarded virtual interrupt, instructions under -icount shift=0 (cortex-a72):");
-    println!(
-        "  physical timer interrupt at EL2 -> list register -> guest handler entry   {virq_instructions:>6}"
-    );
-    println!("  {virq_line}");
-    println!();
     println!("MMIO guard, instructions under -icount shift=0:");
     println!(
         "  MMIO_GUARD_MAP (guest -> kernel -> mmio-guard -> guest)  {map_instructions:>6}  [<= 900]"
@@ -345,11 +356,12 @@ pub fn run() -> Result<()> {
     println!(
         "  emulated console write through the guard                 {write_instructions:>6}  [<= 1500]"
     );
-    println!();
-    print_pkvm_guest_figures()?;
-    println!();
-    hot_swap::print_figures()?;
     Ok(())
+}
+
+/// Only the trap path's figures (`cargo xtask bench --only trap-path`).
+pub fn trap_path_only() -> Result<()> {
+    print_trap_path_figures()
 }
 
 /// Only the hot-swap figures (`cargo xtask bench --only hot-swap`).

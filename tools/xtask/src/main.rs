@@ -116,6 +116,8 @@ struct BenchArgs {
 enum BenchSection {
     /// The hot-swap figures.
     HotSwap,
+    /// Instructions per hypercall round trip and the MMIO guard's figures (issue 10's).
+    TrapPath,
 }
 
 #[derive(Args)]
@@ -599,6 +601,7 @@ fn main() {
         Subcommand_::Test(args) => systest::run_all(args.host_only, args.filter.as_deref()),
         Subcommand_::Bench(args) => match args.only {
             Some(BenchSection::HotSwap) => bench::hot_swap_only().map(|()| 0),
+            Some(BenchSection::TrapPath) => bench::trap_path_only().map(|()| 0),
             None => bench::run().map(|()| 0),
         },
         Subcommand_::Lint => lint::run_all().map(|()| 0),
