@@ -91,7 +91,7 @@ impl<'a> Writer<'a> {
 /// [`Writer::varint`] is inlined, and with the buffer passed by value, so a writer can stay in
 /// registers.
 #[inline(never)]
-fn write_long_varint(out: &mut [u8], value: u64) -> usize {
+pub(crate) fn write_long_varint(out: &mut [u8], value: u64) -> usize {
     if let Some(chunk) = out.first_chunk_mut::<10>() {
         // Room for the longest varint: unrolled by hand, as in `read_long_varint`, five
         // instructions a byte and no bounds check.

@@ -21,7 +21,7 @@ use hv_abi::ExitStatus;
 use hv_ipc::abi;
 use hv_ipc::addr::Ipa;
 use hv_ipc::guest_abi::{psci, smccc};
-use hv_ipc::interfaces::guest_trap::{Conduit, GuestTrap, GuestTrapInterface, SgiRegister};
+use hv_ipc::interfaces::guest_trap::{self, Conduit, GuestTrap, GuestTrapInterface, SgiRegister};
 use hv_kernel::esr::{DataAbort, Syndrome, Trap, ec};
 use hv_kernel::inject::{self, AbortKind, InjectedException};
 use hv_kernel::pending::{self, Decision, PendingTrap, Refusal, TrapKind};
@@ -99,17 +99,18 @@ fn handle(here: &mut Here, kind: u64) {
     } else {
         other_trap(here, cpu, kind, component, esr);
     }
-    // A component may just have answered this CPU's vCPU (which is back on top now).
+    // A component may just have answered this CPU's vCPU (which is back on top now); an SMCCC
+    // call's results are in its registers already (`worlds`' REPLY).
     if let Some((pending, answer)) = here.take_vcpu_answer() {
         let vcpu = here.vcpu();
         apply_resolution(here.frame(), cpu, vcpu, &pending, answer);
         checkpoint(cpu, Point::GuestResumed);
-    } else if cfg!(feature = "profile") && !from_component {
-        let point = match here.current() {
-            Some(component) => Point::ComponentEntered(component),
-            None => Point::GuestResumed,
-        };
-        checkpoint(cpu, point);
+    } else if cfg!(feature = "profile") {
+        match (from_component, here.current()) {
+            (false, Some(component)) => checkpoint(cpu, Point::ComponentEntered(component)),
+            (_, None) => checkpoint(cpu, Point::GuestResumed),
+            (true, Some(_)) => {}
+        }
     }
     // Hot-swap's control line, at most every few milliseconds and only between calls (a load
     // and a branch when it is off).
@@ -370,9 +371,20 @@ enum Sent {
 /// good (never to be restarted) can never answer: the VM stops.
 #[inline(always)]
 fn send_guest_trap(here: &mut Here, server: usize, trap: &GuestTrap, pending: PendingTrap) -> Sent {
-    let encode = |buffer: &mut worlds::MessageBuffer| {
+    let encode = |buffer: &mut worlds::MessageBuffer, _: &GuestFrame| {
         hv_ipc::encode_request::<GuestTrapInterface>(trap, buffer).ok()
     };
+    send_encoded(here, server, encode, pending)
+}
+
+/// [`send_guest_trap`] with the request written by `encode` (from the vCPU's registers).
+#[inline(always)]
+fn send_encoded(
+    here: &mut Here,
+    server: usize,
+    encode: impl FnOnce(&mut worlds::MessageBuffer, &GuestFrame) -> Option<usize>,
+    pending: PendingTrap,
+) -> Sent {
     match here.call_from_vcpu(server, abi::interface::GUEST_TRAP, encode, pending) {
         Ok(()) => Sent::Delivered,
         Err(CallError::Retired) => {
@@ -402,20 +414,19 @@ fn route_smccc(here: &mut Here, conduit: Conduit, retry_pc: u64) {
         frame.x[0] = smccc::NOT_SUPPORTED as u64;
         return;
     };
-    let mut regs = [0u64; 8];
-    regs.copy_from_slice(&frame.x[..8]);
     let (vm, vcpu) = here.vcpu();
-    let trap = GuestTrap::Smccc {
-        vm,
-        vcpu,
-        conduit,
-        regs,
+    // GuestTrap::Smccc, written from the vCPU's x0..x7 where they lie.
+    let encode = |buffer: &mut worlds::MessageBuffer, vcpu_frame: &GuestFrame| {
+        let regs = vcpu_frame.x.first_chunk::<8>()?;
+        Some(guest_trap::hot::encode_smccc(
+            buffer, vm, vcpu, conduit, regs,
+        ))
     };
     let pending = PendingTrap {
         kind: TrapKind::Smccc,
         retry_pc,
     };
-    if send_guest_trap(here, server, &trap, pending) == Sent::Unencodable {
+    if send_encoded(here, server, encode, pending) == Sent::Unencodable {
         here.frame().x[0] = smccc::NOT_SUPPORTED as u64;
     }
 }

@@ -679,8 +679,8 @@ impl<E: Copy + Send> Registry<E> {
     }
 
     /// Sends the vCPU's trap `pending` to component `index` as a call on `interface`, whose
-    /// request `encode` writes into the component's RX buffer (returning its length, or `None`
-    /// if it does not fit). On success the component is on top of `cpu`; its answer comes back
+    /// request `encode` writes into the component's RX buffer from the vCPU's registers
+    /// (returning its length, or `None` if it does not fit). On success the component is on top of `cpu`; its answer comes back
     /// through [`Cpu::take_answer`].
     ///
     /// # Errors
@@ -694,7 +694,7 @@ impl<E: Copy + Send> Registry<E> {
         cpu: &mut Cpu<E>,
         index: usize,
         interface: u16,
-        encode: impl FnOnce(&mut MessageBuffer) -> Option<usize>,
+        encode: impl FnOnce(&mut MessageBuffer, &GuestFrame) -> Option<usize>,
         pending: PendingTrap,
     ) -> Result<(), CallError> {
         debug_assert!(
@@ -705,7 +705,8 @@ impl<E: Copy + Send> Registry<E> {
             SyscallError::CalleeRetired => CallError::Retired,
             _ => CallError::Stopped,
         })?;
-        let Some(len) = encode(machine.message_buffer(component.descriptor.ipc_rx)) else {
+        let rx = machine.message_buffer(component.descriptor.ipc_rx);
+        let Some(len) = encode(rx, &cpu.vcpu.frame) else {
             release(component);
             return Err(CallError::Unencodable);
         };

@@ -69,7 +69,7 @@ crate::interface! {
                 /// The value written (the SGI's INTID, target list and affinity).
                 value: u64,
             } => sgi_write else TrapResolution::InjectUndefined,
-                        /// A host VM access its stage 2 does not translate (the memory-protection component
+            /// A host VM access its stage 2 does not translate (the memory-protection component
             /// builds that stage 2 lazily). Routed by `"host-stage2"`.
             Stage2Fault {
                 /// The VM (the host, 0).
@@ -167,7 +167,7 @@ crate::interface! {
             Sgi0r,
         }
 
-                /// The instruction that made an SMCCC call. It matters for where the guest resumes: a
+        /// The instruction that made an SMCCC call. It matters for where the guest resumes: a
         /// trapped HVC returns past the instruction, a trapped SMC at it, so the kernel steps
         /// over it for [`TrapResolution::Return`]; and a guest may treat the two differently.
         enum Conduit {
@@ -178,3 +178,5 @@ crate::interface! {
         }
     }
 }
+
+pub mod hot;

@@ -446,13 +446,13 @@ impl Here {
     }
 
     /// Sends the vCPU's trap `pending` to component `index` on `interface`, the request
-    /// written by `encode` straight into the component's RX buffer.
+    /// written by `encode` from the vCPU's registers straight into the component's RX buffer.
     #[inline(always)]
     pub fn call_from_vcpu(
         &mut self,
         index: usize,
         interface: u16,
-        encode: impl FnOnce(&mut MessageBuffer) -> Option<usize>,
+        encode: impl FnOnce(&mut MessageBuffer, &GuestFrame) -> Option<usize>,
         pending: PendingTrap,
     ) -> Result<(), CallError> {
         self.registry.call_from_vcpu(

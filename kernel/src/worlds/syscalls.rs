@@ -5,14 +5,14 @@
 use core::sync::atomic::Ordering;
 
 use hv_ipc::abi::{ComponentState, MESSAGE_MAX, SyscallError, kernel_op, syscall};
-use hv_ipc::interfaces::guest_trap::GuestTrapInterface;
+use hv_ipc::interfaces::guest_trap::{GuestTrapInterface, hot};
 
 use super::{
     Caller, Cpu, Delivery, Event, Level, Machine, Registry, Syscall, pending_notifications,
     release, set_result,
 };
 use crate::grants;
-use crate::pending::Refusal;
+use crate::pending::{PendingTrap, Refusal, TrapKind};
 
 impl<E: Copy + Send> Registry<E> {
     /// Handles the system call (HVC) of the component on top of `cpu`: the message calls
@@ -133,13 +133,28 @@ impl<E: Copy + Send> Registry<E> {
             Caller::Vcpu => {
                 // Decoded in place: the component is stopped here and locked by this CPU.
                 let reply = &machine.message_buffer(component.descriptor.ipc_tx)[..len];
-                let answer = match hv_ipc::decode_reply::<GuestTrapInterface>(reply) {
-                    Ok(Ok(resolution)) => Ok(resolution),
-                    Ok(Err(remote)) => Err(Refusal::Remote(remote)),
-                    Err(_) => Err(Refusal::Undecodable),
-                };
-                if cpu.pending.is_some() {
-                    cpu.answer = Some(answer);
+                if let (
+                    Some(PendingTrap {
+                        kind: TrapKind::Smccc,
+                        ..
+                    }),
+                    Some(results),
+                ) = (cpu.pending, hot::decode_return(reply))
+                {
+                    // The hot answer, an SMCCC call's results, goes straight into the vCPU's
+                    // x0..x3: what `pending::decide` makes of this pair, without the answer's
+                    // trip through `Cpu::take_answer`.
+                    cpu.vcpu.frame.x[..4].copy_from_slice(&results);
+                    cpu.pending = None;
+                } else {
+                    let answer = match hv_ipc::decode_reply::<GuestTrapInterface>(reply) {
+                        Ok(Ok(resolution)) => Ok(resolution),
+                        Ok(Err(remote)) => Err(Refusal::Remote(remote)),
+                        Err(_) => Err(Refusal::Undecodable),
+                    };
+                    if cpu.pending.is_some() {
+                        cpu.answer = Some(answer);
+                    }
                 }
             }
             Caller::Component(caller_index) => {

@@ -172,7 +172,7 @@ fn trapped_vcpu(cpu: &mut Cpu<El1>, x0: u64) {
 }
 
 /// A guest-trap request (its bytes do not matter to the world stack).
-fn request(buffer: &mut MessageBuffer) -> Option<usize> {
+fn request(buffer: &mut MessageBuffer, _: &GuestFrame) -> Option<usize> {
     buffer[..3].copy_from_slice(b"req");
     Some(3)
 }
@@ -247,6 +247,14 @@ impl World {
             machine: Fake::new(),
             cpu: Cpu::new(0),
         }
+    }
+
+    /// Whether the vCPU's SMCCC call was answered NOT_SUPPORTED (in its registers, nothing
+    /// left pending).
+    fn returned_not_supported(&mut self) -> bool {
+        self.cpu.pending.is_none()
+            && self.cpu.answer.is_none()
+            && self.cpu.vcpu_frame().x[..4] == [u64::MAX, 0, 0, 0]
     }
 
     /// The vCPU makes an SMCCC trap that goes to component `index`.
@@ -338,15 +346,14 @@ fn a_vcpu_trap_runs_the_component_and_its_answer_waits_for_the_vcpu() {
     assert_eq!(w.registry.top_frame(&mut w.cpu), vcpu_frame);
     assert_eq!(w.machine.running, Some(WorldKind::Vcpu));
     assert_eq!(w.machine.el1, HOST_EL1, "the vCPU's EL1 state is back");
+    // An SMCCC call's results (the hot answer) are the vCPU's x0..x3 at once.
+    assert_eq!(w.cpu.take_answer(), None);
+    assert_eq!(w.cpu.pending, None, "the trap is answered");
+    assert_eq!(w.cpu.vcpu_frame().x[..4], [u64::MAX, 0, 0, 0]);
     assert_eq!(
-        w.cpu.take_answer(),
-        Some((smccc_pending(), Ok(NOT_SUPPORTED)))
-    );
-    assert_eq!(w.cpu.take_answer(), None, "an answer is taken once");
-    assert_eq!(
-        w.cpu.vcpu_frame().x[0],
-        0xc600_00ff,
-        "the kernel applies the answer, not the stack"
+        w.cpu.vcpu_frame().elr,
+        0x4008_0004,
+        "the HVC's return address"
     );
     assert_eq!(w.registry.stats(VM_MANAGER).unwrap().calls, 1);
 
@@ -401,6 +408,47 @@ fn an_undecodable_or_refused_answer_is_kept_as_such_and_the_vcpu_is_untouched() 
 }
 
 #[test]
+fn only_an_smccc_calls_results_go_straight_into_the_vcpu() {
+    let mut w = World::new(true);
+    let stage2_fault = PendingTrap {
+        kind: TrapKind::Stage2Fault {
+            esr: 0x9200_0046,
+            far: 0x1000,
+        },
+        retry_pc: 0x4008_0000,
+    };
+    let results = TrapResolution::Return {
+        regs: [7, 8, 9, 10],
+    };
+    // Each answer waits to be taken (and checked against its trap by `pending::decide`)
+    // unless it is results for an SMCCC call.
+    let mut first = true;
+    for (pending, answer) in [
+        (smccc_pending(), TrapResolution::InjectUndefined),
+        (smccc_pending(), TrapResolution::Retry),
+        (stage2_fault, results.clone()),
+        (stage2_fault, TrapResolution::Resume),
+    ] {
+        trapped_vcpu(&mut w.cpu, 0xc600_00ff);
+        let before = w.cpu.vcpu_frame().clone();
+        w.trap_on(VM_MANAGER, pending).unwrap();
+        if core::mem::take(&mut first) {
+            // Started afresh: the call comes at its first RECV (later ones with its REPLY).
+            w.hvc([syscall::RECV, 0, 0, 0]);
+        }
+        w.reply(answer.clone());
+        assert_eq!(*w.cpu.vcpu_frame(), before, "{answer:?} for {pending:?}");
+        assert_eq!(w.cpu.take_answer(), Some((pending, Ok(answer))));
+    }
+    trapped_vcpu(&mut w.cpu, 0xc600_00ff);
+    w.trap(VM_MANAGER).unwrap();
+    w.reply(results);
+    assert_eq!(w.cpu.take_answer(), None);
+    assert_eq!(w.cpu.pending, None);
+    assert_eq!(w.cpu.vcpu_frame().x[..4], [7, 8, 9, 10]);
+}
+
+#[test]
 fn a_reply_that_cannot_be_given_is_refused_and_the_server_stays() {
     let mut w = World::new(true);
     trapped_vcpu(&mut w.cpu, 0xc600_00ff);
@@ -449,7 +497,7 @@ fn nested_calls_carry_requests_and_replies_between_components() {
     w.reply(NOT_SUPPORTED);
     assert_eq!(w.cpu.depth(), 0);
     assert_eq!(w.machine.el1, HOST_EL1);
-    assert!(w.cpu.take_answer().is_some());
+    assert!(w.returned_not_supported());
 }
 
 #[test]
@@ -580,7 +628,7 @@ fn a_component_faulting_while_serving_the_vcpu_has_the_trap_delivered_again() {
     assert_eq!(w.machine.el1, FRESH_COMPONENT_EL1);
     w.hvc([syscall::RECV, 0, 0, 0]);
     w.reply(NOT_SUPPORTED);
-    assert!(w.cpu.take_answer().is_some());
+    assert!(w.returned_not_supported());
     assert_eq!(w.registry.stats(VM_MANAGER).unwrap().starts, 2);
 }
 
@@ -797,7 +845,7 @@ fn two_cpus_calling_one_component_queue_and_each_gets_its_own_answer() {
     let mut machine = Fake::new();
     let mut cpu0 = Cpu::new(0);
     let encode_from = |cpu: u8| {
-        move |buffer: &mut MessageBuffer| {
+        move |buffer: &mut MessageBuffer, _: &GuestFrame| {
             buffer[0] = cpu;
             Some(1)
         }
@@ -838,7 +886,8 @@ fn two_cpus_calling_one_component_queue_and_each_gets_its_own_answer() {
             assert_eq!(registers(registry, &mut cpu1)[0], abi::RECV_CALL);
             let answer = TrapResolution::Return { regs: [1, 0, 0, 0] };
             reply_resolution(registry, &mut machine, &mut cpu1, answer);
-            cpu1.take_answer()
+            assert_eq!(cpu1.take_answer(), None);
+            cpu1.vcpu_frame().x[0]
         })
     };
     std::thread::sleep(Duration::from_millis(100));
@@ -852,15 +901,12 @@ fn two_cpus_calling_one_component_queue_and_each_gets_its_own_answer() {
         "CPU 0's request is untouched"
     );
     let answer = TrapResolution::Return { regs: [0, 0, 0, 0] };
-    reply_resolution(registry, &mut machine, &mut cpu0, answer.clone());
-    assert_eq!(cpu0.take_answer().unwrap().1, Ok(answer));
+    reply_resolution(registry, &mut machine, &mut cpu0, answer);
+    assert_eq!(cpu0.vcpu_frame().x[0], 0, "CPU 0's vCPU got its own answer");
 
-    let second_answer = second.join().unwrap();
+    let second_x0 = second.join().unwrap();
     assert!(delivered.load(Ordering::SeqCst));
-    assert_eq!(
-        second_answer.unwrap().1,
-        Ok(TrapResolution::Return { regs: [1, 0, 0, 0] })
-    );
+    assert_eq!(second_x0, 1, "CPU 1's vCPU got its own answer");
     assert_eq!(registry.stats(VM_MANAGER).unwrap().calls, 2);
 }
 

@@ -1,0 +1,200 @@
+//! The guest-trap interface's two hottest messages, coded by hand for the kernel's trap path:
+//! the request of a guest's SMCCC call ([`GuestTrap::Smccc`](super::GuestTrap::Smccc)) and the
+//! answer that returns results to it (`Ok(`[`TrapResolution::Return`](super::TrapResolution)`)`).
+//!
+//! The bytes are exactly those of [`encode_request`](crate::encode_request) and
+//! [`decode_reply`](crate::decode_reply) (the tests check both ways, on random values and
+//! random bytes). *Why by hand:* the general code builds the message as a value first (eight
+//! registers copied out of the vCPU's frame), and decodes an answer into an enum that is then
+//! moved twice before its registers reach the frame; on a round trip of about a thousand
+//! instructions those moves and checks were a fifth of the kernel's share (docs/ipc.md). These
+//! functions write from the registers and read into them; anything else (another answer, an
+//! overlong but valid variant index) is left to the general decoder.
+
+use super::Conduit;
+use crate::abi::MESSAGE_MAX;
+use crate::codec::{Reader, write_long_varint};
+
+/// The variant index of [`GuestTrap::Smccc`](super::GuestTrap::Smccc), and that of
+/// [`TrapResolution::Return`](super::TrapResolution::Return) (both first of their enums).
+const FIRST_VARIANT: u8 = 0;
+/// `Result::Ok`'s variant index, which opens a reply that is not an error.
+const OK: u8 = 0;
+
+/// The longest SMCCC request: the variant, two `u16` varints, the conduit and eight `u64`
+/// varints. Shorter than a message, so no write below can run past the buffer.
+const SMCCC_REQUEST_MAX: usize = 1 + 3 + 3 + 1 + 8 * 10;
+const _: () = assert!(SMCCC_REQUEST_MAX <= MESSAGE_MAX);
+
+/// Writes `value` as a varint at `at` (below `SMCCC_REQUEST_MAX - 10`, so it fits); returns
+/// where the next field starts.
+#[inline(always)]
+fn put(out: &mut [u8; MESSAGE_MAX], at: usize, value: u64) -> usize {
+    if value < 0x80 {
+        out[at] = value as u8;
+        at + 1
+    } else {
+        at + write_long_varint(&mut out[at..], value)
+    }
+}
+
+/// Writes the request of an SMCCC call by vCPU `vcpu` of VM `vm`, made with `conduit`, with
+/// x0..x7 = `regs`, at the start of `out`; returns its length. The same bytes as
+/// `encode_request::<GuestTrapInterface>(&GuestTrap::Smccc { vm, vcpu, conduit, regs })`.
+#[inline(always)]
+pub fn encode_smccc(
+    out: &mut [u8; MESSAGE_MAX],
+    vm: u16,
+    vcpu: u16,
+    conduit: Conduit,
+    regs: &[u64; 8],
+) -> usize {
+    out[0] = FIRST_VARIANT;
+    let mut at = put(out, 1, vm.into());
+    at = put(out, at, vcpu.into());
+    out[at] = match conduit {
+        Conduit::Hvc => 0,
+        Conduit::Smc => 1,
+    };
+    at += 1;
+    for &register in regs {
+        at = put(out, at, register);
+    }
+    at
+}
+
+/// The results of the answer `bytes` if it is `Ok(TrapResolution::Return { regs })` with its
+/// two variant indices in one byte each (as every encoder writes them); `None` for any other
+/// bytes, which the general decoder then reads (it also takes overlong variant indices, as
+/// postcard does).
+#[inline(always)]
+pub fn decode_return(bytes: &[u8]) -> Option<[u64; 4]> {
+    let [OK, FIRST_VARIANT, rest @ ..] = bytes else {
+        return None;
+    };
+    let mut reader = Reader::new(rest);
+    let regs = [
+        reader.varint(64).ok()?,
+        reader.varint(64).ok()?,
+        reader.varint(64).ok()?,
+        reader.varint(64).ok()?,
+    ];
+    reader.is_empty().then_some(regs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::interfaces::guest_trap::{GuestTrap, GuestTrapInterface, TrapResolution};
+    use crate::{RemoteError, decode_reply, encode_reply, encode_request};
+    use proptest::prelude::*;
+
+    /// Values around every varint length boundary, and random ones.
+    fn register() -> impl Strategy<Value = u64> {
+        prop_oneof![
+            Just(0u64),
+            Just(0x7f),
+            Just(0x80),
+            Just(0x3fff),
+            Just(0x4000),
+            Just(0xc600_00ff),
+            Just(u64::MAX),
+            Just(u64::MAX >> 1),
+            any::<u64>(),
+            (0u64..0x200),
+        ]
+    }
+
+    fn conduit() -> impl Strategy<Value = Conduit> {
+        prop_oneof![Just(Conduit::Hvc), Just(Conduit::Smc)]
+    }
+
+    proptest! {
+        #[test]
+        fn smccc_requests_are_the_general_encoders_bytes(
+            vm in any::<u16>(),
+            vcpu in any::<u16>(),
+            conduit in conduit(),
+            regs in proptest::array::uniform8(register()),
+        ) {
+            let mut general = [0u8; MESSAGE_MAX];
+            let len = encode_request::<GuestTrapInterface>(
+                &GuestTrap::Smccc { vm, vcpu, conduit: conduit.clone(), regs },
+                &mut general,
+            )
+            .unwrap();
+            let mut hot = [0xa5u8; MESSAGE_MAX];
+            prop_assert_eq!(encode_smccc(&mut hot, vm, vcpu, conduit, &regs), len);
+            prop_assert_eq!(&hot[..len], &general[..len]);
+        }
+
+        #[test]
+        fn return_answers_decode_as_the_general_decoder_reads_them(
+            regs in proptest::array::uniform4(register()),
+        ) {
+            let mut bytes = [0u8; MESSAGE_MAX];
+            let len = encode_reply::<GuestTrapInterface>(
+                &Ok(TrapResolution::Return { regs }),
+                &mut bytes,
+            )
+            .unwrap();
+            prop_assert_eq!(decode_return(&bytes[..len]), Some(regs));
+            // Cut short or with a byte more, it is not an answer at all.
+            prop_assert_eq!(decode_return(&bytes[..len - 1]), None);
+            prop_assert_eq!(decode_return(&bytes[..len + 1]), None);
+        }
+
+        #[test]
+        fn any_bytes_it_takes_are_a_return_to_the_general_decoder(
+            bytes in proptest::collection::vec(any::<u8>(), 0..48),
+            start in proptest::array::uniform2(0u8..3),
+        ) {
+            // Mostly answers that open like a Return, so that the registers get read.
+            let mut bytes = bytes;
+            for (slot, value) in bytes.iter_mut().zip(start) {
+                *slot = value;
+            }
+            let general = decode_reply::<GuestTrapInterface>(&bytes);
+            match decode_return(&bytes) {
+                Some(regs) => prop_assert_eq!(general, Ok(Ok(TrapResolution::Return { regs }))),
+                // Only answers whose variant indices are overlong are left to it.
+                None => if let Ok(Ok(TrapResolution::Return { .. })) = general {
+                    prop_assert!(bytes[..2] != [OK, FIRST_VARIANT]);
+                },
+            }
+        }
+    }
+
+    #[test]
+    fn other_answers_are_left_to_the_general_decoder() {
+        let mut bytes = [0u8; MESSAGE_MAX];
+        for answer in [
+            Ok(TrapResolution::Resume),
+            Ok(TrapResolution::MmioRead { value: 1 }),
+            Ok(TrapResolution::StartCpu {
+                target_mpidr: 1,
+                entry: 2,
+                context: 3,
+            }),
+            Err(RemoteError::Internal),
+        ] {
+            let len = encode_reply::<GuestTrapInterface>(&answer, &mut bytes).unwrap();
+            assert_eq!(decode_return(&bytes[..len]), None, "{answer:?}");
+        }
+        // Overlong varints (0 as two bytes) are read as postcard reads them in the registers;
+        // in the variant indices they are left to the general decoder.
+        let return_0123 = Ok(Ok(TrapResolution::Return { regs: [0, 1, 2, 3] }));
+        let overlong_register = [OK, FIRST_VARIANT, 0x80, 0x00, 1, 2, 3];
+        assert_eq!(decode_return(&overlong_register), Some([0, 1, 2, 3]));
+        assert_eq!(
+            decode_reply::<GuestTrapInterface>(&overlong_register),
+            return_0123
+        );
+        let overlong_variant = [0x80, 0x00, FIRST_VARIANT, 0, 1, 2, 3];
+        assert_eq!(decode_return(&overlong_variant), None);
+        assert_eq!(
+            decode_reply::<GuestTrapInterface>(&overlong_variant),
+            return_0123
+        );
+    }
+}
