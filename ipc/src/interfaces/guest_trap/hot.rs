@@ -13,7 +13,7 @@
 
 use super::Conduit;
 use crate::abi::MESSAGE_MAX;
-use crate::codec::{Reader, write_long_varint};
+use crate::codec::{LongVarint, read_long_varint, write_long_varint};
 
 /// The variant index of [`GuestTrap::Smccc`](super::GuestTrap::Smccc), and that of
 /// [`TrapResolution::Return`](super::TrapResolution::Return) (both first of their enums).
@@ -69,17 +69,28 @@ pub fn encode_smccc(
 /// postcard does).
 #[inline(always)]
 pub fn decode_return(bytes: &[u8]) -> Option<[u64; 4]> {
-    let [OK, FIRST_VARIANT, rest @ ..] = bytes else {
+    let [OK, FIRST_VARIANT, ..] = bytes else {
         return None;
     };
-    let mut reader = Reader::new(rest);
-    let regs = [
-        reader.varint(64).ok()?,
-        reader.varint(64).ok()?,
-        reader.varint(64).ok()?,
-        reader.varint(64).ok()?,
-    ];
-    reader.is_empty().then_some(regs)
+    // By position rather than through a `Reader`: a one-byte register is a load, a compare
+    // and a store.
+    let mut at = 2;
+    let mut regs = [0; 4];
+    for register in &mut regs {
+        let &first = bytes.get(at)?;
+        if first < 0x80 {
+            *register = first.into();
+            at += 1;
+        } else {
+            let LongVarint::Value(value, len) = read_long_varint::<10, 0b1>(bytes.get(at..)?)
+            else {
+                return None;
+            };
+            *register = value;
+            at += len;
+        }
+    }
+    (at == bytes.len()).then_some(regs)
 }
 
 #[cfg(test)]
