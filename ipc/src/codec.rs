@@ -145,7 +145,9 @@ pub(crate) enum LongVarint {
 /// [`write_long_varint`]; the width is a constant so that the loop over a message with
 /// `MAX_BYTES` bytes left unrolls without a bounds check per byte.
 #[inline(never)]
-pub(crate) fn read_long_varint<const MAX_BYTES: usize, const LAST_MAX: u8>(bytes: &[u8]) -> LongVarint {
+pub(crate) fn read_long_varint<const MAX_BYTES: usize, const LAST_MAX: u8>(
+    bytes: &[u8],
+) -> LongVarint {
     if let Some(chunk) = bytes.first_chunk::<MAX_BYTES>() {
         // Unrolled by hand (the images are built for size, so the compiler does not): four
         // instructions a byte instead of ten, with no bounds check, the indices being constant.

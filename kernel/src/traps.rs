@@ -112,14 +112,18 @@ fn handle(here: &mut Here, kind: u64) {
             (true, Some(_)) => {}
         }
     }
-    // Hot-swap's control line, at most every few milliseconds and only between calls (a load
-    // and a branch when it is off).
-    if crate::control::poll_due() && here.current().is_none() && crate::control::input_waiting() {
-        here.notify_supervisor(abi::NOTIFY_CONTROL_INPUT);
+    // Only a pass that resumes the vCPU has more to do (a component's turn comes first).
+    if here.current().is_none() {
+        // Hot-swap's control line, at most every few milliseconds and only between calls (a
+        // load and a branch when it is off). The supervisor may run now and take the CPU.
+        if crate::control::poll_due() && crate::control::input_waiting() {
+            here.notify_supervisor(abi::NOTIFY_CONTROL_INPUT);
+        }
+        // Virtual interrupts made pending meanwhile reach the vCPU's list registers (a load
+        // and a branch on CPUs that have none); if the supervisor took the CPU, the pass that
+        // resumes the vCPU after it does this.
+        interrupts::before_resuming_vcpu(cpu);
     }
-    // Virtual interrupts made pending meanwhile reach the vCPU's list registers (a load and a
-    // branch on CPUs that have none).
-    interrupts::before_resuming_vcpu(cpu);
 }
 
 /// Every trap but an HVC: decoded in full.

@@ -36,7 +36,7 @@ mod component {
     use hv_component_rt::hv_ipc::abi::MESSAGE_MAX;
     use hv_component_rt::hv_ipc::addr::Ipa;
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
-        Conduit, GuestTrapInterface, GuestTrapServer, TrapResolution,
+        Conduit, GuestTrapServer, TrapResolution, hot,
     };
     use hv_component_rt::hv_ipc::interfaces::mmio_guard::{
         MmioGuardInterface, MmioGuardReply, MmioGuardServer, NOTIFY_MMIO_GUARD_CHANGED,
@@ -205,9 +205,11 @@ mod component {
             reply: &mut [u8; MESSAGE_MAX],
         ) -> usize {
             self.asker = sender;
-            hv_ipc::dispatch::<(GuestTrapInterface, MmioGuardInterface), _>(
-                self, interface, request, reply,
-            )
+            // The MMIO guard's hypercalls are SMCCC calls: by hand (`guest_trap::hot`).
+            if interface == hv_ipc::abi::interface::GUEST_TRAP {
+                return hot::serve(self, request, reply);
+            }
+            hv_ipc::dispatch::<MmioGuardInterface, _>(self, interface, request, reply)
         }
 
         /// Every VM's enrolment and mapped granules go to the next instance: a VM that

@@ -64,7 +64,7 @@ mod component {
     use hv_component_rt::hv_ipc::addr::Ipa;
     use hv_component_rt::hv_ipc::guest_abi::{host, smccc};
     use hv_component_rt::hv_ipc::interfaces::guest_trap::{
-        Conduit, GuestTrapInterface, GuestTrapServer, SgiRegister, TrapResolution,
+        Conduit, GuestTrapInterface, GuestTrapServer, SgiRegister, TrapResolution, hot,
     };
     use hv_component_rt::hv_ipc::interfaces::mem_protect::{
         MemProtectInterface, MemProtectReply, MemProtectRequest,
@@ -587,25 +587,27 @@ mod component {
             };
             let resolution = policy::decide(&regs, services);
             let function = regs[0] as u32;
-            let (kind, value) = policy::summarize(&resolution);
             // Calls that change a CPU's or the VM's state are logged; queries (VERSION,
             // FEATURES, AFFINITY_INFO, unknown IDs) only at debug level, so a guest polling
-            // them does not flood the log.
+            // them does not flood the log. (Names and summaries are made only for a line that
+            // is logged: a query is on the hypercall's hot path.)
             let changes_state = !matches!(resolution, TrapResolution::Return { .. });
-            if let (true, Some(name)) = (changes_state, policy::psci_function_name(function)) {
+            if changes_state && let Some(name) = policy::psci_function_name(function) {
+                let (kind, value) = policy::summarize(&resolution);
                 info!(
                     "vm{=u16} vcpu{=u16}: {=str} ({=u32:#x}) -> {=str} {=u64:#x}",
                     vm, vcpu, name, function, kind, value
                 );
             } else {
+                let (_kind, _value) = policy::summarize(&resolution);
                 debug!(
                     "vm{=u16} vcpu{=u16}: {=str} ({=u32:#x}) -> {=str} {=u64:#x}",
                     vm,
                     vcpu,
                     policy::psci_function_name(function).unwrap_or(policy::function_name(function)),
                     function,
-                    kind,
-                    value
+                    _kind,
+                    _value
                 );
             }
             // The VM is going away: its console's last, unfinished line goes out now.
@@ -1158,10 +1160,8 @@ mod component {
         fn serve_call(&mut self, ipc: &mut Ipc, _sender: u64, interface: u16, len: usize) -> usize {
             // Serving may call another component, which writes TX and overwrites RX: the request
             // is decoded (copied) out of RX first, and the reply encoded into TX last.
-            let call = hv_ipc::decode_call::<GuestTrapInterface>(
-                interface,
-                &ipc.rx()[..len.min(MESSAGE_MAX)],
-            );
+            // SMCCC calls and their results by hand (`guest_trap::hot`), the rest as usual.
+            let call = hot::decode_call(interface, &ipc.rx()[..len.min(MESSAGE_MAX)]);
             // Guests not yet created (the start notification came with this call): now, with
             // the request safely out of RX.
             if self.creating_guests {
@@ -1170,7 +1170,7 @@ mod component {
             let answer = call.map(|request| {
                 GuestTrapInterface::serve(&mut Serving { manager: self, ipc }, request)
             });
-            hv_ipc::encode_answer::<GuestTrapInterface>(&answer, ipc.tx())
+            hot::encode_answer(&answer, ipc.tx())
         }
 
         fn handle_notification(&mut self, bits: u64) {

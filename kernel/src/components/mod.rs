@@ -277,15 +277,16 @@ static PER_CPU: [PerCpuCell; MAX_CPUS] = [const {
 }; MAX_CPUS];
 
 /// This CPU's registry, world stack and hardware.
+#[inline(always)]
 fn this_cpu() -> (
     &'static Registry<El1Context>,
     &'static mut Cpu<El1Context>,
-    Hardware,
+    &'static mut Hardware,
 ) {
     // SAFETY: the entry of the running CPU is only ever used by that CPU, and each function of
     // this module takes it once and drops it before returning.
     let cpu = unsafe { &mut *PER_CPU[arch::cpu_index()].0.get() };
-    (registry(), &mut cpu.worlds, cpu.hardware)
+    (registry(), &mut cpu.worlds, &mut cpu.hardware)
 }
 
 fn registry() -> &'static Registry<El1Context> {
@@ -325,16 +326,11 @@ pub fn enter_host(entry: u64, x0: u64) -> ! {
 /// guest-trap interface (the VM manager) has run for `NOTIFY_SYSTEM_STARTED`: it creates and
 /// starts the guest VMs before the host's first instruction.
 pub fn enter_host_after_start(entry: u64, x0: u64) -> ! {
-    let (registry, cpu, mut hardware) = this_cpu();
+    let (registry, cpu, hardware) = this_cpu();
     cpu.reset();
     *cpu.vcpu_frame() = GuestFrame::entering(entry, [x0, 0, 0, 0]);
     if let Some(server) = registry.server_of(hv_ipc::abi::interface::GUEST_TRAP) {
-        registry.notify_from_kernel(
-            &mut hardware,
-            cpu,
-            server,
-            hv_ipc::abi::NOTIFY_SYSTEM_STARTED,
-        );
+        registry.notify_from_kernel(hardware, cpu, server, hv_ipc::abi::NOTIFY_SYSTEM_STARTED);
     }
     arch::run_world(registry.top_frame(cpu))
 }
@@ -410,7 +406,7 @@ pub fn name(index: usize) -> &'static str {
 pub struct Here {
     registry: &'static Registry<El1Context>,
     cpu: &'static mut Cpu<El1Context>,
-    hardware: Hardware,
+    hardware: &'static mut Hardware,
 }
 
 /// This CPU's world stack. Take it once per trap: it is this CPU's only handle on it.
@@ -455,14 +451,8 @@ impl Here {
         encode: impl FnOnce(&mut MessageBuffer, &GuestFrame) -> Option<usize>,
         pending: PendingTrap,
     ) -> Result<(), CallError> {
-        self.registry.call_from_vcpu(
-            &mut self.hardware,
-            self.cpu,
-            index,
-            interface,
-            encode,
-            pending,
-        )
+        self.registry
+            .call_from_vcpu(self.hardware, self.cpu, index, interface, encode, pending)
     }
 
     /// The answer a component gave to the vCPU's trap, with that trap, once the vCPU is back
@@ -478,7 +468,7 @@ impl Here {
             index,
             number,
             args,
-        } = self.registry.syscall(&mut self.hardware, self.cpu)
+        } = self.registry.syscall(self.hardware, self.cpu)
         {
             syscalls::serve(self, index, number, args);
         }
@@ -487,7 +477,7 @@ impl Here {
     /// Stops the component on top after a fault with syndrome `esr`, answers its caller and
     /// runs the supervisor.
     pub fn fault(&mut self, esr: u64) {
-        self.registry.fault(&mut self.hardware, self.cpu, esr);
+        self.registry.fault(self.hardware, self.cpu, esr);
     }
 
     /// Sets notification `bits` on the supervisor and runs it now if it is free (this CPU's
@@ -495,7 +485,7 @@ impl Here {
     pub fn notify_supervisor(&mut self, bits: u64) {
         if let Some(supervisor) = self.registry.server_of(hv_ipc::abi::interface::SUPERVISOR) {
             self.registry
-                .notify_from_kernel(&mut self.hardware, self.cpu, supervisor, bits);
+                .notify_from_kernel(self.hardware, self.cpu, supervisor, bits);
         }
     }
 

@@ -1,19 +1,24 @@
-//! The guest-trap interface's two hottest messages, coded by hand for the kernel's trap path:
-//! the request of a guest's SMCCC call ([`GuestTrap::Smccc`](super::GuestTrap::Smccc)) and the
+//! The guest-trap interface's two hottest messages, coded by hand for the trap path: the
+//! request of a guest's SMCCC call ([`GuestTrap::Smccc`](super::GuestTrap::Smccc)) and the
 //! answer that returns results to it (`Ok(`[`TrapResolution::Return`](super::TrapResolution)`)`).
+//! The kernel writes the one and reads the other ([`encode_smccc`], [`decode_return`]); a
+//! component serving guest traps reads and writes them with [`decode_call`] and
+//! [`encode_answer`] (or [`serve`], which does both).
 //!
-//! The bytes are exactly those of [`encode_request`](crate::encode_request) and
-//! [`decode_reply`](crate::decode_reply) (the tests check both ways, on random values and
-//! random bytes). *Why by hand:* the general code builds the message as a value first (eight
+//! The bytes are exactly those of the general code (`encode_request`, `decode_request`,
+//! `encode_reply`, `decode_reply`; the tests check every pair, on random values and random
+//! bytes). *Why by hand:* the general code builds the message as a value first (eight
 //! registers copied out of the vCPU's frame), and decodes an answer into an enum that is then
 //! moved twice before its registers reach the frame; on a round trip of about a thousand
 //! instructions those moves and checks were a fifth of the kernel's share (docs/ipc.md). These
 //! functions write from the registers and read into them; anything else (another answer, an
 //! overlong but valid variant index) is left to the general decoder.
 
-use super::Conduit;
+use super::{Conduit, GuestTrap, GuestTrapInterface, GuestTrapServer, TrapResolution};
+use crate::WireReply;
 use crate::abi::MESSAGE_MAX;
 use crate::codec::{LongVarint, read_long_varint, write_long_varint};
+use crate::dispatch::ServedBy;
 
 /// The variant index of [`GuestTrap::Smccc`](super::GuestTrap::Smccc), and that of
 /// [`TrapResolution::Return`](super::TrapResolution::Return) (both first of their enums).
@@ -91,6 +96,111 @@ pub fn decode_return(bytes: &[u8]) -> Option<[u64; 4]> {
         }
     }
     (at == bytes.len()).then_some(regs)
+}
+
+/// Reads a varint of a `u16` (three bytes at most) at `at`: its value and where the next field
+/// starts.
+#[inline(always)]
+fn take_u16(bytes: &[u8], at: usize) -> Option<(u16, usize)> {
+    let &first = bytes.get(at)?;
+    if first < 0x80 {
+        return Some((first.into(), at + 1));
+    }
+    match read_long_varint::<3, 0b11>(bytes.get(at..)?) {
+        LongVarint::Value(value, len) => Some((value as u16, at + len)),
+        _ => None,
+    }
+}
+
+/// Reads a varint of a `u64` at `at`, as [`take_u16`].
+#[inline(always)]
+fn take_u64(bytes: &[u8], at: usize) -> Option<(u64, usize)> {
+    let &first = bytes.get(at)?;
+    if first < 0x80 {
+        return Some((first.into(), at + 1));
+    }
+    match read_long_varint::<10, 0b1>(bytes.get(at..)?) {
+        LongVarint::Value(value, len) => Some((value, at + len)),
+        _ => None,
+    }
+}
+
+/// The fields of an SMCCC call's request, if `bytes` are exactly one with its variant indices
+/// in one byte each; `None` for any other bytes (left to the general decoder).
+#[inline(always)]
+fn decode_smccc(bytes: &[u8]) -> Option<(u16, u16, Conduit, [u64; 8])> {
+    let [FIRST_VARIANT, ..] = bytes else {
+        return None;
+    };
+    let (vm, at) = take_u16(bytes, 1)?;
+    let (vcpu, at) = take_u16(bytes, at)?;
+    let conduit = match bytes.get(at)? {
+        0 => Conduit::Hvc,
+        1 => Conduit::Smc,
+        _ => return None,
+    };
+    let mut at = at + 1;
+    let mut regs = [0; 8];
+    for register in &mut regs {
+        (*register, at) = take_u64(bytes, at)?;
+    }
+    (at == bytes.len()).then_some((vm, vcpu, conduit, regs))
+}
+
+/// Writes the answer `Ok(TrapResolution::Return { regs })` at the start of `out`; returns its
+/// length.
+#[inline(always)]
+fn encode_return(out: &mut [u8; MESSAGE_MAX], regs: &[u64; 4]) -> usize {
+    out[0] = OK;
+    out[1] = FIRST_VARIANT;
+    let mut at = 2;
+    for &register in regs {
+        at = put(out, at, register);
+    }
+    at
+}
+
+/// The request of a call on `interface`, or the error to answer it with: what
+/// [`decode_call`](crate::decode_call) gives for the guest-trap interface, with an SMCCC call
+/// read by hand.
+#[inline(always)]
+pub fn decode_call(interface: u16, request: &[u8]) -> WireReply<GuestTrap> {
+    if interface == crate::abi::interface::GUEST_TRAP
+        && let Some((vm, vcpu, conduit, regs)) = decode_smccc(request)
+    {
+        return Ok(GuestTrap::Smccc {
+            vm,
+            vcpu,
+            conduit,
+            regs,
+        });
+    }
+    crate::decode_call::<GuestTrapInterface>(interface, request)
+}
+
+/// Writes `answer` into `out` and returns its length, for REPLY: what
+/// [`encode_answer`](crate::encode_answer) writes for the guest-trap interface, with an SMCCC
+/// call's results written by hand.
+#[inline(always)]
+pub fn encode_answer(answer: &WireReply<TrapResolution>, out: &mut [u8; MESSAGE_MAX]) -> usize {
+    match answer {
+        Ok(TrapResolution::Return { regs }) => encode_return(out, regs),
+        answer => crate::encode_answer::<GuestTrapInterface>(answer, out),
+    }
+}
+
+/// Serves a call on the guest-trap interface with `server` and writes the answer into `reply`;
+/// returns its length, for REPLY: what [`dispatch`](crate::dispatch) does for this interface,
+/// with [`decode_call`] and [`encode_answer`].
+#[inline(always)]
+pub fn serve<S: GuestTrapServer>(
+    server: &mut S,
+    request: &[u8],
+    reply: &mut [u8; MESSAGE_MAX],
+) -> usize {
+    let answer = decode_call(crate::abi::interface::GUEST_TRAP, request)
+        .map(|request| GuestTrapInterface::serve(server, request));
+    encode_answer(&answer, reply)
 }
 
 #[cfg(test)]
@@ -173,6 +283,126 @@ mod tests {
                     prop_assert!(bytes[..2] != [OK, FIRST_VARIANT]);
                 },
             }
+        }
+    }
+
+    /// A server answering every call with what it was asked, as the test sets it.
+    struct Echo {
+        answer: TrapResolution,
+        asked: Option<GuestTrap>,
+    }
+
+    impl GuestTrapServer for Echo {
+        fn smccc(
+            &mut self,
+            vm: u16,
+            vcpu: u16,
+            conduit: Conduit,
+            regs: [u64; 8],
+        ) -> TrapResolution {
+            self.asked = Some(GuestTrap::Smccc {
+                vm,
+                vcpu,
+                conduit,
+                regs,
+            });
+            self.answer.clone()
+        }
+
+        fn mmio(
+            &mut self,
+            vm: u16,
+            vcpu: u16,
+            ipa: crate::addr::Ipa,
+            size: u8,
+            write: bool,
+            value: u64,
+        ) -> TrapResolution {
+            self.asked = Some(GuestTrap::Mmio {
+                vm,
+                vcpu,
+                ipa,
+                size,
+                write,
+                value,
+            });
+            self.answer.clone()
+        }
+    }
+
+    fn resolution() -> impl Strategy<Value = TrapResolution> {
+        prop_oneof![
+            proptest::array::uniform4(register()).prop_map(|regs| TrapResolution::Return { regs }),
+            any::<u64>().prop_map(|value| TrapResolution::MmioRead { value }),
+            Just(TrapResolution::Retry),
+            Just(TrapResolution::SystemOff),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn served_calls_are_answered_as_dispatch_answers_them(
+            bytes in proptest::collection::vec(any::<u8>(), 0..48),
+            first in 0u8..3,
+            answer in resolution(),
+        ) {
+            // Mostly requests that open like an SMCCC call.
+            let mut bytes = bytes;
+            if let Some(slot) = bytes.first_mut() {
+                *slot = first;
+            }
+            let mut general = Echo { answer: answer.clone(), asked: None };
+            let mut general_reply = [0u8; MESSAGE_MAX];
+            let general_len = crate::dispatch::<GuestTrapInterface, _>(
+                &mut general,
+                crate::abi::interface::GUEST_TRAP,
+                &bytes,
+                &mut general_reply,
+            );
+            let mut hot = Echo { answer, asked: None };
+            let mut hot_reply = [0u8; MESSAGE_MAX];
+            let hot_len = serve(&mut hot, &bytes, &mut hot_reply);
+            prop_assert_eq!(hot.asked, general.asked);
+            prop_assert_eq!(&hot_reply[..hot_len], &general_reply[..general_len]);
+        }
+
+        #[test]
+        fn smccc_requests_are_served_by_hand(
+            vm in any::<u16>(),
+            vcpu in any::<u16>(),
+            conduit in conduit(),
+            regs in proptest::array::uniform8(register()),
+            answer in proptest::array::uniform4(register()),
+        ) {
+            let mut request = [0u8; MESSAGE_MAX];
+            let len = encode_smccc(&mut request, vm, vcpu, conduit.clone(), &regs);
+            prop_assert_eq!(
+                decode_smccc(&request[..len]),
+                Some((vm, vcpu, conduit.clone(), regs))
+            );
+            let mut server = Echo { answer: TrapResolution::Return { regs: answer }, asked: None };
+            let mut reply = [0u8; MESSAGE_MAX];
+            let reply_len = serve(&mut server, &request[..len], &mut reply);
+            prop_assert_eq!(server.asked, Some(GuestTrap::Smccc { vm, vcpu, conduit, regs }));
+            prop_assert_eq!(decode_return(&reply[..reply_len]), Some(answer));
+        }
+    }
+
+    #[test]
+    fn a_call_on_another_interface_is_refused_as_decode_call_refuses_it() {
+        let mut request = [0u8; MESSAGE_MAX];
+        let len = encode_smccc(
+            &mut request,
+            0,
+            0,
+            Conduit::Hvc,
+            &[0xc600_00ff, 0, 0, 0, 0, 0, 0, 0],
+        );
+        for interface in [0, crate::abi::interface::SUPERVISOR] {
+            assert_eq!(
+                decode_call(interface, &request[..len]),
+                Err(RemoteError::UnknownOperation)
+            );
         }
     }
 
