@@ -96,9 +96,7 @@ struct Recorder {
 impl GuestTrapServer for Recorder {
     fn smccc(&mut self, vm: u16, vcpu: u16, conduit: Conduit, regs: [u64; 8]) -> TrapResolution {
         self.seen.push(Seen::Smccc(vm, vcpu, conduit, regs));
-        TrapResolution::Return {
-            regs: [regs[0], 1, 0, 0],
-        }
+        TrapResolution::results([regs[0], 1, 0, 0])
     }
 
     fn mmio(
@@ -510,9 +508,7 @@ struct SmcccOnly;
 
 impl GuestTrapServer for SmcccOnly {
     fn smccc(&mut self, _vm: u16, _vcpu: u16, _conduit: Conduit, regs: [u64; 8]) -> TrapResolution {
-        TrapResolution::Return {
-            regs: [regs[1], 0, 0, 0],
-        }
+        TrapResolution::results([regs[1], 0, 0, 0])
     }
 }
 
@@ -536,10 +532,7 @@ fn requests_a_server_does_not_take_get_the_interfaces_default_answers() {
         conduit: Conduit::Hvc,
         regs: [0, 7, 0, 0, 0, 0, 0, 0],
     };
-    assert_eq!(
-        serve(&smccc),
-        Ok(TrapResolution::Return { regs: [7, 0, 0, 0] })
-    );
+    assert_eq!(serve(&smccc), Ok(TrapResolution::results([7, 0, 0, 0])));
     let mmio = GuestTrap::Mmio {
         vm: 0,
         vcpu: 0,

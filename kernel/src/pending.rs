@@ -153,7 +153,7 @@ pub fn decide(pending: &PendingTrap, reply: Result<TrapResolution, Refusal>) -> 
     }
     let decision = match (pending.kind, resolution) {
         (TrapKind::Smccc, resolution) => match resolution {
-            TrapResolution::Return { regs } => Some(Decision::Return(regs)),
+            TrapResolution::Return { regs } => Some(Decision::Return(regs.map(|r| r as u64))),
             TrapResolution::StartCpu {
                 target_mpidr,
                 entry,

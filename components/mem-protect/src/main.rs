@@ -441,9 +441,7 @@ mod component {
                     "mem-protect: vm{=u16} made host call {=u32:#x}; refused",
                     vm, function
                 );
-                return TrapResolution::Return {
-                    regs: [service::code::NOT_SUPPORTED as u64, 0, 0, 0],
-                };
+                return TrapResolution::results([service::code::NOT_SUPPORTED as u64, 0, 0, 0]);
             }
             let outcome = self.state.host_call(&regs, &mut KernelOps);
             if outcome.table_failures > 0 {
@@ -479,9 +477,7 @@ mod component {
                 );
             }
             let [x1, x2, x3] = outcome.results;
-            TrapResolution::Return {
-                regs: [outcome.code as u64, x1, x2, x3],
-            }
+            TrapResolution::results([outcome.code as u64, x1, x2, x3])
         }
 
         /// A guest VM's MEM_SHARE or MEM_UNSHARE (the host's get NOT_SUPPORTED).
@@ -492,9 +488,7 @@ mod component {
                     "mem-protect: the host made guest call {=u32:#x}; refused",
                     function
                 );
-                return TrapResolution::Return {
-                    regs: [service::code::NOT_SUPPORTED as u64, 0, 0, 0],
-                };
+                return TrapResolution::results([service::code::NOT_SUPPORTED as u64, 0, 0, 0]);
             }
             let outcome = self.state.guest_call(vm, &regs, &mut KernelOps);
             let name = match outcome.call {
@@ -533,9 +527,7 @@ mod component {
                     vm, name, pa, outcome.table_failures
                 );
             }
-            TrapResolution::Return {
-                regs: [outcome.code as u64, 0, 0, 0],
-            }
+            TrapResolution::results([outcome.code as u64, 0, 0, 0])
         }
     }
 
@@ -584,7 +576,7 @@ mod component {
                 match hook.kind {
                     CrashKind::Panic => panic!("crash hook: fault {}", self.faults_served),
                     // An SMCCC answer to a stage-2 fault: the kernel must refuse it.
-                    CrashKind::Misanswer => return TrapResolution::Return { regs: [0; 4] },
+                    CrashKind::Misanswer => return TrapResolution::results([0; 4]),
                     _ => hv_component_rt::arch::udf(),
                 }
             }

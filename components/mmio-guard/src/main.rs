@@ -173,7 +173,7 @@ mod component {
             if matches!(answer.change, Some(Change::Enrolled | Change::Unmapped(_))) {
                 self.verdicts_changed();
             }
-            TrapResolution::Return { regs: answer.regs }
+            TrapResolution::results(answer.regs)
         }
     }
 

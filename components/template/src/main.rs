@@ -72,7 +72,7 @@ mod component {
                 answer[0] as i64,
                 answer[1]
             );
-            TrapResolution::Return { regs: answer }
+            TrapResolution::results(answer)
         }
     }
 

@@ -301,9 +301,7 @@ mod component {
                     smccc::NOT_SUPPORTED as u64
                 }
             };
-            TrapResolution::Return {
-                regs: [x0, 0, 0, 0],
-            }
+            TrapResolution::results([x0, 0, 0, 0])
         }
 
         /// A trapped access to an emulated device: emulated, or refused (and logged).
@@ -839,9 +837,7 @@ mod component {
         /// HOST_VM_CONSOLE_INPUT: the host types x2 bytes (x3, then x4) into guest x1's
         /// console; its UART takes what its receive FIFO holds and raises its interrupt line.
         fn console_input(&mut self, regs: &[u64; 8]) -> TrapResolution {
-            let refused = TrapResolution::Return {
-                regs: [smccc::INVALID_PARAMETER as u64, 0, 0, 0],
-            };
+            let refused = TrapResolution::results([smccc::INVALID_PARAMETER as u64, 0, 0, 0]);
             let (Ok(vm), Ok(count)) = (u16::try_from(regs[1]), usize::try_from(regs[2])) else {
                 return refused;
             };
@@ -865,9 +861,7 @@ mod component {
             {
                 self.gics.set_line(vm, intid, level, &mut KernelVirqs);
             }
-            TrapResolution::Return {
-                regs: [smccc::SUCCESS as u64, taken as u64, 0, 0],
-            }
+            TrapResolution::results([smccc::SUCCESS as u64, taken as u64, 0, 0])
         }
 
         /// Guest `vm` starts afresh: what its devices hold from its last run (a partial line
@@ -1026,7 +1020,7 @@ mod component {
                         Some((state, starts)) => [smccc::SUCCESS as u64, state, starts, 0],
                         None => [smccc::INVALID_PARAMETER as u64, 0, 0, 0],
                     };
-                    return Some(TrapResolution::Return { regs });
+                    return Some(TrapResolution::results(regs));
                 }
                 host::HOST_VM_RESTART if vm == 0 => {
                     self.manager.refresh_guest_state(regs[1]);
@@ -1038,9 +1032,7 @@ mod component {
                 }
                 _ => return None,
             };
-            Some(TrapResolution::Return {
-                regs: [code as u64, 0, 0, 0],
-            })
+            Some(TrapResolution::results([code as u64, 0, 0, 0]))
         }
     }
 

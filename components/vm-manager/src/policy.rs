@@ -80,9 +80,7 @@ const SUPPORTED_PSCI: &[u32] = &[
 ];
 
 fn ret(x0: u64) -> TrapResolution {
-    TrapResolution::Return {
-        regs: [x0, 0, 0, 0],
-    }
+    TrapResolution::results([x0, 0, 0, 0])
 }
 
 /// A return with status `code` (negative for an error) in x0.
@@ -114,12 +112,8 @@ pub fn decide(regs: &[u64; 8], services: Services) -> TrapResolution {
                 smccc::NOT_SUPPORTED
             })
         }
-        kvm::VENDOR_HYP_CALL_UID => TrapResolution::Return {
-            regs: kvm::UID_REGS,
-        },
-        kvm::FEATURES => TrapResolution::Return {
-            regs: kvm_features_bitmap(services),
-        },
+        kvm::VENDOR_HYP_CALL_UID => TrapResolution::results(kvm::UID_REGS),
+        kvm::FEATURES => TrapResolution::results(kvm_features_bitmap(services)),
         psci::PSCI_VERSION => ret(psci::VERSION_1_1),
         psci::PSCI_FEATURES => {
             let asked = arg(1) as u32;
@@ -203,7 +197,7 @@ pub fn function_name(function: u32) -> &'static str {
 /// return, the target MPIDR for CPU operations, else 0).
 pub fn summarize(resolution: &TrapResolution) -> (&'static str, u64) {
     match *resolution {
-        TrapResolution::Return { regs } => ("return", regs[0]),
+        TrapResolution::Return { regs } => ("return", regs[0] as u64),
         TrapResolution::StartCpu { target_mpidr, .. } => ("start-cpu", target_mpidr),
         TrapResolution::StopCpu => ("stop-cpu", 0),
         TrapResolution::AffinityInfo { target_mpidr, .. } => ("affinity-info", target_mpidr),
@@ -296,9 +290,7 @@ mod tests {
                 &[0xffff_ffff_8600_ff01, 0, 0, 0, 0, 0, 0, 0],
                 Services::default()
             ),
-            TrapResolution::Return {
-                regs: kvm::UID_REGS
-            }
+            TrapResolution::results(kvm::UID_REGS)
         );
     }
 
@@ -370,9 +362,7 @@ mod tests {
         assert_eq!(regs, kvm::UID_REGS);
         assert_eq!(
             call(kvm::VENDOR_HYP_CALL_UID, [0; 3]),
-            TrapResolution::Return {
-                regs: [0xb66fb428, 0xe911c52e, 0x564bcaa9, 0x743a004d]
-            }
+            TrapResolution::results([0xb66fb428, 0xe911c52e, 0x564bcaa9, 0x743a004d])
         );
     }
 
@@ -395,7 +385,7 @@ mod tests {
     fn kvm_features_without_the_guard_reports_only_itself() {
         assert_eq!(
             call(kvm::FEATURES, [0; 3]),
-            TrapResolution::Return { regs: [1, 0, 0, 0] }
+            TrapResolution::results([1, 0, 0, 0])
         );
         // Every function the bitmap claims is answered here with something other than
         // NOT_SUPPORTED, and every other function number is not.
@@ -436,9 +426,7 @@ mod tests {
         let expected = (1 << 0) | (1 << 2) | (1 << 5) | (1 << 6) | (1 << 7) | (1 << 8);
         assert_eq!(
             call_with(WITH_GUARD, kvm::FEATURES, [0; 3]),
-            TrapResolution::Return {
-                regs: [expected, 0, 0, 0]
-            }
+            TrapResolution::results([expected, 0, 0, 0])
         );
         // Claimed: what is answered here, plus what the kernel routes to the guard by ID;
         // nothing else. The guard's functions are never answered here (they do not arrive

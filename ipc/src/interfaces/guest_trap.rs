@@ -93,9 +93,13 @@ crate::interface! {
         /// What the kernel does with the trapped vCPU.
         reply TrapResolution {
             /// Set the caller's x0..x3 to `regs` and continue after the calling instruction.
+            /// Made with [`TrapResolution::results`] and read with
+            /// [`TrapResolution::registers`].
             Return {
-                /// The results, x0 first.
-                regs: [u64; 4],
+                /// The results, x0 first, as signed values: a zigzag varint carries SMCCC's
+                /// small negative results (its error codes, NOT_SUPPORTED most of all) in one
+                /// byte instead of ten.
+                regs: [i64; 4],
             },
             /// Start the physical CPU `target_mpidr` (PSCI CPU_ON through the firmware) and enter
             /// the calling VM there at `entry` with x0 = `context`. The caller gets the
@@ -175,6 +179,36 @@ crate::interface! {
             Hvc,
             /// `SMC #0`, trapped by HCR_EL2.TSC.
             Smc,
+        }
+    }
+}
+
+impl TrapResolution {
+    /// [`TrapResolution::Return`] of the register values `regs` (x0 first).
+    pub const fn results(regs: [u64; 4]) -> Self {
+        // Bit for bit: a register holds no sign, the wire's encoding only favours small
+        // magnitudes either way.
+        Self::Return {
+            regs: [
+                regs[0] as i64,
+                regs[1] as i64,
+                regs[2] as i64,
+                regs[3] as i64,
+            ],
+        }
+    }
+
+    /// The register values of a [`TrapResolution::Return`] (x0 first), `None` for any other
+    /// answer.
+    pub const fn registers(&self) -> Option<[u64; 4]> {
+        match self {
+            Self::Return { regs } => Some([
+                regs[0] as u64,
+                regs[1] as u64,
+                regs[2] as u64,
+                regs[3] as u64,
+            ]),
+            _ => None,
         }
     }
 }

@@ -51,7 +51,7 @@ fn stage2() -> PendingTrap {
 /// One of every resolution.
 fn every_resolution() -> [TrapResolution; 14] {
     [
-        TrapResolution::Return { regs: [1, 2, 3, 4] },
+        TrapResolution::results([1, 2, 3, 4]),
         TrapResolution::StartCpu {
             target_mpidr: 1,
             entry: 0x4000_0000,

@@ -229,9 +229,7 @@ fn reply_resolution(
     );
 }
 
-const NOT_SUPPORTED: TrapResolution = TrapResolution::Return {
-    regs: [u64::MAX, 0, 0, 0],
-};
+const NOT_SUPPORTED: TrapResolution = TrapResolution::results([u64::MAX, 0, 0, 0]);
 
 /// A system on one CPU, the test playing the components' parts on it.
 struct World {
@@ -417,9 +415,7 @@ fn only_an_smccc_calls_results_go_straight_into_the_vcpu() {
         },
         retry_pc: 0x4008_0000,
     };
-    let results = TrapResolution::Return {
-        regs: [7, 8, 9, 10],
-    };
+    let results = TrapResolution::results([7, 8, 9, 10]);
     // Each answer waits to be taken (and checked against its trap by `pending::decide`)
     // unless it is results for an SMCCC call.
     let mut first = true;
@@ -884,7 +880,7 @@ fn two_cpus_calling_one_component_queue_and_each_gets_its_own_answer() {
             assert_eq!(machine.message_buffer(rx)[0], 1);
             // Its REPLY on CPU 0 returned with this call (no RECV in between).
             assert_eq!(registers(registry, &mut cpu1)[0], abi::RECV_CALL);
-            let answer = TrapResolution::Return { regs: [1, 0, 0, 0] };
+            let answer = TrapResolution::results([1, 0, 0, 0]);
             reply_resolution(registry, &mut machine, &mut cpu1, answer);
             assert_eq!(cpu1.take_answer(), None);
             cpu1.vcpu_frame().x[0]
@@ -900,7 +896,7 @@ fn two_cpus_calling_one_component_queue_and_each_gets_its_own_answer() {
         0,
         "CPU 0's request is untouched"
     );
-    let answer = TrapResolution::Return { regs: [0, 0, 0, 0] };
+    let answer = TrapResolution::results([0, 0, 0, 0]);
     reply_resolution(registry, &mut machine, &mut cpu0, answer);
     assert_eq!(cpu0.vcpu_frame().x[0], 0, "CPU 0's vCPU got its own answer");
 

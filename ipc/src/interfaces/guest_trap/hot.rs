@@ -83,17 +83,19 @@ pub fn decode_return(bytes: &[u8]) -> Option<[u64; 4]> {
     let mut regs = [0; 4];
     for register in &mut regs {
         let &first = bytes.get(at)?;
-        if first < 0x80 {
-            *register = first.into();
+        let zigzagged = if first < 0x80 {
             at += 1;
+            first.into()
         } else {
             let LongVarint::Value(value, len) = read_long_varint::<10, 0b1>(bytes.get(at..)?)
             else {
                 return None;
             };
-            *register = value;
             at += len;
-        }
+            value
+        };
+        // Bit for bit into the register (`TrapResolution::registers`).
+        *register = unzigzag(zigzagged) as u64;
     }
     (at == bytes.len()).then_some(regs)
 }
@@ -147,15 +149,28 @@ fn decode_smccc(bytes: &[u8]) -> Option<(u16, u16, Conduit, [u64; 8])> {
     (at == bytes.len()).then_some((vm, vcpu, conduit, regs))
 }
 
+/// A signed value's varint: zigzagged, as postcard writes `i64`s (small magnitudes of either
+/// sign are short).
+#[inline(always)]
+fn zigzag(value: i64) -> u64 {
+    ((value << 1) ^ (value >> 63)) as u64
+}
+
+/// The signed value a zigzagged varint holds.
+#[inline(always)]
+fn unzigzag(value: u64) -> i64 {
+    ((value >> 1) as i64) ^ -((value & 1) as i64)
+}
+
 /// Writes the answer `Ok(TrapResolution::Return { regs })` at the start of `out`; returns its
 /// length.
 #[inline(always)]
-fn encode_return(out: &mut [u8; MESSAGE_MAX], regs: &[u64; 4]) -> usize {
+fn encode_return(out: &mut [u8; MESSAGE_MAX], regs: &[i64; 4]) -> usize {
     out[0] = OK;
     out[1] = FIRST_VARIANT;
     let mut at = 2;
     for &register in regs {
-        at = put(out, at, register);
+        at = put(out, at, zigzag(register));
     }
     at
 }
@@ -255,7 +270,7 @@ mod tests {
         ) {
             let mut bytes = [0u8; MESSAGE_MAX];
             let len = encode_reply::<GuestTrapInterface>(
-                &Ok(TrapResolution::Return { regs }),
+                &Ok(TrapResolution::results(regs)),
                 &mut bytes,
             )
             .unwrap();
@@ -277,7 +292,7 @@ mod tests {
             }
             let general = decode_reply::<GuestTrapInterface>(&bytes);
             match decode_return(&bytes) {
-                Some(regs) => prop_assert_eq!(general, Ok(Ok(TrapResolution::Return { regs }))),
+                Some(regs) => prop_assert_eq!(general, Ok(Ok(TrapResolution::results(regs)))),
                 // Only answers whose variant indices are overlong are left to it.
                 None => if let Ok(Ok(TrapResolution::Return { .. })) = general {
                     prop_assert!(bytes[..2] != [OK, FIRST_VARIANT]);
@@ -332,7 +347,7 @@ mod tests {
 
     fn resolution() -> impl Strategy<Value = TrapResolution> {
         prop_oneof![
-            proptest::array::uniform4(register()).prop_map(|regs| TrapResolution::Return { regs }),
+            proptest::array::uniform4(register()).prop_map(TrapResolution::results),
             any::<u64>().prop_map(|value| TrapResolution::MmioRead { value }),
             Just(TrapResolution::Retry),
             Just(TrapResolution::SystemOff),
@@ -380,7 +395,7 @@ mod tests {
                 decode_smccc(&request[..len]),
                 Some((vm, vcpu, conduit.clone(), regs))
             );
-            let mut server = Echo { answer: TrapResolution::Return { regs: answer }, asked: None };
+            let mut server = Echo { answer: TrapResolution::results(answer), asked: None };
             let mut reply = [0u8; MESSAGE_MAX];
             let reply_len = serve(&mut server, &request[..len], &mut reply);
             prop_assert_eq!(server.asked, Some(GuestTrap::Smccc { vm, vcpu, conduit, regs }));
@@ -423,15 +438,16 @@ mod tests {
             assert_eq!(decode_return(&bytes[..len]), None, "{answer:?}");
         }
         // Overlong varints (0 as two bytes) are read as postcard reads them in the registers;
-        // in the variant indices they are left to the general decoder.
-        let return_0123 = Ok(Ok(TrapResolution::Return { regs: [0, 1, 2, 3] }));
-        let overlong_register = [OK, FIRST_VARIANT, 0x80, 0x00, 1, 2, 3];
+        // in the variant indices they are left to the general decoder. (The registers are
+        // zigzagged: 0, 1, 2, 3 are 0, 2, 4, 6 on the wire.)
+        let return_0123 = Ok(Ok(TrapResolution::results([0, 1, 2, 3])));
+        let overlong_register = [OK, FIRST_VARIANT, 0x80, 0x00, 2, 4, 6];
         assert_eq!(decode_return(&overlong_register), Some([0, 1, 2, 3]));
         assert_eq!(
             decode_reply::<GuestTrapInterface>(&overlong_register),
             return_0123
         );
-        let overlong_variant = [0x80, 0x00, FIRST_VARIANT, 0, 1, 2, 3];
+        let overlong_variant = [0x80, 0x00, FIRST_VARIANT, 0, 2, 4, 6];
         assert_eq!(decode_return(&overlong_variant), None);
         assert_eq!(
             decode_reply::<GuestTrapInterface>(&overlong_variant),
