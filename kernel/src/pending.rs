@@ -11,6 +11,7 @@
 //! Kept free of hardware so every pair is tested on the host.
 
 use crate::esr::DataAbort;
+use crate::frame::GuestFrame;
 use hv_ipc::RemoteError;
 use hv_ipc::interfaces::guest_trap::TrapResolution;
 
@@ -237,6 +238,31 @@ pub fn loaded_value(abort: &DataAbort, value: u64) -> u64 {
         value &= 0xffff_ffff;
     }
     value
+}
+
+/// Carries out `decision` on the vCPU's registers `frame` if that is all it does (results to
+/// return, an emulated access to complete, a trap to retry or resume); otherwise gives it back,
+/// for the kernel to carry out with what it owns (CPUs, the firmware, injected exceptions,
+/// stopping the VM). The world stack applies these as the answer arrives, so the common
+/// answers never travel further.
+pub fn apply_to_registers(frame: &mut GuestFrame, decision: Decision) -> Result<(), Decision> {
+    match decision {
+        Decision::Return(regs) => frame.x[..4].copy_from_slice(&regs),
+        Decision::CompleteMmio { load } => {
+            if let Some((register, value)) = load
+                && let Some(slot) = frame.x.get_mut(usize::from(register))
+            {
+                *slot = value;
+            }
+            // Past the emulated access.
+            frame.elr += 4;
+        }
+        Decision::Retry { pc } => frame.elr = pc,
+        // The access re-executes at the same PC.
+        Decision::Resume => {}
+        other => return Err(other),
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -50,10 +50,54 @@ const KIND_AARCH32: u64 = 4;
 #[unsafe(no_mangle)]
 extern "C" fn handle_guest_exit(kind: u64) -> *mut GuestFrame {
     let mut here = components::here();
-    handle(&mut here, kind);
+    if !(kind == KIND_SYNC && fast_path(&mut here)) {
+        handle(&mut here, kind);
+    }
     let frame = here.resume_frame();
     arch::set_current_frame(frame);
     frame
+}
+
+/// The fast path (`hv_kernel::worlds::fast`): a vCPU's SMCCC call by HVC to a free component,
+/// and that component's REPLY with the call's results, with nothing else done on the way.
+/// `false`, having changed nothing, for every other trap, which [`handle`] takes.
+#[inline(always)]
+fn fast_path(here: &mut Here) -> bool {
+    if Syndrome(arch::syndrome()).class() != ec::HVC64 {
+        return false;
+    }
+    let cpu = arch::cpu_index();
+    match here.current() {
+        None => {
+            let (vm, vcpu) = here.vcpu();
+            if vm != HOST_VM && guests::must_stop(vm, usize::from(vcpu)) {
+                return false;
+            }
+            let entered = stamp();
+            let retry_pc = here.frame().elr - 4;
+            if !here.fast_smccc_call(retry_pc) {
+                return false;
+            }
+            checkpoint_at(cpu, Point::TrapEntered, entered);
+            COUNTERS.record(cpu, TrapClass::Hvc);
+            if let Some(component) = here.current() {
+                checkpoint(cpu, Point::ComponentEntered(component));
+            }
+        }
+        Some(_) => {
+            // Read now, recorded only if the fast path takes the REPLY (the general path
+            // records its own).
+            let exited = stamp();
+            if !here.fast_reply_to_vcpu() {
+                return false;
+            }
+            checkpoint_at(cpu, Point::ComponentExited, exited);
+            COUNTERS.record(cpu, TrapClass::ComponentSyscall);
+            checkpoint(cpu, Point::GuestResumed);
+            before_resuming_vcpu(here, cpu);
+        }
+    }
+    true
 }
 
 #[inline(always)]
@@ -99,11 +143,11 @@ fn handle(here: &mut Here, kind: u64) {
     } else {
         other_trap(here, cpu, kind, component, esr);
     }
-    // A component may just have answered this CPU's vCPU (which is back on top now); an SMCCC
-    // call's results are in its registers already (`worlds`' REPLY).
-    if let Some((pending, answer)) = here.take_vcpu_answer() {
+    // A component may just have answered this CPU's vCPU (which is back on top now): what
+    // only sets the vCPU's registers is done already (`worlds`' REPLY), the rest is here.
+    if let Some((pending, decision)) = here.take_vcpu_answer() {
         let vcpu = here.vcpu();
-        apply_resolution(here.frame(), cpu, vcpu, &pending, answer);
+        apply_decision(here.frame(), cpu, vcpu, &pending, decision);
         checkpoint(cpu, Point::GuestResumed);
     } else if cfg!(feature = "profile") {
         match (from_component, here.current()) {
@@ -114,16 +158,22 @@ fn handle(here: &mut Here, kind: u64) {
     }
     // Only a pass that resumes the vCPU has more to do (a component's turn comes first).
     if here.current().is_none() {
-        // Hot-swap's control line, at most every few milliseconds and only between calls (a
-        // load and a branch when it is off). The supervisor may run now and take the CPU.
-        if crate::control::poll_due() && crate::control::input_waiting() {
-            here.notify_supervisor(abi::NOTIFY_CONTROL_INPUT);
-        }
-        // Virtual interrupts made pending meanwhile reach the vCPU's list registers (a load
-        // and a branch on CPUs that have none); if the supervisor took the CPU, the pass that
-        // resumes the vCPU after it does this.
-        interrupts::before_resuming_vcpu(cpu);
+        before_resuming_vcpu(here, cpu);
     }
+}
+
+/// The last steps of a pass that resumes this CPU's vCPU.
+#[inline(always)]
+fn before_resuming_vcpu(here: &mut Here, cpu: usize) {
+    // Hot-swap's control line, at most every few milliseconds and only between calls (a load
+    // and a branch when it is off). The supervisor may run now and take the CPU.
+    if crate::control::poll_due() && crate::control::input_waiting() {
+        here.notify_supervisor(abi::NOTIFY_CONTROL_INPUT);
+    }
+    // Virtual interrupts made pending meanwhile reach the vCPU's list registers (a load and a
+    // branch on CPUs that have none); if the supervisor took the CPU, the pass that resumes
+    // the vCPU after it does this.
+    interrupts::before_resuming_vcpu(cpu);
 }
 
 /// Every trap but an HVC: decoded in full.
@@ -154,10 +204,27 @@ static STOPWATCHES: [spin::Mutex<Stopwatch>; MAX_CPUS] =
 /// Reads the counter at `point` (with the `profile` feature; otherwise nothing).
 #[inline(always)]
 fn checkpoint(cpu: usize, point: Point) {
+    checkpoint_at(cpu, point, stamp());
+}
+
+/// The counter now, for [`checkpoint_at`] (with the `profile` feature; otherwise 0).
+#[inline(always)]
+fn stamp() -> u64 {
+    if cfg!(feature = "profile") {
+        arch::counter().0
+    } else {
+        0
+    }
+}
+
+/// Records `point` as reached when the counter read `at` (with the `profile` feature;
+/// otherwise nothing).
+#[inline(always)]
+fn checkpoint_at(cpu: usize, point: Point, at: u64) {
     #[cfg(feature = "profile")]
-    STOPWATCHES[cpu].lock().record(point, arch::counter().0);
+    STOPWATCHES[cpu].lock().record(point, at);
     #[cfg(not(feature = "profile"))]
-    let _ = (cpu, point);
+    let _ = (cpu, point, at);
 }
 
 /// Reports where the instructions of component-answered traps went (the `profile` feature):
@@ -539,22 +606,17 @@ fn stop_vm((vm, vcpu): (u16, u16)) -> ! {
     guests::stop(vm, usize::from(vcpu), "a trap of its could not be answered")
 }
 
-/// Carries out a component's answer to this CPU's vCPU trap `pending` (`frame` is the
-/// vCPU's, `(vm, vcpu)` who it is). Which answers fit which trap is decided, and tested, in
-/// `hv_kernel::pending`; a guest's PSCI answers act on its own vCPUs only.
-#[inline(always)]
-fn apply_resolution(
+/// Carries out what a component's answer to this CPU's vCPU trap `pending` decided and the
+/// world stack left to the kernel (`frame` is the vCPU's, `(vm, vcpu)` who it is). Which
+/// answers fit which trap is decided, and tested, in `hv_kernel::pending`; a guest's PSCI
+/// answers act on its own vCPUs only.
+fn apply_decision(
     frame: &mut GuestFrame,
     cpu: usize,
     (vm, vcpu): (u16, u16),
     pending: &PendingTrap,
-    answer: worlds::VcpuAnswer,
+    decision: Decision,
 ) {
-    let decision = pending::decide(pending, answer);
-    // The hot answer (an SMCCC call's results) is the same for every VM.
-    if let Decision::Return(regs) = decision {
-        return set_return(frame, regs);
-    }
     if vm != HOST_VM {
         return apply_guest_resolution(frame, cpu, (vm, usize::from(vcpu)), pending, decision);
     }
@@ -605,20 +667,17 @@ fn apply_resolution(
 /// The decisions carried out alike for the host's and a guest's vCPU.
 #[inline(always)]
 fn apply_common_resolution(frame: &mut GuestFrame, cpu: usize, decision: Decision) {
+    // Results, emulated accesses, retries: the world stack's REPLY does these, and they are
+    // done the same way here for completeness.
+    let Err(decision) = pending::apply_to_registers(frame, decision) else {
+        return;
+    };
     match decision {
-        Decision::Return(regs) => set_return(frame, regs),
         Decision::WaitForInterrupt => {
             arch::wait_for_interrupt();
             set_return(frame, [0, 0, 0, 0]);
         }
         Decision::InjectUndefined => inject_undefined(frame),
-        Decision::Retry { pc } => frame.elr = pc,
-        Decision::CompleteMmio { load } => {
-            if let Some((register, value)) = load {
-                frame.x[usize::from(register)] = value;
-            }
-            frame.elr += 4;
-        }
         Decision::InjectExternalAbort { write, far } => {
             defmt::info!(
                 "cpu{=usize}: emulated access refused: external abort injected (va {=u64:#x})",
@@ -631,10 +690,12 @@ fn apply_common_resolution(frame: &mut GuestFrame, cpu: usize, decision: Decisio
             frame,
             inject::host_abort(esr, far, frame.elr, frame.spsr, arch::guest_vbar()),
         ),
-        // The access re-executes at the same PC.
-        Decision::Resume => {}
-        // Handled per VM by the callers.
-        Decision::StartCpu { .. }
+        // Done above, or handled per VM by the callers.
+        Decision::Return(_)
+        | Decision::Retry { .. }
+        | Decision::CompleteMmio { .. }
+        | Decision::Resume
+        | Decision::StartCpu { .. }
         | Decision::StopCpu
         | Decision::AffinityInfo { .. }
         | Decision::SystemOff

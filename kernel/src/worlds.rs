@@ -36,7 +36,7 @@ use hv_ipc::interfaces::guest_trap::TrapResolution;
 use spin::mutex::TicketMutex;
 
 use crate::frame::GuestFrame;
-use crate::pending::{PendingTrap, Refusal};
+use crate::pending::{Decision, PendingTrap, Refusal};
 
 /// Most nested worlds on one CPU: the vCPU plus every component once.
 pub const MAX_DEPTH: usize = MAX_COMPONENTS + 1;
@@ -288,8 +288,9 @@ pub struct Cpu<E> {
     vcpu: Saved<E>,
     /// The vCPU's trap while a component decides on it, and until its answer is taken.
     pending: Option<PendingTrap>,
-    /// A component's answer to that trap.
-    answer: Option<VcpuAnswer>,
+    /// What a component's answer to that trap leaves for the kernel to carry out (answers
+    /// that only set the vCPU's registers are carried out by the REPLY itself).
+    answer: Option<Decision>,
     /// The hot-swap this CPU carries out, once asked for.
     swap: Option<swap::SwapJob>,
 }
@@ -335,8 +336,9 @@ impl<E: Copy> Cpu<E> {
         self.stack.len()
     }
 
-    /// The answer to the vCPU's trap, with the trap, if the vCPU is on top and has one.
-    pub fn take_answer(&mut self) -> Option<(PendingTrap, VcpuAnswer)> {
+    /// What the answer to the vCPU's trap leaves for the kernel to do, with the trap, if the
+    /// vCPU is on top and has one.
+    pub fn take_answer(&mut self) -> Option<(PendingTrap, Decision)> {
         if !self.stack.is_empty() {
             return None;
         }
@@ -851,6 +853,7 @@ pub fn set_result(frame: &mut GuestFrame, result: Result<[u64; 3], SyscallError>
     }
 }
 
+mod fast;
 mod swap;
 mod syscalls;
 

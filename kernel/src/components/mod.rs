@@ -14,10 +14,10 @@ use core::cell::UnsafeCell;
 use hv_abi::{BootTable, ComponentDescriptor, PhysRange};
 use hv_ipc::abi::MESSAGE_MAX;
 use hv_kernel::controls::TrapControls;
-use hv_kernel::pending::PendingTrap;
+use hv_kernel::pending::{Decision, PendingTrap};
 use hv_kernel::trap_stats::MAX_CPUS;
 use hv_kernel::worlds::{
-    self, CallError, Cpu, Event, Machine, MessageBuffer, Registry, Syscall, VcpuAnswer, WorldKind,
+    self, CallError, Cpu, Event, Machine, MessageBuffer, Registry, Syscall, WorldKind,
 };
 use spin::Once;
 
@@ -455,9 +455,25 @@ impl Here {
             .call_from_vcpu(self.hardware, self.cpu, index, interface, encode, pending)
     }
 
-    /// The answer a component gave to the vCPU's trap, with that trap, once the vCPU is back
-    /// on top.
-    pub fn take_vcpu_answer(&mut self) -> Option<(PendingTrap, VcpuAnswer)> {
+    /// The fast path of the vCPU's SMCCC HVC, whose retry point is `retry_pc`
+    /// ([`Registry::fast_smccc_call`]): whether it was taken.
+    #[inline(always)]
+    pub fn fast_smccc_call(&mut self, retry_pc: u64) -> bool {
+        let vcpu = self.vcpu();
+        self.registry
+            .fast_smccc_call(self.hardware, self.cpu, vcpu, retry_pc)
+    }
+
+    /// The fast path of the REPLY that answers the vCPU's SMCCC call
+    /// ([`Registry::fast_reply_to_vcpu`]): whether it was taken.
+    #[inline(always)]
+    pub fn fast_reply_to_vcpu(&mut self) -> bool {
+        self.registry.fast_reply_to_vcpu(self.hardware, self.cpu)
+    }
+
+    /// What a component's answer to the vCPU's trap leaves for the kernel to carry out, with
+    /// that trap, once the vCPU is back on top.
+    pub fn take_vcpu_answer(&mut self) -> Option<(PendingTrap, Decision)> {
         self.cpu.take_answer()
     }
 

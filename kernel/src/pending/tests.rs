@@ -255,3 +255,74 @@ fn stores_write_the_low_bytes_of_their_register() {
     assert_eq!(stored_value(&with(8, 3), u64::MAX), u64::MAX);
     assert_eq!(stored_value(&with(4, 31), u64::MAX), 0, "xzr stores zero");
 }
+
+#[test]
+fn only_register_decisions_are_carried_out_on_the_registers() {
+    let frame = || {
+        let mut frame = GuestFrame::ZERO;
+        frame.x[..4].copy_from_slice(&[9, 9, 9, 9]);
+        frame.elr = PC;
+        frame
+    };
+    let applied = |decision| {
+        let mut registers = frame();
+        apply_to_registers(&mut registers, decision).map(|()| registers)
+    };
+    let mut returned = frame();
+    returned.x[..4].copy_from_slice(&[1, 2, 3, 4]);
+    assert_eq!(applied(Decision::Return([1, 2, 3, 4])), Ok(returned));
+    let mut loaded = frame();
+    loaded.x[3] = 0xab;
+    loaded.elr = PC + 4;
+    assert_eq!(
+        applied(Decision::CompleteMmio {
+            load: Some((3, 0xab))
+        }),
+        Ok(loaded)
+    );
+    let mut written = frame();
+    written.elr = PC + 4;
+    assert_eq!(
+        applied(Decision::CompleteMmio { load: None }),
+        Ok(written.clone())
+    );
+    // A load into a register the frame does not hold (xzr is 31) only steps over.
+    assert_eq!(
+        applied(Decision::CompleteMmio {
+            load: Some((31, 0xab))
+        }),
+        Ok(written)
+    );
+    let mut retried = frame();
+    retried.elr = PC - 4;
+    assert_eq!(applied(Decision::Retry { pc: PC - 4 }), Ok(retried));
+    assert_eq!(applied(Decision::Resume), Ok(frame()));
+    // Everything else is the kernel's, and the registers are untouched.
+    for decision in [
+        Decision::StartCpu {
+            target_mpidr: 1,
+            entry: 2,
+            context: 3,
+        },
+        Decision::StopCpu,
+        Decision::AffinityInfo {
+            target_mpidr: 1,
+            lowest_level: 0,
+        },
+        Decision::WaitForInterrupt,
+        Decision::SystemOff,
+        Decision::SystemReset,
+        Decision::InjectUndefined,
+        Decision::InjectExternalAbort {
+            write: true,
+            far: 0x1000,
+        },
+        Decision::InjectHostAbort {
+            esr: 0x9200_0007,
+            far: 0x1000,
+        },
+        Decision::Refuse(Refusal::Undecodable),
+    ] {
+        assert_eq!(applied(decision), Err(decision));
+    }
+}

@@ -12,7 +12,7 @@ use super::{
     release, set_result,
 };
 use crate::grants;
-use crate::pending::{PendingTrap, Refusal, TrapKind};
+use crate::pending::{self, PendingTrap, Refusal, TrapKind};
 
 impl<E: Copy + Send> Registry<E> {
     /// Handles the system call (HVC) of the component on top of `cpu`: the message calls
@@ -146,14 +146,18 @@ impl<E: Copy + Send> Registry<E> {
                     // trip through `Cpu::take_answer`.
                     cpu.vcpu.frame.x[..4].copy_from_slice(&results);
                     cpu.pending = None;
-                } else {
+                } else if let Some(pending) = cpu.pending {
                     let answer = match hv_ipc::decode_reply::<GuestTrapInterface>(reply) {
                         Ok(Ok(resolution)) => Ok(resolution),
                         Ok(Err(remote)) => Err(Refusal::Remote(remote)),
                         Err(_) => Err(Refusal::Undecodable),
                     };
-                    if cpu.pending.is_some() {
-                        cpu.answer = Some(answer);
+                    // Checked against the trap; what only sets the vCPU's registers is done
+                    // now, the rest is the kernel's once the vCPU is back on top.
+                    let decision = pending::decide(&pending, answer);
+                    match pending::apply_to_registers(&mut cpu.vcpu.frame, decision) {
+                        Ok(()) => cpu.pending = None,
+                        Err(decision) => cpu.answer = Some(decision),
                     }
                 }
             }

@@ -400,13 +400,16 @@ fn an_undecodable_or_refused_answer_is_kept_as_such_and_the_vcpu_is_untouched() 
             .message_buffer(w.registry.components()[VM_MANAGER].descriptor.ipc_tx);
         tx[..bytes.len()].copy_from_slice(bytes);
         w.hvc([syscall::REPLY, bytes.len() as u64, 0, 0]);
-        assert_eq!(w.cpu.take_answer(), Some((smccc_pending(), Err(expected))));
+        assert_eq!(
+            w.cpu.take_answer(),
+            Some((smccc_pending(), Decision::Refuse(expected)))
+        );
         assert_eq!(*w.cpu.vcpu_frame(), before);
     }
 }
 
 #[test]
-fn only_an_smccc_calls_results_go_straight_into_the_vcpu() {
+fn answers_that_only_set_registers_are_done_by_the_reply_and_the_rest_wait() {
     let mut w = World::new(true);
     let stage2_fault = PendingTrap {
         kind: TrapKind::Stage2Fault {
@@ -416,14 +419,28 @@ fn only_an_smccc_calls_results_go_straight_into_the_vcpu() {
         retry_pc: 0x4008_0000,
     };
     let results = TrapResolution::results([7, 8, 9, 10]);
-    // Each answer waits to be taken (and checked against its trap by `pending::decide`)
-    // unless it is results for an SMCCC call.
+    let mismatch = Decision::Refuse(Refusal::Mismatch {
+        trap: "stage-2 fault",
+        resolution: "Return",
+    });
+    // What waits for the kernel, checked against its trap by `pending::decide`: the vCPU's
+    // registers are untouched.
     let mut first = true;
-    for (pending, answer) in [
-        (smccc_pending(), TrapResolution::InjectUndefined),
-        (smccc_pending(), TrapResolution::Retry),
-        (stage2_fault, results.clone()),
-        (stage2_fault, TrapResolution::Resume),
+    for (pending, answer, decision) in [
+        (
+            smccc_pending(),
+            TrapResolution::InjectUndefined,
+            Decision::InjectUndefined,
+        ),
+        (stage2_fault, results.clone(), mismatch),
+        (
+            stage2_fault,
+            TrapResolution::InjectHostAbort,
+            Decision::InjectHostAbort {
+                esr: 0x9200_0046,
+                far: 0x1000,
+            },
+        ),
     ] {
         trapped_vcpu(&mut w.cpu, 0xc600_00ff);
         let before = w.cpu.vcpu_frame().clone();
@@ -434,14 +451,35 @@ fn only_an_smccc_calls_results_go_straight_into_the_vcpu() {
         }
         w.reply(answer.clone());
         assert_eq!(*w.cpu.vcpu_frame(), before, "{answer:?} for {pending:?}");
-        assert_eq!(w.cpu.take_answer(), Some((pending, Ok(answer))));
+        assert_eq!(w.cpu.take_answer(), Some((pending, decision)));
     }
-    trapped_vcpu(&mut w.cpu, 0xc600_00ff);
-    w.trap(VM_MANAGER).unwrap();
-    w.reply(results);
-    assert_eq!(w.cpu.take_answer(), None);
-    assert_eq!(w.cpu.pending, None);
-    assert_eq!(w.cpu.vcpu_frame().x[..4], [7, 8, 9, 10]);
+    // What only sets registers is done as the REPLY returns to the vCPU.
+    for (pending, answer, x0, elr) in [
+        (smccc_pending(), results, 7, 0x4008_0004),
+        (
+            smccc_pending(),
+            TrapResolution::Retry,
+            0xc600_00ff,
+            0x4008_0000,
+        ),
+        (
+            stage2_fault,
+            TrapResolution::Resume,
+            0xc600_00ff,
+            0x4008_0004,
+        ),
+    ] {
+        trapped_vcpu(&mut w.cpu, 0xc600_00ff);
+        w.trap_on(VM_MANAGER, pending).unwrap();
+        w.reply(answer.clone());
+        assert_eq!(w.cpu.take_answer(), None, "{answer:?}");
+        assert_eq!(w.cpu.pending, None);
+        assert_eq!(
+            (w.cpu.vcpu_frame().x[0], w.cpu.vcpu_frame().elr),
+            (x0, elr),
+            "{answer:?}"
+        );
+    }
 }
 
 #[test]
@@ -964,4 +1002,5 @@ fn the_kernel_notifies_an_idle_component_at_once_and_a_busy_one_later() {
     assert_eq!(w.registry.frame_mut(&mut w.cpu).x[4], 1 << 5);
 }
 
+mod fast;
 mod swap;

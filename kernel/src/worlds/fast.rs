@@ -1,0 +1,119 @@
+//! The fast path, as seL4 has one: the two transitions of a guest's hypercall that a component
+//! answers (the vCPU's SMCCC call into the component its function ID routes to, and that
+//! component's REPLY with the call's results) taken with the fewest steps.
+//!
+//! Each takes only the common case: the vCPU alone on its CPU, no swap under way, the component
+//! free at once (no other CPU holds or waits for it) and not stopped, and, for the REPLY, an
+//! answer the hot codec reads (`guest_trap::hot`). Otherwise it returns `false` having changed
+//! nothing, and the general path takes the trap ([`Registry::call_from_vcpu`],
+//! [`Registry::syscall`]). What each does is exactly what the general path does in that case;
+//! the tests run both on the same worlds and compare them.
+
+use hv_ipc::abi::{self, ComponentState, MESSAGE_MAX, syscall};
+use hv_ipc::interfaces::guest_trap::{Conduit, hot};
+
+use super::{Caller, Cpu, Delivery, Level, Machine, Registry, release};
+use crate::pending::{PendingTrap, TrapKind};
+
+impl<E: Copy + Send> Registry<E> {
+    /// The vCPU on top of `cpu` (vCPU `vcpu` of VM `vm`) made an SMCCC call with HVC, whose
+    /// retry point is `retry_pc`: sends it to the component its function ID routes to, as
+    /// [`Registry::call_from_vcpu`] with the request of `hot::encode_smccc` would. Returns
+    /// whether it did; `false` leaves everything as it was.
+    #[inline(always)]
+    pub fn fast_smccc_call<M: Machine<El1 = E>>(
+        &self,
+        machine: &mut M,
+        cpu: &mut Cpu<E>,
+        (vm, vcpu): (u16, u16),
+        retry_pc: u64,
+    ) -> bool {
+        if !cpu.stack.is_empty() || cpu.swap.is_some() {
+            return false;
+        }
+        let Some(index) = self.smccc_route(cpu.vcpu.frame.x[0] as u32) else {
+            return false;
+        };
+        let Some(component) = self.components.get(index) else {
+            return false;
+        };
+        // Free at once, or the general path queues this CPU behind the others.
+        let Some(guard) = component.lock.try_lock() else {
+            return false;
+        };
+        core::mem::forget(guard);
+        // A stopped component is the general path's (a restart may be due, or the VM stops).
+        if component.state() != ComponentState::Idle as u64 {
+            release(component);
+            return false;
+        }
+        let Some(regs) = cpu.vcpu.frame.x.first_chunk::<8>() else {
+            release(component);
+            return false;
+        };
+        let rx = machine.message_buffer(component.descriptor.ipc_rx);
+        let len = hot::encode_smccc(rx, vm, vcpu, Conduit::Hvc, regs);
+        cpu.pending = Some(PendingTrap {
+            kind: TrapKind::Smccc,
+            retry_pc,
+        });
+        let delivery = Delivery::Call {
+            sender: abi::SENDER_KERNEL,
+            interface: abi::interface::GUEST_TRAP,
+            len,
+        };
+        self.enter(machine, cpu, index, Caller::Vcpu, delivery);
+        true
+    }
+
+    /// The component on top of `cpu` made a system call: if it is the REPLY that gives the
+    /// vCPU below it its SMCCC call's results, puts them in the vCPU's x0..x3 and resumes it,
+    /// as [`Registry::syscall`] would. Returns whether it did; `false` leaves everything as it
+    /// was.
+    #[inline(always)]
+    pub fn fast_reply_to_vcpu<M: Machine<El1 = E>>(
+        &self,
+        machine: &mut M,
+        cpu: &mut Cpu<E>,
+    ) -> bool {
+        let [
+            Level {
+                index,
+                caller: Caller::Vcpu,
+                ..
+            },
+        ] = cpu.stack.as_slice()
+        else {
+            return false;
+        };
+        let Some(PendingTrap {
+            kind: TrapKind::Smccc,
+            ..
+        }) = cpu.pending
+        else {
+            return false;
+        };
+        if cpu.swap.is_some() {
+            return false;
+        }
+        let Some(component) = self.components.get(*index) else {
+            return false;
+        };
+        // SAFETY: on top of this CPU's stack, so locked by this CPU; read before the switch.
+        let (number, len) = unsafe {
+            let frame = &component.saved().frame;
+            (frame.x[0], frame.x[1])
+        };
+        if number != syscall::REPLY || len > MESSAGE_MAX as u64 {
+            return false;
+        }
+        let tx = machine.message_buffer(component.descriptor.ipc_tx);
+        let Some(results) = hot::decode_return(&tx[..len as usize]) else {
+            return false;
+        };
+        cpu.vcpu.frame.x[..4].copy_from_slice(&results);
+        cpu.pending = None;
+        self.leave(machine, cpu);
+        true
+    }
+}
