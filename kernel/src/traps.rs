@@ -523,20 +523,24 @@ fn route_mmio(here: &mut Here, cpu: usize, abort: &DataAbort, ipa: Ipa, far: u64
         Some(&register) if abort.write => pending::stored_value(abort, register),
         _ => 0,
     };
-    let trap = GuestTrap::Mmio {
-        vm,
-        vcpu,
-        ipa,
-        size: abort.access_size,
-        write: abort.write,
-        value,
+    // GuestTrap::Mmio, written by hand.
+    let (size, write) = (abort.access_size, abort.write);
+    let encode = |rx: &mut worlds::MessageBuffer, _: &GuestFrame| {
+        Some(guest_trap::hot::encode_mmio(
+            rx,
+            (vm, vcpu),
+            ipa,
+            size,
+            write,
+            value,
+        ))
     };
     // The faulting instruction is the retry point: it has not executed.
     let pending = PendingTrap {
         kind: TrapKind::Mmio { abort: *abort, far },
         retry_pc: frame.elr,
     };
-    if send_guest_trap(here, server, &trap, pending) == Sent::Unencodable {
+    if send_encoded(here, server, encode, pending) == Sent::Unencodable {
         inject_abort(here.frame(), abort.write, far);
     }
 }

@@ -147,10 +147,18 @@ impl<E: Copy + Send> Registry<E> {
                     cpu.vcpu.frame.x[..4].copy_from_slice(&results);
                     cpu.pending = None;
                 } else if let Some(pending) = cpu.pending {
-                    let answer = match hv_ipc::decode_reply::<GuestTrapInterface>(reply) {
-                        Ok(Ok(resolution)) => Ok(resolution),
-                        Ok(Err(remote)) => Err(Refusal::Remote(remote)),
-                        Err(_) => Err(Refusal::Undecodable),
+                    // An emulated access's answer by hand too, anything else as usual.
+                    let hot = match pending.kind {
+                        TrapKind::Mmio { .. } => hot::decode_mmio_answer(reply),
+                        _ => None,
+                    };
+                    let answer = match hot {
+                        Some(resolution) => Ok(resolution),
+                        None => match hv_ipc::decode_reply::<GuestTrapInterface>(reply) {
+                            Ok(Ok(resolution)) => Ok(resolution),
+                            Ok(Err(remote)) => Err(Refusal::Remote(remote)),
+                            Err(_) => Err(Refusal::Undecodable),
+                        },
                     };
                     // Checked against the trap; what only sets the vCPU's registers is done
                     // now, the rest is the kernel's once the vCPU is back on top.

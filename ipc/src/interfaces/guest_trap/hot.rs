@@ -1,9 +1,11 @@
-//! The guest-trap interface's two hottest messages, coded by hand for the trap path: the
-//! request of a guest's SMCCC call ([`GuestTrap::Smccc`](super::GuestTrap::Smccc)) and the
-//! answer that returns results to it (`Ok(`[`TrapResolution::Return`](super::TrapResolution)`)`).
-//! The kernel writes the one and reads the other ([`encode_smccc`], [`decode_return`]); a
-//! component serving guest traps reads and writes them with [`decode_call`] and
-//! [`encode_answer`] (or [`serve`], which does both).
+//! The guest-trap interface's hottest messages, coded by hand for the trap path: the request
+//! of a guest's SMCCC call ([`GuestTrap::Smccc`](super::GuestTrap::Smccc)) and the answer that
+//! returns results to it (`Ok(`[`TrapResolution::Return`](super::TrapResolution)`)`), and an
+//! emulated device access ([`GuestTrap::Mmio`](super::GuestTrap::Mmio)) with its two answers
+//! (`MmioRead`, `MmioWritten`). The kernel writes the requests and reads the answers
+//! ([`encode_smccc`], [`decode_return`], [`encode_mmio`], [`decode_mmio_answer`]); a component
+//! serving guest traps reads and writes them with [`decode_call`] and [`encode_answer`] (or
+//! [`serve`], which does both).
 //!
 //! The bytes are exactly those of the general code (`encode_request`, `decode_request`,
 //! `encode_reply`, `decode_reply`; the tests check every pair, on random values and random
@@ -23,6 +25,11 @@ use crate::dispatch::ServedBy;
 /// The variant index of [`GuestTrap::Smccc`](super::GuestTrap::Smccc), and that of
 /// [`TrapResolution::Return`](super::TrapResolution::Return) (both first of their enums).
 const FIRST_VARIANT: u8 = 0;
+/// The variant index of [`GuestTrap::Mmio`](super::GuestTrap::Mmio).
+const MMIO: u8 = 1;
+/// The variant indices of [`TrapResolution::MmioRead`] and [`TrapResolution::MmioWritten`].
+const MMIO_READ: u8 = 9;
+const MMIO_WRITTEN: u8 = 10;
 /// `Result::Ok`'s variant index, which opens a reply that is not an error.
 const OK: u8 = 0;
 
@@ -100,6 +107,47 @@ pub fn decode_return(bytes: &[u8]) -> Option<[u64; 4]> {
     (at == bytes.len()).then_some(regs)
 }
 
+/// The longest MMIO request: the variant, two `u16` varints, the IPA, the size and direction
+/// bytes and the value.
+const MMIO_REQUEST_MAX: usize = 1 + 3 + 3 + 10 + 1 + 1 + 10;
+const _: () = assert!(MMIO_REQUEST_MAX <= MESSAGE_MAX);
+
+/// Writes the request of an emulated access by vCPU `vcpu` of VM `vm` at the start of `out`;
+/// returns its length. The same bytes as
+/// `encode_request::<GuestTrapInterface>(&GuestTrap::Mmio { vm, vcpu, ipa, size, write, value })`.
+#[inline(always)]
+pub fn encode_mmio(
+    out: &mut [u8; MESSAGE_MAX],
+    (vm, vcpu): (u16, u16),
+    ipa: crate::addr::Ipa,
+    size: u8,
+    write: bool,
+    value: u64,
+) -> usize {
+    out[0] = MMIO;
+    let mut at = put(out, 1, vm.into());
+    at = put(out, at, vcpu.into());
+    at = put(out, at, ipa.0);
+    out[at] = size;
+    out[at + 1] = write.into();
+    put(out, at + 2, value)
+}
+
+/// The answer `bytes` if it is `Ok(TrapResolution::MmioRead { .. })` or
+/// `Ok(TrapResolution::MmioWritten)` with its variant indices in one byte each; `None` for any
+/// other bytes (left to the general decoder).
+#[inline(always)]
+pub fn decode_mmio_answer(bytes: &[u8]) -> Option<TrapResolution> {
+    match bytes {
+        [OK, MMIO_WRITTEN] => Some(TrapResolution::MmioWritten),
+        [OK, MMIO_READ, ..] => {
+            let (value, end) = take_u64(bytes, 2)?;
+            (end == bytes.len()).then_some(TrapResolution::MmioRead { value })
+        }
+        _ => None,
+    }
+}
+
 /// Reads a varint of a `u16` (three bytes at most) at `at`: its value and where the next field
 /// starts.
 #[inline(always)]
@@ -162,6 +210,33 @@ fn unzigzag(value: u64) -> i64 {
     ((value >> 1) as i64) ^ -((value & 1) as i64)
 }
 
+/// An emulated access's request, if `bytes` are exactly one with its variant index in one
+/// byte; `None` for any other bytes (left to the general decoder).
+#[inline(always)]
+fn decode_mmio(bytes: &[u8]) -> Option<GuestTrap> {
+    let [MMIO, ..] = bytes else {
+        return None;
+    };
+    let (vm, at) = take_u16(bytes, 1)?;
+    let (vcpu, at) = take_u16(bytes, at)?;
+    let (ipa, at) = take_u64(bytes, at)?;
+    let (&size, &write) = (bytes.get(at)?, bytes.get(at + 1)?);
+    let write = match write {
+        0 => false,
+        1 => true,
+        _ => return None,
+    };
+    let (value, end) = take_u64(bytes, at + 2)?;
+    (end == bytes.len()).then_some(GuestTrap::Mmio {
+        vm,
+        vcpu,
+        ipa: crate::addr::Ipa(ipa),
+        size,
+        write,
+        value,
+    })
+}
+
 /// Writes the answer `Ok(TrapResolution::Return { regs })` at the start of `out`; returns its
 /// length.
 #[inline(always)]
@@ -180,15 +255,18 @@ fn encode_return(out: &mut [u8; MESSAGE_MAX], regs: &[i64; 4]) -> usize {
 /// read by hand.
 #[inline(always)]
 pub fn decode_call(interface: u16, request: &[u8]) -> WireReply<GuestTrap> {
-    if interface == crate::abi::interface::GUEST_TRAP
-        && let Some((vm, vcpu, conduit, regs)) = decode_smccc(request)
-    {
-        return Ok(GuestTrap::Smccc {
-            vm,
-            vcpu,
-            conduit,
-            regs,
-        });
+    if interface == crate::abi::interface::GUEST_TRAP {
+        if let Some((vm, vcpu, conduit, regs)) = decode_smccc(request) {
+            return Ok(GuestTrap::Smccc {
+                vm,
+                vcpu,
+                conduit,
+                regs,
+            });
+        }
+        if let Some(mmio) = decode_mmio(request) {
+            return Ok(mmio);
+        }
     }
     crate::decode_call::<GuestTrapInterface>(interface, request)
 }
@@ -200,6 +278,14 @@ pub fn decode_call(interface: u16, request: &[u8]) -> WireReply<GuestTrap> {
 pub fn encode_answer(answer: &WireReply<TrapResolution>, out: &mut [u8; MESSAGE_MAX]) -> usize {
     match answer {
         Ok(TrapResolution::Return { regs }) => encode_return(out, regs),
+        Ok(TrapResolution::MmioWritten) => {
+            out[..2].copy_from_slice(&[OK, MMIO_WRITTEN]);
+            2
+        }
+        Ok(TrapResolution::MmioRead { value }) => {
+            out[..2].copy_from_slice(&[OK, MMIO_READ]);
+            put(out, 2, *value)
+        }
         answer => crate::encode_answer::<GuestTrapInterface>(answer, out),
     }
 }
@@ -400,6 +486,60 @@ mod tests {
             let reply_len = serve(&mut server, &request[..len], &mut reply);
             prop_assert_eq!(server.asked, Some(GuestTrap::Smccc { vm, vcpu, conduit, regs }));
             prop_assert_eq!(decode_return(&reply[..reply_len]), Some(answer));
+        }
+    }
+
+    proptest! {
+        #[test]
+        fn mmio_requests_are_the_general_encoders_bytes_and_read_back(
+            vm in any::<u16>(),
+            vcpu in any::<u16>(),
+            ipa in register(),
+            size in prop_oneof![Just(1u8), Just(2), Just(4), Just(8), any::<u8>()],
+            write in any::<bool>(),
+            value in register(),
+        ) {
+            let request = GuestTrap::Mmio { vm, vcpu, ipa: crate::addr::Ipa(ipa), size, write, value };
+            let mut general = [0u8; MESSAGE_MAX];
+            let len = encode_request::<GuestTrapInterface>(&request, &mut general).unwrap();
+            let mut hot = [0xa5u8; MESSAGE_MAX];
+            prop_assert_eq!(
+                encode_mmio(&mut hot, (vm, vcpu), crate::addr::Ipa(ipa), size, write, value),
+                len
+            );
+            prop_assert_eq!(&hot[..len], &general[..len]);
+            prop_assert_eq!(decode_mmio(&hot[..len]), Some(request));
+        }
+
+        #[test]
+        fn mmio_answers_are_the_general_codecs_bytes(value in register()) {
+            for answer in [TrapResolution::MmioWritten, TrapResolution::MmioRead { value }] {
+                let mut general = [0u8; MESSAGE_MAX];
+                let len = encode_reply::<GuestTrapInterface>(&Ok(answer.clone()), &mut general)
+                    .unwrap();
+                let mut hot = [0xa5u8; MESSAGE_MAX];
+                prop_assert_eq!(encode_answer(&Ok(answer.clone()), &mut hot), len);
+                prop_assert_eq!(&hot[..len], &general[..len]);
+                prop_assert_eq!(decode_mmio_answer(&general[..len]), Some(answer));
+                prop_assert_eq!(decode_mmio_answer(&general[..len + 1]), None);
+            }
+        }
+
+        #[test]
+        fn any_bytes_the_mmio_decoders_take_the_general_decoder_reads_alike(
+            bytes in proptest::collection::vec(any::<u8>(), 0..32),
+            start in proptest::array::uniform2(prop_oneof![Just(0u8), Just(1), Just(9), Just(10)]),
+        ) {
+            let mut bytes = bytes;
+            for (slot, value) in bytes.iter_mut().zip(start) {
+                *slot = value;
+            }
+            if let Some(answer) = decode_mmio_answer(&bytes) {
+                prop_assert_eq!(decode_reply::<GuestTrapInterface>(&bytes), Ok(Ok(answer)));
+            }
+            if let Some(request) = decode_mmio(&bytes) {
+                prop_assert_eq!(crate::decode_request::<GuestTrapInterface>(&bytes), Ok(request));
+            }
         }
     }
 
