@@ -22,8 +22,10 @@ macro_rules! el1_registers {
         kept { $($kept:ident: $kept_reg:literal),* $(,)? }
         scratch { $($scratch:ident: $scratch_reg:literal),* $(,)? }
     ) => {
-        /// One world's EL1 register state.
+        /// One world's EL1 register state (in this order: `save` and `load` store and load
+        /// it in pairs).
         #[derive(Clone, Copy, Debug, Default)]
+        #[repr(C)]
         #[allow(missing_docs)]
         pub struct El1Context {
             $(pub $kept: u64,)*
@@ -33,33 +35,6 @@ macro_rules! el1_registers {
         impl El1Context {
             /// Every register zero.
             pub const ZERO: Self = Self { $($kept: 0,)* $($scratch: 0,)* };
-
-            /// Reads this CPU's EL1 registers (a vCPU's whole state).
-            pub fn save(&mut self) {
-                $(
-                    // SAFETY: reading an EL1 register at EL2 has no side effect.
-                    unsafe { asm!(concat!("mrs {}, ", $kept_reg), out(reg) self.$kept, options(nomem, nostack)) };
-                )*
-                $(
-                    // SAFETY: as above.
-                    unsafe { asm!(concat!("mrs {}, ", $scratch_reg), out(reg) self.$scratch, options(nomem, nostack)) };
-                )*
-            }
-
-            /// Writes these values into this CPU's EL1 registers (a vCPU's whole state).
-            pub fn load(&self) {
-                $(
-                    // SAFETY: the EL1 registers only affect code running at EL1, which is the
-                    // world these values belong to; EL2 does not depend on them.
-                    unsafe { asm!(concat!("msr ", $kept_reg, ", {}"), in(reg) self.$kept, options(nomem, nostack)) };
-                )*
-                $(
-                    // SAFETY: as above.
-                    unsafe { asm!(concat!("msr ", $scratch_reg, ", {}"), in(reg) self.$scratch, options(nomem, nostack)) };
-                )*
-                // SAFETY: synchronises the writes before the world runs.
-                unsafe { asm!("isb", options(nomem, nostack)) };
-            }
 
             /// Reads what a component keeps across a switch: the registers in `kept`.
             pub fn save_component(&mut self) {
@@ -116,7 +91,103 @@ el1_registers! {
     }
 }
 
+/// Stores two EL1 registers into the context at `$context`, at byte `$offset`.
+macro_rules! save_pair {
+    ($first:literal, $second:literal, $offset:literal) => {
+        concat!(
+            "mrs {a}, ",
+            $first,
+            "\n",
+            "mrs {b}, ",
+            $second,
+            "\n",
+            "stp {a}, {b}, [{context}, #",
+            $offset,
+            "]\n"
+        )
+    };
+}
+
+/// Loads two EL1 registers from the context at `$context`, at byte `$offset`.
+macro_rules! load_pair {
+    ($first:literal, $second:literal, $offset:literal) => {
+        concat!(
+            "ldp {a}, {b}, [{context}, #",
+            $offset,
+            "]\n",
+            "msr ",
+            $first,
+            ", {a}\n",
+            "msr ",
+            $second,
+            ", {b}\n"
+        )
+    };
+}
+
+// The offsets `save` and `load` use: the fields in declaration order, eight bytes each.
+const _: () = {
+    use core::mem::offset_of;
+    assert!(offset_of!(El1Context, vbar) == 8 && offset_of!(El1Context, sp_el1) == 16);
+    assert!(offset_of!(El1Context, tpidr_el1) == 24 && offset_of!(El1Context, tpidr_el0) == 32);
+    assert!(offset_of!(El1Context, tpidrro_el0) == 40 && offset_of!(El1Context, sp_el0) == 48);
+    assert!(offset_of!(El1Context, elr) == 56 && offset_of!(El1Context, spsr) == 64);
+    assert!(offset_of!(El1Context, esr) == 72 && offset_of!(El1Context, far) == 80);
+    assert!(offset_of!(El1Context, afsr0) == 88 && offset_of!(El1Context, afsr1) == 96);
+    assert!(offset_of!(El1Context, par) == 104 && offset_of!(El1Context, csselr) == 112);
+    assert!(offset_of!(El1Context, cntkctl) == 120 && size_of::<El1Context>() == 128);
+};
+
 impl El1Context {
+    /// Reads this CPU's EL1 registers (a vCPU's whole state). In pairs, as `stp`s: a switch
+    /// to a component and back makes it on every guest hypercall.
+    #[inline(always)]
+    pub fn save(&mut self) {
+        // SAFETY: reading EL1 registers at EL2 has no side effect; the stores go to `self`,
+        // 128 bytes (checked above), which the `&mut` makes this code's alone.
+        unsafe {
+            asm!(
+                save_pair!("sctlr_el1", "vbar_el1", 0),
+                save_pair!("sp_el1", "tpidr_el1", 16),
+                save_pair!("tpidr_el0", "tpidrro_el0", 32),
+                save_pair!("sp_el0", "elr_el1", 48),
+                save_pair!("spsr_el1", "esr_el1", 64),
+                save_pair!("far_el1", "afsr0_el1", 80),
+                save_pair!("afsr1_el1", "par_el1", 96),
+                save_pair!("csselr_el1", "cntkctl_el1", 112),
+                context = in(reg) self as *mut Self,
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack, preserves_flags),
+            )
+        };
+    }
+
+    /// Writes these values into this CPU's EL1 registers (a vCPU's whole state), in pairs.
+    #[inline(always)]
+    pub fn load(&self) {
+        // SAFETY: the EL1 registers only affect code running at EL1, which is the world these
+        // values belong to; EL2 does not depend on them. The loads read `self` (128 bytes);
+        // the ISB synchronises the writes before the world runs.
+        unsafe {
+            asm!(
+                load_pair!("sctlr_el1", "vbar_el1", 0),
+                load_pair!("sp_el1", "tpidr_el1", 16),
+                load_pair!("tpidr_el0", "tpidrro_el0", 32),
+                load_pair!("sp_el0", "elr_el1", 48),
+                load_pair!("spsr_el1", "esr_el1", 64),
+                load_pair!("far_el1", "afsr0_el1", 80),
+                load_pair!("afsr1_el1", "par_el1", 96),
+                load_pair!("csselr_el1", "cntkctl_el1", 112),
+                "isb",
+                context = in(reg) self as *const Self,
+                a = out(reg) _,
+                b = out(reg) _,
+                options(nostack, preserves_flags, readonly),
+            )
+        };
+    }
+
     /// The state a component starts in: EL1 MMU off with the instruction cache on, no FP.
     pub fn component_reset() -> Self {
         Self {
