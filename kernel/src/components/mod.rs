@@ -159,22 +159,25 @@ impl Machine for Hardware {
 
     fn copy_message(&mut self, from: u64, to: u64, len: usize) {
         let len = len.min(MESSAGE_MAX);
-        let words = len / 8;
-        // Whole words, then the tail bytes: the buffers are 16-byte aligned, and the generic
-        // `memcpy` of compiler_builtins copies short messages a byte at a time. Nothing past
-        // `len` is copied, so no stale byte of the sender's buffer reaches the receiver.
+        // Whole words (the buffers are 16-byte aligned and MESSAGE_MAX long, so the last word
+        // is inside both; the generic `memcpy` copies short messages a byte at a time). The
+        // bytes of the last word past `len` are written as zeros, so no stale byte of the
+        // sender's buffer reaches the receiver.
+        let (whole, tail) = (len / 8, len % 8);
         // SAFETY: as in `message_buffer`: two different components' buffers (a component never
-        // calls itself), both aligned, locked by this CPU and stopped; `len` is at most their
-        // size.
+        // calls itself), both aligned, locked by this CPU and stopped; every word read or
+        // written is below `len` rounded up to 8, at most MESSAGE_MAX.
         unsafe {
             let (from_words, to_words) = (from as *const u64, to as *mut u64);
-            for word in 0..words {
+            for word in 0..whole {
                 to_words.add(word).write(from_words.add(word).read());
             }
-            for byte in words * 8..len {
-                (to as *mut u8)
-                    .add(byte)
-                    .write((from as *const u8).add(byte).read());
+            if tail != 0 {
+                // Little-endian: the first `tail` bytes are the low ones.
+                let kept = (1u64 << (tail * 8)) - 1;
+                to_words
+                    .add(whole)
+                    .write(from_words.add(whole).read() & kept);
             }
         }
     }
