@@ -86,16 +86,6 @@ impl<E: Copy + Send> Registry<E> {
         else {
             return false;
         };
-        let Some(PendingTrap {
-            kind: TrapKind::Smccc,
-            ..
-        }) = cpu.pending
-        else {
-            return false;
-        };
-        if cpu.swap.is_some() {
-            return false;
-        }
         let Some(component) = self.components.get(*index) else {
             return false;
         };
@@ -104,9 +94,18 @@ impl<E: Copy + Send> Registry<E> {
             let frame = &component.saved().frame;
             (frame.x[0], frame.x[1])
         };
-        if number != syscall::REPLY || len > MESSAGE_MAX as u64 {
+        // The system call first: the component's other calls (CALL, the kernel operations)
+        // leave here at once.
+        if number != syscall::REPLY || len > MESSAGE_MAX as u64 || cpu.swap.is_some() {
             return false;
         }
+        let Some(PendingTrap {
+            kind: TrapKind::Smccc,
+            ..
+        }) = cpu.pending
+        else {
+            return false;
+        };
         let tx = machine.message_buffer(component.descriptor.ipc_tx);
         let Some(results) = hot::decode_return(&tx[..len as usize]) else {
             return false;
