@@ -126,6 +126,7 @@ mod guest {
         let deadline = counter::ticks() + PATIENCE_S * counter::frequency();
         let mut rounds = 0u64;
         let mut typed = false;
+        let mut awake_checks = 0u64;
         loop {
             let [code, state, ..] = hvc(HOST_VM_STATE, &[GUEST]);
             if code as i64 == SUCCESS && state == vm_state::OFF {
@@ -152,12 +153,16 @@ mod guest {
                 ctlr & 0b11 == 0b11,
                 "GICD_CTLR reads {ctlr:#x} after the host wrote 0: the host turned the distributor off"
             );
-            if let Some(gicr) = gicr {
+            // The guest's CPU wakes its redistributor as the hypervisor brings it up, so the
+            // frame sleeps (as after reset) until then: it is looked at once the guest runs,
+            // which its console taking the input shows.
+            if let (Some(gicr), true) = (gicr, typed) {
                 let waker = read32(gicr + GUEST_CPU * GICR_STRIDE + GICR_WAKER);
                 ensure!(
                     waker & (1 << 1) == 0,
                     "the guest CPU's redistributor was put to sleep by the host (GICR_WAKER {waker:#x})"
                 );
+                awake_checks += 1;
             }
             ensure!(
                 counter::ticks() < deadline,
@@ -168,6 +173,10 @@ mod guest {
         ensure!(
             rounds > 0,
             "the guest was off before the host tried anything"
+        );
+        ensure!(
+            gicr.is_none() || awake_checks > 0,
+            "the guest powered off before the host could look at its CPU's redistributor"
         );
         Ok(())
     }
