@@ -77,10 +77,14 @@ impl TrapCounters {
         }
     }
 
-    /// Counts one trap of `class` on `cpu` (ignored for a CPU index out of range).
+    /// Counts one trap of `class` on `cpu` (ignored for a CPU index out of range). Each CPU
+    /// counts only its own traps, so its row has one writer: a load and a store, not an atomic
+    /// read-modify-write (this is on every trap).
+    #[inline(always)]
     pub fn record(&self, cpu: usize, class: TrapClass) {
         if let Some(row) = self.counts.get(cpu) {
-            row[class as usize].fetch_add(1, Ordering::Relaxed);
+            let counter = &row[class as usize];
+            counter.store(counter.load(Ordering::Relaxed) + 1, Ordering::Relaxed);
         }
     }
 

@@ -646,7 +646,9 @@ impl<E: Copy + Send> Registry<E> {
         // reference exists.
         let (saved, fresh) = unsafe { (component.saved(), &mut *component.fresh.get()) };
         if matches!(delivery, Delivery::Call { .. }) {
-            component.calls.fetch_add(1, Ordering::Relaxed);
+            // Under the component's lock: one writer, a load and a store.
+            let calls = component.calls.load(Ordering::Relaxed);
+            component.calls.store(calls + 1, Ordering::Relaxed);
         }
         let first_delivery = if core::mem::take(fresh) {
             Some(delivery.registers())

@@ -6,10 +6,7 @@
 //! registers into its own frame and resume the frame of whichever world is on top afterwards
 //! ([`resume_frame`]), so a call or reply switches worlds without copying registers.
 
-use crate::arch::{
-    self, GuestFrame,
-    el1::{El1Context, World},
-};
+use crate::arch::{self, GuestFrame, el1::El1Context};
 use core::cell::UnsafeCell;
 use hv_abi::{BootTable, ComponentDescriptor, PhysRange};
 use hv_ipc::abi::MESSAGE_MAX;
@@ -35,8 +32,10 @@ static mut HANDOVER: [u8; hv_ipc::lifecycle::STATE_MAX] = [0; hv_ipc::lifecycle:
 /// guest vCPU pinned to it) and components.
 #[derive(Clone, Copy)]
 struct Hardware {
-    /// The vCPU's trap controls (components derive theirs).
+    /// The vCPU's trap controls.
     host: TrapControls,
+    /// The components' trap controls on this CPU (`host.component()`, made once).
+    component: TrapControls,
     /// The vCPU's VM's stage 2.
     host_vttbr: u64,
     /// Which VM the vCPU belongs to (0: the host) and its index there.
@@ -48,6 +47,7 @@ impl Hardware {
     /// Before `set_vcpu_world`: loads images, switches nothing.
     const UNSET: Self = Self {
         host: TrapControls { hcr: 0, cptr: 0 },
+        component: TrapControls { hcr: 0, cptr: 0 },
         host_vttbr: 0,
         vm: 0,
         vcpu: 0,
@@ -79,10 +79,8 @@ impl Machine for Hardware {
             WorldKind::Component { .. } => load.load_component(),
         }
         match next {
-            WorldKind::Vcpu => arch::el1::enter_world(World::Host, self.host_vttbr, self.host),
-            WorldKind::Component { vttbr } => {
-                arch::el1::enter_world(World::Component, vttbr, self.host)
-            }
+            WorldKind::Vcpu => arch::el1::enter_world(self.host_vttbr, self.host),
+            WorldKind::Component { vttbr } => arch::el1::enter_world(vttbr, self.component),
         }
     }
 
@@ -305,11 +303,12 @@ pub fn set_vcpu_world(controls: TrapControls, vttbr: u64, vm: u16, vcpu: u16) {
     let cpu = unsafe { &mut *PER_CPU[arch::cpu_index()].0.get() };
     cpu.hardware = Hardware {
         host: controls,
+        component: controls.component(),
         host_vttbr: vttbr,
         vm,
         vcpu,
     };
-    arch::el1::enter_world(arch::el1::World::Host, vttbr, controls);
+    arch::el1::enter_world(vttbr, controls);
 }
 
 /// Records how this CPU runs the host's vCPU (its vCPU *i* is CPU *i*).

@@ -3,7 +3,7 @@
 //! component's REPLY with the call's results) taken with the fewest steps.
 //!
 //! Each takes only the common case: the vCPU alone on its CPU, no swap under way, the component
-//! free at once (no other CPU holds or waits for it) and not stopped, and, for the REPLY, an
+//! free (no other CPU holds or waits for it) and not stopped, and, for the REPLY, an
 //! answer the hot codec reads (`guest_trap::hot`). Otherwise it returns `false` having changed
 //! nothing, and the general path takes the trap ([`Registry::call_from_vcpu`],
 //! [`Registry::syscall`]). What each does is exactly what the general path does in that case;
@@ -37,11 +37,12 @@ impl<E: Copy + Send> Registry<E> {
         let Some(component) = self.components.get(index) else {
             return false;
         };
-        // Free at once, or the general path queues this CPU behind the others.
-        let Some(guard) = component.lock.try_lock() else {
+        // Free, or the general path queues this CPU behind the others. (Taken by another CPU
+        // between the look and the lock, this CPU waits its turn as the general path would.)
+        if component.lock.is_locked() {
             return false;
-        };
-        core::mem::forget(guard);
+        }
+        core::mem::forget(component.lock.lock());
         // A stopped component is the general path's (a restart may be due, or the VM stops).
         if component.state() != ComponentState::Idle as u64 {
             release(component);

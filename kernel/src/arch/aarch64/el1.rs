@@ -212,23 +212,13 @@ pub fn exception_registers() -> (u64, u64, u64) {
     (ESR_EL1.get(), FAR_EL1.get(), ELR_EL1.get())
 }
 
-/// Which world's EL2 controls to apply.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum World {
-    /// The host VM.
-    Host,
-    /// A component sandbox: WFI/WFE and FP/SIMD trap (a component has no use for either;
-    /// one that tries is treated as faulty), like SMC.
-    Component,
-}
-
-/// Sets VTTBR_EL2, HCR_EL2 and CPTR_EL2 for `world` with its stage 2 `vttbr`; `host` is the
-/// host VM's trap controls.
-pub fn enter_world(world: World, vttbr: u64, host: TrapControls) {
-    let TrapControls { hcr, cptr } = match world {
-        World::Host => host,
-        World::Component => host.component(),
-    };
+/// Sets VTTBR_EL2, HCR_EL2 and CPTR_EL2 for the world about to run: its stage 2 `vttbr` and
+/// its trap `controls` (a vCPU's, or `TrapControls::component` of them for a component: WFI/WFE,
+/// FP/SIMD and the EL1 virtual-memory controls trap for a component, which has no use for them;
+/// one that tries is treated as faulty).
+#[inline(always)]
+pub fn enter_world(vttbr: u64, controls: TrapControls) {
+    let TrapControls { hcr, cptr } = controls;
     // SAFETY: these controls only change how EL1 runs; each world's stage 2 is complete, and
     // VMIDs keep their TLB entries apart so no invalidation is needed on the switch.
     unsafe {
