@@ -287,7 +287,11 @@ fn this_cpu() -> (
     // SAFETY: the entry of the running CPU is only ever used by that CPU, and each function of
     // this module takes it once and drops it before returning.
     let cpu = unsafe { &mut *PER_CPU[arch::cpu_index()].0.get() };
-    (registry(), &mut cpu.worlds, &mut cpu.hardware)
+    // SAFETY: `set_up` completes the registry on the boot CPU before any CPU enters a world,
+    // and every caller of `this_cpu` runs on a trap from a world or enters one afterwards. On
+    // every trap, so not looked up again.
+    let registry = unsafe { REGISTRY.get_unchecked() };
+    (registry, &mut cpu.worlds, &mut cpu.hardware)
 }
 
 fn registry() -> &'static Registry<El1Context> {
