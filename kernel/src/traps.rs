@@ -58,8 +58,9 @@ extern "C" fn handle_guest_exit(kind: u64) -> *mut GuestFrame {
     frame
 }
 
-/// The fast path (`hv_kernel::worlds::fast`): a vCPU's SMCCC call by HVC to a free component,
-/// and that component's REPLY with the call's results, with nothing else done on the way.
+/// The fast path (`hv_kernel::worlds::fast`): a vCPU's SMCCC call by HVC to a free component
+/// and that component's REPLY with the call's results, and CALL and REPLY between components,
+/// with nothing else done on the way.
 /// `false`, having changed nothing, for every other trap, which [`handle`] takes.
 #[inline(always)]
 fn fast_path(here: &mut Here) -> bool {
@@ -85,16 +86,18 @@ fn fast_path(here: &mut Here) -> bool {
             }
         }
         Some(_) => {
-            // Read now, recorded only if the fast path takes the REPLY (the general path
+            // Read now, recorded only if the fast path takes the call (the general path
             // records its own).
             let exited = stamp();
-            if !here.fast_reply_to_vcpu() {
+            if !(here.fast_reply_to_vcpu() || here.fast_call_or_reply()) {
                 return false;
             }
             checkpoint_at(cpu, Point::ComponentExited, exited);
             COUNTERS.record(cpu, TrapClass::ComponentSyscall);
-            checkpoint(cpu, Point::GuestResumed);
-            before_resuming_vcpu(here, cpu);
+            if here.current().is_none() {
+                checkpoint(cpu, Point::GuestResumed);
+                before_resuming_vcpu(here, cpu);
+            }
         }
     }
     true

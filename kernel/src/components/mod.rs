@@ -477,6 +477,14 @@ impl Here {
         self.registry.fast_reply_to_vcpu(self.hardware, self.cpu)
     }
 
+    /// The fast path of a CALL or REPLY between components
+    /// ([`Registry::fast_call_or_reply`]): whether it was taken. Out of line, so that the
+    /// hypercall's own fast path keeps its registers.
+    #[inline(never)]
+    pub fn fast_call_or_reply(&mut self) -> bool {
+        self.registry.fast_call_or_reply(self.hardware, self.cpu)
+    }
+
     /// What a component's answer to the vCPU's trap leaves for the kernel to carry out, with
     /// that trap, once the vCPU is back on top.
     pub fn take_vcpu_answer(&mut self) -> Option<(PendingTrap, Decision)> {

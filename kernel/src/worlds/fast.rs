@@ -1,18 +1,20 @@
-//! The fast path, as seL4 has one: the two transitions of a guest's hypercall that a component
+//! The fast path, as seL4 has one: the transitions of a guest's hypercall that a component
 //! answers (the vCPU's SMCCC call into the component its function ID routes to, and that
-//! component's REPLY with the call's results) taken with the fewest steps.
+//! component's REPLY with the call's results) and of a call between components (CALL, and the
+//! REPLY to the caller), taken with the fewest steps.
 //!
-//! Each takes only the common case: the vCPU alone on its CPU, no swap under way, the component
-//! free (no other CPU holds or waits for it) and not stopped, and, for the REPLY, an
-//! answer the hot codec reads (`guest_trap::hot`). Otherwise it returns `false` having changed
+//! Each takes only the common case: no swap under way, the server free (no other CPU holds or
+//! waits for it) and not stopped, the call granted, and, for the REPLY to the vCPU, an answer
+//! the hot codec reads (`guest_trap::hot`). Otherwise it returns `false` having changed
 //! nothing, and the general path takes the trap ([`Registry::call_from_vcpu`],
-//! [`Registry::syscall`]). What each does is exactly what the general path does in that case;
-//! the tests run both on the same worlds and compare them.
+//! [`Registry::syscall`]), with its errors and waiting. What each does is exactly what the
+//! general path does in that case; the tests run both on the same worlds and compare them.
 
 use hv_ipc::abi::{self, ComponentState, MESSAGE_MAX, syscall};
 use hv_ipc::interfaces::guest_trap::{Conduit, hot};
 
 use super::{Caller, Cpu, Delivery, Level, Machine, Registry, release};
+use crate::grants;
 use crate::pending::{PendingTrap, TrapKind};
 
 impl<E: Copy + Send> Registry<E> {
@@ -114,6 +116,109 @@ impl<E: Copy + Send> Registry<E> {
         cpu.vcpu.frame.x[..4].copy_from_slice(&results);
         cpu.pending = None;
         self.leave(machine, cpu);
+        true
+    }
+
+    /// The component on top of `cpu` made a system call: if it is a CALL to a free server or
+    /// a REPLY to the component that called it, carries it out as [`Registry::syscall`]
+    /// would. Returns whether it did; `false` leaves everything as it was.
+    #[inline(always)]
+    pub fn fast_call_or_reply<M: Machine<El1 = E>>(
+        &self,
+        machine: &mut M,
+        cpu: &mut Cpu<E>,
+    ) -> bool {
+        let Some(&Level { index, caller, .. }) = cpu.stack.last() else {
+            return false;
+        };
+        if cpu.swap.is_some() {
+            return false;
+        }
+        let Some(component) = self.components.get(index) else {
+            return false;
+        };
+        // SAFETY: on top of this CPU's stack, so locked by this CPU; read before any switch.
+        let [number, first, second] = unsafe {
+            let frame = &component.saved().frame;
+            [frame.x[0], frame.x[1], frame.x[2]]
+        };
+        match (number, caller) {
+            (syscall::REPLY, Caller::Component(caller)) => {
+                self.fast_reply_to_component(machine, cpu, index, caller, first)
+            }
+            (syscall::CALL, _) => self.fast_call(machine, cpu, index, first as u16, second),
+            _ => false,
+        }
+    }
+
+    /// REPLY of component `index` (on top) with `len` bytes to component `caller`, below it.
+    #[inline(always)]
+    fn fast_reply_to_component<M: Machine<El1 = E>>(
+        &self,
+        machine: &mut M,
+        cpu: &mut Cpu<E>,
+        index: usize,
+        caller: usize,
+        len: u64,
+    ) -> bool {
+        let Some(caller) = self.components.get(caller) else {
+            return false;
+        };
+        if len > MESSAGE_MAX as u64 {
+            return false;
+        }
+        let len = len as usize;
+        machine.copy_message(
+            self.components[index].descriptor.ipc_tx,
+            caller.descriptor.ipc_rx,
+            len,
+        );
+        // SAFETY: the caller is below the replier on this CPU's stack, so this CPU holds its
+        // lock; no other reference to its frame is alive.
+        let frame = unsafe { &mut caller.saved().frame };
+        frame.x[0] = 0;
+        frame.x[1] = len as u64;
+        self.leave(machine, cpu);
+        true
+    }
+
+    /// CALL of component `index` (on top) on `interface` with `len` bytes: if the manifest
+    /// grants it and the interface's server is free and not stopped, runs the server.
+    #[inline(always)]
+    fn fast_call<M: Machine<El1 = E>>(
+        &self,
+        machine: &mut M,
+        cpu: &mut Cpu<E>,
+        index: usize,
+        interface: u16,
+        len: u64,
+    ) -> bool {
+        let caller = &self.components[index];
+        if len > MESSAGE_MAX as u64 || grants::check_call(&caller.descriptor, interface).is_err() {
+            return false;
+        }
+        let Some(&Some(target)) = self.servers.get(usize::from(interface)) else {
+            return false;
+        };
+        let Some(component) = self.components.get(target).filter(|_| target != index) else {
+            return false;
+        };
+        if component.lock.is_locked() {
+            return false;
+        }
+        core::mem::forget(component.lock.lock());
+        if component.state() != ComponentState::Idle as u64 {
+            release(component);
+            return false;
+        }
+        let len = len as usize;
+        machine.copy_message(caller.descriptor.ipc_tx, component.descriptor.ipc_rx, len);
+        let delivery = Delivery::Call {
+            sender: index as u64,
+            interface,
+            len,
+        };
+        self.enter(machine, cpu, target, Caller::Component(index), delivery);
         true
     }
 }

@@ -152,6 +152,8 @@ fn system(with_supervisor: bool) -> Registry<El1> {
     }
     let mut mem_protect = descriptor(MEM_PROTECT, "mem-protect");
     mem_protect.routes = hv_abi::ROUTE_HOST_STAGE2;
+    // Served, but not granted to the VM manager here: a call that the grants alone refuse.
+    mem_protect.serves = interface::MEM_PROTECT;
     mem_protect.kernel_ops = 1 << kernel_op::ZERO_PAGES;
     let components = [vm_manager, supervisor, mem_protect].into_iter().zip(VTTBR);
     Registry::new(&mut Fake::new(), components)

@@ -17,15 +17,28 @@ struct Snapshot {
     answer: Option<Decision>,
     vcpu: GuestFrame,
     top: GuestFrame,
-    rx: Vec<u8>,
-    calls: u64,
-    state: u64,
+    rx: Vec<Vec<u8>>,
+    calls: Vec<u64>,
+    state: Vec<u64>,
+    frames: Vec<[u64; 5]>,
 }
 
 impl World {
     fn snapshot(&mut self) -> Snapshot {
-        let vm_manager = &self.registry.components()[VM_MANAGER];
-        let (rx, state) = (vm_manager.descriptor.ipc_rx, vm_manager.state());
+        let components = self.registry.components();
+        let rx = components
+            .iter()
+            .map(|c| self.machine.message_buffer(c.descriptor.ipc_rx).to_vec())
+            .collect();
+        let calls = (0..components.len())
+            .map(|index| self.registry.stats(index).unwrap().calls)
+            .collect();
+        let state = components.iter().map(|c| c.state()).collect();
+        // SAFETY: a test on one thread; the frames are read between steps.
+        let frames = components
+            .iter()
+            .map(|c| unsafe { c.saved().frame.x[..5].try_into().unwrap() })
+            .collect();
         Snapshot {
             el1: self.machine.el1,
             running: self.machine.running,
@@ -37,9 +50,10 @@ impl World {
             answer: self.cpu.answer,
             vcpu: self.cpu.vcpu_frame().clone(),
             top: self.registry.frame_mut(&mut self.cpu).clone(),
-            rx: self.machine.message_buffer(rx).to_vec(),
-            calls: self.registry.stats(VM_MANAGER).unwrap().calls,
+            rx,
+            calls,
             state,
+            frames,
         }
     }
 
@@ -96,8 +110,27 @@ impl World {
     }
 
     fn fast_reply(&mut self) -> bool {
+        self.fast_syscall()
+    }
+
+    /// The fast path of a component's system call, as the kernel tries it.
+    fn fast_syscall(&mut self) -> bool {
         self.registry
             .fast_reply_to_vcpu(&mut self.machine, &mut self.cpu)
+            || self
+                .registry
+                .fast_call_or_reply(&mut self.machine, &mut self.cpu)
+    }
+
+    /// The component on top puts `bytes` in TX and sets up system call `x` (made then by
+    /// either path).
+    fn prepare_syscall(&mut self, bytes: &[u8], x: [u64; 3]) {
+        let index = self.cpu.current().unwrap();
+        let tx = self
+            .machine
+            .message_buffer(self.registry.components()[index].descriptor.ipc_tx);
+        tx[..bytes.len()].copy_from_slice(bytes);
+        self.registry.frame_mut(&mut self.cpu).x[..3].copy_from_slice(&x);
     }
 }
 
@@ -189,18 +222,44 @@ fn the_fast_path_declines_every_other_case_and_changes_nothing() {
     w.prepare_reply(&results, None);
     w.registry.frame_mut(&mut w.cpu).x[0] = syscall::NOTIFY;
     declined_reply(&mut w, "another system call");
+    w.registry.frame_mut(&mut w.cpu).x[0] = syscall::RECV;
+    declined_reply(&mut w, "RECV");
 
-    // A nested call: the reply of the callee goes to its caller, not the vCPU.
-    let supervisor = w.registry.components()[SUPERVISOR].descriptor;
+    // Calls the fast path leaves to the general path, with its errors.
+    let mem_protect = interface::MEM_PROTECT as u64;
+    for (x, why) in [
+        ([syscall::CALL, mem_protect, 4], "not granted"),
+        (
+            [syscall::CALL, interface::MMIO_GUARD as u64, 4],
+            "no server",
+        ),
+        (
+            [
+                syscall::CALL,
+                interface::SUPERVISOR as u64,
+                MESSAGE_MAX as u64 + 1,
+            ],
+            "too long",
+        ),
+    ] {
+        w.prepare_syscall(b"ping", x);
+        declined_reply(&mut w, why);
+    }
+    let lock = &w.registry.components()[SUPERVISOR].lock;
+    core::mem::forget(lock.lock());
+    w.prepare_syscall(b"ping", [syscall::CALL, interface::SUPERVISOR as u64, 4]);
+    declined_reply(&mut w, "the server is held by another CPU");
+    release(&w.registry.components()[SUPERVISOR]);
+
+    // A nested call whose callee replies with what is not an SMCCC call's results: its
+    // caller gets the bytes, the vCPU keeps waiting.
     w.hvc([syscall::CALL, interface::SUPERVISOR as u64, 0, 0]);
     assert_eq!(w.cpu.current(), Some(SUPERVISOR));
     w.hvc([syscall::RECV, 0, 0, 0]);
-    let tx = w.machine.message_buffer(supervisor.ipc_tx);
-    tx[..2].copy_from_slice(&[0, 0]);
-    w.registry.frame_mut(&mut w.cpu).x[..2].copy_from_slice(&[syscall::REPLY, 2]);
-    declined_reply(&mut w, "a callee's reply");
-    w.registry.syscall(&mut w.machine, &mut w.cpu);
+    w.prepare_syscall(&[0, 0], [syscall::REPLY, 2, 0]);
+    assert!(w.fast_syscall(), "a callee's reply to its caller");
     assert_eq!(w.cpu.current(), Some(VM_MANAGER));
+    assert_eq!(w.registers()[..2], [0, 2]);
 
     // The answer to a trap that is not an SMCCC call.
     w.cpu.pending = Some(PendingTrap {
@@ -229,4 +288,55 @@ fn the_fast_path_declines_every_other_case_and_changes_nothing() {
     }
     w.hvc_from_vcpu([0xc600_00ff, 0, 0, 0, 0, 0, 0, 0]);
     declined_call(&mut w, "faulted");
+}
+
+#[test]
+fn calls_between_components_take_the_fast_path_as_the_general_path_would() {
+    let mut general = World::new(true);
+    let mut fast = World::new(true);
+    for world in [&mut general, &mut fast] {
+        world.hvc_from_vcpu([0xc600_0001, 0, 0, 0, 0, 0, 0, 0]);
+        world.general_smccc_call();
+        world.hvc([syscall::RECV, 0, 0, 0]);
+    }
+    for round in 0..3u8 {
+        // The VM manager calls the supervisor with a request of `round + 3` bytes...
+        let request: Vec<u8> = (0..round + 3).map(|byte| byte + round).collect();
+        let call = [
+            syscall::CALL,
+            interface::SUPERVISOR as u64,
+            request.len() as u64,
+        ];
+        general.prepare_syscall(&request, call);
+        fast.prepare_syscall(&request, call);
+        general
+            .registry
+            .syscall(&mut general.machine, &mut general.cpu);
+        assert!(fast.fast_syscall(), "round {round}: the call is taken");
+        assert_eq!(
+            fast.snapshot(),
+            general.snapshot(),
+            "round {round}: the call"
+        );
+        assert_eq!(fast.cpu.current(), Some(SUPERVISOR));
+        if round == 0 {
+            // Started afresh: the call comes at its first RECV.
+            general.hvc([syscall::RECV, 0, 0, 0]);
+            fast.hvc([syscall::RECV, 0, 0, 0]);
+        }
+        // ...which answers with 9 bytes.
+        let answer = [round; 9];
+        let reply = [syscall::REPLY, answer.len() as u64, 0];
+        general.prepare_syscall(&answer, reply);
+        fast.prepare_syscall(&answer, reply);
+        general
+            .registry
+            .syscall(&mut general.machine, &mut general.cpu);
+        assert!(fast.fast_syscall(), "round {round}: the reply is taken");
+        let after = fast.snapshot();
+        assert_eq!(after, general.snapshot(), "round {round}: the reply");
+        assert_eq!(after.current, Some(VM_MANAGER));
+        assert_eq!(after.top.x[..2], [0, 9]);
+        assert_eq!(after.rx[VM_MANAGER][..9], answer);
+    }
 }
