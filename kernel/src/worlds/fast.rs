@@ -13,7 +13,8 @@
 use hv_ipc::abi::{self, ComponentState, MESSAGE_MAX, syscall};
 use hv_ipc::interfaces::guest_trap::{Conduit, hot};
 
-use super::{Caller, Cpu, Delivery, Level, Machine, Registry, release};
+use super::syscalls::{reply_to_component, smccc_results_to_vcpu};
+use super::{Caller, Component, Cpu, Delivery, Level, Machine, Registry, release};
 use crate::grants;
 use crate::pending::{PendingTrap, TrapKind};
 
@@ -39,15 +40,7 @@ impl<E: Copy + Send> Registry<E> {
         let Some(component) = self.components.get(index) else {
             return false;
         };
-        // Free, or the general path queues this CPU behind the others. (Taken by another CPU
-        // between the look and the lock, this CPU waits its turn as the general path would.)
-        if component.lock.is_locked() {
-            return false;
-        }
-        core::mem::forget(component.lock.lock());
-        // A stopped component is the general path's (a restart may be due, or the VM stops).
-        if component.state() != ComponentState::Idle as u64 {
-            release(component);
+        if !take_if_idle(component) {
             return false;
         }
         let Some(regs) = cpu.vcpu.frame.x.first_chunk::<8>() else {
@@ -102,19 +95,10 @@ impl<E: Copy + Send> Registry<E> {
         if number != syscall::REPLY || len > MESSAGE_MAX as u64 || cpu.swap.is_some() {
             return false;
         }
-        let Some(PendingTrap {
-            kind: TrapKind::Smccc,
-            ..
-        }) = cpu.pending
-        else {
-            return false;
-        };
         let tx = machine.message_buffer(component.descriptor.ipc_tx);
-        let Some(results) = hot::decode_return(&tx[..len as usize]) else {
+        if !smccc_results_to_vcpu(cpu, &tx[..len as usize]) {
             return false;
-        };
-        cpu.vcpu.frame.x[..4].copy_from_slice(&results);
-        cpu.pending = None;
+        }
         self.leave(machine, cpu);
         true
     }
@@ -167,17 +151,7 @@ impl<E: Copy + Send> Registry<E> {
         if len > MESSAGE_MAX as u64 {
             return false;
         }
-        let len = len as usize;
-        machine.copy_message(
-            self.components[index].descriptor.ipc_tx,
-            caller.descriptor.ipc_rx,
-            len,
-        );
-        // SAFETY: the caller is below the replier on this CPU's stack, so this CPU holds its
-        // lock; no other reference to its frame is alive.
-        let frame = unsafe { &mut caller.saved().frame };
-        frame.x[0] = 0;
-        frame.x[1] = len as u64;
+        reply_to_component(machine, &self.components[index], caller, len as usize);
         self.leave(machine, cpu);
         true
     }
@@ -203,22 +177,27 @@ impl<E: Copy + Send> Registry<E> {
         let Some(component) = self.components.get(target).filter(|_| target != index) else {
             return false;
         };
-        if component.lock.is_locked() {
+        if !take_if_idle(component) {
             return false;
         }
-        core::mem::forget(component.lock.lock());
-        if component.state() != ComponentState::Idle as u64 {
-            release(component);
-            return false;
-        }
-        let len = len as usize;
-        machine.copy_message(caller.descriptor.ipc_tx, component.descriptor.ipc_rx, len);
-        let delivery = Delivery::Call {
-            sender: index as u64,
-            interface,
-            len,
-        };
-        self.enter(machine, cpu, target, Caller::Component(index), delivery);
+        self.deliver_call(machine, cpu, index, target, interface, len as usize);
         true
     }
+}
+
+/// Takes `component`'s lock if it is free and the component idle (started and not stopped);
+/// otherwise leaves both to the general path, which queues this CPU behind the others, and
+/// restarts a stopped component or refuses the call. (Taken by another CPU between the look
+/// and the lock, this CPU waits its turn, as the general path would.)
+#[inline(always)]
+fn take_if_idle<E>(component: &Component<E>) -> bool {
+    if component.lock.is_locked() {
+        return false;
+    }
+    core::mem::forget(component.lock.lock());
+    if component.state() != ComponentState::Idle as u64 {
+        release(component);
+        return false;
+    }
+    true
 }

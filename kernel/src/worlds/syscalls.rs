@@ -8,8 +8,8 @@ use hv_ipc::abi::{ComponentState, MESSAGE_MAX, SyscallError, kernel_op, syscall}
 use hv_ipc::interfaces::guest_trap::{GuestTrapInterface, hot};
 
 use super::{
-    Caller, Cpu, Delivery, Event, Level, Machine, Registry, Syscall, pending_notifications,
-    release, set_result,
+    Caller, Component, Cpu, Delivery, Event, Level, Machine, Registry, Syscall,
+    pending_notifications, release, set_result,
 };
 use crate::grants;
 use crate::pending::{self, PendingTrap, Refusal, TrapKind};
@@ -133,19 +133,8 @@ impl<E: Copy + Send> Registry<E> {
             Caller::Vcpu => {
                 // Decoded in place: the component is stopped here and locked by this CPU.
                 let reply = &machine.message_buffer(component.descriptor.ipc_tx)[..len];
-                if let (
-                    Some(PendingTrap {
-                        kind: TrapKind::Smccc,
-                        ..
-                    }),
-                    Some(results),
-                ) = (cpu.pending, hot::decode_return(reply))
-                {
-                    // The hot answer, an SMCCC call's results, goes straight into the vCPU's
-                    // x0..x3: what `pending::decide` makes of this pair, without the answer's
-                    // trip through `Cpu::take_answer`.
-                    cpu.vcpu.frame.x[..4].copy_from_slice(&results);
-                    cpu.pending = None;
+                if smccc_results_to_vcpu(cpu, reply) {
+                    // Done: the hot answer.
                 } else if let Some(pending) = cpu.pending {
                     // An emulated access's answer by hand too, anything else as usual.
                     let hot = match pending.kind {
@@ -170,13 +159,7 @@ impl<E: Copy + Send> Registry<E> {
                 }
             }
             Caller::Component(caller_index) => {
-                let caller = &self.components[caller_index];
-                machine.copy_message(component.descriptor.ipc_tx, caller.descriptor.ipc_rx, len);
-                // SAFETY: the caller is below us on this CPU's stack, so this CPU holds its
-                // lock; no other reference to its frame is alive.
-                let frame = unsafe { &mut caller.saved().frame };
-                frame.x[0] = 0;
-                frame.x[1] = len as u64;
+                reply_to_component(machine, component, &self.components[caller_index], len);
             }
             Caller::Kernel => {}
             Caller::Swap => {
@@ -215,10 +198,9 @@ impl<E: Copy + Send> Registry<E> {
             if target == index {
                 return Err(SyscallError::BadArgument);
             }
-            self.acquire(machine, target)
-                .map(|component| (target, component))
+            self.acquire(machine, target).map(|_| target)
         })();
-        let (target, component) = match target {
+        let target = match target {
             Ok(found) => found,
             Err(error) => {
                 // SAFETY: on top of this CPU's stack, so locked by this CPU.
@@ -226,14 +208,31 @@ impl<E: Copy + Send> Registry<E> {
                 return Syscall::Done;
             }
         };
-        machine.copy_message(caller.descriptor.ipc_tx, component.descriptor.ipc_rx, len);
+        self.deliver_call(machine, cpu, index, target, interface, len);
+        Syscall::Done
+    }
+
+    /// Component `index` (on top of `cpu`) calls component `target` (locked by this CPU and
+    /// free) on `interface` with the first `len` bytes of its TX: they go to the target's RX,
+    /// which runs.
+    #[inline(always)]
+    pub(super) fn deliver_call<M: Machine<El1 = E>>(
+        &self,
+        machine: &mut M,
+        cpu: &mut Cpu<E>,
+        index: usize,
+        target: usize,
+        interface: u16,
+        len: usize,
+    ) {
+        let (caller, callee) = (&self.components[index], &self.components[target]);
+        machine.copy_message(caller.descriptor.ipc_tx, callee.descriptor.ipc_rx, len);
         let delivery = Delivery::Call {
             sender: index as u64,
             interface,
             len,
         };
         self.enter(machine, cpu, target, Caller::Component(index), delivery);
-        Syscall::Done
     }
 
     /// NOTIFY: sets `bits` on component `target`, if `caller`'s manifest `notifies` names it.
@@ -297,4 +296,42 @@ impl<E: Copy + Send> Registry<E> {
         release(component);
         Ok(())
     }
+}
+
+/// If the vCPU waits on an SMCCC call and `reply` is its results (`hot::decode_return`): puts
+/// them in its x0..x3, what `pending::decide` and `pending::apply_to_registers` make of the
+/// pair, without the answer's trip through them. Returns whether it did.
+#[inline(always)]
+pub(super) fn smccc_results_to_vcpu<E>(cpu: &mut Cpu<E>, reply: &[u8]) -> bool {
+    let Some(PendingTrap {
+        kind: TrapKind::Smccc,
+        ..
+    }) = cpu.pending
+    else {
+        return false;
+    };
+    let Some(results) = hot::decode_return(reply) else {
+        return false;
+    };
+    cpu.vcpu.frame.x[..4].copy_from_slice(&results);
+    cpu.pending = None;
+    true
+}
+
+/// The REPLY of `replier` with the first `len` bytes of its TX to `caller`, below it on this
+/// CPU's stack (so locked by this CPU): they go to the caller's RX, and its CALL returns 0
+/// with the length.
+#[inline(always)]
+pub(super) fn reply_to_component<E, M: Machine<El1 = E>>(
+    machine: &mut M,
+    replier: &Component<E>,
+    caller: &Component<E>,
+    len: usize,
+) {
+    machine.copy_message(replier.descriptor.ipc_tx, caller.descriptor.ipc_rx, len);
+    // SAFETY: the caller is below the replier on this CPU's stack, so this CPU holds its lock;
+    // no other reference to its frame is alive.
+    let frame = unsafe { &mut caller.saved().frame };
+    frame.x[0] = 0;
+    frame.x[1] = len as u64;
 }
