@@ -82,79 +82,68 @@ struct SystemTest {
     swaps: &'static [PlannedSwap],
 }
 
+impl SystemTest {
+    /// A test of `payload` on `smp` CPUs of `cpu` with everything else at what most tests
+    /// want: no crash and no grant probe, the default manifest, no log or console lines beyond
+    /// the payload's own checks, a clean power-off, the kernel without test features, Linux on
+    /// every CPU, nothing typed and nothing swapped. A test that wants more says only that, with
+    /// struct update syntax: `SystemTest { manifest: Some(..), ..SystemTest::new(..) }`.
+    fn new(name: impl Into<String>, cpu: CpuModel, smp: u32, payload: Payload) -> Self {
+        SystemTest {
+            name: name.into(),
+            cpu,
+            smp,
+            payload,
+            crash: None,
+            probe_grants: false,
+            manifest: None,
+            expect_log: &[],
+            expect_exit: ExitStatus::PoweredOff,
+            expect_console: &[],
+            kernel_features: &[],
+            host_cpus: None,
+            input: &[],
+            swaps: &[],
+        }
+    }
+}
+
 /// Every system test: Linux on both machines with 1 and 2 CPUs, and each test guest on both.
 fn all_tests() -> Vec<SystemTest> {
     let mut tests = Vec::new();
     for cpu in [CpuModel::A72, CpuModel::Max] {
         for smp in [1, 2] {
-            tests.push(SystemTest {
-                name: format!("linux-boot-{cpu:?}-smp{smp}").to_lowercase(),
+            tests.push(SystemTest::new(
+                format!("linux-boot-{cpu:?}-smp{smp}").to_lowercase(),
                 cpu,
                 smp,
-                payload: Payload::Linux,
-                crash: None,
-                probe_grants: false,
-                manifest: None,
-                expect_log: &[],
-                expect_exit: ExitStatus::PoweredOff,
-                expect_console: &[],
-                kernel_features: &[],
-                host_cpus: None,
-                input: &[],
-                swaps: &[],
-            });
+                Payload::Linux,
+            ));
         }
-        tests.push(SystemTest {
-            name: format!("guest-el1-basics-{cpu:?}").to_lowercase(),
+        tests.push(SystemTest::new(
+            format!("guest-el1-basics-{cpu:?}").to_lowercase(),
             cpu,
-            smp: 1,
-            payload: Payload::Guest("hv-guest-el1-basics"),
-            crash: None,
-            probe_grants: false,
-            manifest: None,
-            expect_log: &[],
-            expect_exit: ExitStatus::PoweredOff,
-            expect_console: &[],
-            kernel_features: &[],
-            host_cpus: None,
-            input: &[],
-            swaps: &[],
-        });
+            1,
+            Payload::Guest("hv-guest-el1-basics"),
+        ));
         // Two CPUs calling the VM manager (and through it the supervisor) at once.
-        tests.push(SystemTest {
-            name: format!("guest-smp-calls-{cpu:?}").to_lowercase(),
+        tests.push(SystemTest::new(
+            format!("guest-smp-calls-{cpu:?}").to_lowercase(),
             cpu,
-            smp: 2,
-            payload: Payload::Guest("hv-guest-smp-calls"),
-            crash: None,
-            probe_grants: false,
-            manifest: None,
-            expect_log: &[],
-            expect_exit: ExitStatus::PoweredOff,
-            expect_console: &[],
-            kernel_features: &[],
-            host_cpus: None,
-            input: &[],
-            swaps: &[],
-        });
+            2,
+            Payload::Guest("hv-guest-smp-calls"),
+        ));
     }
     // Component faults: the VM manager crashes once while Linux boots on two CPUs (its third
     // PSCI call), and reads memory outside its sandbox under the test guest.
     tests.push(SystemTest {
-        name: "linux-vm-manager-restart-a72-smp2".into(),
-        cpu: CpuModel::A72,
-        smp: 2,
-        payload: Payload::Linux,
         crash: Some(Crash::Undefined(3)),
-        probe_grants: false,
-        manifest: None,
-        expect_log: &[],
-        expect_exit: ExitStatus::PoweredOff,
-        expect_console: &[],
-        kernel_features: &[],
-        host_cpus: None,
-        input: &[],
-        swaps: &[],
+        ..SystemTest::new(
+            "linux-vm-manager-restart-a72-smp2",
+            CpuModel::A72,
+            2,
+            Payload::Linux,
+        )
     });
     for (name, crash) in [
         ("kernel", Crash::ReadKernel(1)),
@@ -162,20 +151,14 @@ fn all_tests() -> Vec<SystemTest> {
         ("stack", Crash::StackOverflow(2)),
     ] {
         tests.push(SystemTest {
-            name: format!("component-isolation-{name}-max"),
-            cpu: CpuModel::Max,
-            smp: 1,
-            payload: Payload::Guest("hv-guest-el1-basics"),
             crash: Some(crash),
             probe_grants: matches!(crash, Crash::ReadKernel(_)),
-            manifest: None,
-            expect_log: &[],
-            expect_exit: ExitStatus::PoweredOff,
-            expect_console: &[],
-            kernel_features: &[],
-            host_cpus: None,
-            input: &[],
-            swaps: &[],
+            ..SystemTest::new(
+                format!("component-isolation-{name}-max"),
+                CpuModel::Max,
+                1,
+                Payload::Guest("hv-guest-el1-basics"),
+            )
         });
     }
     // Memory protection: the host's stage 2 is built lazily by mem-protect; Linux boots on it
@@ -183,37 +166,25 @@ fn all_tests() -> Vec<SystemTest> {
     for cpu in [CpuModel::A72, CpuModel::Max] {
         for smp in [1, 2] {
             tests.push(SystemTest {
-                name: format!("linux-lazy-stage2-{cpu:?}-smp{smp}").to_lowercase(),
-                cpu,
-                smp,
-                payload: Payload::Linux,
-                crash: None,
-                probe_grants: false,
                 manifest: Some("manifests/tests/mem-protect.toml"),
                 expect_log: &["host stage 2: built lazily", "stage2-stats faults="],
-                expect_exit: ExitStatus::PoweredOff,
-                expect_console: &[],
-                kernel_features: &[],
-                host_cpus: None,
-                input: &[],
-                swaps: &[],
+                ..SystemTest::new(
+                    format!("linux-lazy-stage2-{cpu:?}-smp{smp}").to_lowercase(),
+                    cpu,
+                    smp,
+                    Payload::Linux,
+                )
             });
         }
         tests.push(SystemTest {
-            name: format!("guest-host-memory-{cpu:?}").to_lowercase(),
-            cpu,
-            smp: 1,
-            payload: Payload::Guest("hv-guest-host-memory"),
-            crash: None,
-            probe_grants: false,
             manifest: Some("manifests/tests/mem-protect.toml"),
             expect_log: &["host stage 2: built lazily"],
-            expect_exit: ExitStatus::PoweredOff,
-            expect_console: &[],
-            kernel_features: &[],
-            host_cpus: None,
-            input: &[],
-            swaps: &[],
+            ..SystemTest::new(
+                format!("guest-host-memory-{cpu:?}").to_lowercase(),
+                cpu,
+                1,
+                Payload::Guest("hv-guest-host-memory"),
+            )
         });
     }
     // MMIO guard: the host VM's console is emulated and guarded; the guest exercises every
@@ -221,48 +192,30 @@ fn all_tests() -> Vec<SystemTest> {
     // the manifest enrols by force.
     for cpu in [CpuModel::A72, CpuModel::Max] {
         tests.push(SystemTest {
-            name: format!("guest-mmio-guard-{cpu:?}").to_lowercase(),
-            cpu,
-            smp: 1,
-            payload: Payload::Guest("hv-guest-mmio-guard"),
-            crash: None,
-            probe_grants: false,
             manifest: Some("manifests/tests/mmio-guard.toml"),
             expect_log: &["mmio-guard: refused vm0"],
-            expect_exit: ExitStatus::PoweredOff,
-            expect_console: &[],
-            kernel_features: &[],
-            host_cpus: None,
-            input: &[],
-            swaps: &[],
+            ..SystemTest::new(
+                format!("guest-mmio-guard-{cpu:?}").to_lowercase(),
+                cpu,
+                1,
+                Payload::Guest("hv-guest-mmio-guard"),
+            )
         });
         tests.push(SystemTest {
-            name: format!("guest-mmio-enforced-{cpu:?}").to_lowercase(),
-            cpu,
-            smp: 1,
-            payload: Payload::GuestBin("hv-guest-mmio-guard", "hv-guest-mmio-enforced"),
-            crash: None,
-            probe_grants: false,
             manifest: Some("manifests/tests/mmio-guard-enforced.toml"),
             expect_log: &["mmio-guard: refused vm0"],
-            expect_exit: ExitStatus::PoweredOff,
-            expect_console: &[],
-            kernel_features: &[],
-            host_cpus: None,
-            input: &[],
-            swaps: &[],
+            ..SystemTest::new(
+                format!("guest-mmio-enforced-{cpu:?}").to_lowercase(),
+                cpu,
+                1,
+                Payload::GuestBin("hv-guest-mmio-guard", "hv-guest-mmio-enforced"),
+            )
         });
     }
     // A trap no component can ever answer stops the VM: mem-protect (restart never) faults
     // on the guest's second stage-2 fault, the supervisor leaves it stopped for good, and the
     // host's next stage-2 fault ends the run with a clear error instead of hanging the vCPU.
     tests.push(SystemTest {
-        name: "mem-protect-stopped-ends-the-host-a72".into(),
-        cpu: CpuModel::A72,
-        smp: 1,
-        payload: Payload::Guest("hv-guest-el1-basics"),
-        crash: None,
-        probe_grants: false,
         manifest: Some("manifests/tests/mem-protect-crash.toml"),
         expect_log: &[
             "mem-protect: crash hook fires on stage-2 fault 2",
@@ -270,21 +223,16 @@ fn all_tests() -> Vec<SystemTest> {
             "host VM stopped: its stage-2 fault goes to component mem-protect, which faulted and is never restarted",
         ],
         expect_exit: ExitStatus::VmStopped,
-        expect_console: &[],
-        kernel_features: &[],
-        host_cpus: None,
-        input: &[],
-        swaps: &[],
+        ..SystemTest::new(
+            "mem-protect-stopped-ends-the-host-a72",
+            CpuModel::A72,
+            1,
+            Payload::Guest("hv-guest-el1-basics"),
+        )
     });
     // An answer that does not fit the trap (Resume for an SMCCC call) is refused: the guest's
     // registers stay as they were and the VM stops with the reason.
     tests.push(SystemTest {
-        name: "misanswer-stops-the-host-a72".into(),
-        cpu: CpuModel::A72,
-        smp: 1,
-        payload: Payload::Guest("hv-guest-el1-basics"),
-        crash: None,
-        probe_grants: false,
         manifest: Some("manifests/tests/vm-manager-misanswer.toml"),
         expect_log: &[
             "vm-manager: crash hook fires on request 3: misanswer",
@@ -292,11 +240,12 @@ fn all_tests() -> Vec<SystemTest> {
             "host VM stopped at pc",
         ],
         expect_exit: ExitStatus::VmStopped,
-        expect_console: &[],
-        kernel_features: &[],
-        host_cpus: None,
-        input: &[],
-        swaps: &[],
+        ..SystemTest::new(
+            "misanswer-stops-the-host-a72",
+            CpuModel::A72,
+            1,
+            Payload::Guest("hv-guest-el1-basics"),
+        )
     });
     // A guest VM beside a test-guest host (tests/guests/vm-host), running tests/guests/vm-basic
     // on two CPUs of its own: the machine a guest is promised, isolation both ways, PSCI on its
@@ -305,12 +254,6 @@ fn all_tests() -> Vec<SystemTest> {
     // it again; on max, a VM without MTE gets no tags.
     for cpu in [CpuModel::A72, CpuModel::Max] {
         tests.push(SystemTest {
-            name: format!("guest-vm-{cpu:?}").to_lowercase(),
-            cpu,
-            smp: 3,
-            payload: Payload::Guest("hv-guest-vm-host"),
-            crash: None,
-            probe_grants: false,
             manifest: Some("manifests/tests/guest-vm.toml"),
             expect_log: &[
                 "mem-protect: vm1 memslot ipa 0x40000000",
@@ -320,15 +263,16 @@ fn all_tests() -> Vec<SystemTest> {
                 "VM guest1: stop requested",
                 "vm-maintenance vm=guest1 loads=3 dcache-cleans=3 icache-invalidations=3 tag-scrubs=0",
             ],
-            expect_exit: ExitStatus::PoweredOff,
             expect_console: &[
                 "[guest1] 7 passed, 0 failed",
                 "the guest was stopped and powered off again",
             ],
-            kernel_features: &[],
-            host_cpus: None,
-            input: &[],
-            swaps: &[],
+            ..SystemTest::new(
+                format!("guest-vm-{cpu:?}").to_lowercase(),
+                cpu,
+                3,
+                Payload::Guest("hv-guest-vm-host"),
+            )
         });
     }
     // A guest that resets itself (PSCI SYSTEM_RESET) starts again from wiped memory, its
@@ -360,85 +304,57 @@ fn all_tests() -> Vec<SystemTest> {
         ),
     ] {
         tests.push(SystemTest {
-            name: format!("guest-vm-reset-{cpu:?}").to_lowercase(),
-            cpu,
-            smp: 2,
-            payload: Payload::Guest("hv-guest-vm-host"),
-            crash: None,
-            probe_grants: false,
             manifest: Some(manifest),
             expect_log,
-            expect_exit: ExitStatus::PoweredOff,
             expect_console: &["[guest1] 7 passed, 0 failed", "the guest reset itself"],
             kernel_features: if cpu == CpuModel::Max {
                 &["dirty-guest-tags"]
             } else {
                 &[]
             },
-            host_cpus: None,
-            input: &[],
-            swaps: &[],
+            ..SystemTest::new(
+                format!("guest-vm-reset-{cpu:?}").to_lowercase(),
+                cpu,
+                2,
+                Payload::Guest("hv-guest-vm-host"),
+            )
         });
     }
     // Shared guest memory (seed 004): the guest shares a page through MEM_SHARE and its shared
     // IPA alias, the host finds, reads and answers it, MEM_UNSHARE takes it back from both.
     for cpu in [CpuModel::A72, CpuModel::Max] {
         tests.push(SystemTest {
-            name: format!("guest-share-{cpu:?}").to_lowercase(),
-            cpu,
-            smp: 2,
-            payload: Payload::GuestBin("hv-guest-vm-share", "hv-guest-vm-share-host"),
-            crash: None,
-            probe_grants: false,
             manifest: Some("manifests/tests/guest-share.toml"),
-            expect_log: &[],
-            expect_exit: ExitStatus::PoweredOff,
             expect_console: &["[guest1] 4 passed, 0 failed"],
-            kernel_features: &[],
-            host_cpus: None,
-            input: &[],
-            swaps: &[],
+            ..SystemTest::new(
+                format!("guest-share-{cpu:?}").to_lowercase(),
+                cpu,
+                2,
+                Payload::GuestBin("hv-guest-vm-share", "hv-guest-vm-share-host"),
+            )
         });
     }
     // Interrupts for a guest: the emulated distributor, the virtual CPU interface, the
     // forwarded virtual timer, masking by distributor and by priority.
     for cpu in [CpuModel::A72, CpuModel::Max] {
         tests.push(SystemTest {
-            name: format!("guest-irq-{cpu:?}").to_lowercase(),
-            cpu,
-            smp: 3,
-            payload: Payload::GuestBin("hv-guest-vm-irq", "hv-guest-vm-irq-host"),
-            crash: None,
-            probe_grants: false,
             manifest: Some("manifests/tests/guest-irq.toml"),
             expect_log: &["virq-count delivered="],
-            expect_exit: ExitStatus::PoweredOff,
             expect_console: &["[guest1] 8 passed, 0 failed"],
-            kernel_features: &[],
-            host_cpus: None,
-            input: &[],
-            swaps: &[],
+            ..SystemTest::new(
+                format!("guest-irq-{cpu:?}").to_lowercase(),
+                cpu,
+                3,
+                Payload::GuestBin("hv-guest-vm-irq", "hv-guest-vm-irq-host"),
+            )
         });
     }
     // Debian's Linux as a guest VM beside the host's: a two-vCPU guest that powers off (the
     // host goes on, and powers off when told), and a one-vCPU guest that reboots and comes back.
     for cpu in [CpuModel::A72, CpuModel::Max] {
         tests.push(SystemTest {
-            name: format!("linux-guest-poweroff-{cpu:?}").to_lowercase(),
-            cpu,
-            smp: 3,
-            payload: Payload::LinuxBesideLinux {
-                guest_vcpus: 2,
-                guest_in_shell: false,
-                upstream_pkvm_guest: false,
-            },
-            crash: None,
-            probe_grants: false,
             manifest: Some("manifests/tests/linux-guest.toml"),
             expect_log: &["VM guest stopped: it powered off (PSCI SYSTEM_OFF)"],
-            expect_exit: ExitStatus::PoweredOff,
-            expect_console: &[],
-            kernel_features: &[],
             host_cpus: Some(1),
             input: &[ConsoleInput {
                 after: "VM guest stopped: it powered off",
@@ -446,24 +362,20 @@ fn all_tests() -> Vec<SystemTest> {
                 and_after: None,
                 line: "go",
             }],
-            swaps: &[],
+            ..SystemTest::new(
+                format!("linux-guest-poweroff-{cpu:?}").to_lowercase(),
+                cpu,
+                3,
+                Payload::LinuxBesideLinux {
+                    guest_vcpus: 2,
+                    guest_in_shell: false,
+                    upstream_pkvm_guest: false,
+                },
+            )
         });
         tests.push(SystemTest {
-            name: format!("linux-guest-reboot-{cpu:?}").to_lowercase(),
-            cpu,
-            smp: 2,
-            payload: Payload::LinuxBesideLinux {
-                guest_vcpus: 1,
-                guest_in_shell: false,
-                upstream_pkvm_guest: false,
-            },
-            crash: None,
-            probe_grants: false,
             manifest: Some("manifests/tests/linux-guest-reboot.toml"),
             expect_log: &["VM guest: images reloaded (load 2)"],
-            expect_exit: ExitStatus::PoweredOff,
-            expect_console: &[],
-            kernel_features: &[],
             host_cpus: Some(1),
             input: &[ConsoleInput {
                 after: " console: b\"HV-INIT: done",
@@ -471,30 +383,26 @@ fn all_tests() -> Vec<SystemTest> {
                 and_after: None,
                 line: "go",
             }],
-            swaps: &[],
+            ..SystemTest::new(
+                format!("linux-guest-reboot-{cpu:?}").to_lowercase(),
+                cpu,
+                2,
+                Payload::LinuxBesideLinux {
+                    guest_vcpus: 1,
+                    guest_in_shell: false,
+                    upstream_pkvm_guest: false,
+                },
+            )
         });
     }
     // One keyboard for the host's and the guest's consoles: Ctrl-] moves it.
     for cpu in [CpuModel::A72, CpuModel::Max] {
         tests.push(SystemTest {
-            name: format!("linux-guest-console-{cpu:?}").to_lowercase(),
-            cpu,
-            smp: 2,
-            payload: Payload::LinuxBesideLinux {
-                guest_vcpus: 1,
-                guest_in_shell: true,
-                upstream_pkvm_guest: false,
-            },
-            crash: None,
-            probe_grants: false,
             manifest: Some("manifests/tests/linux-guest-console.toml"),
             expect_log: &[
                 " console: b\"typed-into-the-guest\"",
                 "VM guest stopped: it powered off (PSCI SYSTEM_OFF)",
             ],
-            expect_exit: ExitStatus::PoweredOff,
-            expect_console: &[],
-            kernel_features: &[],
             host_cpus: Some(1),
             input: &[
                 ConsoleInput {
@@ -510,28 +418,24 @@ fn all_tests() -> Vec<SystemTest> {
                     line: "\u{1d}go",
                 },
             ],
-            swaps: &[],
+            ..SystemTest::new(
+                format!("linux-guest-console-{cpu:?}").to_lowercase(),
+                cpu,
+                2,
+                Payload::LinuxBesideLinux {
+                    guest_vcpus: 1,
+                    guest_in_shell: true,
+                    upstream_pkvm_guest: false,
+                },
+            )
         });
     }
     // Upstream Linux with its pKVM guest driver as an MMIO-guard-enforced guest beside the host:
     // its ioremapped devices declared with MMIO_GUARD_MAP, its DMA pools shared with MEM_SHARE.
     for cpu in [CpuModel::A72, CpuModel::Max] {
         tests.push(SystemTest {
-            name: format!("linux-pkvm-guest-{cpu:?}").to_lowercase(),
-            cpu,
-            smp: 3,
-            payload: Payload::LinuxBesideLinux {
-                guest_vcpus: 2,
-                guest_in_shell: false,
-                upstream_pkvm_guest: true,
-            },
-            crash: None,
-            probe_grants: false,
             manifest: Some("manifests/tests/linux-pkvm-guest.toml"),
             expect_log: &["VM guest stopped: it powered off (PSCI SYSTEM_OFF)"],
-            expect_exit: ExitStatus::PoweredOff,
-            expect_console: &[],
-            kernel_features: &[],
             host_cpus: Some(1),
             input: &[ConsoleInput {
                 after: "VM guest stopped: it powered off",
@@ -541,47 +445,46 @@ fn all_tests() -> Vec<SystemTest> {
                 and_after: Some("HV-INIT: waiting for a line on the console"),
                 line: "go",
             }],
-            swaps: &[],
+            ..SystemTest::new(
+                format!("linux-pkvm-guest-{cpu:?}").to_lowercase(),
+                cpu,
+                3,
+                Payload::LinuxBesideLinux {
+                    guest_vcpus: 2,
+                    guest_in_shell: false,
+                    upstream_pkvm_guest: true,
+                },
+            )
         });
     }
     // Linux as the host on CPUs 0-1 with two bare-metal guests on CPUs 2 and 3.
     for cpu in [CpuModel::A72, CpuModel::Max] {
         tests.push(SystemTest {
-            name: format!("linux-with-guests-{cpu:?}-smp4").to_lowercase(),
-            cpu,
-            smp: 4,
-            payload: Payload::Linux,
-            crash: None,
-            probe_grants: false,
             manifest: Some("manifests/tests/guests-with-linux.toml"),
             expect_log: &[
                 "VM guest1 stopped: it powered off (PSCI SYSTEM_OFF)",
                 "VM guest2 stopped: it powered off (PSCI SYSTEM_OFF)",
             ],
-            expect_exit: ExitStatus::PoweredOff,
             expect_console: &["[guest1] 7 passed, 0 failed", "[guest2] 7 passed, 0 failed"],
-            kernel_features: &[],
             host_cpus: Some(2),
-            input: &[],
-            swaps: &[],
+            ..SystemTest::new(
+                format!("linux-with-guests-{cpu:?}-smp4").to_lowercase(),
+                cpu,
+                4,
+                Payload::Linux,
+            )
         });
     }
     // The component template joins a manifest and serves the hypercalls routed to it.
     tests.push(SystemTest {
-        name: "guest-template-calls-a72".into(),
-        cpu: CpuModel::A72,
-        smp: 1,
-        payload: Payload::Guest("hv-guest-template-calls"),
-        crash: None,
-        probe_grants: false,
         manifest: Some("manifests/tests/template.toml"),
         expect_log: &["template: component 3 up, counter at 40"],
-        expect_exit: ExitStatus::PoweredOff,
-        expect_console: &[],
-        kernel_features: &[],
-        host_cpus: None,
-        input: &[],
-        swaps: &[],
+        ..SystemTest::new(
+            "guest-template-calls-a72",
+            CpuModel::A72,
+            1,
+            Payload::Guest("hv-guest-template-calls"),
+        )
     });
     hot_swap::tests(&mut tests);
     tests
@@ -1436,22 +1339,7 @@ mod tests {
     }
 
     fn linux(smp: u32) -> SystemTest {
-        SystemTest {
-            name: "t".into(),
-            cpu: CpuModel::A72,
-            smp,
-            payload: Payload::Linux,
-            crash: None,
-            probe_grants: false,
-            manifest: None,
-            expect_log: &[],
-            expect_exit: ExitStatus::PoweredOff,
-            expect_console: &[],
-            kernel_features: &[],
-            host_cpus: None,
-            input: &[],
-            swaps: &[],
-        }
+        SystemTest::new("t", CpuModel::A72, smp, Payload::Linux)
     }
 
     const LINUX_OK: &str = "CPU: All CPU(s) started at EL1\nHV-INIT: userspace up\n\
@@ -1475,22 +1363,7 @@ mod tests {
 
     #[test]
     fn a_guest_passes_only_when_it_reports_no_failure() {
-        let guest = SystemTest {
-            name: "g".into(),
-            cpu: CpuModel::Max,
-            smp: 1,
-            payload: Payload::Guest("x"),
-            crash: None,
-            probe_grants: false,
-            manifest: None,
-            expect_log: &[],
-            expect_exit: ExitStatus::PoweredOff,
-            expect_console: &[],
-            kernel_features: &[],
-            host_cpus: None,
-            input: &[],
-            swaps: &[],
-        };
+        let guest = SystemTest::new("g", CpuModel::Max, 1, Payload::Guest("x"));
         assert_eq!(
             check(
                 &guest,

@@ -14,7 +14,6 @@
 use super::{Payload, SystemTest};
 use crate::qemu::CpuModel;
 use crate::swap::{PlannedSwap, SwapExpect};
-use hv_abi::ExitStatus;
 use hv_component_config::SwapTest;
 
 /// Where the guest is looping on both CPUs.
@@ -76,12 +75,6 @@ const MMIO_GUARD_SWAPS: &[PlannedSwap] = &[
 /// The hot-swap tests.
 pub(super) fn tests(tests: &mut Vec<SystemTest>) {
     tests.push(SystemTest {
-        name: "hot-swap-vm-manager-a72".into(),
-        cpu: CpuModel::A72,
-        smp: 2,
-        payload: Payload::Guest("hv-guest-swap-load"),
-        crash: None,
-        probe_grants: false,
         manifest: Some("manifests/tests/hot-swap-vm-manager.toml"),
         expect_log: &[
             "component vm-manager swapped: build",
@@ -89,31 +82,29 @@ pub(super) fn tests(tests: &mut Vec<SystemTest>) {
             "vm-manager: taken over after",
             "component vm-manager: swap rolled back",
         ],
-        expect_exit: ExitStatus::PoweredOff,
         expect_console: &["swap-load: PASS"],
-        kernel_features: &[],
-        host_cpus: None,
-        input: &[],
         swaps: VM_MANAGER_SWAPS,
+        ..SystemTest::new(
+            "hot-swap-vm-manager-a72",
+            CpuModel::A72,
+            2,
+            Payload::Guest("hv-guest-swap-load"),
+        )
     });
     tests.push(SystemTest {
-        name: "hot-swap-mmio-guard-a72".into(),
-        cpu: CpuModel::A72,
-        smp: 2,
-        payload: Payload::GuestBin("hv-guest-swap-load", "hv-guest-swap-load-mmio"),
-        crash: None,
-        probe_grants: false,
         manifest: Some("manifests/tests/hot-swap-mmio-guard.toml"),
         expect_log: &[
             "component mmio-guard swapped: build",
             "mmio-guard: vm0 taken over",
             "component mmio-guard: swap rolled back",
         ],
-        expect_exit: ExitStatus::PoweredOff,
         expect_console: &["swap-load: PASS"],
-        kernel_features: &[],
-        host_cpus: None,
-        input: &[],
         swaps: MMIO_GUARD_SWAPS,
+        ..SystemTest::new(
+            "hot-swap-mmio-guard-a72",
+            CpuModel::A72,
+            2,
+            Payload::GuestBin("hv-guest-swap-load", "hv-guest-swap-load-mmio"),
+        )
     });
 }
