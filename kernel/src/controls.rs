@@ -189,10 +189,22 @@ impl TrapControls {
     /// its stage 1 off and needs none of them; trapping them keeps the host's values live and
     /// unseen while a component runs, so a world switch need not save and load them
     /// (`arch::el1`).
+    ///
+    /// HCR_EL2.DC is set: with stage 1 off, a component's data accesses would otherwise be
+    /// Device-nGnRnE, uncached, while the kernel reads and writes the same memory (its message
+    /// buffers, its image, the host's stage-2 tables mem-protect builds for the table walker)
+    /// through cacheable mappings. Mismatched attributes lose coherency on hardware (QEMU has
+    /// no caches to show it): a reply read from a stale cache line, a table entry the walker
+    /// does not see. With DC they are Normal write-back, inner shareable once combined with
+    /// the component's stage 2, as the kernel's are.
     pub fn component(self) -> Self {
         Self {
             hcr: (self.hcr & !(HCR_ATA | HCR_INTERRUPTS_TO_EL2 | HCR_TID3))
-                | (HCR_EL2::TWI::SET + HCR_EL2::TWE::SET + HCR_EL2::TVM::SET + HCR_EL2::TRVM::SET)
+                | (HCR_EL2::TWI::SET
+                    + HCR_EL2::TWE::SET
+                    + HCR_EL2::TVM::SET
+                    + HCR_EL2::TRVM::SET
+                    + HCR_EL2::DC::SET)
                     .value,
             cptr: self.cptr | (CPTR_EL2::TFP::Trapped + CPTR_EL2::TCPAC::SET).value,
         }
@@ -304,7 +316,8 @@ pub fn sctlr_el1_reset() -> u64 {
 }
 
 /// SCTLR_EL1 a component starts with: as a guest's, with the instruction cache on (its code
-/// runs with the MMU off, where the data side is non-cacheable anyway).
+/// runs with the MMU off; its data side is cacheable through HCR_EL2.DC, see
+/// [`TrapControls::component`]).
 pub fn sctlr_el1_component() -> u64 {
     sctlr_el1_reset() | SCTLR_EL1::I::Cacheable.value
 }
@@ -434,7 +447,9 @@ mod tests {
         for features in [PLAIN, RICH] {
             let host = TrapControls::host(&features);
             let component = host.component();
-            let expected = (host.hcr & !(1 << 56)) | (1 << 13) | (1 << 14) | (1 << 26) | (1 << 30);
+            // DC (12), TWI (13), TWE (14), TVM (26), TRVM (30).
+            let expected =
+                (host.hcr & !(1 << 56)) | (1 << 12) | (1 << 13) | (1 << 14) | (1 << 26) | (1 << 30);
             assert_eq!(component.hcr, expected);
             // Under a guest vCPU too: a component never takes the guest's interrupts.
             assert_eq!(host.guest(true).component().hcr, expected);
