@@ -10,7 +10,9 @@
 //! the answer, which `hv_kernel::pending` checks against the trap; an answer that does not
 //! fit, or a trap whose component is stopped for good, stops the VM. Anything else a guest
 //! cannot do becomes an UNDEFINED instruction exception. Traps from components are their
-//! system calls or faults (see [`components`]).
+//! system calls or faults (see [`components`]). A guest's SMCCC HVC to a free component, its
+//! REPLY with the results, and calls between components take a fast path first
+//! (`hv_kernel::worlds::fast`; docs/ipc.md has the figures).
 
 use crate::arch::{self, GuestFrame};
 use crate::components::{self, Here};

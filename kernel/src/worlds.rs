@@ -21,7 +21,8 @@
 //!   [`SyscallError::CalleeRetired`], and a vCPU trap routed there stops the VM).
 //!
 //! Hardware stays behind [`Machine`] (the kernel's `arch` implements it), so that all of this is
-//! tested on the host, including two CPUs queueing on one component.
+//! tested on the host, including two CPUs queueing on one component. The hottest transitions
+//! also have a fast path (`worlds::fast`), tested against the general one.
 //!
 //! The steps of a call and a reply are `#[inline(always)]`: each is small and on the trap path,
 //! where a function's prologue and epilogue (saving and restoring callee-saved registers) cost
@@ -684,8 +685,9 @@ impl<E: Copy + Send> Registry<E> {
 
     /// Sends the vCPU's trap `pending` to component `index` as a call on `interface`, whose
     /// request `encode` writes into the component's RX buffer from the vCPU's registers
-    /// (returning its length, or `None` if it does not fit). On success the component is on top of `cpu`; its answer comes back
-    /// through [`Cpu::take_answer`].
+    /// (returning its length, or `None` if it does not fit). On success the component is on top
+    /// of `cpu`. Its REPLY carries out an answer that only sets the vCPU's registers; anything
+    /// else comes back through [`Cpu::take_answer`].
     ///
     /// # Errors
     /// [`CallError::Stopped`] for a component stopped and not yet restarted (the caller puts
