@@ -6,7 +6,7 @@
 //! keyboard to the next console (host, then each guest with one, then the host again). Output
 //! is not touched: the host writes its own, guests' lines come prefixed with their names.
 //!
-//! Pure logic, host-tested; `main.rs` makes the accesses.
+//! Pure logic, host-tested; `component/emulation.rs` makes the accesses.
 
 /// The key that moves the keyboard to the next console: Ctrl-] (GS), as telnet and virsh use
 /// it; QEMU's own escape is Ctrl-A.

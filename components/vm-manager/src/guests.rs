@@ -1,7 +1,7 @@
 //! Creating the guest VMs the manifest declares (DESIGN decision 12), as a plan the component
 //! carries out: for each guest, its memslots (locked: given to it and mapped in full by the
 //! memory-protection component before it first runs), the devices passed through to it, and
-//! then its start. Pure, host-tested; the component makes the calls (`main.rs`).
+//! then its start. Pure, host-tested; the component makes the calls (`component/guest_vms.rs`).
 //!
 //! A guest sees a standard machine: its RAM at the board's RAM base (the configuration's
 //! `ram_ipa`) whatever physical memory backs it, its devices at their board addresses. One

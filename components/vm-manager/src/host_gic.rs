@@ -14,7 +14,7 @@
 //!   ICC_SGI1R_EL1, which does not trap for it; a guest CPU takes such an SGI at EL2 and drops
 //!   it, so the guest never sees it.)
 //!
-//! Pure logic, host-tested; `main.rs` makes the kernel operations.
+//! Pure logic, host-tested; `component/emulation.rs` makes the kernel operations.
 
 use hv_component_config::Region;
 use hv_vgic::Version;

@@ -1,6 +1,6 @@
 //! Which emulated device a trapped MMIO access is for, and why an access is refused. Pure
-//! logic, host-tested; the component (`main.rs`) asks the MMIO guard in between and then runs
-//! the device model.
+//! logic, host-tested; the component (`component/emulation.rs`) asks the MMIO guard in between
+//! and then runs the device model.
 //!
 //! An access is emulated only if all its bytes lie in one emulated device of the VM that made
 //! it. The kernel routes accesses to the VM's emulated ranges, so an access that does not start
