@@ -33,11 +33,10 @@ use core::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 
 use hv_abi::{ComponentDescriptor, MAX_COMPONENTS, MAX_SMCCC_RANGES, PhysRange};
 use hv_ipc::abi::{self, ComponentState, MESSAGE_MAX, SyscallError};
-use hv_ipc::interfaces::guest_trap::TrapResolution;
 use spin::mutex::TicketMutex;
 
 use crate::frame::GuestFrame;
-use crate::pending::{Decision, PendingTrap, Refusal};
+use crate::pending::{Decision, PendingTrap};
 
 /// Most nested worlds on one CPU: the vCPU plus every component once.
 pub const MAX_DEPTH: usize = MAX_COMPONENTS + 1;
@@ -295,9 +294,6 @@ pub struct Cpu<E> {
     /// The hot-swap this CPU carries out, once asked for.
     swap: Option<swap::SwapJob>,
 }
-
-/// A component's answer to a vCPU trap: the resolution, or why there is none.
-pub type VcpuAnswer = Result<TrapResolution, Refusal>;
 
 impl<E: Copy> Cpu<E> {
     /// A CPU running its vCPU, whose EL1 state is `el1` (live in the CPU: the value only

@@ -4,10 +4,11 @@
 //! system call, as its code would.
 
 use super::*;
+use crate::pending::Refusal;
 use crate::pending::TrapKind;
 use hv_abi::{ComponentDescriptor, PhysRange};
 use hv_ipc::abi::{interface, kernel_op, syscall};
-use hv_ipc::interfaces::guest_trap::GuestTrapInterface;
+use hv_ipc::interfaces::guest_trap::{GuestTrapInterface, TrapResolution};
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;

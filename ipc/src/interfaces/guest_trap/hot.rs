@@ -89,18 +89,8 @@ pub fn decode_return(bytes: &[u8]) -> Option<[u64; 4]> {
     let mut at = 2;
     let mut regs = [0; 4];
     for register in &mut regs {
-        let &first = bytes.get(at)?;
-        let zigzagged = if first < 0x80 {
-            at += 1;
-            first.into()
-        } else {
-            let LongVarint::Value(value, len) = read_long_varint::<10, 0b1>(bytes.get(at..)?)
-            else {
-                return None;
-            };
-            at += len;
-            value
-        };
+        let zigzagged;
+        (zigzagged, at) = take_u64(bytes, at)?;
         // Bit for bit into the register (`TrapResolution::registers`).
         *register = unzigzag(zigzagged) as u64;
     }
