@@ -31,11 +31,15 @@ struct BoardFile {
     device: Vec<Device>,
 }
 
-/// The hot-swap control line: a PL011 only the hypervisor uses.
+/// The hot-swap control line: a PL011 only the hypervisor uses (`pl011`), or one of the
+/// board's UARTs (`uart`).
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, rename_all = "kebab-case")]
 struct Control {
-    pl011: u64,
+    #[serde(default)]
+    pl011: Option<u64>,
+    #[serde(default)]
+    uart: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -387,9 +391,27 @@ const {constant}_BOARD_TOML_IS_VALID: () = if let Err(error) = {constant}.valida
         host_kernel_address = image.host_kernel_address,
         release = release.join(", "),
         console_uart = console.base,
-        control_uart = match &board.control {
-            Some(control) => format!("Some({:#x})", control.pl011),
+        control_uart = match board.control.as_ref().map(|c| (c.pl011, c.uart.as_deref())) {
             None => "None".to_owned(),
+            Some((Some(base), None)) => {
+                format!("Some(ControlUart {{ base: {base:#x}, kind: UartKind::Pl011 }})")
+            }
+            Some((None, Some(name))) => {
+                let uart = find_uart(name, "control.uart");
+                let kind = match uart.kind.as_str() {
+                    "pl011" => "UartKind::Pl011",
+                    "mini-uart" => "UartKind::MiniUart",
+                    other => fail(path, &format!("control.uart: a {other} cannot be driven")),
+                };
+                format!(
+                    "Some(ControlUart {{ base: {:#x}, kind: {kind} }})",
+                    uart.base
+                )
+            }
+            Some(_) => fail(
+                path,
+                "[control] takes one of `pl011 = <base>` or `uart = \"<name>\"`"
+            ),
         },
         gics = gics.join(",\n        "),
         secure_physical = timer.secure_physical,

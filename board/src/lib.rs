@@ -49,7 +49,9 @@
 //! linux-console = "ttyS1,115200"     # Linux's `console=` for it
 //!
 //! [control]                          # optional: the hot-swap control line (docs/hot-swap.md)
-//! pl011 = 0x0904_0000                # a PL011 the hypervisor keeps (not one of the UARTs)
+//! pl011 = 0x0904_0000                # a PL011 the hypervisor keeps (not one of the UARTs), or
+//! uart = "uart1"                     #   one of the UARTs, kept from every VM while hot-swap
+//!                                    #   is on (the log's mini-UART: the line is shared)
 //!
 //! [secondaries]
 //! start = "spin-table"               # "psci-smc", or "spin-table" with:
@@ -149,6 +151,15 @@ pub enum LogSink {
         /// The mini-UART's registers: AUX_MU_IO_REG, the UART's base in [`Board::uarts`].
         base: u64,
     },
+}
+
+/// The UART that carries hot-swap's control line.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ControlUart {
+    /// Its registers' base (a PL011's, or the mini-UART's AUX_MU_IO_REG).
+    pub base: u64,
+    /// Its register interface.
+    pub kind: UartKind,
 }
 
 /// How the secondary CPUs are started.
@@ -317,9 +328,9 @@ pub struct Board {
     pub console_uart: u64,
     /// Linux's `console=` argument for that UART (`ttyAMA0`, `ttyS1,115200`).
     pub linux_console: &'static str,
-    /// Base of the PL011 that carries the hot-swap control line (docs/hot-swap.md), if the
-    /// board has one the hypervisor keeps to itself: no VM is given it.
-    pub control_uart: Option<u64>,
+    /// The UART that carries the hot-swap control line (docs/hot-swap.md), if the board has
+    /// one: no VM is given it while hot-swap is on.
+    pub control_uart: Option<ControlUart>,
     /// The UARTs (also listed in [`Board::devices`]).
     pub uarts: &'static [Uart],
     /// Every GIC configuration the board can have (QEMU's virt has two; the Pi one).
@@ -434,6 +445,24 @@ impl Board {
             .iter()
             .find(|uart| uart.region.base == self.console_uart)
             .expect("validated: the console is one of the board's UARTs")
+    }
+
+    /// Whether hot-swap's control line is the log's UART: frames both ways on one line, told
+    /// apart by their checksums (docs/hot-swap.md).
+    pub fn control_shares_log(&self) -> bool {
+        matches!(
+            (self.control_uart, self.log_sink),
+            (Some(control), LogSink::MiniUart { base }) if control.base == base
+        )
+    }
+
+    /// The 4 KiB page the control UART lies in, which stage 2 cannot split: every device in
+    /// it is kept from the VMs while hot-swap is on.
+    pub fn control_page(&self) -> Option<Region> {
+        self.control_uart.map(|control| Region {
+            base: control.base & !0xfff,
+            size: 0x1000,
+        })
     }
 
     /// The device named `name` (UARTs included).

@@ -55,6 +55,24 @@ impl LoggerState {
     }
 }
 
+/// Sends `bytes` on the log's line between two frames: hot-swap's answers when the control
+/// line is the log's UART (the host tool tells the two kinds of frames apart).
+pub fn write_between_frames(bytes: &[u8]) {
+    take_lock();
+    drain(bytes);
+    LOCKED.store(false, Ordering::Release);
+}
+
+/// Spins until this CPU holds the lock.
+fn take_lock() {
+    while LOCKED
+        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        core::hint::spin_loop();
+    }
+}
+
 /// True if a log frame is being written on some CPU (the panic path checks it).
 pub fn is_busy() -> bool {
     LOCKED.load(Ordering::Acquire)
@@ -66,12 +84,7 @@ struct Logger;
 // SAFETY: acquire/release bracket every access to STATE with the LOCKED spin lock.
 unsafe impl defmt::Logger for Logger {
     fn acquire() {
-        while LOCKED
-            .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
-            .is_err()
-        {
-            core::hint::spin_loop();
-        }
+        take_lock();
         // SAFETY: we hold the lock.
         let state = unsafe { &mut *STATE.0.get() };
         state.encode(|encoder, sink| encoder.start_frame(|bytes| sink.push(bytes)));

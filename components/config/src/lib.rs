@@ -140,6 +140,10 @@ pub struct System {
     /// emulated, the VM manager shares its keyboard between them (`host_console_mux`).
     #[serde(default)]
     pub console: Region,
+    /// The page of hot-swap's control line while hot-swap is on (docs/hot-swap.md): the
+    /// hypervisor's alone, left out of every VM's stage 2 even where no device is described.
+    #[serde(default)]
+    pub control_line: Option<Region>,
 }
 
 /// One GIC configuration of the board, where every VM sees it.
@@ -429,6 +433,7 @@ mod tests {
             components: Vec::new(),
             gics,
             console: Region::default(),
+            control_line: None,
         }
     }
 

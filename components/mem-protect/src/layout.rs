@@ -13,8 +13,10 @@ use hv_component_config::{ComponentConfig, DeviceMode, MAX_DEVICES, MAX_VMS, Sys
 
 /// The page size every range is rounded to.
 const PAGE: u64 = 4096;
-/// Most device holes: every device of every VM, and the GIC ranges kept from the host.
-pub const MAX_HOLES: usize = MAX_DEVICES * MAX_VMS + hv_component_config::MAX_FILTERED_GIC_RANGES;
+/// Most device holes: every device of every VM, the GIC ranges kept from the host, its
+/// console when shared, and hot-swap's control line.
+pub const MAX_HOLES: usize =
+    MAX_DEVICES * MAX_VMS + hv_component_config::MAX_FILTERED_GIC_RANGES + 2;
 /// The host's IPA space (40 bits).
 const IPA_LIMIT: u64 = 1 << 40;
 
@@ -26,7 +28,8 @@ pub struct HostLayout {
     /// The hypervisor's part of it, owned by the hypervisor from boot.
     pub reserved: [IpaRange; 1],
     /// Ranges outside RAM never mapped into the host, page aligned and sorted: its emulated
-    /// devices (which must keep faulting) and the devices passed through to guests (theirs).
+    /// devices (which must keep faulting), the devices passed through to guests (theirs), and
+    /// hot-swap's control line (the hypervisor's).
     pub device_holes: Vec<IpaRange, MAX_HOLES>,
     /// How large the lazily made mappings may be.
     pub policy: MappingPolicy,
@@ -104,6 +107,7 @@ pub fn host_layout(config: &ComponentConfig) -> Result<HostLayout, LayoutError> 
         .chain(given_to_guests)
         .chain(filtered_gic.iter().map(page_span))
         .chain(system.host_console_mux().iter().map(page_span))
+        .chain(system.control_line.iter().map(page_span))
         .map(|(start, end)| IpaRange::new(start, end))
         .collect();
     if device_holes
@@ -251,6 +255,7 @@ mod tests {
                 components: Default::default(),
                 gics: Default::default(),
                 console: Region::default(),
+                control_line: None,
             },
             settings,
             swap_test: None,
@@ -286,6 +291,29 @@ mod tests {
         // No settings: the default policy.
         let plain = host_layout(&config(&[], Settings::None)).unwrap();
         assert_eq!(plain.policy, MappingPolicy::LargestBlock);
+    }
+
+    #[test]
+    fn the_control_line_is_never_the_hosts() {
+        // Hot-swap's control line (a UART no VM is given) is a hole, so a host that pokes at it
+        // takes an abort instead of reading the tool's frames.
+        let mut with_line = config(&[], Settings::None);
+        with_line.system.control_line = Some(Region {
+            base: 0x904_0000,
+            size: 0x1000,
+        });
+        let layout = host_layout(&with_line).unwrap();
+        assert_eq!(
+            layout.device_holes.as_slice(),
+            [IpaRange::new(0x904_0000, 0x904_1000)]
+        );
+        // Hot-swap off: nothing is kept.
+        assert!(
+            host_layout(&config(&[], Settings::None))
+                .unwrap()
+                .device_holes
+                .is_empty()
+        );
     }
 
     #[test]

@@ -131,6 +131,7 @@ mod tests {
             components,
             gics: Default::default(),
             console: Region::default(),
+            control_line: None,
         }
     }
 

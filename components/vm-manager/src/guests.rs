@@ -233,6 +233,7 @@ mod tests {
             components: Default::default(),
             gics: Default::default(),
             console: Region::default(),
+            control_line: None,
         };
         system.vms.push(vm(0, true, &[])).unwrap();
         system.vms.push(vm(1, false, &[])).unwrap();

@@ -148,6 +148,39 @@ impl DeviceTree {
         count
     }
 
+    /// Disables every node whose `reg` starts at a CPU address in `start..end` (a page the
+    /// hypervisor keeps, such as hot-swap's control line), so the host does not probe what it
+    /// cannot reach. Returns their paths.
+    pub fn disable_nodes_in(&mut self, start: u64, end: u64) -> Vec<String> {
+        fn walk(
+            tree: &DeviceTree,
+            node: &Node,
+            path: &str,
+            range: (u64, u64),
+            out: &mut Vec<String>,
+        ) {
+            for child in &node.children {
+                let child_path = format!("{}/{}", path.trim_end_matches('/'), child.name);
+                if child.property("reg").is_some()
+                    && tree
+                        .cpu_address(&child_path)
+                        .is_some_and(|address| (range.0..range.1).contains(&address))
+                {
+                    out.push(child_path.clone());
+                }
+                walk(tree, child, &child_path, range, out);
+            }
+        }
+        let mut paths = Vec::new();
+        walk(self, &self.root, "/", (start, end), &mut paths);
+        for path in &paths {
+            if let Some(node) = self.node_mut(path) {
+                node.set_string("status", "disabled");
+            }
+        }
+        paths
+    }
+
     /// Sets the kernel command line and initrd location in `/chosen` (created if missing).
     ///
     /// `None` removes the corresponding properties, so the result never carries a stale
@@ -214,6 +247,24 @@ mod tests {
         t.ensure_node("/chosen")
             .set_string("stdout-path", "/pl011@9000000");
         t
+    }
+
+    #[test]
+    fn nodes_in_a_kept_page_are_disabled() {
+        let mut t = virt();
+        for (name, address) in [
+            ("pl011@9000000", 0x900_0000u32),
+            ("pl011@9040000", 0x904_0000),
+        ] {
+            let node = t.ensure_node(&format!("/{name}"));
+            node.set_u32s("reg", &[0, address, 0, 0x1000]);
+            node.set_string("compatible", "arm,pl011");
+        }
+        let disabled = t.disable_nodes_in(0x904_0000, 0x904_1000);
+        assert_eq!(disabled, ["/pl011@9040000"]);
+        let status = |path: &str| t.node(path).and_then(|node| node.string_property("status"));
+        assert_eq!(status("/pl011@9040000"), Some("disabled"));
+        assert_eq!(status("/pl011@9000000"), None);
     }
 
     #[test]

@@ -158,6 +158,11 @@ impl Manifest {
             components,
             gics,
             console: region(self.board.console().region),
+            control_line: self
+                .board
+                .control_page()
+                .filter(|_| self.hot_swap)
+                .map(region),
         })
     }
 

@@ -689,7 +689,8 @@ fn hot_swap_grants_the_supervisor_the_control_line_and_swap() {
     let plain = hv_manifest::parse(&without, "plain.toml", Path::new(".")).unwrap();
     assert!(!plain.hot_swap);
 
-    // A board without a control line refuses it, and so does a system without a supervisor.
+    // On the Pi the control line is the log's mini-UART: its page (the mini-UART and the AUX
+    // block) is kept from the host, and a console there is refused, as is an explicit grant.
     let pi = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/../../manifests/rpi4.toml"
@@ -699,9 +700,51 @@ fn hot_swap_grants_the_supervisor_the_control_line_and_swap() {
     let error = hv_manifest::parse(&pi, "pi.toml", Path::new(".")).unwrap_err();
     let errors = error.diagnostics();
     assert!(
-        errors.iter().any(|e| e.message.contains("no control line")),
+        errors.iter().any(|e| e
+            .message
+            .contains("the console ttyS1 is uart1, hot-swap's control line")),
         "{errors:?}"
     );
+    let pi = pi.replace("console=ttyS1,115200", "console=ttyAMA0");
+    let manifest = hv_manifest::parse(&pi, "pi.toml", Path::new(".")).unwrap();
+    let host = &manifest.vms[0];
+    let given: Vec<&str> = host.devices.iter().map(|grant| grant.device.name).collect();
+    assert!(given.contains(&"uart0"), "{given:?}");
+    assert!(
+        !given.contains(&"uart1") && !given.contains(&"aux"),
+        "{given:?}"
+    );
+    let explicit = pi
+        .replace("[host]", "[[vm]]\nname = \"host\"")
+        .replace("cpus = 4", "vcpus = 4")
+        .replace(
+            "initrd = \"busybox\"",
+            "initrd = \"busybox\"\ndevices = [{ name = \"uart0\" }, { name = \"aux\" }]",
+        );
+    let error = hv_manifest::parse(&explicit, "pi.toml", Path::new(".")).unwrap_err();
+    let errors = error.diagnostics();
+    assert!(
+        errors.iter().any(|e| e
+            .message
+            .contains("\"aux\" shares its page with the hot-swap control line")),
+        "{errors:?}"
+    );
+    // Without hot-swap the host keeps its console on the mini-UART.
+    let plain_pi = hv_manifest::parse(
+        &pi.replace("hot-swap = true\n", "")
+            .replace("console=ttyAMA0", "console=ttyS1,115200"),
+        "pi.toml",
+        Path::new("."),
+    )
+    .unwrap();
+    assert!(
+        plain_pi.vms[0]
+            .devices
+            .iter()
+            .any(|grant| grant.device.name == "uart1")
+    );
+
+    // A system without a supervisor refuses it.
     let no_supervisor = with.replacen("serves = \"supervisor\"", "", 1).replacen(
         "calls = [\"supervisor\", ",
         "calls = [",

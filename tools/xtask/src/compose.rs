@@ -54,6 +54,9 @@ pub struct Request<'a> {
     pub host_emulated: &'a [PhysRange],
     /// The guest VMs, by VM id.
     pub guests: &'a [Guest],
+    /// Hot-swap's control line's page, when the line is one of the board's UARTs and hot-swap
+    /// is on: the hypervisor keeps it, so the host's tree has its devices disabled.
+    pub control_page: Option<PhysRange>,
 }
 
 /// A component built for its place in the layout.
@@ -213,6 +216,11 @@ pub fn compose(request: &Request) -> Result<Composed> {
     adapt_board_dtb(board, &mut dtb, ram)?;
     dtb.reserve_no_map("hypervisor", hypervisor.start, hypervisor.len())?;
     leave_guests_out(&mut dtb, ram, request.guests)?;
+    if let Some(page) = request.control_page {
+        for path in dtb.disable_nodes_in(page.start, page.end) {
+            eprintln!("host dtb: {path} disabled (hot-swap's control line is the hypervisor's)");
+        }
+    }
     // Room for the kernel to disable, at boot, what the firmware's own tree disables.
     dtb.pad_enabled_statuses(hv_kernel::boot_dtb::PADDED_OKAY);
     dtb.set_chosen(

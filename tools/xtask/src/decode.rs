@@ -79,6 +79,7 @@ pub fn render(pieces: Vec<Piece>, partial: &mut String, mut line: impl FnMut(Str
                 line(format!("[hv] {frame}"));
             }
             Piece::Malformed(len) => line(format!("[hv] (malformed frame, {len} bytes)")),
+            Piece::Control(frame) => line(format!("[swap] answer ({} bytes)", frame.len())),
         }
     }
 }

@@ -495,6 +495,14 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
             )
             .collect::<Vec<_>>(),
         guests: &guests,
+        control_page: system
+            .board
+            .control_page()
+            .filter(|_| system.manifest.hot_swap)
+            .map(|page| PhysRange {
+                start: page.base,
+                end: page.end(),
+            }),
     })?;
     compose::print_map(&composed, system.board);
     let out_dir = out.parent().unwrap_or(Path::new(".")).to_owned();
@@ -530,12 +538,7 @@ fn run(args: &RunArgs) -> Result<i32> {
         system.machine.label()
     ));
     let control = swap::ControlLine::of_run(&system.name);
-    if system.machine.model != qemu::Model::Virt {
-        eprintln!(
-            "hot-swap: not on {} (no control line yet)",
-            system.machine.label()
-        );
-    } else if !system.manifest.hot_swap {
+    if !system.manifest.hot_swap {
         eprintln!(
             "hot-swap: off (`hot-swap = true` in {} turns it on)",
             shown(&system.manifest_path)
@@ -551,8 +554,7 @@ fn run(args: &RunArgs) -> Result<i32> {
             shown(&control.socket)
         );
     }
-    let watching =
-        args.watch && system.manifest.hot_swap && system.machine.model == qemu::Model::Virt;
+    let watching = args.watch && system.manifest.hot_swap;
     if args.watch && !watching {
         eprintln!("hot-swap watch: off (no hot-swap on this system)");
     } else if watching {
@@ -576,6 +578,7 @@ fn run(args: &RunArgs) -> Result<i32> {
             show_hv_log: true,
             input: &[],
             control: control.clone(),
+            hot_swap: system.manifest.hot_swap,
             swaps: &[],
         });
         stop.store(true, std::sync::atomic::Ordering::Relaxed);

@@ -3,7 +3,8 @@
 //! live from the semihosting chardev on virt, split from the console on the Pi's mini-UART),
 //! timeouts and the exit status.
 
-use crate::serial_log::{Demux, Piece};
+mod shared_line;
+
 use crate::swap::{ControlLine, ScheduledSwap, SwapRecord};
 use crate::{paths, prereqs::QEMU, progress};
 use anyhow::{Context, Result, bail};
@@ -198,10 +199,13 @@ pub struct Run<'a> {
     pub show_hv_log: bool,
     /// Lines typed on the console when the run reaches a point (captured runs only).
     pub input: &'a [ConsoleInput],
-    /// The control line (`virt` only: QEMU's second serial port, the hypervisor's control
-    /// UART, served on a Unix socket for `cargo xtask swap`), and the folder where swapped-in
-    /// ELFs appear for decoding the log.
+    /// The control line (on virt QEMU's second serial port, the hypervisor's control UART; on
+    /// raspi4b with hot-swap the mini-UART, relayed), served on a Unix socket for `cargo xtask
+    /// swap`, and the folder where swapped-in ELFs appear for decoding the log.
     pub control: ControlLine,
+    /// Whether the manifest turns hot-swap on (on raspi4b, the mini-UART is then the
+    /// hypervisor's and the terminal is the host's PL011).
+    pub hot_swap: bool,
     /// Swaps to perform, in order, when the run reaches their points (captured runs only).
     pub swaps: &'a [ScheduledSwap],
 }
@@ -523,94 +527,9 @@ impl LogDecoder {
 
 /// Prints a decoded log line, dimmed. In the interactive terminal (raw mode) a bare \n does not
 /// return the carriage.
-fn print_hv_line(line: &str, interactive: bool) {
+pub(crate) fn print_hv_line(line: &str, interactive: bool) {
     let end = if interactive { "\r\n" } else { "\n" };
     eprint!("\x1b[2m[hv] {line}\x1b[0m{end}");
-}
-
-/// Where the pieces of a shared serial line go.
-struct SerialSinks {
-    console_text: Arc<Mutex<String>>,
-    hv_lines: Arc<Mutex<Vec<String>>>,
-    /// Print the console text as it comes.
-    echo: bool,
-    /// Print the log lines as they come.
-    show: bool,
-    interactive: bool,
-}
-
-impl SerialSinks {
-    fn take(&self, pieces: Vec<Piece>) {
-        for piece in pieces {
-            match piece {
-                Piece::Text(text) => {
-                    if self.echo {
-                        print!("{text}");
-                        let _ = std::io::stdout().flush();
-                    }
-                    self.console_text.lock().unwrap().push_str(&text);
-                }
-                Piece::Frame(line) => {
-                    if self.show {
-                        print_hv_line(&line, self.interactive);
-                    }
-                    self.hv_lines.lock().unwrap().push(line);
-                }
-                Piece::Malformed(len) => self
-                    .hv_lines
-                    .lock()
-                    .unwrap()
-                    .push(format!("(malformed frame, {len} bytes)")),
-            }
-        }
-    }
-}
-
-/// Reads a serial line that carries both the console and the log (the mini-UART) until it
-/// ends, splitting it as it comes ([`Demux`]); copies the raw bytes to `raw_path` if given.
-fn split_serial(
-    mut source: Box<dyn Read + Send>,
-    raw_path: Option<PathBuf>,
-    decoder: &LogDecoder,
-    sinks: &SerialSinks,
-) -> Result<()> {
-    let mut raw = raw_path.map(std::fs::File::create).transpose()?;
-    let mut demux = Demux::new();
-    let decode = |candidate: &[u8]| decoder.decode_frame(candidate);
-    let mut buffer = [0u8; 4096];
-    while let Ok(read) = source.read(&mut buffer) {
-        if read == 0 {
-            break;
-        }
-        if let Some(raw) = raw.as_mut() {
-            raw.write_all(&buffer[..read])?;
-        }
-        let mut pieces = demux.push(&buffer[..read], &decode);
-        pieces.extend(demux.take_settled_text().map(Piece::Text));
-        sinks.take(pieces);
-    }
-    sinks.take(demux.finish());
-    Ok(())
-}
-
-/// A file QEMU appends to, read to its end once `done` is set (until then a read at its
-/// current end waits for more).
-struct Tail {
-    file: std::fs::File,
-    done: Arc<Mutex<bool>>,
-}
-
-impl Read for Tail {
-    fn read(&mut self, buffer: &mut [u8]) -> std::io::Result<usize> {
-        loop {
-            let finished = *self.done.lock().unwrap();
-            let read = self.file.read(buffer)?;
-            if read > 0 || finished {
-                return Ok(read);
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
 }
 
 /// What became of `scheduled`, started `started` into the run, from its thread's result;
@@ -643,8 +562,9 @@ fn swap_record(
 
 /// Boots the image and waits for the run to end.
 pub fn run(run: &Run) -> Result<Outcome> {
-    if matches!(run.machine.model, Model::Raspi4b { .. }) && !run.swaps.is_empty() {
-        bail!("raspi4b runs have no control line yet: they cannot swap components");
+    let raspi4b = matches!(run.machine.model, Model::Raspi4b { .. });
+    if raspi4b && !run.swaps.is_empty() && !run.hot_swap {
+        bail!("this system does not turn hot-swap on: it cannot swap components");
     }
     std::fs::create_dir_all(&run.log_dir)?;
     // A capture from an earlier run must not be read as this one's.
@@ -657,9 +577,24 @@ pub fn run(run: &Run) -> Result<Outcome> {
         .args(run.machine.args())
         .arg("-kernel")
         .arg(run.image);
-    // On raspi4b the log shares the mini-UART with the host's console: QEMU's stdout carries
-    // both, and the console thread below splits them.
-    let shared_serial = matches!(run.machine.model, Model::Raspi4b { .. });
+    // On raspi4b the log is on the mini-UART, beside the host's console or (with hot-swap) the
+    // control line; a thread below splits the line.
+    let shared_serial = raspi4b;
+    // With hot-swap on raspi4b the mini-UART is the hypervisor's (log and control line): QEMU
+    // serves it on a socket that this run relays for `cargo xtask swap`, and the terminal is
+    // the PL011, the host's console.
+    let relayed = raspi4b && run.hot_swap;
+    let line_socket = run.control.line_socket();
+    let relayed_args = |command: &mut Command| {
+        let _ = std::fs::remove_file(&line_socket);
+        command
+            .arg("-chardev")
+            .arg(format!(
+                "socket,id=miniuart,path={},server=on,wait=on",
+                line_socket.display()
+            ))
+            .args(["-serial", "chardev:miniuart"]);
+    };
     // The control UART: QEMU serves its socket (no waiting for a client); a socket left by an
     // earlier run would refuse `cargo xtask swap`'s connection.
     let control_args = if shared_serial {
@@ -687,6 +622,20 @@ pub fn run(run: &Run) -> Result<Outcome> {
     }
     command.arg("-no-reboot");
     match run.console {
+        Console::Interactive if relayed => {
+            command.args(["-display", "none", "-serial", "mon:stdio"]);
+            relayed_args(&mut command);
+        }
+        Console::Captured { .. } if relayed => {
+            command.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
+            relayed_args(&mut command);
+            let stdin = if typing {
+                Stdio::piped()
+            } else {
+                Stdio::null()
+            };
+            command.stdin(stdin).stdout(Stdio::piped());
+        }
         Console::Interactive if shared_serial => {
             // The PL011 (serial 0) goes nowhere; the mini-UART is the terminal, Ctrl-A X quits.
             command.args([
@@ -755,8 +704,9 @@ pub fn run(run: &Run) -> Result<Outcome> {
         run.console,
         Console::Captured { echo: true } | Console::Interactive
     );
-    // Interactive raspi4b runs have the mini-UART on stdout; captured ones in serial.raw.
-    let demuxed_stdout = shared_serial && run.console == Console::Interactive;
+    // Interactive raspi4b runs have the mini-UART on stdout (unless relayed); captured ones in
+    // serial.raw.
+    let demuxed_stdout = shared_serial && !relayed && run.console == Console::Interactive;
     let plain_stdout = if demuxed_stdout {
         None
     } else {
@@ -782,7 +732,12 @@ pub fn run(run: &Run) -> Result<Outcome> {
     });
     // The mini-UART's bytes, kept raw (`serial.raw`, what `cargo xtask decode` reads) and split
     // into the console and the log.
-    let serial_source: Option<Box<dyn Read + Send>> = if demuxed_stdout {
+    let mut relay = None;
+    let serial_source: Option<Box<dyn Read + Send>> = if relayed {
+        let line = shared_line::connect(&line_socket)?;
+        relay = Some(shared_line::Relay::new(line.try_clone()?));
+        Some(Box::new(line))
+    } else if demuxed_stdout {
         child
             .stdout
             .take()
@@ -794,25 +749,30 @@ pub fn run(run: &Run) -> Result<Outcome> {
         while !path.exists() && start.elapsed() < Duration::from_secs(10) {
             std::thread::sleep(Duration::from_millis(20));
         }
-        Some(Box::new(Tail {
+        Some(Box::new(shared_line::Tail {
             file: std::fs::File::open(&path)?,
             done: Arc::clone(&serial_done),
         }))
     } else {
         None
     };
+    let relay_thread = relay.clone().map(|relay| {
+        let socket = run.control.socket.clone();
+        std::thread::spawn(move || relay.serve(&socket))
+    });
     let shared_thread = serial_source.map(|source| {
-        let sinks = SerialSinks {
+        let sinks = shared_line::SerialSinks {
             console_text: Arc::clone(&console_text),
             hv_lines: Arc::clone(&hv_lines),
             echo,
             show: run.show_hv_log,
             interactive: run.console == Console::Interactive,
+            control: relay.clone(),
         };
-        // A captured run's file is the capture itself; stdout is copied to one.
-        let raw_path = demuxed_stdout.then(|| run.log_dir.join("serial.raw"));
+        // A captured run's file is the capture itself; stdout and the socket are copied to one.
+        let raw_path = (demuxed_stdout || relayed).then(|| run.log_dir.join("serial.raw"));
         let decoder = Arc::clone(&decoder);
-        std::thread::spawn(move || split_serial(source, raw_path, &decoder, &sinks))
+        std::thread::spawn(move || shared_line::split_serial(source, raw_path, &decoder, &sinks))
     });
 
     let mut swap_records = Vec::new();
@@ -896,10 +856,7 @@ pub fn run(run: &Run) -> Result<Outcome> {
                 && seen(scheduled.plan.after) >= scheduled.plan.times
             {
                 let control = &run.control;
-                let options = crate::swap::Options {
-                    corrupt: scheduled.plan.corrupt,
-                    ..Default::default()
-                };
+                let options = scheduled.options;
                 let image = &scheduled.image;
                 let thread = scope.spawn(move || crate::swap::transfer(control, image, &options));
                 swapping = Some((thread, start.elapsed()));
@@ -920,6 +877,14 @@ pub fn run(run: &Run) -> Result<Outcome> {
         let _ = thread.join();
     }
     *serial_done.lock().unwrap() = true;
+    if let (Some(relay), Some(thread)) = (relay, relay_thread) {
+        relay.stop();
+        match thread.join() {
+            Ok(Err(error)) => eprintln!("the control line's relay failed: {error:#}"),
+            Err(_) => eprintln!("the control line's relay panicked"),
+            Ok(Ok(())) => {}
+        }
+    }
     if let Some(thread) = shared_thread {
         match thread.join() {
             Ok(Err(error)) => eprintln!("the serial line could not be read: {error:#}"),

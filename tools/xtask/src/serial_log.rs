@@ -8,6 +8,10 @@
 //! a frame), and takes the first the defmt table decodes in full. A segment no candidate of
 //! decodes (a frame whose bytes another CPU's text landed in the middle of) is reported as
 //! malformed, with its printable bytes kept as text so that none of the console is lost.
+//!
+//! With hot-swap on, the same line also carries the supervisor's answers to `cargo xtask swap`
+//! (docs/hot-swap.md): COBS frames between two zeros, each ending in a CRC-32 of its message,
+//! which is how they are told from log frames ([`Piece::Control`]).
 
 /// Frames are shorter than this (the kernel's longest lines are about 200 bytes encoded): no
 /// candidate longer is tried, which bounds the work on long runs of text.
@@ -22,6 +26,9 @@ pub enum Piece {
     Frame(String),
     /// Bytes ending in a zero that no candidate frame decoded from.
     Malformed(usize),
+    /// A hot-swap answer: the frame's bytes with its closing zero (a leading zero precedes it
+    /// on the line, seen as an empty segment).
+    Control(Vec<u8>),
 }
 
 /// Splits the byte stream into text and frames as it arrives.
@@ -80,8 +87,10 @@ impl Demux {
     /// taken out of the pending bytes.
     pub fn take_settled_text(&mut self) -> Option<String> {
         // A frame's bytes are rarely all printable; text up to the last line end that is
-        // followed only by text-like bytes is settled once the line is complete.
-        let end = self.pending.iter().rposition(|&byte| byte == b'\n')? + 1;
+        // followed only by text-like bytes is settled once the line is complete. The line end
+        // must be a terminal's "\r\n" (a tty's output processing writes every line so): a lone
+        // 0x0a is as often a frame's first byte, read just before the rest of its frame.
+        let end = self.pending.windows(2).rposition(|pair| pair == b"\r\n")? + 2;
         if !self.pending[..end].iter().all(|&byte| text_like(byte)) {
             return None;
         }
@@ -108,6 +117,10 @@ fn split_segment(
     pieces: &mut Vec<Piece>,
 ) {
     let body = segment.len() - 1;
+    if body > 0 && is_control_frame(&segment[..body]) {
+        pieces.push(Piece::Control(segment.to_vec()));
+        return;
+    }
     // The text prefix can only be text-like bytes: candidates start no later than the first
     // byte that is not, and no earlier than MAX_FRAME bytes before the zero.
     let first_binary = segment[..body]
@@ -134,6 +147,14 @@ fn split_segment(
         .collect();
     push_text(&printable, pieces);
     pieces.push(Piece::Malformed(segment.len()));
+}
+
+/// Whether `frame` (between its delimiters) is one of the supervisor's hot-swap answers: valid
+/// COBS, its CRC-32 right and a [`hv_ipc::swap::Response`] inside. A log frame passes with a
+/// chance of about 2^-32.
+fn is_control_frame(frame: &[u8]) -> bool {
+    let mut bytes = frame.to_vec();
+    hv_ipc::swap::decode::<hv_ipc::swap::Response>(&mut bytes).is_ok()
 }
 
 #[cfg(test)]
@@ -196,6 +217,35 @@ mod tests {
     }
 
     #[test]
+    fn hot_swap_answers_are_told_from_log_frames() {
+        let mut buffer = [0u8; 64];
+        let answer =
+            hv_ipc::swap::encode(&hv_ipc::swap::Response::Received { next: 7 }, &mut buffer)
+                .unwrap()
+                .to_vec();
+        let mut stream = frame(&[1]);
+        stream.extend_from_slice(&answer);
+        stream.extend(frame(&[2]));
+        // The answer with its closing zero; the leading zero is an empty segment.
+        assert_eq!(
+            run(&[&stream]),
+            [
+                Piece::Frame("frame:01".into()),
+                Piece::Control(answer[1..].to_vec()),
+                Piece::Frame("frame:02".into()),
+            ]
+        );
+        // One bit off and it is not an answer: the log's decoder gets it (and finds nothing).
+        let mut damaged = answer.clone();
+        damaged[2] ^= 1;
+        assert!(
+            !run(&[&damaged])
+                .iter()
+                .any(|piece| matches!(piece, Piece::Control(_)))
+        );
+    }
+
+    #[test]
     fn any_split_of_the_stream_gives_the_same_pieces() {
         let mut stream = frame(&[9]);
         stream.extend_from_slice(b"login: ");
@@ -247,9 +297,27 @@ mod tests {
         assert_eq!(released, 5000 - MAX_FRAME);
         assert_eq!(demux.take_settled_text(), None, "no line end yet");
         let mut demux = Demux::new();
-        demux.push(b"line one\nline tw", &fake_decode);
-        assert_eq!(demux.take_settled_text().as_deref(), Some("line one\n"));
+        demux.push(b"line one\r\nline tw", &fake_decode);
+        assert_eq!(demux.take_settled_text().as_deref(), Some("line one\r\n"));
         assert_eq!(demux.finish(), [Piece::Text("line tw".into())]);
+    }
+
+    #[test]
+    fn a_frame_starting_with_a_line_feed_is_not_taken_for_text() {
+        // Read in two pieces, the first ending right after the frame's first byte (0x0a).
+        let mut stream = b"$ ".to_vec();
+        let mut body = vec![0x0a, 0x1f, 0xfa];
+        body.push(0);
+        stream.extend(&body);
+        let decode = |candidate: &[u8]| (candidate == body.as_slice()).then(|| "frame".to_owned());
+        let mut demux = Demux::new();
+        let mut pieces = demux.push(&stream[..3], &decode);
+        pieces.extend(demux.take_settled_text().map(Piece::Text));
+        pieces.extend(demux.push(&stream[3..], &decode));
+        assert_eq!(
+            pieces,
+            [Piece::Text("$ ".into()), Piece::Frame("frame".into())]
+        );
     }
 
     #[test]

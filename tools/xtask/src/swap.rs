@@ -47,19 +47,17 @@ pub struct ControlLine {
 impl ControlLine {
     /// The control line of a run whose files are in `dir`.
     pub fn in_dir(dir: &Path) -> Self {
-        let socket = dir.join("control.sock");
-        let socket = if socket.as_os_str().len() <= SOCKET_PATH_MAX {
-            socket
-        } else {
-            // Any stable hash of the intended path will do; this one is at hand. `/tmp`, not
-            // `$TMPDIR`: the run and the swap must agree whatever their environments.
-            let hash = wire::build_id(socket.as_os_str().as_encoded_bytes());
-            Path::new("/tmp").join(format!("hv-control-{hash:016x}.sock"))
-        };
         Self {
             dir: dir.to_owned(),
-            socket,
+            socket: socket_in(dir, "control"),
         }
+    }
+
+    /// The socket QEMU serves a shared line on (the Pi's mini-UART, log and control line),
+    /// which the run relays to [`ControlLine::socket`]: `line.sock` beside it, or in `/tmp`
+    /// as that one.
+    pub fn line_socket(&self) -> PathBuf {
+        socket_in(&self.dir, "line")
     }
 
     /// The control line of `cargo xtask run` for the system named `system` (its manifest's
@@ -86,6 +84,19 @@ impl ControlLine {
             "chardev:control".into(),
         ]
     }
+}
+
+/// The socket `<dir>/<name>.sock`, or, when that path is too long for a socket,
+/// `/tmp/hv-<name>-<hash of that path>.sock` (so every tool finds the same).
+fn socket_in(dir: &Path, name: &str) -> PathBuf {
+    let socket = dir.join(format!("{name}.sock"));
+    if socket.as_os_str().len() <= SOCKET_PATH_MAX {
+        return socket;
+    }
+    // Any stable hash of the intended path will do; this one is at hand. `/tmp`, not
+    // `$TMPDIR`: the run and the swap must agree whatever their environments.
+    let hash = wire::build_id(socket.as_os_str().as_encoded_bytes());
+    Path::new("/tmp").join(format!("hv-{name}-{hash:016x}.sock"))
 }
 
 /// The ELF of build `build` in a run's `swapped/` folder.
@@ -299,6 +310,22 @@ pub struct Options {
     pub timeouts: Timeouts,
     /// Print progress on stderr.
     pub show_progress: bool,
+    /// One chunk in flight at a time: for a control UART whose receive FIFO cannot hold a
+    /// chunk's bytes while the supervisor writes an answer (the Pi's mini-UART: 8 bytes, no
+    /// flow control). See [`Options::for_board`].
+    pub stop_and_wait: bool,
+}
+
+impl Options {
+    /// The options for `board`'s control line.
+    pub fn for_board(board: &hv_board::Board) -> Self {
+        Self {
+            stop_and_wait: board
+                .control_uart
+                .is_some_and(|control| control.kind == hv_board::UartKind::MiniUart),
+            ..Self::default()
+        }
+    }
 }
 
 /// Which request an answer or a timeout belongs to.
@@ -469,8 +496,8 @@ pub fn swap(request: &SwapRequest) -> Result<SwapReport> {
         &image,
         &Options {
             corrupt: request.corrupt,
-            timeouts: Timeouts::default(),
             show_progress: request.show_progress,
+            ..Options::for_board(request.system.board)
         },
     )
 }
@@ -536,6 +563,8 @@ pub struct ScheduledSwap {
     pub plan: PlannedSwap,
     /// The image to send.
     pub image: SwapImage,
+    /// How to send it (the board's line; `corrupt` from the plan).
+    pub options: Options,
 }
 
 /// What became of a scheduled swap in a run.

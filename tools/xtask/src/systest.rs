@@ -37,6 +37,9 @@ enum Payload {
     Guest(&'static str),
     /// A bare-metal test guest built as binary `.1` of package `.0`.
     GuestBin(&'static str, &'static str),
+    /// A bare-metal test guest linked for the Raspberry Pi 4's host kernel address (a
+    /// `raspi4b` run of an `rpi4` manifest).
+    GuestOnPi(&'static str),
 }
 
 /// A component fault a test provokes through the VM manager's crash hook.
@@ -634,7 +637,15 @@ pub fn boot_with_swaps(
         .map(|plan| {
             let image = crate::swap::prepare(&system, plan.component, plan.hook)
                 .with_context(|| format!("building {} to swap in", plan.component))?;
-            Ok(ScheduledSwap { plan: *plan, image })
+            let options = crate::swap::Options {
+                corrupt: plan.corrupt,
+                ..crate::swap::Options::for_board(system.board)
+            };
+            Ok(ScheduledSwap {
+                plan: *plan,
+                image,
+                options,
+            })
         })
         .collect::<Result<Vec<_>>>()?;
     progress::step(&format!("booting {name}"));
@@ -648,6 +659,7 @@ pub fn boot_with_swaps(
         console: Console::Captured { echo: false },
         extra_args: extra,
         control: ControlLine::in_dir(&log_dir),
+        hot_swap: system.manifest.hot_swap,
         log_dir,
         show_hv_log: false,
         input,
@@ -734,7 +746,7 @@ fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> 
                 check_pkvm_guest(outcome)?;
             }
         }
-        Payload::Guest(_) | Payload::GuestBin(..) => {
+        Payload::Guest(_) | Payload::GuestBin(..) | Payload::GuestOnPi(_) => {
             // Every VM's summary (a guest VM's too, and each of its runs) must be clean.
             let summaries: Vec<(u32, u32)> = console
                 .lines()
@@ -846,6 +858,11 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
         Payload::GuestBin(package, bin) => {
             let elf = crate::artifacts::guest_bin(package, bin).map_err(|e| format!("{e:#}"))?;
             (Some(elf), "", 120)
+        }
+        Payload::GuestOnPi(package) => {
+            let elf = crate::artifacts::guest_at(package, hv_board::RPI4.host_kernel_address)
+                .map_err(|e| format!("{e:#}"))?;
+            (Some(elf), "", 180)
         }
     };
     let (name, cpu, smp) = (&test.name, test.cpu, test.smp);

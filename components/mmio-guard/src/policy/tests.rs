@@ -689,6 +689,7 @@ fn the_configuration_gives_each_vm_its_ram_and_mode() {
         components: Default::default(),
         gics: Default::default(),
         console: Region::default(),
+        control_line: None,
     };
     for config in [
         vm(0, true, 0x4200_0000, MmioGuardMode::Optional),

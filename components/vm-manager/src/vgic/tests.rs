@@ -87,6 +87,7 @@ fn system() -> System {
         .into_iter()
         .collect(),
         console: Region::default(),
+        control_line: None,
     }
 }
 

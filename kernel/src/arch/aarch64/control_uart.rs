@@ -1,12 +1,15 @@
-//! The board's control UART (a PL011 no VM is given): the hot-swap line the supervisor reads
-//! and answers through the CONTROL_READ and CONTROL_WRITE kernel operations
-//! (docs/hot-swap.md). Polled: its interrupt is not used, since the host owns the GIC.
+//! The board's control UART: the hot-swap line the supervisor reads and answers through the
+//! CONTROL_READ and CONTROL_WRITE kernel operations (docs/hot-swap.md). Polled: its interrupt
+//! is not used, since the host owns the GIC. Either a PL011 no VM is given (QEMU's virt), or
+//! the Pi's mini-UART that also carries the log ([`super::mini_uart`]), whose writes then go
+//! through the logger so that frames never interleave.
 //!
 //! PL011 (ARM DDI 0183): DR at +0x000, FR at +0x018 (RXFE bit 4, TXFF bit 5), LCR_H at
 //! +0x02c, CR at +0x030, IMSC at +0x038. The baud rate is left as the firmware set it (QEMU
 //! ignores it).
 
 use core::ptr::{read_volatile, write_volatile};
+use hv_board::UartKind;
 
 const DR: u64 = 0x000;
 const FR: u64 = 0x018;
@@ -20,8 +23,20 @@ const LCR_H_8N1_FIFO: u32 = (0b11 << 5) | (1 << 4);
 /// UARTEN, TXE, RXE.
 const CR_ENABLE: u32 = 1 | (1 << 8) | (1 << 9);
 
+/// The control UART's PL011 base, if the board's control line is a PL011.
 fn base() -> Option<u64> {
-    hv_board::CURRENT.control_uart
+    hv_board::CURRENT
+        .control_uart
+        .filter(|control| control.kind == UartKind::Pl011)
+        .map(|control| control.base)
+}
+
+/// The control UART's mini-UART base, if the board's control line is the mini-UART.
+fn mini_uart() -> Option<u64> {
+    hv_board::CURRENT
+        .control_uart
+        .filter(|control| control.kind == UartKind::MiniUart)
+        .map(|control| control.base)
 }
 
 /// Reads register `offset` of the control UART at `base`.
@@ -38,8 +53,13 @@ fn write_register(base: u64, offset: u64, value: u32) {
     unsafe { write_volatile((base + offset) as *mut u32, value) }
 }
 
-/// Turns the UART on, 8N1 with FIFOs, interrupts masked. Whether the board has one.
+/// Turns the UART on (a PL011: 8N1 with FIFOs, interrupts masked; the mini-UART: its receiver
+/// too). Whether the board has one.
 pub fn init() -> bool {
+    if let Some(base) = mini_uart() {
+        super::mini_uart::enable_receiver(base);
+        return true;
+    }
     let Some(base) = base() else { return false };
     write_register(base, CR, 0);
     write_register(base, IMSC, 0);
@@ -50,17 +70,28 @@ pub fn init() -> bool {
 
 /// Whether a byte waits in the receive FIFO.
 pub fn input_waiting() -> bool {
+    if let Some(base) = mini_uart() {
+        return super::mini_uart::input_waiting(base);
+    }
     base().is_some_and(|base| read(base, FR) & FR_RXFE == 0)
 }
 
 /// The next received byte, if one waits.
 pub fn read_byte() -> Option<u8> {
+    if let Some(base) = mini_uart() {
+        return super::mini_uart::read_byte(base);
+    }
     let base = base()?;
     (read(base, FR) & FR_RXFE == 0).then(|| read(base, DR) as u8)
 }
 
-/// Sends `bytes`, waiting for room in the transmit FIFO.
+/// Sends `bytes`, waiting for room in the transmit FIFO. On the mini-UART they go out as one
+/// piece between the log's frames.
 pub fn write(bytes: &[u8]) {
+    if mini_uart().is_some() {
+        crate::log::write_between_frames(bytes);
+        return;
+    }
     let Some(base) = base() else { return };
     for &byte in bytes {
         while read(base, FR) & FR_TXFF != 0 {}

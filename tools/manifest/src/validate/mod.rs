@@ -237,8 +237,16 @@ pub(crate) fn check(
     let (machine, vms) = match board {
         Some(board) => {
             let machine = check_machine(&mut checker, &spec, board);
-            let vms = machine
-                .map(|machine| check_vms(&mut checker, board, &machine, vm_drafts, base_dir));
+            let vms = machine.map(|machine| {
+                check_vms(
+                    &mut checker,
+                    board,
+                    &machine,
+                    vm_drafts,
+                    base_dir,
+                    spec.hot_swap,
+                )
+            });
             (machine, vms.flatten())
         }
         None => (None, None),

@@ -129,10 +129,17 @@ pub(super) fn check_vms(
     machine: &Machine,
     drafts: Vec<VmDraft>,
     base_dir: &Path,
+    hot_swap: bool,
 ) -> Option<Vec<Vm>> {
     let errors_before = checker.diagnostics.len();
     let extras = board_extras(board);
     let devices = board.devices;
+    // With hot-swap on, the control line's page is the hypervisor's: no VM gets a device in it.
+    let kept = board.control_page().filter(|_| hot_swap);
+    let in_kept = |region: hv_board::Region| {
+        kept.is_some_and(|page| region.base < page.end() && page.base < region.end())
+    };
+    let is_kept = |device: &hv_board::Device| in_kept(device.region);
     let granule = board.ram_size_granule;
     let mut vms = Vec::new();
     let mut sizes = Vec::new();
@@ -349,6 +356,18 @@ pub(super) fn check_vms(
                     checker.error(&field, format!("\"{}\" is listed twice", entry.name));
                     continue;
                 }
+                if is_kept(device) {
+                    checker.error(
+                        &field,
+                        format!(
+                            "\"{}\" shares its page with the hot-swap control line, which the \
+                             hypervisor keeps while `hot-swap = true`; give the VM another UART \
+                             (docs/hot-swap.md)",
+                            device.name
+                        ),
+                    );
+                    continue;
+                }
                 if entry.mode == DeviceMode::Passthrough {
                     if let Some((_, other_path, other_name)) = passed_through
                         .iter()
@@ -375,6 +394,34 @@ pub(super) fn check_vms(
             }
         }
 
+        let cmdline = draft
+            .cmdline
+            .clone()
+            .unwrap_or_else(|| extras.default_cmdline.to_owned());
+        // A console on the control line would be silent (and the tool's frames its input).
+        let kept_console = board.linux_console.split(',').next().unwrap_or_default();
+        if in_kept(board.console().region)
+            && cmdline
+                .split_whitespace()
+                .filter_map(|word| word.strip_prefix("console="))
+                .any(|console| console.split(',').next() == Some(kept_console))
+        {
+            let field = if draft.cmdline.is_some() {
+                path.key("cmdline")
+            } else {
+                path.clone()
+            };
+            checker.error(
+                &field,
+                format!(
+                    "the console {kept_console} is {}, hot-swap's control line, which the \
+                     hypervisor keeps while `hot-swap = true`; give the VM another console \
+                     (docs/hot-swap.md)",
+                    board.console().name
+                ),
+            );
+        }
+
         vms.push(Vm {
             name: draft.name.clone(),
             host: draft.host,
@@ -386,10 +433,7 @@ pub(super) fn check_vms(
             cpus,
             pinned: draft.pins.is_some(),
             devices: grants,
-            cmdline: draft
-                .cmdline
-                .clone()
-                .unwrap_or_else(|| extras.default_cmdline.to_owned()),
+            cmdline,
             mmio_guard: draft.mmio_guard,
             mte,
             counter_from_zero,
@@ -397,15 +441,17 @@ pub(super) fn check_vms(
         });
     }
 
-    // The host's default devices: every board device no guest has passed through.
+    // The host's default devices: every board device no guest has passed through and the
+    // hypervisor does not keep.
     for (vm, draft) in vms.iter_mut().zip(&drafts) {
         if vm.host && draft.devices.is_none() {
             vm.devices = devices
                 .iter()
                 .filter(|device| {
-                    !passed_through
-                        .iter()
-                        .any(|(name, _, _)| *name == device.name)
+                    !is_kept(device)
+                        && !passed_through
+                            .iter()
+                            .any(|(name, _, _)| *name == device.name)
                 })
                 .map(|device| DeviceGrant {
                     device,

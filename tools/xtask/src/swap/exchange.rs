@@ -201,6 +201,18 @@ impl<'l, L: Line> Session<'l, L> {
     }
 }
 
+/// Whether a refusal's `reason` says the frame itself was damaged (as opposed to its request
+/// being refused).
+fn is_frame_error(reason: &str) -> bool {
+    [
+        wire::FrameError::TooLong,
+        wire::FrameError::BadEncoding,
+        wire::FrameError::BadCrc,
+    ]
+    .iter()
+    .any(|error| reason == error.describe())
+}
+
 /// One request as a frame.
 pub(super) fn encode(request: &Request<'_>) -> Result<Vec<u8>> {
     let mut buffer = [0u8; FRAME_MAX + 2];
@@ -280,15 +292,21 @@ pub fn exchange(line: &mut impl Line, image: &SwapImage, options: &Options) -> R
         Ok(report)
     };
     let timeouts = options.timeouts;
-    let ready = session
-        .ask(
-            &encode(&Request::Begin(header))?,
-            SwapStep::Begin,
-            timeouts.ready,
-        )
-        .context(
-            "the hypervisor did not take the transfer (the supervisor serves the control line)",
-        )?;
+    let begin = encode(&Request::Begin(header))?;
+    let ask_begin = |session: &mut Session<'_, _>| {
+        session
+            .ask(&begin, SwapStep::Begin, timeouts.ready)
+            .context(
+                "the hypervisor did not take the transfer (the supervisor serves the control line)",
+            )
+    };
+    let mut ready = ask_begin(&mut session)?;
+    // A UART without flow control may lose the first frame's tail before the supervisor
+    // drains the line (the kernel looks at it every few milliseconds): once it reads, a
+    // second Begin arrives whole.
+    if matches!(&ready, Answer::Refused { reason } if is_frame_error(reason)) {
+        ready = ask_begin(&mut session)?;
+    }
     match ready {
         Answer::Ready { running_build } => {
             report.running_build = Some(running_build);
@@ -311,7 +329,8 @@ pub fn exchange(line: &mut impl Line, image: &SwapImage, options: &Options) -> R
     let mut in_flight: VecDeque<(SwapStep, u32)> = VecDeque::new();
     let mut chunks = chunks(image.sent()).enumerate().peekable();
     while chunks.peek().is_some() || !in_flight.is_empty() {
-        if in_flight.len() < WINDOW
+        let window = if options.stop_and_wait { 1 } else { WINDOW };
+        if in_flight.len() < window
             && let Some((index, (offset, bytes))) = chunks.next()
         {
             let step = SwapStep::Chunk { index, offset };

@@ -22,6 +22,15 @@ struct FakeLine {
     closed: bool,
     /// Bytes already waiting before the first request.
     stale: Vec<u8>,
+    /// Most requests sent whose answers were not yet read.
+    max_unanswered: usize,
+    /// Requests sent whose answers were not yet read.
+    unanswered: usize,
+    /// Where each queued answer ends, counted in bytes ever queued.
+    answer_ends: VecDeque<usize>,
+    /// Bytes ever queued and ever read.
+    queued: usize,
+    read: usize,
 }
 
 impl FakeLine {
@@ -32,6 +41,11 @@ impl FakeLine {
             incoming: VecDeque::new(),
             closed: false,
             stale: Vec::new(),
+            max_unanswered: 0,
+            unanswered: 0,
+            answer_ends: VecDeque::new(),
+            queued: 0,
+            read: 0,
         }
     }
 
@@ -67,8 +81,14 @@ impl Line for FakeLine {
         if is_abort {
             return Ok(());
         }
+        self.unanswered += 1;
+        self.max_unanswered = self.max_unanswered.max(self.unanswered);
         match self.replies.pop_front() {
-            Some(Reply::Bytes(bytes)) => self.incoming.extend(bytes),
+            Some(Reply::Bytes(bytes)) => {
+                self.queued += bytes.len();
+                self.answer_ends.push_back(self.queued);
+                self.incoming.extend(bytes);
+            }
             Some(Reply::Silence) | None => {}
             Some(Reply::HangUp) => self.closed = true,
         }
@@ -96,6 +116,15 @@ impl Line for FakeLine {
             };
             buffer[read] = byte;
             read += 1;
+        }
+        self.read += read;
+        while self
+            .answer_ends
+            .front()
+            .is_some_and(|&end| end <= self.read)
+        {
+            self.answer_ends.pop_front();
+            self.unanswered = self.unanswered.saturating_sub(1);
         }
         Ok(Heard::Bytes(read))
     }
@@ -138,6 +167,7 @@ fn quick() -> Options {
             outcome: Duration::from_millis(200),
         },
         show_progress: false,
+        stop_and_wait: false,
     }
 }
 
@@ -280,6 +310,56 @@ fn a_refused_chunk_ends_the_transfer_with_the_reason() {
     // Nothing is sent once the refusal is heard: Begin and the chunks already in flight
     // (the window; here all four).
     assert_eq!(line.requests().len(), 1 + WINDOW.min(4));
+}
+
+#[test]
+fn a_begin_damaged_on_the_line_is_sent_again_once() {
+    // The supervisor saw only part of the first Begin (a FIFO overrun before it read).
+    let mut replies = vec![Reply::Bytes(frame(Response::Refused {
+        reason: "bad frame CRC",
+    }))];
+    replies.extend(accepting(10, SWAPPED));
+    let mut line = FakeLine::new(replies);
+    let report = exchange(&mut line, &image(10), &quick()).unwrap();
+    assert!(
+        matches!(report.outcome, SwapOutcome::Swapped { .. }),
+        "{report:?}"
+    );
+    let requests = line.requests();
+    assert_eq!(requests[0], requests[1]);
+    // A refusal of the request itself is final: Begin goes once.
+    let mut line = FakeLine::new(vec![
+        Reply::Bytes(frame(Response::Refused {
+            reason: "no component named vm-manager",
+        })),
+        Reply::Bytes(frame(Response::Refused {
+            reason: "bad frame CRC",
+        })),
+    ]);
+    let report = exchange(&mut line, &image(10), &quick()).unwrap();
+    assert!(matches!(report.outcome, SwapOutcome::Refused { .. }));
+    assert_eq!(line.requests().len(), 1);
+}
+
+#[test]
+fn stop_and_wait_keeps_one_chunk_in_flight() {
+    // Every chunk is answered only once the previous answer came: a line that answers chunk n
+    // only after it saw exactly n + 1 chunks would stall with more in flight.
+    let len = 5 * CHUNK_MAX;
+    let mut line = FakeLine::new(accepting(len, SWAPPED));
+    let options = Options {
+        stop_and_wait: true,
+        ..quick()
+    };
+    let report = exchange(&mut line, &image(len), &options).unwrap();
+    assert!(
+        matches!(report.outcome, SwapOutcome::Swapped { .. }),
+        "{report:?}"
+    );
+    assert_eq!(line.max_unanswered, 1);
+    let mut line = FakeLine::new(accepting(len, SWAPPED));
+    exchange(&mut line, &image(len), &quick()).unwrap();
+    assert_eq!(line.max_unanswered, WINDOW);
 }
 
 #[test]

@@ -10,6 +10,9 @@
 //!   granules beside a kept set that guards its console; the set survives (the guest checks
 //!   it, and its console writes go through the guard), then a build that refuses the state
 //!   is rolled back with the set intact.
+//! - `hot-swap-rpi4-raspi4b`: the Raspberry Pi 4 image on QEMU's `raspi4b`, whose control line
+//!   is the log's mini-UART: the VM manager is swapped, then a corrupt frame is refused, while
+//!   the log frames keep coming on the same line.
 
 use super::{Payload, SystemTest};
 use crate::qemu::CpuModel;
@@ -63,6 +66,15 @@ const VM_MANAGER_SWAPS: &[PlannedSwap] = &[
     },
 ];
 
+const RPI4_SWAPS: &[PlannedSwap] = &[
+    swap("vm-manager", Some(SwapTest::Rebuilt), SwapExpect::Swapped),
+    PlannedSwap {
+        corrupt: true,
+        then_type: Some("q"),
+        ..swap("vm-manager", None, SwapExpect::Refused("bad frame CRC"))
+    },
+];
+
 const MMIO_GUARD_SWAPS: &[PlannedSwap] = &[
     swap("mmio-guard", Some(SwapTest::Rebuilt), SwapExpect::Swapped),
     swap(
@@ -89,6 +101,22 @@ pub(super) fn tests(tests: &mut Vec<SystemTest>) {
             CpuModel::A72,
             2,
             Payload::Guest("hv-guest-swap-load"),
+        )
+    });
+    tests.push(SystemTest {
+        manifest: Some("manifests/tests/hot-swap-rpi4.toml"),
+        expect_log: &[
+            "hot-swap: the control line is on",
+            "component vm-manager swapped: build",
+            "runs build",
+        ],
+        expect_console: &["swap-load: PASS"],
+        swaps: RPI4_SWAPS,
+        ..SystemTest::new(
+            "hot-swap-rpi4-raspi4b",
+            CpuModel::A72,
+            4,
+            Payload::GuestOnPi("hv-guest-swap-load"),
         )
     });
     tests.push(SystemTest {
