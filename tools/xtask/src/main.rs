@@ -5,6 +5,7 @@
 //! `build-pkvm-linux`. `cargo xtask help` lists their options.
 
 mod artifacts;
+mod attach;
 mod bench;
 mod compose;
 mod decode;
@@ -54,6 +55,9 @@ enum Subcommand_ {
     /// Instructions per function in a window of a loop, from a QEMU `-d in_asm,exec,nochain`
     /// log (docs/testing.md).
     TraceProfile(trace_profile::TraceProfileArgs),
+    /// Follow a board's serial line (a physical Raspberry Pi): its console, its decoded log
+    /// and, with hot-swap, the control socket `cargo xtask swap` talks to.
+    Attach(attach::AttachArgs),
     /// Decode a serial capture (a Raspberry Pi's mini-UART): the hypervisor's and components'
     /// log frames with the ELFs of the image's debug.tar, the console text as it was.
     Decode(decode::DecodeArgs),
@@ -610,6 +614,7 @@ fn main() {
         Subcommand_::Lint => lint::run_all().map(|()| 0),
         Subcommand_::TraceProfile(args) => trace_profile::run(&args).map(|()| 0),
         Subcommand_::Decode(args) => decode::run(&args).map(|()| 0),
+        Subcommand_::Attach(args) => attach::run(&args),
         Subcommand_::BuildPkvmLinux => upstream_linux::build().map(|_| 0),
     };
     match result {

@@ -3,7 +3,7 @@
 //! live from the semihosting chardev on virt, split from the console on the Pi's mini-UART),
 //! timeouts and the exit status.
 
-mod shared_line;
+pub(crate) mod shared_line;
 
 use crate::swap::{ControlLine, ScheduledSwap, SwapRecord};
 use crate::{paths, prereqs::QEMU, progress};
@@ -732,10 +732,11 @@ pub fn run(run: &Run) -> Result<Outcome> {
     });
     // The mini-UART's bytes, kept raw (`serial.raw`, what `cargo xtask decode` reads) and split
     // into the console and the log.
-    let mut relay = None;
+    // The line's sending side, for the relay (QEMU's socket).
+    let mut line_writer: Option<Box<dyn Write + Send>> = None;
     let serial_source: Option<Box<dyn Read + Send>> = if relayed {
         let line = shared_line::connect(&line_socket)?;
-        relay = Some(shared_line::Relay::new(line.try_clone()?));
+        line_writer = Some(Box::new(line.try_clone()?));
         Some(Box::new(line))
     } else if demuxed_stdout {
         child
@@ -756,23 +757,29 @@ pub fn run(run: &Run) -> Result<Outcome> {
     } else {
         None
     };
-    let relay_thread = relay.clone().map(|relay| {
-        let socket = run.control.socket.clone();
-        std::thread::spawn(move || relay.serve(&socket))
-    });
     let shared_thread = serial_source.map(|source| {
-        let sinks = shared_line::SerialSinks {
-            console_text: Arc::clone(&console_text),
-            hv_lines: Arc::clone(&hv_lines),
+        let sinks = shared_line::SerialSinks::new(
+            Arc::clone(&console_text),
+            Arc::clone(&hv_lines),
             echo,
-            show: run.show_hv_log,
-            interactive: run.console == Console::Interactive,
-            control: relay.clone(),
-        };
+            run.show_hv_log,
+            run.console == Console::Interactive,
+        );
         // A captured run's file is the capture itself; stdout and the socket are copied to one.
         let raw_path = (demuxed_stdout || relayed).then(|| run.log_dir.join("serial.raw"));
         let decoder = Arc::clone(&decoder);
-        std::thread::spawn(move || shared_line::split_serial(source, raw_path, &decoder, &sinks))
+        let writer = line_writer.unwrap_or_else(|| Box::new(std::io::sink()));
+        let control = relayed.then(|| run.control.socket.clone());
+        std::thread::spawn(move || {
+            shared_line::serve_line(
+                source,
+                writer,
+                raw_path,
+                &decoder,
+                sinks,
+                control.as_deref(),
+            )
+        })
     });
 
     let mut swap_records = Vec::new();
@@ -877,14 +884,6 @@ pub fn run(run: &Run) -> Result<Outcome> {
         let _ = thread.join();
     }
     *serial_done.lock().unwrap() = true;
-    if let (Some(relay), Some(thread)) = (relay, relay_thread) {
-        relay.stop();
-        match thread.join() {
-            Ok(Err(error)) => eprintln!("the control line's relay failed: {error:#}"),
-            Err(_) => eprintln!("the control line's relay panicked"),
-            Ok(Ok(())) => {}
-        }
-    }
     if let Some(thread) = shared_thread {
         match thread.join() {
             Ok(Err(error)) => eprintln!("the serial line could not be read: {error:#}"),

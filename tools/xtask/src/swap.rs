@@ -592,7 +592,8 @@ pub fn run(args: &SwapArgs) -> Result<i32> {
     // Before any build: there must be a run to swap into.
     if !control.socket.exists() {
         bail!(
-            "no `{run_command}` is running (no control socket at {})",
+            "no `{run_command}` is running, nor `cargo xtask attach` for a board (no control \
+             socket at {})",
             control.socket.display()
         );
     }

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 /// Where the pieces of a shared serial line go.
-pub(super) struct SerialSinks {
+pub(crate) struct SerialSinks {
     pub console_text: Arc<Mutex<String>>,
     pub hv_lines: Arc<Mutex<Vec<String>>>,
     /// Print the console text as it comes.
@@ -25,11 +25,30 @@ pub(super) struct SerialSinks {
     /// Print the log lines as they come.
     pub show: bool,
     pub interactive: bool,
-    /// Where hot-swap's answers go (the relay's client), if the line carries them.
-    pub control: Option<Arc<Relay>>,
+    /// Where hot-swap's answers go (the relay's client), if the line carries them: set by
+    /// [`serve_line`].
+    control: Option<Arc<Relay>>,
 }
 
 impl SerialSinks {
+    /// Sinks that collect the console text and the log lines, printing them as asked.
+    pub fn new(
+        console_text: Arc<Mutex<String>>,
+        hv_lines: Arc<Mutex<Vec<String>>>,
+        echo: bool,
+        show: bool,
+        interactive: bool,
+    ) -> Self {
+        Self {
+            console_text,
+            hv_lines,
+            echo,
+            show,
+            interactive,
+            control: None,
+        }
+    }
+
     fn take(&self, pieces: Vec<Piece>) {
         for piece in pieces {
             match piece {
@@ -63,7 +82,7 @@ impl SerialSinks {
 
 /// Reads a serial line that carries both the console and the log (the mini-UART) until it
 /// ends, splitting it as it comes ([`Demux`]); copies the raw bytes to `raw_path` if given.
-pub(super) fn split_serial(
+fn split_serial(
     mut source: Box<dyn Read + Send>,
     raw_path: Option<PathBuf>,
     decoder: &LogDecoder,
@@ -89,6 +108,36 @@ pub(super) fn split_serial(
     Ok(())
 }
 
+/// Follows a shared line to its end, splitting it into `sinks` (and its raw bytes into
+/// `raw_path`); with `control`, serves that socket meanwhile for `cargo xtask swap`: the tool's
+/// bytes go into `writer` and the line's hot-swap answers back to it. `cargo xtask run` (on
+/// QEMU's socket) and `cargo xtask attach` (on a board's serial device) both follow a line so.
+pub(crate) fn serve_line(
+    reader: Box<dyn Read + Send>,
+    writer: Box<dyn Write + Send>,
+    raw_path: Option<PathBuf>,
+    decoder: &LogDecoder,
+    mut sinks: SerialSinks,
+    control: Option<&Path>,
+) -> Result<()> {
+    let relay = control.map(|_| Relay::new(writer));
+    sinks.control = relay.clone();
+    let server = relay.clone().zip(control).map(|(relay, socket)| {
+        let socket = socket.to_owned();
+        std::thread::spawn(move || relay.serve(&socket))
+    });
+    let result = split_serial(reader, raw_path, decoder, &sinks);
+    if let (Some(relay), Some(server)) = (relay, server) {
+        relay.stop();
+        match server.join() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => eprintln!("the control line's relay failed: {error:#}"),
+            Err(_) => eprintln!("the control line's relay panicked"),
+        }
+    }
+    result
+}
+
 /// A file QEMU appends to, read to its end once `done` is set (until then a read at its
 /// current end waits for more).
 pub(super) struct Tail {
@@ -110,7 +159,7 @@ impl Read for Tail {
 }
 
 /// Connects to the Unix socket QEMU serves a serial port on, waiting for QEMU to create it.
-pub(super) fn connect(socket: &Path) -> Result<UnixStream> {
+pub(crate) fn connect(socket: &Path) -> Result<UnixStream> {
     let start = Instant::now();
     loop {
         match UnixStream::connect(socket) {
@@ -127,9 +176,9 @@ pub(super) fn connect(socket: &Path) -> Result<UnixStream> {
 
 /// The run's control socket in front of a shared line: one client at a time (a `cargo xtask
 /// swap`), whose bytes go into the line and to whom the line's hot-swap answers go.
-pub(super) struct Relay {
-    /// The line's sending side (QEMU's socket for the mini-UART).
-    line: Mutex<UnixStream>,
+struct Relay {
+    /// The line's sending side (QEMU's socket for the mini-UART, or a board's serial device).
+    line: Mutex<Box<dyn Write + Send>>,
     /// The connected client's sending side.
     client: Mutex<Option<UnixStream>>,
     stop: AtomicBool,
@@ -137,7 +186,7 @@ pub(super) struct Relay {
 
 impl Relay {
     /// A relay that sends into `line`.
-    pub fn new(line: UnixStream) -> Arc<Self> {
+    fn new(line: Box<dyn Write + Send>) -> Arc<Self> {
         Arc::new(Self {
             line: Mutex::new(line),
             client: Mutex::new(None),
@@ -157,7 +206,7 @@ impl Relay {
 
     /// Serves `socket` until [`Relay::stop`]: accepts one client at a time and copies what
     /// it sends into the line.
-    pub fn serve(&self, socket: &Path) -> Result<()> {
+    fn serve(&self, socket: &Path) -> Result<()> {
         let _ = std::fs::remove_file(socket);
         let listener =
             UnixListener::bind(socket).with_context(|| format!("serving {}", socket.display()))?;
@@ -180,7 +229,11 @@ impl Relay {
                     Ok(0) => break,
                     Ok(read) => {
                         let mut line = self.line.lock().unwrap();
-                        if line.write_all(&buffer[..read]).is_err() {
+                        if line
+                            .write_all(&buffer[..read])
+                            .and_then(|()| line.flush())
+                            .is_err()
+                        {
                             break;
                         }
                     }
@@ -201,7 +254,7 @@ impl Relay {
     }
 
     /// Ends [`Relay::serve`].
-    pub fn stop(&self) {
+    fn stop(&self) {
         self.stop.store(true, Ordering::Relaxed);
     }
 }
