@@ -130,6 +130,10 @@ struct Uart {
     base: u64,
     size: u64,
     interrupt: u32,
+    #[serde(default)]
+    pins: Option<String>,
+    #[serde(default)]
+    alias: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -290,10 +294,16 @@ fn generate(path: &Path, board: &BoardFile) -> String {
             base: uart.base,
             size: uart.size,
         });
+        if uart.pins.is_some() != uart.alias.is_some() {
+            fail(
+                path,
+                &format!("uart {}: `pins` and `alias` go together", uart.name),
+            );
+        }
         writeln!(
             uarts,
-            "        Uart {{ name: {:?}, kind: {kind}, region: {registers}, interrupt: {} }},",
-            uart.name, uart.interrupt
+            "        Uart {{ name: {:?}, kind: {kind}, region: {registers}, interrupt: {}, pins: {:?}, alias: {:?} }},",
+            uart.name, uart.interrupt, uart.pins, uart.alias
         )
         .unwrap();
         writeln!(

@@ -77,6 +77,9 @@
 //! base = 0xfe21_5040
 //! size = 0x40
 //! interrupt = 125
+//! pins = "uart3_gpio4"               # optional, for a UART the board's tree disables: the pin
+//! alias = "serial3"                  #   group and /aliases entry its node gets when the host
+//!                                    #   is given it (only when a manifest lists it)
 //!
 //! [[device]]                         # the other devices a manifest may give a VM
 //! name = "emmc2"
@@ -215,6 +218,13 @@ pub struct Uart {
     pub region: Region,
     /// Its interrupt (INTID).
     pub interrupt: u32,
+    /// For a UART the board's tree leaves disabled (the Pi's uart2..5): the pin group (a node
+    /// under the GPIO controller) that routes it to the header. Such a UART is given to the
+    /// host only when the manifest lists it, and its node is then enabled in the host's tree
+    /// with these pins.
+    pub pins: Option<&'static str>,
+    /// With `pins`: the `/aliases` entry its node gets (`serial3`: Linux's `ttyAMA3`).
+    pub alias: Option<&'static str>,
 }
 
 /// A GIC's architecture version.

@@ -9,6 +9,39 @@ use crate::{DeviceTree, Error, Node, Reservation, decode_reg};
 
 const RESERVED_MEMORY: &str = "/reserved-memory";
 
+/// The path of the first node named `name` at or below `node` (at `path`).
+fn find_named(node: &Node, path: &str, name: &str) -> Option<String> {
+    node.children.iter().find_map(|child| {
+        let child_path = format!("{}/{}", path.trim_end_matches('/'), child.name);
+        if child.name == name {
+            Some(child_path)
+        } else {
+            find_named(child, &child_path, name)
+        }
+    })
+}
+
+/// The path of the node at or below `node` (at `path`) whose `phandle` is `phandle`.
+fn find_phandle(node: &Node, path: &str, phandle: u32) -> Option<String> {
+    if node.u32_property("phandle") == Some(phandle) {
+        return Some(path.to_owned());
+    }
+    node.children.iter().find_map(|child| {
+        let child_path = format!("{}/{}", path.trim_end_matches('/'), child.name);
+        find_phandle(child, &child_path, phandle)
+    })
+}
+
+/// The largest `phandle` in the tree (0 if none).
+fn max_phandle(node: &Node) -> u32 {
+    node.children
+        .iter()
+        .map(max_phandle)
+        .chain(node.u32_property("phandle"))
+        .max()
+        .unwrap_or(0)
+}
+
 /// Whether `node` has `device_type = "<device_type>"`.
 fn has_device_type(node: &Node, device_type: &str) -> bool {
     node.string_property("device_type") == Some(device_type)
@@ -181,6 +214,48 @@ impl DeviceTree {
         paths
     }
 
+    /// Enables the node whose `reg` starts at CPU address `address` (a UART the board's tree
+    /// leaves disabled), selects the pin group node named `pins` as its default pin state
+    /// (giving that node a phandle if it has none) and names it `alias` in `/aliases`: what
+    /// the Raspberry Pi's `dtoverlay=uart3` does. Returns the node's path, or why not.
+    pub fn enable_with_pins(
+        &mut self,
+        address: u64,
+        pins: &str,
+        alias: &str,
+    ) -> Result<String, String> {
+        let path = self
+            .path_at_address(address)
+            .ok_or_else(|| format!("no node at {address:#x}"))?;
+        let group = find_named(&self.root, "/", pins)
+            .ok_or_else(|| format!("no pin group node named {pins}"))?;
+        let phandle = match self
+            .node(&group)
+            .and_then(|node| node.u32_property("phandle"))
+        {
+            Some(phandle) => phandle,
+            None => {
+                let next = max_phandle(&self.root) + 1;
+                if let Some(node) = self.node_mut(&group) {
+                    node.set_u32("phandle", next);
+                }
+                next
+            }
+        };
+        if let Some(node) = self.node_mut(&path) {
+            node.set_string("status", "okay");
+            node.set_string("pinctrl-names", "default");
+            node.set_u32("pinctrl-0", phandle);
+        }
+        self.ensure_node("/aliases").set_string(alias, &path);
+        Ok(path)
+    }
+
+    /// The path of the node whose `phandle` is `phandle`.
+    pub fn path_at_phandle(&self, phandle: u32) -> Option<String> {
+        find_phandle(&self.root, "/", phandle)
+    }
+
     /// Sets the kernel command line and initrd location in `/chosen` (created if missing).
     ///
     /// `None` removes the corresponding properties, so the result never carries a stale
@@ -247,6 +322,41 @@ mod tests {
         t.ensure_node("/chosen")
             .set_string("stdout-path", "/pl011@9000000");
         t
+    }
+
+    #[test]
+    fn a_uart_is_enabled_with_its_pins_and_alias() {
+        let mut t = virt();
+        let uart = t.ensure_node("/pl011@9040000");
+        uart.set_u32s("reg", &[0, 0x904_0000, 0, 0x1000]);
+        uart.set_string("status", "disabled");
+        t.ensure_node("/gpio/other").set_u32("phandle", 5);
+        t.ensure_node("/gpio/uart_pins");
+        let path = t
+            .enable_with_pins(0x904_0000, "uart_pins", "serial3")
+            .unwrap();
+        assert_eq!(path, "/pl011@9040000");
+        let node = t.node(&path).unwrap();
+        assert_eq!(node.string_property("status"), Some("okay"));
+        assert_eq!(node.string_property("pinctrl-names"), Some("default"));
+        // A fresh phandle past the tree's largest.
+        assert_eq!(node.u32_property("pinctrl-0"), Some(6));
+        assert_eq!(
+            t.node("/gpio/uart_pins").unwrap().u32_property("phandle"),
+            Some(6)
+        );
+        assert_eq!(
+            t.node("/aliases").unwrap().string_property("serial3"),
+            Some("/pl011@9040000")
+        );
+        assert!(
+            t.enable_with_pins(0x904_0000, "missing", "serial3")
+                .is_err()
+        );
+        assert!(
+            t.enable_with_pins(0x123_0000, "uart_pins", "serial3")
+                .is_err()
+        );
     }
 
     #[test]

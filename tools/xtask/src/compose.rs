@@ -57,6 +57,9 @@ pub struct Request<'a> {
     /// Hot-swap's control line's page, when the line is one of the board's UARTs and hot-swap
     /// is on: the hypervisor keeps it, so the host's tree has its devices disabled.
     pub control_page: Option<PhysRange>,
+    /// The UARTs the host is given whose nodes the board's tree disables and whose pins must
+    /// be set up (`pins` in board.toml): enabled in the host's tree.
+    pub host_pinned_uarts: &'a [&'static hv_board::Uart],
 }
 
 /// A component built for its place in the layout.
@@ -216,6 +219,15 @@ pub fn compose(request: &Request) -> Result<Composed> {
     adapt_board_dtb(board, &mut dtb, ram)?;
     dtb.reserve_no_map("hypervisor", hypervisor.start, hypervisor.len())?;
     leave_guests_out(&mut dtb, ram, request.guests)?;
+    for uart in request.host_pinned_uarts {
+        let (Some(pins), Some(alias)) = (uart.pins, uart.alias) else {
+            continue;
+        };
+        let path = dtb
+            .enable_with_pins(uart.region.base, pins, alias)
+            .map_err(|reason| anyhow::anyhow!("the host's {}: {reason}", uart.name))?;
+        eprintln!("host dtb: {path} enabled with pins {pins}, alias {alias}");
+    }
     if let Some(page) = request.control_page {
         for path in dtb.disable_nodes_in(page.start, page.end) {
             eprintln!("host dtb: {path} disabled (hot-swap's control line is the hypervisor's)");
@@ -230,6 +242,10 @@ pub fn compose(request: &Request) -> Result<Composed> {
             .map(|_| (initrd_address, initrd_address + initrd_len)),
     );
     let dtb_bytes = dtb.to_bytes();
+    // Beside the image, for a look at what the host is told (before the kernel's boot-time
+    // edits: the firmware's disabled nodes).
+    std::fs::write(request.out.with_file_name("host.dtb"), &dtb_bytes)
+        .context("writing host.dtb")?;
     if dtb_address + dtb_bytes.len() as u64 > ram.end {
         bail!(
             "the payloads need {} MiB of RAM but the machine has {} MiB; raise --mem",
@@ -615,9 +631,11 @@ pub fn write_debug_archive(
 }
 
 /// The `config.txt` the Raspberry Pi firmware reads: 64-bit, our image at the address the
-/// kernel is linked for, the UART on.
-pub fn rpi4_config_txt(board: &Board) -> String {
-    format!(
+/// kernel is linked for, the UART on; and an overlay for each UART in `overlays` (the host's
+/// UARTs that need their pins set up), so that the firmware's tree, whose disabled nodes the
+/// kernel carries into the host's, enables them too.
+pub fn rpi4_config_txt(board: &Board, overlays: &[&hv_board::Uart]) -> String {
+    let mut config = format!(
         "# Written by `cargo xtask build` for the hv hypervisor (see docs/boards/rpi4.md).\n\
          # Copy with the Raspberry Pi firmware (start4.elf, fixup4.dat, bcm2711-rpi-4-b.dtb)\n\
          # onto the SD card's FAT partition.\n\
@@ -630,15 +648,28 @@ pub fn rpi4_config_txt(board: &Board) -> String {
          enable_uart=1\n\
          core_freq_min=500\n",
         board.image_load_address
-    )
+    );
+    for uart in overlays {
+        config.push_str(&format!(
+            "# The host's {0} (its pins: {1}).\ndtoverlay={0}\n",
+            uart.name,
+            uart.pins.unwrap_or_default()
+        ));
+    }
+    config
 }
 
 /// Writes the Raspberry Pi's boot files: `kernel8.img` (the composed image) and `config.txt`.
-pub fn write_sd_card_folder(out_dir: &Path, image: &Path, board: &Board) -> Result<PathBuf> {
+pub fn write_sd_card_folder(
+    out_dir: &Path,
+    image: &Path,
+    board: &Board,
+    overlays: &[&hv_board::Uart],
+) -> Result<PathBuf> {
     let folder = out_dir.join("sd-card");
     std::fs::create_dir_all(&folder)?;
     std::fs::copy(image, folder.join("kernel8.img")).context("writing kernel8.img")?;
-    std::fs::write(folder.join("config.txt"), rpi4_config_txt(board))?;
+    std::fs::write(folder.join("config.txt"), rpi4_config_txt(board, overlays))?;
     Ok(folder)
 }
 
@@ -648,8 +679,12 @@ mod tests {
 
     #[test]
     fn rpi4_config_loads_the_image_where_the_kernel_is_linked() {
-        let config = rpi4_config_txt(&hv_board::RPI4);
+        let config = rpi4_config_txt(&hv_board::RPI4, &[]);
         assert!(config.lines().any(|line| line == "arm_64bit=1"));
+        assert!(!config.contains("dtoverlay"));
+        let uart3 = hv_board::RPI4.uart("uart3").unwrap();
+        let config = rpi4_config_txt(&hv_board::RPI4, &[uart3]);
+        assert!(config.lines().any(|line| line == "dtoverlay=uart3"));
         assert!(config.lines().any(|line| line == "kernel=kernel8.img"));
         assert!(
             config

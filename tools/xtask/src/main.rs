@@ -459,6 +459,16 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
             std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?
         }
     };
+    // The host's UARTs whose pins must be set up (board.toml `pins`).
+    let host_pinned_uarts: Vec<&'static hv_board::Uart> = system
+        .manifest
+        .vms
+        .iter()
+        .filter(|vm| vm.host)
+        .flat_map(|vm| &vm.devices)
+        .filter_map(|grant| system.board.uart(grant.device.name))
+        .filter(|uart| uart.pins.is_some())
+        .collect();
     let composed = compose::compose(&compose::Request {
         board: system.board,
         base_dtb: &base_dtb,
@@ -499,6 +509,7 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
             )
             .collect::<Vec<_>>(),
         guests: &guests,
+        host_pinned_uarts: &host_pinned_uarts,
         control_page: system
             .board
             .control_page()
@@ -521,7 +532,12 @@ pub fn build_image(system: &System) -> Result<BuiltImage> {
         shown(&archive)
     );
     if system.board.loader == hv_board::Loader::RaspberryPiFirmware {
-        let folder = compose::write_sd_card_folder(&out_dir, &composed.image, system.board)?;
+        let folder = compose::write_sd_card_folder(
+            &out_dir,
+            &composed.image,
+            system.board,
+            &host_pinned_uarts,
+        )?;
         eprintln!(
             "SD card files (copy next to the Raspberry Pi firmware): {}",
             shown(&folder)

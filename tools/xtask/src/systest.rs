@@ -1262,6 +1262,78 @@ fn check_rpi4_image() -> Result<(), String> {
     Ok(())
 }
 
+/// Builds `manifests/rpi4-hot-swap.toml` (a physical Pi with hot-swap) and checks what the host
+/// is told, on Debian's real Pi 4 tree: the mini-UART's page (the control line) disabled, uart3
+/// enabled as the host's console with the upstream tree's pin group and alias `serial3`, and
+/// `dtoverlay=uart3` in config.txt so that the firmware's tree agrees at boot.
+fn check_rpi4_hot_swap_image() -> Result<(), String> {
+    let system =
+        SystemArgs::without_images(&paths::workspace().join("manifests/rpi4-hot-swap.toml"));
+    let system = SystemArgs {
+        kernel: None,
+        initrd: None,
+        ..system
+    }
+    .resolve()
+    .map_err(|e| format!("{e:#}"))?;
+    let built = build_image(&system).map_err(|e| format!("{e:#}"))?;
+    let out = built.image.parent().unwrap_or(std::path::Path::new("."));
+    let blob = std::fs::read(out.join("host.dtb")).map_err(|e| format!("host.dtb: {e}"))?;
+    let tree = hv_devicetree::DeviceTree::parse(&blob).map_err(|e| format!("host.dtb: {e:?}"))?;
+    let status = |address: u64| {
+        let path = tree
+            .path_at_address(address)
+            .ok_or_else(|| format!("host.dtb has no node at {address:#x}"))?;
+        let status = tree
+            .node(&path)
+            .and_then(|node| node.property("status"))
+            .map(|bytes| {
+                String::from_utf8_lossy(bytes.split(|&b| b == 0).next().unwrap_or_default())
+                    .into_owned()
+            });
+        Ok::<_, String>((path, status))
+    };
+    let board = &hv_board::RPI4;
+    for name in ["uart1", "aux"] {
+        let device = board.device(name).ok_or(format!("no {name}"))?;
+        let (path, status) = status(device.region.base)?;
+        if status.as_deref() != Some("disabled") {
+            return Err(format!(
+                "{path} ({name}) is {status:?} in the host's tree, not disabled"
+            ));
+        }
+    }
+    let uart3 = board.uart("uart3").ok_or("no uart3")?;
+    let (path, status) = status(uart3.region.base)?;
+    if status.as_deref() != Some("okay") {
+        return Err(format!(
+            "{path} (uart3) is {status:?} in the host's tree, not okay"
+        ));
+    }
+    let node = tree.node(&path).ok_or("uart3's node")?;
+    let pins = node
+        .u32_property("pinctrl-0")
+        .ok_or("uart3 has no pinctrl-0")?;
+    let group = tree
+        .path_at_phandle(pins)
+        .ok_or(format!("pinctrl-0 = <{pins:#x}> names no node"))?;
+    if !group.ends_with("/uart3_gpio4") {
+        return Err(format!("uart3's pins are {group}, not uart3_gpio4"));
+    }
+    let alias = tree
+        .node("/aliases")
+        .and_then(|aliases| aliases.string_property("serial3"));
+    if alias != Some(path.as_str()) {
+        return Err(format!("/aliases/serial3 is {alias:?}, not {path}"));
+    }
+    let config = std::fs::read_to_string(out.join("sd-card").join("config.txt"))
+        .map_err(|e| format!("config.txt: {e}"))?;
+    if !config.lines().any(|line| line == "dtoverlay=uart3") {
+        return Err("config.txt lacks dtoverlay=uart3".into());
+    }
+    Ok(())
+}
+
 /// Runs the host tests and the system tests; returns the process exit code.
 pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
     crate::prereqs::ensure_targets()?;
@@ -1310,8 +1382,9 @@ pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
         }
     }
     let mut checks = tests.len() - skipped;
-    let checks_by_function: [(&str, Check); 4] = [
+    let checks_by_function: [(&str, Check); 5] = [
         ("rpi4-image", check_rpi4_image),
+        ("rpi4-hot-swap-image", check_rpi4_hot_swap_image),
         ("rpi4-raspi4b", check_rpi4_on_raspi4b),
         ("rpi4-el1-basics-raspi4b", check_el1_basics_on_raspi4b),
         ("unusable-firmware-dtb-a72", check_unusable_firmware_dtb),

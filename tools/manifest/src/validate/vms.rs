@@ -442,13 +442,17 @@ pub(super) fn check_vms(
     }
 
     // The host's default devices: every board device no guest has passed through and the
-    // hypervisor does not keep.
+    // hypervisor does not keep, less the UARTs whose pins must be set up (given only when
+    // listed).
     for (vm, draft) in vms.iter_mut().zip(&drafts) {
         if vm.host && draft.devices.is_none() {
             vm.devices = devices
                 .iter()
                 .filter(|device| {
                     !is_kept(device)
+                        && board
+                            .uart(device.name)
+                            .is_none_or(|uart| uart.pins.is_none())
                         && !passed_through
                             .iter()
                             .any(|(name, _, _)| *name == device.name)
