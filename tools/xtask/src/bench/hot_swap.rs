@@ -8,11 +8,31 @@ use crate::qemu::CpuModel;
 use crate::swap::{PlannedSwap, SwapExpect, SwapOutcome};
 use hv_component_config::SwapTest;
 
-/// Swaps the VM manager once under load and prints what it took.
+/// Swaps the VM manager once under load and prints what it took: on virt (its own control
+/// PL011) and on the Raspberry Pi 4's raspi4b (the log's mini-UART, one chunk at a time).
 pub fn print_figures() -> Result<()> {
     println!(
         "Hot-swap of vm-manager while a guest calls it on 2 CPUs (a72, wall time under TCG; the\nimage is built before the run):"
     );
+    println!("  qemu-virt (a PL011 of its own):");
+    swap_once(
+        "bench-hot-swap",
+        2,
+        crate::artifacts::guest("hv-guest-swap-load")?,
+        "manifests/tests/hot-swap-vm-manager.toml",
+    )?;
+    println!("  rpi4 on raspi4b (the log's mini-UART, shared):");
+    swap_once(
+        "bench-hot-swap-rpi4",
+        4,
+        crate::artifacts::guest_at("hv-guest-swap-load", hv_board::RPI4.host_kernel_address)?,
+        "manifests/tests/hot-swap-rpi4.toml",
+    )
+}
+
+/// One run of `manifest` with `guest` as its host on `smp` CPUs, the VM manager swapped once
+/// the guest loops; prints the figures.
+fn swap_once(name: &str, smp: u32, guest: std::path::PathBuf, manifest: &str) -> Result<()> {
     let swaps = [PlannedSwap {
         after: "swap-load: looping on 2 CPUs",
         times: 1,
@@ -22,17 +42,16 @@ pub fn print_figures() -> Result<()> {
         then_type: Some("q"),
         expect: SwapExpect::Swapped,
     }];
-    let guest = crate::artifacts::guest("hv-guest-swap-load")?;
     let outcome = crate::systest::boot_with_swaps(
-        "bench-hot-swap",
+        name,
         CpuModel::A72,
-        2,
+        smp,
         Some(guest),
         "",
         &[],
         300,
         &[],
-        Some("manifests/tests/hot-swap-vm-manager.toml"),
+        Some(manifest),
         &[],
         &[],
         &swaps,
@@ -52,7 +71,7 @@ pub fn print_figures() -> Result<()> {
         bail!("the swap did not succeed: {}", report.describe());
     };
     println!(
-        "  image {} KiB in {} chunks: transfer {} ms ({} KiB/s), Commit to its answer {} ms",
+        "    image {} KiB in {} chunks: transfer {} ms ({} KiB/s), Commit to its answer {} ms",
         report.image_len / 1024,
         report.chunks,
         report.transfer.as_millis(),
@@ -60,21 +79,21 @@ pub fn print_figures() -> Result<()> {
         report.commit.map_or(0, |commit| commit.as_millis()),
     );
     println!(
-        "  from Begin to the new instance serving: {} ms; the swap itself (callers held) {:.1} ms, {} bytes of state",
+        "    from Begin to the new instance serving: {} ms; the swap itself (callers held) {:.1} ms, {} bytes of state",
         report.total.as_millis(),
         micros as f64 / 1000.0,
         state_len
     );
     match longest_calls(&outcome.console) {
         Some((cpu0, cpu1)) => println!(
-            "  longest call the guest saw: cpu0 {} ms, cpu1 {} ms (a CPU's vCPU also waits while the\n  supervisor reads a transfer on it)",
+            "    longest call the guest saw: cpu0 {} ms, cpu1 {} ms (a CPU's vCPU also waits while\n    the supervisor reads a transfer on it)",
             cpu0 / 1000,
             cpu1 / 1000
         ),
-        None => println!("  the guest printed no longest-call line"),
+        None => println!("    the guest printed no longest-call line"),
     }
     if !outcome.console.contains("swap-load: PASS") {
-        bail!("the guest did not pass; see target/xtask/logs/bench-hot-swap");
+        bail!("the guest did not pass; see target/xtask/logs/{name}");
     }
     Ok(())
 }
