@@ -410,7 +410,14 @@ const {constant}_BOARD_TOML_IS_VALID: () = if let Err(error) = {constant}.valida
                 let uart = find_uart(name, "control.uart");
                 let kind = match uart.kind.as_str() {
                     "pl011" => "UartKind::Pl011",
-                    "mini-uart" => "UartKind::MiniUart",
+                    // The kernel writes a mini-UART control line through the logger (answers
+                    // go out between log frames), so it must be the log's.
+                    "mini-uart" if board.log.uart.as_deref() == Some(name) => "UartKind::MiniUart",
+                    "mini-uart" => fail(
+                        path,
+                        "control.uart: a mini-UART carries the control line only as the log's \
+                         UART (log.uart)",
+                    ),
                     other => fail(path, &format!("control.uart: a {other} cannot be driven")),
                 };
                 format!(
