@@ -73,6 +73,16 @@ pub fn guest(package: &str) -> Result<PathBuf> {
     cargo_build(package, &[])
 }
 
+/// Builds test-guest package `package` to run as `board`'s host kernel: linked where the board
+/// starts it (the test guests' default is qemu-virt's address).
+pub fn host_guest(package: &str, board: &hv_board::Board) -> Result<PathBuf> {
+    if board.host_kernel_address == hv_board::QEMU_VIRT.host_kernel_address {
+        guest(package)
+    } else {
+        guest_at(package, board.host_kernel_address)
+    }
+}
+
 /// Builds test-guest package `package` linked to run as the host kernel at `load_address` (a
 /// board other than qemu-virt; `hv-guest-rt`'s build script takes the address), and returns a
 /// copy of its ELF that a later build for another address does not overwrite.

@@ -217,7 +217,7 @@ impl SystemArgs {
             (None, KernelImage::DebianArm64) => prereqs::debian_generic_kernel()?,
             (None, KernelImage::UpstreamPkvmGuest) => upstream_linux::image_or_error()?,
             (None, KernelImage::Path(path)) => path.clone(),
-            (None, KernelImage::Crate(package)) => artifacts::guest(package)?,
+            (None, KernelImage::Crate(package)) => artifacts::host_guest(package, manifest.board)?,
         };
         let initrd = match (&self.initrd, &host.initrd) {
             (Some(choice), _) if choice == "none" => None,

@@ -6,8 +6,8 @@
 //! AUX_MU_IO_REG (0x7e21_5040 on the bus, 0xfe21_5040 for the ARM, the board's `uart1` base),
 //! 32 bits apart: AUX_MU_IO_REG at +0x00, AUX_MU_LSR_REG at +0x14 (bit 0: a received byte
 //! waits; bit 5: the transmitter can accept a byte), AUX_MU_CNTL_REG at +0x20 (bit 0: receiver
-//! enable, bit 1: transmitter enable). The firmware enables and configures the UART (115200 8N1, GPIO 14/15) when
-//! config.txt says `enable_uart=1`.
+//! enable, bit 1: transmitter enable). The firmware enables and configures the UART (115200
+//! 8N1, GPIO 14/15) when config.txt says `enable_uart=1`.
 
 use core::ptr::{read_volatile, write_volatile};
 
