@@ -13,6 +13,28 @@ fn every_board_validates() {
 }
 
 #[test]
+fn control_lines_and_the_pages_they_keep() {
+    // virt: a PL011 of its own, beside the log (semihosting).
+    let virt = QEMU_VIRT.control_uart.unwrap();
+    assert_eq!(virt.kind, UartKind::Pl011);
+    assert!(!QEMU_VIRT.control_shares_log());
+    assert_eq!(
+        QEMU_VIRT.control_page(),
+        Some(Region {
+            base: 0x0904_0000,
+            size: 0x1000
+        })
+    );
+    // The Pi: the log's mini-UART, whose page holds the AUX block too.
+    assert_eq!(RPI4.control_uart.unwrap().kind, UartKind::MiniUart);
+    assert!(RPI4.control_shares_log());
+    let page = RPI4.control_page().unwrap();
+    let aux = RPI4.device("aux").unwrap().region;
+    assert!(page.base <= aux.base && aux.end() <= page.end());
+    assert!(!page.contains(RPI4.uart("uart0").unwrap().region.base));
+}
+
+#[test]
 fn boards_are_found_by_name() {
     for board in ALL {
         assert_eq!(by_name(board.name), Some(board));

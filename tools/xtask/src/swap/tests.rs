@@ -342,6 +342,12 @@ fn a_begin_damaged_on_the_line_is_sent_again_once() {
 }
 
 #[test]
+fn a_mini_uart_line_is_stop_and_wait() {
+    assert!(Options::for_board(&hv_board::RPI4).stop_and_wait);
+    assert!(!Options::for_board(&hv_board::QEMU_VIRT).stop_and_wait);
+}
+
+#[test]
 fn stop_and_wait_keeps_one_chunk_in_flight() {
     // Every chunk is answered only once the previous answer came: a line that answers chunk n
     // only after it saw exactly n + 1 chunks would stall with more in flight.
