@@ -109,6 +109,8 @@ pub(super) fn tests(tests: &mut Vec<SystemTest>) {
             "hot-swap: the control line is on",
             "component vm-manager swapped: build",
             "runs build",
+            // The new instance's frames, decoded with its own ELF.
+            "vm-manager: taken over after",
         ],
         expect_console: &["swap-load: PASS"],
         swaps: RPI4_SWAPS,
