@@ -15,6 +15,7 @@ const EM_AARCH64: u16 = 183;
 /// The applets `/init` calls by name, linked next to busybox so the script reads like plain shell.
 const BIN_APPLETS: &[&str] = &[
     "sh", "cat", "grep", "mount", "uname", "sync", "setsid", "cttyhack", "dd", "md5sum", "awk",
+    "sleep",
 ];
 const SBIN_APPLETS: &[&str] = &["poweroff", "reboot"];
 
@@ -142,6 +143,7 @@ echo "HV-INIT: kernel $(uname -r)"
 
 mode=shell
 wait_console=no
+hold=
 then=poweroff
 show_iomem=no
 for word in $(cat /proc/cmdline); do
@@ -149,6 +151,7 @@ for word in $(cat /proc/cmdline); do
         hv.init=test) mode=test ;;
         hv.init=shell) mode=shell ;;
         hv.wait=console) wait_console=yes ;;
+        hv.hold=*) hold=${word#hv.hold=} ;;
         hv.then=reboot) then=reboot ;;
         hv.show=iomem) show_iomem=yes ;;
     esac
@@ -165,7 +168,13 @@ if [ "$mode" = test ]; then
     fi
 "#;
 
-const INIT_TAIL: &str = r#"    if [ "$wait_console" = yes ]; then
+const INIT_TAIL: &str = r#"    if [ -n "$hold" ]; then
+        # Held for a while (a test harness acts meanwhile, e.g. swaps a component), where a
+        # console line cannot be typed (the Pi's PL011 belongs to its Bluetooth on QEMU).
+        echo "HV-INIT: holding for $hold s"
+        sleep "$hold"
+    fi
+    if [ "$wait_console" = yes ]; then
         # Held until a line comes on the console (a test harness ends the run when it chooses).
         echo "HV-INIT: waiting for a line on the console"
         read -r line
@@ -268,6 +277,9 @@ mod tests {
             "echo \"HV-INIT: interactive shell; 'poweroff -f' or exit to power off\"",
             "hv.init=test) mode=test",
             "hv.wait=console) wait_console=yes",
+            "hv.hold=*) hold=${word#hv.hold=}",
+            "echo \"HV-INIT: holding for $hold s\"",
+            "sleep \"$hold\"",
             "hv.then=reboot) then=reboot",
             "hv.show=iomem) show_iomem=yes",
             "print \"HV-INIT: iomem \" $0",
@@ -283,7 +295,7 @@ mod tests {
         // Every applet the script relies on by name is linked.
         for applet in [
             "mount", "grep", "uname", "cat", "sync", "poweroff", "setsid", "dd", "md5sum", "awk",
-            "reboot",
+            "reboot", "sleep",
         ] {
             assert!(BIN_APPLETS.contains(&applet) || SBIN_APPLETS.contains(&applet));
         }

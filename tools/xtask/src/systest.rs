@@ -651,9 +651,13 @@ pub fn run_all(host_only: bool, filter: Option<&str>) -> Result<i32> {
         }
     }
     let mut checks = tests.len() - skipped;
-    let checks_by_function: [(&str, Check); 5] = [
+    let checks_by_function: [(&str, Check); 6] = [
         ("rpi4-image", rpi4::check_rpi4_image),
         ("rpi4-hot-swap-image", rpi4::check_rpi4_hot_swap_image),
+        (
+            "rpi4-linux-hot-swap-raspi4b",
+            rpi4::check_linux_hot_swap_on_raspi4b,
+        ),
         ("rpi4-raspi4b", rpi4::check_rpi4_on_raspi4b),
         ("rpi4-el1-basics-raspi4b", rpi4::check_el1_basics_on_raspi4b),
         ("unusable-firmware-dtb-a72", check_unusable_firmware_dtb),
