@@ -269,6 +269,17 @@ pub(crate) fn print_hv_line(line: &str, interactive: bool) {
     eprint!("\x1b[2m[hv] {line}\x1b[0m{end}");
 }
 
+/// A captured run's stdio: the console's output read back, its input piped only when the run
+/// types something.
+fn captured_stdio(command: &mut Command, typing: bool) {
+    let stdin = if typing {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    };
+    command.stdin(stdin).stdout(Stdio::piped());
+}
+
 /// What became of `scheduled`, started `started` into the run, from its thread's result;
 /// printed as it comes.
 fn swap_record(
@@ -366,12 +377,7 @@ pub fn run(run: &Run) -> Result<Outcome> {
         Console::Captured { .. } if relayed => {
             command.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
             relayed_args(&mut command);
-            let stdin = if typing {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            };
-            command.stdin(stdin).stdout(Stdio::piped());
+            captured_stdio(&mut command, typing);
         }
         Console::Interactive if shared_serial => {
             // The PL011 (serial 0) goes nowhere; the mini-UART is the terminal, Ctrl-A X quits.
@@ -402,22 +408,12 @@ pub fn run(run: &Run) -> Result<Outcome> {
                     run.log_dir.join("serial.raw").display()
                 ))
                 .args(["-serial", "chardev:miniuart"]);
-            let stdin = if typing {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            };
-            command.stdin(stdin).stdout(Stdio::piped());
+            captured_stdio(&mut command, typing);
         }
         Console::Captured { .. } => {
             command.args(["-display", "none", "-monitor", "none", "-serial", "stdio"]);
             command.args(&control_args);
-            let stdin = if typing {
-                Stdio::piped()
-            } else {
-                Stdio::null()
-            };
-            command.stdin(stdin).stdout(Stdio::piped());
+            captured_stdio(&mut command, typing);
         }
     }
     command.args(run.extra_args);
