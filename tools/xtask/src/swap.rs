@@ -2,10 +2,12 @@
 //!
 //! The tool rebuilds the component as the image's composer built it (same region, same
 //! configuration; with `--test-hook`, a configuration that makes it misbehave on purpose), and
-//! hands the new image to the hypervisor over the board's control UART, which a QEMU `virt` run
-//! connects to a Unix socket ([`ControlLine`]). The exchange is `hv_ipc::swap`'s protocol:
-//! Begin, the chunks of the zlib-compressed image in order (up to [`WINDOW`] unanswered),
-//! Commit; every request is answered, in order.
+//! hands the new image to the hypervisor over the board's control UART, which the run serves on
+//! a Unix socket ([`ControlLine`]): QEMU itself for virt's own PL011; `cargo xtask run` (QEMU's
+//! raspi4b) or `cargo xtask attach` (a physical Pi) for the Pi's mini-UART, which also carries
+//! the log. The exchange is `hv_ipc::swap`'s protocol: Begin, the chunks of the
+//! zlib-compressed image in order (up to [`WINDOW`] unanswered; one on the mini-UART), Commit;
+//! every request is answered, in order.
 //!
 //! [`swap`] does it all and returns the outcome as data ([`SwapReport`]); [`prepare`] (the
 //! build) and [`transfer`] (the exchange) are its halves, for the system tests, which build
@@ -38,7 +40,8 @@ const SOCKET_PATH_MAX: usize = 100;
 pub struct ControlLine {
     /// The run's folder: `swapped/` in it keeps the swapped-in ELFs.
     pub dir: PathBuf,
-    /// The Unix socket QEMU serves the control UART on: `<dir>/control.sock`, or, when that
+    /// The Unix socket the control UART is served on (by QEMU, or by the run's or attach's
+    /// relay for a shared line): `<dir>/control.sock`, or, when that
     /// path is too long for a socket, `/tmp/hv-control-<hash of that path>.sock` (so every
     /// tool finds the same).
     pub socket: PathBuf,
