@@ -14,6 +14,9 @@ use std::mem::discriminant;
 use std::path::PathBuf;
 use std::time::Duration;
 
+pub use boot::{boot, boot_with, boot_with_swaps};
+
+mod boot;
 mod hot_swap;
 mod linux;
 mod rpi4;
@@ -156,141 +159,9 @@ fn peer_address(system: &crate::System) -> Result<u64> {
     Ok(regions[id].start + 0x100)
 }
 
-/// Boots a fresh image and returns how the run went.
-pub fn boot(
-    name: &str,
-    cpu: CpuModel,
-    smp: u32,
-    kernel: Option<PathBuf>,
-    append: &str,
-    extra: &[String],
-    timeout: u64,
-) -> Result<Outcome> {
-    boot_with(
-        name,
-        cpu,
-        smp,
-        kernel,
-        append,
-        extra,
-        timeout,
-        &[],
-        None,
-        &[],
-        &[],
-    )
-}
-
-/// [`boot`], with some components' settings replaced (e.g. the VM manager's test hooks): each
-/// of `settings` goes to the components whose crate takes that kind of settings.
-#[allow(clippy::too_many_arguments)]
-pub fn boot_with(
-    name: &str,
-    cpu: CpuModel,
-    smp: u32,
-    kernel: Option<PathBuf>,
-    append: &str,
-    extra: &[String],
-    timeout: u64,
-    settings: &[Settings],
-    manifest: Option<&str>,
-    kernel_features: &'static [&'static str],
-    input: &[ConsoleInput],
-) -> Result<Outcome> {
-    boot_with_swaps(
-        name,
-        cpu,
-        smp,
-        kernel,
-        append,
-        extra,
-        timeout,
-        settings,
-        manifest,
-        kernel_features,
-        input,
-        &[],
-    )
-}
-
-/// [`boot_with`], hot-swapping components during the run: each of `swaps`' images is built
-/// before the boot (as `cargo xtask swap` builds it, for this very system), and sent over the
-/// run's control line (`target/xtask/logs/<name>/control.sock`) when the run reaches its point;
-/// the outcome's `swaps` says how each went (the bench reads its times there).
-#[allow(clippy::too_many_arguments)]
-pub fn boot_with_swaps(
-    name: &str,
-    cpu: CpuModel,
-    smp: u32,
-    kernel: Option<PathBuf>,
-    append: &str,
-    extra: &[String],
-    timeout: u64,
-    settings: &[Settings],
-    manifest: Option<&str>,
-    kernel_features: &'static [&'static str],
-    input: &[ConsoleInput],
-    swaps: &[PlannedSwap],
-) -> Result<Outcome> {
-    let args = SystemArgs {
-        manifest: manifest.map(|path| paths::workspace().join(path)),
-        machine: cpu,
-        smp: Some(smp),
-        mem: None,
-        initrd: kernel.as_ref().map(|_| "none".to_owned()),
-        kernel,
-        append: Some(append.to_owned()),
-    };
-    let mut system = args.resolve()?;
-    system.kernel_features = kernel_features;
-    for component in system.manifest.components.iter_mut() {
-        let takes = Settings::for_crate(&component.crate_name).map(|kind| discriminant(&kind));
-        if let Some(settings) = settings
-            .iter()
-            .find(|settings| Some(discriminant(*settings)) == takes)
-        {
-            component.settings = *settings;
-        }
-    }
-    let built = build_image(&system)?;
-    let swaps = swaps
-        .iter()
-        .map(|plan| {
-            let image = crate::swap::prepare(&system, plan.component, plan.hook)
-                .with_context(|| format!("building {} to swap in", plan.component))?;
-            let options = crate::swap::Options {
-                corrupt: plan.corrupt,
-                ..crate::swap::Options::for_board(system.board)
-            };
-            Ok(ScheduledSwap {
-                plan: *plan,
-                image,
-                options,
-            })
-        })
-        .collect::<Result<Vec<_>>>()?;
-    progress::step(&format!("booting {name}"));
-    let log_dir = paths::xtask_out().join("logs").join(name);
-    qemu::run(&qemu::Run {
-        machine: &system.machine,
-        image: &built.image,
-        kernel_elf: &built.kernel_elf,
-        components: &built.components,
-        timeout: Duration::from_secs(timeout),
-        console: Console::Captured { echo: false },
-        extra_args: extra,
-        control: ControlLine::in_dir(&log_dir),
-        hot_swap: system.manifest.hot_swap,
-        log_dir,
-        show_hv_log: false,
-        input,
-        swaps: &swaps,
-    })
-}
-
-/// Checks that every planned swap of `test` ran and ended as expected.
-fn check_swaps(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
-    for (n, plan) in test.swaps.iter().enumerate() {
+/// Checks that every planned swap ran and ended as expected.
+fn check_swaps(plans: &[PlannedSwap], outcome: &Outcome) -> Result<(), String> {
+    for (n, plan) in plans.iter().enumerate() {
         let which = format!("swap {} ({} after {:?})", n + 1, plan.component, plan.after);
         let Some(record) = outcome.swaps.get(n) else {
             return Err(format!("{which} never started: its point was not reached"));
@@ -309,18 +180,23 @@ fn check_swaps(test: &SystemTest, outcome: &Outcome) -> Result<(), String> {
     Ok(())
 }
 
-/// Checks an outcome (`peer`: the address a `Crash::ReadPeer` reads); returns why it failed.
-fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> {
-    check_swaps(test, outcome)?;
-    // A log frame the host could not split from the line (the Pi's mini-UART carries others'
-    // bytes too) is a lost line.
-    if let Some(line) = outcome
+/// A log frame the host could not split from the line (the Pi's mini-UART carries others'
+/// bytes too) is a lost line.
+fn check_log_frames(outcome: &Outcome) -> Result<(), String> {
+    match outcome
         .hv_log
         .iter()
         .find(|line| line.contains("(malformed frame"))
     {
-        return Err(format!("the hypervisor log has {line}"));
+        Some(line) => Err(format!("the hypervisor log has {line}")),
+        None => Ok(()),
     }
+}
+
+/// Checks an outcome (`peer`: the address a `Crash::ReadPeer` reads); returns why it failed.
+fn check(test: &SystemTest, outcome: &Outcome, peer: u64) -> Result<(), String> {
+    check_swaps(test.swaps, outcome)?;
+    check_log_frames(outcome)?;
     if test.expect_exit != ExitStatus::PoweredOff {
         for needle in test.expect_log {
             if !outcome.hv_log.iter().any(|line| line.contains(needle)) {

@@ -34,28 +34,22 @@ pub(super) fn check_rpi4_on_raspi4b() -> Result<(), String> {
         eprintln!("---- logs: {} ----", logs.display());
         Err(reason)
     };
-    if outcome.status() != Some(ExitStatus::PoweredOff) {
-        return fail(format!("the run ended with {}", outcome.describe()));
-    }
-    for wanted in [
-        "CPU: All CPU(s) started at EL1",
-        "HV-INIT: userspace up",
-        "HV-INIT: cpus online=4",
-        "HV-INIT: done",
-    ] {
-        if !outcome.console.contains(wanted) {
-            return fail(format!("the console lacks {wanted:?}"));
-        }
-    }
-    for wanted in [
-        "entering the host at",
-        "cpu3 up, entering the host",
-        "device(s) the firmware disabled are disabled",
-        "run ends: guest powered off",
-    ] {
-        if !outcome.hv_log.iter().any(|line| line.contains(wanted)) {
-            return fail(format!("the hypervisor's log lacks {wanted:?}"));
-        }
+    if let Err(reason) = powered_off_with(
+        &outcome,
+        &[
+            "CPU: All CPU(s) started at EL1",
+            "HV-INIT: userspace up",
+            "HV-INIT: cpus online=4",
+            "HV-INIT: done",
+        ],
+        &[
+            "entering the host at",
+            "cpu3 up, entering the host",
+            "device(s) the firmware disabled are disabled",
+            "run ends: guest powered off",
+        ],
+    ) {
+        return fail(reason);
     }
     let archive = paths::xtask_out().join("rpi4").join("debug.tar");
     let decoder = crate::decode::decoder_from_archive(&archive, None)
@@ -292,45 +286,26 @@ pub(super) fn check_linux_hot_swap_on_raspi4b() -> Result<(), String> {
         eprintln!("---- logs: {} ----", logs.display());
         Err(reason)
     };
-    match outcome.swaps.first().map(|record| &record.result) {
-        Some(Ok(report)) => {
-            if let Err(error) = swaps[0].expect.check(report) {
-                return fail(format!("the swap: {error}"));
-            }
-        }
-        Some(Err(error)) => return fail(format!("the swap failed: {error}")),
-        None => return fail(format!("the swap never started: no {HELD:?}")),
-    }
-    if outcome.status() != Some(ExitStatus::PoweredOff) {
-        return fail(format!("the run ended with {}", outcome.describe()));
-    }
-    for wanted in [
-        "CPU: All CPU(s) started at EL1",
-        "HV-INIT: userspace up",
-        "HV-INIT: cpus online=4",
-        HELD,
-        "HV-INIT: done",
-    ] {
-        if !outcome.console.contains(wanted) {
-            return fail(format!("the console lacks {wanted:?}"));
-        }
-    }
-    for wanted in [
-        "hot-swap: the control line is on",
-        "component vm-manager swapped: build",
-        "vm-manager: taken over after",
-        "run ends: guest powered off",
-    ] {
-        if !outcome.hv_log.iter().any(|line| line.contains(wanted)) {
-            return fail(format!("the hypervisor's log lacks {wanted:?}"));
-        }
-    }
-    if let Some(line) = outcome
-        .hv_log
-        .iter()
-        .find(|line| line.contains("(malformed frame"))
-    {
-        return fail(format!("the hypervisor's log has {line}"));
+    let checked = check_swaps(&swaps, &outcome).and_then(|()| {
+        powered_off_with(
+            &outcome,
+            &[
+                "CPU: All CPU(s) started at EL1",
+                "HV-INIT: userspace up",
+                "HV-INIT: cpus online=4",
+                HELD,
+                "HV-INIT: done",
+            ],
+            &[
+                "hot-swap: the control line is on",
+                "component vm-manager swapped: build",
+                "vm-manager: taken over after",
+                "run ends: guest powered off",
+            ],
+        )
+    });
+    if let Err(reason) = checked {
+        return fail(reason);
     }
     // The host ran on after the swap: its power-off came to the new instance.
     let at = |needle: &str| outcome.hv_log.iter().position(|line| line.contains(needle));
@@ -338,4 +313,25 @@ pub(super) fn check_linux_hot_swap_on_raspi4b() -> Result<(), String> {
         return fail("the host powered off before the swap ended".into());
     }
     Ok(())
+}
+
+/// Whether the run powered off with every one of `console` on its console and every one of
+/// `log` in the hypervisor's log, and no log frame lost; if not, why.
+fn powered_off_with(outcome: &Outcome, console: &[&str], log: &[&str]) -> Result<(), String> {
+    if outcome.status() != Some(ExitStatus::PoweredOff) {
+        return Err(format!("the run ended with {}", outcome.describe()));
+    }
+    if let Some(wanted) = console
+        .iter()
+        .find(|wanted| !outcome.console.contains(*wanted))
+    {
+        return Err(format!("the console lacks {wanted:?}"));
+    }
+    if let Some(wanted) = log
+        .iter()
+        .find(|wanted| !outcome.hv_log.iter().any(|line| line.contains(*wanted)))
+    {
+        return Err(format!("the hypervisor's log lacks {wanted:?}"));
+    }
+    check_log_frames(outcome)
 }
