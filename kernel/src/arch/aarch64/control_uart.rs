@@ -9,7 +9,7 @@
 //! ignores it).
 
 use core::ptr::{read_volatile, write_volatile};
-use hv_board::UartKind;
+use hv_board::{ControlUart, UartKind};
 
 const DR: u64 = 0x000;
 const FR: u64 = 0x018;
@@ -22,22 +22,6 @@ const FR_TXFF: u32 = 1 << 5;
 const LCR_H_8N1_FIFO: u32 = (0b11 << 5) | (1 << 4);
 /// UARTEN, TXE, RXE.
 const CR_ENABLE: u32 = 1 | (1 << 8) | (1 << 9);
-
-/// The control UART's PL011 base, if the board's control line is a PL011.
-fn base() -> Option<u64> {
-    hv_board::CURRENT
-        .control_uart
-        .filter(|control| control.kind == UartKind::Pl011)
-        .map(|control| control.base)
-}
-
-/// The control UART's mini-UART base, if the board's control line is the mini-UART.
-fn mini_uart() -> Option<u64> {
-    hv_board::CURRENT
-        .control_uart
-        .filter(|control| control.kind == UartKind::MiniUart)
-        .map(|control| control.base)
-}
 
 /// Reads register `offset` of the control UART at `base`.
 fn read(base: u64, offset: u64) -> u32 {
@@ -53,48 +37,82 @@ fn write_register(base: u64, offset: u64, value: u32) {
     unsafe { write_volatile((base + offset) as *mut u32, value) }
 }
 
+/// The board's control UART, if it has one.
+fn control() -> Option<ControlUart> {
+    hv_board::CURRENT.control_uart
+}
+
 /// Turns the UART on (a PL011: 8N1 with FIFOs, interrupts masked; the mini-UART: its receiver
 /// too). Whether the board has one.
 pub fn init() -> bool {
-    if let Some(base) = mini_uart() {
-        super::mini_uart::enable_receiver(base);
-        return true;
+    match control() {
+        Some(ControlUart {
+            base,
+            kind: UartKind::Pl011,
+        }) => {
+            write_register(base, CR, 0);
+            write_register(base, IMSC, 0);
+            write_register(base, LCR_H, LCR_H_8N1_FIFO);
+            write_register(base, CR, CR_ENABLE);
+            true
+        }
+        Some(ControlUart {
+            base,
+            kind: UartKind::MiniUart,
+        }) => {
+            super::mini_uart::enable_receiver(base);
+            true
+        }
+        None => false,
     }
-    let Some(base) = base() else { return false };
-    write_register(base, CR, 0);
-    write_register(base, IMSC, 0);
-    write_register(base, LCR_H, LCR_H_8N1_FIFO);
-    write_register(base, CR, CR_ENABLE);
-    true
 }
 
 /// Whether a byte waits in the receive FIFO.
 pub fn input_waiting() -> bool {
-    if let Some(base) = mini_uart() {
-        return super::mini_uart::input_waiting(base);
+    match control() {
+        Some(ControlUart {
+            base,
+            kind: UartKind::Pl011,
+        }) => read(base, FR) & FR_RXFE == 0,
+        Some(ControlUart {
+            base,
+            kind: UartKind::MiniUart,
+        }) => super::mini_uart::input_waiting(base),
+        None => false,
     }
-    base().is_some_and(|base| read(base, FR) & FR_RXFE == 0)
 }
 
 /// The next received byte, if one waits.
 pub fn read_byte() -> Option<u8> {
-    if let Some(base) = mini_uart() {
-        return super::mini_uart::read_byte(base);
+    match control()? {
+        ControlUart {
+            base,
+            kind: UartKind::Pl011,
+        } => (read(base, FR) & FR_RXFE == 0).then(|| read(base, DR) as u8),
+        ControlUart {
+            base,
+            kind: UartKind::MiniUart,
+        } => super::mini_uart::read_byte(base),
     }
-    let base = base()?;
-    (read(base, FR) & FR_RXFE == 0).then(|| read(base, DR) as u8)
 }
 
-/// Sends `bytes`, waiting for room in the transmit FIFO. On the mini-UART they go out as one
-/// piece between the log's frames.
+/// Sends `bytes`, waiting for room in the transmit FIFO. On the mini-UART (the log's, as the
+/// board data checks) they go out as one piece between the log's frames.
 pub fn write(bytes: &[u8]) {
-    if mini_uart().is_some() {
-        crate::log::write_between_frames(bytes);
-        return;
-    }
-    let Some(base) = base() else { return };
-    for &byte in bytes {
-        while read(base, FR) & FR_TXFF != 0 {}
-        write_register(base, DR, u32::from(byte));
+    match control() {
+        Some(ControlUart {
+            base,
+            kind: UartKind::Pl011,
+        }) => {
+            for &byte in bytes {
+                while read(base, FR) & FR_TXFF != 0 {}
+                write_register(base, DR, u32::from(byte));
+            }
+        }
+        Some(ControlUart {
+            kind: UartKind::MiniUart,
+            ..
+        }) => crate::log::write_between_frames(bytes),
+        None => {}
     }
 }
