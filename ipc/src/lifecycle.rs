@@ -104,6 +104,81 @@ pub fn decode<'a, T: Deserialize<'a>>(bytes: &'a [u8]) -> Option<T> {
     postcard::from_bytes(bytes).ok()
 }
 
+/// A state that does not read back: short, overlong, a value out of range, or bytes left over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct BadState;
+
+/// Writes a state as a sequence of postcard values, one at a time. A component's state is
+/// rarely one value it could serialise at once: its large parts are written piece by piece
+/// (only what differs from their reset state, say), and nothing needs a copy on its stack.
+pub struct StateWriter<'a> {
+    out: &'a mut [u8],
+    len: usize,
+}
+
+impl<'a> StateWriter<'a> {
+    /// Writes into `out` (the runtime's hand-over buffer, [`STATE_MAX`] bytes).
+    pub fn new(out: &'a mut [u8]) -> Self {
+        Self { out, len: 0 }
+    }
+
+    /// Appends `value`; `None` if it does not fit.
+    pub fn put<T: Serialize + ?Sized>(&mut self, value: &T) -> Option<()> {
+        let rest = self.out.get_mut(self.len..)?;
+        self.len += postcard::to_slice(value, rest).ok()?.len();
+        Some(())
+    }
+
+    /// The bytes written so far.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether nothing was written.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+/// Reads a state [`StateWriter`] wrote, value by value.
+pub struct StateReader<'a>(&'a [u8]);
+
+impl<'a> StateReader<'a> {
+    /// Reads `bytes`.
+    pub fn new(bytes: &'a [u8]) -> Self {
+        Self(bytes)
+    }
+
+    /// Takes the next value.
+    pub fn take<T: serde::de::DeserializeOwned>(&mut self) -> Result<T, BadState> {
+        let (value, rest) = postcard::take_from_bytes(self.0).map_err(|_| BadState)?;
+        self.0 = rest;
+        Ok(value)
+    }
+
+    /// Takes the next value, and refuses it unless `valid` holds for it.
+    pub fn take_if<T: serde::de::DeserializeOwned>(
+        &mut self,
+        valid: impl FnOnce(&T) -> bool,
+    ) -> Result<T, BadState> {
+        let value = self.take()?;
+        if valid(&value) {
+            Ok(value)
+        } else {
+            Err(BadState)
+        }
+    }
+
+    /// The end: every byte must have been read.
+    pub fn finish(self) -> Result<(), BadState> {
+        if self.0.is_empty() {
+            Ok(())
+        } else {
+            Err(BadState)
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -140,5 +215,34 @@ mod tests {
     fn garbage_is_not_a_message() {
         assert_eq!(decode::<LifecycleReply>(&[0xff, 0xff]), None);
         assert_eq!(decode::<LifecycleRequest>(&[]), None);
+    }
+
+    #[test]
+    fn a_state_reads_back_value_by_value_and_nothing_else_does() {
+        let mut buf = [0u8; 32];
+        let mut writer = StateWriter::new(&mut buf);
+        writer.put(&(7u16, true)).unwrap();
+        writer.put(&u64::MAX).unwrap();
+        writer.put(&[1u8, 2, 3]).unwrap();
+        let len = writer.len();
+        let mut reader = StateReader::new(&buf[..len]);
+        assert_eq!(reader.take::<(u16, bool)>(), Ok((7, true)));
+        assert_eq!(reader.take_if::<u64>(|&v| v == 0), Err(BadState));
+        let mut reader = StateReader::new(&buf[..len]);
+        let _: (u16, bool) = reader.take().unwrap();
+        let _: u64 = reader.take().unwrap();
+        assert_eq!(reader.take::<[u8; 3]>(), Ok([1, 2, 3]));
+        assert_eq!(reader.finish(), Ok(()));
+        // Left-over bytes and a short state are refused.
+        let mut reader = StateReader::new(&buf[..len]);
+        let _: (u16, bool) = reader.take().unwrap();
+        assert_eq!(reader.finish(), Err(BadState));
+        let mut reader = StateReader::new(&buf[..2]);
+        let _: (u16, bool) = reader.take().unwrap();
+        assert_eq!(reader.take::<u64>(), Err(BadState));
+        // A full buffer refuses the next value.
+        let mut small = [0u8; 4];
+        let mut writer = StateWriter::new(&mut small);
+        assert_eq!(writer.put(&u64::MAX), None);
     }
 }

@@ -9,8 +9,7 @@
 //! instead, once to check everything and once to apply it, so that nothing changes unless all
 //! of it is taken.
 
-use serde::Serialize;
-use serde::de::DeserializeOwned;
+use hv_ipc::lifecycle::{BadState, StateReader, StateWriter};
 
 use super::ranges::{GranuleRange, GranuleRanges};
 use super::{GRANULE_SHIFT, Granule, Guard, IPA_LIMIT, MAX_GRANULE_RANGES, MAX_VMS};
@@ -30,37 +29,16 @@ pub const VERSION: u32 = 2;
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct NotTaken;
 
-/// Appends postcard values to a buffer.
-struct Writer<'a> {
-    out: &'a mut [u8],
-    len: usize,
-}
-
-impl Writer<'_> {
-    fn put(&mut self, value: &impl Serialize) -> Option<()> {
-        let used = postcard::to_slice(value, &mut self.out[self.len..])
-            .ok()?
-            .len();
-        self.len += used;
-        Some(())
-    }
-}
-
-/// Takes postcard values from the front of a byte slice.
-struct Reader<'a>(&'a [u8]);
-
-impl Reader<'_> {
-    fn take<T: DeserializeOwned>(&mut self) -> Result<T, NotTaken> {
-        let (value, rest) = postcard::take_from_bytes(self.0).map_err(|_| NotTaken)?;
-        self.0 = rest;
-        Ok(value)
+impl From<BadState> for NotTaken {
+    fn from(_: BadState) -> Self {
+        NotTaken
     }
 }
 
 impl Guard {
     /// Writes the state into `out`, returning its length (`None` if it does not fit).
     pub fn export(&self, out: &mut [u8]) -> Option<usize> {
-        let mut writer = Writer { out, len: 0 };
+        let mut writer = StateWriter::new(out);
         writer.put(&self.refused_unknown_vm)?;
         writer.put(&(self.vms.iter().flatten().count() as u32))?;
         for state in self.vms.iter().flatten() {
@@ -75,7 +53,7 @@ impl Guard {
                 writer.put(&(range.first.0, range.end.0))?;
             }
         }
-        Some(writer.len)
+        Some(writer.len())
     }
 
     /// Takes the state `bytes` an instance of the same schema exported. Nothing changes
@@ -87,7 +65,7 @@ impl Guard {
 
     /// Reads a hand-over, checking it (and applying it, with `apply`).
     fn walk(&mut self, bytes: &[u8], apply: bool) -> Result<(), NotTaken> {
-        let mut reader = Reader(bytes);
+        let mut reader = StateReader::new(bytes);
         let refused_unknown_vm: u64 = reader.take()?;
         let vms: u32 = reader.take()?;
         if vms as usize > MAX_VMS {
@@ -122,9 +100,7 @@ impl Guard {
                 state.mapped = GranuleRanges::from_sorted(ranges);
             }
         }
-        if !reader.0.is_empty() {
-            return Err(NotTaken);
-        }
+        reader.finish()?;
         if apply {
             self.refused_unknown_vm = refused_unknown_vm;
         }
