@@ -169,6 +169,13 @@ impl<'a> StateReader<'a> {
         }
     }
 
+    /// Takes the next value as bytes (a slice [`StateWriter::put`] wrote), borrowed.
+    pub fn take_bytes(&mut self) -> Result<&'a [u8], BadState> {
+        let (bytes, rest) = postcard::take_from_bytes::<&[u8]>(self.0).map_err(|_| BadState)?;
+        self.0 = rest;
+        Ok(bytes)
+    }
+
     /// The end: every byte must have been read.
     pub fn finish(self) -> Result<(), BadState> {
         if self.0.is_empty() {
@@ -232,6 +239,14 @@ mod tests {
         let _: (u16, bool) = reader.take().unwrap();
         let _: u64 = reader.take().unwrap();
         assert_eq!(reader.take::<[u8; 3]>(), Ok([1, 2, 3]));
+        assert_eq!(reader.finish(), Ok(()));
+        // A slice reads back as bytes.
+        let mut line = [0u8; 8];
+        let mut writer = StateWriter::new(&mut line);
+        writer.put(&b"line"[..]).unwrap();
+        let line_len = writer.len();
+        let mut reader = StateReader::new(&line[..line_len]);
+        assert_eq!(reader.take_bytes(), Ok(&b"line"[..]));
         assert_eq!(reader.finish(), Ok(()));
         // Left-over bytes and a short state are refused.
         let mut reader = StateReader::new(&buf[..len]);

@@ -27,6 +27,14 @@ const PRIVATE_RESET: [Irq; NR_PRIVATE] = {
     bank
 };
 
+/// Interrupt `intid`'s reset state (of any vCPU, for a private one).
+pub(crate) fn reset_irq(intid: usize) -> Irq {
+    match PRIVATE_RESET.get(intid) {
+        Some(&private) => private,
+        None => Irq::new(true),
+    }
+}
+
 /// One guest VM's emulated distributor (and, on GICv3, its redistributors).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Distributor {

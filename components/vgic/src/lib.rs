@@ -25,6 +25,7 @@
 
 mod access;
 mod distributor;
+mod handover;
 mod regs;
 mod state;
 mod v2;
@@ -36,6 +37,7 @@ mod tests;
 use core::ops::{BitOr, BitOrAssign};
 
 pub use distributor::Distributor;
+pub use handover::SCHEMA_TEXT as HANDOVER_SCHEMA_TEXT;
 
 /// Most vCPUs one VM has (and the most CPU interfaces GICv2 can name in a target list).
 pub const MAX_VCPUS: usize = 8;

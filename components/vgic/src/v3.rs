@@ -22,7 +22,7 @@ pub(crate) const TYPER: u32 = (NR_IRQS / 32 - 1) as u32 | 9 << 19 | 1 << 25;
 
 /// GICD_IROUTER's writable fields: Aff2 [23:16], Aff1 [15:8], Aff0 [7:0]. Aff3 [39:32] is RES0
 /// (TYPER.A3V = 0) and so is IRM [31] (TYPER.No1N = 1).
-const ROUTER_WRITABLE: u64 = 0x00FF_FFFF;
+pub(crate) const ROUTER_WRITABLE: u64 = 0x00FF_FFFF;
 
 /// GICR_TYPER.Last: the highest redistributor.
 const REDIST_TYPER_LAST: u64 = 1 << 4;

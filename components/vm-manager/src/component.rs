@@ -23,14 +23,12 @@ use crate::console_mux::ConsoleMux;
 use crate::crash_hook::{self, CrashHook};
 use crate::guard_cache::GuardCache;
 use crate::guests;
+use crate::handover::{self, TYPED_AHEAD};
 use crate::pl011::Pl011;
 use crate::policy;
 use crate::vgic::{self, Gics};
 use hv_component_rt::hv_component_config::{Region, System};
 use serving::Serving;
-
-/// Bytes typed ahead for one emulated console (a pasted line or two).
-const TYPED_AHEAD: usize = 256;
 
 /// The guests' emulated GICs: several KiB each, more than the stack holds.
 static mut GUEST_GICS: Gics = Gics::EMPTY;
@@ -218,18 +216,12 @@ impl Server for VmManager {
         self.create_guests(ipc);
     }
 
-    /// With only the host, the state is this instance's counters (the host's vCPUs and
-    /// their power state are the kernel's). Guest VMs' emulated devices (vGIC, UARTs,
-    /// lifecycle) are not handed over yet: with guests, a swap is refused before anything
-    /// changes (docs/hot-swap.md).
+    /// Everything this component emulates and remembers, guests included (`handover`); the
+    /// host's vCPUs, the guests' vCPUs and memory are the kernel's and mem-protect's.
     fn swap_state(&self) -> SwapState {
-        if self.system.vms.iter().any(|vm| !vm.host) {
-            SwapState::NotSwappable
-        } else {
-            SwapState::Keeps {
-                schema: STATE_SCHEMA,
-                version: 1,
-            }
+        SwapState::Keeps {
+            schema: handover::SCHEMA,
+            version: handover::VERSION,
         }
     }
 
@@ -238,13 +230,7 @@ impl Server for VmManager {
     }
 
     fn export_state(&mut self, out: &mut [u8]) -> Option<usize> {
-        let state = HandOver {
-            served: self.served,
-            console_write_failed: self.console_write_failed,
-        };
-        postcard::to_slice(&state, out)
-            .ok()
-            .map(|bytes| bytes.len())
+        self.kept().export(out)
     }
 
     fn import_state(&mut self, tag: StateTag, state: &[u8]) -> Result<(), lifecycle::Refusal> {
@@ -252,27 +238,46 @@ impl Server for VmManager {
             // The old build kept nothing: start as at boot.
             return Ok(());
         }
-        if (tag.schema, tag.version) != (STATE_SCHEMA, 1) {
+        let system = self.system;
+        let taken = match (tag.schema, tag.version) {
+            (handover::SCHEMA, handover::VERSION) => self.kept().import(state),
+            (handover::SCHEMA_V1, 1) => self.kept().import_v1(system, state),
+            _ => {
+                warn!(
+                    "vm-manager: a swap hands over state {=u64:#x} v{=u32}, not ours",
+                    tag.schema, tag.version
+                );
+                return Err(lifecycle::Refusal::State);
+            }
+        };
+        if taken.is_err() {
+            warn!("vm-manager: the state handed over is not one this configuration could have");
             return Err(lifecycle::Refusal::State);
         }
-        let state: HandOver = postcard::from_bytes(state).map_err(|_| lifecycle::Refusal::State)?;
         info!(
-            "vm-manager: taken over after {=u64} guest-trap requests",
-            state.served
+            "vm-manager: taken over after {=u64} guest-trap requests, with {=usize} guest VM(s) and {=usize} emulated device(s)",
+            self.served,
+            guests::guests(system).count(),
+            self.emulated.len()
         );
-        self.served = state.served;
-        self.console_write_failed = state.console_write_failed;
         Ok(())
     }
 }
 
-/// What the VM manager hands over in a swap (host-only systems).
-#[derive(serde::Serialize, serde::Deserialize)]
-struct HandOver {
-    served: u64,
-    console_write_failed: bool,
+impl VmManager {
+    /// The state a swap hands over, borrowed.
+    fn kept(&mut self) -> handover::Kept<'_> {
+        let emulated = self.emulated.len();
+        handover::Kept {
+            served: &mut self.served,
+            console_write_failed: &mut self.console_write_failed,
+            creating_guests: &mut self.creating_guests,
+            lifecycle: &mut self.lifecycle,
+            keyboard: self.console_mux.as_mut().map(|(mux, _)| mux),
+            devices: &self.emulated,
+            uarts: &mut self.uarts[..emulated],
+            typed_ahead: &mut self.typed_ahead[..emulated],
+            gics: self.gics,
+        }
+    }
 }
-
-/// [`HandOver`]'s schema hash.
-const STATE_SCHEMA: u64 =
-    hv_ipc::schema_hash("HandOver { served: u64, console_write_failed: bool }");

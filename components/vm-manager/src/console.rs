@@ -65,6 +65,17 @@ impl LineBuffer {
         }
     }
 
+    /// Starts over with `bytes` gathered (a hot-swap's hand-over); `false`, and nothing
+    /// changes, if they could not have gathered: longer than a line, or holding a line end.
+    pub fn restore(&mut self, bytes: &[u8]) -> bool {
+        if bytes.len() > LINE_MAX || bytes.iter().any(|byte| matches!(byte, b'\r' | b'\n')) {
+            return false;
+        }
+        self.bytes[..bytes.len()].copy_from_slice(bytes);
+        self.len = bytes.len();
+        true
+    }
+
     /// Sends what has gathered, if anything, as a line of its own (say, before the VM goes
     /// away).
     pub fn flush(&mut self, mut emit: impl FnMut(&[u8])) {

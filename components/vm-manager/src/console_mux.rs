@@ -50,6 +50,22 @@ impl ConsoleMux {
             .and_then(|at| self.guests.get(at).copied())
     }
 
+    /// Who has the keyboard, as a number: 0 for the host, n for the n-th guest (a hot-swap
+    /// hands it over).
+    pub fn focus_index(&self) -> usize {
+        self.focus
+    }
+
+    /// Gives the keyboard to [`Self::focus_index`] `focus`; `false`, and nothing changes, if
+    /// there is no such console.
+    pub fn set_focus_index(&mut self, focus: usize) -> bool {
+        if focus > self.guests.len() {
+            return false;
+        }
+        self.focus = focus;
+        true
+    }
+
     /// Where `byte`, just typed, goes.
     pub fn route(&mut self, byte: u8) -> Route {
         if byte == SWITCH_KEY {

@@ -9,6 +9,8 @@
 //! component keeps several, so a VM with split RAM needs no new protocol.
 
 use hv_component_config::{DeviceMode, Region, System, Vm};
+use hv_ipc::guest_abi::host::vm_state;
+use hv_ipc::lifecycle::{BadState, StateReader, StateWriter};
 
 /// Most memslots and devices one guest is created with: its RAM, its passed-through devices
 /// and a GICv2 virtual CPU interface.
@@ -112,6 +114,22 @@ impl Lifecycle {
         }
     }
 
+    /// Writes what it knows for a hot-swap's hand-over.
+    pub fn export(&self, out: &mut StateWriter) -> Option<()> {
+        out.put(&self.states)?;
+        out.put(&self.starts)
+    }
+
+    /// Takes what [`Self::export`] wrote; every state must be one of `vm_state`'s.
+    pub fn import(&mut self, input: &mut StateReader) -> Result<(), BadState> {
+        let known = [vm_state::RUNNING, vm_state::OFF, vm_state::FAILED];
+        self.states = input.take_if(|states: &[u64; hv_component_config::MAX_VMS]| {
+            states.iter().all(|state| known.contains(state))
+        })?;
+        self.starts = input.take()?;
+        Ok(())
+    }
+
     /// Guest `vm` was started: created, reset or restarted.
     pub fn running(&mut self, vm: u16) {
         self.set(vm, vm_state::RUNNING);
@@ -149,8 +167,6 @@ pub fn guest_id(system: &System, vm: u64) -> Option<u16> {
     let vm = u16::try_from(vm).ok()?;
     guests(system).any(|guest| guest.id == vm).then_some(vm)
 }
-
-use hv_ipc::guest_abi::host::vm_state;
 
 #[cfg(test)]
 mod tests {

@@ -41,6 +41,8 @@ mod guard_cache;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod guests;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
+mod handover;
+#[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod host_gic;
 #[cfg_attr(not(target_os = "none"), allow(dead_code))]
 mod mmio;

@@ -95,6 +95,7 @@
 //! would end it; a refused access changes nothing.
 
 use crate::console::LineBuffer;
+use hv_ipc::lifecycle::{BadState, StateReader, StateWriter};
 
 /// Size of the register block.
 pub const REGISTER_BLOCK: u64 = 0x1000;
@@ -598,6 +599,92 @@ impl Pl011 {
         if level == 0 {
             self.raw_interrupts &= !INT_RT;
         }
+    }
+}
+
+/// The registers a hand-over carries, in this order, with the bits a write can set in each.
+const HANDED_OVER_MASKS: [u32; 10] = [
+    0xFF,    // ILPR
+    0xFFFF,  // IBRD
+    0x3F,    // FBRD
+    0xFF,    // LCR_H
+    0xFFFF,  // CR
+    0x3F,    // IFLS
+    INT_ALL, // IMSC
+    0x7,     // DMACR
+    0xF,     // RSR
+    INT_ALL, // RIS
+];
+
+impl Pl011 {
+    /// Writes the UART's whole state for a hot-swap's hand-over: its registers, its flags,
+    /// the receive FIFO's entries (oldest first) and the line being transmitted.
+    pub fn export(&self, out: &mut StateWriter) -> Option<()> {
+        let registers = [
+            self.ilpr,
+            self.ibrd,
+            self.fbrd,
+            self.lcr_h,
+            self.cr,
+            self.ifls,
+            self.imsc,
+            self.dmacr,
+            self.receive_status,
+            self.raw_interrupts,
+        ];
+        let flags = (
+            self.overrun_pending,
+            self.transmit_level as u8,
+            self.flags_read_last,
+            self.reported_line,
+        );
+        out.put(&(registers, flags))?;
+        out.put(&(self.received.len as u8))?;
+        for at in 0..self.received.len {
+            out.put(&self.received.entries[(self.received.head + at) % RX_FIFO_DEPTH])?;
+        }
+        out.put(self.line.pending())
+    }
+
+    /// Takes what [`Pl011::export`] wrote. Every value must be one the UART could hold (the
+    /// bits a write can set, FIFO levels within their depth, data and error bits only in an
+    /// entry); on a refusal the UART may be half taken, which the caller discards.
+    pub fn import(&mut self, input: &mut StateReader) -> Result<(), BadState> {
+        let (registers, (overrun_pending, transmit_level, flags_read_last, reported_line)) = input
+            .take_if(|(registers, flags): &([u32; 10], (bool, u8, bool, bool))| {
+                let within = registers
+                    .iter()
+                    .zip(HANDED_OVER_MASKS)
+                    .all(|(value, mask)| value & !mask == 0);
+                within && usize::from(flags.1) <= TX_FIFO_DEPTH
+            })?;
+        [
+            self.ilpr,
+            self.ibrd,
+            self.fbrd,
+            self.lcr_h,
+            self.cr,
+            self.ifls,
+            self.imsc,
+            self.dmacr,
+            self.receive_status,
+            self.raw_interrupts,
+        ] = registers;
+        self.overrun_pending = overrun_pending;
+        self.transmit_level = usize::from(transmit_level);
+        self.flags_read_last = flags_read_last;
+        self.reported_line = reported_line;
+        let level: u8 = input.take_if(|&level| usize::from(level) <= RX_FIFO_DEPTH)?;
+        self.received = ReceiveFifo::new();
+        for _ in 0..level {
+            // A byte and its four error bits (FE, PE, BE, OE).
+            let entry: u16 = input.take_if(|&entry| entry < 1 << 12)?;
+            self.received.push(entry);
+        }
+        if !self.line.restore(input.take_bytes()?) {
+            return Err(BadState);
+        }
+        Ok(())
     }
 }
 

@@ -16,6 +16,7 @@
 //! GICD_ISPENDR or GICD_ISACTIVER sees an interrupt as pending only until it is delivered.
 
 use hv_component_config::{MAX_VMS, Region, System};
+use hv_ipc::lifecycle::{BadState, StateReader, StateWriter};
 use hv_vgic::{BadAccess, Changes, Distributor, Frame, LrState, Pending, Version};
 
 /// Most guest VMs.
@@ -70,6 +71,7 @@ pub fn layout(system: &System, gic_system_registers: bool) -> Option<Layout> {
 }
 
 /// One guest's distributor and what the kernel was last told about it.
+#[derive(Debug, PartialEq, Eq)]
 struct GuestGic {
     vm: u16,
     model: Distributor,
@@ -79,6 +81,7 @@ struct GuestGic {
 }
 
 /// Every guest's emulated GIC.
+#[derive(Debug, PartialEq, Eq)]
 pub struct Gics {
     layout: Option<Layout>,
     guests: heapless::Vec<GuestGic, MAX_GUESTS>,
@@ -218,6 +221,33 @@ impl Gics {
         }
     }
 
+    /// Writes every guest's GIC for a hot-swap's hand-over: its VM id, what the kernel was
+    /// told of its timers, and its distributor (`hv_vgic`'s hand-over).
+    pub fn export(&self, out: &mut StateWriter) -> Option<()> {
+        out.put(&(self.guests.len() as u8))?;
+        for guest in &self.guests {
+            out.put(&(guest.vm, guest.timer_told))?;
+            guest.model.export(out)?;
+        }
+        Some(())
+    }
+
+    /// Takes what [`Gics::export`] wrote: the same guests in the same order (both instances
+    /// read one configuration), each distributor of the same shape.
+    pub fn import(&mut self, input: &mut StateReader) -> Result<(), BadState> {
+        input.take_if(|&count: &u8| usize::from(count) == self.guests.len())?;
+        for guest in self.guests.iter_mut() {
+            let vcpus = guest.model.nr_vcpus();
+            type Told = [Option<(u8, bool)>; hv_vgic::MAX_VCPUS];
+            let (_, timer_told) = input.take_if(|(vm, told): &(u16, Told)| {
+                *vm == guest.vm && told[vcpus..].iter().all(Option::is_none)
+            })?;
+            guest.model.import(input)?;
+            guest.timer_told = timer_told;
+        }
+        Ok(())
+    }
+
     /// Guest `vm` starts afresh: its distributor is back in its reset state (the kernel forgets
     /// what waited for its vCPUs and disables their timers itself).
     pub fn reset(&mut self, vm: u16) {
@@ -258,4 +288,4 @@ impl GuestGic {
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

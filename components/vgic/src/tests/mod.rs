@@ -3,6 +3,7 @@
 extern crate std;
 
 mod delivery;
+mod handover;
 mod random;
 mod registers;
 mod v2;

@@ -9,17 +9,17 @@ use crate::regs::{NR_PRIVATE, NR_SGIS};
 use crate::{GICD_V2_FRAME_SIZE, GICD_V3_FRAME_SIZE, GICR_FRAME_SIZE, LrState, NR_IRQS};
 
 /// xorshift64: small, deterministic, good enough to wander the state space.
-struct Rng(u64);
+pub(super) struct Rng(pub(super) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(super) fn next(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
 
-    fn below(&mut self, n: u64) -> u64 {
+    pub(super) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
 
@@ -139,7 +139,7 @@ fn meaningful_write(rng: &mut Rng, gic: &mut Distributor, vcpu: usize) {
 }
 
 /// One random step. `in_lr` tracks what the test's "kernel" put into list registers.
-fn step(rng: &mut Rng, gic: &mut Distributor, in_lr: &mut Vec<(usize, Pending)>) {
+pub(super) fn step(rng: &mut Rng, gic: &mut Distributor, in_lr: &mut Vec<(usize, Pending)>) {
     let nr_vcpus = gic.nr_vcpus();
     let vcpu = rng.below(nr_vcpus as u64) as usize;
     match rng.below(100) {
@@ -245,7 +245,7 @@ fn expected(gic: &Distributor, vcpu: usize) -> Vec<(u32, Option<u8>)> {
 }
 
 /// Checks `deliverable` for every vCPU against the registers and the raw state.
-fn check(gic: &mut Distributor) {
+pub(super) fn check(gic: &mut Distributor) {
     let ctlr = read(gic, Frame::Gicd, 0, CTLR, 4);
     for vcpu in 0..gic.nr_vcpus() {
         let listed = deliverable(gic, vcpu);

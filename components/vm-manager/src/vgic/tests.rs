@@ -10,7 +10,7 @@ type Injected = (u16, usize, u32, u8, Option<u8>);
 type TimerTold = (u16, usize, Option<(u8, bool)>);
 
 #[derive(Default)]
-struct Recorder {
+pub(crate) struct Recorder {
     injected: std::vec::Vec<Injected>,
     timers: std::vec::Vec<TimerTold>,
 }
@@ -25,11 +25,11 @@ impl Kernel for Recorder {
     }
 }
 
-const GICD: u64 = 0x0800_0000;
+pub(crate) const GICD: u64 = 0x0800_0000;
 const GICC: u64 = 0x0801_0000;
-const GICR: u64 = 0x080a_0000;
+pub(crate) const GICR: u64 = 0x080a_0000;
 
-fn system() -> System {
+pub(crate) fn system() -> System {
     let vm = |id: u16, host: bool, cpus: &[u8]| Vm {
         id,
         name: Name::try_from(if host { "host" } else { "guest" }).unwrap(),
@@ -91,7 +91,7 @@ fn system() -> System {
     }
 }
 
-fn gics(v3: bool) -> Gics {
+pub(crate) fn gics(v3: bool) -> Gics {
     let system = system();
     let mut gics = Gics::EMPTY;
     gics.set_up(&system, layout(&system, v3));
