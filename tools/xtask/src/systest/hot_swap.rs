@@ -10,11 +10,17 @@
 //!   granules beside a kept set that guards its console; the set survives (the guest checks
 //!   it, and its console writes go through the guard), then a build that refuses the state
 //!   is rolled back with the set intact.
+//! - `linux-guest-hot-swap-a72`: the VM manager is swapped under Debian's Linux as a guest
+//!   VM (beside the host's) whose shell has the keyboard: the guest runs a line typed after the
+//!   swap only if the new instance took over its emulated console, its GIC and who has the
+//!   keyboard. Then a build that refuses the state rolls back, and the old instance carries the
+//!   guest on to its power-off.
 //! - `hot-swap-rpi4-raspi4b`: the Raspberry Pi 4 image on QEMU's `raspi4b`, whose control line
 //!   is the log's mini-UART: the VM manager is swapped, then a corrupt frame is refused, while
 //!   the log frames keep coming on the same line.
 
 use super::{Payload, SystemTest};
+use crate::qemu::ConsoleInput;
 use crate::qemu::CpuModel;
 use crate::swap::{PlannedSwap, SwapExpect};
 use hv_component_config::SwapTest;
@@ -75,6 +81,26 @@ const RPI4_SWAPS: &[PlannedSwap] = &[
     },
 ];
 
+/// Where the guest's shell has the keyboard (the test typed Ctrl-]).
+const GUEST_HAS_KEYBOARD: &str = "console: b\"(the keyboard is here now";
+
+const GUEST_VM_SWAPS: &[PlannedSwap] = &[
+    PlannedSwap {
+        after: GUEST_HAS_KEYBOARD,
+        then_type: Some("echo typed-after-the-swap"),
+        ..swap("vm-manager", Some(SwapTest::Rebuilt), SwapExpect::Swapped)
+    },
+    PlannedSwap {
+        after: " console: b\"typed-after-the-swap\"",
+        then_type: Some("echo typed-after-the-rollback; poweroff -f"),
+        ..swap(
+            "vm-manager",
+            Some(SwapTest::RefuseState),
+            SwapExpect::RolledBack("refused the state"),
+        )
+    },
+];
+
 const MMIO_GUARD_SWAPS: &[PlannedSwap] = &[
     swap("mmio-guard", Some(SwapTest::Rebuilt), SwapExpect::Swapped),
     swap(
@@ -119,6 +145,43 @@ pub(super) fn tests(tests: &mut Vec<SystemTest>) {
             CpuModel::A72,
             4,
             Payload::GuestOnPi("hv-guest-swap-load"),
+        )
+    });
+    tests.push(SystemTest {
+        manifest: Some("manifests/tests/linux-guest-hot-swap.toml"),
+        expect_log: &[
+            "component vm-manager swapped: build",
+            "with 1 guest VM(s) and 1 emulated device(s)",
+            " console: b\"typed-after-the-swap\"",
+            "component vm-manager: swap rolled back",
+            " console: b\"typed-after-the-rollback\"",
+            "VM guest stopped: it powered off (PSCI SYSTEM_OFF)",
+        ],
+        host_cpus: Some(1),
+        input: &[
+            ConsoleInput {
+                after: " console: b\"HV-INIT: interactive shell",
+                times: 1,
+                and_after: None,
+                line: "\u{1d}",
+            },
+            ConsoleInput {
+                after: "VM guest stopped: it powered off",
+                times: 1,
+                and_after: None,
+                line: "\u{1d}go",
+            },
+        ],
+        swaps: GUEST_VM_SWAPS,
+        ..SystemTest::new(
+            "linux-guest-hot-swap-a72",
+            CpuModel::A72,
+            2,
+            Payload::LinuxBesideLinux {
+                guest_vcpus: 1,
+                guest_in_shell: true,
+                upstream_pkvm_guest: false,
+            },
         )
     });
     tests.push(SystemTest {
