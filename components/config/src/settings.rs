@@ -79,6 +79,10 @@ pub struct CrashHook {
     pub on_call: u32,
     /// How.
     pub kind: CrashKind,
+    /// Count only SMCCC calls of this function ID, so that a test guest decides when the
+    /// crash comes whatever else the VMs do (vm-manager only).
+    #[serde(default)]
+    pub on_function: Option<u32>,
 }
 
 /// How to crash.

@@ -121,11 +121,18 @@ fn main(info: StartInfo, mut ipc: Ipc) -> ! {
         crash: settings.crash,
         start_count: info.start_count,
         served: 0,
+        hook_requests: 0,
         uarts: [const { Pl011::new() }; MAX_EMULATED],
         typed_ahead: [const { heapless::Deque::new() }; MAX_EMULATED],
         console_write_failed: false,
         guard_cache: GuardCache::new(),
-        creating_guests: false,
+        // A restart after a fault (not a swap's new instance, whose hand-over replaces this)
+        // finds the guests as the last instance left them, without their emulated state.
+        guest_work: if info.start_count > 0 && guests::guests(system).next().is_some() {
+            guests::GuestWork::Recover
+        } else {
+            guests::GuestWork::Idle
+        },
         lifecycle: guests::Lifecycle::new(),
         host_filtered,
         console_mux: console_mux.map(|region| (ConsoleMux::new(guest_consoles), region)),
@@ -156,6 +163,8 @@ struct VmManager {
     start_count: u64,
     /// guest-trap requests this instance has taken.
     served: u64,
+    /// Requests the crash hook counted (with `on-function`: calls of that function).
+    hook_requests: u64,
     /// The state of each device of `emulated`, by index (all PL011s).
     uarts: [Pl011; MAX_EMULATED],
     /// Bytes typed for each emulated console that its receive FIFO had no room for yet,
@@ -165,9 +174,9 @@ struct VmManager {
     console_write_failed: bool,
     /// The MMIO guard's verdicts kept until it says they changed.
     guard_cache: GuardCache,
-    /// The kernel said the system started: the guests are to be created (as soon as the
-    /// component may make calls).
-    creating_guests: bool,
+    /// Guest work waiting for the next request (creating them at the system's start,
+    /// recovering them after a restart), as soon as the component may make calls.
+    guest_work: guests::GuestWork,
     /// What became of each guest, for the host's HOST_VM_STATE.
     lifecycle: guests::Lifecycle,
     /// The guests' emulated interrupt controllers.
@@ -192,10 +201,10 @@ impl Server for VmManager {
         // is decoded (copied) out of RX first, and the reply encoded into TX last.
         // SMCCC calls and their results by hand (`guest_trap::hot`), the rest as usual.
         let call = hot::decode_call(interface, &ipc.rx()[..len.min(MESSAGE_MAX)]);
-        // Guests not yet created (the start notification came with this call): now, with
-        // the request safely out of RX.
-        if self.creating_guests {
-            self.create_guests(ipc);
+        // Guests not yet created (the start notification came with this call) or to recover
+        // after a restart: now, with the request safely out of RX.
+        if self.guest_work != guests::GuestWork::Idle {
+            self.guest_work(ipc);
         }
         let answer = call
             .map(|request| GuestTrapInterface::serve(&mut Serving { manager: self, ipc }, request));
@@ -207,13 +216,13 @@ impl Server for VmManager {
             self.guard_cache.clear();
         }
         if bits & NOTIFY_SYSTEM_STARTED != 0 {
-            self.creating_guests = true;
+            self.guest_work = guests::GuestWork::Create;
         }
     }
 
     fn handle_notification_alone(&mut self, ipc: &mut Ipc, bits: u64) {
         self.handle_notification(bits);
-        self.create_guests(ipc);
+        self.guest_work(ipc);
     }
 
     /// Everything this component emulates and remembers, guests included (`handover`); the
@@ -271,7 +280,7 @@ impl VmManager {
         handover::Kept {
             served: &mut self.served,
             console_write_failed: &mut self.console_write_failed,
-            creating_guests: &mut self.creating_guests,
+            guest_work: &mut self.guest_work,
             lifecycle: &mut self.lifecycle,
             keyboard: self.console_mux.as_mut().map(|(mux, _)| mux),
             devices: &self.emulated,

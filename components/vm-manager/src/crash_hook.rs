@@ -2,7 +2,8 @@
 //! end to end. Armed by the component's settings (`[component.settings] crash = { … }` in a
 //! test manifest, or set by `cargo xtask test`); a normal system has none.
 //!
-//! The hook fires on the N-th `guest-trap` request an instance serves, and only in an instance
+//! The hook fires on the N-th `guest-trap` request an instance serves (with `on-function`,
+//! the N-th SMCCC call of that function), and only in an instance
 //! that was never restarted (start count 0 at entry): a restarted instance counts from zero
 //! again, and the test wants exactly one crash.
 
@@ -47,6 +48,7 @@ mod tests {
         let hook = CrashHook {
             on_call: 3,
             kind: CrashKind::Panic,
+            on_function: None,
         };
         let fired: Vec<u64> = (1..10).filter(|&n| fires(&hook, n, 0)).collect();
         assert_eq!(fired, [3]);

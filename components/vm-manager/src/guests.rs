@@ -41,6 +41,55 @@ pub enum Step {
     },
 }
 
+/// Work on the guest VMs that waits for the component's next request: a component makes
+/// calls only while it serves one, and both kinds of work call mem-protect and the kernel.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[repr(u8)]
+pub enum GuestWork {
+    /// Nothing.
+    #[default]
+    Idle = 0,
+    /// Create and start every guest (the kernel said the system started).
+    Create = 1,
+    /// This instance was restarted after a fault: what the last one emulated for the guests
+    /// (their GICs, consoles, life) is lost, so they cannot go on as they were (see
+    /// [`recovery`]).
+    Recover = 2,
+}
+
+impl GuestWork {
+    /// The work a hand-over's code stands for.
+    pub const fn from_code(code: u8) -> Option<Self> {
+        match code {
+            0 => Some(Self::Idle),
+            1 => Some(Self::Create),
+            2 => Some(Self::Recover),
+            _ => None,
+        }
+    }
+}
+
+/// What a VM manager restarted without its predecessor's state does with one guest.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Recovery {
+    /// It never ran (its creation was lost with the last instance): create and start it.
+    Create,
+    /// It ran: a guest whose interrupt controller and console were lost would go on against a
+    /// model in its reset state (its interrupts disabled behind its back), so it is stopped and
+    /// left off, for the host to restart (HOST_VM_RESTART) as after a power-off.
+    Stop,
+}
+
+/// [`Recovery`] for a guest of which the kernel says (VM_STATUS) `vcpus_on` vCPUs are on and
+/// whether it is `stopped`.
+pub const fn recovery(vcpus_on: u64, stopped: bool) -> Recovery {
+    if vcpus_on == 0 && !stopped {
+        Recovery::Create
+    } else {
+        Recovery::Stop
+    }
+}
+
 /// The guests of `system`, in VM id order.
 pub fn guests(system: &System) -> impl Iterator<Item = &Vm> {
     system.vms.iter().filter(|vm| !vm.host)
@@ -285,5 +334,16 @@ mod tests {
         let system = system();
         let ids: Vec<u16> = guests(&system).map(|vm| vm.id).collect();
         assert_eq!(ids, [1, 2]);
+    }
+
+    #[test]
+    fn a_restart_creates_guests_that_never_ran_and_stops_the_rest() {
+        assert_eq!(recovery(0, false), Recovery::Create);
+        assert_eq!(recovery(2, false), Recovery::Stop);
+        assert_eq!(recovery(0, true), Recovery::Stop, "powered off: left off");
+        for work in [GuestWork::Idle, GuestWork::Create, GuestWork::Recover] {
+            assert_eq!(GuestWork::from_code(work as u8), Some(work));
+        }
+        assert_eq!(GuestWork::from_code(3), None);
     }
 }

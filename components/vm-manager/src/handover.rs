@@ -5,8 +5,8 @@
 //! mem-protect's and stay where they are; what lives here is what this component emulates and
 //! remembers about them:
 //!
-//! - its counters, and whether guests are still to be created (the start notification came
-//!   but no call yet);
+//! - its counters, and the guest work waiting for its next request (creating the guests at
+//!   the system's start, or recovering them after a restart: `guests::GuestWork`);
 //! - each guest's life (`guests::Lifecycle`: running, off or failed, and its starts);
 //! - who has the shared console's keyboard;
 //! - each emulated PL011 (registers, receive FIFO, the line being written) and what was typed
@@ -27,7 +27,7 @@ use hv_ipc::lifecycle::{BadState, StateReader, StateWriter};
 
 use crate::config::EmulatedDevice;
 use crate::console_mux::ConsoleMux;
-use crate::guests::Lifecycle;
+use crate::guests::{GuestWork, Lifecycle};
 use crate::pl011::Pl011;
 use crate::vgic::Gics;
 
@@ -38,7 +38,7 @@ pub const TYPED_AHEAD: usize = 256;
 pub type TypedAhead = heapless::Deque<u8, TYPED_AHEAD>;
 
 /// The state's shape, hashed with the GIC model's for the schema.
-const SCHEMA_TEXT: &str = "served: u64, console_write_failed: bool, creating_guests: bool, \
+const SCHEMA_TEXT: &str = "served: u64, console_write_failed: bool, guest_work: u8, \
      lifecycle: ([u64; 4], [u64; 4]), keyboard: u8, devices: u8, then per device: (vm: u16, \
      base: u64), its Pl011 (registers: [u32; 10], (overrun_pending: bool, transmit_level: u8, \
      flags_read_last: bool, reported_line: bool), fifo: u8 then u16 each, line: bytes), \
@@ -63,8 +63,8 @@ pub struct Kept<'a> {
     pub served: &'a mut u64,
     /// CONSOLE_WRITE was refused once.
     pub console_write_failed: &'a mut bool,
-    /// The start notification came and the guests are not created yet.
-    pub creating_guests: &'a mut bool,
+    /// Guest work waiting for the next request.
+    pub guest_work: &'a mut GuestWork,
     /// What became of each guest.
     pub lifecycle: &'a mut Lifecycle,
     /// Who has the shared console's keyboard, with guests' consoles.
@@ -86,7 +86,7 @@ impl Kept<'_> {
         out.put(&(
             *self.served,
             *self.console_write_failed,
-            *self.creating_guests,
+            *self.guest_work as u8,
         ))?;
         self.lifecycle.export(&mut out)?;
         let focus = self.keyboard.as_ref().map_or(0, |mux| mux.focus_index());
@@ -112,7 +112,8 @@ impl Kept<'_> {
     /// Takes a state [`Kept::export`] wrote for the same configuration.
     pub fn import(&mut self, bytes: &[u8]) -> Result<(), BadState> {
         let mut input = StateReader::new(bytes);
-        let (served, console_write_failed, creating_guests) = input.take()?;
+        let (served, console_write_failed, guest_work) = input.take()?;
+        let guest_work = GuestWork::from_code(guest_work).ok_or(BadState)?;
         self.lifecycle.import(&mut input)?;
         let focus: u8 = input.take()?;
         let focus_taken = match self.keyboard.as_mut() {
@@ -141,7 +142,7 @@ impl Kept<'_> {
         input.finish()?;
         *self.served = served;
         *self.console_write_failed = console_write_failed;
-        *self.creating_guests = creating_guests;
+        *self.guest_work = guest_work;
         Ok(())
     }
 

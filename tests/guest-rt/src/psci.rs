@@ -12,7 +12,7 @@ use crate::{global::Global, smccc::Conduit};
 pub use hv_ipc::guest_abi::psci::error;
 pub use hv_ipc::guest_abi::psci::{
     AFFINITY_OFF, AFFINITY_ON, AFFINITY_ON_PENDING, PSCI_AFFINITY_INFO_64, PSCI_CPU_OFF,
-    PSCI_CPU_ON_64, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION, VERSION_1_1,
+    PSCI_CPU_ON_64, PSCI_FEATURES, PSCI_SYSTEM_OFF, PSCI_SYSTEM_RESET, PSCI_VERSION, VERSION_1_1,
 };
 
 /// The name of PSCI return code `code` (`"SUCCESS"`, `"ALREADY_ON"`, ...), or `"?"`.

@@ -294,7 +294,8 @@ fn a_full_manifest_resolves_every_field() {
         hv_component_config::Settings::VmManager(hv_component_config::VmManagerSettings {
             crash: Some(hv_component_config::CrashHook {
                 on_call: 3,
-                kind: hv_component_config::CrashKind::Panic
+                kind: hv_component_config::CrashKind::Panic,
+                on_function: None,
             }),
             probe_grants: true,
         })

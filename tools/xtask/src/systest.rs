@@ -140,7 +140,11 @@ fn vm_manager_settings(crash: Option<Crash>, probe_grants: bool, peer: u64) -> S
             Crash::ReadPeer(call) => (call, CrashKind::Read { address: peer }),
             Crash::StackOverflow(call) => (call, CrashKind::StackOverflow),
         };
-        CrashHook { on_call, kind }
+        CrashHook {
+            on_call,
+            kind,
+            on_function: None,
+        }
     });
     Settings::VmManager(VmManagerSettings {
         crash,

@@ -4,7 +4,7 @@
 
 use defmt::{info, warn};
 use hv_component_rt::Ipc;
-use hv_component_rt::hv_component_config::Region;
+use hv_component_rt::hv_component_config::{Region, Vm};
 use hv_component_rt::hv_ipc::Client;
 use hv_component_rt::hv_ipc::abi::kernel_op;
 use hv_component_rt::hv_ipc::guest_abi::{host, smccc};
@@ -14,54 +14,96 @@ use hv_component_rt::hv_ipc::interfaces::mem_protect::{
 };
 
 use super::VmManager;
-use crate::guests::{self, Step};
+use crate::guests::{self, GuestWork, Recovery, Step};
 
 impl VmManager {
-    /// Creates and starts every guest VM, once, if the kernel asked for it.
+    /// Does the guest work that waits for a request ([`GuestWork`]), once.
     #[cold]
-    pub(super) fn create_guests(&mut self, ipc: &mut Ipc) {
-        if !core::mem::take(&mut self.creating_guests) {
-            return;
+    pub(super) fn guest_work(&mut self, ipc: &mut Ipc) {
+        match core::mem::take(&mut self.guest_work) {
+            GuestWork::Idle => {}
+            GuestWork::Create => {
+                for vm in guests::guests(self.system) {
+                    self.create_and_start(ipc, vm);
+                }
+            }
+            GuestWork::Recover => self.recover_guests(ipc),
         }
+    }
+
+    /// After a restart without the last instance's state: each guest that never ran is
+    /// created now; each that ran is stopped and left off for the host (`guests::recovery`).
+    fn recover_guests(&mut self, ipc: &mut Ipc) {
+        for vm in guests::guests(self.system) {
+            let status =
+                hv_component_rt::kernel_op(kernel_op::VM_STATUS, [u64::from(vm.id), 0, 0, 0]);
+            let Ok([vcpus_on, stopped, _]) = status else {
+                self.lifecycle.failed(vm.id);
+                continue;
+            };
+            if guests::recovery(vcpus_on, stopped == 1) == Recovery::Create {
+                info!(
+                    "vm-manager: restarted before guest VM {=u16} {=str} ran: creating it now",
+                    vm.id,
+                    vm.name.as_str()
+                );
+                self.create_and_start(ipc, vm);
+                continue;
+            }
+            let stop = hv_component_rt::kernel_op(kernel_op::VM_STOP, [u64::from(vm.id), 0, 0, 0]);
+            self.lifecycle.off(vm.id);
+            warn!(
+                "vm-manager: restarted without its guests' state: guest VM {=u16} {=str} {=str}; the host may restart it (HOST_VM_RESTART)",
+                vm.id,
+                vm.name.as_str(),
+                match (stopped, stop) {
+                    (1, _) => "was off and stays off",
+                    (_, Ok(_)) => "is stopped (its GIC and console were lost)",
+                    (_, Err(_)) => "could not be stopped (VM_STOP refused)",
+                }
+            );
+        }
+    }
+
+    /// Creates guest `vm` and starts its vCPU 0.
+    fn create_and_start(&mut self, ipc: &mut Ipc, vm: &Vm) {
         // A GICv2 guest's CPU interface is GICV, mapped where the board has GICC.
         let virtual_cpu_interface = self
             .gics
             .layout()
             .filter(|layout| layout.version == hv_vgic::Version::V2)
             .map(|layout| (layout.cpu_interface.base, layout.virtual_cpu_interface));
-        for vm in guests::guests(self.system) {
-            if let Err(why) = Self::create_guest(ipc, vm, virtual_cpu_interface) {
-                self.lifecycle.failed(vm.id);
-                warn!(
-                    "vm-manager: guest VM {=u16} {=str} not created: {=str}",
+        if let Err(why) = Self::create_guest(ipc, vm, virtual_cpu_interface) {
+            self.lifecycle.failed(vm.id);
+            warn!(
+                "vm-manager: guest VM {=u16} {=str} not created: {=str}",
+                vm.id,
+                vm.name.as_str(),
+                why
+            );
+            return;
+        }
+        match hv_component_rt::kernel_op(kernel_op::VM_START, [u64::from(vm.id), 0, 0, 0]) {
+            Ok([0, ..]) => {
+                self.lifecycle.running(vm.id);
+                info!(
+                    "vm-manager: guest VM {=u16} {=str} started",
                     vm.id,
-                    vm.name.as_str(),
-                    why
+                    vm.name.as_str()
                 );
-                continue;
             }
-            match hv_component_rt::kernel_op(kernel_op::VM_START, [u64::from(vm.id), 0, 0, 0]) {
-                Ok([0, ..]) => {
-                    self.lifecycle.running(vm.id);
-                    info!(
-                        "vm-manager: guest VM {=u16} {=str} started",
-                        vm.id,
-                        vm.name.as_str()
-                    );
-                }
-                Ok([status, ..]) => warn!(
-                    "vm-manager: guest VM {=u16} {=str}: its CPU did not start ({=i64})",
-                    vm.id,
-                    vm.name.as_str(),
-                    status as i64
-                ),
-                Err(error) => warn!(
-                    "vm-manager: guest VM {=u16} {=str}: VM_START refused ({=i64})",
-                    vm.id,
-                    vm.name.as_str(),
-                    error.code()
-                ),
-            }
+            Ok([status, ..]) => warn!(
+                "vm-manager: guest VM {=u16} {=str}: its CPU did not start ({=i64})",
+                vm.id,
+                vm.name.as_str(),
+                status as i64
+            ),
+            Err(error) => warn!(
+                "vm-manager: guest VM {=u16} {=str}: VM_START refused ({=i64})",
+                vm.id,
+                vm.name.as_str(),
+                error.code()
+            ),
         }
     }
 

@@ -26,19 +26,32 @@ impl VmManager {
     /// the wrong answer to give instead. Inlined, so a system without a hook pays a
     /// test for it and no call.
     #[inline(always)]
-    fn crash_hook(&self) -> Option<TrapResolution> {
+    fn crash_hook(&mut self, function: Option<u32>) -> Option<TrapResolution> {
         let hook = self.crash?;
-        self.armed_crash_hook(hook)
+        self.armed_crash_hook(hook, function)
     }
 
+    /// `function`: the SMCCC function ID of the request, if it is a call.
     #[inline(never)]
-    fn armed_crash_hook(&self, hook: CrashHook) -> Option<TrapResolution> {
-        if !crash_hook::fires(&hook, self.served, self.start_count) {
+    fn armed_crash_hook(
+        &mut self,
+        hook: CrashHook,
+        function: Option<u32>,
+    ) -> Option<TrapResolution> {
+        let request = match hook.on_function {
+            None => self.served,
+            Some(only) if Some(only) == function => {
+                self.hook_requests += 1;
+                self.hook_requests
+            }
+            Some(_) => return None,
+        };
+        if !crash_hook::fires(&hook, request, self.start_count) {
             return None;
         }
         warn!(
             "vm-manager: crash hook fires on request {=u64}: {=str}",
-            self.served,
+            request,
             crash_hook::kind_name(hook.kind)
         );
         match hook.kind {
@@ -50,7 +63,7 @@ impl VmManager {
                 unsafe { core::ptr::read_volatile(address as *const u64) };
                 panic!("crash hook: read of {address:#x} did not fault");
             }
-            CrashKind::Panic => panic!("crash hook: request {}", self.served),
+            CrashKind::Panic => panic!("crash hook: request {request}"),
             CrashKind::StackOverflow => {
                 let depth = crash_hook::overflow_stack(0);
                 panic!("crash hook: {depth} frames did not overflow the stack");
@@ -164,7 +177,7 @@ impl GuestTrapServer for Serving<'_> {
         if let Some(answer) = self.vendor_call(vm, &regs) {
             return answer;
         }
-        if let Some(wrong) = self.manager.crash_hook() {
+        if let Some(wrong) = self.manager.crash_hook(Some(regs[0] as u32)) {
             return wrong;
         }
         let resolution = self.manager.smccc(vm, vcpu, regs);
@@ -224,7 +237,7 @@ impl GuestTrapServer for Serving<'_> {
     ) -> TrapResolution {
         let manager = &mut *self.manager;
         manager.served += 1;
-        if let Some(wrong) = manager.crash_hook() {
+        if let Some(wrong) = manager.crash_hook(None) {
             return wrong;
         }
         let access = Access {

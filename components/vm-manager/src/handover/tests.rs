@@ -18,7 +18,7 @@ const UART: u64 = 0x0900_0000;
 struct Instance {
     served: u64,
     console_write_failed: bool,
-    creating_guests: bool,
+    guest_work: GuestWork,
     lifecycle: Lifecycle,
     keyboard: Option<ConsoleMux>,
     devices: Vec<EmulatedDevice<'static>>,
@@ -33,7 +33,7 @@ impl Instance {
         Self {
             served: 0,
             console_write_failed: false,
-            creating_guests: false,
+            guest_work: GuestWork::Idle,
             lifecycle: Lifecycle::new(),
             keyboard: Some(ConsoleMux::new([1])),
             devices: std::vec![EmulatedDevice {
@@ -53,7 +53,7 @@ impl Instance {
         Kept {
             served: &mut self.served,
             console_write_failed: &mut self.console_write_failed,
-            creating_guests: &mut self.creating_guests,
+            guest_work: &mut self.guest_work,
             lifecycle: &mut self.lifecycle,
             keyboard: self.keyboard.as_mut(),
             devices: &self.devices,
@@ -77,6 +77,8 @@ fn busy() -> Instance {
     let mut instance = Instance::fresh(UART);
     instance.served = 12_345;
     instance.console_write_failed = true;
+    // A restarted instance swapped before its next request: the recovery still waits.
+    instance.guest_work = GuestWork::Recover;
     instance.lifecycle.running(1);
     let mut kernel = Recorder::default();
     let gics = &mut instance.gics;
@@ -156,8 +158,8 @@ fn a_busy_guest_is_taken_over_as_it_was() {
         .import(&bytes)
         .expect("the same configuration's state");
     assert_eq!(
-        (new.served, new.console_write_failed, new.creating_guests),
-        (12_345, true, false)
+        (new.served, new.console_write_failed, new.guest_work),
+        (12_345, true, GuestWork::Recover)
     );
     assert_eq!(new.lifecycle, old.lifecycle);
     assert_eq!(

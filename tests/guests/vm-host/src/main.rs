@@ -17,6 +17,13 @@
 //!   restarted again and must power off by itself after its third start; a guest that resets
 //!   itself must reach its third start. Fails after 60 s of counter time.
 //!
+//!   With `vm-host.vm-manager-crash` on the command line
+//!   (`manifests/tests/guest-vm-vm-manager-crash.toml`, whose VM manager crashes on the third
+//!   PSCI_FEATURES call), once the guest runs the host makes that call three times: the
+//!   restarted VM manager has lost the guest's emulated state, so it stops the guest and
+//!   reports it off with no start; the host restarts it, and it must run its course and power
+//!   off.
+//!
 //! Built for the host the crate is an empty program, so `cargo check --workspace` works.
 
 #![cfg_attr(target_os = "none", no_std, no_main)]
@@ -115,7 +122,16 @@ mod guest {
         }
     }
 
-    fn the_guest_runs_its_course(_env: &Env) -> TestResult {
+    fn the_guest_runs_its_course(env: &Env) -> TestResult {
+        let bootargs = env
+            .fdt()
+            .find_node("/chosen")
+            .and_then(|chosen| chosen.property("bootargs"))
+            .and_then(|bootargs| bootargs.as_str())
+            .unwrap_or("");
+        if bootargs.contains("vm-host.vm-manager-crash") {
+            return the_guest_outlives_a_vm_manager_crash();
+        }
         let (state, starts) = wait_for("power off or reset twice", |state, starts| {
             state == vm_state::OFF || starts >= 3
         })?;
@@ -141,6 +157,36 @@ mod guest {
         let (_, starts) = wait_for("power off again", |state, _| state == vm_state::OFF)?;
         ensure_eq!(starts, 3, "starts when it powered off again");
         hv_guest_rt::println!("the guest was stopped and powered off again");
+        Ok(())
+    }
+
+    fn the_guest_outlives_a_vm_manager_crash() -> TestResult {
+        wait_for("start", |_, starts| starts >= 1)?;
+        for _ in 0..3 {
+            // The third crashes the VM manager; its restarted instance answers it.
+            // PSCI_FEATURES: the function the crash manifest's VM manager counts.
+            let [x0, ..] = hvc(psci::PSCI_FEATURES, &[u64::from(psci::PSCI_VERSION)]);
+            ensure_eq!(x0, 0, "PSCI_FEATURES(PSCI_VERSION)");
+        }
+        let (code, state, starts) = vm_state_of(GUEST);
+        ensure_eq!(code, SUCCESS);
+        ensure_eq!(
+            (state, starts),
+            (vm_state::OFF, 0),
+            "the guest after the VM manager's restart: stopped, and no start of the new instance's"
+        );
+        ensure_eq!(
+            restart(GUEST),
+            SUCCESS,
+            "HOST_VM_RESTART of the stopped guest"
+        );
+        let (_, starts) = wait_for("power off after its restart", |state, _| {
+            state == vm_state::OFF
+        })?;
+        ensure_eq!(starts, 1, "starts when it powered off");
+        hv_guest_rt::println!(
+            "the guest outlived the VM manager's crash: stopped, restarted, powered off"
+        );
         Ok(())
     }
 }

@@ -171,6 +171,27 @@ pub(super) fn all_tests() -> Vec<SystemTest> {
             )
         });
     }
+    // The VM manager crashes (its third PSCI_FEATURES call, made by the host once the guest
+    // runs) and is restarted without the guest's emulated state: it stops the guest instead of
+    // leaving it to run against a reset GIC; the host restarts it and it runs its course.
+    tests.push(SystemTest {
+        manifest: Some("manifests/tests/guest-vm-vm-manager-crash.toml"),
+        expect_log: &[
+            "vm-manager: crash hook fires on request 3: undefined",
+            "vm-manager: restarted without its guests' state: guest VM 1 guest1 is stopped",
+            "vm-maintenance vm=guest1 loads=2",
+        ],
+        expect_console: &[
+            "[guest1] 7 passed, 0 failed",
+            "the guest outlived the VM manager's crash: stopped, restarted, powered off",
+        ],
+        ..SystemTest::new(
+            "guest-vm-vm-manager-crash-a72",
+            CpuModel::A72,
+            3,
+            Payload::Guest("hv-guest-vm-host"),
+        )
+    });
     // A guest that resets itself (PSCI SYSTEM_RESET) starts again from wiped memory, its
     // maintenance done once per start; on max with MTE, its allocation tags (dirtied by a test
     // build of the kernel before it first ran, and set by the guest before each reset) read
