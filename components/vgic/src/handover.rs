@@ -35,7 +35,8 @@ pub const SCHEMA_TEXT: &str = "(version: u8, nr_vcpus: u8, group_enables: u32, \
 /// Where SPIs start in the interrupt index.
 const FIRST_SPI_INDEX: usize = MAX_VCPUS * NR_PRIVATE;
 
-type IrqRecord = (u16, bool, bool, u8, bool, bool, u8, u8, u8, u8);
+/// An interrupt's index and state.
+type IrqRecord = (u16, Irq);
 type SpiRecord = (u16, u8, u64, u8);
 
 fn version_code(version: Version) -> u8 {
@@ -43,21 +44,6 @@ fn version_code(version: Version) -> u8 {
         Version::V2 => 2,
         Version::V3 => 3,
     }
-}
-
-fn record(index: usize, irq: &Irq) -> IrqRecord {
-    (
-        index as u16,
-        irq.enabled,
-        irq.group1,
-        irq.priority,
-        irq.level_sensitive,
-        irq.line_high,
-        irq.latched,
-        irq.lr_pending,
-        irq.active,
-        irq.in_lr,
-    )
 }
 
 impl Distributor {
@@ -87,7 +73,8 @@ impl Distributor {
         };
         out.put(&(changed().count() as u16))?;
         for (index, bank, intid) in changed() {
-            out.put(&record(index, self.irq(bank, intid)))?;
+            let record: IrqRecord = (index as u16, *self.irq(bank, intid));
+            out.put(&record)?;
         }
         let spi_extras = || {
             (0..NR_SPIS).filter(|&spi| {
@@ -141,18 +128,7 @@ impl Distributor {
         let count: u16 = input.take()?;
         let mut next = 0;
         for _ in 0..count {
-            let (
-                index,
-                enabled,
-                group1,
-                priority,
-                level_sensitive,
-                line_high,
-                latched,
-                lr_pending,
-                active,
-                in_lr,
-            ): IrqRecord = input.take()?;
+            let (index, irq): IrqRecord = input.take()?;
             let index = usize::from(index);
             let (bank, intid) = match index.checked_sub(FIRST_SPI_INDEX) {
                 Some(spi) if spi < NR_SPIS => (0, NR_PRIVATE + spi),
@@ -164,24 +140,14 @@ impl Distributor {
             // A GICv2 SGI is pending per sender (slot n: vCPU n); everything else uses one slot.
             let slots = if v2 && sgi { existing } else { SLOT0 };
             let valid = index >= next
-                && priority & !PRIORITY_MASK == 0
-                && !(sgi && (level_sensitive || line_high))
-                && (latched | lr_pending | active | in_lr) & !slots == 0;
+                && irq.priority & !PRIORITY_MASK == 0
+                && !(sgi && (irq.level_sensitive || irq.line_high))
+                && (irq.latched | irq.lr_pending | irq.active | irq.in_lr) & !slots == 0;
             if !valid {
                 return Err(BadState);
             }
             next = index + 1;
-            *self.irq_mut(bank, intid) = Irq {
-                enabled,
-                group1,
-                priority,
-                level_sensitive,
-                line_high,
-                latched,
-                lr_pending,
-                active,
-                in_lr,
-            };
+            *self.irq_mut(bank, intid) = irq;
         }
         let count: u16 = input.take()?;
         let mut next = 0;

@@ -16,7 +16,8 @@ use crate::{LrState, PRIORITY_MASK};
 /// The slot of everything but GICv2 SGIs.
 pub(crate) const SLOT0: u8 = 1;
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+/// Serialised field by field in this order for a hot-swap's hand-over (`handover`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub(crate) struct Irq {
     pub enabled: bool,
     pub group1: bool,
