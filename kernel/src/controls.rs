@@ -209,6 +209,18 @@ impl TrapControls {
             cptr: self.cptr | (CPTR_EL2::TFP::Trapped + CPTR_EL2::TCPAC::SET).value,
         }
     }
+
+    /// A component's controls while its CPU's deadline is armed (a swap): as
+    /// [`Self::component`], but physical IRQs are taken to EL2 (IMO), so that the deadline's
+    /// interrupt takes the CPU back from a component that does not yield. The CPU interface
+    /// lets only that interrupt through meanwhile (`arch::deadline`).
+    pub fn component_under_deadline(self) -> Self {
+        let component = self.component();
+        Self {
+            hcr: component.hcr | HCR_EL2::IMO::SET.value,
+            ..component
+        }
+    }
 }
 
 /// HCR_EL2.TID3: EL1 reads of the ID group 3 registers (ID_AA64*_EL1 and the AArch32 ones)
@@ -511,5 +523,18 @@ mod tests {
         assert_eq!(hcrx_el2(&RICH), Some(1 << 11));
         let hcx_only = CpuFeatures { hcx: true, ..PLAIN };
         assert_eq!(hcrx_el2(&hcx_only), Some(0));
+    }
+
+    #[test]
+    fn a_component_under_a_deadline_gives_its_interrupts_to_el2_and_nothing_else_changes() {
+        let host = TrapControls::host(&CpuFeatures::default());
+        let (plain, watched) = (host.component(), host.component_under_deadline());
+        assert_eq!(watched.hcr, plain.hcr | 1 << 4, "IMO");
+        assert_eq!(watched.cptr, plain.cptr);
+        assert_eq!(
+            plain.hcr & (1 << 4),
+            0,
+            "a component is not interrupted otherwise"
+        );
     }
 }

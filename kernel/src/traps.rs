@@ -112,9 +112,14 @@ fn fast_path(here: &mut Here) -> bool {
 fn handle(here: &mut Here, kind: u64) {
     let cpu = arch::cpu_index();
     if kind != KIND_SYNC && kind != KIND_AARCH32 {
-        // Only a guest vCPU runs with IMO/FMO set: a physical interrupt on its CPU. (The host
-        // and components run with them clear; an SError is only counted.)
+        // A guest vCPU runs with IMO/FMO set: a physical interrupt on its CPU. The host runs
+        // with them clear, and components too but while their CPU's deadline is armed (a
+        // swap). An SError is only counted.
         COUNTERS.record(cpu, TrapClass::Interrupt);
+        if kind == KIND_IRQ && here.current().is_some() {
+            here.component_interrupted();
+            return;
+        }
         if kind == KIND_IRQ || kind == KIND_FIQ {
             interrupts::take_physical(cpu);
             stop_if_its_vm_stops(here);

@@ -114,6 +114,9 @@ pub enum SwapTest {
     FaultAtStart,
     /// It takes longer than the swap's deadline to accept the state.
     Slow,
+    /// It never answers: it loops for good before accepting the state (the kernel takes its
+    /// CPU back at the swap's deadline).
+    Hang,
     /// Its served interface's schema hash differs (as if the interface had changed), without
     /// a migration declared.
     SchemaChange,

@@ -150,6 +150,12 @@ fn serve_lifecycle(ipc: &mut Ipc, server: &mut (impl Server + ?Sized), len: usiz
             // stage-2 fault that follows is what the test wants.
             unsafe { core::ptr::read_volatile(0x10 as *const u64) };
         }
+        crate::swap::Hook::Hang => {
+            defmt::warn!("swap-test: never answering");
+            loop {
+                core::hint::spin_loop();
+            }
+        }
         crate::swap::Hook::Stall(ms) => {
             defmt::warn!("swap-test: taking {=u64} ms to accept the state", ms);
             if let Ok((start, hz)) = crate::syscall::read_counter() {

@@ -46,6 +46,8 @@ pub enum Hook {
     Fault,
     /// Wait this many milliseconds, then reply.
     Stall(u64),
+    /// Never reply.
+    Hang,
 }
 
 /// How long a `slow` test build waits: past the supervisor's deadline (2 s).
@@ -192,6 +194,7 @@ impl<'b> Lifecycle<'b> {
         }
         let hook = match test {
             Some(SwapTest::Slow) => Hook::Stall(SLOW_MS),
+            Some(SwapTest::Hang) => Hook::Hang,
             _ => Hook::None,
         };
         if tag.interface != interface && !server.migrates_interface_from(tag.interface) {
@@ -416,6 +419,8 @@ mod tests {
             (answer, hook),
             (LifecycleReply::Accepted, Hook::Stall(SLOW_MS))
         );
+        let (_, hook) = import(&mut counter(0), Some(SwapTest::Hang), tag, &state);
+        assert_eq!(hook, Hook::Hang);
     }
 
     #[test]

@@ -184,6 +184,19 @@ impl Machine for Hardware {
         arch::counter().0
     }
 
+    fn set_deadline(&mut self, at: Option<u64>) {
+        match at {
+            Some(at) => {
+                arch::deadline::arm(at);
+                self.component = self.host.component_under_deadline();
+            }
+            None => {
+                arch::deadline::disarm();
+                self.component = self.host.component();
+            }
+        }
+    }
+
     fn report(&mut self, event: Event) {
         let name = |index| REGISTRY.get().map_or("?", |registry| registry.name(index));
         match event {
@@ -209,6 +222,10 @@ impl Machine for Hardware {
             }
             Event::Retired { index } => defmt::warn!(
                 "component {=str} stays stopped for good (restart never)",
+                name(index)
+            ),
+            Event::Overdue { index } => defmt::error!(
+                "component {=str} did not answer by the swap's deadline: the kernel took its CPU back and stopped it",
                 name(index)
             ),
             Event::ReceivedWhileCalled { index } => defmt::error!(
@@ -429,6 +446,19 @@ impl Here {
     /// The component on top, if a component (not the vCPU) runs.
     pub fn current(&self) -> Option<usize> {
         self.cpu.current()
+    }
+
+    /// A physical interrupt came while a component ran: only while this CPU's deadline is
+    /// armed do components run with interrupts taken to EL2, and only the deadline's interrupt
+    /// is let through then. Its deadline passed: the swap takes the CPU back. Otherwise a
+    /// component still runs under the controls of a deadline since disarmed, and the interrupt
+    /// is the vCPU's: it waits for it.
+    pub fn component_interrupted(&mut self) {
+        if arch::deadline::passed() {
+            self.registry.deadline_passed(self.hardware, self.cpu);
+        } else if !arch::deadline::armed() {
+            arch::el1::stop_taking_interrupts();
+        }
     }
 
     /// This CPU's vCPU: its VM (0: the host) and its index there.

@@ -30,6 +30,13 @@ pub enum Event {
         /// Where it was.
         pc: u64,
     },
+    /// A component called by a swap (the new instance taking the state, the old one handing
+    /// it over or taking it back) did not answer by the swap's deadline: the kernel took its
+    /// CPU back and stopped it.
+    Overdue {
+        /// Its index.
+        index: usize,
+    },
     /// A component was restarted from its image.
     Restarted {
         /// Its index.
@@ -121,6 +128,12 @@ pub trait Machine {
 
     /// The counter, in the ticks restart deadlines are given in.
     fn now(&self) -> u64;
+
+    /// Arms this CPU's deadline for component runs at counter tick `at`, or disarms it
+    /// (`None`). Armed, the CPU is taken back from a component still running when it passes
+    /// ([`Registry::deadline_passed`](super::Registry::deadline_passed)): components otherwise
+    /// run until they yield, and only a swap arms it.
+    fn set_deadline(&mut self, at: Option<u64>);
 
     /// Reports `event` (the kernel logs it).
     fn report(&mut self, event: Event);

@@ -19,9 +19,11 @@
 //!    **Rollback** when it refuses, faults, answers nonsense or answers after the deadline:
 //!    the old image is reloaded from the store and handed its own state back.
 //!
-//! A new instance that never answers at all is not caught: components run with interrupts
-//! masked, and the kernel has no timer of its own to take the CPU back (docs/hot-swap.md,
-//! limits).
+//! An instance that never answers is caught too: for the whole swap this CPU's deadline is
+//! armed ([`Machine::set_deadline`]: the EL2 timer, whose interrupt takes the CPU back from a
+//! component), at the swap's deadline, and afresh for a rollback. When it passes
+//! ([`Registry::deadline_passed`]) the instance called is stopped and the swap ends as if it had
+//! faulted, or answered too late.
 
 use core::sync::atomic::Ordering;
 
@@ -186,6 +188,7 @@ impl<E: Copy + Send> Registry<E> {
         }
         job.phase = Phase::Exporting { received: 0 };
         cpu.swap = Some(job);
+        machine.set_deadline(Some(job.started + deadline_ticks(machine, &job)));
         self.send_lifecycle(
             machine,
             cpu,
@@ -210,8 +213,7 @@ impl<E: Copy + Send> Registry<E> {
         let len = len.min(MESSAGE_MAX);
         reply[..len].copy_from_slice(&machine.message_buffer(component.descriptor.ipc_tx)[..len]);
         let answer = lifecycle::decode::<LifecycleReply>(&reply[..len]);
-        let late = machine.now().saturating_sub(job.started)
-            > job.deadline_ms.saturating_mul(machine.ticks_per_second()) / 1000;
+        let late = machine.now().saturating_sub(job.started) > deadline_ticks(machine, &job);
         match (job.phase, answer) {
             (Phase::Exporting { received }, Some(LifecycleReply::State { tag, total, bytes })) => {
                 let fits = total as usize <= STATE_MAX
@@ -312,6 +314,36 @@ impl<E: Copy + Send> Registry<E> {
         }
     }
 
+    /// This CPU's deadline passed while a component ran (the kernel took the CPU back): the
+    /// instance the swap called is stopped, and the swap ends as after a fault (the old
+    /// instance handing over or taking back its state: it restarts afresh) or rolls back as
+    /// after a late answer (the new instance). A component that instance called is left to
+    /// answer it: the deadline is the swap's, and the instance's own answer comes too late.
+    pub fn deadline_passed<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>) {
+        let Some(job) = cpu.swap else {
+            return machine.set_deadline(None);
+        };
+        if !is_swap_level(cpu.stack.last()) {
+            return machine.set_deadline(Some(machine.now() + deadline_ticks(machine, &job)));
+        }
+        machine.report(Event::Overdue { index: job.target });
+        match job.phase {
+            Phase::Importing { .. } => {
+                self.record_fault(machine, job.target, 0);
+                self.roll_back(machine, cpu, SwapOutcome::TooSlow);
+            }
+            Phase::Exporting { .. } => {
+                self.stop_swapped(machine, cpu, 0);
+                self.end_swap(machine, cpu, SwapOutcome::OldFaulted);
+            }
+            Phase::Restoring { reason, .. } => {
+                self.stop_swapped(machine, cpu, 0);
+                self.end_swap(machine, cpu, reason);
+            }
+            Phase::Requested => machine.set_deadline(None),
+        }
+    }
+
     /// Step 2: the new image into the region, started afresh with the first page of state.
     fn load_new<M: Machine<El1 = E>>(&self, machine: &mut M, cpu: &mut Cpu<E>) {
         let Some(mut job) = cpu.swap else { return };
@@ -350,6 +382,8 @@ impl<E: Copy + Send> Registry<E> {
         unsafe { self.reset_locked::<M>(job.target, descriptor.entry) };
         job.phase = Phase::Restoring { reason, sent: 0 };
         cpu.swap = Some(job);
+        // The old image gets as long again to take its own state back.
+        machine.set_deadline(Some(machine.now() + deadline_ticks(machine, &job)));
         self.send_import(machine, cpu, 0);
     }
 
@@ -440,6 +474,7 @@ impl<E: Copy + Send> Registry<E> {
         outcome: SwapOutcome,
     ) {
         let Some(job) = cpu.swap.take() else { return };
+        machine.set_deadline(None);
         let component = &self.components[job.target];
         if component.state() == ComponentState::Running as u64 {
             component.set_state(ComponentState::Idle);
@@ -494,6 +529,11 @@ impl<E: Copy + Send> Registry<E> {
 }
 
 /// Whether a level was pushed by a swap.
+/// The swap's deadline in counter ticks, from its start.
+fn deadline_ticks<M: Machine>(machine: &M, job: &SwapJob) -> u64 {
+    job.deadline_ms.saturating_mul(machine.ticks_per_second()) / 1000
+}
+
 pub(super) fn is_swap_level(level: Option<&Level>) -> bool {
     matches!(
         level,

@@ -32,6 +32,8 @@ struct Fake {
     events: Vec<Event>,
     now: u64,
     handover: Vec<u8>,
+    /// This CPU's deadline for component runs, as last set.
+    deadline: Option<u64>,
 }
 
 impl Fake {
@@ -104,6 +106,10 @@ impl Machine for Fake {
 
     fn report(&mut self, event: Event) {
         self.events.push(event);
+    }
+
+    fn set_deadline(&mut self, at: Option<u64>) {
+        self.deadline = at;
     }
 }
 

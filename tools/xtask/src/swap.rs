@@ -118,6 +118,8 @@ pub enum Hook {
     FaultAtStart,
     /// It accepts the state too late.
     Slow,
+    /// It never answers.
+    Hang,
     /// Its interface's schema hash differs, without a migration.
     SchemaChange,
 }
@@ -129,6 +131,7 @@ impl From<Hook> for SwapTest {
             Hook::RefuseState => SwapTest::RefuseState,
             Hook::FaultAtStart => SwapTest::FaultAtStart,
             Hook::Slow => SwapTest::Slow,
+            Hook::Hang => SwapTest::Hang,
             Hook::SchemaChange => SwapTest::SchemaChange,
         }
     }
@@ -141,6 +144,7 @@ pub fn hook_name(hook: SwapTest) -> &'static str {
         SwapTest::RefuseState => "refuse-state",
         SwapTest::FaultAtStart => "fault-at-start",
         SwapTest::Slow => "slow",
+        SwapTest::Hang => "hang",
         SwapTest::SchemaChange => "schema-change",
     }
 }

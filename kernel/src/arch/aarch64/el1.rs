@@ -232,3 +232,12 @@ pub fn enter_world(vttbr: u64, controls: TrapControls) {
         )
     };
 }
+
+/// Clears HCR_EL2.IMO in the controls in force: a component entered while this CPU's deadline
+/// was armed runs on under them after it was disarmed, and the interrupts it would now bring
+/// to EL2 are the vCPU's, which it takes when it runs.
+pub fn stop_taking_interrupts() {
+    use aarch64_cpu::registers::{HCR_EL2, ReadWriteable};
+    HCR_EL2.modify(HCR_EL2::IMO::CLEAR);
+    aarch64_cpu::asm::barrier::isb(aarch64_cpu::asm::barrier::SY);
+}

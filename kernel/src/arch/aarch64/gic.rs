@@ -280,6 +280,144 @@ pub fn set_ppi_enabled(intid: u32, enabled: bool) {
     write32(banked + register, 1 << intid);
 }
 
+/// What [`let_only_through`] changed on this CPU, for [`restore_after_only`].
+#[derive(Clone, Copy, Debug)]
+pub struct OnlyThrough {
+    intid: u32,
+    /// The PPI's banked enable, group and priority before.
+    enabled: bool,
+    group: bool,
+    priority: u8,
+    /// The CPU interface's priority mask and group enable (GICv2: GICC_CTLR) before.
+    mask: u32,
+    enable: u32,
+}
+
+/// The priority [`let_only_through`] gives its PPI, and the mask that lets nothing less urgent
+/// through (the host's interrupts, Linux's pseudo-NMIs at 0x20 included).
+const ONLY_PRIORITY: u8 = 0x00;
+const ONLY_MASK: u32 = 0x10;
+
+/// This CPU's banked SGI/PPI registers (GICv2: the distributor's; GICv3: its redistributor's
+/// SGI_base frame).
+fn banked() -> Option<u64> {
+    match *GIC.get()? {
+        Gic::V2 { gicd, .. } => Some(gicd),
+        Gic::V3 {
+            gicr,
+            gicr_end,
+            stride,
+            ..
+        } => own_redistributor(gicr, gicr_end, stride).map(|frame| frame + GICR_SGI_BASE),
+    }
+}
+
+/// Makes PPI `intid` the only interrupt this CPU's interface signals: enabled, at the highest
+/// priority, in the group the interface signals as IRQ (GICv2 without security extensions:
+/// group 0; GICv3: group 1) with that group enabled, and the priority mask raised above every
+/// other interrupt. The host owns the interface and the banked registers on its CPUs; this
+/// borrows them for as long as the kernel must be able to take the CPU back from a component
+/// (a swap's deadline) and [`restore_after_only`] gives every bit back. `None` without a GIC.
+pub fn let_only_through(intid: u32) -> Option<OnlyThrough> {
+    let gic = GIC.get()?;
+    let banked = banked()?;
+    let bit = 1u32 << intid;
+    let v2 = matches!(gic, Gic::V2 { .. });
+    let priority_at = banked + GICD_IPRIORITYR + u64::from(intid);
+    // SAFETY: as in `read32` (priority registers are byte-accessible).
+    let priority = unsafe { read_volatile(priority_at as *const u8) };
+    let saved_group = read32(banked + GICD_IGROUPR) & bit != 0;
+    let enabled = read32(banked + GICD_ISENABLER) & bit != 0;
+    let (mask, enable) = match *gic {
+        Gic::V2 { gicc, .. } => (read32(gicc + GICC_PMR), read32(gicc + GICC_CTLR)),
+        Gic::V3 { .. } => {
+            let (pmr, igrpen1): (u64, u64);
+            // SAFETY: reading ICC_PMR_EL1 and ICC_IGRPEN1_EL1 has no effect.
+            unsafe {
+                asm!(
+                    "mrs {pmr}, S3_0_C4_C6_0",
+                    "mrs {en}, S3_0_C12_C12_7",
+                    pmr = out(reg) pmr,
+                    en = out(reg) igrpen1,
+                    options(nostack, nomem),
+                )
+            };
+            (pmr as u32, igrpen1 as u32)
+        }
+    };
+    write8(priority_at, ONLY_PRIORITY);
+    let groups = read32(banked + GICD_IGROUPR);
+    write32(
+        banked + GICD_IGROUPR,
+        if v2 { groups & !bit } else { groups | bit },
+    );
+    write32(banked + GICD_ISENABLER, bit);
+    match *gic {
+        Gic::V2 { gicc, .. } => {
+            write32(gicc + GICC_PMR, ONLY_MASK);
+            // EnableGrp0 (the host's other bits as they were).
+            write32(gicc + GICC_CTLR, enable | 1);
+        }
+        // SAFETY: the priority mask and group 1 enable of this CPU's interface: they change
+        // which interrupts reach it, not memory.
+        Gic::V3 { .. } => unsafe {
+            asm!(
+                "msr S3_0_C4_C6_0, {pmr}",
+                "msr S3_0_C12_C12_7, {one}",
+                "isb",
+                pmr = in(reg) u64::from(ONLY_MASK),
+                one = in(reg) 1u64,
+                options(nostack, nomem),
+            )
+        },
+    }
+    Some(OnlyThrough {
+        intid,
+        enabled,
+        group: saved_group,
+        priority,
+        mask,
+        enable,
+    })
+}
+
+/// Gives back what [`let_only_through`] changed.
+pub fn restore_after_only(saved: OnlyThrough) {
+    let (Some(gic), Some(banked)) = (GIC.get(), banked()) else {
+        return;
+    };
+    let bit = 1u32 << saved.intid;
+    if !saved.enabled {
+        write32(banked + GICD_ICENABLER, bit);
+    }
+    let groups = read32(banked + GICD_IGROUPR) & !bit;
+    write32(
+        banked + GICD_IGROUPR,
+        groups | if saved.group { bit } else { 0 },
+    );
+    write8(
+        banked + GICD_IPRIORITYR + u64::from(saved.intid),
+        saved.priority,
+    );
+    match *gic {
+        Gic::V2 { gicc, .. } => {
+            write32(gicc + GICC_CTLR, saved.enable);
+            write32(gicc + GICC_PMR, saved.mask);
+        }
+        // SAFETY: as in `let_only_through`.
+        Gic::V3 { .. } => unsafe {
+            asm!(
+                "msr S3_0_C12_C12_7, {en}",
+                "msr S3_0_C4_C6_0, {pmr}",
+                "isb",
+                en = in(reg) u64::from(saved.enable),
+                pmr = in(reg) u64::from(saved.mask),
+                options(nostack, nomem),
+            )
+        },
+    }
+}
+
 /// One access, for the host, to the distributor or a redistributor (GIC_ACCESS: the component
 /// that filters the host's GIC accesses decided it may): `size` bytes at physical `address`,
 /// a write of `value` if `write`. `None` outside those registers or for a bad size or

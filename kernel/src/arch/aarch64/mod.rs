@@ -14,6 +14,7 @@
 
 pub mod console;
 pub mod control_uart;
+pub mod deadline;
 pub mod el1;
 pub mod gic;
 pub mod mini_uart;

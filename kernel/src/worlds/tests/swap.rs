@@ -491,3 +491,111 @@ fn callers_on_another_cpu_wait_for_the_swap_and_are_served_by_the_new_instance()
     assert!(answer, "CPU 1's vCPU has its NOT_SUPPORTED");
     assert_eq!(registry.last_swap().outcome, SwapOutcome::Swapped);
 }
+
+#[test]
+fn the_deadline_is_armed_for_the_swap_and_disarmed_when_it_ends() {
+    let mut world = swap_world();
+    world.machine.now = 100;
+    world.request_swap(VM_MANAGER, staged());
+    assert_eq!(world.machine.deadline, Some(100 + DEADLINE_MS));
+    world.export(&state());
+    assert_eq!(
+        world.machine.deadline,
+        Some(100 + DEADLINE_MS),
+        "the same for the import"
+    );
+    world.import(&LifecycleReply::Accepted);
+    assert_eq!(world.machine.deadline, None, "disarmed once the swap ends");
+    world.swap_status();
+    // A swap refused before it starts leaves nothing armed either.
+    world.request_swap(MEM_PROTECT, staged());
+    world.answer(&LifecycleReply::NotSwappable);
+    assert_eq!(world.machine.deadline, None);
+}
+
+#[test]
+fn a_new_instance_that_never_answers_is_stopped_at_the_deadline_and_rolled_back() {
+    rolled_back(
+        |world| {
+            world.lifecycle_request();
+            // It loops; the deadline's interrupt takes the CPU back.
+            world.machine.now += DEADLINE_MS + 1;
+            let faults = world.registry.stats(VM_MANAGER).unwrap().faults;
+            world
+                .registry
+                .deadline_passed(&mut world.machine, &mut world.cpu);
+            assert!(
+                world
+                    .machine
+                    .events
+                    .contains(&Event::Overdue { index: VM_MANAGER })
+            );
+            assert_eq!(world.registry.stats(VM_MANAGER).unwrap().faults, faults + 1);
+            // The old image gets a deadline of its own to take its state back.
+            assert_eq!(
+                world.machine.deadline,
+                Some(world.machine.now + DEADLINE_MS)
+            );
+        },
+        SwapOutcome::TooSlow,
+    );
+}
+
+#[test]
+fn an_old_instance_that_never_hands_over_is_stopped_at_the_deadline() {
+    let mut world = swap_world();
+    world.request_swap(VM_MANAGER, staged());
+    world.lifecycle_request();
+    world.machine.now += DEADLINE_MS + 1;
+    let loads = world.machine.sources.len();
+    world
+        .registry
+        .deadline_passed(&mut world.machine, &mut world.cpu);
+    assert_eq!(world.machine.sources.len(), loads, "nothing was loaded");
+    assert_eq!(world.machine.deadline, None);
+    // Stopped as after a fault: the supervisor is told of both.
+    let (outcome, _) = world.swap_status();
+    assert_eq!(outcome, Some(SwapOutcome::OldFaulted));
+    assert_eq!(
+        world.registry.components()[VM_MANAGER].state(),
+        ComponentState::Faulted as u64
+    );
+}
+
+#[test]
+fn an_old_image_that_never_takes_its_state_back_is_stopped_at_its_own_deadline() {
+    let mut world = swap_world();
+    world.request_swap(VM_MANAGER, staged());
+    world.export(&state());
+    world.lifecycle_request();
+    world.answer(&LifecycleReply::Refused(Refusal::State));
+    // The rollback: the old image loops instead of taking its state.
+    world.lifecycle_request();
+    world.machine.now += DEADLINE_MS + 1;
+    world
+        .registry
+        .deadline_passed(&mut world.machine, &mut world.cpu);
+    assert_eq!(world.machine.deadline, None);
+    let (outcome, _) = world.swap_status();
+    assert_eq!(outcome, Some(SwapOutcome::StateRefused));
+    assert_eq!(
+        world.registry.components()[VM_MANAGER].state(),
+        ComponentState::Faulted as u64
+    );
+}
+
+#[test]
+fn a_deadline_without_a_swap_only_disarms() {
+    let mut world = swap_world();
+    world.machine.deadline = Some(5);
+    world.trap(VM_MANAGER).unwrap();
+    world
+        .registry
+        .deadline_passed(&mut world.machine, &mut world.cpu);
+    assert_eq!(world.machine.deadline, None);
+    assert_eq!(
+        world.cpu.current(),
+        Some(VM_MANAGER),
+        "nothing else changed"
+    );
+}

@@ -530,6 +530,7 @@ fn hook_names_are_the_configurations() {
         SwapTest::RefuseState,
         SwapTest::FaultAtStart,
         SwapTest::Slow,
+        SwapTest::Hang,
         SwapTest::SchemaChange,
     ] {
         let value = toml::Value::try_from(hook).unwrap();

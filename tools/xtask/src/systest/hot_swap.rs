@@ -4,20 +4,24 @@
 //!
 //! - `hot-swap-vm-manager-a72`: the VM manager is swapped for a new build (its counters handed
 //!   over), then each rollback cause is tried in turn (a corrupt frame, a changed interface
-//!   schema, a build that faults before it is ready, one that refuses the state, one that is
-//!   too slow); the old instance serves on after each.
+//!   schema, a build that faults before it is ready, one that refuses the state, one that
+//!   never answers (the kernel takes its CPU back at the deadline), one that is too slow); the
+//!   old instance serves on after each.
 //! - `hot-swap-mmio-guard-a72`: the MMIO guard is swapped while the guest maps and unmaps
 //!   granules beside a kept set that guards its console; the set survives (the guest checks
 //!   it, and its console writes go through the guard), then a build that refuses the state
 //!   is rolled back with the set intact.
+//! - `hot-swap-vm-manager-hang-max`: the same on a GICv3, with a build that never answers:
+//!   the kernel takes the CPU back at the swap's deadline and rolls back.
 //! - `linux-guest-hot-swap-a72`: the VM manager is swapped under Debian's Linux as a guest
 //!   VM (beside the host's) whose shell has the keyboard: the guest runs a line typed after the
 //!   swap only if the new instance took over its emulated console, its GIC and who has the
 //!   keyboard. Then a build that refuses the state rolls back, and the old instance carries the
 //!   guest on to its power-off.
 //! - `hot-swap-rpi4-raspi4b`: the Raspberry Pi 4 image on QEMU's `raspi4b`, whose control line
-//!   is the log's mini-UART: the VM manager is swapped, then a corrupt frame is refused, while
-//!   the log frames keep coming on the same line.
+//!   is the log's mini-UART: the VM manager is swapped, then a build that never answers is
+//!   rolled back at the deadline (the Pi's GIC-400), then a corrupt frame is refused, while the
+//!   log frames keep coming on the same line.
 
 use super::{Payload, SystemTest};
 use crate::qemu::ConsoleInput;
@@ -62,6 +66,11 @@ const VM_MANAGER_SWAPS: &[PlannedSwap] = &[
         Some(SwapTest::RefuseState),
         SwapExpect::RolledBack("refused the state"),
     ),
+    swap(
+        "vm-manager",
+        Some(SwapTest::Hang),
+        SwapExpect::RolledBack("within the deadline"),
+    ),
     PlannedSwap {
         then_type: Some("q"),
         ..swap(
@@ -72,8 +81,23 @@ const VM_MANAGER_SWAPS: &[PlannedSwap] = &[
     },
 ];
 
+/// On a GICv3 (`max`): a build that never answers, caught by the deadline.
+const HANG_SWAPS: &[PlannedSwap] = &[PlannedSwap {
+    then_type: Some("q"),
+    ..swap(
+        "vm-manager",
+        Some(SwapTest::Hang),
+        SwapExpect::RolledBack("within the deadline"),
+    )
+}];
+
 const RPI4_SWAPS: &[PlannedSwap] = &[
     swap("vm-manager", Some(SwapTest::Rebuilt), SwapExpect::Swapped),
+    swap(
+        "vm-manager",
+        Some(SwapTest::Hang),
+        SwapExpect::RolledBack("within the deadline"),
+    ),
     PlannedSwap {
         corrupt: true,
         then_type: Some("q"),
@@ -119,6 +143,7 @@ pub(super) fn tests(tests: &mut Vec<SystemTest>) {
             "runs build",
             "vm-manager: taken over after",
             "component vm-manager: swap rolled back",
+            "component vm-manager did not answer by the swap's deadline",
         ],
         expect_console: &["swap-load: PASS"],
         swaps: VM_MANAGER_SWAPS,
@@ -145,6 +170,19 @@ pub(super) fn tests(tests: &mut Vec<SystemTest>) {
             CpuModel::A72,
             4,
             Payload::GuestOnPi("hv-guest-swap-load"),
+        )
+    });
+    // The deadline borrows the GIC's CPU interface: GICv2's above, GICv3's here.
+    tests.push(SystemTest {
+        manifest: Some("manifests/tests/hot-swap-vm-manager.toml"),
+        expect_log: &["component vm-manager did not answer by the swap's deadline"],
+        expect_console: &["swap-load: PASS"],
+        swaps: HANG_SWAPS,
+        ..SystemTest::new(
+            "hot-swap-vm-manager-hang-max",
+            CpuModel::Max,
+            2,
+            Payload::Guest("hv-guest-swap-load"),
         )
     });
     tests.push(SystemTest {
