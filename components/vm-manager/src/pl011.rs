@@ -602,7 +602,26 @@ impl Pl011 {
     }
 }
 
-/// The registers a hand-over carries, in this order, with the bits a write can set in each.
+/// The registers a hand-over carries, in this order: one list for writing and for reading
+/// them (`[..] = registers` assigns it).
+macro_rules! handed_over_registers {
+    ($uart:expr) => {
+        [
+            $uart.ilpr,
+            $uart.ibrd,
+            $uart.fbrd,
+            $uart.lcr_h,
+            $uart.cr,
+            $uart.ifls,
+            $uart.imsc,
+            $uart.dmacr,
+            $uart.receive_status,
+            $uart.raw_interrupts,
+        ]
+    };
+}
+
+/// The bits a write can set in each of `handed_over_registers!`, in its order.
 const HANDED_OVER_MASKS: [u32; 10] = [
     0xFF,    // ILPR
     0xFFFF,  // IBRD
@@ -620,18 +639,7 @@ impl Pl011 {
     /// Writes the UART's whole state for a hot-swap's hand-over: its registers, its flags,
     /// the receive FIFO's entries (oldest first) and the line being transmitted.
     pub fn export(&self, out: &mut StateWriter) -> Option<()> {
-        let registers = [
-            self.ilpr,
-            self.ibrd,
-            self.fbrd,
-            self.lcr_h,
-            self.cr,
-            self.ifls,
-            self.imsc,
-            self.dmacr,
-            self.receive_status,
-            self.raw_interrupts,
-        ];
+        let registers = handed_over_registers!(self);
         let flags = (
             self.overrun_pending,
             self.transmit_level as u8,
@@ -658,18 +666,7 @@ impl Pl011 {
                     .all(|(value, mask)| value & !mask == 0);
                 within && usize::from(flags.1) <= TX_FIFO_DEPTH
             })?;
-        [
-            self.ilpr,
-            self.ibrd,
-            self.fbrd,
-            self.lcr_h,
-            self.cr,
-            self.ifls,
-            self.imsc,
-            self.dmacr,
-            self.receive_status,
-            self.raw_interrupts,
-        ] = registers;
+        handed_over_registers!(self) = registers;
         self.overrun_pending = overrun_pending;
         self.transmit_level = usize::from(transmit_level);
         self.flags_read_last = flags_read_last;
