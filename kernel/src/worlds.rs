@@ -242,6 +242,10 @@ pub enum Syscall {
     },
 }
 
+/// The first 256 vendor-hypervisor SMC64 fast calls (SMCCC owner 6), where the KVM and pKVM
+/// services' function IDs lie.
+const VENDOR_HYP_BLOCK: u32 = 0xC600_0000;
+
 /// All components, immutable after boot but for their interior state.
 pub struct Registry<E> {
     components: heapless::Vec<Component<E>, MAX_COMPONENTS>,
@@ -250,6 +254,10 @@ pub struct Registry<E> {
     smccc_ranges: heapless::Vec<(u32, u32, usize), { MAX_COMPONENTS * MAX_SMCCC_RANGES }>,
     /// The holder of the general SMCCC route.
     smccc_default: Option<usize>,
+    /// The route of each vendor-hypervisor SMC64 fast call (`VENDOR_HYP_BLOCK`, by its low
+    /// byte), made at boot from the walk: the guest-facing services' calls, looked up instead of
+    /// walked on every hypercall.
+    vendor_hyp_routes: [Option<u8>; 256],
     /// The server of each interface id a grant can name (`may_call` is a 32-bit set).
     servers: [Option<usize>; 32],
     /// A swap is under way (on one CPU): another is refused, and that CPU alone uses the
@@ -270,6 +278,7 @@ impl<E: Copy + Send> Registry<E> {
             supervisor: None,
             smccc_ranges: heapless::Vec::new(),
             smccc_default: None,
+            vendor_hyp_routes: [None; 256],
             servers: [None; 32],
             swapping: AtomicBool::new(false),
             last_swap: spin::Mutex::new(swap::SwapReport::NONE),
@@ -317,6 +326,14 @@ impl<E: Copy + Send> Registry<E> {
                 }
             }
         }
+        let mut vendor_hyp_routes = [None; 256];
+        for (low, route) in (0u32..).zip(vendor_hyp_routes.iter_mut()) {
+            // Component indices fit a byte (MAX_COMPONENTS).
+            *route = registry
+                .walk_smccc_routes(VENDOR_HYP_BLOCK | low)
+                .map(|index| index as u8);
+        }
+        registry.vendor_hyp_routes = vendor_hyp_routes;
         registry
     }
 
@@ -357,7 +374,16 @@ impl<E: Copy + Send> Registry<E> {
 
     /// The component SMCCC function `function` from a guest goes to: the one whose ranges name
     /// it, else the one with the general SMCCC route.
+    #[inline(always)]
     pub fn smccc_route(&self, function: u32) -> Option<usize> {
+        if function & !0xff == VENDOR_HYP_BLOCK {
+            return self.vendor_hyp_routes[(function & 0xff) as usize].map(usize::from);
+        }
+        self.walk_smccc_routes(function)
+    }
+
+    /// [`Self::smccc_route`] by walking the ranges.
+    fn walk_smccc_routes(&self, function: u32) -> Option<usize> {
         self.smccc_ranges
             .iter()
             .find(|&&(first, last, _)| (first..=last).contains(&function))

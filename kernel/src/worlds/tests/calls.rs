@@ -320,6 +320,18 @@ fn routes_name_the_components_the_manifest_gives_them() {
     assert_eq!(with_guard.smccc_route(0xc600_0005), Some(3));
     assert_eq!(with_guard.smccc_route(0xc600_0007), Some(3));
     assert_eq!(with_guard.smccc_route(0xc600_0008), Some(VM_MANAGER));
+    // The vendor-hypervisor block is looked up in a table made from the walk: the same answer
+    // for every ID in it and around it.
+    for registry in [&registry, &with_guard] {
+        let ids = (0xc5ff_ff00..0xc600_0200).chain([0, 0x8400_0000, 0x8600_0005, u32::MAX]);
+        for function in ids {
+            assert_eq!(
+                registry.smccc_route(function),
+                registry.walk_smccc_routes(function),
+                "{function:#x}"
+            );
+        }
+    }
     assert_eq!(registry.route(hv_abi::ROUTE_HOST_STAGE2), Some(MEM_PROTECT));
     assert_eq!(registry.route(hv_abi::ROUTE_MMIO), None);
     assert_eq!(registry.server_of(interface::SUPERVISOR), Some(SUPERVISOR));
