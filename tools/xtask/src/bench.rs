@@ -4,7 +4,7 @@
 //! component answers, and one for which that component calls another.
 
 use crate::qemu::CpuModel;
-use crate::systest::boot;
+use crate::systest::Boot;
 
 mod hot_swap;
 use anyhow::{Context, Result, bail};
@@ -83,15 +83,17 @@ fn counter_hz(bench_line: &str) -> Option<u64> {
 pub fn run() -> Result<()> {
     let mut rows = Vec::new();
     for smp in [1, 2] {
-        let outcome = boot(
-            &format!("bench-linux-smp{smp}"),
-            CpuModel::A72,
-            smp,
-            None,
-            "console=ttyAMA0 hv.init=test",
-            &[],
-            300,
-        )?;
+        let outcome = Boot {
+            append: "console=ttyAMA0 hv.init=test",
+            ..Boot::new(
+                &format!("bench-linux-smp{smp}"),
+                CpuModel::A72,
+                smp,
+                None,
+                300,
+            )
+        }
+        .run()?;
         if !outcome.console.contains("HV-INIT: done") {
             bail!(
                 "Linux did not finish booting ({}); see target/xtask/logs/bench-linux-smp{smp}",
@@ -134,19 +136,19 @@ pub fn run() -> Result<()> {
                 device_tables: None,
                 crash: None,
             })];
-            let outcome = crate::systest::boot_with(
-                &format!("bench-stage2-{policy}-smp{smp}"),
-                CpuModel::A72,
-                smp,
-                None,
-                "console=ttyAMA0 hv.init=test",
-                &[],
-                600,
-                &settings,
-                Some("manifests/tests/mem-protect.toml"),
-                &[],
-                &[],
-            )?;
+            let outcome = Boot {
+                append: "console=ttyAMA0 hv.init=test",
+                settings: &settings,
+                manifest: Some("manifests/tests/mem-protect.toml"),
+                ..Boot::new(
+                    &format!("bench-stage2-{policy}-smp{smp}"),
+                    CpuModel::A72,
+                    smp,
+                    None,
+                    600,
+                )
+            }
+            .run()?;
             if !outcome.console.contains("HV-INIT: done") {
                 bail!(
                     "Linux did not finish booting on the {policy} stage 2 ({})",
@@ -225,30 +227,31 @@ pub fn run() -> Result<()> {
 fn print_trap_path_figures() -> Result<()> {
     let guest = crate::artifacts::guest("hv-guest-null-hypercall")?;
     let icount = ["-icount".to_owned(), "shift=0".to_owned()];
-    let outcome = boot(
-        "bench-null-hypercall",
-        CpuModel::A72,
-        1,
-        Some(guest.clone()),
-        "",
-        &icount,
-        300,
-    )?;
+    let outcome = Boot {
+        extra: &icount,
+        ..Boot::new(
+            "bench-null-hypercall",
+            CpuModel::A72,
+            1,
+            Some(guest.clone()),
+            300,
+        )
+    }
+    .run()?;
     // The same run on a kernel that reads the counter at four points of the trap path (the
     // readings cost instructions themselves, so the figures above come from the plain kernel).
-    let profiled = crate::systest::boot_with(
-        "bench-null-hypercall-profile",
-        CpuModel::A72,
-        1,
-        Some(guest),
-        "",
-        &icount,
-        300,
-        &[],
-        None,
-        &["profile"],
-        &[],
-    )?;
+    let profiled = Boot {
+        extra: &icount,
+        kernel_features: &["profile"],
+        ..Boot::new(
+            "bench-null-hypercall-profile",
+            CpuModel::A72,
+            1,
+            Some(guest),
+            300,
+        )
+    }
+    .run()?;
     let phases =
         trap_profile(&profiled.hv_log).context("the profiled run logged no trap-profile line")?;
     let figure_in = |outcome: &crate::qemu::Outcome, name: &str| -> Result<(String, u64)> {
@@ -271,19 +274,12 @@ fn print_trap_path_figures() -> Result<()> {
     let (_, profiled_ping) = figure_in(&profiled, "ping-supervisor")?;
 
     let mmio_guest = crate::artifacts::guest("hv-guest-mmio-bench")?;
-    let mmio = crate::systest::boot_with(
-        "bench-mmio-guard",
-        CpuModel::A72,
-        1,
-        Some(mmio_guest),
-        "",
-        &icount,
-        300,
-        &[],
-        Some("manifests/tests/mmio-guard.toml"),
-        &[],
-        &[],
-    )?;
+    let mmio = Boot {
+        extra: &icount,
+        manifest: Some("manifests/tests/mmio-guard.toml"),
+        ..Boot::new("bench-mmio-guard", CpuModel::A72, 1, Some(mmio_guest), 300)
+    }
+    .run()?;
     let mmio_figure = |name: &str| -> Result<u64> {
         mmio.console
             .lines()
@@ -388,19 +384,15 @@ fn print_pkvm_guest_figures() -> Result<()> {
         line: "go",
     }];
     let icount = ["-icount".to_owned(), "shift=0".to_owned()];
-    let outcome = crate::systest::boot_with(
-        "bench-linux-pkvm-guest",
-        CpuModel::Max,
-        3,
-        None,
-        "console=ttyAMA0 hv.init=test hv.wait=console",
-        &icount,
-        600,
-        &[],
-        Some("manifests/tests/linux-pkvm-guest.toml"),
-        &["profile"],
-        &go,
-    )?;
+    let outcome = Boot {
+        append: "console=ttyAMA0 hv.init=test hv.wait=console",
+        extra: &icount,
+        manifest: Some("manifests/tests/linux-pkvm-guest.toml"),
+        kernel_features: &["profile"],
+        input: &go,
+        ..Boot::new("bench-linux-pkvm-guest", CpuModel::Max, 3, None, 600)
+    }
+    .run()?;
     if !outcome
         .hv_log
         .iter()
@@ -492,19 +484,13 @@ fn guest_figures() -> Result<GuestFigures> {
         and_after: None,
         line: "go",
     }];
-    let linux = crate::systest::boot_with(
-        "bench-linux-guest",
-        CpuModel::A72,
-        3,
-        None,
-        "console=ttyAMA0 hv.init=test hv.wait=console",
-        &[],
-        420,
-        &[],
-        Some("manifests/tests/linux-guest.toml"),
-        &[],
-        &go,
-    )?;
+    let linux = Boot {
+        append: "console=ttyAMA0 hv.init=test hv.wait=console",
+        manifest: Some("manifests/tests/linux-guest.toml"),
+        input: &go,
+        ..Boot::new("bench-linux-guest", CpuModel::A72, 3, None, 420)
+    }
+    .run()?;
     // The guest's console lines are in the hypervisor's log (its manifest grants no
     // console-write, so that they do not interleave with the host's on the UART).
     if !linux
@@ -522,19 +508,13 @@ fn guest_figures() -> Result<GuestFigures> {
     // The vm-irq guest alone on its CPU: its host idles, and the run ends at the timeout.
     let host_bin = crate::artifacts::guest_bin("hv-guest-vm-irq", "hv-guest-vm-irq-host")?;
     let icount = ["-icount".to_owned(), "shift=0".to_owned()];
-    let irq = crate::systest::boot_with(
-        "bench-virq-latency",
-        CpuModel::A72,
-        2,
-        Some(host_bin),
-        "idle",
-        &icount,
-        60,
-        &[],
-        Some("manifests/tests/guest-irq-bench.toml"),
-        &[],
-        &[],
-    )?;
+    let irq = Boot {
+        append: "idle",
+        extra: &icount,
+        manifest: Some("manifests/tests/guest-irq-bench.toml"),
+        ..Boot::new("bench-virq-latency", CpuModel::A72, 2, Some(host_bin), 60)
+    }
+    .run()?;
     let line = irq
         .console
         .lines()

@@ -14,7 +14,7 @@ use std::mem::discriminant;
 use std::path::PathBuf;
 use std::time::Duration;
 
-pub use boot::{boot, boot_with, boot_with_swaps};
+pub use boot::Boot;
 
 mod boot;
 mod hot_swap;
@@ -376,20 +376,16 @@ fn run_one(test: &SystemTest) -> Result<(), String> {
         }
     };
     let (name, cpu, smp) = (&test.name, test.cpu, test.smp);
-    let outcome = boot_with_swaps(
-        name,
-        cpu,
-        smp,
-        kernel,
+    let outcome = Boot {
         append,
-        &[],
-        timeout,
-        &settings,
-        test.manifest,
-        test.kernel_features,
-        test.input,
-        test.swaps,
-    )
+        settings: &settings,
+        manifest: test.manifest,
+        kernel_features: test.kernel_features,
+        input: test.input,
+        swaps: test.swaps,
+        ..Boot::new(name, cpu, smp, kernel, timeout)
+    }
+    .run()
     .map_err(|error| format!("{error:#}"))?;
     check(test, &outcome, peer).inspect_err(|_| {
         let tail: Vec<_> = outcome.console.lines().rev().take(25).collect();
@@ -450,19 +446,11 @@ fn check_unusable_firmware_dtb() -> Result<(), String> {
     let path = paths::xtask_out().join("firmware-without-cpus.dtb");
     std::fs::write(&path, tree.to_bytes()).map_err(|e| format!("{}: {e}", path.display()))?;
     let extra = ["-dtb".to_owned(), path.display().to_string()];
-    let outcome = boot_with(
-        NAME,
-        CpuModel::A72,
-        1,
-        Some(guest),
-        "",
-        &extra,
-        60,
-        &[],
-        None,
-        &[],
-        &[],
-    )
+    let outcome = Boot {
+        extra: &extra,
+        ..Boot::new(NAME, CpuModel::A72, 1, Some(guest), 60)
+    }
+    .run()
     .map_err(|e| format!("{e:#}"))?;
     for needle in [
         "the firmware's DTB at",

@@ -42,20 +42,12 @@ fn swap_once(name: &str, smp: u32, guest: std::path::PathBuf, manifest: &str) ->
         then_type: Some("q"),
         expect: SwapExpect::Swapped,
     }];
-    let outcome = crate::systest::boot_with_swaps(
-        name,
-        CpuModel::A72,
-        smp,
-        Some(guest),
-        "",
-        &[],
-        300,
-        &[],
-        Some(manifest),
-        &[],
-        &[],
-        &swaps,
-    )?;
+    let outcome = crate::systest::Boot {
+        manifest: Some(manifest),
+        swaps: &swaps,
+        ..crate::systest::Boot::new(name, CpuModel::A72, smp, Some(guest), 300)
+    }
+    .run()?;
     let record = outcome
         .swaps
         .first()

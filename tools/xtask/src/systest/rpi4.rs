@@ -12,22 +12,15 @@ use super::*;
 /// `cargo xtask decode` must reproduce, from its raw capture, the log the run decoded live.
 pub(super) fn check_rpi4_on_raspi4b() -> Result<(), String> {
     const NAME: &str = "rpi4-raspi4b";
-    let outcome = boot_with(
-        NAME,
-        CpuModel::A72,
-        4,
-        None,
+    let outcome = Boot {
         // The console on the PL011: QEMU's model of the mini-UART (bcm2835-aux) raises an
         // interrupt storm once Linux opens it as its console, hanging CPU 0 in request_irq
         // (the same on bare QEMU, without the hypervisor). The mini-UART carries the log.
-        "console=ttyAMA0 hv.init=test",
-        &[],
-        300,
-        &[],
-        Some("manifests/rpi4.toml"),
-        &[],
-        &[],
-    )
+        append: "console=ttyAMA0 hv.init=test",
+        manifest: Some("manifests/rpi4.toml"),
+        ..Boot::new(NAME, CpuModel::A72, 4, None, 300)
+    }
+    .run()
     .map_err(|error| format!("{error:#}"))?;
     let logs = paths::xtask_out().join("logs").join(NAME);
     let fail = |reason: String| {
@@ -83,19 +76,11 @@ pub(super) fn check_el1_basics_on_raspi4b() -> Result<(), String> {
     let guest =
         crate::artifacts::guest_at("hv-guest-el1-basics", hv_board::RPI4.host_kernel_address)
             .map_err(|error| format!("{error:#}"))?;
-    let outcome = boot_with(
-        NAME,
-        CpuModel::A72,
-        4,
-        Some(guest),
-        "",
-        &[],
-        120,
-        &[],
-        Some("manifests/rpi4.toml"),
-        &[],
-        &[],
-    )
+    let outcome = Boot {
+        manifest: Some("manifests/rpi4.toml"),
+        ..Boot::new(NAME, CpuModel::A72, 4, Some(guest), 120)
+    }
+    .run()
     .map_err(|error| format!("{error:#}"))?;
     let summary = outcome
         .console
@@ -266,20 +251,13 @@ pub(super) fn check_linux_hot_swap_on_raspi4b() -> Result<(), String> {
         then_type: None,
         expect: crate::swap::SwapExpect::Swapped,
     }];
-    let outcome = boot_with_swaps(
-        NAME,
-        CpuModel::A72,
-        4,
-        None,
-        "console=ttyAMA0 hv.init=test hv.hold=15",
-        &[],
-        300,
-        &[],
-        Some("manifests/rpi4-hot-swap.toml"),
-        &[],
-        &[],
-        &swaps,
-    )
+    let outcome = Boot {
+        append: "console=ttyAMA0 hv.init=test hv.hold=15",
+        manifest: Some("manifests/rpi4-hot-swap.toml"),
+        swaps: &swaps,
+        ..Boot::new(NAME, CpuModel::A72, 4, None, 300)
+    }
+    .run()
     .map_err(|error| format!("{error:#}"))?;
     let logs = paths::xtask_out().join("logs").join(NAME);
     let fail = |reason: String| {
